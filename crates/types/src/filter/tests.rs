@@ -1,0 +1,142 @@
+//! Parser tests: the accepted language, the errors, and fuzzing with arbitrary input.
+
+use super::*;
+use crate::{Name, Project};
+use proptest::prelude::*;
+
+fn op(state: State, ty: &str, desc: &str, priority: i32) -> Operation {
+    let name = Name::new(&Project::parse("p").unwrap(), "x").unwrap();
+    let mut op = Operation::new(name, ty.into(), Timestamp(1_000));
+    op.description = desc.into();
+    op.priority = priority;
+    op.state = state;
+    op
+}
+
+fn cmp(field: Field, op: Op, value: Value) -> Expr {
+    Expr::Compare { field, op, value }
+}
+
+#[test]
+fn empty_filter_matches_everything() {
+    assert_eq!(parse("").unwrap(), None);
+    assert_eq!(parse("   ").unwrap(), None);
+}
+
+#[test]
+fn or_binds_tighter_than_and() {
+    let e = parse("done = true AND metadata.priority > 5 OR metadata.priority < 2").unwrap();
+    assert_eq!(
+        e,
+        Some(Expr::And(vec![
+            cmp(Field::Done, Op::Eq, Value::Bool(true)),
+            Expr::Or(vec![
+                cmp(Field::Priority, Op::Gt, Value::Int(5)),
+                cmp(Field::Priority, Op::Lt, Value::Int(2)),
+            ]),
+        ]))
+    );
+}
+
+#[test]
+fn negation_parentheses_and_juxtaposition() {
+    let e = parse("-(metadata.state = RUNNING) NOT done=false metadata.type:EXPORT_IMAGE")
+        .unwrap()
+        .unwrap();
+    let Expr::And(items) = e else { panic!("{e:?}") };
+    assert_eq!(items.len(), 3);
+    assert!(matches!(items[0], Expr::Not(_)));
+    assert!(matches!(items[1], Expr::Not(_)));
+}
+
+#[test]
+fn wildcards_and_escapes() {
+    let e = parse(r#"metadata.description = "*nightly*""#).unwrap().unwrap();
+    assert!(e.matches(&op(State::Pending, "T", "the nightly export", 1)));
+    assert!(!e.matches(&op(State::Pending, "T", "daily", 1)));
+    let e = parse(r#"metadata.description = "a\*""#).unwrap().unwrap();
+    assert!(e.matches(&op(State::Pending, "T", "a*", 1)));
+    assert!(!e.matches(&op(State::Pending, "T", "ab", 1)));
+    let e = parse("metadata.description != exp*").unwrap().unwrap();
+    assert!(!e.matches(&op(State::Pending, "T", "export", 1)));
+    assert!(e.matches(&op(State::Pending, "T", "import", 1)));
+}
+
+#[test]
+fn evaluates_states_times_and_absent_fields() {
+    let running = op(State::Running, "EXPORT_IMAGE", "", 7);
+    let parsed = |f: &str| parse(f).unwrap().unwrap();
+    assert!(parsed("metadata.state = RUNNING AND metadata.priority >= 7").matches(&running));
+    assert!(!parsed("done = true").matches(&running));
+    assert!(parsed("metadata.createTime < \"1970-01-01T00:00:02Z\"").matches(&running));
+    assert!(parsed("metadata.createTime >= 1970-01-01T00:00:01Z").matches(&running));
+    // Absent fields compare false, for != as well; NOT negates the whole comparison.
+    assert!(!parsed("metadata.startTime != 1970-01-01T00:00:01Z").matches(&running));
+    assert!(!parsed("error.code != 1").matches(&running));
+    assert!(parsed("NOT error.code = 1").matches(&running));
+    assert!(!parsed("error.code:*").matches(&running));
+    assert!(!parsed("metadata.description:*").matches(&running));
+    assert!(parsed("metadata.type:*").matches(&running));
+}
+
+#[test]
+fn errors_say_where_and_why() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("metadata.colour = red", 0, "unknown field `metadata.colour`"),
+        ("done", 4, "expected a comparison operator"),
+        ("done = maybe", 7, "takes true or false"),
+        ("done < true", 5, "operator is not supported"),
+        ("metadata.state = SLEEPING", 17, "is not a state"),
+        ("metadata.priority = high", 20, "takes an integer"),
+        ("metadata.createTime > yesterday", 22, "RFC 3339"),
+        ("(done = true", 0, "never closed"),
+        ("done = true)", 11, "unbalanced"),
+        ("done = true AND", 12, "needs a condition after"),
+        ("done = true OR", 14, "needs a condition after"),
+        ("metadata.description = \"abc", 23, "unterminated"),
+        ("()", 1, "empty parentheses"),
+        ("metadata.type <", 15, "expected a value"),
+        ("metadata.type < ab*", 16, "wildcards"),
+        ("= 3", 0, "expected a field name"),
+    ];
+    for (text, position, needle) in cases {
+        let err = parse(text).expect_err(text);
+        assert_eq!(err.position, *position, "{text}: {err}");
+        assert!(err.message.contains(needle), "{text}: {err}");
+    }
+}
+
+#[test]
+fn deep_nesting_and_long_input_are_refused_not_overflowed() {
+    let deep = format!("{}done = true{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(parse(&deep).is_err());
+    let negations = format!("{}done = true", "-".repeat(10_000));
+    assert!(parse(&negations).is_err());
+    assert!(parse(&"a".repeat(MAX_LEN + 1)).is_err());
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn filter_shaped_text_never_panics(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("done"), Just("metadata.state"), Just("metadata.priority"),
+                Just("metadata.description"), Just("metadata.createTime"), Just("error.code"),
+                Just("="), Just("!="), Just("<="), Just(":"), Just(">"), Just("AND"), Just("OR"),
+                Just("NOT"), Just("-"), Just("("), Just(")"), Just("\""), Just("*"), Just("true"),
+                Just("RUNNING"), Just("42"), Just("2026-01-01T00:00:00Z"), Just(" "), Just("\\"),
+            ],
+            0..30,
+        )
+    ) {
+        let text = parts.join(" ");
+        let _ = parse(&text);
+        let text = parts.concat();
+        let _ = parse(&text);
+    }
+}

@@ -1,0 +1,17 @@
+//! Domain vocabulary of longrun: names, timestamps, durations, status codes, the operation
+//! record, its state machine and the list filter language. Pure: no I/O, no clock reads
+//! except `Timestamp::now`.
+
+pub mod code;
+pub mod duration;
+pub mod filter;
+pub mod name;
+pub mod operation;
+pub mod state;
+pub mod timestamp;
+
+pub use code::Code;
+pub use name::{Name, Project};
+pub use operation::{Lease, Operation, Outcome, Stage, Status};
+pub use state::{Event, State, Transition};
+pub use timestamp::Timestamp;

@@ -1,0 +1,216 @@
+//! Resource names: `projects/{project}` and `projects/{project}/operations/{id}` where the id
+//! has one or more segments. Names are kept in one canonical form: every segment
+//! percent-decoded, then re-encoded so that exactly the unreserved characters
+//! `[A-Za-z0-9._~-]` appear literally (an encoded slash stays `%2F` inside its segment).
+
+use std::fmt;
+
+/// Characters that appear literally in a canonical segment.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-')
+}
+
+/// Longest accepted operation name, in bytes of its canonical form.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Decodes one raw path segment and re-encodes it canonically.
+pub fn canonical_segment(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("empty path segment".into());
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("malformed percent-encoding in `{raw}`"))?;
+            decoded.push(hex);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for b in decoded {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// A project id, canonical single segment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Project(String);
+
+impl Project {
+    pub fn parse(raw: &str) -> Result<Project, String> {
+        if raw.contains('/') {
+            return Err(format!("project id `{raw}` must be a single path segment"));
+        }
+        let segment = canonical_segment(raw).map_err(|e| format!("invalid project id: {e}"))?;
+        if segment.len() > 256 {
+            return Err("project id is too long".into());
+        }
+        Ok(Project(segment))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `projects/{project}`
+    pub fn resource_name(&self) -> String {
+        format!("projects/{}", self.0)
+    }
+}
+
+impl fmt::Display for Project {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An operation name, canonical form `projects/{project}/operations/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name {
+    full: String,
+    id_start: usize,
+    project_end: usize,
+}
+
+const PROJECT_PREFIX: &str = "projects/";
+const OPERATIONS_INFIX: &str = "/operations/";
+
+impl Name {
+    /// Builds a name from a project and a raw (possibly multi-segment) id.
+    pub fn new(project: &Project, raw_id: &str) -> Result<Name, String> {
+        if raw_id.is_empty() {
+            return Err("operation id is empty".into());
+        }
+        let mut full = format!("{PROJECT_PREFIX}{project}{OPERATIONS_INFIX}");
+        let project_end = PROJECT_PREFIX.len() + project.as_str().len();
+        let id_start = full.len();
+        for (i, segment) in raw_id.split('/').enumerate() {
+            if i > 0 {
+                full.push('/');
+            }
+            let segment =
+                canonical_segment(segment).map_err(|e| format!("invalid operation id: {e}"))?;
+            full.push_str(&segment);
+        }
+        if full.len() > MAX_NAME_LEN {
+            return Err(format!("operation name is longer than {MAX_NAME_LEN} bytes"));
+        }
+        Ok(Name {
+            full,
+            id_start,
+            project_end,
+        })
+    }
+
+    /// Parses `projects/{p}/operations/{id...}` (raw, percent-encoded form).
+    pub fn parse(raw: &str) -> Result<Name, String> {
+        let bad = || format!("`{raw}` is not an operation name like projects/P/operations/ID");
+        let rest = raw.strip_prefix(PROJECT_PREFIX).ok_or_else(bad)?;
+        let (project, id) = rest.split_once(OPERATIONS_INFIX).ok_or_else(bad)?;
+        Name::new(&Project::parse(project)?, id)
+    }
+
+    /// A server-generated id: 24 characters of `[A-Z0-9]`, about 124 random bits.
+    pub fn generate(project: &Project) -> Name {
+        const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let mut random = [0u8; 24];
+        getrandom::fill(&mut random).expect("the operating system's random source works");
+        // 252 is the largest multiple of 36 below 256: rejecting above it keeps the draw
+        // uniform; the rare rejected byte is redrawn.
+        let id: String = random
+            .iter()
+            .map(|&b| {
+                let mut b = b;
+                while b >= 252 {
+                    let mut one = [0u8; 1];
+                    getrandom::fill(&mut one).expect("the operating system's random source works");
+                    b = one[0];
+                }
+                ALPHABET[(b % 36) as usize] as char
+            })
+            .collect();
+        Name::new(project, &id).expect("generated ids are valid")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The project id.
+    pub fn project(&self) -> Project {
+        Project(self.full[PROJECT_PREFIX.len()..self.project_end].to_string())
+    }
+
+    /// The operation id (everything after `operations/`).
+    pub fn id(&self) -> &str {
+        &self.full[self.id_start..]
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_segment_ids_and_encoded_slashes() {
+        let n = Name::parse("projects/p/operations/exports/2026/a1").unwrap();
+        assert_eq!(n.project().as_str(), "p");
+        assert_eq!(n.id(), "exports/2026/a1");
+        let n = Name::parse("projects/p/operations/a%2fb/c").unwrap();
+        assert_eq!(n.id(), "a%2Fb/c");
+        assert_eq!(n.as_str(), "projects/p/operations/a%2Fb/c");
+    }
+
+    #[test]
+    fn canonical_form_decodes_unreserved_and_encodes_the_rest() {
+        let n = Name::parse("projects/p/operations/%41b c:cancel").unwrap();
+        assert_eq!(n.id(), "Ab%20c%3Acancel");
+        assert_eq!(Name::parse(n.as_str()).unwrap(), n);
+    }
+
+    #[test]
+    fn rejects_malformed_names() {
+        for bad in [
+            "projects/p/operations/",
+            "projects/p/operations/a//b",
+            "projects/p/operations/a/",
+            "projects//operations/a",
+            "projects/p/ops/a",
+            "projects/p/operations/%zz",
+            "projects/p/operations/%4",
+            "operations/a",
+        ] {
+            assert!(Name::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_24_upper_alphanumerics() {
+        let p = Project::parse("p").unwrap();
+        let a = Name::generate(&p);
+        let b = Name::generate(&p);
+        assert_ne!(a, b);
+        assert_eq!(a.id().len(), 24);
+        assert!(a.id().bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+    }
+}

@@ -1,0 +1,233 @@
+//! The operation record: everything longrun knows about one operation. The record is what
+//! storage keeps (it serializes it without interpreting it) and what the server renders as
+//! the wire `Operation`.
+
+use crate::{Name, State, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A `google.rpc.Status`. `details` holds `Any` messages in their JSON form (`@type` + fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub code: i32,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<serde_json::Value>,
+}
+
+/// How a done operation ended: exactly one of these is set when `done` is true.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Error(Status),
+    /// An `Any` in JSON form, `@type` included.
+    Response(serde_json::Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    pub complete_work_units: i64,
+    pub total_work_units: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub topic: String,
+    pub detail: String,
+    pub severity: String,
+}
+
+/// A worker's hold on a running operation. The id is a fencing token: reports carrying
+/// any other id are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub worker: String,
+    pub expire_time: Timestamp,
+}
+
+/// When and by whom cancellation was requested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub time: Timestamp,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub principal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub name: Name,
+    pub state: State,
+    pub op_type: String,
+    pub description: String,
+    pub priority: i32,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    /// Counts starts: 1 until a retry puts the operation back in the queue.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// `create_time` + the effective timeout, if any.
+    pub deadline: Option<Timestamp>,
+    pub progress: f64,
+    pub stages: Vec<Stage>,
+    pub script_uri: String,
+    pub destination_uris: Vec<String>,
+    pub notifications: Vec<Notification>,
+    pub batch_eecu_usage_seconds: f64,
+    pub outcome: Option<Outcome>,
+    pub request_id: Option<String>,
+    pub lease: Option<Lease>,
+    pub cancel: Option<CancelRequest>,
+    /// Bumped on every write; storage compares it to resolve races.
+    pub version: i64,
+}
+
+/// Priority bounds and default (contract section 3.1).
+pub const MIN_PRIORITY: i32 = 0;
+pub const MAX_PRIORITY: i32 = 9999;
+pub const DEFAULT_PRIORITY: i32 = 100;
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 5;
+
+impl Operation {
+    /// A new PENDING operation.
+    pub fn new(name: Name, op_type: String, now: Timestamp) -> Operation {
+        Operation {
+            name,
+            state: State::Pending,
+            op_type,
+            description: String::new(),
+            priority: DEFAULT_PRIORITY,
+            create_time: now,
+            update_time: now,
+            start_time: None,
+            end_time: None,
+            attempt: 1,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            deadline: None,
+            progress: 0.0,
+            stages: Vec::new(),
+            script_uri: String::new(),
+            destination_uris: Vec::new(),
+            notifications: Vec::new(),
+            batch_eecu_usage_seconds: 0.0,
+            outcome: None,
+            request_id: None,
+            lease: None,
+            cancel: None,
+            version: 0,
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.state.is_done()
+    }
+
+    /// The error code when the operation ended in error.
+    pub fn error_code(&self) -> Option<i32> {
+        match &self.outcome {
+            Some(Outcome::Error(status)) => Some(status.code),
+            _ => None,
+        }
+    }
+
+    /// Moves to `to`, keeping the bookkeeping that goes with every move: `update_time`,
+    /// `end_time` and the end of the lease once done, the outcome when given.
+    pub fn move_to(&mut self, to: State, outcome: Option<Outcome>, now: Timestamp) {
+        self.state = to;
+        self.update_time = now.max(self.update_time);
+        if to.is_done() {
+            self.end_time = Some(self.update_time);
+            self.lease = None;
+            self.outcome = outcome;
+        } else if to == State::Pending {
+            self.lease = None;
+        }
+    }
+}
+
+impl Status {
+    pub fn new(code: crate::Code, message: impl Into<String>) -> Status {
+        Status {
+            code: code as i32,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        let raw = String::deserialize(d)?;
+        Name::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        i64::deserialize(d).map(Timestamp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Code, Project};
+
+    #[test]
+    fn record_round_trips_through_its_storage_form() {
+        let name = Name::new(&Project::parse("p").unwrap(), "a/b").unwrap();
+        let mut op = Operation::new(name, "EXPORT_IMAGE".into(), Timestamp(1000));
+        op.stages.push(Stage {
+            display_name: "Tiling".into(),
+            description: String::new(),
+            complete_work_units: 3,
+            total_work_units: 10,
+        });
+        op.move_to(
+            State::Cancelled,
+            Some(Outcome::Error(Status::new(Code::Cancelled, "cancelled"))),
+            Timestamp(2000),
+        );
+        let text = serde_json::to_string(&op).unwrap();
+        let back: Operation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.end_time, Some(Timestamp(2000)));
+        assert_eq!(back.error_code(), Some(1));
+    }
+
+    #[test]
+    fn update_time_never_goes_backwards() {
+        let name = Name::new(&Project::parse("p").unwrap(), "x").unwrap();
+        let mut op = Operation::new(name, "T".into(), Timestamp(5000));
+        op.move_to(State::Running, None, Timestamp(4000));
+        assert_eq!(op.update_time, Timestamp(5000));
+    }
+}
