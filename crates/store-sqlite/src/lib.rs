@@ -1,14 +1,308 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The embedded store: one SQLite database in WAL mode under the data directory.
+//!
+//! Writes go to one writer thread that commits them in groups: it takes every write that is
+//! waiting, runs each in its own savepoint, commits once (an fsync with `synchronous=FULL`),
+//! and only then answers each caller. Concurrent writers therefore share one fsync, and an
+//! answered write is on disk. Reads use a small pool of connections on blocking threads.
+
+mod query;
+mod schema;
+mod writer;
+
+use async_trait::async_trait;
+use longrun_store::{Error, Inserted, ListQuery, NewOperation, Result, Store};
+use longrun_types::{Name, Operation, Timestamp};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use writer::Writer;
+
+/// Reader connections kept open; more are opened under load and closed when idle.
+const IDLE_READERS: usize = 4;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend(e.to_string())
+}
+
+fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "case_sensitive_like", true)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Backend(format!("could not enable WAL (journal mode {mode})")));
+        }
+        configure(&conn, 16 * 1024).map_err(backend)?;
+        schema::migrate(&mut conn).map_err(backend)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Writer::start(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
+
+    /// Runs `f` on a reader connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("reader pool lock").pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let conn = Connection::open_with_flags(&inner.path, flags).map_err(backend)?;
+                    configure(&conn, 8 * 1024).map_err(backend)?;
+                    conn
+                }
+            };
+            let result = f(&conn);
+            let mut pool = inner.readers.lock().expect("reader pool lock");
+            if pool.len() < IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Inserts many operations in one transaction, bypassing the queue limit and request
+    /// ids. For seeding benchmarks and imports.
+    pub async fn bulk_load(&self, operations: Vec<Operation>) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
+                for mut op in operations {
+                    op.version = 1;
+                    stmt.execute(rusqlite::params_from_iter(row(&op, "{}")?))
+                        .map_err(backend)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
+    priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
+    lease_expire, deadline, cancel_time, version, record, payload) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+
+const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
+    priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
+    end_time = ?11, error_code = ?12, request_id = ?13, lease_expire = ?14, deadline = ?15, \
+    cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
+
+/// The indexed columns and the record of one operation, in `INSERT` order.
+fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
+    let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
+    let record = serde_json::to_string(op).map_err(backend)?;
+    Ok(vec![
+        Sql::Text(op.name.as_str().to_string()),
+        Sql::Text(op.name.project().as_str().to_string()),
+        Sql::Text(op.state.as_str().to_string()),
+        Sql::Text(op.op_type.clone()),
+        Sql::Text(op.description.clone()),
+        Sql::Integer(op.priority.into()),
+        Sql::Integer(op.attempt.into()),
+        Sql::Integer(op.create_time.millis()),
+        Sql::Integer(op.update_time.millis()),
+        opt(op.start_time),
+        opt(op.end_time),
+        op.error_code().map_or(Sql::Null, |c| Sql::Integer(c.into())),
+        op.request_id.clone().map_or(Sql::Null, Sql::Text),
+        opt(op.lease.as_ref().map(|l| l.expire_time)),
+        opt(op.deadline),
+        opt(op.cancel.as_ref().map(|c| c.time)),
+        Sql::Integer(op.version),
+        Sql::Text(record),
+        Sql::Text(payload.to_string()),
+    ])
+}
+
+fn record(text: String) -> Result<Operation> {
+    serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
+}
+
+fn get_record(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Option<Operation>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get::<_, String>(0)).optional())
+        .map_err(backend)?
+        .map(record)
+        .transpose()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, new: NewOperation) -> Result<Inserted> {
+        let payload = serde_json::to_string(&new.payload).map_err(backend)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut op = new.operation;
+                let project = op.name.project();
+                if let Some(request_id) = &op.request_id {
+                    let sql = "SELECT record FROM operations WHERE project = ?1 AND request_id = ?2";
+                    if let Some(existing) = get_record(conn, sql, params![project.as_str(), request_id])? {
+                        return Ok(Inserted::Existing(existing));
+                    }
+                }
+                let taken: bool = conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE name = ?1)")
+                    .and_then(|mut s| s.query_row([op.name.as_str()], |r| r.get(0)))
+                    .map_err(backend)?;
+                if taken {
+                    return Err(Error::AlreadyExists(op.name));
+                }
+                let pending: u64 = conn
+                    .prepare_cached("SELECT pending FROM project_queue WHERE project = ?1")
+                    .and_then(|mut s| s.query_row([project.as_str()], |r| r.get(0)).optional())
+                    .map_err(backend)?
+                    .unwrap_or(0);
+                if pending >= new.max_queued {
+                    return Err(Error::QueueFull { limit: new.max_queued });
+                }
+                op.version = 1;
+                let values = row(&op, &payload)?;
+                conn.prepare_cached(INSERT)
+                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+                    .map_err(backend)?;
+                Ok(Inserted::Created(op))
+            })
+            .await
+    }
+
+    async fn get(&self, name: &Name) -> Result<Option<Operation>> {
+        let name = name.as_str().to_string();
+        self.read(move |conn| get_record(conn, "SELECT record FROM operations WHERE name = ?1", [name]))
+            .await
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+        self.read(move |conn| {
+            let mut sql = String::from("SELECT record FROM operations WHERE project = ?");
+            let mut params = vec![Sql::Text(query.project.as_str().to_string())];
+            if let Some(after) = &query.after {
+                sql.push_str(" AND create_time <= ? AND (create_time < ? OR name > ?)");
+                params.push(Sql::Integer(after.create_time.millis()));
+                params.push(Sql::Integer(after.create_time.millis()));
+                params.push(Sql::Text(after.name.as_str().to_string()));
+            }
+            if let Some(filter) = &query.filter {
+                sql.push_str(" AND ");
+                query::condition(filter, &mut sql, &mut params);
+            }
+            sql.push_str(" ORDER BY create_time DESC, name ASC LIMIT ?");
+            params.push(Sql::Integer(query.limit as i64));
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| record(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn update(&self, operation: Operation) -> Result<Operation> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut op = operation;
+                let expected = op.version;
+                op.version += 1;
+                let mut values = row(&op, "")?;
+                values.pop(); // the payload never changes
+                values.push(Sql::Integer(expected));
+                let changed = conn
+                    .prepare_cached(UPDATE)
+                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+                    .map_err(backend)?;
+                if changed == 1 {
+                    return Ok(op);
+                }
+                Err(missing_or_conflict(conn, &op.name)?)
+            })
+            .await
+    }
+
+    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+        let name = name.clone();
+        self.inner
+            .writer
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached("DELETE FROM operations WHERE name = ?1 AND version = ?2")
+                    .and_then(|mut s| s.execute(params![name.as_str(), version]))
+                    .map_err(backend)?;
+                if changed == 1 {
+                    return Ok(());
+                }
+                Err(missing_or_conflict(conn, &name)?)
+            })
+            .await
+    }
+
+    async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
+        let name = name.as_str().to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT payload FROM operations WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get::<_, String>(0)).optional())
+                .map_err(backend)?
+                .map(|text| serde_json::from_str(&text).map_err(backend))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
+                     WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2)",
+                )
+                .and_then(|mut s| s.execute(params![ended_before.millis(), limit as i64]))
+                .map_err(backend)
+            })
+            .await
+    }
+}
+
+/// After a conditional write changed nothing: was the row missing, or newer?
+fn missing_or_conflict(conn: &Connection, name: &Name) -> Result<Error> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE name = ?1)")
+        .and_then(|mut s| s.query_row([name.as_str()], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(if exists { Error::Conflict } else { Error::NotFound })
 }

@@ -1,14 +1,86 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The storage boundary: a narrow trait in domain terms, and the conformance suite that
+//! every backend must pass. Storage keeps operation records without interpreting them; it
+//! only indexes the fields that queries need, and it applies every update as a
+//! compare-and-set on the record's version.
+
+pub mod conformance;
+
+use async_trait::async_trait;
+use longrun_types::filter::Expr;
+use longrun_types::{Name, Operation, Project, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("operation not found")]
+    NotFound,
+    /// The stored version is not the one the update was based on.
+    #[error("the operation changed concurrently")]
+    Conflict,
+    #[error("operation {0} already exists")]
+    AlreadyExists(Name),
+    #[error("project queue is full ({limit} pending operations)")]
+    QueueFull { limit: u64 },
+    #[error("storage failure: {0}")]
+    Backend(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub type Result<T> = std::result::Result<T, Error>;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// A new operation with what only insertion needs.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    pub operation: Operation,
+    /// The submit payload, kept apart from the record (workers read it, lists never do).
+    pub payload: serde_json::Value,
+    /// Most PENDING operations the project may hold, this one included.
+    pub max_queued: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created(Operation),
+    /// The project already had an operation with this request id: nothing was written.
+    Existing(Operation),
+}
+
+/// Position after which a page starts, in list order (create time descending, then name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub create_time: Timestamp,
+    pub name: Name,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub project: Project,
+    pub filter: Option<Expr>,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a PENDING operation with version 1, unless the project already has one
+    /// with the same request id (then returns it untouched). Fails with `AlreadyExists`
+    /// when the name is taken and `QueueFull` when the project is at its limit.
+    async fn insert(&self, new: NewOperation) -> Result<Inserted>;
+
+    async fn get(&self, name: &Name) -> Result<Option<Operation>>;
+
+    /// One page of a project's operations in list order, filtered.
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>>;
+
+    /// Compare-and-set: writes `operation` if the stored version equals
+    /// `operation.version`, and returns it as stored (version + 1).
+    async fn update(&self, operation: Operation) -> Result<Operation>;
+
+    /// Removes the operation if its stored version equals `version`.
+    async fn delete(&self, name: &Name, version: i64) -> Result<()>;
+
+    /// The submit payload of an operation.
+    async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
+
+    /// Removes up to `limit` done operations that ended before `ended_before`; returns
+    /// how many went.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize>;
 }

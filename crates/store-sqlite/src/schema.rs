@@ -1,0 +1,81 @@
+//! Schema migrations, applied in order on open; `PRAGMA user_version` records how many ran.
+
+use rusqlite::Connection;
+
+/// Each entry is one migration; never edit a released one, append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE operations (
+    name         TEXT PRIMARY KEY,
+    project      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    op_type      TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    priority     INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    create_time  INTEGER NOT NULL,
+    update_time  INTEGER NOT NULL,
+    start_time   INTEGER,
+    end_time     INTEGER,
+    error_code   INTEGER,
+    request_id   TEXT,
+    lease_expire INTEGER,
+    deadline     INTEGER,
+    cancel_time  INTEGER,
+    version      INTEGER NOT NULL,
+    record       TEXT NOT NULL,
+    payload      TEXT NOT NULL
+);
+CREATE INDEX operations_list ON operations (project, create_time DESC, name);
+CREATE UNIQUE INDEX operations_request ON operations (project, request_id)
+    WHERE request_id IS NOT NULL;
+CREATE INDEX operations_ended ON operations (end_time) WHERE end_time IS NOT NULL;
+CREATE INDEX operations_queue ON operations (op_type, priority DESC, create_time)
+    WHERE state = 'PENDING';
+
+-- PENDING operations per project, kept by triggers so the queue limit costs one lookup.
+CREATE TABLE project_queue (
+    project TEXT PRIMARY KEY,
+    pending INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER queue_insert AFTER INSERT ON operations WHEN NEW.state = 'PENDING'
+BEGIN
+    INSERT INTO project_queue (project, pending) VALUES (NEW.project, 1)
+        ON CONFLICT (project) DO UPDATE SET pending = pending + 1;
+END;
+CREATE TRIGGER queue_update AFTER UPDATE OF state ON operations
+    WHEN (OLD.state = 'PENDING') != (NEW.state = 'PENDING')
+BEGIN
+    UPDATE project_queue
+        SET pending = pending + (CASE WHEN NEW.state = 'PENDING' THEN 1 ELSE -1 END)
+        WHERE project = NEW.project;
+END;
+CREATE TRIGGER queue_delete AFTER DELETE ON operations WHEN OLD.state = 'PENDING'
+BEGIN
+    UPDATE project_queue SET pending = pending - 1 WHERE project = OLD.project;
+END;
+"#];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let applied: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tracing::info!(migration = i + 1, "applied schema migration");
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+}

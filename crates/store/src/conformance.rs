@@ -1,0 +1,373 @@
+//! The storage conformance suite, written once. Each backend instantiates it with
+//! [`conformance_suite!`](crate::conformance_suite), passing an async expression that yields
+//! `(store, guard)`; the guard (a temporary directory, a database schema) lives as long as
+//! the test.
+
+use crate::{Cursor, Error, Inserted, ListQuery, NewOperation, Store};
+use longrun_types::filter;
+use longrun_types::operation::{Outcome, Status};
+use longrun_types::{Code, Name, Operation, Project, State, Timestamp};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@each $make;
+            insert_then_get_returns_the_whole_record,
+            request_ids_deduplicate_per_project,
+            names_are_unique,
+            queue_limit_counts_pending_operations,
+            update_is_a_compare_and_set,
+            concurrent_updates_have_exactly_one_winner,
+            delete_is_a_compare_and_set,
+            list_pages_in_order_without_skips_or_repeats,
+            list_filters_agree_with_the_reference_semantics,
+            expire_removes_only_old_done_operations,
+            payload_is_kept_apart
+        );
+    };
+    (@each $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let (store, _guard) = $make.await;
+                $crate::conformance::$test(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+fn project(p: &str) -> Project {
+    Project::parse(p).unwrap()
+}
+
+fn operation(p: &str, id: &str, created: i64) -> Operation {
+    Operation::new(Name::new(&project(p), id).unwrap(), "EXPORT_IMAGE".into(), Timestamp(created))
+}
+
+fn new(op: Operation) -> NewOperation {
+    NewOperation {
+        operation: op,
+        payload: serde_json::json!({}),
+        max_queued: 1_000_000,
+    }
+}
+
+async fn created<S: Store>(store: &S, op: Operation) -> Operation {
+    match store.insert(new(op)).await.unwrap() {
+        Inserted::Created(op) => op,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+fn done(mut op: Operation, state: State, at: i64) -> Operation {
+    let outcome = match state {
+        State::Succeeded => Outcome::Response(serde_json::json!({"@type": "t", "x": 1})),
+        State::Cancelled => Outcome::Error(Status::new(Code::Cancelled, "cancelled")),
+        _ => Outcome::Error(Status::new(Code::Internal, "boom")),
+    };
+    op.move_to(state, Some(outcome), Timestamp(at));
+    op
+}
+
+pub async fn insert_then_get_returns_the_whole_record<S: Store>(store: Arc<S>) {
+    let mut op = operation("p", "exports/2026/a%2Fb", 1_000);
+    op.description = "d\u{e9}scription \"quoted\"".into();
+    op.priority = 7;
+    op.destination_uris = vec!["file:///x".into()];
+    op.request_id = Some("r1".into());
+    let stored = created(&*store, op.clone()).await;
+    assert_eq!(stored.version, 1);
+    op.version = 1;
+    assert_eq!(stored, op);
+    assert_eq!(store.get(&op.name).await.unwrap(), Some(op));
+    let missing = Name::new(&project("p"), "nope").unwrap();
+    assert_eq!(store.get(&missing).await.unwrap(), None);
+}
+
+pub async fn request_ids_deduplicate_per_project<S: Store>(store: Arc<S>) {
+    let mut a = operation("p", "a", 1);
+    a.request_id = Some("same".into());
+    let first = created(&*store, a).await;
+    let mut b = operation("p", "b", 2);
+    b.request_id = Some("same".into());
+    assert_eq!(store.insert(new(b)).await.unwrap(), Inserted::Existing(first));
+    assert_eq!(store.get(&Name::new(&project("p"), "b").unwrap()).await.unwrap(), None);
+    let mut other = operation("q", "b", 3);
+    other.request_id = Some("same".into());
+    created(&*store, other).await;
+}
+
+pub async fn names_are_unique<S: Store>(store: Arc<S>) {
+    created(&*store, operation("p", "x", 1)).await;
+    match store.insert(new(operation("p", "x", 2))).await {
+        Err(Error::AlreadyExists(name)) => assert_eq!(name.as_str(), "projects/p/operations/x"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+}
+
+pub async fn queue_limit_counts_pending_operations<S: Store>(store: Arc<S>) {
+    let limited = |op| NewOperation {
+        operation: op,
+        payload: serde_json::Value::Null,
+        max_queued: 2,
+    };
+    let first = created(&*store, operation("p", "1", 1)).await;
+    created(&*store, operation("p", "2", 2)).await;
+    match store.insert(limited(operation("p", "3", 3))).await {
+        Err(Error::QueueFull { limit: 2 }) => {}
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    // Another project has its own queue.
+    assert!(matches!(
+        store.insert(limited(operation("q", "3", 3))).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    // Ending one pending operation makes room.
+    store.update(done(first, State::Cancelled, 5)).await.unwrap();
+    assert!(matches!(
+        store.insert(limited(operation("p", "3", 6))).await.unwrap(),
+        Inserted::Created(_)
+    ));
+}
+
+pub async fn update_is_a_compare_and_set<S: Store>(store: Arc<S>) {
+    let op = created(&*store, operation("p", "x", 1)).await;
+    let mut running = op.clone();
+    running.move_to(State::Running, None, Timestamp(2));
+    running.start_time = Some(Timestamp(2));
+    let stored = store.update(running.clone()).await.unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.state, State::Running);
+    // A writer still holding version 1 loses.
+    let stale = done(op, State::Cancelled, 3);
+    assert!(matches!(store.update(stale).await, Err(Error::Conflict)));
+    assert_eq!(store.get(&stored.name).await.unwrap(), Some(stored));
+    let ghost = operation("p", "ghost", 1);
+    assert!(matches!(store.update(ghost).await, Err(Error::NotFound)));
+}
+
+pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>) {
+    for round in 0..20 {
+        let op = created(&*store, operation("p", &format!("race{round}"), round)).await;
+        let mut tasks = Vec::new();
+        for (i, state) in [State::Cancelled, State::Running, State::Failed, State::Cancelled]
+            .into_iter()
+            .enumerate()
+        {
+            let store = store.clone();
+            let mut attempt = op.clone();
+            attempt.move_to(state, None, Timestamp(100 + i as i64));
+            tasks.push(tokio::spawn(async move { store.update(attempt).await.map(|o| o.state) }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(state) => winners.push(state),
+                Err(Error::Conflict) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let stored = store.get(&op.name).await.unwrap().unwrap();
+        assert_eq!(stored.state, winners[0]);
+        assert_eq!(stored.version, 2);
+    }
+}
+
+pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
+    let op = created(&*store, operation("p", "x", 1)).await;
+    assert!(matches!(store.delete(&op.name, 7).await, Err(Error::Conflict)));
+    store.delete(&op.name, 1).await.unwrap();
+    assert_eq!(store.get(&op.name).await.unwrap(), None);
+    assert!(matches!(store.delete(&op.name, 1).await, Err(Error::NotFound)));
+}
+
+async fn collect_all<S: Store>(
+    store: &S,
+    p: &str,
+    filter: Option<filter::Expr>,
+    page: usize,
+) -> Vec<Name> {
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let ops = store
+            .list(ListQuery {
+                project: project(p),
+                filter: filter.clone(),
+                after: after.clone(),
+                limit: page,
+            })
+            .await
+            .unwrap();
+        assert!(ops.len() <= page);
+        let Some(last) = ops.last() else { break };
+        after = Some(Cursor {
+            create_time: last.create_time,
+            name: last.name.clone(),
+        });
+        let full = ops.len() == page;
+        seen.extend(ops.into_iter().map(|o| o.name));
+        if !full {
+            break;
+        }
+    }
+    seen
+}
+
+pub async fn list_pages_in_order_without_skips_or_repeats<S: Store>(store: Arc<S>) {
+    // Ties on create time are ordered by name.
+    let mut expected = Vec::new();
+    for i in 0..57 {
+        let op = created(&*store, operation("p", &format!("op{:02}", i), (i / 3) as i64)).await;
+        expected.push((std::cmp::Reverse(op.create_time), op.name));
+    }
+    created(&*store, operation("other", "op00", 1)).await;
+    expected.sort();
+    let expected: Vec<Name> = expected.into_iter().map(|(_, n)| n).collect();
+    for page in [1, 5, 10, 57, 100] {
+        assert_eq!(collect_all(&*store, "p", None, page).await, expected, "page {page}");
+    }
+    // Inserts while paging land before the cursor: the pages never repeat or skip.
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut newer = 1000;
+    loop {
+        let ops = store
+            .list(ListQuery {
+                project: project("p"),
+                filter: None,
+                after: after.clone(),
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        created(&*store, operation("p", &format!("new{newer}"), newer)).await;
+        newer += 1;
+        let Some(last) = ops.last() else { break };
+        after = Some(Cursor {
+            create_time: last.create_time,
+            name: last.name.clone(),
+        });
+        seen.extend(ops.into_iter().map(|o| o.name));
+    }
+    assert_eq!(seen, expected);
+}
+
+pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Arc<S>) {
+    let states = [
+        State::Pending,
+        State::Running,
+        State::Cancelling,
+        State::Succeeded,
+        State::Failed,
+        State::Cancelled,
+    ];
+    let mut all = Vec::new();
+    for i in 0..48i64 {
+        let mut op = operation("p", &format!("f/{i:02}"), 1_000 + i * 10);
+        op.op_type = ["EXPORT_IMAGE", "INGEST_TABLE", "EXPORT_VIDEO"][i as usize % 3].into();
+        op.description = ["nightly export", "", "a_b%c*", "Nightly EXPORT"][i as usize % 4].into();
+        op.priority = (i * 37 % 200) as i32;
+        let mut op = created(&*store, op).await;
+        let state = states[i as usize % 6];
+        if state != State::Pending {
+            op.attempt = 1 + (i % 3) as i32;
+            op.start_time = Some(Timestamp(2_000 + i));
+            op.move_to(State::Running, None, Timestamp(2_000 + i));
+            op = match state {
+                State::Running => op,
+                State::Cancelling => {
+                    op.move_to(State::Cancelling, None, Timestamp(3_000 + i));
+                    op
+                }
+                s => done(op, s, 3_000 + i),
+            };
+            op = store.update(op).await.unwrap();
+        }
+        all.push(op);
+    }
+    let filters = [
+        "done = true",
+        "done != true",
+        "metadata.state = RUNNING",
+        "metadata.state != CANCELLED AND metadata.priority >= 100",
+        "metadata.type = EXPORT_IMAGE OR metadata.type = EXPORT_VIDEO",
+        "metadata.description = \"nightly*\"",
+        "metadata.description = \"*export\"",
+        "metadata.description = \"*EXPORT*\"",
+        "metadata.description = \"a_b%c\\*\"",
+        "metadata.description != \"*export*\"",
+        "metadata.description:*",
+        "NOT metadata.description:*",
+        "metadata.startTime:*",
+        "metadata.startTime >= \"1970-01-01T00:00:02.020Z\"",
+        "metadata.endTime < 1970-01-01T00:00:03.030Z",
+        "metadata.createTime > 1970-01-01T00:00:01.200Z AND -done = true",
+        "error.code = 1",
+        "error.code != 1",
+        "NOT error.code = 1",
+        "error.code:*",
+        "metadata.attempt > 1 OR metadata.priority < 20",
+        "name = \"projects/p/operations/f/07\"",
+        "name > \"projects/p/operations/f/40\"",
+        "name = \"*/f/1*\"",
+        "(metadata.state = PENDING OR metadata.state = FAILED) AND metadata.type:INGEST_TABLE",
+        "metadata.updateTime <= 1970-01-01T00:00:02.030Z",
+    ];
+    let mut sizes = HashSet::new();
+    for text in filters {
+        let expr = filter::parse(text).unwrap();
+        let mut expected: Vec<&Operation> = all
+            .iter()
+            .filter(|op| expr.as_ref().is_none_or(|e| e.matches(op)))
+            .collect();
+        expected.sort_by(|a, b| b.create_time.cmp(&a.create_time).then(a.name.cmp(&b.name)));
+        let expected: Vec<Name> = expected.into_iter().map(|o| o.name.clone()).collect();
+        let got = collect_all(&*store, "p", expr, 7).await;
+        assert_eq!(got, expected, "filter {text}");
+        sizes.insert(got.len());
+    }
+    // The data set is rich enough for the filters to select different subsets.
+    assert!(sizes.len() > 8, "{sizes:?}");
+}
+
+pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
+    let old = created(&*store, operation("p", "old", 1)).await;
+    let old = store.update(done(old, State::Succeeded, 10)).await.unwrap();
+    let recent = created(&*store, operation("p", "recent", 2)).await;
+    let recent = store.update(done(recent, State::Failed, 50)).await.unwrap();
+    let pending = created(&*store, operation("p", "pending", 3)).await;
+    assert_eq!(store.expire(Timestamp(20), 100).await.unwrap(), 1);
+    assert_eq!(store.get(&old.name).await.unwrap(), None);
+    assert_eq!(store.get(&recent.name).await.unwrap(), Some(recent));
+    assert_eq!(store.get(&pending.name).await.unwrap(), Some(pending));
+    let mut names = HashSet::new();
+    for i in 0..5 {
+        let op = created(&*store, operation("p", &format!("batch{i}"), 4)).await;
+        names.insert(store.update(done(op, State::Cancelled, 5)).await.unwrap().name);
+    }
+    assert_eq!(store.expire(Timestamp(20), 3).await.unwrap(), 3);
+    assert_eq!(store.expire(Timestamp(20), 3).await.unwrap(), 2);
+    for name in names {
+        assert_eq!(store.get(&name).await.unwrap(), None);
+    }
+}
+
+pub async fn payload_is_kept_apart<S: Store>(store: Arc<S>) {
+    let op = operation("p", "x", 1);
+    let payload = serde_json::json!({"seconds": 5, "nested": {"a": [1, 2, "three"]}});
+    store
+        .insert(NewOperation {
+            operation: op.clone(),
+            payload: payload.clone(),
+            max_queued: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.payload(&op.name).await.unwrap(), Some(payload));
+    let missing = Name::new(&project("p"), "missing").unwrap();
+    assert_eq!(store.payload(&missing).await.unwrap(), None);
+}
