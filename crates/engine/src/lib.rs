@@ -1,14 +1,370 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The engine: every rule of the operations API that is not about encoding. It owns the
+//! state machine's application (read, transition, compare-and-set, retry), waits, page
+//! tokens, the queue limit and retention. The server's REST (and later gRPC) adapters call
+//! it; only the engine changes an operation's state.
+
+mod error;
+mod page_token;
+mod waiters;
+
+pub use error::Error;
+pub use page_token::PageTokens;
+
+use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Store};
+use longrun_types::filter;
+use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
+use longrun_types::{Code, Event, Name, Operation, Project, State, Timestamp, Transition};
+use std::sync::Arc;
+use std::time::Duration;
+use waiters::Waiters;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where the engine reads the time; tests inject their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// List page sizes (contract section 3.4).
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+pub struct Options {
+    /// Most PENDING operations per project.
+    pub max_queued: u64,
+    /// How long done operations are kept.
+    pub retention: Duration,
+    /// `wait` without a timeout waits this long.
+    pub default_wait: Duration,
+    /// No `wait` lasts longer than this.
+    pub max_wait: Duration,
+    /// Signs page tokens.
+    pub secret: Vec<u8>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Options {
+    pub fn new(secret: Vec<u8>) -> Options {
+        Options {
+            max_queued: 3000,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            default_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(600),
+            secret,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A request to create an operation (the submit extension).
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    pub op_type: String,
+    pub description: String,
+    pub priority: Option<i64>,
+    pub request_id: Option<String>,
+    pub operation_id: Option<String>,
+    pub payload: Option<serde_json::Value>,
+    pub script_uri: String,
+    pub destination_uris: Vec<String>,
+    pub max_attempts: Option<i64>,
+    pub timeout: Option<Duration>,
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    pub operations: Vec<Operation>,
+    pub next_page_token: Option<String>,
+}
+
+/// A cheap, cloneable handle on the engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    options: Options,
+    tokens: PageTokens,
+    waiters: Waiters,
+}
+
+/// How many times a read-transition-write is retried when another writer wins the race.
+const MAX_RACE_RETRIES: usize = 100;
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, options: Options) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                tokens: PageTokens::new(&options.secret),
+                store,
+                options,
+                waiters: Waiters::default(),
+            }),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.options.clock.now()
+    }
+
+    fn expired(&self, op: &Operation) -> bool {
+        let retention = self.inner.options.retention.as_millis() as i64;
+        op.end_time
+            .is_some_and(|end| end.plus_millis(retention) < self.now())
+    }
+
+    /// The stored operation, unless it is missing or past retention.
+    async fn load(&self, name: &Name) -> Result<Operation> {
+        match self.inner.store.get(name).await? {
+            Some(op) if !self.expired(&op) => Ok(op),
+            _ => Err(Error::NotFound(name.clone())),
+        }
+    }
+
+    pub async fn get(&self, name: &Name) -> Result<Operation> {
+        self.load(name).await
+    }
+
+    pub async fn list(
+        &self,
+        project: &Project,
+        filter_text: &str,
+        page_size: i64,
+        page_token: &str,
+    ) -> Result<Page> {
+        let limit = match page_size {
+            n if n < 0 => {
+                return Err(Error::invalid("INVALID_PAGE_SIZE", "pageSize must not be negative"));
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        let filter = filter::parse(filter_text)
+            .map_err(|e| Error::invalid("INVALID_FILTER", e.to_string()))?;
+        let parent = project.resource_name();
+        let after = match page_token {
+            "" => None,
+            token => Some(self.inner.tokens.decode(&parent, filter_text, token).ok_or_else(|| {
+                Error::invalid(
+                    "INVALID_PAGE_TOKEN",
+                    "pageToken is not valid for this parent and filter",
+                )
+            })?),
+        };
+        // One extra row tells whether another page follows, so the last page has no token.
+        let mut operations = self
+            .inner
+            .store
+            .list(ListQuery {
+                project: project.clone(),
+                filter,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if operations.len() > limit {
+            operations.truncate(limit);
+            let last = operations.last().expect("limit is at least 1");
+            Some(self.inner.tokens.encode(
+                &parent,
+                filter_text,
+                &Cursor {
+                    create_time: last.create_time,
+                    name: last.name.clone(),
+                },
+            ))
+        } else {
+            None
+        };
+        // Expired operations not yet swept are hidden; a page may then be short.
+        operations.retain(|op| !self.expired(op));
+        Ok(Page {
+            operations,
+            next_page_token,
+        })
+    }
+
+    /// Applies `event` to the operation with `edit` for the details of the move, as a
+    /// compare-and-set retried until it wins or the event no longer applies. Returns the
+    /// operation as it stands afterwards and the transition that was taken.
+    async fn transition(
+        &self,
+        name: &Name,
+        event: Event,
+        edit: impl Fn(&mut Operation, State, Timestamp),
+    ) -> Result<(Operation, Transition)> {
+        for _ in 0..MAX_RACE_RETRIES {
+            let mut op = self.load(name).await?;
+            let transition = op.state.apply(event);
+            if let Transition::Move(to) = transition {
+                edit(&mut op, to, self.now());
+                match self.inner.store.update(op).await {
+                    Ok(stored) => {
+                        if stored.done() {
+                            self.inner.waiters.wake(stored.name.as_str());
+                        }
+                        return Ok((stored, transition));
+                    }
+                    Err(longrun_store::Error::Conflict) => continue,
+                    Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok((op, transition));
+        }
+        Err(Error::Internal(format!("{name} kept changing; gave up after {MAX_RACE_RETRIES} tries")))
+    }
+
+    /// Cancels: PENDING ends CANCELLED at once, RUNNING becomes CANCELLING; CANCELLING and
+    /// done operations are left as they are. Returns once the change is durable.
+    pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
+        let (op, _) = self
+            .transition(name, Event::Cancel, |op, to, now| {
+                op.cancel = Some(CancelRequest {
+                    time: now,
+                    principal: principal.to_string(),
+                });
+                let outcome = to
+                    .is_done()
+                    .then(|| Outcome::Error(Status::new(Code::Cancelled, "Operation cancelled by user.")));
+                op.move_to(to, outcome, now);
+            })
+            .await?;
+        Ok(op)
+    }
+
+    /// Deletes a done operation. Operations still queued or running are refused: delete
+    /// never cancels and never loses track of work.
+    pub async fn delete(&self, name: &Name) -> Result<()> {
+        for _ in 0..MAX_RACE_RETRIES {
+            let op = self.load(name).await?;
+            if !op.done() {
+                return Err(Error::NotDone(name.clone()));
+            }
+            match self.inner.store.delete(name, op.version).await {
+                Ok(()) => return Ok(()),
+                Err(longrun_store::Error::Conflict) => continue,
+                Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Internal(format!("{name} kept changing; gave up deleting it")))
+    }
+
+    /// Returns when the operation is done or `timeout` (default and cap from the options)
+    /// has passed, whichever is first. Woken by the change itself.
+    pub async fn wait(&self, name: &Name, timeout: Option<Duration>) -> Result<Operation> {
+        let options = &self.inner.options;
+        let timeout = timeout.unwrap_or(options.default_wait).min(options.max_wait);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let interest = self.inner.waiters.register(name.as_str());
+        loop {
+            // Created before the read, so a change between the read and the await still wakes.
+            let woken = interest.notify.notified();
+            let op = self.load(name).await?;
+            if op.done() {
+                return Ok(op);
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return self.load(name).await;
+            }
+        }
+    }
+
+    pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
+        let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
+        if s.op_type.trim().is_empty() {
+            return Err(invalid("type is required".into()));
+        }
+        if s.op_type.len() > 256 || s.description.len() > 64 * 1024 {
+            return Err(invalid("type or description is too long".into()));
+        }
+        let priority = s.priority.unwrap_or(i64::from(longrun_types::operation::DEFAULT_PRIORITY));
+        if !(i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&priority) {
+            return Err(invalid(format!(
+                "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {priority}"
+            )));
+        }
+        let max_attempts = s
+            .max_attempts
+            .unwrap_or(i64::from(longrun_types::operation::DEFAULT_MAX_ATTEMPTS));
+        if !(1..=1000).contains(&max_attempts) {
+            return Err(invalid(format!("maxAttempts must be between 1 and 1000, not {max_attempts}")));
+        }
+        if let Some(id) = &s.request_id
+            && (id.is_empty() || id.len() > 256)
+        {
+            return Err(invalid("requestId must be 1 to 256 characters".into()));
+        }
+        let name = match &s.operation_id {
+            Some(id) => Name::new(project, id).map_err(invalid)?,
+            None => Name::generate(project),
+        };
+        let now = self.now();
+        let mut op = Operation::new(name, s.op_type, now);
+        op.description = s.description;
+        op.priority = priority as i32;
+        op.max_attempts = max_attempts as i32;
+        op.request_id = s.request_id;
+        op.script_uri = s.script_uri;
+        op.destination_uris = s.destination_uris;
+        op.deadline = s.timeout.map(|t| now.plus_millis(t.as_millis() as i64));
+        let new = NewOperation {
+            operation: op,
+            payload: s.payload.unwrap_or(serde_json::Value::Object(Default::default())),
+            max_queued: self.inner.options.max_queued,
+        };
+        match self.inner.store.insert(new).await {
+            Ok(Inserted::Created(op) | Inserted::Existing(op)) => Ok(op),
+            Err(longrun_store::Error::QueueFull { limit }) => Err(Error::QueueFull {
+                project: project.to_string(),
+                limit,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes done operations past retention. Returns how many went.
+    pub async fn expire(&self) -> Result<usize> {
+        let retention = self.inner.options.retention.as_millis() as i64;
+        let cutoff = self.now().plus_millis(-retention);
+        let mut total = 0;
+        loop {
+            let n = self.inner.store.expire(cutoff, 1000).await?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs the background duties (retention) until `shutdown` resolves.
+    pub async fn run_background(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => match self.expire().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "removed operations past retention"),
+                    Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+                },
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+mod tests;

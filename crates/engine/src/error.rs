@@ -1,0 +1,82 @@
+//! The engine's error type, and the one place that maps each error to a google.rpc code,
+//! an ErrorInfo reason and its metadata.
+
+use longrun_types::{Code, Name};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("operation {0} not found")]
+    NotFound(Name),
+    #[error("{message}")]
+    InvalidArgument {
+        /// ErrorInfo reason, UPPER_SNAKE.
+        reason: &'static str,
+        message: String,
+    },
+    #[error("operation {0} is not done; cancel it first or wait for it to finish")]
+    NotDone(Name),
+    #[error("operation {0} already exists")]
+    AlreadyExists(Name),
+    #[error("project {project} has {limit} pending operations, its queue limit")]
+    QueueFull { project: String, limit: u64 },
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(reason: &'static str, message: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::NotFound(_) => Code::NotFound,
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::NotDone(_) => Code::FailedPrecondition,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::QueueFull { .. } => Code::ResourceExhausted,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The ErrorInfo reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "OPERATION_NOT_FOUND",
+            Error::InvalidArgument { reason, .. } => reason,
+            Error::NotDone(_) => "OPERATION_NOT_DONE",
+            Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
+            Error::QueueFull { .. } => "QUEUE_FULL",
+            Error::Unimplemented(_) => "NOT_SUPPORTED",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The ErrorInfo metadata: every dynamic part of the message.
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Error::NotFound(name) | Error::NotDone(name) | Error::AlreadyExists(name) => {
+                vec![("name", name.to_string())]
+            }
+            Error::QueueFull { project, limit } => {
+                vec![("project", project.clone()), ("limit", limit.to_string())]
+            }
+            Error::InvalidArgument { .. } | Error::Unimplemented(_) | Error::Internal(_) => vec![],
+        }
+    }
+}
+
+impl From<longrun_store::Error> for Error {
+    fn from(e: longrun_store::Error) -> Error {
+        match e {
+            longrun_store::Error::AlreadyExists(name) => Error::AlreadyExists(name),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
