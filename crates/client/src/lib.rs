@@ -1,14 +1,183 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! An HTTP client for the longrun REST API, used by the CLI, benchmarks and tests.
+//! Operations come back as JSON values: the client adds no model of its own on top of the
+//! wire form.
+
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use longrun_types::Name;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// The server answered with an error envelope.
+    #[error("{status_name} ({http_status}): {message}")]
+    Api {
+        http_status: u16,
+        status_name: String,
+        message: String,
+        body: Value,
+    },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: Hyper<HttpConnector, Full<Bytes>>,
+    base: String,
+    version: String,
+}
+
+impl Client {
+    /// A client for the server at `base` (`http://127.0.0.1:8080`), speaking `/v1`.
+    pub fn new(base: &str) -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client {
+            http: Hyper::builder(TokioExecutor::new()).build(connector),
+            base: base.trim_end_matches('/').to_string(),
+            version: "v1".into(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request; `path` includes the query string.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, Error> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request and returns the JSON body of a 2xx, or the envelope as an error.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Error> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
+        let response = self.send(method, path, bytes.as_deref()).await?;
+        let json = response.json();
+        if (200..300).contains(&response.status) {
+            return Ok(json);
+        }
+        let field = |k: &str| json["error"][k].as_str().unwrap_or_default().to_string();
+        Err(Error::Api {
+            http_status: response.status,
+            status_name: field("status"),
+            message: field("message"),
+            body: json,
+        })
+    }
+
+    fn path(&self, name: &Name, verb: &str) -> String {
+        format!("/{}/{}{verb}", self.version, name)
+    }
+
+    pub async fn get(&self, name: &Name) -> Result<Value, Error> {
+        self.call(Method::GET, &self.path(name, ""), None).await
+    }
+
+    pub async fn cancel(&self, name: &Name) -> Result<Value, Error> {
+        self.call(
+            Method::POST,
+            &self.path(name, ":cancel"),
+            Some(&serde_json::json!({})),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, name: &Name) -> Result<Value, Error> {
+        self.call(Method::DELETE, &self.path(name, ""), None).await
+    }
+
+    /// `timeout` in the proto3 form (`"30s"`).
+    pub async fn wait(&self, name: &Name, timeout: Option<&str>) -> Result<Value, Error> {
+        let body = match timeout {
+            Some(t) => serde_json::json!({ "timeout": t }),
+            None => serde_json::json!({}),
+        };
+        self.call(Method::POST, &self.path(name, ":wait"), Some(&body))
+            .await
+    }
+
+    /// One page of `projects/{project}/operations`.
+    pub async fn list(
+        &self,
+        project: &str,
+        filter: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Value, Error> {
+        let query: String = form_urlencoded_pairs(&[
+            ("filter", filter),
+            ("pageSize", &page_size.to_string()),
+            ("pageToken", page_token),
+        ]);
+        let path = format!("/{}/projects/{project}/operations?{query}", self.version);
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// `body` is a SubmitOperationRequest.
+    pub async fn submit(&self, project: &str, body: &Value) -> Result<Value, Error> {
+        let path = format!("/{}/projects/{project}/operations:submit", self.version);
+        self.call(Method::POST, &path, Some(body)).await
+    }
+}
+
+/// Encodes the non-empty query pairs.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        query.append_pair(k, v);
+    }
+    query.finish()
 }

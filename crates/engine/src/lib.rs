@@ -97,6 +97,8 @@ struct Inner {
     options: Options,
     tokens: PageTokens,
     waiters: Waiters,
+    /// Set when the server shuts down: waits return at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// How many times a read-transition-write is retried when another writer wins the race.
@@ -110,6 +112,7 @@ impl Engine {
                 store,
                 options,
                 waiters: Waiters::default(),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -145,7 +148,10 @@ impl Engine {
     ) -> Result<Page> {
         let limit = match page_size {
             n if n < 0 => {
-                return Err(Error::invalid("INVALID_PAGE_SIZE", "pageSize must not be negative"));
+                return Err(Error::invalid(
+                    "INVALID_PAGE_SIZE",
+                    "pageSize must not be negative",
+                ));
             }
             0 => DEFAULT_PAGE_SIZE,
             n => (n as usize).min(MAX_PAGE_SIZE),
@@ -155,12 +161,17 @@ impl Engine {
         let parent = project.resource_name();
         let after = match page_token {
             "" => None,
-            token => Some(self.inner.tokens.decode(&parent, filter_text, token).ok_or_else(|| {
-                Error::invalid(
-                    "INVALID_PAGE_TOKEN",
-                    "pageToken is not valid for this parent and filter",
-                )
-            })?),
+            token => Some(
+                self.inner
+                    .tokens
+                    .decode(&parent, filter_text, token)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "INVALID_PAGE_TOKEN",
+                            "pageToken is not valid for this parent and filter",
+                        )
+                    })?,
+            ),
         };
         // One extra row tells whether another page follows, so the last page has no token.
         let mut operations = self
@@ -217,13 +228,17 @@ impl Engine {
                         return Ok((stored, transition));
                     }
                     Err(longrun_store::Error::Conflict) => continue,
-                    Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
+                    Err(longrun_store::Error::NotFound) => {
+                        return Err(Error::NotFound(name.clone()));
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
             return Ok((op, transition));
         }
-        Err(Error::Internal(format!("{name} kept changing; gave up after {MAX_RACE_RETRIES} tries")))
+        Err(Error::Internal(format!(
+            "{name} kept changing; gave up after {MAX_RACE_RETRIES} tries"
+        )))
     }
 
     /// Cancels: PENDING ends CANCELLED at once, RUNNING becomes CANCELLING; CANCELLING and
@@ -235,9 +250,9 @@ impl Engine {
                     time: now,
                     principal: principal.to_string(),
                 });
-                let outcome = to
-                    .is_done()
-                    .then(|| Outcome::Error(Status::new(Code::Cancelled, "Operation cancelled by user.")));
+                let outcome = to.is_done().then(|| {
+                    Outcome::Error(Status::new(Code::Cancelled, "Operation cancelled by user."))
+                });
                 op.move_to(to, outcome, now);
             })
             .await?;
@@ -259,27 +274,40 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Internal(format!("{name} kept changing; gave up deleting it")))
+        Err(Error::Internal(format!(
+            "{name} kept changing; gave up deleting it"
+        )))
     }
 
     /// Returns when the operation is done or `timeout` (default and cap from the options)
     /// has passed, whichever is first. Woken by the change itself.
     pub async fn wait(&self, name: &Name, timeout: Option<Duration>) -> Result<Operation> {
         let options = &self.inner.options;
-        let timeout = timeout.unwrap_or(options.default_wait).min(options.max_wait);
+        let timeout = timeout
+            .unwrap_or(options.default_wait)
+            .min(options.max_wait);
         let deadline = tokio::time::Instant::now() + timeout;
         let interest = self.inner.waiters.register(name.as_str());
+        let mut closing = self.inner.closing.subscribe();
         loop {
             // Created before the read, so a change between the read and the await still wakes.
             let woken = interest.notify.notified();
             let op = self.load(name).await?;
-            if op.done() {
+            if op.done() || *closing.borrow_and_update() {
                 return Ok(op);
             }
-            if tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return self.load(name).await;
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => return self.load(name).await,
+                _ = closing.changed() => {}
             }
         }
+    }
+
+    /// Ends every wait in progress (each returns the operation as it stands) and makes new
+    /// ones return at once. Called when the server shuts down.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
@@ -290,7 +318,9 @@ impl Engine {
         if s.op_type.len() > 256 || s.description.len() > 64 * 1024 {
             return Err(invalid("type or description is too long".into()));
         }
-        let priority = s.priority.unwrap_or(i64::from(longrun_types::operation::DEFAULT_PRIORITY));
+        let priority = s
+            .priority
+            .unwrap_or(i64::from(longrun_types::operation::DEFAULT_PRIORITY));
         if !(i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&priority) {
             return Err(invalid(format!(
                 "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {priority}"
@@ -300,7 +330,9 @@ impl Engine {
             .max_attempts
             .unwrap_or(i64::from(longrun_types::operation::DEFAULT_MAX_ATTEMPTS));
         if !(1..=1000).contains(&max_attempts) {
-            return Err(invalid(format!("maxAttempts must be between 1 and 1000, not {max_attempts}")));
+            return Err(invalid(format!(
+                "maxAttempts must be between 1 and 1000, not {max_attempts}"
+            )));
         }
         if let Some(id) = &s.request_id
             && (id.is_empty() || id.len() > 256)
@@ -322,7 +354,9 @@ impl Engine {
         op.deadline = s.timeout.map(|t| now.plus_millis(t.as_millis() as i64));
         let new = NewOperation {
             operation: op,
-            payload: s.payload.unwrap_or(serde_json::Value::Object(Default::default())),
+            payload: s
+                .payload
+                .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
         };
         match self.inner.store.insert(new).await {

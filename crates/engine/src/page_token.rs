@@ -47,7 +47,9 @@ impl PageTokens {
             return None;
         }
         let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-        self.mac(parent, filter, payload).verify_truncated_left(tag).ok()?;
+        self.mac(parent, filter, payload)
+            .verify_truncated_left(tag)
+            .ok()?;
         let create_time = i64::from_be_bytes(payload[1..9].try_into().ok()?);
         let name = Name::parse(std::str::from_utf8(&payload[9..]).ok()?).ok()?;
         Some(Cursor {
@@ -72,8 +74,15 @@ mod tests {
     fn round_trips_and_is_url_safe() {
         let tokens = PageTokens::new(b"secret");
         let token = tokens.encode("projects/p", "done = true", &cursor());
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(tokens.decode("projects/p", "done = true", &token), Some(cursor()));
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(
+            tokens.decode("projects/p", "done = true", &token),
+            Some(cursor())
+        );
     }
 
     #[test]
@@ -82,7 +91,10 @@ mod tests {
         let token = tokens.encode("projects/p", "", &cursor());
         assert_eq!(tokens.decode("projects/q", "", &token), None);
         assert_eq!(tokens.decode("projects/p", "done = true", &token), None);
-        assert_eq!(PageTokens::new(b"other").decode("projects/p", "", &token), None);
+        assert_eq!(
+            PageTokens::new(b"other").decode("projects/p", "", &token),
+            None
+        );
         let raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
         for i in 0..raw.len() {
             let mut altered = raw.clone();

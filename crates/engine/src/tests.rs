@@ -48,7 +48,10 @@ fn submission(id: &str) -> Submission {
 
 impl Fixture {
     async fn submit(&self, id: &str) -> Operation {
-        self.engine.submit(&project(), submission(id)).await.unwrap()
+        self.engine
+            .submit(&project(), submission(id))
+            .await
+            .unwrap()
     }
 
     /// Puts an operation in RUNNING the way a lease will.
@@ -94,7 +97,9 @@ async fn concurrent_cancels_write_once() {
     for _ in 0..32 {
         let engine = f.engine.clone();
         let name = op.name.clone();
-        tasks.push(tokio::spawn(async move { engine.cancel(&name, "").await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            engine.cancel(&name, "").await.unwrap()
+        }));
     }
     for task in tasks {
         let op = task.await.unwrap();
@@ -108,19 +113,27 @@ async fn wait_is_woken_by_the_change_and_honours_its_timeout() {
     let f = fixture(|_| {});
     let op = f.submit("a").await;
     let started = std::time::Instant::now();
-    let waited = f.engine.wait(&op.name, Some(Duration::from_millis(50))).await.unwrap();
+    let waited = f
+        .engine
+        .wait(&op.name, Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
     assert!(!waited.done());
     assert!(started.elapsed() >= Duration::from_millis(50));
 
     let engine = f.engine.clone();
     let name = op.name.clone();
-    let waiter = tokio::spawn(async move { engine.wait(&name, Some(Duration::from_secs(30))).await });
+    let waiter =
+        tokio::spawn(async move { engine.wait(&name, Some(Duration::from_secs(30))).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
     let started = std::time::Instant::now();
     f.engine.cancel(&op.name, "").await.unwrap();
     let woken = waiter.await.unwrap().unwrap();
     assert_eq!(woken.state, State::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(5), "woken by the change, not the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woken by the change, not the timeout"
+    );
     // Done operations return at once.
     let started = std::time::Instant::now();
     f.engine.wait(&op.name, None).await.unwrap();
@@ -132,7 +145,11 @@ async fn wait_is_capped_by_the_server_maximum() {
     let f = fixture(|o| o.max_wait = Duration::from_millis(30));
     let op = f.submit("a").await;
     let started = std::time::Instant::now();
-    let waited = f.engine.wait(&op.name, Some(Duration::from_secs(3600))).await.unwrap();
+    let waited = f
+        .engine
+        .wait(&op.name, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
     assert!(!waited.done());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -141,11 +158,20 @@ async fn wait_is_capped_by_the_server_maximum() {
 async fn delete_refuses_unfinished_work() {
     let f = fixture(|_| {});
     let op = f.submit("a").await;
-    assert!(matches!(f.engine.delete(&op.name).await, Err(Error::NotDone(_))));
+    assert!(matches!(
+        f.engine.delete(&op.name).await,
+        Err(Error::NotDone(_))
+    ));
     f.engine.cancel(&op.name, "").await.unwrap();
     f.engine.delete(&op.name).await.unwrap();
-    assert!(matches!(f.engine.get(&op.name).await, Err(Error::NotFound(_))));
-    assert!(matches!(f.engine.delete(&op.name).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        f.engine.get(&op.name).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        f.engine.delete(&op.name).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -155,7 +181,10 @@ async fn done_operations_expire_after_retention() {
     f.engine.cancel(&old.name, "").await.unwrap();
     let pending = f.submit("pending").await;
     f.clock.0.fetch_add(10_001, Ordering::SeqCst);
-    assert!(matches!(f.engine.get(&old.name).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        f.engine.get(&old.name).await,
+        Err(Error::NotFound(_))
+    ));
     let page = f.engine.list(&project(), "", 0, "").await.unwrap();
     assert_eq!(page.operations.len(), 1);
     assert_eq!(f.engine.expire().await.unwrap(), 1);
@@ -191,10 +220,18 @@ async fn submit_validates_and_deduplicates() {
         request_id: Some("req-1".into()),
         ..submission(id)
     };
-    let first = f.engine.submit(&project(), with_request("a")).await.unwrap();
+    let first = f
+        .engine
+        .submit(&project(), with_request("a"))
+        .await
+        .unwrap();
     assert_eq!(first.priority, 100);
     assert_eq!(first.attempt, 1);
-    let again = f.engine.submit(&project(), with_request("b")).await.unwrap();
+    let again = f
+        .engine
+        .submit(&project(), with_request("b"))
+        .await
+        .unwrap();
     assert_eq!(again, first);
     assert!(matches!(
         f.engine.submit(&project(), submission("a")).await,
@@ -222,32 +259,78 @@ async fn list_pages_with_bound_tokens() {
         f.clock.0.fetch_add(1, Ordering::SeqCst);
         f.submit(&format!("op{i}")).await;
     }
-    let first = f.engine.list(&project(), "done = false", 2, "").await.unwrap();
-    let ids: Vec<_> = first.operations.iter().map(|o| o.name.id().to_string()).collect();
+    let first = f
+        .engine
+        .list(&project(), "done = false", 2, "")
+        .await
+        .unwrap();
+    let ids: Vec<_> = first
+        .operations
+        .iter()
+        .map(|o| o.name.id().to_string())
+        .collect();
     assert_eq!(ids, ["op4", "op3"]);
     let token = first.next_page_token.unwrap();
     assert!(matches!(
         f.engine.list(&project(), "", 2, &token).await,
-        Err(Error::InvalidArgument { reason: "INVALID_PAGE_TOKEN", .. })
+        Err(Error::InvalidArgument {
+            reason: "INVALID_PAGE_TOKEN",
+            ..
+        })
     ));
     assert!(matches!(
-        f.engine.list(&Project::parse("q").unwrap(), "done = false", 2, &token).await,
+        f.engine
+            .list(&Project::parse("q").unwrap(), "done = false", 2, &token)
+            .await,
         Err(Error::InvalidArgument { .. })
     ));
-    let second = f.engine.list(&project(), "done = false", 2, &token).await.unwrap();
+    let second = f
+        .engine
+        .list(&project(), "done = false", 2, &token)
+        .await
+        .unwrap();
     let third = f
         .engine
-        .list(&project(), "done = false", 2, &second.next_page_token.unwrap())
+        .list(
+            &project(),
+            "done = false",
+            2,
+            &second.next_page_token.unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(third.operations.len(), 1);
     assert_eq!(third.next_page_token, None, "the last page has no token");
     assert!(matches!(
         f.engine.list(&project(), "", -1, "").await,
-        Err(Error::InvalidArgument { reason: "INVALID_PAGE_SIZE", .. })
+        Err(Error::InvalidArgument {
+            reason: "INVALID_PAGE_SIZE",
+            ..
+        })
     ));
     assert!(matches!(
         f.engine.list(&project(), "done = maybe", 0, "").await,
-        Err(Error::InvalidArgument { reason: "INVALID_FILTER", .. })
+        Err(Error::InvalidArgument {
+            reason: "INVALID_FILTER",
+            ..
+        })
     ));
+}
+
+#[tokio::test]
+async fn closing_ends_waits_at_once() {
+    let f = fixture(|_| {});
+    let op = f.submit("a").await;
+    let engine = f.engine.clone();
+    let name = op.name.clone();
+    let waiter =
+        tokio::spawn(async move { engine.wait(&name, Some(Duration::from_secs(30))).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    f.engine.close();
+    let op = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(op.state, State::Pending);
 }

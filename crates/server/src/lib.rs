@@ -1,14 +1,82 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The longrun server: configuration, the HTTP listener and the REST adapter over the
+//! engine. The only crate that knows HTTP and JSON.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod config;
+mod error;
+mod rest;
+mod secret;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use config::Config;
+
+use axum::Router;
+use axum::routing::get;
+use longrun_engine::{Engine, Options};
+use longrun_store_sqlite::SqliteStore;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// File name of the embedded database inside the data directory.
+pub const DATABASE_FILE: &str = "longrun.db";
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Prints `listening on http://HOST:PORT` once connections are accepted.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?;
+    let secret = secret::load_or_create(&config.data_dir)?;
+    let mut options = Options::new(secret);
+    options.max_queued = config.project_defaults.max_queued;
+    options.retention = config.retention;
+    options.default_wait = config.wait.default;
+    options.max_wait = config.wait.max;
+    let engine = Engine::new(Arc::new(store), options);
+
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
+        )
+        .fallback(rest::handle)
+        .with_state(engine.clone());
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = {
+        let engine = engine.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            engine
+                .run_background(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let draining = {
+        let engine = engine.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining requests");
+            engine.close();
+            let _ = stop.send(true);
+        }
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    println!("listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(draining)
+        .await?;
+    background.await?;
+    Ok(())
 }

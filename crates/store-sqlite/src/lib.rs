@@ -52,7 +52,9 @@ impl SqliteStore {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(backend)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Backend(format!("could not enable WAL (journal mode {mode})")));
+            return Err(Error::Backend(format!(
+                "could not enable WAL (journal mode {mode})"
+            )));
         }
         configure(&conn, 16 * 1024).map_err(backend)?;
         schema::migrate(&mut conn).map_err(backend)?;
@@ -138,7 +140,8 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         Sql::Integer(op.update_time.millis()),
         opt(op.start_time),
         opt(op.end_time),
-        op.error_code().map_or(Sql::Null, |c| Sql::Integer(c.into())),
+        op.error_code()
+            .map_or(Sql::Null, |c| Sql::Integer(c.into())),
         op.request_id.clone().map_or(Sql::Null, Sql::Text),
         opt(op.lease.as_ref().map(|l| l.expire_time)),
         opt(op.deadline),
@@ -153,7 +156,11 @@ fn record(text: String) -> Result<Operation> {
     serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
 }
 
-fn get_record(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Option<Operation>> {
+fn get_record(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<Operation>> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_row(params, |r| r.get::<_, String>(0)).optional())
         .map_err(backend)?
@@ -171,8 +178,11 @@ impl Store for SqliteStore {
                 let mut op = new.operation;
                 let project = op.name.project();
                 if let Some(request_id) = &op.request_id {
-                    let sql = "SELECT record FROM operations WHERE project = ?1 AND request_id = ?2";
-                    if let Some(existing) = get_record(conn, sql, params![project.as_str(), request_id])? {
+                    let sql =
+                        "SELECT record FROM operations WHERE project = ?1 AND request_id = ?2";
+                    if let Some(existing) =
+                        get_record(conn, sql, params![project.as_str(), request_id])?
+                    {
                         return Ok(Inserted::Existing(existing));
                     }
                 }
@@ -189,7 +199,9 @@ impl Store for SqliteStore {
                     .map_err(backend)?
                     .unwrap_or(0);
                 if pending >= new.max_queued {
-                    return Err(Error::QueueFull { limit: new.max_queued });
+                    return Err(Error::QueueFull {
+                        limit: new.max_queued,
+                    });
                 }
                 op.version = 1;
                 let values = row(&op, &payload)?;
@@ -203,8 +215,14 @@ impl Store for SqliteStore {
 
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
         let name = name.as_str().to_string();
-        self.read(move |conn| get_record(conn, "SELECT record FROM operations WHERE name = ?1", [name]))
-            .await
+        self.read(move |conn| {
+            get_record(
+                conn,
+                "SELECT record FROM operations WHERE name = ?1",
+                [name],
+            )
+        })
+        .await
     }
 
     async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
@@ -225,7 +243,9 @@ impl Store for SqliteStore {
             params.push(Sql::Integer(query.limit as i64));
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?;
             rows.map(|r| record(r.map_err(backend)?)).collect()
         })
@@ -304,5 +324,9 @@ fn missing_or_conflict(conn: &Connection, name: &Name) -> Result<Error> {
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE name = ?1)")
         .and_then(|mut s| s.query_row([name.as_str()], |r| r.get(0)))
         .map_err(backend)?;
-    Ok(if exists { Error::Conflict } else { Error::NotFound })
+    Ok(if exists {
+        Error::Conflict
+    } else {
+        Error::NotFound
+    })
 }

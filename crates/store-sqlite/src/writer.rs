@@ -64,7 +64,10 @@ impl Drop for Writer {
 }
 
 fn savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let sql = |s: &str| conn.execute_batch(s).map_err(|e| Error::Backend(e.to_string()));
+    let sql = |s: &str| {
+        conn.execute_batch(s)
+            .map_err(|e| Error::Backend(e.to_string()))
+    };
     sql("SAVEPOINT job")?;
     let result = f(conn);
     if result.is_err() {

@@ -43,7 +43,11 @@ fn project(p: &str) -> Project {
 }
 
 fn operation(p: &str, id: &str, created: i64) -> Operation {
-    Operation::new(Name::new(&project(p), id).unwrap(), "EXPORT_IMAGE".into(), Timestamp(created))
+    Operation::new(
+        Name::new(&project(p), id).unwrap(),
+        "EXPORT_IMAGE".into(),
+        Timestamp(created),
+    )
 }
 
 fn new(op: Operation) -> NewOperation {
@@ -92,8 +96,17 @@ pub async fn request_ids_deduplicate_per_project<S: Store>(store: Arc<S>) {
     let first = created(&*store, a).await;
     let mut b = operation("p", "b", 2);
     b.request_id = Some("same".into());
-    assert_eq!(store.insert(new(b)).await.unwrap(), Inserted::Existing(first));
-    assert_eq!(store.get(&Name::new(&project("p"), "b").unwrap()).await.unwrap(), None);
+    assert_eq!(
+        store.insert(new(b)).await.unwrap(),
+        Inserted::Existing(first)
+    );
+    assert_eq!(
+        store
+            .get(&Name::new(&project("p"), "b").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     let mut other = operation("q", "b", 3);
     other.request_id = Some("same".into());
     created(&*store, other).await;
@@ -125,7 +138,10 @@ pub async fn queue_limit_counts_pending_operations<S: Store>(store: Arc<S>) {
         Inserted::Created(_)
     ));
     // Ending one pending operation makes room.
-    store.update(done(first, State::Cancelled, 5)).await.unwrap();
+    store
+        .update(done(first, State::Cancelled, 5))
+        .await
+        .unwrap();
     assert!(matches!(
         store.insert(limited(operation("p", "3", 6))).await.unwrap(),
         Inserted::Created(_)
@@ -152,14 +168,21 @@ pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>)
     for round in 0..20 {
         let op = created(&*store, operation("p", &format!("race{round}"), round)).await;
         let mut tasks = Vec::new();
-        for (i, state) in [State::Cancelled, State::Running, State::Failed, State::Cancelled]
-            .into_iter()
-            .enumerate()
+        for (i, state) in [
+            State::Cancelled,
+            State::Running,
+            State::Failed,
+            State::Cancelled,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let store = store.clone();
             let mut attempt = op.clone();
             attempt.move_to(state, None, Timestamp(100 + i as i64));
-            tasks.push(tokio::spawn(async move { store.update(attempt).await.map(|o| o.state) }));
+            tasks.push(tokio::spawn(async move {
+                store.update(attempt).await.map(|o| o.state)
+            }));
         }
         let mut winners = Vec::new();
         for task in tasks {
@@ -178,10 +201,16 @@ pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>)
 
 pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let op = created(&*store, operation("p", "x", 1)).await;
-    assert!(matches!(store.delete(&op.name, 7).await, Err(Error::Conflict)));
+    assert!(matches!(
+        store.delete(&op.name, 7).await,
+        Err(Error::Conflict)
+    ));
     store.delete(&op.name, 1).await.unwrap();
     assert_eq!(store.get(&op.name).await.unwrap(), None);
-    assert!(matches!(store.delete(&op.name, 1).await, Err(Error::NotFound)));
+    assert!(matches!(
+        store.delete(&op.name, 1).await,
+        Err(Error::NotFound)
+    ));
 }
 
 async fn collect_all<S: Store>(
@@ -221,14 +250,22 @@ pub async fn list_pages_in_order_without_skips_or_repeats<S: Store>(store: Arc<S
     // Ties on create time are ordered by name.
     let mut expected = Vec::new();
     for i in 0..57 {
-        let op = created(&*store, operation("p", &format!("op{:02}", i), (i / 3) as i64)).await;
+        let op = created(
+            &*store,
+            operation("p", &format!("op{:02}", i), (i / 3) as i64),
+        )
+        .await;
         expected.push((std::cmp::Reverse(op.create_time), op.name));
     }
     created(&*store, operation("other", "op00", 1)).await;
     expected.sort();
     let expected: Vec<Name> = expected.into_iter().map(|(_, n)| n).collect();
     for page in [1, 5, 10, 57, 100] {
-        assert_eq!(collect_all(&*store, "p", None, page).await, expected, "page {page}");
+        assert_eq!(
+            collect_all(&*store, "p", None, page).await,
+            expected,
+            "page {page}"
+        );
     }
     // Inserts while paging land before the cursor: the pages never repeat or skip.
     let mut seen = Vec::new();
@@ -347,7 +384,13 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let mut names = HashSet::new();
     for i in 0..5 {
         let op = created(&*store, operation("p", &format!("batch{i}"), 4)).await;
-        names.insert(store.update(done(op, State::Cancelled, 5)).await.unwrap().name);
+        names.insert(
+            store
+                .update(done(op, State::Cancelled, 5))
+                .await
+                .unwrap()
+                .name,
+        );
     }
     assert_eq!(store.expire(Timestamp(20), 3).await.unwrap(), 3);
     assert_eq!(store.expire(Timestamp(20), 3).await.unwrap(), 2);

@@ -42,9 +42,9 @@ pub fn format(duration: Duration) -> String {
     let secs = duration.as_secs();
     if nanos == 0 {
         format!("{secs}s")
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{secs}.{:03}s", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!("{secs}.{:06}s", nanos / 1_000)
     } else {
         format!("{secs}.{nanos:09}s")
@@ -61,7 +61,19 @@ mod tests {
         assert_eq!(parse("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse("1.000000001s").unwrap(), Duration::new(1, 1));
         assert_eq!(parse("60s").unwrap(), Duration::from_secs(60));
-        for bad in ["", "s", "3", "3.5", "-1s", "1.s", ".5s", "1.0000000001s", "5m", "1e3s", " 1s"] {
+        for bad in [
+            "",
+            "s",
+            "3",
+            "3.5",
+            "-1s",
+            "1.s",
+            ".5s",
+            "1.0000000001s",
+            "5m",
+            "1e3s",
+            " 1s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
     }

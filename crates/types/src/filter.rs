@@ -70,7 +70,11 @@ impl Field {
     }
 
     pub fn path(self) -> &'static str {
-        Field::PATHS.iter().find(|(_, f)| *f == self).map(|(p, _)| *p).unwrap_or("?")
+        Field::PATHS
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(p, _)| *p)
+            .unwrap_or("?")
     }
 }
 
@@ -124,7 +128,11 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid filter at position {}: {}", self.position, self.message)
+        write!(
+            f,
+            "invalid filter at position {}: {}",
+            self.position, self.message
+        )
     }
 }
 
@@ -138,7 +146,11 @@ pub fn parse(text: &str) -> Result<Option<Expr>, Error> {
             message: format!("a filter is at most {MAX_LEN} bytes"),
         });
     }
-    let mut parser = Parser { text, pos: 0, depth: 0 };
+    let mut parser = Parser {
+        text,
+        pos: 0,
+        depth: 0,
+    };
     parser.skip_ws();
     if parser.at_end() {
         return Ok(None);
@@ -370,7 +382,11 @@ impl Parser<'_> {
         let value_pos = self.pos;
         let literal = self.literal()?;
         let value = typed_value(field, op, literal).map_err(|message| Error {
-            position: if message.starts_with("operator") { op_pos } else { value_pos },
+            position: if message.starts_with("operator") {
+                op_pos
+            } else {
+                value_pos
+            },
             message,
         })?;
         Ok(Expr::Compare { field, op, value })
@@ -405,7 +421,10 @@ impl Parser<'_> {
                         chars.push((c, false));
                     }
                 }
-                Ok(Literal { chars, quoted: true })
+                Ok(Literal {
+                    chars,
+                    quoted: true,
+                })
             }
             Some(_) => {
                 let mut chars = Vec::new();
@@ -419,7 +438,10 @@ impl Parser<'_> {
                 if chars.is_empty() {
                     return Err(self.error("expected a value"));
                 }
-                Ok(Literal { chars, quoted: false })
+                Ok(Literal {
+                    chars,
+                    quoted: false,
+                })
             }
         }
     }
@@ -468,7 +490,9 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
     match field.kind() {
         Kind::Bool => {
             if ordering {
-                return Err(format!("operator is not supported on `{path}` (use = or !=)"));
+                return Err(format!(
+                    "operator is not supported on `{path}` (use = or !=)"
+                ));
             }
             match text.as_str() {
                 "true" => Ok(Value::Bool(true)),
@@ -478,7 +502,9 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
         }
         Kind::State => {
             if ordering {
-                return Err(format!("operator is not supported on `{path}` (use =, != or :)"));
+                return Err(format!(
+                    "operator is not supported on `{path}` (use =, != or :)"
+                ));
             }
             text.parse::<State>().map(Value::State).map_err(|_| {
                 format!(

@@ -107,7 +107,9 @@ impl Name {
             full.push_str(&segment);
         }
         if full.len() > MAX_NAME_LEN {
-            return Err(format!("operation name is longer than {MAX_NAME_LEN} bytes"));
+            return Err(format!(
+                "operation name is longer than {MAX_NAME_LEN} bytes"
+            ));
         }
         Ok(Name {
             full,
@@ -211,6 +213,10 @@ mod tests {
         let b = Name::generate(&p);
         assert_ne!(a, b);
         assert_eq!(a.id().len(), 24);
-        assert!(a.id().bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert!(
+            a.id()
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
     }
 }

@@ -154,7 +154,16 @@ mod tests {
         // Cancel, Lease, Succeed, Fail, AckCancel, Release, Timeout, GraceExpired
         (
             S::Pending,
-            [Move(S::Cancelled), Move(S::Running), Reject, Reject, Reject, Reject, Move(S::Failed), Reject],
+            [
+                Move(S::Cancelled),
+                Move(S::Running),
+                Reject,
+                Reject,
+                Reject,
+                Reject,
+                Move(S::Failed),
+                Reject,
+            ],
         ),
         (
             S::Running,
@@ -182,9 +191,18 @@ mod tests {
                 Move(S::Cancelled),
             ],
         ),
-        (S::Succeeded, [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject]),
-        (S::Failed, [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject]),
-        (S::Cancelled, [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject]),
+        (
+            S::Succeeded,
+            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+        ),
+        (
+            S::Failed,
+            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+        ),
+        (
+            S::Cancelled,
+            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+        ),
     ];
 
     #[test]

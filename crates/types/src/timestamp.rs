@@ -75,7 +75,10 @@ mod tests {
     fn parses_offsets_and_round_trips() {
         let t = Timestamp::parse("2026-11-28T12:15:41.123Z").unwrap();
         assert_eq!(t, Timestamp(1_795_868_141_123));
-        assert_eq!(Timestamp::parse("2026-11-28T13:15:41.123456+01:00").unwrap(), t);
+        assert_eq!(
+            Timestamp::parse("2026-11-28T13:15:41.123456+01:00").unwrap(),
+            t
+        );
         assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
         assert!(Timestamp::parse("2026-11-28").is_err());
         assert!(Timestamp::parse("yesterday").is_err());

@@ -51,7 +51,9 @@ fn negation_parentheses_and_juxtaposition() {
 
 #[test]
 fn wildcards_and_escapes() {
-    let e = parse(r#"metadata.description = "*nightly*""#).unwrap().unwrap();
+    let e = parse(r#"metadata.description = "*nightly*""#)
+        .unwrap()
+        .unwrap();
     assert!(e.matches(&op(State::Pending, "T", "the nightly export", 1)));
     assert!(!e.matches(&op(State::Pending, "T", "daily", 1)));
     let e = parse(r#"metadata.description = "a\*""#).unwrap().unwrap();
@@ -82,7 +84,11 @@ fn evaluates_states_times_and_absent_fields() {
 #[test]
 fn errors_say_where_and_why() {
     let cases: &[(&str, usize, &str)] = &[
-        ("metadata.colour = red", 0, "unknown field `metadata.colour`"),
+        (
+            "metadata.colour = red",
+            0,
+            "unknown field `metadata.colour`",
+        ),
         ("done", 4, "expected a comparison operator"),
         ("done = maybe", 7, "takes true or false"),
         ("done < true", 5, "operator is not supported"),

@@ -1,0 +1,361 @@
+//! `longrun operations …`: the operations API for people and scripts.
+//!
+//! Exit codes: 0 success; 1 transport or server failure; 2 usage; 3 invalid argument or
+//! failed precondition; 4 not found; 5 already exists or aborted; 6 permission denied or
+//! unauthenticated; 7 resource exhausted; 8 unimplemented. `wait` also exits 10 when the
+//! operation FAILED, 11 when it was CANCELLED and 12 when it is not done at the timeout.
+
+use longrun_client::{Client, Error};
+use longrun_types::{Name, Project};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Target {
+    /// Server base URL.
+    #[arg(
+        long,
+        env = "LONGRUN_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// Project of the operations.
+    #[arg(long, env = "LONGRUN_PROJECT", global = true)]
+    project: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// List a project's operations, newest first.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// AIP-160 filter, e.g. 'metadata.state = RUNNING'.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Stop after this many operations (0 = all).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one operation.
+    Describe {
+        #[command(flatten)]
+        target: Target,
+        /// Operation id, or a full name projects/P/operations/ID.
+        operation: String,
+    },
+    /// Ask for cancellation (asynchronous; see describe or wait for the outcome).
+    Cancel {
+        #[command(flatten)]
+        target: Target,
+        operation: String,
+    },
+    /// Delete a done operation.
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        operation: String,
+    },
+    /// Wait until the operation is done or the timeout passes.
+    Wait {
+        #[command(flatten)]
+        target: Target,
+        operation: String,
+        /// Longest wait, e.g. 30s or 5m.
+        #[arg(long, default_value = "60s")]
+        timeout: humantime::Duration,
+    },
+    /// Create an operation.
+    Submit {
+        #[command(flatten)]
+        target: Target,
+        /// The operation type (metadata.type).
+        #[arg(long = "type")]
+        op_type: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        priority: Option<i64>,
+        /// JSON payload handed to the worker.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Operation id (may have several segments); generated when absent.
+        #[arg(long)]
+        operation_id: Option<String>,
+        /// Idempotency key: the same id again returns the same operation.
+        #[arg(long)]
+        request_id: Option<String>,
+        #[arg(long)]
+        max_attempts: Option<i64>,
+        /// Time limit from creation, e.g. 1h.
+        #[arg(long)]
+        timeout: Option<humantime::Duration>,
+    },
+}
+
+/// A failure with its exit code.
+struct Failure(u8, String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::Transport(_) => 1,
+            Error::Api { status_name, .. } => match status_name.as_str() {
+                "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 3,
+                "NOT_FOUND" => 4,
+                "ALREADY_EXISTS" | "ABORTED" => 5,
+                "PERMISSION_DENIED" | "UNAUTHENTICATED" => 6,
+                "RESOURCE_EXHAUSTED" => 7,
+                "UNIMPLEMENTED" => 8,
+                _ => 1,
+            },
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+pub async fn run(command: Command) -> ExitCode {
+    match execute(command).await {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+impl Target {
+    fn project(&self) -> Result<&str, Failure> {
+        self.project
+            .as_deref()
+            .ok_or_else(|| Failure(2, "--project (or LONGRUN_PROJECT) is required".into()))
+    }
+
+    fn name(&self, operation: &str) -> Result<Name, Failure> {
+        let parsed = if operation.starts_with("projects/") {
+            Name::parse(operation)
+        } else {
+            Project::parse(self.project()?).and_then(|p| Name::new(&p, operation))
+        };
+        parsed.map_err(|e| Failure(3, e))
+    }
+
+    fn print(&self, value: &Value) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("JSON values serialize")
+        );
+    }
+}
+
+async fn execute(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::List {
+            target,
+            filter,
+            limit,
+        } => {
+            let client = Client::new(&target.server);
+            let project = target.project()?;
+            let mut operations = Vec::new();
+            let mut token = String::new();
+            loop {
+                let want = if limit == 0 {
+                    1000
+                } else {
+                    (limit - operations.len()).min(1000)
+                };
+                let page = client.list(project, &filter, want as u32, &token).await?;
+                if let Some(ops) = page["operations"].as_array() {
+                    operations.extend(ops.iter().cloned());
+                }
+                match page["nextPageToken"].as_str() {
+                    Some(next) if limit == 0 || operations.len() < limit => {
+                        token = next.to_string()
+                    }
+                    _ => break,
+                }
+            }
+            if target.format == Format::Json {
+                target.print(&Value::Array(operations));
+            } else {
+                print_table(&operations);
+            }
+            Ok(0)
+        }
+        Command::Describe { target, operation } => {
+            let op = Client::new(&target.server)
+                .get(&target.name(&operation)?)
+                .await?;
+            if target.format == Format::Json {
+                target.print(&op);
+            } else {
+                print_details(&op);
+            }
+            Ok(0)
+        }
+        Command::Cancel { target, operation } => {
+            let name = target.name(&operation)?;
+            let response = Client::new(&target.server).cancel(&name).await?;
+            if target.format == Format::Json {
+                target.print(&response);
+            } else {
+                println!("cancellation requested for {name}");
+            }
+            Ok(0)
+        }
+        Command::Delete { target, operation } => {
+            let name = target.name(&operation)?;
+            let response = Client::new(&target.server).delete(&name).await?;
+            if target.format == Format::Json {
+                target.print(&response);
+            } else {
+                println!("deleted {name}");
+            }
+            Ok(0)
+        }
+        Command::Wait {
+            target,
+            operation,
+            timeout,
+        } => {
+            let name = target.name(&operation)?;
+            let timeout = longrun_types::duration::format(*timeout);
+            let op = Client::new(&target.server)
+                .wait(&name, Some(&timeout))
+                .await?;
+            if target.format == Format::Json {
+                target.print(&op);
+            } else {
+                print_details(&op);
+            }
+            Ok(match op["metadata"]["state"].as_str() {
+                Some("SUCCEEDED") => 0,
+                Some("FAILED") => 10,
+                Some("CANCELLED") => 11,
+                _ => 12,
+            })
+        }
+        Command::Submit {
+            target,
+            op_type,
+            description,
+            priority,
+            payload,
+            operation_id,
+            request_id,
+            max_attempts,
+            timeout,
+        } => {
+            let payload: Value = match payload {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| Failure(3, format!("--payload is not JSON: {e}")))?,
+                None => json!({}),
+            };
+            let mut body = json!({"type": op_type, "description": description, "payload": payload});
+            let fields = [
+                ("priority", priority.map(Value::from)),
+                ("operationId", operation_id.map(Value::from)),
+                ("requestId", request_id.map(Value::from)),
+                ("maxAttempts", max_attempts.map(Value::from)),
+                (
+                    "timeout",
+                    timeout.map(|t| Value::from(longrun_types::duration::format(*t))),
+                ),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    body[key] = value;
+                }
+            }
+            let op = Client::new(&target.server)
+                .submit(target.project()?, &body)
+                .await?;
+            if target.format == Format::Json {
+                target.print(&op);
+            } else {
+                println!("{}", op["name"].as_str().unwrap_or_default());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn id(op: &Value) -> &str {
+    let name = op["name"].as_str().unwrap_or_default();
+    name.split_once("/operations/").map_or(name, |(_, id)| id)
+}
+
+fn print_table(operations: &[Value]) {
+    let rows: Vec<[String; 6]> = operations
+        .iter()
+        .map(|op| {
+            let m = &op["metadata"];
+            let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            [
+                id(op).to_string(),
+                s("type"),
+                s("state"),
+                m["priority"].to_string(),
+                s("createTime"),
+                s("description"),
+            ]
+        })
+        .collect();
+    let header = ["ID", "TYPE", "STATE", "PRIORITY", "CREATED", "DESCRIPTION"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn print_details(op: &Value) {
+    let m = &op["metadata"];
+    println!("name:        {}", op["name"].as_str().unwrap_or_default());
+    for key in [
+        "state",
+        "type",
+        "description",
+        "createTime",
+        "updateTime",
+        "startTime",
+        "endTime",
+    ] {
+        if let Some(value) = m[key].as_str() {
+            println!("{:<12} {value}", format!("{key}:"));
+        }
+    }
+    println!("priority:    {}", m["priority"]);
+    println!("attempt:     {}", m["attempt"]);
+    if let Some(progress) = m["progress"].as_f64() {
+        println!("progress:    {:.0}%", progress * 100.0);
+    }
+    println!("done:        {}", op["done"]);
+    if let Some(error) = op.get("error") {
+        println!(
+            "error:       code {} {}",
+            error["code"],
+            error["message"].as_str().unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The one place that turns errors into Google's JSON error envelope (AIP-193).
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use longrun_types::Code;
+use serde_json::json;
+
+/// The ErrorInfo domain of every error longrun returns.
+pub const DOMAIN: &str = "longrun";
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub reason: &'static str,
+    pub metadata: Vec<(&'static str, String)>,
+    /// An HTTP status other than the code's own (405, 413).
+    pub http_status: Option<u16>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            reason,
+            metadata: Vec::new(),
+            http_status: None,
+            allow: None,
+        }
+    }
+
+    pub fn invalid(reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::InvalidArgument, reason, message)
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> ApiError {
+        self.metadata.push((key, value.into()));
+        self
+    }
+
+    pub fn not_found_path(path: &str) -> ApiError {
+        ApiError::new(
+            Code::NotFound,
+            "PATH_NOT_FOUND",
+            format!("no method is served at {path}"),
+        )
+        .with("path", path)
+    }
+
+    pub fn method_not_allowed(method: &http::Method, allow: &'static str) -> ApiError {
+        let mut e = ApiError::new(
+            Code::Unimplemented,
+            "METHOD_NOT_ALLOWED",
+            format!("method {method} is not allowed here; allowed: {allow}"),
+        )
+        .with("method", method.as_str());
+        e.http_status = Some(405);
+        e.allow = Some(allow);
+        e
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        let mut e = ApiError::invalid(
+            "REQUEST_TOO_LARGE",
+            format!("the request body exceeds {limit} bytes"),
+        )
+        .with("limit", limit.to_string());
+        e.http_status = Some(413);
+        e
+    }
+
+    pub fn status(&self) -> u16 {
+        self.http_status.unwrap_or_else(|| self.code.http_status())
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let metadata: serde_json::Map<String, serde_json::Value> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        json!({"error": {
+            "code": self.status(),
+            "message": self.message,
+            "status": self.code.name(),
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": self.reason,
+                "domain": DOMAIN,
+                "metadata": metadata,
+            }],
+        }})
+    }
+}
+
+impl From<longrun_engine::Error> for ApiError {
+    fn from(e: longrun_engine::Error) -> ApiError {
+        if let longrun_engine::Error::Internal(detail) = &e {
+            tracing::error!(error = %detail, "internal error");
+            return ApiError::new(
+                Code::Internal,
+                e.reason(),
+                "internal error; see the server log",
+            );
+        }
+        ApiError {
+            code: e.code(),
+            message: e.to_string(),
+            reason: e.reason(),
+            metadata: e.metadata(),
+            http_status: None,
+            allow: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, crate::rest::json_body(&self.body())).into_response();
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}

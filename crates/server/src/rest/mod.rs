@@ -1,0 +1,300 @@
+//! The REST adapter: raw-path routing of the operations API (contract section 3) onto the
+//! engine. Paths are matched on the raw, still percent-encoded path so that `**` ids keep
+//! their `%2F`; the `:verb` is split off the last segment only for POST.
+
+mod body;
+mod render;
+
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use longrun_engine::{Engine, Submission};
+use longrun_types::{Name, Project, duration};
+use render::Version;
+use serde::Deserialize;
+
+/// A successful JSON response.
+pub fn json_body(value: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(value).expect("wire types always serialize");
+    let mut response = (StatusCode::OK, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
+
+fn empty() -> Response {
+    json_body(&serde_json::json!({}))
+}
+
+/// What a request path and method resolve to.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Get(Name),
+    Delete(Name),
+    Cancel(Name),
+    Wait(Name),
+    List(Project),
+    Submit(Project),
+}
+
+fn invalid_name(e: String) -> ApiError {
+    ApiError::invalid("INVALID_NAME", e)
+}
+
+fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
+    let not_found = || ApiError::not_found_path(path);
+    let rest = path.strip_prefix('/').ok_or_else(not_found)?;
+    let (version, rest) = rest.split_once('/').ok_or_else(not_found)?;
+    let version = Version::from_prefix(version).ok_or_else(not_found)?;
+    let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
+    let (project, rest) = rest.split_once('/').ok_or_else(not_found)?;
+    // Only POST carries a custom verb: split at the last `:` after the last `/`.
+    let (rest, verb) = match (method, rest.rsplit_once(':')) {
+        (&Method::POST, Some((base, verb))) if !verb.contains('/') => (base, Some(verb)),
+        _ => (rest, None),
+    };
+    let project = || Project::parse(project).map_err(invalid_name);
+    if rest == "operations" {
+        return match (method, verb) {
+            (&Method::GET, None) => Ok((version, Route::List(project()?))),
+            (&Method::POST, Some("submit")) => Ok((version, Route::Submit(project()?))),
+            (&Method::POST, Some(_)) => Err(not_found()),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
+        };
+    }
+    if rest == "operations:submit" {
+        return Err(ApiError::method_not_allowed(method, "POST"));
+    }
+    let id = rest.strip_prefix("operations/").ok_or_else(not_found)?;
+    let name = || Name::new(&project()?, id).map_err(invalid_name);
+    match (method, verb) {
+        (&Method::GET, None) => Ok((version, Route::Get(name()?))),
+        (&Method::DELETE, None) => Ok((version, Route::Delete(name()?))),
+        (&Method::POST, Some("cancel")) => Ok((version, Route::Cancel(name()?))),
+        (&Method::POST, Some("wait")) => Ok((version, Route::Wait(name()?))),
+        (&Method::POST, Some(_)) => Err(not_found()),
+        _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
+    }
+}
+
+/// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
+pub async fn handle(State(engine): State<Engine>, request: Request) -> Response {
+    match dispatch(&engine, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitBody {
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SubmitBody {
+    #[serde(rename = "type")]
+    op_type: Option<String>,
+    description: Option<String>,
+    priority: Option<i64>,
+    #[serde(alias = "request_id")]
+    request_id: Option<String>,
+    #[serde(alias = "operation_id")]
+    operation_id: Option<String>,
+    payload: Option<serde_json::Value>,
+    #[serde(alias = "script_uri")]
+    script_uri: Option<String>,
+    #[serde(alias = "destination_uris")]
+    destination_uris: Option<Vec<String>>,
+    #[serde(alias = "max_attempts")]
+    max_attempts: Option<i64>,
+    timeout: Option<String>,
+}
+
+fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
+    duration::parse(text).map_err(|e| {
+        ApiError::invalid("INVALID_DURATION", format!("{field}: {e}")).with("field", field)
+    })
+}
+
+const LIST_PARAMETERS: &[(&str, &str)] = &[
+    ("filter", "filter"),
+    ("pageSize", "page_size"),
+    ("pageToken", "page_token"),
+    ("returnPartialSuccess", "return_partial_success"),
+];
+
+async fn dispatch(engine: &Engine, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let (version, route) = route(&parts.method, parts.uri.path())?;
+    let query = parts.uri.query();
+    let known: &[(&str, &str)] = if matches!(route, Route::List(_)) {
+        LIST_PARAMETERS
+    } else {
+        &[]
+    };
+    let query = body::Query::parse(query, known)?;
+    let bytes = body::read(Body::new(body)).await?;
+    match route {
+        Route::Get(name) => Ok(json_body(&render::operation(
+            &engine.get(&name).await?,
+            version,
+        ))),
+        Route::Delete(name) => {
+            engine.delete(&name).await?;
+            Ok(empty())
+        }
+        Route::Cancel(name) => {
+            let CancelBody {} = body::json(&bytes)?;
+            engine.cancel(&name, "").await?;
+            Ok(empty())
+        }
+        Route::Wait(name) => {
+            let WaitBody { timeout } = body::json(&bytes)?;
+            let timeout = timeout.map(|t| parse_duration("timeout", &t)).transpose()?;
+            let op = engine.wait(&name, timeout).await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
+        Route::List(project) => {
+            let page_size = match query.get("pageSize") {
+                None | Some("") => 0,
+                Some(text) => text.parse::<i64>().map_err(|_| {
+                    ApiError::invalid(
+                        "INVALID_PAGE_SIZE",
+                        format!("pageSize `{text}` is not an integer"),
+                    )
+                })?,
+            };
+            match query.get("returnPartialSuccess") {
+                None | Some("false") | Some("") => {}
+                Some("true") => {
+                    return Err(ApiError::new(
+                        longrun_types::Code::Unimplemented,
+                        "NOT_SUPPORTED",
+                        "returnPartialSuccess is not supported: every project is reachable",
+                    ));
+                }
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "INVALID_ARGUMENT",
+                        format!("returnPartialSuccess takes true or false, not `{other}`"),
+                    ));
+                }
+            }
+            let page = engine
+                .list(
+                    &project,
+                    query.get("filter").unwrap_or(""),
+                    page_size,
+                    query.get("pageToken").unwrap_or(""),
+                )
+                .await?;
+            Ok(json_body(&render::ListJson {
+                operations: page
+                    .operations
+                    .iter()
+                    .map(|op| render::operation(op, version))
+                    .collect(),
+                next_page_token: page.next_page_token,
+            }))
+        }
+        Route::Submit(project) => {
+            let b: SubmitBody = body::json(&bytes)?;
+            let submission = Submission {
+                op_type: b.op_type.unwrap_or_default(),
+                description: b.description.unwrap_or_default(),
+                priority: b.priority,
+                request_id: b.request_id,
+                operation_id: b.operation_id,
+                payload: b.payload,
+                script_uri: b.script_uri.unwrap_or_default(),
+                destination_uris: b.destination_uris.unwrap_or_default(),
+                max_attempts: b.max_attempts,
+                timeout: b
+                    .timeout
+                    .map(|t| parse_duration("timeout", &t))
+                    .transpose()?,
+            };
+            let op = engine.submit(&project, submission).await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(method: Method, path: &str) -> Route {
+        route(&method, path).unwrap().1
+    }
+
+    fn status(method: Method, path: &str) -> u16 {
+        route(&method, path).unwrap_err().status()
+    }
+
+    #[test]
+    fn routes_follow_the_contract() {
+        let name = |s: &str| Name::parse(s).unwrap();
+        let project = Project::parse("p").unwrap();
+        assert_eq!(
+            ok(Method::GET, "/v1/projects/p/operations"),
+            Route::List(project.clone())
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1alpha/projects/p/operations:submit"),
+            Route::Submit(project)
+        );
+        assert_eq!(
+            ok(Method::GET, "/v1beta/projects/p/operations/a/b/c"),
+            Route::Get(name("projects/p/operations/a/b/c"))
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1/projects/p/operations/a%2Fb:cancel"),
+            Route::Cancel(name("projects/p/operations/a%2Fb"))
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1/projects/p/operations/x/y:wait"),
+            Route::Wait(name("projects/p/operations/x/y"))
+        );
+        // GET keeps the colon in the id.
+        assert_eq!(
+            ok(Method::GET, "/v1/projects/p/operations/x:cancel"),
+            Route::Get(name("projects/p/operations/x%3Acancel"))
+        );
+        assert_eq!(
+            ok(Method::DELETE, "/v1/projects/p/operations/x"),
+            Route::Delete(name("projects/p/operations/x"))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_verbs_and_methods() {
+        assert_eq!(status(Method::GET, "/v2/projects/p/operations"), 404);
+        assert_eq!(status(Method::GET, "/v1/projects/p"), 404);
+        assert_eq!(status(Method::GET, "/v1/folders/p/operations"), 404);
+        assert_eq!(
+            status(Method::POST, "/v1/projects/p/operations/x:explode"),
+            404
+        );
+        assert_eq!(
+            status(Method::POST, "/v1/projects/p/operations:explode"),
+            404
+        );
+        assert_eq!(status(Method::PUT, "/v1/projects/p/operations/x"), 405);
+        assert_eq!(status(Method::POST, "/v1/projects/p/operations/x"), 405);
+        assert_eq!(status(Method::DELETE, "/v1/projects/p/operations"), 405);
+        assert_eq!(status(Method::GET, "/v1/projects/p/operations:submit"), 405);
+        assert_eq!(status(Method::GET, "/v1/projects/p/operations/a//b"), 400);
+        assert_eq!(status(Method::GET, "/v1/projects/p/operations/%zz"), 400);
+    }
+}

@@ -1,0 +1,27 @@
+//! The server secret: 32 random bytes generated into the data directory on first start
+//! (mode 0600). It signs page tokens.
+
+use std::io::Write;
+use std::path::Path;
+
+const FILE: &str = "secret";
+
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(_) => anyhow::bail!("{} is too short to be a server secret", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    }
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
+    file.write_all(&secret)?;
+    file.sync_all()?;
+    Ok(secret)
+}
