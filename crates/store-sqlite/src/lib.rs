@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use writer::Writer;
 
-/// Reader connections kept open; more are opened under load and closed when idle.
-const IDLE_READERS: usize = 4;
+/// Most reader connections; reads beyond this many at once queue for a free one. Each
+/// connection keeps its prepared statements and a page cache, so they are kept, not reopened.
+const READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -30,6 +31,8 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per reader connection.
+    reader_permits: tokio::sync::Semaphore,
 }
 
 fn backend(e: impl std::fmt::Display) -> Error {
@@ -63,6 +66,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 writer: Writer::start(conn),
                 readers: Mutex::new(Vec::new()),
+                reader_permits: tokio::sync::Semaphore::new(READERS),
             }),
         })
     }
@@ -73,27 +77,27 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let permit = self.inner.reader_permits.acquire().await.map_err(backend)?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool lock").pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => {
                     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let conn = Connection::open_with_flags(&inner.path, flags).map_err(backend)?;
-                    configure(&conn, 8 * 1024).map_err(backend)?;
+                    configure(&conn, 4 * 1024).map_err(backend)?;
                     conn
                 }
             };
             let result = f(&conn);
-            let mut pool = inner.readers.lock().expect("reader pool lock");
-            if pool.len() < IDLE_READERS {
-                pool.push(conn);
-            }
+            inner.readers.lock().expect("reader pool lock").push(conn);
             result
         })
         .await
-        .map_err(backend)?
+        .map_err(backend)?;
+        drop(permit);
+        result
     }
 
     /// Inserts many operations in one transaction, bypassing the queue limit and request

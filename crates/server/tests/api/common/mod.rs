@@ -1,0 +1,98 @@
+//! A real server on 127.0.0.1:0, started in-process with `longrun_server::run`, and a
+//! client for it.
+
+#![allow(dead_code)]
+
+use longrun_client::Client;
+use longrun_server::Config;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with(|_| {}).await
+    }
+
+    pub async fn with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(longrun_server::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        let client = Client::new(&base);
+        TestServer {
+            base,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = self
+            .client
+            .send(method, path, body.map(str::as_bytes))
+            .await
+            .unwrap();
+        (response.status, response.json())
+    }
+
+    pub async fn submit(&self, project: &str, body: Value) -> Value {
+        let path = format!("/v1/projects/{project}/operations:submit");
+        let (status, op) = self.request("POST", &path, Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{op}");
+        op
+    }
+}
+
+/// The error envelope the contract prescribes, with one ErrorInfo.
+pub fn envelope(http: u16, status: &str, reason: &str, message: &str, metadata: Value) -> Value {
+    serde_json::json!({"error": {
+        "code": http,
+        "message": message,
+        "status": status,
+        "details": [{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "longrun",
+            "metadata": metadata,
+        }],
+    }})
+}
+
+/// True for `YYYY-MM-DDTHH:MM:SS.sssZ`.
+pub fn is_timestamp(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}

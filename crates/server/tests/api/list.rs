@@ -1,0 +1,287 @@
+//! list: order, full pages, tokens bound to parent and filter, filters, limits.
+
+use crate::common::TestServer;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+async fn submit_many(s: &TestServer, project: &str, count: usize, prefix: &str) {
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let client = s.client.clone();
+        let project = project.to_string();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in (worker..count).step_by(16) {
+                let body = json!({"type": "T", "operationId": format!("{prefix}{i:05}"), "priority": i % 50});
+                client.submit(&project, &body).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["operations"]
+        .as_array()
+        .map(|ops| {
+            ops.iter()
+                .map(|o| o["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// (createTime descending, name ascending) holds across the whole list.
+fn assert_ordered(ops: &[Value]) {
+    for pair in ops.windows(2) {
+        let key = |o: &Value| {
+            (
+                std::cmp::Reverse(o["metadata"]["createTime"].as_str().unwrap().to_string()),
+                o["name"].as_str().unwrap().to_string(),
+            )
+        };
+        assert!(
+            key(&pair[0]) < key(&pair[1]),
+            "out of order: {} then {}",
+            pair[0]["name"],
+            pair[1]["name"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_1200_operations_while_others_are_inserted() {
+    let s = TestServer::start().await;
+    submit_many(&s, "p", 1200, "op").await;
+    let originals: HashSet<String> = (0..1200)
+        .map(|i| format!("projects/p/operations/op{i:05}"))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let inserter = {
+        let client = s.client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                client
+                    .submit("p", &json!({"type": "T", "operationId": format!("new{n}")}))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut all = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = s.client.list("p", "", 500, &token).await.unwrap();
+        pages += 1;
+        let ops = page["operations"].as_array().cloned().unwrap_or_default();
+        let next = page["nextPageToken"].as_str().map(str::to_string);
+        if next.is_some() {
+            assert_eq!(ops.len(), 500, "only the last page may be short");
+        }
+        all.extend(ops);
+        match next {
+            Some(next) => token = next,
+            None => break,
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let inserted = inserter.await.unwrap();
+    assert!(inserted > 0, "inserts ran during the listing");
+    assert!(pages >= 3);
+    assert_ordered(&all);
+    let listed: Vec<String> = all
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    let unique: HashSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "an operation was repeated");
+    for name in &originals {
+        assert!(unique.contains(name), "{name} was skipped");
+    }
+    assert!(
+        listed
+            .iter()
+            .all(|n| originals.contains(n) || n.contains("/operations/new"))
+    );
+
+    // Each listed operation is exactly what get returns.
+    for op in all.iter().step_by(97) {
+        let path = format!("/v1/{}", op["name"].as_str().unwrap());
+        let (status, got) = s.request("GET", &path, None).await;
+        assert_eq!((status, &got), (200, op));
+    }
+}
+
+#[tokio::test]
+async fn page_sizes_defaults_clamps_and_refusals() {
+    let s = TestServer::start().await;
+    submit_many(&s, "p", 1005, "op").await;
+    let count = |page: &Value| page["operations"].as_array().map_or(0, Vec::len);
+    let (status, page) = s.request("GET", "/v1/projects/p/operations", None).await;
+    assert_eq!((status, count(&page)), (200, 100));
+    let (_, page) = s
+        .request("GET", "/v1/projects/p/operations?pageSize=5000", None)
+        .await;
+    assert_eq!(count(&page), 1000);
+    let (_, page) = s
+        .request(
+            "GET",
+            "/v1/projects/p/operations?page_size=7&alt=json&prettyPrint=false&$.xgafv=2",
+            None,
+        )
+        .await;
+    assert_eq!(count(&page), 7);
+    let (_, page) = s
+        .request("GET", "/v1/projects/p/operations?pageSize=0", None)
+        .await;
+    assert_eq!(count(&page), 100);
+    for (query, status, reason) in [
+        ("pageSize=-1", 400, "INVALID_PAGE_SIZE"),
+        ("pageSize=ten", 400, "INVALID_PAGE_SIZE"),
+        ("returnPartialSuccess=true", 501, "NOT_SUPPORTED"),
+        ("colour=red", 400, "UNKNOWN_PARAMETER"),
+        ("pageToken=garbage", 400, "INVALID_PAGE_TOKEN"),
+    ] {
+        let (got, body) = s
+            .request("GET", &format!("/v1/projects/p/operations?{query}"), None)
+            .await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert_eq!(body["error"]["code"], status);
+        assert_eq!(body["error"]["details"][0]["reason"], reason, "{query}");
+    }
+    let (status, _) = s
+        .request(
+            "GET",
+            "/v1/projects/p/operations?returnPartialSuccess=false",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // An empty project lists as {}.
+    let (status, body) = s
+        .request("GET", "/v1/projects/empty/operations", None)
+        .await;
+    assert_eq!((status, body), (200, json!({})));
+}
+
+#[tokio::test]
+async fn tokens_are_bound_to_parent_and_filter_and_tamper_evident() {
+    let s = TestServer::start().await;
+    submit_many(&s, "p", 30, "op").await;
+    submit_many(&s, "q", 30, "op").await;
+    let page = s.client.list("p", "done = false", 10, "").await.unwrap();
+    let token = page["nextPageToken"].as_str().unwrap().to_string();
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    let second = s
+        .client
+        .list("p", "done = false", 10, &token)
+        .await
+        .unwrap();
+    assert_eq!(names(&second).len(), 10);
+    assert!(names(&second).iter().all(|n| !names(&page).contains(n)));
+    // A changed page size is honoured.
+    let bigger = s
+        .client
+        .list("p", "done = false", 15, &token)
+        .await
+        .unwrap();
+    assert_eq!(names(&bigger).len(), 15);
+    for (project, filter) in [("q", "done = false"), ("p", ""), ("p", "done = true")] {
+        let err = s
+            .client
+            .list(project, filter, 10, &token)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("INVALID_ARGUMENT"), "{err}");
+    }
+    let mut altered = token.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let err = s
+        .client
+        .list(
+            "p",
+            "done = false",
+            10,
+            std::str::from_utf8(&altered).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("INVALID_ARGUMENT"), "{err}");
+}
+
+#[tokio::test]
+async fn filters_select_and_bad_filters_say_where() {
+    let s = TestServer::start().await;
+    for i in 0..6 {
+        s.submit(
+            "p",
+            json!({"type": if i % 2 == 0 { "EXPORT_IMAGE" } else { "INGEST_TABLE" },
+                             "operationId": format!("f{i}"), "description": format!("nightly {i}"),
+                             "priority": i * 10}),
+        )
+        .await;
+    }
+    s.request("POST", "/v1/projects/p/operations/f1:cancel", Some("{}"))
+        .await;
+    s.request("POST", "/v1/projects/p/operations/f2:cancel", Some("{}"))
+        .await;
+    let cases = [
+        ("metadata.state = CANCELLED", vec!["f1", "f2"]),
+        ("done = true AND metadata.type = EXPORT_IMAGE", vec!["f2"]),
+        (
+            "metadata.type = INGEST_TABLE OR metadata.priority >= 40",
+            vec!["f1", "f3", "f4", "f5"],
+        ),
+        (
+            "NOT done = true AND metadata.priority < 40",
+            vec!["f0", "f3"],
+        ),
+        ("metadata.description = \"*ly 5\"", vec!["f5"]),
+        ("error.code = 1", vec!["f1", "f2"]),
+        ("-error.code:* metadata.priority > 30", vec!["f4", "f5"]),
+        ("name = \"projects/p/operations/f3\"", vec!["f3"]),
+        (
+            "metadata.createTime > \"2000-01-01T00:00:00Z\" AND metadata.endTime:*",
+            vec!["f1", "f2"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let page = s.client.list("p", filter, 100, "").await.unwrap();
+        let mut got: Vec<String> = names(&page)
+            .into_iter()
+            .map(|n| n.rsplit('/').next().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "filter {filter}");
+    }
+    let (status, body) = s
+        .request(
+            "GET",
+            "/v1/projects/p/operations?filter=metadata.state%20%3D%20SLEEPING",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(body["error"]["details"][0]["reason"], "INVALID_FILTER");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("position 17") && message.contains("SLEEPING"),
+        "{message}"
+    );
+}

@@ -1,0 +1,6 @@
+//! API tests: a real server on port 0, driven over HTTP, whole JSON bodies compared.
+
+mod common;
+mod errors;
+mod list;
+mod operations;
