@@ -1,0 +1,164 @@
+//! `longrun-bench`: starts a `longrun` server, loads it from this process and prints each
+//! figure of the performance targets, then a summary table. Missed targets are reported,
+//! not failed: the exit code is non-zero only when something went wrong.
+
+mod listing;
+mod load;
+mod procfs;
+mod scenarios;
+mod server;
+mod summary;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use longrun_client::Client;
+use scenarios::Setup;
+use server::Server;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use summary::Summary;
+
+#[derive(Parser)]
+#[command(
+    name = "longrun-bench",
+    version,
+    about = "Measures a longrun server: get, submit, cancel, list and memory"
+)]
+struct Args {
+    /// The `longrun` binary to run [default: `longrun` next to this executable].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Operations stored for the list and memory figures.
+    #[arg(long, default_value_t = 1_000_000)]
+    operations: usize,
+    /// Length of each timed run, in seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients for submit, get and cancel.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Concurrent clients for the list runs.
+    #[arg(long, default_value_t = 8)]
+    list_clients: usize,
+    /// Which figures to measure; `list` and `rss` share one seeded server and print both.
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: Scenario,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Scenario {
+    All,
+    Get,
+    Submit,
+    Cancel,
+    List,
+    Rss,
+}
+
+impl Scenario {
+    fn includes(self, any_of: &[Scenario]) -> bool {
+        self == Scenario::All || any_of.contains(&self)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(summary) => {
+            summary.print();
+            if summary.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<Summary> {
+    anyhow::ensure!(
+        args.seconds >= 1 && args.concurrency >= 1 && args.list_clients >= 1,
+        "--seconds, --concurrency and --list-clients must be at least 1"
+    );
+    anyhow::ensure!(args.operations >= 1, "--operations must be at least 1");
+    let bin = match &args.server_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("longrun"),
+    };
+    anyhow::ensure!(
+        bin.is_file(),
+        "no server binary at {}: build it (cargo build --release -p longrun-cli) or pass \
+         --server-bin",
+        bin.display()
+    );
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    let duration = Duration::from_secs(args.seconds);
+    let mut summary = Summary::default();
+
+    let basic = [Scenario::Get, Scenario::Submit, Scenario::Cancel];
+    if args.scenario.includes(&basic) {
+        let server = start(&bin, server::data_dir()?)?;
+        let setup = Setup {
+            client: Client::new(server.base()),
+            server_pid: server.pid(),
+            clients: args.concurrency,
+            duration,
+        };
+        runtime.block_on(async {
+            if args.scenario.includes(&[Scenario::Submit]) {
+                scenarios::submit(&setup, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::Get]) {
+                scenarios::get(&setup, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::Cancel]) {
+                scenarios::cancel(&setup, &mut summary).await?;
+            }
+            anyhow::Ok(())
+        })?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario.includes(&[Scenario::List, Scenario::Rss]) {
+        let dir = server::data_dir()?;
+        println!(
+            "seeding {} operations into {}",
+            args.operations,
+            dir.path().display()
+        );
+        runtime.block_on(listing::seed(dir.path(), args.operations))?;
+        let server = start(&bin, dir)?;
+        let setup = Setup {
+            client: Client::new(server.base()),
+            server_pid: server.pid(),
+            clients: args.list_clients,
+            duration,
+        };
+        runtime.block_on(listing::list(&setup, args.operations, &mut summary))?;
+        stop(server, &mut summary);
+    }
+    Ok(summary)
+}
+
+fn start(bin: &Path, dir: tempfile::TempDir) -> anyhow::Result<Server> {
+    let server = Server::start(bin, dir)?;
+    println!(
+        "server {} at {} (pid {})",
+        bin.display(),
+        server.base(),
+        server.pid()
+    );
+    Ok(server)
+}
+
+fn stop(server: Server, summary: &mut Summary) {
+    match server.stop() {
+        Ok(took) => println!("server stopped in {} ms", took.as_millis()),
+        Err(e) => summary.problem(format!("{e:#}")),
+    }
+}

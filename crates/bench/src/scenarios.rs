@@ -1,0 +1,214 @@
+//! The figures measured on a server with a fresh data directory: submit, get and cancel,
+//! each under many concurrent clients.
+
+use crate::load::{self, Recorder};
+use crate::summary::{Summary, Target};
+use anyhow::Context;
+use longrun_client::Client;
+use longrun_types::Name;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What every scenario runs against and with.
+pub struct Setup {
+    pub client: Client,
+    pub server_pid: u32,
+    pub clients: usize,
+    pub duration: Duration,
+}
+
+/// Operations that `get` picks from.
+const GET_OPERATIONS: usize = 1_000;
+
+/// PENDING operations queued for the two cancel runs per second of run: more than the
+/// server cancels in both together, so the runs do not run out.
+const CANCELS_QUEUED_PER_SECOND: usize = 25_000;
+
+/// Operations read back after the cancel runs to check they ended CANCELLED.
+const CANCEL_SAMPLE: usize = 500;
+
+fn submission() -> Value {
+    json!({"type": "BENCH", "description": "bench"})
+}
+
+pub async fn submit(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
+    let body = Arc::new(submission());
+    let report = load::run(
+        setup.clients,
+        setup.duration,
+        setup.server_pid,
+        |_, mut rec| {
+            let client = setup.client.clone();
+            let body = body.clone();
+            async move {
+                while rec.running() {
+                    rec.time(client.submit("bench-submit", &body)).await;
+                }
+                rec
+            }
+        },
+    )
+    .await?;
+    println!("submit: {}", report.line("operations"));
+    summary.check("submit", &report);
+    summary.figure(
+        &format!("submit ({} clients)", setup.clients),
+        report.rate(),
+        "ops/s",
+        Target::AtLeast(5_000.0),
+    );
+    Ok(())
+}
+
+pub async fn get(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
+    let names = Arc::new(queue(setup, "bench-get", GET_OPERATIONS).await?);
+    let report = load::run(
+        setup.clients,
+        setup.duration,
+        setup.server_pid,
+        |task, mut rec| {
+            let client = setup.client.clone();
+            let names = names.clone();
+            async move {
+                let mut i = 0u64;
+                while rec.running() {
+                    let pick = load::mix(((task as u64) << 32) | i) as usize % names.len();
+                    rec.time(client.get(&names[pick])).await;
+                    i += 1;
+                }
+                rec
+            }
+        },
+    )
+    .await?;
+    println!("get: {}", report.line("requests"));
+    summary.check("get", &report);
+    summary.figure(
+        &format!("get ({} clients)", setup.clients),
+        report.rate(),
+        "requests/s",
+        Target::AtLeast(30_000.0),
+    );
+    Ok(())
+}
+
+/// Cancels distinct PENDING operations, first with many clients (throughput), then with
+/// one (latency without queueing), and checks a sample ended CANCELLED.
+pub async fn cancel(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
+    let wanted = CANCELS_QUEUED_PER_SECOND * setup.duration.as_secs().max(1) as usize;
+    let names = Arc::new(queue(setup, "bench-cancel", wanted).await?);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut cancelled = 0;
+    for clients in [setup.clients, 1] {
+        let first = cancelled;
+        let report = load::run(clients, setup.duration, setup.server_pid, |_, rec| {
+            cancel_from(setup.client.clone(), names.clone(), next.clone(), rec)
+        })
+        .await?;
+        cancelled = next.load(Ordering::Relaxed).min(names.len());
+        let label = format!(
+            "cancel ({clients} client{})",
+            if clients == 1 { "" } else { "s" }
+        );
+        println!("{label}: {}", report.line("cancels"));
+        if cancelled == names.len() {
+            println!(
+                "  ran out of PENDING operations after {:.1} s ({} cancelled)",
+                report.elapsed().as_secs_f64(),
+                cancelled - first
+            );
+        }
+        summary.check(&label, &report);
+        if clients == 1 {
+            summary.figure(
+                &format!("{label} p50"),
+                report.percentile_ms(50.0),
+                "ms",
+                Target::AtMost(2.0),
+            );
+        } else {
+            summary.figure(&label, report.rate(), "cancels/s", Target::AtLeast(5_000.0));
+        }
+    }
+    verify_cancelled(&setup.client, &names[..cancelled], summary).await
+}
+
+/// One cancel client: takes the next operation nobody has cancelled yet until the time is
+/// up or none are left.
+async fn cancel_from(
+    client: Client,
+    names: Arc<Vec<Name>>,
+    next: Arc<AtomicUsize>,
+    mut rec: Recorder,
+) -> Recorder {
+    while rec.running() {
+        let Some(name) = names.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            break;
+        };
+        rec.time(client.cancel(name)).await;
+    }
+    rec
+}
+
+/// Reads back an even sample of `names` and notes any that is not CANCELLED.
+async fn verify_cancelled(
+    client: &Client,
+    names: &[Name],
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let step = (names.len() / CANCEL_SAMPLE).max(1);
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for name in names.iter().step_by(step) {
+        let op = client.get(name).await?;
+        checked += 1;
+        let state = op["metadata"]["state"].as_str().unwrap_or("?");
+        if state != "CANCELLED" {
+            wrong.push(format!("{name} is {state}"));
+        }
+    }
+    if wrong.is_empty() {
+        println!("cancel: checked {checked} cancelled operations, all CANCELLED");
+    } else {
+        summary.problem(format!(
+            "cancel: {} of {checked} sampled operations are not CANCELLED (e.g. {})",
+            wrong.len(),
+            wrong[0]
+        ));
+    }
+    Ok(())
+}
+
+/// Submits `count` PENDING operations to `project` with the scenario's clients and returns
+/// their names. Any failure ends the scenario: it is set-up, not measurement.
+async fn queue(setup: &Setup, project: &str, count: usize) -> anyhow::Result<Vec<Name>> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(submission());
+    let tasks: Vec<_> = (0..setup.clients)
+        .map(|_| {
+            let (client, next, body) = (setup.client.clone(), next.clone(), body.clone());
+            let project = project.to_string();
+            tokio::spawn(async move {
+                let mut names = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let op = client.submit(&project, &body).await?;
+                    let name = op["name"].as_str().context("submit returned no name")?;
+                    names.push(Name::parse(name).map_err(anyhow::Error::msg)?);
+                }
+                anyhow::Ok(names)
+            })
+        })
+        .collect();
+    let mut names = Vec::with_capacity(count);
+    for task in tasks {
+        names.extend(task.await??);
+    }
+    println!(
+        "queued {count} operations in {project} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(names)
+}
