@@ -62,6 +62,16 @@ impl PageTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn garbage_is_refused_never_a_panic(text in "\\PC{0,120}", bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let tokens = PageTokens::new(b"secret");
+            prop_assert_eq!(tokens.decode("projects/p", "", &text), None);
+            prop_assert_eq!(tokens.decode("projects/p", "", &URL_SAFE_NO_PAD.encode(&bytes)), None);
+        }
+    }
 
     fn cursor() -> Cursor {
         Cursor {

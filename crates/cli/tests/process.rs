@@ -1,0 +1,194 @@
+//! The `longrun` binary as users run it: start on port 0, SIGTERM, kill -9 and restart on
+//! the same data directory, and the `operations` commands with their exit codes.
+
+use longrun_client::Client;
+use longrun_types::Name;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_longrun");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `longrun serve` and waits for its `listening on` line.
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("LONGRUN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
+        Server { child, base }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    fn wait_exit(mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < within, "server did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn name(id: &str) -> Name {
+    Name::parse(&format!("projects/p/operations/{id}")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = Client::new(&server.base);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let op = client
+                .submit("p", &json!({"type": "T", "operationId": format!("op{i}")}))
+                .await
+                .unwrap();
+            if i % 2 == 0 {
+                client.cancel(&name(&format!("op{i}"))).await.unwrap();
+            }
+            op
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Every write above was acknowledged; die without any chance to flush.
+    server.signal(libc::SIGKILL);
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+
+    let server = Server::start(dir.path());
+    let client = Client::new(&server.base);
+    for i in 0..60 {
+        let op = client.get(&name(&format!("op{i}"))).await.unwrap();
+        let expected = if i % 2 == 0 { "CANCELLED" } else { "PENDING" };
+        assert_eq!(op["metadata"]["state"], expected, "op{i}");
+        if i % 2 == 0 {
+            assert_eq!(op["done"], true);
+            assert_eq!(op["error"]["code"], 1);
+            assert!(op["metadata"]["endTime"].is_string());
+        }
+    }
+    let page = client.list("p", "", 1000, "").await.unwrap();
+    assert_eq!(page["operations"].as_array().unwrap().len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_waits_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = Client::new(&server.base);
+    client.submit("p", &json!({"type": "T", "operationId": "x"})).await.unwrap();
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.wait(&name("x"), Some("60s")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.signal(libc::SIGTERM);
+    let op = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!(op["metadata"]["state"], "PENDING");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    // The data directory holds the database and the secret.
+    assert!(dir.path().join("longrun.db").exists());
+    assert!(dir.path().join("secret").exists());
+}
+
+fn cli(base: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("operations")
+        .args(args)
+        .args(["--server", base, "--project", "p"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+
+    let (code, out, _) = cli(base, &["submit", "--type", "EXPORT_IMAGE", "--description", "nightly", "--operation-id", "jobs/a"]);
+    assert_eq!((code, out.trim()), (0, "projects/p/operations/jobs/a"));
+    let (code, out, _) = cli(base, &["submit", "--type", "T", "--payload", "{\"seconds\": 5}", "--priority", "5", "--format", "json"]);
+    assert_eq!(code, 0);
+    let op: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(op["metadata"]["priority"], 5);
+
+    let (code, out, _) = cli(base, &["list"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("ID") && lines[0].contains("STATE"));
+    assert!(out.contains("jobs/a") && out.contains("nightly") && out.contains("PENDING"));
+    let (code, out, _) = cli(base, &["list", "--format", "json", "--filter", "metadata.type = EXPORT_IMAGE"]);
+    assert_eq!(code, 0);
+    let ops: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ops.as_array().unwrap().len(), 1);
+
+    let (code, out, _) = cli(base, &["describe", "jobs/a"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state:       PENDING"), "{out}");
+    let (code, _, _) = cli(base, &["wait", "jobs/a", "--timeout", "100ms"]);
+    assert_eq!(code, 12, "not done at the timeout");
+    let (code, _, err) = cli(base, &["delete", "jobs/a"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, out, _) = cli(base, &["cancel", "projects/p/operations/jobs/a"]);
+    assert_eq!((code, out.trim()), (0, "cancellation requested for projects/p/operations/jobs/a"));
+    let (code, _, _) = cli(base, &["wait", "jobs/a"]);
+    assert_eq!(code, 11, "cancelled");
+    let (code, _, _) = cli(base, &["delete", "jobs/a"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = cli(base, &["describe", "jobs/a"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let (code, _, _) = cli(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = cli(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    assert_eq!(code, 5);
+    let (code, _, _) = cli(base, &["submit", "--type", "T", "--priority", "10000"]);
+    assert_eq!(code, 3);
+    let (code, _, err) = cli("http://127.0.0.1:1", &["list"]);
+    assert_eq!(code, 1, "{err}");
+}
