@@ -27,13 +27,18 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let base = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
+        assert!(
+            base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+            "{base}"
+        );
         Server { child, base }
     }
 
@@ -48,7 +53,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(started.elapsed() < within, "server did not exit within {within:?}");
+            assert!(
+                started.elapsed() < within,
+                "server did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -113,14 +121,21 @@ async fn sigterm_ends_waits_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let client = Client::new(&server.base);
-    client.submit("p", &json!({"type": "T", "operationId": "x"})).await.unwrap();
+    client
+        .submit("p", &json!({"type": "T", "operationId": "x"}))
+        .await
+        .unwrap();
     let waiter = {
         let client = client.clone();
         tokio::spawn(async move { client.wait(&name("x"), Some("60s")).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.signal(libc::SIGTERM);
-    let op = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap().unwrap();
+    let op = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(op["metadata"]["state"], "PENDING");
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
@@ -149,9 +164,33 @@ async fn operations_commands_and_exit_codes() {
     let server = Server::start(dir.path());
     let base = server.base.as_str();
 
-    let (code, out, _) = cli(base, &["submit", "--type", "EXPORT_IMAGE", "--description", "nightly", "--operation-id", "jobs/a"]);
+    let (code, out, _) = cli(
+        base,
+        &[
+            "submit",
+            "--type",
+            "EXPORT_IMAGE",
+            "--description",
+            "nightly",
+            "--operation-id",
+            "jobs/a",
+        ],
+    );
     assert_eq!((code, out.trim()), (0, "projects/p/operations/jobs/a"));
-    let (code, out, _) = cli(base, &["submit", "--type", "T", "--payload", "{\"seconds\": 5}", "--priority", "5", "--format", "json"]);
+    let (code, out, _) = cli(
+        base,
+        &[
+            "submit",
+            "--type",
+            "T",
+            "--payload",
+            "{\"seconds\": 5}",
+            "--priority",
+            "5",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(code, 0);
     let op: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(op["metadata"]["priority"], 5);
@@ -162,7 +201,16 @@ async fn operations_commands_and_exit_codes() {
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[0].starts_with("ID") && lines[0].contains("STATE"));
     assert!(out.contains("jobs/a") && out.contains("nightly") && out.contains("PENDING"));
-    let (code, out, _) = cli(base, &["list", "--format", "json", "--filter", "metadata.type = EXPORT_IMAGE"]);
+    let (code, out, _) = cli(
+        base,
+        &[
+            "list",
+            "--format",
+            "json",
+            "--filter",
+            "metadata.type = EXPORT_IMAGE",
+        ],
+    );
     assert_eq!(code, 0);
     let ops: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ops.as_array().unwrap().len(), 1);
@@ -175,7 +223,10 @@ async fn operations_commands_and_exit_codes() {
     let (code, _, err) = cli(base, &["delete", "jobs/a"]);
     assert_eq!(code, 3, "{err}");
     let (code, out, _) = cli(base, &["cancel", "projects/p/operations/jobs/a"]);
-    assert_eq!((code, out.trim()), (0, "cancellation requested for projects/p/operations/jobs/a"));
+    assert_eq!(
+        (code, out.trim()),
+        (0, "cancellation requested for projects/p/operations/jobs/a")
+    );
     let (code, _, _) = cli(base, &["wait", "jobs/a"]);
     assert_eq!(code, 11, "cancelled");
     let (code, _, _) = cli(base, &["delete", "jobs/a"]);
