@@ -10,7 +10,7 @@ mod schema;
 mod writer;
 
 use async_trait::async_trait;
-use longrun_store::{Error, Inserted, ListQuery, NewOperation, Result, Store};
+use longrun_store::{Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, Store};
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -259,22 +259,7 @@ impl Store for SqliteStore {
     async fn update(&self, operation: Operation) -> Result<Operation> {
         self.inner
             .writer
-            .write(move |conn| {
-                let mut op = operation;
-                let expected = op.version;
-                op.version += 1;
-                let mut values = row(&op, "")?;
-                values.pop(); // the payload never changes
-                values.push(Sql::Integer(expected));
-                let changed = conn
-                    .prepare_cached(UPDATE)
-                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
-                    .map_err(backend)?;
-                if changed == 1 {
-                    return Ok(op);
-                }
-                Err(missing_or_conflict(conn, &op.name)?)
-            })
+            .write(move |conn| write_update(conn, operation))
             .await
     }
 
@@ -307,6 +292,79 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        if query.types.is_empty() || query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .writer
+            .write(move |conn| {
+                let marks = vec!["?"; query.types.len()].join(", ");
+                // With a running limit some candidates may be skipped: look further ahead.
+                let scan = if query.max_running > 0 { query.limit + 1000 } else { query.limit };
+                let sql = format!(
+                    "SELECT record, payload FROM operations WHERE state = 'PENDING' \
+                     AND op_type IN ({marks}) ORDER BY priority DESC, create_time ASC, name ASC LIMIT ?"
+                );
+                let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
+                params.push(Sql::Integer(scan as i64));
+                let candidates: Vec<(String, String)> = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| {
+                        s.query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect()
+                    })
+                    .map_err(backend)?;
+                let mut running: std::collections::HashMap<String, u64> = Default::default();
+                let mut leased = Vec::new();
+                for (text, payload) in candidates {
+                    if leased.len() == query.limit {
+                        break;
+                    }
+                    let op = record(text)?;
+                    let project = op.name.project().as_str().to_string();
+                    if query.max_running > 0 {
+                        let count = match running.get(&project) {
+                            Some(n) => *n,
+                            None => conn
+                                .prepare_cached(
+                                    "SELECT count(*) FROM operations WHERE project = ?1 \
+                                     AND state IN ('RUNNING', 'CANCELLING')",
+                                )
+                                .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
+                                .map_err(backend)?,
+                        };
+                        if count >= query.max_running {
+                            running.insert(project, count);
+                            continue;
+                        }
+                        running.insert(project, count + 1);
+                    }
+                    let started = write_update(conn, (query.start)(op))?;
+                    let payload = serde_json::from_str(&payload).map_err(backend)?;
+                    leased.push((started, payload));
+                }
+                Ok(leased)
+            })
+            .await
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM operations WHERE lease_expire < ?1 UNION \
+                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now.millis(), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| record(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
         self.inner
             .writer
@@ -320,6 +378,23 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
+
+/// The compare-and-set write of `op` over the stored version `op.version`.
+fn write_update(conn: &Connection, mut op: Operation) -> Result<Operation> {
+    let expected = op.version;
+    op.version += 1;
+    let mut values = row(&op, "")?;
+    values.pop(); // the payload never changes
+    values.push(Sql::Integer(expected));
+    let changed = conn
+        .prepare_cached(UPDATE)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+        .map_err(backend)?;
+    if changed == 1 {
+        return Ok(op);
+    }
+    Err(missing_or_conflict(conn, &op.name)?)
 }
 
 /// After a conditional write changed nothing: was the row missing, or newer?

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry is one migration; never edit a released one, append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE operations (
     name         TEXT PRIMARY KEY,
     project      TEXT NOT NULL,
@@ -53,7 +54,15 @@ CREATE TRIGGER queue_delete AFTER DELETE ON operations WHEN OLD.state = 'PENDING
 BEGIN
     UPDATE project_queue SET pending = pending - 1 WHERE project = OLD.project;
 END;
-"#];
+"#,
+    r#"
+CREATE INDEX operations_running ON operations (project, state)
+    WHERE state IN ('RUNNING', 'CANCELLING');
+CREATE INDEX operations_lease ON operations (lease_expire) WHERE lease_expire IS NOT NULL;
+CREATE INDEX operations_deadline ON operations (deadline)
+    WHERE deadline IS NOT NULL AND end_time IS NULL;
+"#,
+];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;

@@ -3,10 +3,10 @@
 //! `(store, guard)`; the guard (a temporary directory, a database schema) lives as long as
 //! the test.
 
-use crate::{Cursor, Error, Inserted, ListQuery, NewOperation, Store};
+use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Store};
 use longrun_types::filter;
 use longrun_types::operation::{Outcome, Status};
-use longrun_types::{Code, Name, Operation, Project, State, Timestamp};
+use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timestamp};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -24,7 +24,9 @@ macro_rules! conformance_suite {
             list_pages_in_order_without_skips_or_repeats,
             list_filters_agree_with_the_reference_semantics,
             expire_removes_only_old_done_operations,
-            payload_is_kept_apart
+            payload_is_kept_apart,
+            lease_takes_priority_then_age_within_limits,
+            due_finds_expired_leases_and_passed_deadlines
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -413,4 +415,101 @@ pub async fn payload_is_kept_apart<S: Store>(store: Arc<S>) {
     assert_eq!(store.payload(&op.name).await.unwrap(), Some(payload));
     let missing = Name::new(&project("p"), "missing").unwrap();
     assert_eq!(store.payload(&missing).await.unwrap(), None);
+}
+
+fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> LeaseQuery {
+    LeaseQuery {
+        types: types.iter().map(|t| t.to_string()).collect(),
+        limit,
+        max_running,
+        start: Arc::new(move |mut op: Operation| {
+            op.apply(Event::Lease, None, Timestamp(expire - 10));
+            op.lease = Some(Lease {
+                id: format!("lease-{}", op.name.id()),
+                worker: "w".into(),
+                expire_time: Timestamp(expire),
+                duration_ms: 10,
+            });
+            op
+        }),
+    }
+}
+
+pub async fn lease_takes_priority_then_age_within_limits<S: Store>(store: Arc<S>) {
+    let mut submit = async |p: &str, id: &str, ty: &str, priority: i32, created: i64| {
+        let mut op = operation(p, id, created);
+        op.op_type = ty.into();
+        op.priority = priority;
+        store
+            .insert(NewOperation {
+                operation: op,
+                payload: serde_json::json!({"id": id}),
+                max_queued: 100,
+            })
+            .await
+            .unwrap();
+    };
+    submit("p", "low-old", "A", 1, 1).await;
+    submit("p", "high-new", "A", 9, 5).await;
+    submit("p", "high-old", "A", 9, 2).await;
+    submit("p", "other-type", "B", 99, 1).await;
+    submit("q", "q-mid", "A", 5, 1).await;
+    let names = |leased: &[(Operation, serde_json::Value)]| -> Vec<String> {
+        leased
+            .iter()
+            .map(|(op, _)| op.name.id().to_string())
+            .collect()
+    };
+    let first = store.lease(leasing(&["A"], 2, 0, 100)).await.unwrap();
+    assert_eq!(names(&first), ["high-old", "high-new"]);
+    let (op, payload) = &first[0];
+    assert_eq!(payload, &serde_json::json!({"id": "high-old"}));
+    assert_eq!(op.state, State::Running);
+    assert_eq!(op.version, 2);
+    assert_eq!(store.get(&op.name).await.unwrap().as_ref(), Some(op));
+    // Project p already runs two: with a limit of 2 only q's operation is leased.
+    let second = store.lease(leasing(&["A"], 5, 2, 100)).await.unwrap();
+    assert_eq!(names(&second), ["q-mid"]);
+    let third = store.lease(leasing(&["A", "B"], 5, 0, 100)).await.unwrap();
+    assert_eq!(names(&third), ["other-type", "low-old"]);
+    assert!(
+        store
+            .lease(leasing(&["A", "B"], 5, 0, 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn due_finds_expired_leases_and_passed_deadlines<S: Store>(store: Arc<S>) {
+    let mut timed = operation("p", "timed", 1);
+    timed.deadline = Some(Timestamp(50));
+    created(&*store, timed).await;
+    let mut late = operation("p", "late", 1);
+    late.deadline = Some(Timestamp(500));
+    created(&*store, late).await;
+    let mut leased = operation("p", "leased", 1);
+    leased.op_type = "L".into();
+    created(&*store, leased).await;
+    store.lease(leasing(&["L"], 1, 0, 40)).await.unwrap();
+    let mut finished = operation("p", "finished", 1);
+    finished.deadline = Some(Timestamp(10));
+    let finished = created(&*store, finished).await;
+    store
+        .update(done(finished, State::Succeeded, 5))
+        .await
+        .unwrap();
+
+    let ids = |ops: Vec<Operation>| {
+        let mut ids: Vec<String> = ops.iter().map(|o| o.name.id().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert!(store.due(Timestamp(30), 10).await.unwrap().is_empty());
+    assert_eq!(ids(store.due(Timestamp(41), 10).await.unwrap()), ["leased"]);
+    assert_eq!(
+        ids(store.due(Timestamp(51), 10).await.unwrap()),
+        ["leased", "timed"]
+    );
+    assert_eq!(store.due(Timestamp(1000), 1).await.unwrap().len(), 1);
 }

@@ -58,6 +58,20 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// Turns a PENDING operation into its leased form (the engine's transition).
+pub type Start = std::sync::Arc<dyn Fn(Operation) -> Operation + Send + Sync>;
+
+#[derive(Clone)]
+pub struct LeaseQuery {
+    /// Operation types the worker serves.
+    pub types: Vec<String>,
+    /// Most operations to lease.
+    pub limit: usize,
+    /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
+    pub max_running: u64,
+    pub start: Start,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a PENDING operation with version 1, unless the project already has one
@@ -79,6 +93,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
+
+    /// Leases PENDING operations of the given types, highest priority first, then oldest,
+    /// skipping projects at their running limit: each is passed through `start` and written
+    /// in one transaction. Returns them with their payloads.
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
+
+    /// Up to `limit` operations with a timer due at `now`: a lease that expired before
+    /// `now`, or a deadline before `now` on an operation that is not done.
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.

@@ -2,7 +2,7 @@
 //! storage keeps (it serializes it without interpreting it) and what the server renders as
 //! the wire `Operation`.
 
-use crate::{Name, State, Timestamp};
+use crate::{Event, Name, State, Timestamp, Transition};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A `google.rpc.Status`. `details` holds `Any` messages in their JSON form (`@type` + fields).
@@ -45,6 +45,8 @@ pub struct Lease {
     pub id: String,
     pub worker: String,
     pub expire_time: Timestamp,
+    /// How far each heartbeat extends the lease.
+    pub duration_ms: i64,
 }
 
 /// When and by whom cancellation was requested.
@@ -133,17 +135,30 @@ impl Operation {
         }
     }
 
+    /// Applies `event` through the state machine; when it moves, does the bookkeeping of
+    /// [`Operation::move_to`]. Returns what the state machine said.
+    pub fn apply(&mut self, event: Event, outcome: Option<Outcome>, now: Timestamp) -> Transition {
+        let transition = self.state.apply(event);
+        if let Transition::Move(to) = transition {
+            self.move_to(to, outcome, now);
+        }
+        transition
+    }
+
     /// Moves to `to`, keeping the bookkeeping that goes with every move: `update_time`,
-    /// `end_time` and the end of the lease once done, the outcome when given.
+    /// `end_time` and the end of the lease once done, the outcome when given, and a new
+    /// attempt when a leased operation goes back to the queue.
     pub fn move_to(&mut self, to: State, outcome: Option<Outcome>, now: Timestamp) {
+        let requeued = to == State::Pending && self.state.is_leased();
         self.state = to;
         self.update_time = now.max(self.update_time);
         if to.is_done() {
             self.end_time = Some(self.update_time);
             self.lease = None;
             self.outcome = outcome;
-        } else if to == State::Pending {
+        } else if requeued {
             self.lease = None;
+            self.attempt += 1;
         }
     }
 }
@@ -221,6 +236,32 @@ mod tests {
         assert_eq!(back, op);
         assert_eq!(back.end_time, Some(Timestamp(2000)));
         assert_eq!(back.error_code(), Some(1));
+    }
+
+    #[test]
+    fn requeue_counts_an_attempt_and_ends_the_lease() {
+        let name = Name::new(&Project::parse("p").unwrap(), "x").unwrap();
+        let mut op = Operation::new(name, "T".into(), Timestamp(1));
+        assert_eq!(
+            op.apply(Event::Lease, None, Timestamp(2)),
+            Transition::Move(State::Running)
+        );
+        op.lease = Some(Lease {
+            id: "l".into(),
+            worker: "w".into(),
+            expire_time: Timestamp(10),
+            duration_ms: 8,
+        });
+        assert_eq!(
+            op.apply(Event::Release, None, Timestamp(11)),
+            Transition::Move(State::Pending)
+        );
+        assert_eq!((op.attempt, op.lease.clone()), (2, None));
+        assert_eq!(
+            op.apply(Event::Succeed, None, Timestamp(12)),
+            Transition::Reject
+        );
+        assert_eq!(op.update_time, Timestamp(11));
     }
 
     #[test]
