@@ -436,7 +436,7 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
 }
 
 pub async fn lease_takes_priority_then_age_within_limits<S: Store>(store: Arc<S>) {
-    let mut submit = async |p: &str, id: &str, ty: &str, priority: i32, created: i64| {
+    let submit = async |p: &str, id: &str, ty: &str, priority: i32, created: i64| {
         let mut op = operation(p, id, created);
         op.op_type = ty.into();
         op.priority = priority;
