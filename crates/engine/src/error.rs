@@ -21,6 +21,9 @@ pub enum Error {
     QueueFull { project: String, limit: u64 },
     #[error("{0}")]
     Unimplemented(String),
+    /// A worker report whose lease is no longer held.
+    #[error("lease {lease_id} on {name} is not held")]
+    LeaseNotHeld { name: Name, lease_id: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,6 +44,7 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
+            Error::LeaseNotHeld { .. } => Code::Aborted,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -54,6 +58,7 @@ impl Error {
             Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::Unimplemented(_) => "NOT_SUPPORTED",
+            Error::LeaseNotHeld { .. } => "LEASE_NOT_HELD",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -66,6 +71,9 @@ impl Error {
             }
             Error::QueueFull { project, limit } => {
                 vec![("project", project.clone()), ("limit", limit.to_string())]
+            }
+            Error::LeaseNotHeld { name, lease_id } => {
+                vec![("name", name.to_string()), ("leaseId", lease_id.clone())]
             }
             Error::InvalidArgument { .. } | Error::Unimplemented(_) | Error::Internal(_) => vec![],
         }

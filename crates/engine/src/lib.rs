@@ -6,15 +6,18 @@
 mod error;
 mod page_token;
 mod waiters;
+mod work;
 
 pub use error::Error;
 pub use page_token::PageTokens;
+pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Store};
 use longrun_types::filter;
 use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
 use longrun_types::{Code, Event, Name, Operation, Project, State, Timestamp, Transition};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use waiters::Waiters;
 
@@ -49,7 +52,38 @@ pub struct Options {
     /// Signs page tokens.
     pub secret: Vec<u8>,
     pub clock: Arc<dyn Clock>,
+    /// Per-type settings; types without an entry get `TaskType::default()`.
+    pub task_types: HashMap<String, TaskType>,
+    /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
+    pub max_running: u64,
 }
+
+/// How operations of one type are run.
+#[derive(Debug, Clone)]
+pub struct TaskType {
+    /// False: cancel answers UNIMPLEMENTED and leaves the operation alone.
+    pub cancellable: bool,
+    /// How long a worker has to stop after a cancel before its lease is revoked.
+    pub cancel_grace: Duration,
+    /// Starts allowed when a submit names none.
+    pub max_attempts: i32,
+    /// Longest life from creation; a submit's own timeout can only shorten it.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for TaskType {
+    fn default() -> TaskType {
+        TaskType {
+            cancellable: true,
+            cancel_grace: Duration::from_secs(30),
+            max_attempts: longrun_types::operation::DEFAULT_MAX_ATTEMPTS,
+            timeout: None,
+        }
+    }
+}
+
+/// The message of an operation cancelled at a user's request.
+pub const CANCELLED_BY_USER: &str = "Operation cancelled by user.";
 
 impl Options {
     pub fn new(secret: Vec<u8>) -> Options {
@@ -60,6 +94,8 @@ impl Options {
             max_wait: Duration::from_secs(600),
             secret,
             clock: Arc::new(SystemClock),
+            task_types: HashMap::new(),
+            max_running: 0,
         }
     }
 }
@@ -97,9 +133,14 @@ struct Inner {
     options: Options,
     tokens: PageTokens,
     waiters: Waiters,
+    /// Woken when operations enter the queue, for lease requests that wait for work.
+    work: tokio::sync::Notify,
     /// Set when the server shuts down: waits return at once.
     closing: tokio::sync::watch::Sender<bool>,
 }
+
+/// How often lapsed leases, cancel graces and timeouts are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How many times a read-transition-write is retried when another writer wins the race.
 const MAX_RACE_RETRIES: usize = 100;
@@ -112,9 +153,19 @@ impl Engine {
                 store,
                 options,
                 waiters: Waiters::default(),
+                work: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
             }),
         }
+    }
+
+    fn task_type(&self, op_type: &str) -> &TaskType {
+        static DEFAULT: LazyLock<TaskType> = LazyLock::new(TaskType::default);
+        self.inner
+            .options
+            .task_types
+            .get(op_type)
+            .unwrap_or(&DEFAULT)
     }
 
     fn now(&self) -> Timestamp {
@@ -206,35 +257,34 @@ impl Engine {
         })
     }
 
-    /// Applies `event` to the operation with `edit` for the details of the move, as a
-    /// compare-and-set retried until it wins or the event no longer applies. Returns the
-    /// operation as it stands afterwards and the transition that was taken.
-    async fn transition(
+    /// Reads the operation, lets `decide` change it (through `Operation::apply`) and writes
+    /// it back with a compare-and-set, retrying from a fresh read when another writer won.
+    /// `decide` returns whether to write. Returns the operation as it stands afterwards.
+    async fn change(
         &self,
         name: &Name,
-        event: Event,
-        edit: impl Fn(&mut Operation, State, Timestamp),
-    ) -> Result<(Operation, Transition)> {
+        decide: impl Fn(&mut Operation, Timestamp) -> Result<bool>,
+    ) -> Result<Operation> {
         for _ in 0..MAX_RACE_RETRIES {
             let mut op = self.load(name).await?;
-            let transition = op.state.apply(event);
-            if let Transition::Move(to) = transition {
-                edit(&mut op, to, self.now());
-                match self.inner.store.update(op).await {
-                    Ok(stored) => {
-                        if stored.done() {
-                            self.inner.waiters.wake(stored.name.as_str());
-                        }
-                        return Ok((stored, transition));
-                    }
-                    Err(longrun_store::Error::Conflict) => continue,
-                    Err(longrun_store::Error::NotFound) => {
-                        return Err(Error::NotFound(name.clone()));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            let before = op.state;
+            if !decide(&mut op, self.now())? {
+                return Ok(op);
             }
-            return Ok((op, transition));
+            match self.inner.store.update(op).await {
+                Ok(stored) => {
+                    if stored.state != before {
+                        self.inner.waiters.wake(stored.name.as_str());
+                        if stored.state == State::Pending {
+                            self.inner.work.notify_waiters();
+                        }
+                    }
+                    return Ok(stored);
+                }
+                Err(longrun_store::Error::Conflict) => continue,
+                Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(Error::Internal(format!(
             "{name} kept changing; gave up after {MAX_RACE_RETRIES} tries"
@@ -244,19 +294,33 @@ impl Engine {
     /// Cancels: PENDING ends CANCELLED at once, RUNNING becomes CANCELLING; CANCELLING and
     /// done operations are left as they are. Returns once the change is durable.
     pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
-        let (op, _) = self
-            .transition(name, Event::Cancel, |op, to, now| {
-                op.cancel = Some(CancelRequest {
-                    time: now,
-                    principal: principal.to_string(),
-                });
-                let outcome = to.is_done().then(|| {
-                    Outcome::Error(Status::new(Code::Cancelled, "Operation cancelled by user."))
-                });
-                op.move_to(to, outcome, now);
-            })
-            .await?;
-        Ok(op)
+        self.change(name, |op, now| {
+            let task_type = self.task_type(&op.op_type);
+            if !task_type.cancellable {
+                return Err(Error::Unimplemented(format!(
+                    "operations of type {} cannot be cancelled",
+                    op.op_type
+                )));
+            }
+            let cancelled = Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER));
+            if !matches!(
+                op.apply(Event::Cancel, Some(cancelled), now),
+                Transition::Move(_)
+            ) {
+                return Ok(false);
+            }
+            op.cancel = Some(CancelRequest {
+                time: now,
+                principal: principal.to_string(),
+            });
+            // A worker has the cancel grace to stop: its lease cannot outlive it.
+            let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
+            if let Some(lease) = &mut op.lease {
+                lease.expire_time = lease.expire_time.min(grace_end);
+            }
+            Ok(true)
+        })
+        .await
     }
 
     /// Deletes a done operation. Operations still queued or running are refused: delete
@@ -326,9 +390,8 @@ impl Engine {
                 "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {priority}"
             )));
         }
-        let max_attempts = s
-            .max_attempts
-            .unwrap_or(i64::from(longrun_types::operation::DEFAULT_MAX_ATTEMPTS));
+        let task_type = self.task_type(&s.op_type).clone();
+        let max_attempts = s.max_attempts.unwrap_or(i64::from(task_type.max_attempts));
         if !(1..=1000).contains(&max_attempts) {
             return Err(invalid(format!(
                 "maxAttempts must be between 1 and 1000, not {max_attempts}"
@@ -351,7 +414,11 @@ impl Engine {
         op.request_id = s.request_id;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
-        op.deadline = s.timeout.map(|t| now.plus_millis(t.as_millis() as i64));
+        let timeout = match (s.timeout, task_type.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        op.deadline = timeout.map(|t| now.plus_millis(t.as_millis() as i64));
         let new = NewOperation {
             operation: op,
             payload: s
@@ -360,7 +427,11 @@ impl Engine {
             max_queued: self.inner.options.max_queued,
         };
         match self.inner.store.insert(new).await {
-            Ok(Inserted::Created(op) | Inserted::Existing(op)) => Ok(op),
+            Ok(Inserted::Created(op)) => {
+                self.inner.work.notify_waiters();
+                Ok(op)
+            }
+            Ok(Inserted::Existing(op)) => Ok(op),
             Err(longrun_store::Error::QueueFull { limit }) => Err(Error::QueueFull {
                 project: project.to_string(),
                 limit,
@@ -385,12 +456,17 @@ impl Engine {
 
     /// Runs the background duties (retention) until `shutdown` resolves.
     pub async fn run_background(&self, shutdown: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut retention = tokio::time::interval(Duration::from_secs(60));
+        let mut timers = tokio::time::interval(SWEEP_INTERVAL);
+        timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tick.tick() => match self.expire().await {
+                _ = timers.tick() => if let Err(e) = self.sweep().await {
+                    tracing::warn!(error = %e, "timer sweep failed");
+                },
+                _ = retention.tick() => match self.expire().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "removed operations past retention"),
                     Err(e) => tracing::warn!(error = %e, "retention sweep failed"),

@@ -4,7 +4,7 @@ use super::*;
 use longrun_store_sqlite::SqliteStore;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-struct ManualClock(AtomicI64);
+pub(crate) struct ManualClock(pub(crate) AtomicI64);
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
@@ -12,14 +12,14 @@ impl Clock for ManualClock {
     }
 }
 
-struct Fixture {
-    engine: Engine,
-    store: Arc<SqliteStore>,
-    clock: Arc<ManualClock>,
+pub(crate) struct Fixture {
+    pub(crate) engine: Engine,
+    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
-fn fixture(configure: impl FnOnce(&mut Options)) -> Fixture {
+pub(crate) fn fixture(configure: impl FnOnce(&mut Options)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
     let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
@@ -34,11 +34,11 @@ fn fixture(configure: impl FnOnce(&mut Options)) -> Fixture {
     }
 }
 
-fn project() -> Project {
+pub(crate) fn project() -> Project {
     Project::parse("p").unwrap()
 }
 
-fn submission(id: &str) -> Submission {
+pub(crate) fn submission(id: &str) -> Submission {
     Submission {
         op_type: "EXPORT_IMAGE".into(),
         operation_id: Some(id.into()),
@@ -47,19 +47,29 @@ fn submission(id: &str) -> Submission {
 }
 
 impl Fixture {
-    async fn submit(&self, id: &str) -> Operation {
+    pub(crate) async fn submit(&self, id: &str) -> Operation {
         self.engine
             .submit(&project(), submission(id))
             .await
             .unwrap()
     }
 
-    /// Puts an operation in RUNNING the way a lease will.
-    async fn start(&self, op: Operation) -> Operation {
-        let mut op = op;
-        op.move_to(State::Running, None, self.clock.now());
-        op.start_time = Some(self.clock.now());
-        self.store.update(op).await.unwrap()
+    /// Leases the operation (the only queued one of its type).
+    pub(crate) async fn start(&self, op: Operation) -> Operation {
+        let leased = self
+            .engine
+            .lease(LeaseRequest {
+                worker: "w".into(),
+                types: vec![op.op_type.clone()],
+                max_operations: 1,
+                wait: Duration::ZERO,
+                lease_duration: Duration::from_secs(60),
+            })
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].0.name, op.name);
+        leased.into_iter().next().unwrap().0
     }
 }
 

@@ -1,0 +1,314 @@
+//! The worker side of the engine: leases, heartbeats (with the wait for a cancellation),
+//! completions with fencing by lease id, and the sweep of lapsed leases, cancel graces and
+//! timeouts (contract sections 3.3 and 6).
+
+use crate::{CANCELLED_BY_USER, Engine, Error, Result};
+use longrun_store::LeaseQuery;
+use longrun_types::operation::{Lease, Notification, Outcome, Stage, Status};
+use longrun_types::{Code, Event, Name, Operation, State, Timestamp, Transition};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bounds of lease requests (contract section 8).
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(60);
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(1);
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(600);
+pub const MAX_OPERATIONS_PER_LEASE: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    pub worker: String,
+    pub types: Vec<String>,
+    pub max_operations: usize,
+    /// How long to wait for work when there is none (capped at a minute).
+    pub wait: Duration,
+    pub lease_duration: Duration,
+}
+
+/// What a heartbeat reports; absent fields are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub progress: Option<f64>,
+    pub stages: Option<Vec<Stage>>,
+    pub batch_eecu_usage_seconds: Option<f64>,
+    pub notifications: Option<Vec<Notification>>,
+    pub destination_uris: Option<Vec<String>>,
+}
+
+/// A heartbeat's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beat {
+    pub cancel_requested: bool,
+    pub lease_expire_time: Timestamp,
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The response as kept: an `Any` in JSON form. Without `@type` it becomes a Struct.
+fn response_any(response: serde_json::Value) -> serde_json::Value {
+    if response
+        .get("@type")
+        .is_some_and(serde_json::Value::is_string)
+    {
+        response
+    } else {
+        serde_json::json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": response})
+    }
+}
+
+impl Engine {
+    /// Leases queued operations of the requested types, waiting up to `wait` for some.
+    pub async fn lease(
+        &self,
+        request: LeaseRequest,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let invalid = |m: String| Error::invalid("INVALID_LEASE_REQUEST", m);
+        if request.types.is_empty() || request.types.iter().any(|t| t.is_empty()) {
+            return Err(invalid(
+                "types must name at least one operation type".into(),
+            ));
+        }
+        if !(1..=MAX_OPERATIONS_PER_LEASE).contains(&request.max_operations) {
+            return Err(invalid(format!(
+                "maxOperations must be 1..{MAX_OPERATIONS_PER_LEASE}"
+            )));
+        }
+        if !(MIN_LEASE_DURATION..=MAX_LEASE_DURATION).contains(&request.lease_duration) {
+            return Err(invalid("leaseDuration must be between 1s and 600s".into()));
+        }
+        if request.worker.is_empty() {
+            return Err(invalid("the worker id is empty".into()));
+        }
+        let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
+        let duration_ms = request.lease_duration.as_millis() as i64;
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            // Registered before the attempt, so work queued during it still wakes us.
+            let work = self.inner.work.notified();
+            let clock = self.inner.options.clock.clone();
+            let worker = request.worker.clone();
+            let query = LeaseQuery {
+                types: request.types.clone(),
+                limit: request.max_operations,
+                max_running: self.inner.options.max_running,
+                start: Arc::new(move |mut op: Operation| {
+                    let now = clock.now();
+                    op.apply(Event::Lease, None, now);
+                    op.start_time.get_or_insert(now);
+                    op.lease = Some(Lease {
+                        id: random_id(),
+                        worker: worker.clone(),
+                        expire_time: now.plus_millis(duration_ms),
+                        duration_ms,
+                    });
+                    op
+                }),
+            };
+            let leased = self.inner.store.lease(query).await?;
+            if !leased.is_empty()
+                || tokio::time::Instant::now() >= deadline
+                || *closing.borrow_and_update()
+            {
+                return Ok(leased);
+            }
+            tokio::select! {
+                _ = work => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = closing.changed() => {}
+            }
+        }
+    }
+
+    fn check_lease(op: &Operation, lease_id: &str, now: Timestamp) -> Result<()> {
+        match &op.lease {
+            Some(lease)
+                if lease.id == lease_id && op.state.is_leased() && lease.expire_time >= now =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::LeaseNotHeld {
+                name: op.name.clone(),
+                lease_id: lease_id.to_string(),
+            }),
+        }
+    }
+
+    /// Records progress and extends the lease. With `wait_for_cancel`, returns early the
+    /// moment a cancellation is requested (the wait is capped at half the lease).
+    pub async fn heartbeat(
+        &self,
+        name: &Name,
+        lease_id: &str,
+        report: Report,
+        wait_for_cancel: Option<Duration>,
+    ) -> Result<Beat> {
+        if report.progress.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+            return Err(Error::invalid(
+                "INVALID_PROGRESS",
+                "progress must be between 0 and 1",
+            ));
+        }
+        let interest = self.inner.waiters.register(name.as_str());
+        let op = self
+            .change(name, |op, now| {
+                Self::check_lease(op, lease_id, now)?;
+                let report = report.clone();
+                if let Some(progress) = report.progress {
+                    op.progress = progress;
+                }
+                if let Some(stages) = report.stages {
+                    op.stages = stages;
+                }
+                if let Some(usage) = report.batch_eecu_usage_seconds {
+                    op.batch_eecu_usage_seconds = usage;
+                }
+                if let Some(notifications) = report.notifications {
+                    op.notifications = notifications;
+                }
+                if let Some(uris) = report.destination_uris {
+                    op.destination_uris = uris;
+                }
+                op.update_time = now.max(op.update_time);
+                let grace_end = op.cancel.as_ref().map(|c| {
+                    c.time
+                        .plus_millis(self.task_type(&op.op_type).cancel_grace.as_millis() as i64)
+                });
+                let lease = op.lease.as_mut().expect("checked above");
+                let extended = now.plus_millis(lease.duration_ms);
+                lease.expire_time = match grace_end {
+                    Some(end) if op.state == State::Cancelling => extended.min(end),
+                    _ => extended,
+                };
+                Ok(true)
+            })
+            .await?;
+        let lease = op.lease.clone().expect("a held lease");
+        let beat = |op: &Operation| Beat {
+            cancel_requested: op.state == State::Cancelling,
+            lease_expire_time: lease.expire_time,
+        };
+        let wait = wait_for_cancel
+            .unwrap_or_default()
+            .min(Duration::from_millis(lease.duration_ms as u64 / 2));
+        if op.state == State::Cancelling || wait.is_zero() {
+            return Ok(beat(&op));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            let woken = interest.notify.notified();
+            let op = self.load(name).await?;
+            Self::check_lease(&op, lease_id, self.now())?;
+            if op.state == State::Cancelling || *closing.borrow_and_update() {
+                return Ok(beat(&op));
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(beat(&op)),
+                _ = closing.changed() => {}
+            }
+        }
+    }
+
+    /// Ends a leased operation with the worker's result. An error with code 1 acknowledges a
+    /// cancellation; code 14 is retried while attempts remain; a result reported while
+    /// cancelling stands.
+    pub async fn complete(
+        &self,
+        name: &Name,
+        lease_id: &str,
+        result: std::result::Result<serde_json::Value, Status>,
+    ) -> Result<Operation> {
+        if let Err(status) = &result
+            && (status.code == 0 || Code::from_i32(status.code).is_none())
+        {
+            return Err(Error::invalid(
+                "INVALID_STATUS",
+                format!("error.code {} is not a google.rpc error code", status.code),
+            ));
+        }
+        self.change(name, |op, now| {
+            Self::check_lease(op, lease_id, now)?;
+            let (event, outcome) = match result.clone() {
+                Ok(response) => (Event::Succeed, Outcome::Response(response_any(response))),
+                Err(status) if status.code == Code::Cancelled as i32 => {
+                    (Event::AcknowledgeCancel, Outcome::Error(status))
+                }
+                Err(status)
+                    if status.code == Code::Unavailable as i32 && op.attempt < op.max_attempts =>
+                {
+                    (
+                        Event::Release,
+                        Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER)),
+                    )
+                }
+                Err(status) => (Event::Fail, Outcome::Error(status)),
+            };
+            Ok(matches!(
+                op.apply(event, Some(outcome), now),
+                Transition::Move(_)
+            ))
+        })
+        .await
+    }
+
+    /// Ends what is overdue: operations past their timeout, cancels past their grace, and
+    /// leases that lapsed (back to the queue, or FAILED when attempts are used up).
+    pub async fn sweep(&self) -> Result<usize> {
+        let due = self.inner.store.due(self.now(), 1000).await?;
+        let count = due.len();
+        for op in due {
+            let result = self
+                .change(&op.name, |op, now| {
+                    if op.done() {
+                        return Ok(false);
+                    }
+                    let (event, outcome) = if op.deadline.is_some_and(|d| d < now) {
+                        let status = if op.state == State::Cancelling {
+                            Status::new(Code::Cancelled, CANCELLED_BY_USER)
+                        } else {
+                            Status::new(Code::DeadlineExceeded, "Operation exceeded its timeout.")
+                        };
+                        (Event::Timeout, status)
+                    } else if op.lease.as_ref().is_some_and(|l| l.expire_time < now) {
+                        match op.state {
+                            State::Cancelling => (
+                                Event::GraceExpired,
+                                Status::new(
+                                    Code::Cancelled,
+                                    "Operation cancelled by user; the worker did not stop within the cancel grace period.",
+                                ),
+                            ),
+                            _ if op.attempt < op.max_attempts => (
+                                Event::Release,
+                                Status::new(Code::Unavailable, "The worker stopped reporting."),
+                            ),
+                            _ => (
+                                Event::Fail,
+                                Status::new(
+                                    Code::Unavailable,
+                                    format!("The worker stopped reporting; {} attempts used.", op.attempt),
+                                ),
+                            ),
+                        }
+                    } else {
+                        return Ok(false);
+                    };
+                    Ok(matches!(op.apply(event, Some(Outcome::Error(outcome)), now), Transition::Move(_)))
+                })
+                .await;
+            match result {
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests;
