@@ -18,6 +18,53 @@ pub struct Config {
     pub retention: Duration,
     pub project_defaults: ProjectDefaults,
     pub wait: Wait,
+    /// Per-type settings, `[[task_type]]` tables.
+    #[serde(rename = "task_type")]
+    pub task_types: Vec<TaskType>,
+}
+
+/// How operations of one `metadata.type` are run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskType {
+    /// The `metadata.type` this entry configures.
+    #[serde(rename = "type")]
+    pub op_type: String,
+    /// Who runs it. Only `external` (workers that lease over the API) is available; types
+    /// with no entry are external too.
+    #[serde(default)]
+    pub executor: Executor,
+    /// False: cancel answers 501 UNIMPLEMENTED and leaves the operation untouched.
+    #[serde(default = "yes")]
+    pub cancellable: bool,
+    /// Time a worker has to stop after a cancel before its lease is revoked (default 30s).
+    #[serde(default = "default_grace", with = "humantime_serde_compat")]
+    pub cancel_grace: Duration,
+    /// Starts allowed before the operation fails (default 5).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: i32,
+    /// Longest life from creation; a submit's own timeout can only shorten it.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    #[default]
+    External,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_attempts() -> i32 {
+    5
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +72,8 @@ pub struct Config {
 pub struct ProjectDefaults {
     /// Most PENDING operations per project; submit beyond it is RESOURCE_EXHAUSTED.
     pub max_queued: u64,
+    /// Most RUNNING (or CANCELLING) operations per project; 0 = unlimited.
+    pub max_running: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,13 +95,17 @@ impl Default for Config {
             retention: Duration::from_secs(30 * 24 * 3600),
             project_defaults: ProjectDefaults::default(),
             wait: Wait::default(),
+            task_types: Vec::new(),
         }
     }
 }
 
 impl Default for ProjectDefaults {
     fn default() -> ProjectDefaults {
-        ProjectDefaults { max_queued: 3000 }
+        ProjectDefaults {
+            max_queued: 3000,
+            max_running: 0,
+        }
     }
 }
 
@@ -99,6 +152,15 @@ mod humantime_serde_compat {
         humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
     }
+
+    pub mod option {
+        use serde::Deserializer;
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +179,34 @@ mod tests {
         assert_eq!(config.wait.default, Duration::from_secs(60));
         assert_eq!(config.listen.port(), 8080);
         assert!(toml::from_str::<Config>("colour = 1").is_err());
+        let config: Config = toml::from_str(
+            "[[task_type]]\ntype = \"SLEEP\"\nexecutor = \"external\"\ncancellable = false\n\
+             cancel_grace = \"5s\"\nmax_attempts = 2\ntimeout = \"240h\"\n\
+             [[task_type]]\ntype = \"EXPORT_IMAGE\"\n[project_defaults]\nmax_running = 4\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let sleep = &config.task_types[0];
+        assert_eq!(
+            (
+                sleep.op_type.as_str(),
+                sleep.cancellable,
+                sleep.max_attempts
+            ),
+            ("SLEEP", false, 2)
+        );
+        assert_eq!(sleep.cancel_grace, Duration::from_secs(5));
+        assert_eq!(sleep.timeout, Some(Duration::from_secs(240 * 3600)));
+        let export = &config.task_types[1];
+        assert_eq!(
+            (export.cancellable, export.cancel_grace, export.timeout),
+            (true, Duration::from_secs(30), None)
+        );
+        assert_eq!(config.project_defaults.max_running, 4);
+        assert!(
+            toml::from_str::<Config>("[[task_type]]\ntype = \"X\"\nexecutor = \"command\"")
+                .is_err()
+        );
         assert!(toml::from_str::<Config>("[wait]\nmax = \"soon\"").is_err());
     }
 }

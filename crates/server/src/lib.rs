@@ -40,6 +40,20 @@ pub async fn run(
     options.retention = config.retention;
     options.default_wait = config.wait.default;
     options.max_wait = config.wait.max;
+    options.max_running = config.project_defaults.max_running;
+    options.task_types = config
+        .task_types
+        .iter()
+        .map(|t| {
+            let task_type = longrun_engine::TaskType {
+                cancellable: t.cancellable,
+                cancel_grace: t.cancel_grace,
+                max_attempts: t.max_attempts,
+                timeout: t.timeout,
+            };
+            (t.op_type.clone(), task_type)
+        })
+        .collect();
     let engine = Engine::new(Arc::new(store), options);
 
     let app = Router::new()

@@ -4,6 +4,7 @@
 
 mod body;
 mod render;
+mod workers;
 
 use crate::error::ApiError;
 use axum::body::Body;
@@ -39,6 +40,9 @@ enum Route {
     Wait(Name),
     List(Project),
     Submit(Project),
+    Lease(String),
+    Heartbeat(Name),
+    Complete(Name),
 }
 
 fn invalid_name(e: String) -> ApiError {
@@ -50,6 +54,19 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     let rest = path.strip_prefix('/').ok_or_else(not_found)?;
     let (version, rest) = rest.split_once('/').ok_or_else(not_found)?;
     let version = Version::from_prefix(version).ok_or_else(not_found)?;
+    if let Some(worker) = rest.strip_prefix("workers/") {
+        return match (method, worker.rsplit_once(':')) {
+            (&Method::POST, Some((worker, "lease"))) if !worker.contains('/') => {
+                let worker = longrun_types::name::canonical_segment(worker).map_err(|e| {
+                    ApiError::invalid("INVALID_NAME", format!("invalid worker id: {e}"))
+                })?;
+                Ok((version, Route::Lease(worker)))
+            }
+            (&Method::POST, _) => Err(not_found()),
+            _ if worker.ends_with(":lease") => Err(ApiError::method_not_allowed(method, "POST")),
+            _ => Err(not_found()),
+        };
+    }
     let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
     let (project, rest) = rest.split_once('/').ok_or_else(not_found)?;
     // Only POST carries a custom verb: split at the last `:` after the last `/`.
@@ -76,6 +93,8 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         (&Method::DELETE, None) => Ok((version, Route::Delete(name()?))),
         (&Method::POST, Some("cancel")) => Ok((version, Route::Cancel(name()?))),
         (&Method::POST, Some("wait")) => Ok((version, Route::Wait(name()?))),
+        (&Method::POST, Some("heartbeat")) => Ok((version, Route::Heartbeat(name()?))),
+        (&Method::POST, Some("complete")) => Ok((version, Route::Complete(name()?))),
         (&Method::POST, Some(_)) => Err(not_found()),
         _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
     }
@@ -120,7 +139,7 @@ struct SubmitBody {
     timeout: Option<String>,
 }
 
-fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
+pub(crate) fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
     duration::parse(text).map_err(|e| {
         ApiError::invalid("INVALID_DURATION", format!("{field}: {e}")).with("field", field)
     })
@@ -207,6 +226,9 @@ async fn dispatch(engine: &Engine, request: Request) -> Result<Response, ApiErro
                 next_page_token: page.next_page_token,
             }))
         }
+        Route::Lease(worker) => workers::lease(engine, version, worker, &bytes).await,
+        Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
+        Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
         Route::Submit(project) => {
             let b: SubmitBody = body::json(&bytes)?;
             let submission = Submission {

@@ -4,3 +4,4 @@ mod common;
 mod errors;
 mod list;
 mod operations;
+mod workers;
