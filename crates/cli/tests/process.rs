@@ -19,9 +19,14 @@ struct Server {
 impl Server {
     /// Starts `longrun serve` and waits for its `listening on` line.
     fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("LONGRUN_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -114,6 +119,66 @@ async fn kill_9_loses_nothing_acknowledged() {
     }
     let page = client.list("p", "", 1000, "").await.unwrap();
     assert_eq!(page["operations"].as_array().unwrap().len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_cancels_survive_a_restart_and_nothing_stays_cancelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[task_type]]\ntype = \"T\"\ncancel_grace = \"1s\"\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    client
+        .submit("p", &json!({"type": "T", "operationId": "x"}))
+        .await
+        .unwrap();
+    let lease_request = json!({"types": ["T"], "waitTimeout": "0s", "leaseDuration": "600s"});
+    let leased = client
+        .call(
+            http::Method::POST,
+            "/v1/workers/w:lease",
+            Some(&lease_request),
+        )
+        .await
+        .unwrap();
+    let lease_id = leased["leases"][0]["leaseId"].as_str().unwrap().to_string();
+    client.cancel(&name("x")).await.unwrap();
+    server.signal(libc::SIGKILL);
+    server.wait_exit(Duration::from_secs(10));
+
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    let op = client.get(&name("x")).await.unwrap();
+    assert_eq!(op["metadata"]["state"], "CANCELLING");
+    // The lease outlived the restart: the worker's next heartbeat learns of the cancel.
+    let beat = client
+        .call(
+            http::Method::POST,
+            "/v1/projects/p/operations/x:heartbeat",
+            Some(&json!({"leaseId": lease_id})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beat["cancelRequested"], true);
+    // The worker ignores it; past the grace the operation ends CANCELLED.
+    let op = client.wait(&name("x"), Some("10s")).await.unwrap();
+    assert_eq!(op["metadata"]["state"], "CANCELLED");
+    assert_eq!(op["error"]["code"], 1);
+    let late = client
+        .call(
+            http::Method::POST,
+            "/v1/projects/p/operations/x:complete",
+            Some(&json!({"leaseId": lease_id, "response": {}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(late.to_string().contains("ABORTED"), "{late}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
