@@ -30,10 +30,19 @@ pub struct TaskType {
     /// The `metadata.type` this entry configures.
     #[serde(rename = "type")]
     pub op_type: String,
-    /// Who runs it. Only `external` (workers that lease over the API) is available; types
-    /// with no entry are external too.
+    /// Who runs it: `external` workers that lease over the API (the default, also for types
+    /// with no entry) or the built-in `simulate` executor.
     #[serde(default)]
     pub executor: Executor,
+    /// How many run at once in this server (built-in executors).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// `simulate`: how long a run takes (default 10s).
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub duration: Option<Duration>,
+    /// `simulate`: SUCCEEDED (default), FAILED or HANG.
+    #[serde(default)]
+    pub outcome: Option<String>,
     /// False: cancel answers 501 UNIMPLEMENTED and leaves the operation untouched.
     #[serde(default = "yes")]
     pub cancellable: bool,
@@ -53,6 +62,25 @@ pub struct TaskType {
 pub enum Executor {
     #[default]
     External,
+    Simulate,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+impl TaskType {
+    /// The settings of the `simulate` executor.
+    pub fn simulation(&self) -> Result<longrun_worker::simulate::Simulation, String> {
+        let mut simulation = longrun_worker::simulate::Simulation::default();
+        if let Some(duration) = self.duration {
+            simulation.duration = duration;
+        }
+        if let Some(outcome) = &self.outcome {
+            simulation.outcome = longrun_worker::simulate::Outcome::parse(outcome)?;
+        }
+        Ok(simulation)
+    }
 }
 
 fn yes() -> bool {

@@ -65,6 +65,7 @@ pub async fn run(
         .with_state(engine.clone());
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let executors = start_executors(&config, &engine, &stopped);
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -80,9 +81,12 @@ pub async fn run(
         let engine = engine.clone();
         async move {
             shutdown.await;
-            tracing::info!("shutting down: draining requests");
-            engine.close();
+            tracing::info!("shutting down: stopping executors and draining requests");
             let _ = stop.send(true);
+            for executor in executors {
+                let _ = executor.await;
+            }
+            engine.close();
         }
     };
     let addr = listener.local_addr()?;
@@ -93,4 +97,34 @@ pub async fn run(
         .await?;
     background.await?;
     Ok(())
+}
+
+/// Starts the built-in executors of the configured task types. On shutdown they stop
+/// leasing and release what they run at once (it is retried on the next start).
+fn start_executors(
+    config: &Config,
+    engine: &Engine,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    config
+        .task_types
+        .iter()
+        .filter(|t| t.executor == config::Executor::Simulate)
+        .map(|t| {
+            let simulation = t.simulation().expect("validated with the config");
+            let worker = longrun_worker::Worker::new(&format!("simulate-{}", t.op_type))
+                .handle(&t.op_type, move |ctx| simulation.run(ctx))
+                .concurrency(t.concurrency)
+                .shutdown_grace(std::time::Duration::ZERO);
+            let mut stopped = stopped.clone();
+            let engine = Arc::new(engine.clone());
+            tokio::spawn(async move {
+                worker
+                    .run(engine, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        })
+        .collect()
 }

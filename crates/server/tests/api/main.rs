@@ -4,4 +4,6 @@ mod common;
 mod errors;
 mod list;
 mod operations;
+mod sdk;
+mod simulate;
 mod workers;

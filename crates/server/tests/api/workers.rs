@@ -138,6 +138,9 @@ async fn complete_with_a_response_and_lease_request_rules() {
         c.task_types.push(longrun_server::config::TaskType {
             op_type: "FIXED".into(),
             executor: Default::default(),
+            concurrency: 4,
+            duration: None,
+            outcome: None,
             cancellable: false,
             cancel_grace: Duration::from_secs(30),
             max_attempts: 5,

@@ -1,0 +1,91 @@
+//! The worker SDK against a real server over HTTP.
+
+use crate::common::TestServer;
+use longrun_worker::{HttpBackend, Status, Worker};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_operations_reports_progress_and_hears_cancel() {
+    let s = TestServer::start().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = Worker::new("sdk-test")
+        .concurrency(4)
+        .handle("ECHO", |ctx| async move {
+            ctx.progress(0.5);
+            ctx.stage("Echo", 1, 1);
+            ctx.destination("file:///out");
+            Ok(json!({"echo": ctx.payload().clone()}))
+        })
+        .handle("SLOW", move |ctx| {
+            let seen = seen_tx.clone();
+            async move {
+                ctx.cancelled().await;
+                let _ = seen.send(Instant::now());
+                Err(Status::new(
+                    longrun_types::Code::Cancelled,
+                    "stopped on request",
+                ))
+            }
+        });
+    let running = tokio::spawn(worker.run(Arc::new(HttpBackend::new(&s.base)), async {
+        let _ = stopped.await;
+    }));
+
+    for i in 0..12 {
+        s.submit(
+            "p",
+            json!({"type": "ECHO", "operationId": format!("e{i}"), "payload": {"n": i}}),
+        )
+        .await;
+    }
+    for i in 0..12 {
+        let path = format!("/v1/projects/p/operations/e{i}:wait");
+        let (_, op) = s
+            .request("POST", &path, Some(r#"{"timeout": "10s"}"#))
+            .await;
+        assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+        assert_eq!(op["response"]["value"], json!({"echo": {"n": i}}));
+        assert_eq!(op["metadata"]["progress"], 0.5);
+        assert_eq!(op["metadata"]["destinationUris"], json!(["file:///out"]));
+    }
+
+    s.submit("p", json!({"type": "SLOW", "operationId": "slow"}))
+        .await;
+    loop {
+        let (_, op) = s
+            .request("GET", "/v1/projects/p/operations/slow", None)
+            .await;
+        if op["metadata"]["state"] == "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Give the worker's waiting heartbeat time to be in place.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cancelled_at = Instant::now();
+    s.request("POST", "/v1/projects/p/operations/slow:cancel", Some("{}"))
+        .await;
+    let noticed = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(noticed.duration_since(cancelled_at) < Duration::from_secs(1));
+    let (_, op) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations/slow:wait",
+            Some(r#"{"timeout": "10s"}"#),
+        )
+        .await;
+    assert_eq!(op["metadata"]["state"], "CANCELLED");
+    assert_eq!(op["error"]["message"], "stopped on request");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,232 @@
+//! Where a worker gets work and reports: over HTTP, or in-process on the engine.
+
+use async_trait::async_trait;
+use longrun_client::Client;
+use longrun_engine::{Engine, LeaseRequest, Report};
+use longrun_types::operation::Status;
+use longrun_types::{Name, duration};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// One leased operation.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub name: Name,
+    pub op_type: String,
+    pub lease_id: String,
+    pub payload: Value,
+}
+
+#[derive(Debug)]
+pub enum BackendError {
+    /// The lease is no longer held: stop, and report nothing more.
+    LeaseLost,
+    /// Anything worth retrying (connection refused, server restarting).
+    Transient(String),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn lease(
+        &self,
+        worker: &str,
+        types: &[String],
+        max: usize,
+        wait: Duration,
+        lease_duration: Duration,
+    ) -> Result<Vec<Assignment>, BackendError>;
+
+    /// Extends the lease and reports progress; with `wait_for_cancel`, returns early when a
+    /// cancellation is requested. Returns whether one is.
+    async fn heartbeat(
+        &self,
+        assignment: &Assignment,
+        report: Report,
+        wait_for_cancel: Duration,
+    ) -> Result<bool, BackendError>;
+
+    async fn complete(
+        &self,
+        assignment: &Assignment,
+        result: Result<Value, Status>,
+    ) -> Result<(), BackendError>;
+}
+
+fn engine_error(e: longrun_engine::Error) -> BackendError {
+    match e {
+        longrun_engine::Error::LeaseNotHeld { .. } | longrun_engine::Error::NotFound(_) => {
+            BackendError::LeaseLost
+        }
+        other => BackendError::Transient(other.to_string()),
+    }
+}
+
+/// The in-process backend of the executors built into the server.
+#[async_trait]
+impl Backend for Engine {
+    async fn lease(
+        &self,
+        worker: &str,
+        types: &[String],
+        max: usize,
+        wait: Duration,
+        lease_duration: Duration,
+    ) -> Result<Vec<Assignment>, BackendError> {
+        let request = LeaseRequest {
+            worker: worker.to_string(),
+            types: types.to_vec(),
+            max_operations: max,
+            wait,
+            lease_duration,
+        };
+        let leased = Engine::lease(self, request).await.map_err(engine_error)?;
+        Ok(leased
+            .into_iter()
+            .map(|(op, payload)| Assignment {
+                lease_id: op.lease.expect("leased operations hold a lease").id,
+                name: op.name,
+                op_type: op.op_type,
+                payload,
+            })
+            .collect())
+    }
+
+    async fn heartbeat(
+        &self,
+        a: &Assignment,
+        report: Report,
+        wait_for_cancel: Duration,
+    ) -> Result<bool, BackendError> {
+        let beat = Engine::heartbeat(self, &a.name, &a.lease_id, report, Some(wait_for_cancel))
+            .await
+            .map_err(engine_error)?;
+        Ok(beat.cancel_requested)
+    }
+
+    async fn complete(
+        &self,
+        a: &Assignment,
+        result: Result<Value, Status>,
+    ) -> Result<(), BackendError> {
+        Engine::complete(self, &a.name, &a.lease_id, result)
+            .await
+            .map_err(engine_error)?;
+        Ok(())
+    }
+}
+
+/// The REST worker API of a server (contract section 6).
+pub struct HttpBackend {
+    client: Client,
+}
+
+impl HttpBackend {
+    /// `base` is the server URL, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: &str) -> HttpBackend {
+        HttpBackend {
+            client: Client::new(base),
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, BackendError> {
+        self.client
+            .call(http::Method::POST, path, Some(body))
+            .await
+            .map_err(|e| match e {
+                longrun_client::Error::Api {
+                    http_status: 404 | 409,
+                    ..
+                } => BackendError::LeaseLost,
+                other => BackendError::Transient(other.to_string()),
+            })
+    }
+}
+
+#[async_trait]
+impl Backend for HttpBackend {
+    async fn lease(
+        &self,
+        worker: &str,
+        types: &[String],
+        max: usize,
+        wait: Duration,
+        lease_duration: Duration,
+    ) -> Result<Vec<Assignment>, BackendError> {
+        let body = json!({
+            "types": types,
+            "maxOperations": max,
+            "waitTimeout": duration::format(wait),
+            "leaseDuration": duration::format(lease_duration),
+        });
+        let answer = self
+            .post(&format!("/v1/workers/{worker}:lease"), &body)
+            .await
+            .map_err(|e| match e {
+                BackendError::LeaseLost => BackendError::Transient("lease request refused".into()),
+                other => other,
+            })?;
+        let leases = answer["leases"].as_array().cloned().unwrap_or_default();
+        leases
+            .into_iter()
+            .map(|lease| {
+                let name = lease["operation"]["name"].as_str().unwrap_or_default();
+                Ok(Assignment {
+                    name: Name::parse(name).map_err(BackendError::Transient)?,
+                    op_type: lease["operation"]["metadata"]["type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    lease_id: lease["leaseId"].as_str().unwrap_or_default().to_string(),
+                    payload: lease["payload"].clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn heartbeat(
+        &self,
+        a: &Assignment,
+        report: Report,
+        wait_for_cancel: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut body =
+            json!({"leaseId": a.lease_id, "waitForCancel": duration::format(wait_for_cancel)});
+        if let Some(progress) = report.progress {
+            body["progress"] = json!(progress);
+        }
+        if let Some(stages) = report.stages {
+            body["stages"] = stages
+                .iter()
+                .map(|s| {
+                    json!({"displayName": s.display_name, "description": s.description,
+                           "completeWorkUnits": s.complete_work_units.to_string(),
+                           "totalWorkUnits": s.total_work_units.to_string()})
+                })
+                .collect();
+        }
+        if let Some(uris) = report.destination_uris {
+            body["destinationUris"] = json!(uris);
+        }
+        if let Some(usage) = report.batch_eecu_usage_seconds {
+            body["batchEecuUsageSeconds"] = json!(usage);
+        }
+        let answer = self
+            .post(&format!("/v1/{}:heartbeat", a.name), &body)
+            .await?;
+        Ok(answer["cancelRequested"].as_bool().unwrap_or(false))
+    }
+
+    async fn complete(
+        &self,
+        a: &Assignment,
+        result: Result<Value, Status>,
+    ) -> Result<(), BackendError> {
+        let body = match result {
+            Ok(response) => json!({"leaseId": a.lease_id, "response": response}),
+            Err(status) => json!({"leaseId": a.lease_id, "error": status}),
+        };
+        self.post(&format!("/v1/{}:complete", a.name), &body)
+            .await?;
+        Ok(())
+    }
+}

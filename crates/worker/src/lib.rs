@@ -1,0 +1,15 @@
+//! The worker SDK and the built-in executors. A [`Worker`] leases operations of the types it
+//! has handlers for, runs up to N at once, heartbeats for them (reporting progress and
+//! learning of cancellation at once through a waiting heartbeat), and completes them. It
+//! talks to a [`Backend`]: the REST API of a server ([`HttpBackend`]) or, for executors built
+//! into the server, the engine itself.
+
+mod backend;
+mod context;
+mod runner;
+pub mod simulate;
+
+pub use backend::{Assignment, Backend, BackendError, HttpBackend};
+pub use context::Context;
+pub use longrun_types::operation::Status;
+pub use runner::Worker;
