@@ -181,6 +181,73 @@ async fn leases_and_cancels_survive_a_restart_and_nothing_stays_cancelling() {
     assert!(late.to_string().contains("ABORTED"), "{late}");
 }
 
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let marker = dir.path().join("first-attempt-ran");
+    std::fs::write(
+        &config,
+        "[[task_type]]\ntype = \"JOB\"\nexecutor = \"command\"\n\
+         command = [\"sh\", \"-c\", \"if [ -e {payload.marker} ]; then exit 0; fi; touch {payload.marker}; sleep 43.19\"]\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    let payload = json!({"marker": marker.to_str().unwrap()});
+    client
+        .submit(
+            "p",
+            &json!({"type": "JOB", "operationId": "job", "payload": payload}),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while processes_with("sleep 43.19") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal(libc::SIGKILL);
+    server.wait_exit(Duration::from_secs(10));
+
+    // The restart kills what the command left behind; the dead lease lapses and the
+    // operation runs again, and succeeds.
+    let server = Server::start_with(&data, &args);
+    let restarted = Instant::now();
+    while processes_with("sleep 43.19") > 0 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "the command outlived the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = Client::new(&server.base);
+    let op = client.get(&name("job")).await.unwrap();
+    assert_eq!(op["metadata"]["state"], "RUNNING");
+    let op = client.wait(&name("job"), Some("30s")).await.unwrap();
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    assert_eq!(op["metadata"]["attempt"], 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_waits_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();

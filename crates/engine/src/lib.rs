@@ -69,6 +69,8 @@ pub struct TaskType {
     pub max_attempts: i32,
     /// Longest life from creation; a submit's own timeout can only shorten it.
     pub timeout: Option<Duration>,
+    /// Keys a submit payload must have (a command's placeholders).
+    pub required_payload_keys: Vec<String>,
 }
 
 impl Default for TaskType {
@@ -78,6 +80,7 @@ impl Default for TaskType {
             cancel_grace: Duration::from_secs(30),
             max_attempts: longrun_types::operation::DEFAULT_MAX_ATTEMPTS,
             timeout: None,
+            required_payload_keys: Vec::new(),
         }
     }
 }
@@ -391,6 +394,18 @@ impl Engine {
             )));
         }
         let task_type = self.task_type(&s.op_type).clone();
+        for key in &task_type.required_payload_keys {
+            if s.payload
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .is_none_or(serde_json::Value::is_null)
+            {
+                return Err(invalid(format!(
+                    "payload.{key} is required: operations of type {} use it",
+                    s.op_type
+                )));
+            }
+        }
         let max_attempts = s.max_attempts.unwrap_or(i64::from(task_type.max_attempts));
         if !(1..=1000).contains(&max_attempts) {
             return Err(invalid(format!(

@@ -35,6 +35,15 @@ pub async fn run(
     })?;
     let store = SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?;
     let secret = secret::load_or_create(&config.data_dir)?;
+    // Commands started by a previous run that outlived it go first.
+    let groups_dir = config.data_dir.join("command-groups");
+    let leftovers = longrun_worker::command::kill_leftover_groups(&groups_dir)?;
+    if leftovers > 0 {
+        tracing::warn!(
+            groups = leftovers,
+            "killed commands left running by the previous run"
+        );
+    }
     let mut options = Options::new(secret);
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;
@@ -50,6 +59,7 @@ pub async fn run(
                 cancel_grace: t.cancel_grace,
                 max_attempts: t.max_attempts,
                 timeout: t.timeout,
+                required_payload_keys: t.command_spec(&groups_dir).placeholders(),
             };
             (t.op_type.clone(), task_type)
         })
@@ -65,7 +75,7 @@ pub async fn run(
         .with_state(engine.clone());
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &engine, &stopped);
+    let executors = start_executors(&config, &groups_dir, &engine, &stopped);
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -99,23 +109,44 @@ pub async fn run(
     Ok(())
 }
 
+/// Lease duration of the built-in executors.
+const BUILTIN_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Starts the built-in executors of the configured task types. On shutdown they stop
 /// leasing and release what they run at once (it is retried on the next start).
 fn start_executors(
     config: &Config,
+    groups_dir: &std::path::Path,
     engine: &Engine,
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     config
         .task_types
         .iter()
-        .filter(|t| t.executor == config::Executor::Simulate)
-        .map(|t| {
-            let simulation = t.simulation().expect("validated with the config");
-            let worker = longrun_worker::Worker::new(&format!("simulate-{}", t.op_type))
-                .handle(&t.op_type, move |ctx| simulation.run(ctx))
+        .filter_map(|t| {
+            let worker = longrun_worker::Worker::new(&format!("builtin-{}", t.op_type));
+            let worker = match t.executor {
+                config::Executor::External => return None,
+                config::Executor::Simulate => {
+                    let simulation = t.simulation().expect("validated with the config");
+                    worker.handle(&t.op_type, move |ctx| simulation.run(ctx))
+                }
+                config::Executor::Command => {
+                    let spec = Arc::new(t.command_spec(groups_dir));
+                    worker.handle(&t.op_type, move |ctx| {
+                        let spec = spec.clone();
+                        async move { spec.run(ctx).await }
+                    })
+                }
+            };
+            // Short leases: if the server dies, its built-in work is retried soon after.
+            let worker = worker
                 .concurrency(t.concurrency)
+                .lease_duration(BUILTIN_LEASE)
                 .shutdown_grace(std::time::Duration::ZERO);
+            Some(worker)
+        })
+        .map(|worker| {
             let mut stopped = stopped.clone();
             let engine = Arc::new(engine.clone());
             tokio::spawn(async move {

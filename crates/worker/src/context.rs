@@ -72,6 +72,14 @@ impl Context {
         self.pending.lock().expect("report lock").destination_uris = Some(all.clone());
     }
 
+    /// Reports the compute used so far, in EECU-seconds.
+    pub fn usage(&self, seconds: f64) {
+        self.pending
+            .lock()
+            .expect("report lock")
+            .batch_eecu_usage_seconds = Some(seconds);
+    }
+
     /// Resolves once cancellation is requested (or the lease is lost): stop soon after.
     pub async fn cancelled(&self) {
         let mut cancelled = self.cancelled.clone();

@@ -5,6 +5,7 @@
 //! into the server, the engine itself.
 
 mod backend;
+pub mod command;
 mod context;
 mod runner;
 pub mod simulate;

@@ -162,7 +162,11 @@ async fn execute<B: Backend>(
     let result = match outcome {
         Some(outcome) => {
             let last = ctx.take_report();
-            if last.progress.is_some() || last.stages.is_some() || last.destination_uris.is_some() {
+            if last.progress.is_some()
+                || last.stages.is_some()
+                || last.destination_uris.is_some()
+                || last.batch_eecu_usage_seconds.is_some()
+            {
                 let _ = backend.heartbeat(&assignment, last, Duration::ZERO).await;
             }
             outcome

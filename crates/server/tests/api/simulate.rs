@@ -8,15 +8,9 @@ use std::time::{Duration, Instant};
 async fn simulated() -> TestServer {
     TestServer::with(|c| {
         c.task_types.push(TaskType {
-            op_type: "EXPORT_IMAGE".into(),
             executor: Executor::Simulate,
-            concurrency: 4,
             duration: Some(Duration::from_millis(300)),
-            outcome: None,
-            cancellable: true,
-            cancel_grace: Duration::from_secs(30),
-            max_attempts: 5,
-            timeout: None,
+            ..TaskType::new("EXPORT_IMAGE")
         })
     })
     .await

@@ -136,15 +136,8 @@ async fn lease_heartbeat_cancel_and_acknowledge() {
 async fn complete_with_a_response_and_lease_request_rules() {
     let s = TestServer::with(|c| {
         c.task_types.push(longrun_server::config::TaskType {
-            op_type: "FIXED".into(),
-            executor: Default::default(),
-            concurrency: 4,
-            duration: None,
-            outcome: None,
             cancellable: false,
-            cancel_grace: Duration::from_secs(30),
-            max_attempts: 5,
-            timeout: None,
+            ..longrun_server::config::TaskType::new("FIXED")
         })
     })
     .await;

@@ -1,0 +1,208 @@
+//! The built-in `command` executor: exit codes, the stdout progress protocol, CPU seconds,
+//! cancel with SIGTERM then SIGKILL, and no process left behind.
+
+use crate::common::TestServer;
+use longrun_server::config::{Executor, TaskType};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn command_type(op_type: &str, argv: &[&str], grace: Duration) -> TaskType {
+    TaskType {
+        executor: Executor::Command,
+        command: argv.iter().map(|a| a.to_string()).collect(),
+        cancel_grace: grace,
+        ..TaskType::new(op_type)
+    }
+}
+
+async fn server() -> TestServer {
+    TestServer::with(|c| {
+        c.task_types.push(command_type(
+            "SH",
+            &["sh", "-c", "{payload.script}"],
+            Duration::from_secs(1),
+        ));
+        c.task_types.push(command_type(
+            "SLEEP",
+            &["sleep", "{payload.seconds}"],
+            Duration::from_secs(30),
+        ));
+    })
+    .await
+}
+
+async fn wait(s: &TestServer, id: &str) -> Value {
+    let path = format!("/v1/projects/p/operations/{id}:wait");
+    let (status, op) = s
+        .request("POST", &path, Some(r#"{"timeout": "20s"}"#))
+        .await;
+    assert_eq!(status, 200);
+    op
+}
+
+async fn until_running(s: &TestServer, id: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, op) = s
+            .request("GET", &format!("/v1/projects/p/operations/{id}"), None)
+            .await;
+        if op["metadata"]["state"] == "RUNNING" {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never ran: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_failure_and_the_progress_protocol() {
+    let s = server().await;
+    let script = "echo longrun:progress 0.5; echo longrun:stage Tiling 3/10; echo ignored; \
+                  echo longrun:destination file:///out/a.tif; \
+                  i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
+    s.submit(
+        "p",
+        json!({"type": "SH", "operationId": "ok", "payload": {"script": script}}),
+    )
+    .await;
+    let op = wait(&s, "ok").await;
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    assert_eq!(op["response"]["value"], json!({"exitCode": 0}));
+    assert_eq!(op["metadata"]["progress"], 0.5);
+    assert_eq!(
+        op["metadata"]["stages"],
+        json!([{"displayName": "Tiling", "completeWorkUnits": "3", "totalWorkUnits": "10"}])
+    );
+    assert_eq!(
+        op["metadata"]["destinationUris"],
+        json!(["file:///out/a.tif"])
+    );
+    assert!(
+        op["metadata"]["batchEecuUsageSeconds"].as_f64().unwrap() > 0.0,
+        "{op}"
+    );
+
+    s.submit(
+        "p",
+        json!({"type": "SH", "operationId": "bad", "payload": {"script": "echo oops >&2; exit 3"}}),
+    )
+    .await;
+    let op = wait(&s, "bad").await;
+    assert_eq!(op["metadata"]["state"], "FAILED");
+    assert_eq!(op["error"]["code"], 2);
+    let message = op["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("exit status 3") && message.contains("oops"),
+        "{message}"
+    );
+
+    // A payload without the argv's placeholder is refused at submit.
+    let (status, body) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations:submit",
+            Some(r#"{"type": "SLEEP", "payload": {}}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("payload.seconds")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_command_and_leaves_no_process() {
+    let s = server().await;
+    s.submit(
+        "p",
+        json!({"type": "SLEEP", "operationId": "nap", "payload": {"seconds": "41.37"}}),
+    )
+    .await;
+    until_running(&s, "nap").await;
+    let started = Instant::now();
+    while processes_with("sleep 41.37").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled_at = Instant::now();
+    s.request("POST", "/v1/projects/p/operations/nap:cancel", Some("{}"))
+        .await;
+    let op = wait(&s, "nap").await;
+    assert_eq!(op["metadata"]["state"], "CANCELLED", "{op}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+    assert!(processes_with("sleep 41.37").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
+    let s = server().await;
+    let script = "trap '' TERM; sleep 42.71; true";
+    s.submit(
+        "p",
+        json!({"type": "SH", "operationId": "stubborn", "payload": {"script": script}}),
+    )
+    .await;
+    until_running(&s, "stubborn").await;
+    let started = Instant::now();
+    while processes_with("sleep 42.71").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Let the shell install its trap.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cancelled_at = Instant::now();
+    s.request(
+        "POST",
+        "/v1/projects/p/operations/stubborn:cancel",
+        Some("{}"),
+    )
+    .await;
+    let op = wait(&s, "stubborn").await;
+    assert_eq!(op["metadata"]["state"], "CANCELLED", "{op}");
+    let took = cancelled_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The executor's SIGKILL and the server's revocation of the lease share the grace; either
+    // may record the end, and either way the whole group is gone.
+    let message = op["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("signal 9") || message.contains("grace"),
+        "{op}"
+    );
+    let started = Instant::now();
+    while !processes_with("sleep 42.71").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the command outlived its grace"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
