@@ -208,3 +208,55 @@ async fn complete_with_a_response_and_lease_request_rules() {
     let (_, got) = s.request("GET", "/v1/projects/p/operations/f", None).await;
     assert_eq!(got["metadata"]["state"], "PENDING");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_vanishes_loses_its_lease_and_the_operation_is_retried() {
+    let s = TestServer::start().await;
+    s.submit(
+        "p",
+        json!({"type": "T", "operationId": "v", "maxAttempts": 2}),
+    )
+    .await;
+    let request = json!({"types": ["T"], "waitTimeout": "0s", "leaseDuration": "1s"});
+    let (_, first) = lease(&s, request.clone()).await;
+    let first_lease = first["leases"][0]["leaseId"].as_str().unwrap().to_string();
+    // The worker dies: no heartbeat. Past the lease the operation is queued again.
+    let started = Instant::now();
+    let requeued = loop {
+        let (_, op) = s.request("GET", "/v1/projects/p/operations/v", None).await;
+        if op["metadata"]["state"] == "PENDING" {
+            break op;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the lease never lapsed: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(requeued["metadata"]["attempt"], 2);
+    assert_eq!(
+        requeued["metadata"]["startTime"],
+        first["leases"][0]["operation"]["metadata"]["startTime"]
+    );
+    let late = json!({"leaseId": first_lease, "response": {}}).to_string();
+    let (status, _) = s
+        .request("POST", "/v1/projects/p/operations/v:complete", Some(&late))
+        .await;
+    assert_eq!(
+        status, 409,
+        "the vanished worker's late report is fenced off"
+    );
+    // The last attempt lapses too: FAILED with UNAVAILABLE.
+    let (_, second) = lease(&s, request).await;
+    assert_eq!(second["leases"][0]["operation"]["metadata"]["attempt"], 2);
+    let (_, op) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations/v:wait",
+            Some(r#"{"timeout": "5s"}"#),
+        )
+        .await;
+    assert_eq!(op["metadata"]["state"], "FAILED", "{op}");
+    assert_eq!(op["error"]["code"], 14);
+}
