@@ -60,6 +60,12 @@ pub enum Command {
         target: Target,
         operation: String,
     },
+    /// Print the output the command executor kept for an operation.
+    Output {
+        #[command(flatten)]
+        target: Target,
+        operation: String,
+    },
     /// Delete a done operation.
     Delete {
         #[command(flatten)]
@@ -211,6 +217,17 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                 target.print(&response);
             } else {
                 println!("cancellation requested for {name}");
+            }
+            Ok(0)
+        }
+        Command::Output { target, operation } => {
+            let output = Client::new(&target.server)
+                .output(&target.name(&operation)?)
+                .await?;
+            if target.format == Format::Json {
+                target.print(&output);
+            } else {
+                print!("{}", output["output"].as_str().unwrap_or_default());
             }
             Ok(0)
         }

@@ -166,6 +166,12 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// What the `command` executor kept of an operation's output.
+    pub async fn output(&self, name: &Name) -> Result<Value, Error> {
+        let path = format!("/{}/operationOutputs/{name}", self.version);
+        self.call(Method::GET, &path, None).await
+    }
+
     /// `body` is a SubmitOperationRequest.
     pub async fn submit(&self, project: &str, body: &Value) -> Result<Value, Error> {
         let path = format!("/{}/projects/{project}/operations:submit", self.version);

@@ -23,6 +23,11 @@ pub struct Config {
     pub task_types: Vec<TaskType>,
 }
 
+/// Folder of the data directory where running command process groups are recorded.
+pub const COMMAND_GROUPS: &str = "command-groups";
+/// Folder of the data directory where command output is kept.
+pub const OUTPUTS: &str = "outputs";
+
 /// How operations of one `metadata.type` are run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,12 +95,13 @@ impl TaskType {
         }
     }
 
-    /// The settings of the `command` executor; running groups are recorded in `groups_dir`.
-    pub fn command_spec(&self, groups_dir: &Path) -> longrun_worker::command::CommandSpec {
+    /// The settings of the `command` executor, with its state under `data_dir`.
+    pub fn command_spec(&self, data_dir: &Path) -> longrun_worker::command::CommandSpec {
         longrun_worker::command::CommandSpec {
             argv: self.command.clone(),
             grace: self.cancel_grace,
-            groups_dir: groups_dir.to_path_buf(),
+            groups_dir: data_dir.join(COMMAND_GROUPS),
+            outputs_dir: data_dir.join(OUTPUTS),
         }
     }
 

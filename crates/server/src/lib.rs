@@ -36,8 +36,9 @@ pub async fn run(
     let store = SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?;
     let secret = secret::load_or_create(&config.data_dir)?;
     // Commands started by a previous run that outlived it go first.
-    let groups_dir = config.data_dir.join("command-groups");
-    let leftovers = longrun_worker::command::kill_leftover_groups(&groups_dir)?;
+    let leftovers = longrun_worker::command::kill_leftover_groups(
+        &config.data_dir.join(config::COMMAND_GROUPS),
+    )?;
     if leftovers > 0 {
         tracing::warn!(
             groups = leftovers,
@@ -59,7 +60,7 @@ pub async fn run(
                 cancel_grace: t.cancel_grace,
                 max_attempts: t.max_attempts,
                 timeout: t.timeout,
-                required_payload_keys: t.command_spec(&groups_dir).placeholders(),
+                required_payload_keys: t.command_spec(&config.data_dir).placeholders(),
             };
             (t.op_type.clone(), task_type)
         })
@@ -72,10 +73,13 @@ pub async fn run(
             get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
         )
         .fallback(rest::handle)
-        .with_state(engine.clone());
+        .with_state(rest::App {
+            engine: engine.clone(),
+            outputs_dir: config.data_dir.join(config::OUTPUTS),
+        });
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &groups_dir, &engine, &stopped);
+    let executors = start_executors(&config, &engine, &stopped);
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -116,7 +120,6 @@ const BUILTIN_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 /// leasing and release what they run at once (it is retried on the next start).
 fn start_executors(
     config: &Config,
-    groups_dir: &std::path::Path,
     engine: &Engine,
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -132,7 +135,7 @@ fn start_executors(
                     worker.handle(&t.op_type, move |ctx| simulation.run(ctx))
                 }
                 config::Executor::Command => {
-                    let spec = Arc::new(t.command_spec(groups_dir));
+                    let spec = Arc::new(t.command_spec(&config.data_dir));
                     worker.handle(&t.op_type, move |ctx| {
                         let spec = spec.clone();
                         async move { spec.run(ctx).await }

@@ -4,13 +4,16 @@
 //! `longrun:stage NAME DONE/TOTAL` and `longrun:destination URI` update the metadata; the
 //! child's CPU seconds are reported as `batchEecuUsageSeconds`.
 //!
+//! Stdout and stderr are kept, up to [`OUTPUT_LIMIT`] bytes, in a file per operation under
+//! `outputs_dir` ([`output_path`]).
+//!
 //! Each running group is recorded as a file in `groups_dir`. The command itself dies with
 //! the server (PR_SET_PDEATHSIG); what it started may not, so on the next start
 //! [`kill_leftover_groups`] kills every group still recorded.
 
 use crate::Context;
-use longrun_types::Code;
 use longrun_types::operation::Status;
+use longrun_types::{Code, Name};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -29,6 +32,60 @@ pub struct CommandSpec {
     pub grace: Duration,
     /// Where running process groups are recorded.
     pub groups_dir: PathBuf,
+    /// Where each operation's output is kept.
+    pub outputs_dir: PathBuf,
+}
+
+/// Most bytes of output kept per operation; the rest is dropped with a marker.
+pub const OUTPUT_LIMIT: usize = 1 << 20;
+const TRUNCATED: &[u8] = b"\n[output truncated]\n";
+
+/// The file that keeps an operation's output.
+pub fn output_path(outputs_dir: &Path, name: &Name) -> PathBuf {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_str().as_bytes());
+    outputs_dir.join(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
+/// The size-capped output file of one run, shared by the stdout and stderr readers.
+struct Output {
+    file: Option<std::fs::File>,
+    written: usize,
+}
+
+impl Output {
+    fn create(path: &Path) -> Output {
+        let file = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(path));
+        if let Err(e) = &file {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep command output");
+        }
+        Output {
+            file: file.ok(),
+            written: 0,
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let Some(file) = &mut self.file else { return };
+        if self.written >= OUTPUT_LIMIT {
+            return;
+        }
+        let n = bytes.len().min(OUTPUT_LIMIT - self.written);
+        let _ = file.write_all(&bytes[..n]);
+        self.written += n;
+        if self.written >= OUTPUT_LIMIT {
+            let _ = file.write_all(TRUNCATED);
+        }
+    }
 }
 
 /// Kills the process groups a previous run of the server left recorded in `groups_dir`.
@@ -145,11 +202,21 @@ impl CommandSpec {
         let record = self.groups_dir.join(pid.to_string());
         let _ = std::fs::write(&record, argv.join(" "));
         let _group = KillGroupOnDrop(pid, record);
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Output::create(&output_path(
+            &self.outputs_dir,
+            ctx.name(),
+        ))));
         let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
         let stdout = child.stdout.take().expect("piped");
+        let stdout_output = output.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                stdout_output.lock().expect("output lock").append(&line);
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                line.clear();
+                if lines.send(text).is_err() {
                     break;
                 }
             }
@@ -162,6 +229,7 @@ impl CommandSpec {
                 if n == 0 {
                     break;
                 }
+                output.lock().expect("output lock").append(&buf[..n]);
                 tail.extend_from_slice(&buf[..n]);
                 if tail.len() > STDERR_TAIL {
                     tail.drain(..tail.len() - STDERR_TAIL);
@@ -294,6 +362,7 @@ mod tests {
             argv: argv.iter().map(|a| a.to_string()).collect(),
             grace: Duration::from_secs(1),
             groups_dir: PathBuf::new(),
+            outputs_dir: PathBuf::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use longrun_engine::{Engine, Submission};
 use longrun_types::{Name, Project, duration};
+use longrun_worker::command::output_path;
 use render::Version;
 use serde::Deserialize;
 
@@ -31,6 +32,14 @@ fn empty() -> Response {
     json_body(&serde_json::json!({}))
 }
 
+/// What the REST handlers share.
+#[derive(Clone)]
+pub struct App {
+    pub engine: Engine,
+    /// Where the command executor keeps output.
+    pub outputs_dir: std::path::PathBuf,
+}
+
 /// What a request path and method resolve to.
 #[derive(Debug, PartialEq)]
 enum Route {
@@ -43,6 +52,7 @@ enum Route {
     Lease(String),
     Heartbeat(Name),
     Complete(Name),
+    Output(Name),
 }
 
 fn invalid_name(e: String) -> ApiError {
@@ -54,6 +64,15 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     let rest = path.strip_prefix('/').ok_or_else(not_found)?;
     let (version, rest) = rest.split_once('/').ok_or_else(not_found)?;
     let version = Version::from_prefix(version).ok_or_else(not_found)?;
+    if let Some(name) = rest.strip_prefix("operationOutputs/") {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method, "GET"));
+        }
+        return Ok((
+            version,
+            Route::Output(Name::parse(name).map_err(invalid_name)?),
+        ));
+    }
     if let Some(worker) = rest.strip_prefix("workers/") {
         return match (method, worker.rsplit_once(':')) {
             (&Method::POST, Some((worker, "lease"))) if !worker.contains('/') => {
@@ -101,8 +120,8 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
 }
 
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
-pub async fn handle(State(engine): State<Engine>, request: Request) -> Response {
-    match dispatch(&engine, request).await {
+pub async fn handle(State(app): State<App>, request: Request) -> Response {
+    match dispatch(&app, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -152,7 +171,8 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
     ("returnPartialSuccess", "return_partial_success"),
 ];
 
-async fn dispatch(engine: &Engine, request: Request) -> Result<Response, ApiError> {
+async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
+    let engine = &app.engine;
     let (parts, body) = request.into_parts();
     let (version, route) = route(&parts.method, parts.uri.path())?;
     let query = parts.uri.query();
@@ -170,7 +190,20 @@ async fn dispatch(engine: &Engine, request: Request) -> Result<Response, ApiErro
         ))),
         Route::Delete(name) => {
             engine.delete(&name).await?;
+            let _ = std::fs::remove_file(output_path(&app.outputs_dir, &name));
             Ok(empty())
+        }
+        Route::Output(name) => {
+            engine.get(&name).await?;
+            let path = output_path(&app.outputs_dir, &name);
+            let bytes =
+                tokio::task::spawn_blocking(move || std::fs::read(path).unwrap_or_default())
+                    .await
+                    .unwrap_or_default();
+            Ok(json_body(&serde_json::json!({
+                "name": name.as_str(),
+                "output": String::from_utf8_lossy(&bytes),
+            })))
         }
         Route::Cancel(name) => {
             let CancelBody {} = body::json(&bytes)?;
@@ -296,6 +329,17 @@ mod tests {
         assert_eq!(
             ok(Method::DELETE, "/v1/projects/p/operations/x"),
             Route::Delete(name("projects/p/operations/x"))
+        );
+        assert_eq!(
+            ok(
+                Method::GET,
+                "/v1/operationOutputs/projects/p/operations/x/y"
+            ),
+            Route::Output(name("projects/p/operations/x/y"))
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1/workers/w1:lease"),
+            Route::Lease("w1".into())
         );
     }
 
