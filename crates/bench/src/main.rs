@@ -8,6 +8,7 @@ mod procfs;
 mod scenarios;
 mod server;
 mod summary;
+mod workers;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -23,7 +24,7 @@ use summary::Summary;
 #[command(
     name = "longrun-bench",
     version,
-    about = "Measures a longrun server: get, submit, cancel, list and memory"
+    about = "Measures a longrun server: get, submit, cancel, list, memory and SDK workers"
 )]
 struct Args {
     /// The `longrun` binary to run [default: `longrun` next to this executable].
@@ -41,6 +42,12 @@ struct Args {
     /// Concurrent clients for the list runs.
     #[arg(long, default_value_t = 8)]
     list_clients: usize,
+    /// Running operations cancelled, one at a time, for the cancel-running figures.
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+    /// No-op operations queued and then drained by SDK workers for the throughput figure.
+    #[arg(long, default_value_t = 20_000)]
+    drain: usize,
     /// Which figures to measure; `list` and `rss` share one seeded server and print both.
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
@@ -54,6 +61,8 @@ enum Scenario {
     Cancel,
     List,
     Rss,
+    CancelRunning,
+    Throughput,
 }
 
 impl Scenario {
@@ -85,7 +94,10 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         args.seconds >= 1 && args.concurrency >= 1 && args.list_clients >= 1,
         "--seconds, --concurrency and --list-clients must be at least 1"
     );
-    anyhow::ensure!(args.operations >= 1, "--operations must be at least 1");
+    anyhow::ensure!(
+        args.operations >= 1 && args.rounds >= 1 && args.drain >= 1,
+        "--operations, --rounds and --drain must be at least 1"
+    );
     let bin = match &args.server_bin {
         Some(bin) => bin.clone(),
         None => std::env::current_exe()?.with_file_name("longrun"),
@@ -118,6 +130,29 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             }
             if args.scenario.includes(&[Scenario::Cancel]) {
                 scenarios::cancel(&setup, &mut summary).await?;
+            }
+            anyhow::Ok(())
+        })?;
+        stop(server, &mut summary);
+    }
+
+    if args
+        .scenario
+        .includes(&[Scenario::CancelRunning, Scenario::Throughput])
+    {
+        let server = start(&bin, server::data_dir()?)?;
+        let setup = Setup {
+            client: Client::new(server.base()),
+            server_pid: server.pid(),
+            clients: args.concurrency,
+            duration,
+        };
+        runtime.block_on(async {
+            if args.scenario.includes(&[Scenario::CancelRunning]) {
+                workers::cancel_running(&setup, args.rounds, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::Throughput]) {
+                workers::throughput(&setup, args.drain, &mut summary).await?;
             }
             anyhow::Ok(())
         })?;

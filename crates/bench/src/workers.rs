@@ -1,0 +1,323 @@
+//! The figures measured with SDK workers in this process, leasing from the server over HTTP:
+//! how fast a cancel reaches a running operation's worker and ends it, and how many no-op
+//! operations the workers drain per second.
+
+use crate::procfs;
+use crate::scenarios::Setup;
+use crate::summary::{Summary, Target};
+use anyhow::Context as _;
+use longrun_client::Client;
+use longrun_types::{Code, Name, Project};
+use longrun_worker::{HttpBackend, Status, Worker};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+const CANCEL_PROJECT: &str = "bench-cancel-running";
+const CANCEL_TYPE: &str = "BENCH_CANCEL";
+/// The message the cancel handler acknowledges with: an operation that ends with another
+/// was not ended by the worker (the cancel grace ran out, say).
+const CANCEL_MESSAGE: &str = "cancelled";
+/// Slots of the cancel worker: only one operation runs at a time, the rest keep a lease
+/// request waiting as an idle worker would.
+const CANCEL_SLOTS: usize = 8;
+/// Time given to the worker, once its operation is RUNNING, to have its waiting heartbeat in
+/// place before the cancel.
+const HEARTBEAT_SETTLE: Duration = Duration::from_millis(50);
+
+const THROUGHPUT_PROJECT: &str = "bench-throughput";
+const NOOP_TYPE: &str = "BENCH_NOOP";
+/// Workers and slots of each for the drain. Of 1×64, 2×32, 4×16, 8×8, 16×4 and 8×16 on two
+/// cores, 4×16 drained fastest (about 11,000 operations/s, the others 9,000 to 10,500), if
+/// by little: the server's writes, not the workers, set the pace.
+const NOOP_WORKERS: usize = 4;
+const NOOP_SLOTS: usize = 16;
+
+const PAGE_SIZE: u32 = 500;
+
+/// How long an operation may take to reach a state the scenario waits for.
+const STATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cancels RUNNING operations, one at a time, each held by a worker whose handler waits for
+/// the cancel: measures when the handler hears of it and when `get` shows CANCELLED.
+///
+/// Rounds run one after another, so each cancel is timed on an otherwise idle server; a
+/// round takes a few writes and the settle time, so 200 rounds take about 10 s.
+pub async fn cancel_running(
+    setup: &Setup,
+    rounds: usize,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let project = Project::parse(CANCEL_PROJECT).map_err(anyhow::Error::msg)?;
+    let noticed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let recorded = noticed.clone();
+    let worker = Worker::new("bench-cancel")
+        .concurrency(CANCEL_SLOTS)
+        .handle(CANCEL_TYPE, move |ctx| {
+            let recorded = recorded.clone();
+            async move {
+                ctx.cancelled().await;
+                let now = Instant::now();
+                recorded
+                    .lock()
+                    .expect("notice lock")
+                    .insert(ctx.name().as_str().to_string(), now);
+                Err(Status::new(Code::Cancelled, CANCEL_MESSAGE))
+            }
+        });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(
+        Arc::new(HttpBackend::new(setup.client.base())),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let client = &setup.client;
+    let mut notified = Vec::with_capacity(rounds);
+    let mut visible = Vec::with_capacity(rounds);
+    let mut wrong = Vec::new();
+    for round in 0..rounds {
+        let name = Name::new(&project, &format!("round-{round:05}")).map_err(anyhow::Error::msg)?;
+        let body = json!({"type": CANCEL_TYPE, "operationId": name.id(), "description": "bench"});
+        client.submit(CANCEL_PROJECT, &body).await?;
+        wait_for_state(client, &name, "RUNNING", Duration::from_millis(1)).await?;
+        tokio::time::sleep(HEARTBEAT_SETTLE).await;
+
+        let cancelled_at = Instant::now();
+        client.cancel(&name).await?;
+        let op = wait_for_state(client, &name, "CANCELLED", Duration::ZERO).await?;
+        visible.push(cancelled_at.elapsed());
+
+        let heard = noticed.lock().expect("notice lock").remove(name.as_str());
+        match heard {
+            Some(at) => notified.push(at.duration_since(cancelled_at)),
+            None => wrong.push(format!("{name}: CANCELLED before its handler heard")),
+        }
+        if op["error"]["message"] != CANCEL_MESSAGE {
+            wrong.push(format!("{name} ended with {}", op["error"]));
+        }
+    }
+    let _ = stop.send(());
+    running.await?;
+
+    if !wrong.is_empty() {
+        summary.problem(format!(
+            "cancel running: {} of {rounds} operations were not ended by their worker (e.g. {})",
+            wrong.len(),
+            wrong[0]
+        ));
+    }
+    let notified = Latencies::new(notified);
+    let visible = Latencies::new(visible);
+    println!(
+        "cancel running ({rounds} rounds): worker notified {}",
+        notified.line()
+    );
+    println!(
+        "cancel running ({rounds} rounds): CANCELLED visible through get {}",
+        visible.line()
+    );
+    summary.figure(
+        "cancel running → worker notified p99",
+        notified.percentile_ms(99.0),
+        "ms",
+        Target::AtMost(10.0),
+    );
+    summary.figure(
+        "cancel running → CANCELLED visible p99",
+        visible.percentile_ms(99.0),
+        "ms",
+        Target::AtMost(50.0),
+    );
+    Ok(())
+}
+
+/// Reads `name` every `pause` until its state is `state`, and returns it then.
+async fn wait_for_state(
+    client: &Client,
+    name: &Name,
+    state: &str,
+    pause: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    loop {
+        let op = client.get(name).await?;
+        if op["metadata"]["state"] == state {
+            return Ok(op);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{name} is still {} after {} s, not {state}",
+            op["metadata"]["state"],
+            STATE_TIMEOUT.as_secs()
+        );
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Durations of one measured step, sorted.
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn new(mut all: Vec<Duration>) -> Latencies {
+        all.sort_unstable();
+        Latencies(all)
+    }
+
+    /// The duration below which `percent` of them fall, in ms.
+    fn percentile_ms(&self, percent: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (percent / 100.0 * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1].as_secs_f64() * 1000.0
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            self.percentile_ms(50.0),
+            self.percentile_ms(99.0),
+            self.percentile_ms(100.0)
+        )
+    }
+}
+
+/// Queues `total` no-op operations, then drains them with SDK workers (lease, run, complete)
+/// and checks they all ended SUCCEEDED.
+pub async fn throughput(setup: &Setup, total: usize, summary: &mut Summary) -> anyhow::Result<()> {
+    let started = Instant::now();
+    submit_noops(setup, total).await?;
+    let submitted = started.elapsed();
+    println!(
+        "throughput: queued {total} {NOOP_TYPE} operations in {:.1} s ({:.0} ops/s, {} clients)",
+        submitted.as_secs_f64(),
+        total as f64 / submitted.as_secs_f64(),
+        setup.clients
+    );
+
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (all_ran, ran) = watch::channel(false);
+    let all_ran = Arc::new(all_ran);
+    // A drain slower than 100 operations/s gives up (and fails the run) rather than hang.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60.max(total as u64 / 100));
+    let server_cpu = procfs::cpu_seconds(setup.server_pid)?;
+    let bench_cpu = procfs::cpu_seconds(std::process::id())?;
+    let drain_started = Instant::now();
+    let workers: Vec<_> = (0..NOOP_WORKERS)
+        .map(|i| {
+            let (handled, all_ran) = (handled.clone(), all_ran.clone());
+            let worker = Worker::new(&format!("bench-noop-{i}"))
+                .concurrency(NOOP_SLOTS)
+                .handle(NOOP_TYPE, move |_| {
+                    if handled.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                        let _ = all_ran.send(true);
+                    }
+                    async { Ok(json!({})) }
+                });
+            let mut ran = ran.clone();
+            // Once the last handler ran, the workers stop leasing and finish completing.
+            tokio::spawn(worker.run(
+                Arc::new(HttpBackend::new(setup.client.base())),
+                async move {
+                    let _ = tokio::time::timeout_at(deadline, ran.wait_for(|r| *r)).await;
+                },
+            ))
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    let drain = drain_started.elapsed();
+    let cores = |before: f64, pid: u32| -> anyhow::Result<f64> {
+        Ok((procfs::cpu_seconds(pid)? - before) / drain.as_secs_f64())
+    };
+    let (server_cores, bench_cores) = (
+        cores(server_cpu, setup.server_pid)?,
+        cores(bench_cpu, std::process::id())?,
+    );
+    let handled = handled.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        handled >= total,
+        "throughput: the workers ran only {handled} of {total} operations in {:.0} s",
+        drain.as_secs_f64()
+    );
+    let rate = total as f64 / drain.as_secs_f64();
+    println!(
+        "throughput: {NOOP_WORKERS} workers × {NOOP_SLOTS} slots drained {total} operations in \
+         {:.1} s: {rate:.0} ops/s (CPU: server {server_cores:.2} cores, bench {bench_cores:.2} \
+         cores)",
+        drain.as_secs_f64()
+    );
+    println!(
+        "throughput: end to end, queue then drain: {:.0} ops/s in {:.1} s",
+        total as f64 / (submitted + drain).as_secs_f64(),
+        (submitted + drain).as_secs_f64()
+    );
+
+    let succeeded = count(
+        &setup.client,
+        THROUGHPUT_PROJECT,
+        "metadata.state = SUCCEEDED",
+    )
+    .await?;
+    if handled != total || succeeded != total {
+        summary.problem(format!(
+            "throughput: of {total} operations, handlers ran {handled} times and {succeeded} \
+             ended SUCCEEDED"
+        ));
+    } else {
+        println!("throughput: all {total} operations listed SUCCEEDED");
+    }
+    summary.figure(
+        "submit→lease→complete drain",
+        rate,
+        "ops/s",
+        Target::AtLeast(5_000.0),
+    );
+    Ok(())
+}
+
+/// Submits `total` no-op operations with the scenario's clients.
+async fn submit_noops(setup: &Setup, total: usize) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(json!({"type": NOOP_TYPE, "description": "bench"}));
+    let tasks: Vec<_> = (0..setup.clients)
+        .map(|_| {
+            let (client, next, body) = (setup.client.clone(), next.clone(), body.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    client.submit(THROUGHPUT_PROJECT, &body).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// The number of operations of `project` that match `filter`, walking the list.
+async fn count(client: &Client, project: &str, filter: &str) -> anyhow::Result<usize> {
+    let mut token = String::new();
+    let mut listed = 0;
+    loop {
+        let page = client
+            .list(project, filter, PAGE_SIZE, &token)
+            .await
+            .context("cannot list the drained operations")?;
+        listed += page["operations"].as_array().map_or(0, Vec::len);
+        match page["nextPageToken"].as_str() {
+            Some(next) if !next.is_empty() => token = next.to_string(),
+            _ => return Ok(listed),
+        }
+    }
+}
