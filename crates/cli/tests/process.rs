@@ -226,6 +226,15 @@ async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Mid-run: the server has recorded the command's process group.
+    let groups = data.join("command-groups");
+    while std::fs::read_dir(&groups).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the group was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.signal(libc::SIGKILL);
     server.wait_exit(Duration::from_secs(10));
 

@@ -146,6 +146,7 @@ fn start_executors(
             let worker = worker
                 .concurrency(t.concurrency)
                 .lease_duration(BUILTIN_LEASE)
+                .lease_poll(std::time::Duration::from_millis(500))
                 .shutdown_grace(std::time::Duration::ZERO);
             Some(worker)
         })

@@ -22,6 +22,7 @@ pub struct Worker {
     handlers: HashMap<String, Handler>,
     concurrency: usize,
     lease_duration: Duration,
+    lease_poll: Duration,
     shutdown_grace: Duration,
 }
 
@@ -35,6 +36,7 @@ impl Worker {
             handlers: HashMap::new(),
             concurrency: 1,
             lease_duration: Duration::from_secs(60),
+            lease_poll: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -63,6 +65,13 @@ impl Worker {
         self
     }
 
+    /// How long one lease request waits for work (default 5 s); a shutdown waits for the
+    /// request in flight, so this also bounds how long stopping takes.
+    pub fn lease_poll(mut self, d: Duration) -> Worker {
+        self.lease_poll = d;
+        self
+    }
+
     /// On shutdown, how long running handlers may take before their leases are released.
     pub fn shutdown_grace(mut self, d: Duration) -> Worker {
         self.shutdown_grace = d;
@@ -77,7 +86,8 @@ impl Worker {
         let mut running = JoinSet::new();
         let mut backoff = Duration::from_millis(50);
         tokio::pin!(shutdown);
-        loop {
+        let mut shutting_down = false;
+        while !shutting_down {
             while running.try_join_next().is_some() {}
             let first = tokio::select! {
                 _ = &mut shutdown => break,
@@ -87,9 +97,22 @@ impl Worker {
             while let Ok(permit) = slots.clone().try_acquire_owned() {
                 permits.push(permit);
             }
+            // A lease request in flight is awaited even when shutdown comes: dropping it
+            // could leave operations leased to nobody until their lease lapsed.
+            let lease = backend.lease(
+                &self.id,
+                &types,
+                permits.len(),
+                self.lease_poll,
+                self.lease_duration,
+            );
+            tokio::pin!(lease);
             let leased = tokio::select! {
-                _ = &mut shutdown => break,
-                leased = backend.lease(&self.id, &types, permits.len(), Duration::from_secs(30), self.lease_duration) => leased,
+                leased = &mut lease => leased,
+                _ = &mut shutdown => {
+                    shutting_down = true;
+                    lease.await
+                }
             };
             let assignments = match leased {
                 Ok(assignments) => {
@@ -98,9 +121,11 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(worker = %self.id, error = ?e, "lease failed; retrying");
-                    tokio::select! {
-                        _ = &mut shutdown => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !shutting_down {
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
