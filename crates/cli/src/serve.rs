@@ -13,6 +13,9 @@ pub struct Args {
     /// Directory of the embedded store and the server secret [default: ./longrun-data].
     #[arg(long, env = "LONGRUN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve a non-loopback address with no authentication.
+    #[arg(long, env = "LONGRUN_ALLOW_UNAUTHENTICATED")]
+    allow_unauthenticated: bool,
     /// TOML configuration file.
     #[arg(long, env = "LONGRUN_CONFIG")]
     config: Option<PathBuf>,
@@ -48,6 +51,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;
     }
+    config.allow_unauthenticated |= args.allow_unauthenticated;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -23,8 +23,13 @@ impl Server {
     }
 
     fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let listen = if extra.contains(&"--allow-unauthenticated") {
+            "0.0.0.0:0"
+        } else {
+            "127.0.0.1:0"
+        };
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("LONGRUN_LOG", "warn")
@@ -40,8 +45,10 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
+        // The real port, on the address asked for.
+        let host = listen.trim_end_matches('0');
         assert!(
-            base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+            base.starts_with(&format!("http://{host}")) && !base.ends_with(":0"),
             "{base}"
         );
         Server { child, base }
@@ -283,6 +290,21 @@ async fn sigterm_ends_waits_and_exits_cleanly() {
     // The data directory holds the database and the secret.
     assert!(dir.path().join("longrun.db").exists());
     assert!(dir.path().join("secret").exists());
+}
+
+#[test]
+fn a_non_loopback_listener_needs_an_explicit_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without authentication"), "{stderr}");
+    let server = Server::start_with(dir.path(), &["--allow-unauthenticated"]);
+    drop(server);
 }
 
 fn cli(base: &str, args: &[&str]) -> (i32, String, String) {

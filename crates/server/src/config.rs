@@ -13,6 +13,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded store and the server secret live (`--data-dir`, `LONGRUN_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// Serve a non-loopback address although there is no authentication
+    /// (`--allow-unauthenticated`). Off: such a listener is refused.
+    pub allow_unauthenticated: bool,
     /// How long done operations are kept before they expire (default 30 days).
     #[serde(with = "humantime_serde_compat")]
     pub retention: Duration,
@@ -155,6 +158,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./longrun-data"),
+            allow_unauthenticated: false,
             retention: Duration::from_secs(30 * 24 * 3600),
             project_defaults: ProjectDefaults::default(),
             wait: Wait::default(),

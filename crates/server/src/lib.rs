@@ -27,6 +27,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let addr = listener.local_addr()?;
+    anyhow::ensure!(
+        addr.ip().is_loopback() || config.allow_unauthenticated,
+        "refusing to serve {addr} without authentication: listen on a loopback address, \
+         or pass --allow-unauthenticated to accept requests from anyone who can reach it"
+    );
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create data directory {}: {e}",
@@ -103,7 +109,6 @@ pub async fn run(
             engine.close();
         }
     };
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     println!("listening on http://{addr}");
     axum::serve(listener, app)
