@@ -24,7 +24,8 @@ use summary::Summary;
 #[command(
     name = "longrun-bench",
     version,
-    about = "Measures a longrun server: get, submit, cancel, list, memory and SDK workers"
+    about = "Measures a longrun server: get, submit, cancel, list, memory, SDK workers and the \
+             built-in executor"
 )]
 struct Args {
     /// The `longrun` binary to run [default: `longrun` next to this executable].
@@ -42,7 +43,8 @@ struct Args {
     /// Concurrent clients for the list runs.
     #[arg(long, default_value_t = 8)]
     list_clients: usize,
-    /// Running operations cancelled, one at a time, for the cancel-running figures.
+    /// Running operations cancelled, one at a time, for the cancel-running and
+    /// cancel-builtin figures.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
     /// No-op operations queued and then drained by SDK workers for the throughput figure.
@@ -62,6 +64,7 @@ enum Scenario {
     List,
     Rss,
     CancelRunning,
+    CancelBuiltin,
     Throughput,
 }
 
@@ -136,10 +139,12 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(server, &mut summary);
     }
 
-    if args
-        .scenario
-        .includes(&[Scenario::CancelRunning, Scenario::Throughput])
-    {
+    let executors = [
+        Scenario::CancelRunning,
+        Scenario::CancelBuiltin,
+        Scenario::Throughput,
+    ];
+    if args.scenario.includes(&executors) {
         let server = start(&bin, server::data_dir()?)?;
         let setup = Setup {
             client: Client::new(server.base()),
@@ -150,6 +155,9 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         runtime.block_on(async {
             if args.scenario.includes(&[Scenario::CancelRunning]) {
                 workers::cancel_running(&setup, args.rounds, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::CancelBuiltin]) {
+                workers::cancel_builtin(&setup, args.rounds, &mut summary).await?;
             }
             if args.scenario.includes(&[Scenario::Throughput]) {
                 workers::throughput(&setup, args.drain, &mut summary).await?;

@@ -8,9 +8,19 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// The operation type the server runs itself, with the built-in `simulate` executor: each
+/// operation hangs until cancelled. Nothing but the `cancel-builtin` scenario submits it.
+pub const SIMULATE_TYPE: &str = "BENCH_SIMULATE";
+
 /// Submits are never refused for a full queue: the benchmark queues far more than the
-/// default limit.
-const CONFIG: &str = "[project_defaults]\nmax_queued = 100000000\n";
+/// default limit. [`SIMULATE_TYPE`] is run by the server.
+fn config_toml() -> String {
+    format!(
+        "[project_defaults]\nmax_queued = 100000000\n\n\
+         [[task_type]]\ntype = \"{SIMULATE_TYPE}\"\nexecutor = \"simulate\"\noutcome = \"HANG\"\n\
+         duration = \"0s\"\nconcurrency = 8\n"
+    )
+}
 
 /// How long the server gets to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -38,7 +48,7 @@ impl Server {
     /// accepts connections.
     pub fn start(bin: &Path, dir: TempDir) -> anyhow::Result<Server> {
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, CONFIG).context("cannot write the server config")?;
+        std::fs::write(&config, config_toml()).context("cannot write the server config")?;
         let log = std::fs::File::create(dir.path().join("server.log"))
             .context("cannot create the server log")?;
         let mut child = Command::new(bin)

@@ -1,9 +1,11 @@
 //! The figures measured with SDK workers in this process, leasing from the server over HTTP:
 //! how fast a cancel reaches a running operation's worker and ends it, and how many no-op
-//! operations the workers drain per second.
+//! operations the workers drain per second. Also how fast a cancel ends an operation run by
+//! the server's built-in `simulate` executor.
 
 use crate::procfs;
 use crate::scenarios::Setup;
+use crate::server::SIMULATE_TYPE;
 use crate::summary::{Summary, Target};
 use anyhow::Context as _;
 use longrun_client::Client;
@@ -27,6 +29,11 @@ const CANCEL_SLOTS: usize = 8;
 /// Time given to the worker, once its operation is RUNNING, to have its waiting heartbeat in
 /// place before the cancel.
 const HEARTBEAT_SETTLE: Duration = Duration::from_millis(50);
+
+const BUILTIN_PROJECT: &str = "bench-cancel-builtin";
+/// The message the `simulate` executor acknowledges a cancel with: an operation that ends
+/// with another was not ended by the executor.
+const SIMULATE_MESSAGE: &str = "Simulation cancelled.";
 
 const THROUGHPUT_PROJECT: &str = "bench-throughput";
 const NOOP_TYPE: &str = "BENCH_NOOP";
@@ -132,6 +139,58 @@ pub async fn cancel_running(
         visible.percentile_ms(99.0),
         "ms",
         Target::AtMost(50.0),
+    );
+    Ok(())
+}
+
+/// Cancels RUNNING operations of the built-in `simulate` executor, one at a time, each
+/// hanging until cancelled: measures when `get` shows CANCELLED. When the executor hears of
+/// the cancel cannot be seen from outside; this is an upper bound of it.
+pub async fn cancel_builtin(
+    setup: &Setup,
+    rounds: usize,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let project = Project::parse(BUILTIN_PROJECT).map_err(anyhow::Error::msg)?;
+    let client = &setup.client;
+    let mut visible = Vec::with_capacity(rounds);
+    let mut wrong = Vec::new();
+    for round in 0..rounds {
+        let name = Name::new(&project, &format!("round-{round:05}")).map_err(anyhow::Error::msg)?;
+        let body = json!({"type": SIMULATE_TYPE, "operationId": name.id(), "description": "bench"});
+        client.submit(BUILTIN_PROJECT, &body).await?;
+        wait_for_state(client, &name, "RUNNING", Duration::from_millis(1)).await?;
+        tokio::time::sleep(HEARTBEAT_SETTLE).await;
+
+        let cancelled_at = Instant::now();
+        client.cancel(&name).await?;
+        let op = wait_for_state(client, &name, "CANCELLED", Duration::ZERO).await?;
+        visible.push(cancelled_at.elapsed());
+        if op["error"]["message"] != SIMULATE_MESSAGE {
+            wrong.push(format!("{name} ended with {}", op["error"]));
+        }
+    }
+
+    if !wrong.is_empty() {
+        summary.problem(format!(
+            "cancel running, built-in: {} of {rounds} operations were not ended by the \
+             simulate executor (e.g. {})",
+            wrong.len(),
+            wrong[0]
+        ));
+    }
+    let visible = Latencies::new(visible);
+    println!(
+        "cancel running (built-in simulate) → CANCELLED visible through get ({rounds} rounds): {}",
+        visible.line()
+    );
+    // The target is for the executor being notified; this figure includes the write and the
+    // reads that show it.
+    summary.figure(
+        "cancel running, built-in → CANCELLED visible p99 (target: notified)",
+        visible.percentile_ms(99.0),
+        "ms",
+        Target::AtMost(10.0),
     );
     Ok(())
 }
