@@ -5,7 +5,6 @@
 //! and only then answers each caller. Concurrent writers therefore share one fsync, and an
 //! answered write is on disk. Reads use a small pool of connections on blocking threads.
 
-mod query;
 mod schema;
 mod writer;
 
@@ -241,7 +240,12 @@ impl Store for SqliteStore {
             }
             if let Some(filter) = &query.filter {
                 sql.push_str(" AND ");
-                query::condition(filter, &mut sql, &mut params);
+                let mut filter_params = Vec::new();
+                longrun_store::sql::condition(filter, &mut sql, &mut filter_params);
+                params.extend(filter_params.into_iter().map(|p| match p {
+                    longrun_store::sql::Sql::Integer(i) => Sql::Integer(i),
+                    longrun_store::sql::Sql::Text(t) => Sql::Text(t),
+                }));
             }
             sql.push_str(" ORDER BY create_time DESC, name ASC LIMIT ?");
             params.push(Sql::Integer(query.limit as i64));

@@ -2,10 +2,10 @@
 
 use longrun_store_sqlite::SqliteStore;
 
-async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+async fn fresh() -> Option<(SqliteStore, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("longrun.db")).unwrap();
-    (store, dir)
+    Some((store, dir))
 }
 
 longrun_store::conformance_suite!(fresh());

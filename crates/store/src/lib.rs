@@ -4,6 +4,7 @@
 //! compare-and-set on the record's version.
 
 pub mod conformance;
+pub mod sql;
 
 use async_trait::async_trait;
 use longrun_types::filter::Expr;

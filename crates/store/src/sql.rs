@@ -1,7 +1,15 @@
-//! Translation of a list filter into an SQL condition with bound parameters.
+//! Translation of a list filter into an SQL condition, shared by the SQL backends: `?`
+//! marks each parameter (backends renumber them as they need) and the column names are
+//! those of the operations table every backend keeps.
 
 use longrun_types::filter::{Expr, Field, Op, Pattern, Value};
-use rusqlite::types::Value as Sql;
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sql {
+    Integer(i64),
+    Text(String),
+}
 
 const DONE: &str = "state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')";
 
