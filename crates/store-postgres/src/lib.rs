@@ -1,0 +1,376 @@
+//! The PostgreSQL store, for several servers on one database. Every write is a transaction
+//! of its own (PostgreSQL commits them durably and groups the flushes); the queue limit is
+//! exact under concurrency thanks to a per-project advisory lock, and leasing uses
+//! `FOR UPDATE SKIP LOCKED` so no operation is handed out twice.
+
+mod schema;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use longrun_store::{Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, Store, sql};
+use longrun_types::{Name, Operation, Timestamp};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend(e.to_string())
+}
+
+/// PostgreSQL errors say "db error" unless asked for the server's message.
+fn pg(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::Backend(format!("{}: {}", db.code().code(), db.message())),
+        None => backend(e),
+    }
+}
+
+/// Connections kept by each server.
+const POOL_SIZE: usize = 16;
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host/db`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        PostgresStore::connect_with(config).await
+    }
+
+    pub async fn connect_with(config: tokio_postgres::Config) -> Result<PostgresStore> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(backend)?;
+        let mut client = pool.get().await.map_err(backend)?;
+        schema::migrate(&mut client).await.map_err(pg)?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(backend)
+    }
+}
+
+const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
+    priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
+    lease_expire, deadline, cancel_time, version, record, payload) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
+const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
+    priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
+    end_time = $11, error_code = $12, request_id = $13, lease_expire = $14, deadline = $15, \
+    cancel_time = $16, version = $17, record = $18 WHERE name = $1 AND version = $19";
+
+/// The indexed columns and the record of one operation, in `INSERT` order.
+fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
+    let opt = |t: Option<Timestamp>| t.map(Timestamp::millis);
+    let record = serde_json::to_string(op).map_err(backend)?;
+    Ok(vec![
+        Box::new(op.name.as_str().to_string()),
+        Box::new(op.name.project().as_str().to_string()),
+        Box::new(op.state.as_str().to_string()),
+        Box::new(op.op_type.clone()),
+        Box::new(op.description.clone()),
+        Box::new(i64::from(op.priority)),
+        Box::new(i64::from(op.attempt)),
+        Box::new(op.create_time.millis()),
+        Box::new(op.update_time.millis()),
+        Box::new(opt(op.start_time)),
+        Box::new(opt(op.end_time)),
+        Box::new(op.error_code().map(i64::from)),
+        Box::new(op.request_id.clone()),
+        Box::new(opt(op.lease.as_ref().map(|l| l.expire_time))),
+        Box::new(opt(op.deadline)),
+        Box::new(opt(op.cancel.as_ref().map(|c| c.time))),
+        Box::new(op.version),
+        Box::new(record),
+        Box::new(payload.to_string()),
+    ])
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+fn record(row: &Row) -> Result<Operation> {
+    let text: String = row.get(0);
+    serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
+}
+
+/// The compare-and-set write of `op` over the stored version `op.version`.
+async fn write_update(client: &impl GenericClient, mut op: Operation) -> Result<Operation> {
+    let expected = op.version;
+    op.version += 1;
+    let mut values = row(&op, "")?;
+    values.pop(); // the payload never changes
+    values.push(Box::new(expected));
+    let changed = client.execute(UPDATE, &refs(&values)).await.map_err(pg)?;
+    if changed == 1 {
+        return Ok(op);
+    }
+    Err(missing_or_conflict(client, &op.name).await?)
+}
+
+/// After a conditional write changed nothing: was the row missing, or newer?
+async fn missing_or_conflict(client: &impl GenericClient, name: &Name) -> Result<Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM operations WHERE name = $1)",
+            &[&name.as_str()],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    Ok(if exists {
+        Error::Conflict
+    } else {
+        Error::NotFound
+    })
+}
+
+/// Rewrites the `?` placeholders of the shared filter translation as `$first`, `$first+1`, …
+fn numbered(sql: &str, first: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = first;
+    for c in sql.chars() {
+        if c == '?' {
+            out.push_str(&format!("${n}"));
+            n += 1;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert(&self, new: NewOperation) -> Result<Inserted> {
+        let payload = serde_json::to_string(&new.payload).map_err(backend)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let mut op = new.operation;
+        let project = op.name.project().as_str().to_string();
+        // Inserts into one project take turns, so the queue limit holds exactly.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&project])
+            .await
+            .map_err(pg)?;
+        if let Some(request_id) = &op.request_id {
+            let existing = tx
+                .query_opt(
+                    "SELECT record FROM operations WHERE project = $1 AND request_id = $2",
+                    &[&project, request_id],
+                )
+                .await
+                .map_err(pg)?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing(record(&row)?));
+            }
+        }
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM operations WHERE name = $1)",
+                &[&op.name.as_str()],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if taken {
+            return Err(Error::AlreadyExists(op.name));
+        }
+        let limit = i64::try_from(new.max_queued).unwrap_or(i64::MAX);
+        let pending: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM operations WHERE project = $1 \
+                 AND state = 'PENDING' LIMIT $2) AS queued",
+                &[&project, &limit],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if pending >= limit {
+            return Err(Error::QueueFull {
+                limit: new.max_queued,
+            });
+        }
+        op.version = 1;
+        let values = row(&op, &payload)?;
+        tx.execute(INSERT, &refs(&values)).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Inserted::Created(op))
+    }
+
+    async fn get(&self, name: &Name) -> Result<Option<Operation>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT record FROM operations WHERE name = $1",
+                &[&name.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+        let mut text = String::from("SELECT record FROM operations WHERE project = $1");
+        let mut params: Vec<Param> = vec![Box::new(query.project.as_str().to_string())];
+        if let Some(after) = &query.after {
+            text.push_str(" AND create_time <= $2 AND (create_time < $2 OR name > $3)");
+            params.push(Box::new(after.create_time.millis()));
+            params.push(Box::new(after.name.as_str().to_string()));
+        }
+        if let Some(filter) = &query.filter {
+            let mut condition = String::new();
+            let mut values = Vec::new();
+            sql::condition(filter, &mut condition, &mut values);
+            text.push_str(" AND ");
+            text.push_str(&numbered(&condition, params.len() + 1));
+            params.extend(values.into_iter().map(|v| -> Param {
+                match v {
+                    sql::Sql::Integer(i) => Box::new(i),
+                    sql::Sql::Text(t) => Box::new(t),
+                }
+            }));
+        }
+        text.push_str(&format!(
+            " ORDER BY create_time DESC, name ASC LIMIT ${}",
+            params.len() + 1
+        ));
+        params.push(Box::new(query.limit as i64));
+        let client = self.client().await?;
+        let rows = client.query(&text, &refs(&params)).await.map_err(pg)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn update(&self, operation: Operation) -> Result<Operation> {
+        let client = self.client().await?;
+        write_update(&client, operation).await
+    }
+
+    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "DELETE FROM operations WHERE name = $1 AND version = $2",
+                &[&name.as_str(), &version],
+            )
+            .await
+            .map_err(pg)?;
+        if changed == 1 {
+            return Ok(());
+        }
+        Err(missing_or_conflict(&client, name).await?)
+    }
+
+    async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT payload FROM operations WHERE name = $1",
+                &[&name.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+            .transpose()
+    }
+
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        if query.types.is_empty() || query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // With a running limit some candidates may be skipped: look further ahead.
+        let scan = if query.max_running > 0 {
+            query.limit + 1000
+        } else {
+            query.limit
+        } as i64;
+        let candidates = tx
+            .query(
+                "SELECT record, payload FROM operations WHERE state = 'PENDING' \
+                 AND op_type = ANY($1) ORDER BY priority DESC, create_time ASC, name ASC \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED",
+                &[&query.types, &scan],
+            )
+            .await
+            .map_err(pg)?;
+        let mut running: std::collections::HashMap<String, i64> = Default::default();
+        let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
+        let mut leased = Vec::new();
+        for candidate in &candidates {
+            if leased.len() == query.limit {
+                break;
+            }
+            let op = record(candidate)?;
+            let project = op.name.project().as_str().to_string();
+            if max_running > 0 {
+                let count = match running.get(&project) {
+                    Some(n) => *n,
+                    None => tx
+                        .query_one(
+                            "SELECT count(*) FROM operations WHERE project = $1 \
+                             AND state IN ('RUNNING', 'CANCELLING')",
+                            &[&project],
+                        )
+                        .await
+                        .map_err(pg)?
+                        .get(0),
+                };
+                if count >= max_running {
+                    running.insert(project, count);
+                    continue;
+                }
+                running.insert(project, count + 1);
+            }
+            let payload: String = candidate.get(1);
+            let started = write_update(&tx, (query.start)(op)).await?;
+            leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(leased)
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM operations WHERE lease_expire < $1 UNION \
+                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL LIMIT $2",
+                &[&now.millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
+                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2)",
+                &[&ended_before.millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
+    }
+}
