@@ -13,6 +13,12 @@ pub struct Args {
     /// Directory of the embedded store and the server secret [default: ./longrun-data].
     #[arg(long, env = "LONGRUN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where operations are kept: sqlite (embedded, the default) or postgres.
+    #[arg(long, env = "LONGRUN_STORE", value_parser = ["sqlite", "postgres"])]
+    store: Option<String>,
+    /// PostgreSQL URL for --store postgres.
+    #[arg(long, env = "LONGRUN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Serve a non-loopback address with no authentication.
     #[arg(long, env = "LONGRUN_ALLOW_UNAUTHENTICATED")]
     allow_unauthenticated: bool,
@@ -52,6 +58,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         config.data_dir = data_dir;
     }
     config.allow_unauthenticated |= args.allow_unauthenticated;
+    match args.store.as_deref() {
+        Some("postgres") => config.store = longrun_server::config::StoreKind::Postgres,
+        Some(_) => config.store = longrun_server::config::StoreKind::Sqlite,
+        None => {}
+    }
+    if args.database_url.is_some() {
+        config.database_url = args.database_url;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -13,6 +13,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded store and the server secret live (`--data-dir`, `LONGRUN_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// Where operations are kept: the embedded `sqlite` store in the data directory, or
+    /// `postgres` at `database_url` (`--store`, `LONGRUN_STORE`).
+    pub store: StoreKind,
+    /// The PostgreSQL URL when `store = "postgres"` (`--database-url`, `LONGRUN_DATABASE_URL`).
+    pub database_url: Option<String>,
     /// Serve a non-loopback address although there is no authentication
     /// (`--allow-unauthenticated`). Off: such a listener is refused.
     pub allow_unauthenticated: bool,
@@ -133,6 +138,14 @@ fn default_attempts() -> i32 {
     5
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectDefaults {
@@ -158,6 +171,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./longrun-data"),
+            store: StoreKind::Sqlite,
+            database_url: None,
             allow_unauthenticated: false,
             retention: Duration::from_secs(30 * 24 * 3600),
             project_defaults: ProjectDefaults::default(),

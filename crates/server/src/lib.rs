@@ -39,7 +39,12 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    let store = SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?;
+    let store: Arc<dyn longrun_store::Store> = match (config.store, &config.database_url) {
+        (config::StoreKind::Postgres, Some(url)) => {
+            Arc::new(longrun_store_postgres::PostgresStore::connect(url).await?)
+        }
+        _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
+    };
     let secret = secret::load_or_create(&config.data_dir)?;
     // Commands started by a previous run that outlived it go first.
     let leftovers = longrun_worker::command::kill_leftover_groups(
@@ -71,7 +76,7 @@ pub async fn run(
             (t.op_type.clone(), task_type)
         })
         .collect();
-    let engine = Engine::new(Arc::new(store), options);
+    let engine = Engine::new(store, options);
 
     let app = Router::new()
         .route(
@@ -109,7 +114,7 @@ pub async fn run(
             engine.close();
         }
     };
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), store = ?config.store, "serving");
     println!("listening on http://{addr}");
     axum::serve(listener, app)
         .with_graceful_shutdown(draining)

@@ -5,6 +5,7 @@ mod common;
 mod errors;
 mod list;
 mod operations;
+mod postgres;
 mod sdk;
 mod simulate;
 mod workers;
