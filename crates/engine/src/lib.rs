@@ -140,7 +140,15 @@ struct Inner {
     work: tokio::sync::Notify,
     /// Set when the server shuts down: waits return at once.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Changes made by other servers sharing the store, until `run_background` takes them.
+    signals: std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<longrun_store::Signal>>>,
+    /// The store is shared with other servers: waiters also re-read now and then, in case a
+    /// signal was lost.
+    shared: bool,
 }
+
+/// How often waiters on a shared store re-read, which bounds the delay of a lost signal.
+const SHARED_RECHECK: Duration = Duration::from_secs(1);
 
 /// How often lapsed leases, cancel graces and timeouts are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
@@ -150,8 +158,11 @@ const MAX_RACE_RETRIES: usize = 100;
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, options: Options) -> Engine {
+        let signals = store.subscribe();
         Engine {
             inner: Arc::new(Inner {
+                shared: signals.is_some(),
+                signals: std::sync::Mutex::new(signals),
                 tokens: PageTokens::new(&options.secret),
                 store,
                 options,
@@ -169,6 +180,16 @@ impl Engine {
             .task_types
             .get(op_type)
             .unwrap_or(&DEFAULT)
+    }
+
+    /// Resolves when a waiter on a shared store should re-read in case a signal was lost;
+    /// never for a store only this server uses.
+    async fn recheck(&self) {
+        if self.inner.shared {
+            tokio::time::sleep(SHARED_RECHECK).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -367,6 +388,7 @@ impl Engine {
                 _ = woken => {}
                 _ = tokio::time::sleep_until(deadline) => return self.load(name).await,
                 _ = closing.changed() => {}
+                _ = self.recheck() => {}
             }
         }
     }
@@ -474,10 +496,24 @@ impl Engine {
         let mut retention = tokio::time::interval(Duration::from_secs(60));
         let mut timers = tokio::time::interval(SWEEP_INTERVAL);
         timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut signals = self.inner.signals.lock().expect("signals lock").take();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
+                signal = async { signals.as_mut().expect("guarded by the branch condition").recv().await }, if signals.is_some() => {
+                    use longrun_store::Signal;
+                    use tokio::sync::broadcast::error::RecvError;
+                    match signal {
+                        Ok(Signal::Changed(name)) => self.inner.waiters.wake(&name),
+                        Ok(Signal::Queued) => self.inner.work.notify_waiters(),
+                        Ok(Signal::Resync) | Err(RecvError::Lagged(_)) => {
+                            self.inner.waiters.wake_all();
+                            self.inner.work.notify_waiters();
+                        }
+                        Err(RecvError::Closed) => signals = None,
+                    }
+                }
                 _ = timers.tick() => if let Err(e) = self.sweep().await {
                     tracing::warn!(error = %e, "timer sweep failed");
                 },

@@ -31,6 +31,13 @@ impl Waiters {
         }
     }
 
+    /// Wakes every waiter (after signals may have been lost).
+    pub fn wake_all(&self) {
+        for (notify, _) in self.by_name.lock().expect("waiters lock").values() {
+            notify.notify_waiters();
+        }
+    }
+
     pub fn wake(&self, name: &str) {
         if let Some((notify, _)) = self.by_name.lock().expect("waiters lock").get(name) {
             notify.notify_waiters();

@@ -119,6 +119,7 @@ impl Engine {
                 _ = work => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = closing.changed() => {}
+                _ = self.recheck() => {}
             }
         }
     }
@@ -210,6 +211,7 @@ impl Engine {
                 _ = woken => {}
                 _ = tokio::time::sleep_until(deadline) => return Ok(beat(&op)),
                 _ = closing.changed() => {}
+                _ = self.recheck() => {}
             }
         }
     }

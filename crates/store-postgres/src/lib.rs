@@ -3,6 +3,7 @@
 //! exact under concurrency thanks to a per-project advisory lock, and leasing uses
 //! `FOR UPDATE SKIP LOCKED` so no operation is handed out twice.
 
+mod listen;
 mod schema;
 
 use async_trait::async_trait;
@@ -17,6 +18,8 @@ type Param = Box<dyn ToSql + Sync + Send>;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Fed by the LISTEN connection; it stops once every store handle is gone.
+    signals: std::sync::Arc<tokio::sync::broadcast::Sender<longrun_store::Signal>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> Error {
@@ -42,6 +45,7 @@ impl PostgresStore {
     }
 
     pub async fn connect_with(config: tokio_postgres::Config) -> Result<PostgresStore> {
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -55,7 +59,12 @@ impl PostgresStore {
             .map_err(backend)?;
         let mut client = pool.get().await.map_err(backend)?;
         schema::migrate(&mut client).await.map_err(pg)?;
-        Ok(PostgresStore { pool })
+        let signals = std::sync::Arc::new(tokio::sync::broadcast::channel(4096).0);
+        tokio::spawn(listen::run(
+            listen_config,
+            std::sync::Arc::downgrade(&signals),
+        ));
+        Ok(PostgresStore { pool, signals })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -160,6 +169,10 @@ fn numbered(sql: &str, first: usize) -> String {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<longrun_store::Signal>> {
+        Some(self.signals.subscribe())
+    }
+
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         let payload = serde_json::to_string(&new.payload).map_err(backend)?;
         let mut client = self.client().await?;

@@ -8,7 +8,8 @@ const MIGRATION_LOCK: i64 = 0x6c6f_6e67_7275_6e00;
 
 /// Each entry is one migration; never edit a released one, append a new one. Text columns
 /// use the "C" collation so that ordering is bytewise, as in every other backend.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE operations (
     name         TEXT COLLATE "C" PRIMARY KEY,
     project      TEXT COLLATE "C" NOT NULL,
@@ -42,7 +43,25 @@ CREATE INDEX operations_running ON operations (project)
 CREATE INDEX operations_lease ON operations (lease_expire) WHERE lease_expire IS NOT NULL;
 CREATE INDEX operations_deadline ON operations (deadline)
     WHERE deadline IS NOT NULL AND end_time IS NULL;
-"#];
+"#,
+    r#"
+-- Every server learns of state changes and queued work at once (LISTEN longrun).
+CREATE FUNCTION longrun_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.state = 'PENDING' THEN
+        PERFORM pg_notify('longrun', '');
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM pg_notify('longrun', NEW.name);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_notify_insert AFTER INSERT ON operations
+    FOR EACH ROW EXECUTE FUNCTION longrun_notify();
+CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION longrun_notify();
+"#,
+];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;

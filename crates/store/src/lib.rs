@@ -73,8 +73,27 @@ pub struct LeaseQuery {
     pub start: Start,
 }
 
+/// What other processes sharing the store changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// This operation's state changed.
+    Changed(String),
+    /// Operations entered the queue.
+    Queued,
+    /// Signals may have been lost (a reconnect): anything may have changed.
+    Resync,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Signals of changes made through other connections to the same store (other servers),
+    /// for a store that several servers share; `None` for a store only this process uses.
+    /// Signals are hints: they can be lost, so waiters on a shared store also re-read now
+    /// and then.
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>> {
+        None
+    }
+
     /// Inserts a PENDING operation with version 1, unless the project already has one
     /// with the same request id (then returns it untouched). Fails with `AlreadyExists`
     /// when the name is taken and `QueueFull` when the project is at its limit.

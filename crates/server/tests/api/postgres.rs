@@ -3,15 +3,17 @@
 
 use crate::common::TestServer;
 use longrun_server::config::StoreKind;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn submit_list_cancel_wait_lease_on_postgres() {
+/// A fresh schema in the test database: its admin client, its name, and a URL scoped to it.
+async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String, String)> {
     let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
         eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
-        return;
+        return None;
     };
-    let schema = format!("longrun_api_{}", std::process::id());
+    let schema = format!("longrun_api_{tag}_{}", std::process::id());
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -24,11 +26,23 @@ async fn submit_list_cancel_wait_lease_on_postgres() {
         .unwrap();
     let separator = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    let s = TestServer::with(|c| {
+    Some((client, schema, scoped))
+}
+
+async fn server_on(url: &str) -> TestServer {
+    TestServer::with(|c| {
         c.store = StoreKind::Postgres;
-        c.database_url = Some(scoped);
+        c.database_url = Some(url.to_string());
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_list_cancel_wait_lease_on_postgres() {
+    let Some((client, schema, url)) = schema("one").await else {
+        return;
+    };
+    let s = server_on(&url).await;
 
     for i in 0..7 {
         s.submit("p", json!({"type": "T", "operationId": format!("op{i}")}))
@@ -91,6 +105,164 @@ async fn submit_list_cancel_wait_lease_on_postgres() {
     );
 
     s.stop().await;
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+async fn post(s: &TestServer, path: &str, body: Value) -> Value {
+    let (status, answer) = s.request("POST", path, Some(&body.to_string())).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    answer
+}
+
+/// Three servers on one database behave as one service: work submitted on A is leased on
+/// B, cancelled through C and waited on through A, each woken across servers at once; and
+/// no operation is ever leased twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_on_one_database() {
+    let Some((client, schema, url)) = schema("three").await else {
+        return;
+    };
+    let (a, b, c) = (
+        server_on(&url).await,
+        server_on(&url).await,
+        server_on(&url).await,
+    );
+
+    // A lease waiting on B is woken by a submit on A.
+    let waiting_lease = {
+        let client = b.client.clone();
+        tokio::spawn(async move {
+            let body = json!({"types": ["X"], "waitTimeout": "20s", "leaseDuration": "60s"});
+            let answer = client
+                .call(http::Method::POST, "/v1/workers/wb:lease", Some(&body))
+                .await
+                .unwrap();
+            (answer, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let submitted = Instant::now();
+    a.submit("p", json!({"type": "X", "operationId": "x"}))
+        .await;
+    let (leased, woken) = waiting_lease.await.unwrap();
+    assert!(
+        woken.duration_since(submitted) < Duration::from_millis(500),
+        "{:?}",
+        woken.duration_since(submitted)
+    );
+    let lease_id = leased["leases"][0]["leaseId"].as_str().unwrap().to_string();
+
+    // B's waiting heartbeat hears a cancel made through C; A's wait hears the end.
+    let heartbeat = {
+        let client = b.client.clone();
+        let body = json!({"leaseId": lease_id, "waitForCancel": "20s"});
+        tokio::spawn(async move {
+            let answer = client
+                .call(
+                    http::Method::POST,
+                    "/v1/projects/p/operations/x:heartbeat",
+                    Some(&body),
+                )
+                .await
+                .unwrap();
+            (answer, Instant::now())
+        })
+    };
+    let waiting = {
+        let client = a.client.clone();
+        tokio::spawn(async move {
+            let name = longrun_types::Name::parse("projects/p/operations/x").unwrap();
+            (
+                client.wait(&name, Some("20s")).await.unwrap(),
+                Instant::now(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cancelled = Instant::now();
+    post(&c, "/v1/projects/p/operations/x:cancel", json!({})).await;
+    let (beat, heard) = heartbeat.await.unwrap();
+    assert_eq!(beat["cancelRequested"], true);
+    assert!(
+        heard.duration_since(cancelled) < Duration::from_millis(500),
+        "{:?}",
+        heard.duration_since(cancelled)
+    );
+    let acknowledged = Instant::now();
+    post(
+        &b,
+        "/v1/projects/p/operations/x:complete",
+        json!({"leaseId": lease_id, "error": {"code": 1, "message": "stopped"}}),
+    )
+    .await;
+    let (op, done) = waiting.await.unwrap();
+    assert_eq!(op["metadata"]["state"], "CANCELLED");
+    assert!(
+        done.duration_since(acknowledged) < Duration::from_millis(500),
+        "{:?}",
+        done.duration_since(acknowledged)
+    );
+
+    // Three servers lease 150 operations at once: each exactly once.
+    let mut submits = Vec::new();
+    for i in 0..150 {
+        let client = a.client.clone();
+        submits.push(tokio::spawn(async move {
+            client
+                .submit("p", &json!({"type": "Y", "operationId": format!("y{i}")}))
+                .await
+                .unwrap();
+        }));
+    }
+    for s in submits {
+        s.await.unwrap();
+    }
+    let mut takers = Vec::new();
+    for server in [&a, &b, &c] {
+        for worker in 0..2 {
+            let client = server.client.clone();
+            takers.push(tokio::spawn(async move {
+                let mut names = Vec::new();
+                loop {
+                    let body = json!({"types": ["Y"], "maxOperations": 7, "waitTimeout": "0s"});
+                    let answer = client
+                        .call(
+                            http::Method::POST,
+                            &format!("/v1/workers/w{worker}:lease"),
+                            Some(&body),
+                        )
+                        .await
+                        .unwrap();
+                    let Some(leases) = answer["leases"].as_array() else {
+                        break;
+                    };
+                    names.extend(
+                        leases
+                            .iter()
+                            .map(|l| l["operation"]["name"].as_str().unwrap().to_string()),
+                    );
+                }
+                names
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for taker in takers {
+        all.extend(taker.await.unwrap());
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        (all.len(), unique.len()),
+        (150, 150),
+        "every operation leased exactly once"
+    );
+
+    for s in [a, b, c] {
+        s.stop().await;
+    }
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
