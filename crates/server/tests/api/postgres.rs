@@ -260,6 +260,93 @@ async fn three_servers_on_one_database() {
         "every operation leased exactly once"
     );
 
+    // Cancel against complete, 1,000 rounds spread across the servers: submit on one, lease
+    // and report on another, cancel through the third, with jitter between the racers.
+    let servers = [&a, &b, &c];
+    let (mut succeeded, mut cancelled) = (0, 0);
+    let mut seed = 11u64;
+    for round in 0..1000usize {
+        let mut jitter = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Duration::from_micros((seed >> 33) % 3000)
+        };
+        let (cancel_delay, work_delay) = (jitter(), jitter());
+        let (submit_on, work_on, cancel_on) = (
+            servers[round % 3],
+            servers[(round + 1) % 3],
+            servers[(round + 2) % 3],
+        );
+        let id = format!("r{round}");
+        submit_on
+            .submit("p", json!({"type": "R", "operationId": id}))
+            .await;
+        let leased = post(
+            work_on,
+            "/v1/workers/racer:lease",
+            json!({"types": ["R"], "waitTimeout": "0s"}),
+        )
+        .await;
+        let lease_id = leased["leases"][0]["leaseId"].as_str().unwrap().to_string();
+        let path = format!("/v1/projects/p/operations/{id}");
+        let canceller = {
+            let client = cancel_on.client.clone();
+            let path = format!("{path}:cancel");
+            tokio::spawn(async move {
+                tokio::time::sleep(cancel_delay).await;
+                client
+                    .call(http::Method::POST, &path, Some(&json!({})))
+                    .await
+                    .unwrap();
+            })
+        };
+        let worker = {
+            let client = work_on.client.clone();
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(work_delay).await;
+                let beat = client
+                    .call(
+                        http::Method::POST,
+                        &format!("{path}:heartbeat"),
+                        Some(&json!({"leaseId": lease_id})),
+                    )
+                    .await
+                    .unwrap();
+                let saw_cancel = beat["cancelRequested"] == true;
+                let result = if saw_cancel {
+                    json!({"leaseId": lease_id, "error": {"code": 1, "message": "acknowledged"}})
+                } else {
+                    json!({"leaseId": lease_id, "response": {}})
+                };
+                let done = client
+                    .call(
+                        http::Method::POST,
+                        &format!("{path}:complete"),
+                        Some(&result),
+                    )
+                    .await
+                    .unwrap();
+                (saw_cancel, done)
+            })
+        };
+        canceller.await.unwrap();
+        let (saw_cancel, done) = worker.await.unwrap();
+        let (_, stored) = submit_on.request("GET", &path, None).await;
+        assert_eq!(
+            stored, done,
+            "round {round}: nothing changes after the completion"
+        );
+        match (stored["metadata"]["state"].as_str().unwrap(), saw_cancel) {
+            ("SUCCEEDED", false) => succeeded += 1,
+            ("CANCELLED", true) => cancelled += 1,
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    assert_eq!(succeeded + cancelled, 1000);
+    eprintln!("cross-server races: {succeeded} succeeded, {cancelled} cancelled");
+
     for s in [a, b, c] {
         s.stop().await;
     }
