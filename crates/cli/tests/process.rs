@@ -406,3 +406,113 @@ async fn operations_commands_and_exit_codes() {
     let (code, _, err) = cli("http://127.0.0.1:1", &["list"]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// Two servers on one PostgreSQL database; one is killed mid-run. Its worker carries on
+/// through the other, and work leased by a worker that died with it is retried there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_among_several_takes_nothing_with_it() {
+    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+        return;
+    };
+    let schema = format!("longrun_kill_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let args = ["--store", "postgres", "--database-url", scoped.as_str()];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start_with(dir_a.path(), &args);
+    let b = Server::start_with(dir_b.path(), &args);
+    let (client_a, client_b) = (Client::new(&a.base), Client::new(&b.base));
+
+    for id in ["live", "dead"] {
+        client_a
+            .submit("p", &json!({"type": "K", "operationId": id}))
+            .await
+            .unwrap();
+    }
+    let lease =
+        |duration: &str| json!({"types": ["K"], "waitTimeout": "0s", "leaseDuration": duration});
+    let live = client_a
+        .call(
+            http::Method::POST,
+            "/v1/workers/live:lease",
+            Some(&lease("60s")),
+        )
+        .await
+        .unwrap();
+    let dead = client_a
+        .call(
+            http::Method::POST,
+            "/v1/workers/dead:lease",
+            Some(&lease("1s")),
+        )
+        .await
+        .unwrap();
+    let live_name = live["leases"][0]["operation"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let live_lease = live["leases"][0]["leaseId"].as_str().unwrap().to_string();
+    let dead_name = dead["leases"][0]["operation"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let waiter = {
+        let client_b = client_b.clone();
+        let name = Name::parse(&live_name).unwrap();
+        tokio::spawn(async move { client_b.wait(&name, Some("20s")).await.unwrap() })
+    };
+
+    a.signal(libc::SIGKILL);
+    a.wait_exit(Duration::from_secs(10));
+
+    // The live worker reconnects to B and finishes; the wait on B hears it.
+    let path = format!("/v1/{live_name}:complete");
+    let done = client_b
+        .call(
+            http::Method::POST,
+            &path,
+            Some(&json!({"leaseId": live_lease, "response": {"ok": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["metadata"]["state"], "SUCCEEDED");
+    let waited = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waited["metadata"]["state"], "SUCCEEDED");
+
+    // The dead worker's lease lapses; B's sweep puts its operation back in the queue.
+    let started = Instant::now();
+    loop {
+        let op = client_b
+            .get(&Name::parse(&dead_name).unwrap())
+            .await
+            .unwrap();
+        if op["metadata"]["state"] == "PENDING" {
+            assert_eq!(op["metadata"]["attempt"], 2);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never retried: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(b);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
