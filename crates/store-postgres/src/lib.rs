@@ -374,6 +374,45 @@ impl Store for PostgresStore {
         rows.iter().map(record).collect()
     }
 
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record, payload FROM operations WHERE name > $1 ORDER BY name LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    record(r)?,
+                    serde_json::from_str(&r.get::<_, String>(1)).map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        for (op, payload) in operations {
+            let payload = serde_json::to_string(&payload).map_err(backend)?;
+            if let Err(e) = tx.execute(INSERT, &refs(&row(&op, &payload)?)).await {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    return Err(Error::AlreadyExists(op.name));
+                }
+                return Err(pg(e));
+            }
+        }
+        tx.commit().await.map_err(pg)
+    }
+
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
         let client = self.client().await?;
         let n = client

@@ -99,21 +99,17 @@ impl SqliteStore {
         result
     }
 
-    /// Inserts many operations in one transaction, bypassing the queue limit and request
-    /// ids. For seeding benchmarks and imports.
+    /// Inserts many new operations (version 1, empty payload) in one transaction, bypassing
+    /// the queue limit. For seeding benchmarks.
     pub async fn bulk_load(&self, operations: Vec<Operation>) -> Result<()> {
-        self.inner
-            .writer
-            .write(move |conn| {
-                let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
-                for mut op in operations {
-                    op.version = 1;
-                    stmt.execute(rusqlite::params_from_iter(row(&op, "{}")?))
-                        .map_err(backend)?;
-                }
-                Ok(())
+        let operations = operations
+            .into_iter()
+            .map(|mut op| {
+                op.version = 1;
+                (op, serde_json::json!({}))
             })
-            .await
+            .collect();
+        self.import(operations).await
     }
 }
 
@@ -367,6 +363,57 @@ impl Store for SqliteStore {
             rows.map(|r| record(r.map_err(backend)?)).collect()
         })
         .await
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record, payload FROM operations WHERE name > ?1 ORDER BY name LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            rows.map(|r| {
+                let (text, payload) = r.map_err(backend)?;
+                Ok((
+                    record(text)?,
+                    serde_json::from_str(&payload).map_err(backend)?,
+                ))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
+                for (op, payload) in operations {
+                    let payload = serde_json::to_string(&payload).map_err(backend)?;
+                    match stmt.execute(rusqlite::params_from_iter(row(&op, &payload)?)) {
+                        Ok(_) => {}
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                        {
+                            return Err(Error::AlreadyExists(op.name));
+                        }
+                        Err(e) => return Err(backend(e)),
+                    }
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {

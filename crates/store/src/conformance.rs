@@ -27,7 +27,8 @@ macro_rules! conformance_suite {
             expire_removes_only_old_done_operations,
             payload_is_kept_apart,
             lease_takes_priority_then_age_within_limits,
-            due_finds_expired_leases_and_passed_deadlines
+            due_finds_expired_leases_and_passed_deadlines,
+            scan_then_import_copies_every_operation
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -513,4 +514,71 @@ pub async fn due_finds_expired_leases_and_passed_deadlines<S: Store>(store: Arc<
         ["leased", "timed"]
     );
     assert_eq!(store.due(Timestamp(1000), 1).await.unwrap().len(), 1);
+}
+
+pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
+    let mut originals = Vec::new();
+    for (i, p) in ["a", "b", "c"].iter().cycle().take(25).enumerate() {
+        let mut op = operation(p, &format!("op/{i:02}"), i as i64);
+        op.request_id = Some(format!("req-{i}"));
+        let payload = serde_json::json!({"i": i});
+        store
+            .insert(NewOperation {
+                operation: op.clone(),
+                payload: payload.clone(),
+                max_queued: 100,
+            })
+            .await
+            .unwrap();
+        let mut stored = store.get(&op.name).await.unwrap().unwrap();
+        if i % 2 == 0 {
+            stored = store
+                .update(done(stored, State::Cancelled, 100 + i as i64))
+                .await
+                .unwrap();
+        }
+        originals.push((stored, payload));
+    }
+    originals.sort_by(|x, y| x.0.name.cmp(&y.0.name));
+    let mut scanned = Vec::new();
+    let mut after: Option<Name> = None;
+    loop {
+        let page = store.scan(after.as_ref(), 7).await.unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.name.clone());
+        scanned.extend(page);
+    }
+    assert_eq!(scanned, originals);
+    // Importing into the same store collides; deleting and importing restores them exactly.
+    assert!(matches!(
+        store.import(scanned[..2].to_vec()).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    for (op, _) in &scanned {
+        store.delete(&op.name, op.version).await.unwrap();
+    }
+    store.import(scanned.clone()).await.unwrap();
+    for (op, payload) in &scanned {
+        assert_eq!(store.get(&op.name).await.unwrap().as_ref(), Some(op));
+        assert_eq!(
+            store.payload(&op.name).await.unwrap().as_ref(),
+            Some(payload)
+        );
+    }
+    // Request ids and queue counts came along.
+    let mut again = operation("b", "again", 1);
+    again.request_id = Some("req-1".into());
+    assert!(matches!(
+        store.insert(new(again)).await.unwrap(),
+        Inserted::Existing(_)
+    ));
+    let limited = NewOperation {
+        operation: operation("b", "extra", 1),
+        payload: serde_json::Value::Null,
+        max_queued: 4,
+    };
+    assert!(matches!(
+        store.insert(limited).await,
+        Err(Error::QueueFull { limit: 4 })
+    ));
 }

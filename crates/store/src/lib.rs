@@ -123,6 +123,18 @@ pub trait Store: Send + Sync + 'static {
     /// `now`, or a deadline before `now` on an operation that is not done.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 
+    /// Up to `limit` operations with their payloads, in name order after `after`: every
+    /// operation of every project, for copying a store.
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>>;
+
+    /// Writes operations exactly as given (version, times and leases included), in one
+    /// transaction. Fails with `AlreadyExists` if any name is taken. For copying a store.
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()>;
+
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize>;
