@@ -24,6 +24,57 @@ enum Command {
     /// Inspect and manage operations on a running server.
     #[command(subcommand)]
     Operations(operations::Command),
+    /// Copy every operation from one store to another (stop the servers first).
+    MigrateStore(MigrateStore),
+}
+
+#[derive(clap::Args)]
+struct MigrateStore {
+    /// Copy from the embedded store in this data directory.
+    #[arg(
+        long,
+        conflicts_with = "from_database_url",
+        required_unless_present = "from_database_url"
+    )]
+    from_data_dir: Option<std::path::PathBuf>,
+    /// Copy from this PostgreSQL database.
+    #[arg(long)]
+    from_database_url: Option<String>,
+    /// Copy into the embedded store in this data directory.
+    #[arg(
+        long,
+        conflicts_with = "to_database_url",
+        required_unless_present = "to_database_url"
+    )]
+    to_data_dir: Option<std::path::PathBuf>,
+    /// Copy into this PostgreSQL database.
+    #[arg(long)]
+    to_database_url: Option<String>,
+}
+
+async fn migrate_store(args: MigrateStore) -> ExitCode {
+    use longrun_server::migrate::{Location, copy};
+    let location = |dir: Option<std::path::PathBuf>, url: Option<String>| match (dir, url) {
+        (Some(dir), _) => Location::DataDir(dir),
+        (None, Some(url)) => Location::Database(url),
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    let from = location(args.from_data_dir, args.from_database_url);
+    let to = location(args.to_data_dir, args.to_database_url);
+    match copy(&from, &to).await {
+        Ok(n) => {
+            println!(
+                "copied {n} operations from {:?} to {:?} and checked them",
+                from.kind(),
+                to.kind()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -38,5 +89,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Operations(command) => runtime.block_on(operations::run(command)),
+        Command::MigrateStore(args) => runtime.block_on(migrate_store(args)),
     }
 }

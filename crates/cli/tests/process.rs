@@ -516,3 +516,100 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
         .await
         .unwrap();
 }
+
+/// From SQLite to PostgreSQL with `longrun migrate-store`: every operation comes across
+/// exactly as the API showed it, and the server on PostgreSQL carries on with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_store_copies_every_operation_to_postgres() {
+    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to migrate to PostgreSQL");
+        return;
+    };
+    let schema = format!("longrun_migrate_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = Client::new(&server.base);
+    for i in 0..40 {
+        let body = json!({"type": "T", "operationId": format!("m/{i}"), "requestId": format!("r{i}"),
+                          "payload": {"i": i}, "description": format!("op {i}")});
+        client
+            .submit(if i % 2 == 0 { "p" } else { "q" }, &body)
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            client
+                .cancel(
+                    &Name::parse(&format!(
+                        "projects/{}/operations/m/{i}",
+                        if i % 2 == 0 { "p" } else { "q" }
+                    ))
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let before = [
+        client.list("p", "", 1000, "").await.unwrap(),
+        client.list("q", "", 1000, "").await.unwrap(),
+    ];
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+
+    let out = Command::new(BIN)
+        .args(["migrate-store", "--from-data-dir"])
+        .arg(dir.path())
+        .args(["--to-database-url", &scoped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("copied 40 operations"));
+    // A second copy into the same database is refused, not merged.
+    let again = Command::new(BIN)
+        .args(["migrate-store", "--from-data-dir"])
+        .arg(dir.path())
+        .args(["--to-database-url", &scoped])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let other = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        other.path(),
+        &["--store", "postgres", "--database-url", &scoped],
+    );
+    let client = Client::new(&server.base);
+    let after = [
+        client.list("p", "", 1000, "").await.unwrap(),
+        client.list("q", "", 1000, "").await.unwrap(),
+    ];
+    assert_eq!(after, before);
+    // Request ids came along: the same submit returns the same operation.
+    let same = client
+        .submit("q", &json!({"type": "T", "requestId": "r1"}))
+        .await
+        .unwrap();
+    assert_eq!(same["name"], "projects/q/operations/m/1");
+    drop(server);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

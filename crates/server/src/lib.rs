@@ -3,6 +3,7 @@
 
 pub mod config;
 mod error;
+pub mod migrate;
 mod rest;
 mod secret;
 

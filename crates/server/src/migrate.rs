@@ -1,0 +1,76 @@
+//! Copying every operation from one store to another (`longrun migrate-store`), e.g. from
+//! the embedded SQLite store to PostgreSQL. Run it while no server uses either store.
+
+use crate::config::StoreKind;
+use longrun_store::Store;
+use longrun_store_postgres::PostgresStore;
+use longrun_store_sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The embedded store in this data directory.
+    DataDir(PathBuf),
+    /// A PostgreSQL database.
+    Database(String),
+}
+
+impl Location {
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Location::DataDir(_) => StoreKind::Sqlite,
+            Location::Database(_) => StoreKind::Postgres,
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Location::DataDir(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Arc::new(SqliteStore::open(&dir.join(crate::DATABASE_FILE))?)
+            }
+            Location::Database(url) => Arc::new(PostgresStore::connect(url).await?),
+        })
+    }
+}
+
+/// Operations copied per transaction.
+const BATCH: usize = 1000;
+
+/// Copies every operation (record, payload, version, leases) from `from` to `to`, then
+/// checks that `to` holds exactly what `from` does. Returns how many were copied.
+pub async fn copy(from: &Location, to: &Location) -> anyhow::Result<usize> {
+    let (source, target) = (from.open().await?, to.open().await?);
+    let mut after = None;
+    let mut copied = 0;
+    loop {
+        let batch = source.scan(after.as_ref(), BATCH).await?;
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.name.clone());
+        copied += batch.len();
+        target.import(batch).await?;
+    }
+    let mut after = None;
+    let (mut checked, mut source_after) = (0, None);
+    loop {
+        let copies = target.scan(after.as_ref(), BATCH).await?;
+        let originals = source.scan(source_after.as_ref(), BATCH).await?;
+        anyhow::ensure!(
+            copies == originals,
+            "the copy differs from the source after {checked} operations"
+        );
+        let Some((last, _)) = copies.last() else {
+            break;
+        };
+        after = Some(last.name.clone());
+        source_after = after.clone();
+        checked += copies.len();
+    }
+    anyhow::ensure!(
+        checked == copied,
+        "copied {copied} operations but found {checked}"
+    );
+    Ok(copied)
+}
