@@ -90,7 +90,7 @@ fn seeded(project: &Project, i: usize, base: i64) -> anyhow::Result<Operation> {
 /// Walks the whole list once, then measures walks from the start and reads of deep pages
 /// with `list_clients` clients, then reads the server's memory.
 pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> anyhow::Result<()> {
-    let memory = procfs::memory(setup.server_pid)?;
+    let memory = procfs::memory(setup.servers[0].pid)?;
     println!(
         "server memory with {operations} stored operations, idle: RSS {:.0} MB, peak {:.0} MB",
         memory.rss_mb, memory.peak_mb
@@ -99,31 +99,25 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
     // One full walk: checks every operation is listed once and keeps every page token.
     let tokens = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(AtomicUsize::new(0));
-    let walk = load::run(
-        1,
-        Duration::from_secs(3600),
-        setup.server_pid,
-        |_, mut rec| {
-            let (client, tokens, seen) = (setup.client.clone(), tokens.clone(), seen.clone());
-            async move {
-                let mut token = String::new();
-                while rec.running() {
-                    let Some(page) = rec.time(client.list(PROJECT, "", PAGE_SIZE, &token)).await
-                    else {
-                        break;
-                    };
-                    let listed = page["operations"].as_array().map_or(0, Vec::len);
-                    seen.fetch_add(listed, Ordering::Relaxed);
-                    match page["nextPageToken"].as_str() {
-                        Some(next) => token = next.to_string(),
-                        None => break,
-                    }
-                    tokens.lock().expect("token lock").push(token.clone());
+    let walk = load::run(1, Duration::from_secs(3600), &setup.pids(), |_, mut rec| {
+        let (client, tokens, seen) = (setup.client().clone(), tokens.clone(), seen.clone());
+        async move {
+            let mut token = String::new();
+            while rec.running() {
+                let Some(page) = rec.time(client.list(PROJECT, "", PAGE_SIZE, &token)).await else {
+                    break;
+                };
+                let listed = page["operations"].as_array().map_or(0, Vec::len);
+                seen.fetch_add(listed, Ordering::Relaxed);
+                match page["nextPageToken"].as_str() {
+                    Some(next) => token = next.to_string(),
+                    None => break,
                 }
-                rec
+                tokens.lock().expect("token lock").push(token.clone());
             }
-        },
-    )
+            rec
+        }
+    })
     .await?;
     println!("list, full walk: {}", walk.line("pages"));
     summary.check("list, full walk", &walk);
@@ -137,9 +131,9 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
     let walks = load::run(
         setup.clients,
         setup.duration,
-        setup.server_pid,
+        &setup.pids(),
         |_, mut rec| {
-            let client = setup.client.clone();
+            let client = setup.client().clone();
             async move {
                 let mut token = String::new();
                 while rec.running() {
@@ -174,9 +168,9 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
         let report = load::run(
             setup.clients,
             setup.duration,
-            setup.server_pid,
+            &setup.pids(),
             |task, mut rec| {
-                let (client, deep) = (setup.client.clone(), deep.clone());
+                let (client, deep) = (setup.client().clone(), deep.clone());
                 async move {
                     let mut i = 0u64;
                     while rec.running() {
@@ -200,7 +194,7 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
         );
     }
 
-    let memory = procfs::memory(setup.server_pid)?;
+    let memory = procfs::memory(setup.servers[0].pid)?;
     println!(
         "server memory with {operations} stored operations, after the list runs: RSS {:.0} MB, \
          peak {:.0} MB",

@@ -101,22 +101,22 @@ impl Report {
     }
 }
 
-/// Runs `clients` tasks for `duration` against the server with pid `server_pid`. Task `i`
+/// Runs `clients` tasks for `duration` against the servers with pids `server_pids`. Task `i`
 /// is `task(i, recorder)`; it loops while the recorder is running (or stops early when it
 /// runs out of work) and returns the recorder.
 pub async fn run<F, Fut>(
     clients: usize,
     duration: Duration,
-    server_pid: u32,
+    server_pids: &[u32],
     task: F,
 ) -> anyhow::Result<Report>
 where
     F: Fn(usize, Recorder) -> Fut,
     Fut: Future<Output = Recorder> + Send + 'static,
 {
-    let bench_pid = std::process::id();
-    let server_cpu = procfs::cpu_seconds(server_pid)?;
-    let bench_cpu = procfs::cpu_seconds(bench_pid)?;
+    let bench_pid = [std::process::id()];
+    let server_cpu = procfs::cpu_seconds(server_pids)?;
+    let bench_cpu = procfs::cpu_seconds(&bench_pid)?;
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|i| {
@@ -141,8 +141,8 @@ where
         first_error = first_error.or(recorder.first_error);
     }
     let elapsed = started.elapsed();
-    let cores = |before: f64, pid: u32| -> anyhow::Result<f64> {
-        Ok((procfs::cpu_seconds(pid)? - before) / elapsed.as_secs_f64())
+    let cores = |before: f64, pids: &[u32]| -> anyhow::Result<f64> {
+        Ok((procfs::cpu_seconds(pids)? - before) / elapsed.as_secs_f64())
     };
     latencies.sort_unstable();
     Ok(Report {
@@ -151,8 +151,8 @@ where
         latencies,
         errors,
         first_error,
-        server_cores: cores(server_cpu, server_pid)?,
-        bench_cores: cores(bench_cpu, bench_pid)?,
+        server_cores: cores(server_cpu, server_pids)?,
+        bench_cores: cores(bench_cpu, &bench_pid)?,
     })
 }
 

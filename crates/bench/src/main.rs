@@ -1,9 +1,11 @@
 //! `longrun-bench`: starts a `longrun` server, loads it from this process and prints each
-//! figure of the performance targets, then a summary table. Missed targets are reported,
-//! not failed: the exit code is non-zero only when something went wrong.
+//! figure of the performance targets, then a summary table; the `postgres` scenario starts two
+//! servers sharing a PostgreSQL store. Missed targets are reported, not failed: the exit code
+//! is non-zero only when something went wrong.
 
 mod listing;
 mod load;
+mod postgres;
 mod procfs;
 mod scenarios;
 mod server;
@@ -12,7 +14,6 @@ mod workers;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use longrun_client::Client;
 use scenarios::Setup;
 use server::Server;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use summary::Summary;
     name = "longrun-bench",
     version,
     about = "Measures a longrun server: get, submit, cancel, list, memory, SDK workers and the \
-             built-in executor"
+             built-in executor; and two servers sharing a PostgreSQL store"
 )]
 struct Args {
     /// The `longrun` binary to run [default: `longrun` next to this executable].
@@ -51,8 +52,14 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     drain: usize,
     /// Which figures to measure; `list` and `rss` share one seeded server and print both.
+    /// `postgres` (submit, cancel running across servers, drain on two servers sharing a
+    /// PostgreSQL store) is not part of `all`.
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
+    /// The PostgreSQL database for the `postgres` scenario; it runs in a schema of its own,
+    /// dropped at the end.
+    #[arg(long, env = "LONGRUN_TEST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -66,6 +73,7 @@ enum Scenario {
     CancelRunning,
     CancelBuiltin,
     Throughput,
+    Postgres,
 }
 
 impl Scenario {
@@ -117,13 +125,8 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
 
     let basic = [Scenario::Get, Scenario::Submit, Scenario::Cancel];
     if args.scenario.includes(&basic) {
-        let server = start(&bin, server::data_dir()?)?;
-        let setup = Setup {
-            client: Client::new(server.base()),
-            server_pid: server.pid(),
-            clients: args.concurrency,
-            duration,
-        };
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(async {
             if args.scenario.includes(&[Scenario::Submit]) {
                 scenarios::submit(&setup, &mut summary).await?;
@@ -145,13 +148,8 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         Scenario::Throughput,
     ];
     if args.scenario.includes(&executors) {
-        let server = start(&bin, server::data_dir()?)?;
-        let setup = Setup {
-            client: Client::new(server.base()),
-            server_pid: server.pid(),
-            clients: args.concurrency,
-            duration,
-        };
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(async {
             if args.scenario.includes(&[Scenario::CancelRunning]) {
                 workers::cancel_running(&setup, args.rounds, &mut summary).await?;
@@ -175,21 +173,56 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             dir.path().display()
         );
         runtime.block_on(listing::seed(dir.path(), args.operations))?;
-        let server = start(&bin, dir)?;
-        let setup = Setup {
-            client: Client::new(server.base()),
-            server_pid: server.pid(),
-            clients: args.list_clients,
-            duration,
-        };
+        let server = start(&bin, dir, &[])?;
+        let setup = Setup::new(&[&server], args.list_clients, duration);
         runtime.block_on(listing::list(&setup, args.operations, &mut summary))?;
         stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Postgres {
+        let url = args.database_url.as_deref().context(
+            "the postgres scenario needs a database: pass --database-url or set \
+             LONGRUN_TEST_DATABASE_URL",
+        )?;
+        let schema = runtime.block_on(postgres::Schema::create(url))?;
+        println!("PostgreSQL schema {}", schema.name());
+        let measured = on_postgres(&bin, &schema.scoped_url(), args, &runtime, &mut summary);
+        let dropped = runtime.block_on(schema.drop());
+        measured?;
+        dropped?;
     }
     Ok(summary)
 }
 
-fn start(bin: &Path, dir: tempfile::TempDir) -> anyhow::Result<Server> {
-    let server = Server::start(bin, dir)?;
+/// Starts two servers on the PostgreSQL store at `url` and measures submit spread over both,
+/// cancel from one to a worker on the other, and a drain by workers on both.
+fn on_postgres(
+    bin: &Path,
+    url: &str,
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let store = ["--store", "postgres", "--database-url", url];
+    let a = start(bin, server::data_dir()?, &store)?;
+    let b = start(bin, server::data_dir()?, &store)?;
+    let setup = Setup::new(
+        &[&a, &b],
+        args.concurrency,
+        Duration::from_secs(args.seconds),
+    );
+    runtime.block_on(async {
+        scenarios::submit(&setup, summary).await?;
+        workers::cancel_running(&setup, args.rounds, summary).await?;
+        workers::throughput(&setup, args.drain, summary).await
+    })?;
+    stop(a, summary);
+    stop(b, summary);
+    Ok(())
+}
+
+fn start(bin: &Path, dir: tempfile::TempDir, extra: &[&str]) -> anyhow::Result<Server> {
+    let server = Server::start(bin, dir, extra)?;
     println!(
         "server {} at {} (pid {})",
         bin.display(),

@@ -2,8 +2,12 @@
 
 use anyhow::Context;
 
-/// Seconds of CPU (user and system) the process has used so far.
-pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+/// Seconds of CPU (user and system) the processes have used so far, together.
+pub fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|&pid| process_cpu_seconds(pid)).sum()
+}
+
+fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     // The command name is in parentheses and may hold spaces: count fields after it.

@@ -1,7 +1,9 @@
-//! The figures measured on a server with a fresh data directory: submit, get and cancel,
-//! each under many concurrent clients.
+//! What every scenario runs against (one server, or several sharing a store), and the
+//! figures measured on a fresh store: submit, get and cancel, each under many concurrent
+//! clients.
 
 use crate::load::{self, Recorder};
+use crate::server::Server;
 use crate::summary::{Summary, Target};
 use anyhow::Context;
 use longrun_client::Client;
@@ -13,10 +15,56 @@ use std::time::{Duration, Instant};
 
 /// What every scenario runs against and with.
 pub struct Setup {
-    pub client: Client,
-    pub server_pid: u32,
+    /// The servers under test; several share one store. Scenarios spread their clients and
+    /// workers across them, and read, cancel and check through the first.
+    pub servers: Vec<Node>,
     pub clients: usize,
     pub duration: Duration,
+}
+
+/// One server under test: a client of it and its pid.
+pub struct Node {
+    pub client: Client,
+    pub pid: u32,
+}
+
+impl Setup {
+    pub fn new(servers: &[&Server], clients: usize, duration: Duration) -> Setup {
+        let servers = servers
+            .iter()
+            .map(|server| Node {
+                client: Client::new(server.base()),
+                pid: server.pid(),
+            })
+            .collect();
+        Setup {
+            servers,
+            clients,
+            duration,
+        }
+    }
+
+    /// The first server's client.
+    pub fn client(&self) -> &Client {
+        &self.servers[0].client
+    }
+
+    /// The client of the server that client task (or worker) `task` uses: round robin.
+    pub fn client_for(&self, task: usize) -> &Client {
+        &self.servers[task % self.servers.len()].client
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(|node| node.pid).collect()
+    }
+
+    /// ` on 2 servers` for figure names when there are several, nothing for one.
+    pub fn across(&self) -> String {
+        match self.servers.len() {
+            1 => String::new(),
+            n => format!(" on {n} servers"),
+        }
+    }
 }
 
 /// Operations that `get` picks from.
@@ -38,9 +86,9 @@ pub async fn submit(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> 
     let report = load::run(
         setup.clients,
         setup.duration,
-        setup.server_pid,
-        |_, mut rec| {
-            let client = setup.client.clone();
+        &setup.pids(),
+        |task, mut rec| {
+            let client = setup.client_for(task).clone();
             let body = body.clone();
             async move {
                 while rec.running() {
@@ -54,7 +102,7 @@ pub async fn submit(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> 
     println!("submit: {}", report.line("operations"));
     summary.check("submit", &report);
     summary.figure(
-        &format!("submit ({} clients)", setup.clients),
+        &format!("submit ({} clients{})", setup.clients, setup.across()),
         report.rate(),
         "ops/s",
         Target::AtLeast(5_000.0),
@@ -67,9 +115,9 @@ pub async fn get(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
     let report = load::run(
         setup.clients,
         setup.duration,
-        setup.server_pid,
+        &setup.pids(),
         |task, mut rec| {
-            let client = setup.client.clone();
+            let client = setup.client().clone();
             let names = names.clone();
             async move {
                 let mut i = 0u64;
@@ -103,8 +151,8 @@ pub async fn cancel(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> 
     let mut cancelled = 0;
     for clients in [setup.clients, 1] {
         let first = cancelled;
-        let report = load::run(clients, setup.duration, setup.server_pid, |_, rec| {
-            cancel_from(setup.client.clone(), names.clone(), next.clone(), rec)
+        let report = load::run(clients, setup.duration, &setup.pids(), |_, rec| {
+            cancel_from(setup.client().clone(), names.clone(), next.clone(), rec)
         })
         .await?;
         cancelled = next.load(Ordering::Relaxed).min(names.len());
@@ -132,7 +180,7 @@ pub async fn cancel(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> 
             summary.figure(&label, report.rate(), "cancels/s", Target::AtLeast(5_000.0));
         }
     }
-    verify_cancelled(&setup.client, &names[..cancelled], summary).await
+    verify_cancelled(setup.client(), &names[..cancelled], summary).await
 }
 
 /// One cancel client: takes the next operation nobody has cancelled yet until the time is
@@ -189,7 +237,7 @@ async fn queue(setup: &Setup, project: &str, count: usize) -> anyhow::Result<Vec
     let body = Arc::new(submission());
     let tasks: Vec<_> = (0..setup.clients)
         .map(|_| {
-            let (client, next, body) = (setup.client.clone(), next.clone(), body.clone());
+            let (client, next, body) = (setup.client().clone(), next.clone(), body.clone());
             let project = project.to_string();
             tokio::spawn(async move {
                 let mut names = Vec::new();

@@ -1,5 +1,5 @@
-//! The server under test: a `longrun serve` child process on a temporary data directory,
-//! started and stopped by the benchmark.
+//! The server under test: a `longrun serve` child process on a temporary data directory
+//! (and, when told, a store elsewhere), started and stopped by the benchmark.
 
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
@@ -44,9 +44,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bin serve` on `dir` (which may already hold a database) and returns once it
-    /// accepts connections.
-    pub fn start(bin: &Path, dir: TempDir) -> anyhow::Result<Server> {
+    /// Starts `bin serve` on `dir` (which may already hold a database), with `extra`
+    /// arguments after the benchmark's own, and returns once it accepts connections.
+    pub fn start(bin: &Path, dir: TempDir, extra: &[&str]) -> anyhow::Result<Server> {
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_toml()).context("cannot write the server config")?;
         let log = std::fs::File::create(dir.path().join("server.log"))
@@ -57,6 +57,7 @@ impl Server {
             .arg(dir.path())
             .arg("--config")
             .arg(&config)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
