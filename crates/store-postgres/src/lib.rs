@@ -1,13 +1,15 @@
-//! The PostgreSQL store, for several servers on one database. Every write is a transaction
-//! of its own (PostgreSQL commits them durably and groups the flushes); the queue limit is
-//! exact under concurrency thanks to a per-project advisory lock, and leasing uses
+//! The PostgreSQL store, for several servers on one database. Inserts and updates are
+//! gathered into shared transactions (`batch`); the queue limit and the running limit are
+//! exact across servers thanks to per-project advisory locks, and leasing uses
 //! `FOR UPDATE SKIP LOCKED` so no operation is handed out twice.
 
+mod batch;
 mod listen;
 mod schema;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::try_join_all;
 use longrun_store::{Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, Store, sql};
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -18,6 +20,7 @@ type Param = Box<dyn ToSql + Sync + Send>;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    writes: batch::Writers,
     /// Fed by the LISTEN connection; it stops once every store handle is gone.
     signals: std::sync::Arc<tokio::sync::broadcast::Sender<longrun_store::Signal>>,
 }
@@ -64,7 +67,12 @@ impl PostgresStore {
             listen_config,
             std::sync::Arc::downgrade(&signals),
         ));
-        Ok(PostgresStore { pool, signals })
+        let writes = batch::Writers::start(&pool);
+        Ok(PostgresStore {
+            pool,
+            writes,
+            signals,
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -117,22 +125,47 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 fn record(row: &Row) -> Result<Operation> {
-    let text: String = row.get(0);
-    serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
+    parse_record(&row.get::<_, String>(0))
 }
 
-/// The compare-and-set write of `op` over the stored version `op.version`.
-async fn write_update(client: &impl GenericClient, mut op: Operation) -> Result<Operation> {
+fn parse_record(text: &str) -> Result<Operation> {
+    serde_json::from_str(text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
+}
+
+/// The compare-and-set write of `op` over the stored version `op.version`: the operation as
+/// stored, or `None` when no row had that version.
+async fn write_update(client: &impl GenericClient, op: &Operation) -> Result<Option<Operation>> {
+    let mut op = op.clone();
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
     values.pop(); // the payload never changes
     values.push(Box::new(expected));
-    let changed = client.execute(UPDATE, &refs(&values)).await.map_err(pg)?;
-    if changed == 1 {
-        return Ok(op);
-    }
-    Err(missing_or_conflict(client, &op.name).await?)
+    let statement = client.prepare_cached(UPDATE).await.map_err(pg)?;
+    let changed = client
+        .execute(&statement, &refs(&values))
+        .await
+        .map_err(pg)?;
+    Ok((changed == 1).then_some(op))
+}
+
+/// The RUNNING and CANCELLING operations of `project`, once this transaction holds the
+/// project's leasing lock: leases on other servers take turns with it, so the running limit
+/// holds exactly across servers.
+async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
+        .await
+        .map_err(pg)?;
+    tx.execute(&lock, &[&project]).await.map_err(pg)?;
+    let count = tx
+        .prepare_cached(
+            "SELECT count(*) FROM operations WHERE project = $1 \
+             AND state IN ('RUNNING', 'CANCELLING')",
+        )
+        .await
+        .map_err(pg)?;
+    Ok(tx.query_one(&count, &[&project]).await.map_err(pg)?.get(0))
 }
 
 /// After a conditional write changed nothing: was the row missing, or newer?
@@ -174,67 +207,17 @@ impl Store for PostgresStore {
     }
 
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
-        let payload = serde_json::to_string(&new.payload).map_err(backend)?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let mut op = new.operation;
-        let project = op.name.project().as_str().to_string();
-        // Inserts into one project take turns, so the queue limit holds exactly.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&project])
-            .await
-            .map_err(pg)?;
-        if let Some(request_id) = &op.request_id {
-            let existing = tx
-                .query_opt(
-                    "SELECT record FROM operations WHERE project = $1 AND request_id = $2",
-                    &[&project, request_id],
-                )
-                .await
-                .map_err(pg)?;
-            if let Some(row) = existing {
-                return Ok(Inserted::Existing(record(&row)?));
-            }
-        }
-        let taken: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM operations WHERE name = $1)",
-                &[&op.name.as_str()],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
-        if taken {
-            return Err(Error::AlreadyExists(op.name));
-        }
-        let limit = i64::try_from(new.max_queued).unwrap_or(i64::MAX);
-        let pending: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM operations WHERE project = $1 \
-                 AND state = 'PENDING' LIMIT $2) AS queued",
-                &[&project, &limit],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
-        if pending >= limit {
-            return Err(Error::QueueFull {
-                limit: new.max_queued,
-            });
-        }
-        op.version = 1;
-        let values = row(&op, &payload)?;
-        tx.execute(INSERT, &refs(&values)).await.map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
-        Ok(Inserted::Created(op))
+        self.writes.insert(new).await
     }
 
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
         let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM operations WHERE name = $1")
+            .await
+            .map_err(pg)?;
         let row = client
-            .query_opt(
-                "SELECT record FROM operations WHERE name = $1",
-                &[&name.as_str()],
-            )
+            .query_opt(&statement, &[&name.as_str()])
             .await
             .map_err(pg)?;
         row.as_ref().map(record).transpose()
@@ -272,8 +255,7 @@ impl Store for PostgresStore {
     }
 
     async fn update(&self, operation: Operation) -> Result<Operation> {
-        let client = self.client().await?;
-        write_update(&client, operation).await
+        self.writes.update(operation).await
     }
 
     async fn delete(&self, name: &Name, version: i64) -> Result<()> {
@@ -316,45 +298,49 @@ impl Store for PostgresStore {
         } else {
             query.limit
         } as i64;
-        let candidates = tx
-            .query(
-                "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                 AND op_type = ANY($1) ORDER BY priority DESC, create_time ASC, name ASC \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED",
-                &[&query.types, &scan],
+        // The head of each type's queue in index order, then the head of those: each
+        // type's rows are read (and locked) only as far as the lease could take them.
+        let heads = tx
+            .prepare_cached(
+                "SELECT o.record, o.payload FROM unnest($1::text[]) AS t(op_type) \
+                 CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
+                 FROM operations WHERE state = 'PENDING' AND op_type = t.op_type \
+                 ORDER BY priority DESC, create_time ASC, name ASC \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED) AS o \
+                 ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT $2",
             )
             .await
             .map_err(pg)?;
+        let candidates = tx.query(&heads, &[&query.types, &scan]).await.map_err(pg)?;
         let mut running: std::collections::HashMap<String, i64> = Default::default();
         let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
-        let mut leased = Vec::new();
+        let mut chosen = Vec::new();
         for candidate in &candidates {
-            if leased.len() == query.limit {
+            if chosen.len() == query.limit {
                 break;
             }
             let op = record(candidate)?;
-            let project = op.name.project().as_str().to_string();
             if max_running > 0 {
+                let project = op.name.project().as_str().to_string();
                 let count = match running.get(&project) {
                     Some(n) => *n,
-                    None => tx
-                        .query_one(
-                            "SELECT count(*) FROM operations WHERE project = $1 \
-                             AND state IN ('RUNNING', 'CANCELLING')",
-                            &[&project],
-                        )
-                        .await
-                        .map_err(pg)?
-                        .get(0),
+                    None => running_count(&tx, &project).await?,
                 };
+                running.insert(project, count + i64::from(count < max_running));
                 if count >= max_running {
-                    running.insert(project, count);
                     continue;
                 }
-                running.insert(project, count + 1);
             }
-            let payload: String = candidate.get(1);
-            let started = write_update(&tx, (query.start)(op)).await?;
+            chosen.push(((query.start)(op), candidate.get::<_, String>(1)));
+        }
+        // The rows are locked by this transaction: every update applies. They are sent
+        // together, without waiting for each answer.
+        let written = try_join_all(chosen.iter().map(|(op, _)| write_update(&tx, op))).await?;
+        let mut leased = Vec::with_capacity(chosen.len());
+        for (written, (op, payload)) in written.into_iter().zip(chosen) {
+            let started = written.ok_or_else(|| {
+                Error::Backend(format!("leased row {} changed under its lock", op.name))
+            })?;
             leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
         }
         tx.commit().await.map_err(pg)?;

@@ -61,6 +61,88 @@ CREATE TRIGGER operations_notify_insert AFTER INSERT ON operations
 CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION longrun_notify();
 "#,
+    r#"
+-- An upper bound of each project's PENDING operations, so that inserts need not count
+-- them. Inserts raise it under the project's lock; a retry puts an operation back in the
+-- queue and raises it here; leaving the queue does not lower it (a bound that is too high
+-- only makes the next insert count exactly and store the true figure).
+CREATE TABLE queue_bounds (
+    project TEXT COLLATE "C" PRIMARY KEY,
+    pending BIGINT NOT NULL
+);
+CREATE FUNCTION longrun_requeued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE queue_bounds SET pending = pending + 1 WHERE project = NEW.project;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_requeued AFTER UPDATE ON operations FOR EACH ROW
+    WHEN (NEW.state = 'PENDING' AND OLD.state <> 'PENDING') EXECUTE FUNCTION longrun_requeued();
+"#,
+    r#"
+-- The queue in the exact lease order, so that a lease reads only the rows it takes.
+DROP INDEX operations_queue;
+CREATE INDEX operations_queue ON operations (op_type, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
+    r#"
+-- A batch of inserts in one call, so that a project's lock is held for one statement: each
+-- project's inserts take turns across servers (locked in name order, so that two batches
+-- never wait for each other), which keeps the request-id dedupe and the queue limit exact.
+-- Answers one row per insert, in order: created, existing (with its record), taken or full.
+CREATE FUNCTION longrun_insert(
+    names TEXT[], projects TEXT[], states TEXT[], op_types TEXT[], descriptions TEXT[],
+    priorities BIGINT[], attempts BIGINT[], create_times BIGINT[], update_times BIGINT[],
+    start_times BIGINT[], end_times BIGINT[], error_codes BIGINT[], request_ids TEXT[],
+    lease_expires BIGINT[], deadlines BIGINT[], cancel_times BIGINT[], versions BIGINT[],
+    records TEXT[], payloads TEXT[], limits BIGINT[]
+) RETURNS TABLE (outcome TEXT, existing TEXT) LANGUAGE plpgsql AS $$
+DECLARE
+    locked TEXT;
+    queued BIGINT;
+BEGIN
+    FOR locked IN SELECT DISTINCT p FROM unnest(projects) AS p ORDER BY p LOOP
+        PERFORM pg_advisory_xact_lock(hashtext(locked));
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
+        existing := NULL;
+        IF request_ids[i] IS NOT NULL THEN
+            SELECT o.record INTO existing FROM operations AS o
+                WHERE o.project = projects[i] AND o.request_id = request_ids[i];
+            IF FOUND THEN
+                outcome := 'existing';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF EXISTS (SELECT 1 FROM operations AS o WHERE o.name = names[i]) THEN
+            outcome := 'taken';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        SELECT b.pending INTO queued FROM queue_bounds AS b WHERE b.project = projects[i];
+        IF queued IS NULL OR queued >= limits[i] THEN
+            SELECT count(*) INTO queued FROM (SELECT 1 FROM operations AS o
+                WHERE o.project = projects[i] AND o.state = 'PENDING' LIMIT limits[i]) AS q;
+        END IF;
+        IF queued >= limits[i] THEN
+            outcome := 'full';
+        ELSE
+            INSERT INTO operations (name, project, state, op_type, description, priority,
+                attempt, create_time, update_time, start_time, end_time, error_code,
+                request_id, lease_expire, deadline, cancel_time, version, record, payload)
+            VALUES (names[i], projects[i], states[i], op_types[i], descriptions[i],
+                priorities[i], attempts[i], create_times[i], update_times[i], start_times[i],
+                end_times[i], error_codes[i], request_ids[i], lease_expires[i], deadlines[i],
+                cancel_times[i], versions[i], records[i], payloads[i]);
+            queued := queued + 1;
+            outcome := 'created';
+        END IF;
+        INSERT INTO queue_bounds (project, pending) VALUES (projects[i], queued)
+            ON CONFLICT (project) DO UPDATE SET pending = excluded.pending;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -19,6 +19,8 @@ macro_rules! conformance_suite {
             request_ids_deduplicate_per_project,
             names_are_unique,
             queue_limit_counts_pending_operations,
+            queue_limit_counts_operations_put_back_by_a_retry,
+            concurrent_inserts_keep_every_insert_rule,
             update_is_a_compare_and_set,
             concurrent_updates_have_exactly_one_winner,
             delete_is_a_compare_and_set,
@@ -150,6 +152,109 @@ pub async fn queue_limit_counts_pending_operations<S: Store>(store: Arc<S>) {
         store.insert(limited(operation("p", "3", 6))).await.unwrap(),
         Inserted::Created(_)
     ));
+}
+
+pub async fn queue_limit_counts_operations_put_back_by_a_retry<S: Store>(store: Arc<S>) {
+    let limited = |op| NewOperation {
+        max_queued: 3,
+        ..new(op)
+    };
+    for i in 0..3 {
+        let inserted = store
+            .insert(limited(operation("p", &format!("{i}"), i)))
+            .await;
+        assert!(matches!(inserted, Ok(Inserted::Created(_))), "{inserted:?}");
+    }
+    let leased = store
+        .lease(leasing(&["EXPORT_IMAGE"], 2, 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    // One PENDING: room for one more.
+    let inserted = store.insert(limited(operation("p", "3", 3))).await;
+    assert!(matches!(inserted, Ok(Inserted::Created(_))), "{inserted:?}");
+    // Both leased operations go back to the queue: four PENDING, over the limit of three.
+    for (mut op, _) in leased {
+        op.move_to(State::Pending, None, Timestamp(50));
+        store.update(op).await.unwrap();
+    }
+    match store.insert(limited(operation("p", "4", 4))).await {
+        Err(Error::QueueFull { limit: 3 }) => {}
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+}
+
+/// Inserts racing each other (a backend may gather them into one transaction) still each
+/// get the outcome they would get one at a time.
+pub async fn concurrent_inserts_keep_every_insert_rule<S: Store + 'static>(store: Arc<S>) {
+    let race = |inserts: Vec<NewOperation>| {
+        let store = store.clone();
+        async move {
+            let tasks: Vec<_> = inserts
+                .into_iter()
+                .map(|n| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.insert(n).await })
+                })
+                .collect();
+            let mut outcomes = Vec::new();
+            for task in tasks {
+                outcomes.push(task.await.unwrap());
+            }
+            outcomes
+        }
+    };
+    // 40 distinct operations into a queue of 10: exactly 10 get in.
+    let limited = (0..40)
+        .map(|i| NewOperation {
+            max_queued: 10,
+            ..new(operation("limited", &format!("op{i}"), i))
+        })
+        .collect();
+    let outcomes = race(limited).await;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Inserted::Created(_))))
+        .count();
+    let full = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Error::QueueFull { limit: 10 })))
+        .count();
+    assert_eq!((created, full), (10, 30), "{outcomes:?}");
+
+    // 20 submits of one request id under different names: one operation, returned to all.
+    let retried = (0..20)
+        .map(|i| {
+            let mut op = operation("dedupe", &format!("op{i}"), i);
+            op.request_id = Some("once".into());
+            new(op)
+        })
+        .collect();
+    let outcomes = race(retried).await;
+    let mut kept = HashSet::new();
+    let mut fresh = 0;
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            Inserted::Created(op) => {
+                fresh += 1;
+                kept.insert(op.name);
+            }
+            Inserted::Existing(op) => {
+                kept.insert(op.name);
+            }
+        }
+    }
+    assert_eq!((fresh, kept.len()), (1, 1));
+
+    // 10 inserts of one name: one wins, the others find it taken.
+    let same = (0..10).map(|i| new(operation("named", "x", i))).collect();
+    let outcomes = race(same).await;
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
+    let taken = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Error::AlreadyExists(_))))
+        .count();
+    assert_eq!((won, taken), (1, 9), "{outcomes:?}");
 }
 
 pub async fn update_is_a_compare_and_set<S: Store>(store: Arc<S>) {
