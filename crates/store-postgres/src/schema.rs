@@ -143,6 +143,14 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+-- No notification for a lease (PENDING to RUNNING): nothing waits for it, and transactions
+-- that notify commit one at a time.
+DROP TRIGGER operations_notify_update ON operations;
+CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state AND NEW.state <> 'RUNNING')
+    EXECUTE FUNCTION longrun_notify();
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
