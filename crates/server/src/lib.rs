@@ -46,7 +46,9 @@ pub async fn run(
         }
         _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
     };
-    let secret = secret::load_or_create(&config.data_dir)?;
+    let secret = store
+        .shared_secret(secret::load_or_create(&config.data_dir)?)
+        .await?;
     // Commands started by a previous run that outlived it go first.
     let leftovers = longrun_worker::command::kill_leftover_groups(
         &config.data_dir.join(config::COMMAND_GROUPS),

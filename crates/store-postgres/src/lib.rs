@@ -206,6 +206,22 @@ impl Store for PostgresStore {
         Some(self.signals.subscribe())
     }
 
+    async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO longrun_secret (secret) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+                &[&candidate],
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one("SELECT secret FROM longrun_secret", &[])
+            .await
+            .map_err(pg)?;
+        Ok(row.get(0))
+    }
+
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         self.writes.insert(new).await
     }

@@ -151,6 +151,13 @@ CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state AND NEW.state <> 'RUNNING')
     EXECUTE FUNCTION longrun_notify();
 "#,
+    r#"
+-- The secret shared by every server on this database (see Store::shared_secret).
+CREATE TABLE longrun_secret (
+    id     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    secret BYTEA NOT NULL
+);
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

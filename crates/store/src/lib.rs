@@ -94,6 +94,14 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// The secret that signs page tokens (and, with auth on, issued tokens): `candidate` for a
+    /// store only this process uses; for a store several servers share, the one stored there,
+    /// which the first server to start sets to its `candidate`, so that a page token or an
+    /// access token from one server holds on every other.
+    async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        Ok(candidate)
+    }
+
     /// Inserts a PENDING operation with version 1, unless the project already has one
     /// with the same request id (then returns it untouched). Fails with `AlreadyExists`
     /// when the name is taken and `QueueFull` when the project is at its limit.

@@ -220,6 +220,14 @@ async fn three_servers_on_one_database() {
     for s in submits {
         s.await.unwrap();
     }
+    // A page token from one server holds on the others: they share the store's secret.
+    let first = a.client.list("p", "", 100, "").await.unwrap();
+    let token = first["nextPageToken"].as_str().unwrap().to_string();
+    let second = b.client.list("p", "", 100, &token).await.unwrap();
+    let third = c.client.list("p", "", 100, &token).await.unwrap();
+    assert_eq!(second, third);
+    assert_eq!(second["operations"].as_array().unwrap().len(), 51);
+
     let mut takers = Vec::new();
     for server in [&a, &b, &c] {
         for worker in 0..2 {
