@@ -1,5 +1,6 @@
 //! The `longrun` binary: `serve` runs the server, `operations` talks to one.
 
+mod accounts;
 mod operations;
 mod serve;
 
@@ -24,6 +25,9 @@ enum Command {
     /// Inspect and manage operations on a running server.
     #[command(subcommand)]
     Operations(operations::Command),
+    /// Manage service accounts and their key files.
+    #[command(subcommand)]
+    ServiceAccounts(accounts::Command),
     /// Copy every operation from one store to another (stop the servers first).
     MigrateStore(MigrateStore),
 }
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Operations(command) => runtime.block_on(operations::run(command)),
+        Command::ServiceAccounts(command) => runtime.block_on(accounts::run(command)),
         Command::MigrateStore(args) => runtime.block_on(migrate_store(args)),
     }
 }

@@ -44,6 +44,8 @@ pub struct Client {
     http: Hyper<HttpConnector, Full<Bytes>>,
     base: String,
     version: String,
+    /// The `Authorization` header sent with every request.
+    authorization: Option<http::HeaderValue>,
 }
 
 impl Client {
@@ -55,7 +57,23 @@ impl Client {
             http: Hyper::builder(TokioExecutor::new()).build(connector),
             base: base.trim_end_matches('/').to_string(),
             version: "v1".into(),
+            authorization: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(self, token: &str) -> Client {
+        self.with_authorization(&format!("Bearer {token}"))
+    }
+
+    /// Sends this `Authorization` header with every request (a value that is not a valid
+    /// header is sent as no header).
+    pub fn with_authorization(mut self, value: &str) -> Client {
+        self.authorization = http::HeaderValue::from_str(value).ok().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -74,6 +92,9 @@ impl Client {
             .uri(format!("{}{path}", self.base));
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, authorization);
         }
         let request = builder
             .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))

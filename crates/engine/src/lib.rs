@@ -88,6 +88,31 @@ impl Default for TaskType {
 /// The message of an operation cancelled at a user's request.
 pub const CANCELLED_BY_USER: &str = "Operation cancelled by user.";
 
+/// An operation that ends CANCELLED after a cancel request names who asked, and when, in an
+/// ErrorInfo of its error (the audit trail kept with the operation).
+fn record_canceller(op: &mut Operation) {
+    let (Some(cancel), Some(longrun_types::operation::Outcome::Error(status))) =
+        (&op.cancel, &mut op.outcome)
+    else {
+        return;
+    };
+    if op.state != State::Cancelled
+        || cancel.principal.is_empty()
+        || status
+            .details
+            .iter()
+            .any(|d| d["reason"] == "CANCELLED_BY_PRINCIPAL")
+    {
+        return;
+    }
+    status.details.push(serde_json::json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "CANCELLED_BY_PRINCIPAL",
+        "domain": "longrun",
+        "metadata": {"principal": cancel.principal, "cancelTime": cancel.time.to_string()},
+    }));
+}
+
 impl Options {
     pub fn new(secret: Vec<u8>) -> Options {
         Options {
@@ -295,6 +320,7 @@ impl Engine {
             if !decide(&mut op, self.now())? {
                 return Ok(op);
             }
+            record_canceller(&mut op);
             match self.inner.store.update(op).await {
                 Ok(stored) => {
                     if stored.state != before {

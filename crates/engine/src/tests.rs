@@ -64,6 +64,7 @@ impl Fixture {
                 max_operations: 1,
                 wait: Duration::ZERO,
                 lease_duration: Duration::from_secs(60),
+                projects: None,
             })
             .await
             .unwrap();

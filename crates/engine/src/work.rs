@@ -23,6 +23,9 @@ pub struct LeaseRequest {
     /// How long to wait for work when there is none (capped at a minute).
     pub wait: Duration,
     pub lease_duration: Duration,
+    /// Only operations of these projects (`None`: of every project): where the worker's
+    /// principal may execute work.
+    pub projects: Option<Vec<String>>,
 }
 
 /// What a heartbeat reports; absent fields are left as they are.
@@ -95,6 +98,7 @@ impl Engine {
                 types: request.types.clone(),
                 limit: request.max_operations,
                 max_running: self.inner.options.max_running,
+                projects: request.projects.clone(),
                 start: Arc::new(move |mut op: Operation| {
                     let now = clock.now();
                     op.apply(Event::Lease, None, now);

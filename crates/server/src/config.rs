@@ -26,6 +26,10 @@ pub struct Config {
     pub retention: Duration,
     pub project_defaults: ProjectDefaults,
     pub wait: Wait,
+    /// `[auth]`: tokens and identity providers.
+    pub auth: crate::auth::AuthConfig,
+    /// `[[iam.binding]]`: who may do what on which projects.
+    pub iam: crate::auth::iam::Iam,
     /// Per-type settings, `[[task_type]]` tables.
     #[serde(rename = "task_type")]
     pub task_types: Vec<TaskType>,
@@ -174,6 +178,8 @@ impl Default for Config {
             store: StoreKind::Sqlite,
             database_url: None,
             allow_unauthenticated: false,
+            auth: Default::default(),
+            iam: Default::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             project_defaults: ProjectDefaults::default(),
             wait: Wait::default(),
@@ -212,6 +218,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.iam.validate()?;
+        for provider in &self.auth.identity_providers {
+            provider.validate()?;
+        }
         anyhow::ensure!(
             self.project_defaults.max_queued >= 1,
             "project_defaults.max_queued must be at least 1"
@@ -225,7 +235,7 @@ impl Config {
 }
 
 /// Durations in the config are written the human way: `"30s"`, `"240h"`, `"30d"`.
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 

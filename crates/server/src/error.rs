@@ -18,6 +18,8 @@ pub struct ApiError {
     pub http_status: Option<u16>,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// A 401: answered with `WWW-Authenticate: Bearer`.
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             metadata: Vec::new(),
             http_status: None,
             allow: None,
+            www_authenticate: false,
         }
     }
 
@@ -113,6 +116,7 @@ impl From<longrun_engine::Error> for ApiError {
             metadata: e.metadata(),
             http_status: None,
             allow: None,
+            www_authenticate: false,
         }
     }
 }
@@ -126,6 +130,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.www_authenticate {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"longrun\""),
+            );
         }
         response
     }

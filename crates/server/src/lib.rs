@@ -1,6 +1,7 @@
 //! The longrun server: configuration, the HTTP listener and the REST adapter over the
 //! engine. The only crate that knows HTTP and JSON.
 
+pub mod auth;
 pub mod config;
 mod error;
 pub mod migrate;
@@ -9,8 +10,9 @@ mod secret;
 
 pub use config::Config;
 
+use auth::Auth;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use longrun_engine::{Engine, Options};
 use longrun_store_sqlite::SqliteStore;
 use std::future::Future;
@@ -30,9 +32,12 @@ pub async fn run(
     config.validate()?;
     let addr = listener.local_addr()?;
     anyhow::ensure!(
-        addr.ip().is_loopback() || config.allow_unauthenticated,
+        addr.ip().is_loopback()
+            || config.auth.mode == auth::Mode::Oauth
+            || config.allow_unauthenticated,
         "refusing to serve {addr} without authentication: listen on a loopback address, \
-         or pass --allow-unauthenticated to accept requests from anyone who can reach it"
+         turn auth on ([auth] mode = \"oauth\"), or pass --allow-unauthenticated to accept \
+         requests from anyone who can reach it"
     );
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
@@ -46,9 +51,26 @@ pub async fn run(
         }
         _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
     };
-    let secret = store
-        .shared_secret(secret::load_or_create(&config.data_dir)?)
-        .await?;
+    let secret = match &config.auth.secret_file {
+        Some(path) => secret::load(path)?,
+        None => {
+            store
+                .shared_secret(secret::load_or_create(&config.data_dir)?)
+                .await?
+        }
+    };
+    let token_uri = config
+        .auth
+        .token_uri
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/token"));
+    let auth = Auth::new(
+        &config.auth,
+        config.iam.clone(),
+        &secret,
+        token_uri,
+        store.clone(),
+    )?;
     // Commands started by a previous run that outlived it go first.
     let leftovers = longrun_worker::command::kill_leftover_groups(
         &config.data_dir.join(config::COMMAND_GROUPS),
@@ -86,9 +108,11 @@ pub async fn run(
             "/healthz",
             get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
         )
+        .route("/token", post(rest::token))
         .fallback(rest::handle)
         .with_state(rest::App {
             engine: engine.clone(),
+            auth,
             outputs_dir: config.data_dir.join(config::OUTPUTS),
         });
 

@@ -25,7 +25,7 @@ impl Location {
         }
     }
 
-    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Location::DataDir(dir) => {
                 std::fs::create_dir_all(dir)?;

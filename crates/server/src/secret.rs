@@ -7,11 +7,22 @@ use std::path::Path;
 
 const FILE: &str = "secret";
 
+/// A configured secret file.
+pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() >= 32,
+        "{} is too short to be a server secret (32 bytes at least)",
+        path.display()
+    );
+    Ok(bytes)
+}
+
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(FILE);
     match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
-        Ok(_) => anyhow::bail!("{} is too short to be a server secret", path.display()),
+        Ok(_) => return load(&path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
     }

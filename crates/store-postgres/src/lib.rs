@@ -10,7 +10,9 @@ mod schema;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
-use longrun_store::{Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, Store, sql};
+use longrun_store::{
+    Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Store, sql,
+};
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -149,6 +151,20 @@ async fn write_update(client: &impl GenericClient, op: &Operation) -> Result<Opt
     Ok((changed == 1).then_some(op))
 }
 
+const ACCOUNTS: &str = "SELECT email, project, key_id, public_key_pem, disabled, create_time \
+    FROM service_accounts";
+
+fn account(row: &Row) -> ServiceAccount {
+    ServiceAccount {
+        email: row.get(0),
+        project: row.get(1),
+        key_id: row.get(2),
+        public_key_pem: row.get(3),
+        disabled: row.get(4),
+        create_time: Timestamp(row.get(5)),
+    }
+}
+
 /// The RUNNING and CANCELLING operations of `project`, once this transaction holds the
 /// project's leasing lock: leases on other servers take turns with it, so the running limit
 /// holds exactly across servers.
@@ -220,6 +236,65 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(row.get(0))
+    }
+
+    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        let client = self.client().await?;
+        let created = client
+            .execute(
+                "INSERT INTO service_accounts (email, project, key_id, public_key_pem, disabled, \
+                 create_time) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
+                &[
+                    &a.email,
+                    &a.project,
+                    &a.key_id,
+                    &a.public_key_pem,
+                    &a.disabled,
+                    &a.create_time.millis(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(created == 1)
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{ACCOUNTS} WHERE email = $1"), &[&email])
+            .await
+            .map_err(pg)?;
+        Ok(row.as_ref().map(account))
+    }
+
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("{ACCOUNTS} ORDER BY email"), &[])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(account).collect())
+    }
+
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE service_accounts SET disabled = $2 WHERE email = $1",
+                &[&email, &disabled],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(changed == 1)
+    }
+
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute("DELETE FROM service_accounts WHERE email = $1", &[&email])
+            .await
+            .map_err(pg)?;
+        Ok(changed == 1)
     }
 
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
@@ -321,13 +396,17 @@ impl Store for PostgresStore {
                 "SELECT o.record, o.payload FROM unnest($1::text[]) AS t(op_type) \
                  CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
                  FROM operations WHERE state = 'PENDING' AND op_type = t.op_type \
+                 AND ($3::text[] IS NULL OR project = ANY($3)) \
                  ORDER BY priority DESC, create_time ASC, name ASC \
                  LIMIT $2 FOR UPDATE SKIP LOCKED) AS o \
                  ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT $2",
             )
             .await
             .map_err(pg)?;
-        let candidates = tx.query(&heads, &[&query.types, &scan]).await.map_err(pg)?;
+        let candidates = tx
+            .query(&heads, &[&query.types, &scan, &query.projects])
+            .await
+            .map_err(pg)?;
         let mut running: std::collections::HashMap<String, i64> = Default::default();
         let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
         let mut chosen = Vec::new();

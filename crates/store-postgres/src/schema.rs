@@ -158,6 +158,16 @@ CREATE TABLE longrun_secret (
     secret BYTEA NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE service_accounts (
+    email          TEXT COLLATE "C" PRIMARY KEY,
+    project        TEXT COLLATE "C" NOT NULL,
+    key_id         TEXT NOT NULL,
+    public_key_pem TEXT NOT NULL,
+    disabled       BOOLEAN NOT NULL,
+    create_time    BIGINT NOT NULL
+);
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -9,7 +9,9 @@ mod schema;
 mod writer;
 
 use async_trait::async_trait;
-use longrun_store::{Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, Store};
+use longrun_store::{
+    Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Store,
+};
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -169,6 +171,76 @@ fn get_record(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO service_accounts (email, project, key_id, \
+                     public_key_pem, disabled, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        a.email,
+                        a.project,
+                        a.key_id,
+                        a.public_key_pem,
+                        a.disabled,
+                        a.create_time.millis()
+                    ],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        let email = email.to_string();
+        self.read(move |conn| {
+            conn.query_row(&format!("{ACCOUNTS} WHERE email = ?1"), [email], account)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(&format!("{ACCOUNTS} ORDER BY email"))
+                .map_err(backend)?;
+            let rows = statement.query_map([], account).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        let email = email.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE service_accounts SET disabled = ?2 WHERE email = ?1",
+                    params![email, disabled],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        let email = email.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute("DELETE FROM service_accounts WHERE email = ?1", [email])
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         let payload = serde_json::to_string(&new.payload).map_err(backend)?;
         self.inner
@@ -293,20 +365,31 @@ impl Store for SqliteStore {
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
-        if query.types.is_empty() || query.limit == 0 {
+        if query.types.is_empty()
+            || query.limit == 0
+            || query.projects.as_ref().is_some_and(Vec::is_empty)
+        {
             return Ok(Vec::new());
         }
         self.inner
             .writer
             .write(move |conn| {
-                let marks = vec!["?"; query.types.len()].join(", ");
+                let marks = |n| vec!["?"; n].join(", ");
                 // With a running limit some candidates may be skipped: look further ahead.
                 let scan = if query.max_running > 0 { query.limit + 1000 } else { query.limit };
+                let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
+                let within = match &query.projects {
+                    Some(projects) => {
+                        params.extend(projects.iter().cloned().map(Sql::Text));
+                        format!("AND project IN ({})", marks(projects.len()))
+                    }
+                    None => String::new(),
+                };
                 let sql = format!(
                     "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                     AND op_type IN ({marks}) ORDER BY priority DESC, create_time ASC, name ASC LIMIT ?"
+                     AND op_type IN ({}) {within} ORDER BY priority DESC, create_time ASC, name ASC LIMIT ?",
+                    marks(query.types.len())
                 );
-                let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
                 params.push(Sql::Integer(scan as i64));
                 let candidates: Vec<(String, String)> = conn
                     .prepare_cached(&sql)
@@ -432,6 +515,20 @@ impl Store for SqliteStore {
 }
 
 /// The compare-and-set write of `op` over the stored version `op.version`.
+const ACCOUNTS: &str = "SELECT email, project, key_id, public_key_pem, disabled, create_time \
+    FROM service_accounts";
+
+fn account(row: &rusqlite::Row) -> rusqlite::Result<ServiceAccount> {
+    Ok(ServiceAccount {
+        email: row.get(0)?,
+        project: row.get(1)?,
+        key_id: row.get(2)?,
+        public_key_pem: row.get(3)?,
+        disabled: row.get(4)?,
+        create_time: Timestamp(row.get(5)?),
+    })
+}
+
 fn write_update(conn: &Connection, mut op: Operation) -> Result<Operation> {
     let expected = op.version;
     op.version += 1;

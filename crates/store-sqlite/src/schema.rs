@@ -62,6 +62,16 @@ CREATE INDEX operations_lease ON operations (lease_expire) WHERE lease_expire IS
 CREATE INDEX operations_deadline ON operations (deadline)
     WHERE deadline IS NOT NULL AND end_time IS NULL;
 "#,
+    r#"
+CREATE TABLE service_accounts (
+    email          TEXT PRIMARY KEY,
+    project        TEXT NOT NULL,
+    key_id         TEXT NOT NULL,
+    public_key_pem TEXT NOT NULL,
+    disabled       INTEGER NOT NULL,
+    create_time    INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

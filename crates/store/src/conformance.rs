@@ -4,7 +4,7 @@
 //! prints why); the guard (a temporary directory, a database schema) lives as long as the
 //! test.
 
-use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Store};
+use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, ServiceAccount, Store};
 use longrun_types::filter;
 use longrun_types::operation::{Outcome, Status};
 use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timestamp};
@@ -30,7 +30,9 @@ macro_rules! conformance_suite {
             payload_is_kept_apart,
             lease_takes_priority_then_age_within_limits,
             due_finds_expired_leases_and_passed_deadlines,
-            scan_then_import_copies_every_operation
+            scan_then_import_copies_every_operation,
+            service_accounts_are_kept,
+            lease_keeps_to_the_given_projects
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -529,6 +531,7 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
         types: types.iter().map(|t| t.to_string()).collect(),
         limit,
         max_running,
+        projects: None,
         start: Arc::new(move |mut op: Operation| {
             op.apply(Event::Lease, None, Timestamp(expire - 10));
             op.lease = Some(Lease {
@@ -686,4 +689,70 @@ pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
         store.insert(limited).await,
         Err(Error::QueueFull { limit: 4 })
     ));
+}
+
+pub async fn service_accounts_are_kept<S: Store>(store: Arc<S>) {
+    let account = |name: &str| ServiceAccount {
+        email: format!("{name}@p.iam.longrun"),
+        project: "p".into(),
+        key_id: format!("key-{name}"),
+        public_key_pem: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n".into(),
+        disabled: false,
+        create_time: Timestamp(1_000),
+    };
+    assert!(store.create_account(account("b")).await.unwrap());
+    assert!(store.create_account(account("a")).await.unwrap());
+    assert!(!store.create_account(account("a")).await.unwrap());
+    assert_eq!(
+        store.account("a@p.iam.longrun").await.unwrap(),
+        Some(account("a"))
+    );
+    assert_eq!(store.account("c@p.iam.longrun").await.unwrap(), None);
+    assert!(
+        store
+            .set_account_disabled("a@p.iam.longrun", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_account_disabled("c@p.iam.longrun", true)
+            .await
+            .unwrap()
+    );
+    let disabled = ServiceAccount {
+        disabled: true,
+        ..account("a")
+    };
+    assert_eq!(
+        store.accounts().await.unwrap(),
+        vec![disabled, account("b")]
+    );
+    assert!(store.delete_account("b@p.iam.longrun").await.unwrap());
+    assert!(!store.delete_account("b@p.iam.longrun").await.unwrap());
+    assert_eq!(store.accounts().await.unwrap().len(), 1);
+}
+
+pub async fn lease_keeps_to_the_given_projects<S: Store>(store: Arc<S>) {
+    for (p, at) in [("a", 1), ("b", 2), ("c", 3)] {
+        created(&*store, operation(p, "x", at)).await;
+    }
+    let within = |projects: &[&str]| LeaseQuery {
+        projects: Some(projects.iter().map(|p| p.to_string()).collect()),
+        ..leasing(&["EXPORT_IMAGE"], 10, 0, 100)
+    };
+    assert!(store.lease(within(&[])).await.unwrap().is_empty());
+    let leased = store.lease(within(&["c", "a"])).await.unwrap();
+    let mut projects: Vec<String> = leased
+        .iter()
+        .map(|(op, _)| op.name.project().as_str().to_string())
+        .collect();
+    projects.sort();
+    assert_eq!(projects, ["a", "c"]);
+    let rest = store
+        .lease(leasing(&["EXPORT_IMAGE"], 10, 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0.name.project().as_str(), "b");
 }

@@ -44,6 +44,21 @@ pub enum Inserted {
     Existing(Operation),
 }
 
+/// A service account: the public half of its key checks the assertions it signs at the
+/// token endpoint. Accounts are kept in the store so that every server sharing it knows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceAccount {
+    /// `NAME@PROJECT.iam.longrun`, the account's member name after `serviceAccount:`.
+    pub email: String,
+    pub project: String,
+    /// The key's id: `private_key_id` in the key file, `kid` in what it signs.
+    pub key_id: String,
+    /// The key's public half, PEM (SubjectPublicKeyInfo).
+    pub public_key_pem: String,
+    pub disabled: bool,
+    pub create_time: Timestamp,
+}
+
 /// Position after which a page starts, in list order (create time descending, then name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -70,6 +85,8 @@ pub struct LeaseQuery {
     pub limit: usize,
     /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
     pub max_running: u64,
+    /// Only operations of these projects (`None`: of every project).
+    pub projects: Option<Vec<String>>,
     pub start: Start,
 }
 
@@ -101,6 +118,20 @@ pub trait Store: Send + Sync + 'static {
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
         Ok(candidate)
     }
+
+    /// Registers a service account; false when the email is taken.
+    async fn create_account(&self, account: ServiceAccount) -> Result<bool>;
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>>;
+
+    /// Every service account, by email.
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>>;
+
+    /// Disables or enables an account; false when there is none.
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool>;
+
+    /// Removes an account; false when there is none.
+    async fn delete_account(&self, email: &str) -> Result<bool>;
 
     /// Inserts a PENDING operation with version 1, unless the project already has one
     /// with the same request id (then returns it untouched). Fails with `AlreadyExists`

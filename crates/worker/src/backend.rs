@@ -78,6 +78,7 @@ impl Backend for Engine {
             max_operations: max,
             wait,
             lease_duration,
+            projects: None,
         };
         let leased = Engine::lease(self, request).await.map_err(engine_error)?;
         Ok(leased

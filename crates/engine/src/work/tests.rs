@@ -15,6 +15,7 @@ fn request(types: &[&str], max: usize) -> LeaseRequest {
         max_operations: max,
         wait: Duration::ZERO,
         lease_duration: Duration::from_secs(60),
+        projects: None,
     }
 }
 

@@ -6,6 +6,8 @@ mod body;
 mod render;
 mod workers;
 
+use crate::auth::Auth;
+use crate::auth::iam::Permission;
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -36,6 +38,7 @@ fn empty() -> Response {
 #[derive(Clone)]
 pub struct App {
     pub engine: Engine,
+    pub auth: Auth,
     /// Where the command executor keeps output.
     pub outputs_dir: std::path::PathBuf,
 }
@@ -171,10 +174,52 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
     ("returnPartialSuccess", "return_partial_success"),
 ];
 
+/// The permission a route needs, and on which project.
+fn permission(route: &Route) -> Option<(Permission, Project)> {
+    Some(match route {
+        Route::Get(name) | Route::Wait(name) | Route::Output(name) => {
+            (Permission::OperationsGet, name.project())
+        }
+        Route::List(project) => (Permission::OperationsList, project.clone()),
+        Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
+        Route::Delete(name) => (Permission::OperationsDelete, name.project()),
+        Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
+        Route::Heartbeat(name) | Route::Complete(name) => {
+            (Permission::WorkersExecute, name.project())
+        }
+        // Leases span projects: see `Auth::lease_scope`.
+        Route::Lease(_) => return None,
+    })
+}
+
+/// `POST /token`: the token endpoint (JWT-bearer grant), answering in OAuth's form.
+pub async fn token(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let (status, answer) = match app.auth.tokens().grant(&body).await {
+        Ok(answer) => (StatusCode::OK, answer),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.body(),
+        ),
+    };
+    let mut response = json_body(&answer);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let engine = &app.engine;
     let (parts, body) = request.into_parts();
     let (version, route) = route(&parts.method, parts.uri.path())?;
+    let caller = app
+        .auth
+        .authenticate(&parts.headers, parts.uri.query())
+        .await?;
+    if let Some((permission, project)) = permission(&route) {
+        app.auth.check(&caller, permission, project.as_str())?;
+    }
     let query = parts.uri.query();
     let known: &[(&str, &str)] = if matches!(route, Route::List(_)) {
         LIST_PARAMETERS
@@ -190,6 +235,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         ))),
         Route::Delete(name) => {
             engine.delete(&name).await?;
+            tracing::info!(operation = %name.as_str(), by = %caller.member(), "deleted");
             let _ = std::fs::remove_file(output_path(&app.outputs_dir, &name));
             Ok(empty())
         }
@@ -207,7 +253,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Cancel(name) => {
             let CancelBody {} = body::json(&bytes)?;
-            engine.cancel(&name, "").await?;
+            engine.cancel(&name, &caller.member()).await?;
             Ok(empty())
         }
         Route::Wait(name) => {
@@ -259,7 +305,10 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                 next_page_token: page.next_page_token,
             }))
         }
-        Route::Lease(worker) => workers::lease(engine, version, worker, &bytes).await,
+        Route::Lease(worker) => {
+            let projects = app.auth.lease_scope(&caller)?;
+            workers::lease(engine, version, worker, projects, &bytes).await
+        }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
         Route::Submit(project) => {

@@ -127,6 +127,7 @@ pub async fn lease(
     engine: &Engine,
     version: Version,
     worker: String,
+    projects: Option<Vec<String>>,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let b: LeaseBody = body::json(bytes)?;
@@ -145,6 +146,7 @@ pub async fn lease(
         max_operations,
         wait: duration_or("waitTimeout", b.wait_timeout, Duration::from_secs(30))?,
         lease_duration: duration_or("leaseDuration", b.lease_duration, Duration::from_secs(60))?,
+        projects,
     };
     let leased = engine.lease(request).await?;
     let leases = leased

@@ -1,5 +1,6 @@
 //! API tests: a real server on port 0, driven over HTTP, whole JSON bodies compared.
 
+mod auth;
 mod command;
 mod common;
 mod errors;
