@@ -18,6 +18,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Issuer and audience of the tokens this server issues.
 const ISSUER: &str = "longrun";
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The audience Google's auth libraries put in every assertion, whatever the key file's
+/// `token_uri`: accepted beside this server's own token URI. (The keys are this server's
+/// own, so an assertion for Google made with one could only ever come from this server's
+/// accounts.)
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Longest an assertion may live, as Google allows.
 const MAX_ASSERTION: u64 = 3600;
 /// How long a looked-up account is trusted before it is read again.
@@ -194,12 +199,10 @@ impl Tokens {
         }
         let key = DecodingKey::from_rsa_pem(account.public_key_pem.as_bytes())
             .map_err(|_| GrantError::invalid_grant("the account's public key is unusable"))?;
-        let data = jsonwebtoken::decode::<serde_json::Value>(
-            assertion,
-            &key,
-            &validation(Algorithm::RS256, &account.email, &self.token_uri),
-        )
-        .map_err(|e| GrantError::invalid_grant(format!("the assertion is not valid: {e}")))?;
+        let mut checks = validation(Algorithm::RS256, &account.email, &self.token_uri);
+        checks.set_audience(&[self.token_uri.as_str(), GOOGLE_TOKEN_URI]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &checks)
+            .map_err(|e| GrantError::invalid_grant(format!("the assertion is not valid: {e}")))?;
         let issued_at = unverified
             .iat
             .ok_or_else(|| GrantError::invalid_grant("the assertion lacks iat"))?;

@@ -519,10 +519,7 @@ async fn the_token_endpoint_checks_every_part_of_the_assertion() {
         ("another key", assertion(&s.keys["admin-sa"], good())),
         (
             "wrong audience",
-            assertion(
-                key,
-                with(json!({"aud": "https://oauth2.googleapis.com/token"})),
-            ),
+            assertion(key, with(json!({"aud": "https://login.example.com/token"}))),
         ),
         (
             "expired",

@@ -1,0 +1,132 @@
+//! The service-account flow with Google's own Python auth library (google-auth), not a
+//! client written here: `longrun service-accounts create` writes the key file, the library
+//! refreshes against the server's `/token` and calls the API; a disabled account is refused.
+//! Needs `LONGRUN_TEST_PYTHON`, a Python with tests/python/requirements.txt installed (set
+//! by .ci/run); without it the test says so and skips.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_longrun");
+
+fn longrun(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn python(python: &str, args: &[&str]) -> (bool, String) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/service_account_flow.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn google_auth_service_account_flow() {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!(
+            "LONGRUN_TEST_PYTHON is not set: skipping the google-auth flow (.ci/run sets it)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
+         role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:ci-runner@p.iam.longrun\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .env("LONGRUN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let _server = Kill(child);
+
+    let key = dir.path().join("key.json");
+    let data_dir = data.to_str().unwrap();
+    longrun(&[
+        "service-accounts",
+        "create",
+        "ci-runner",
+        "--project",
+        "p",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--token-uri",
+        &format!("{base}/token"),
+        "--data-dir",
+        data_dir,
+    ]);
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
+    assert_eq!(file["type"], "service_account");
+    assert_eq!(file["client_email"], "ci-runner@p.iam.longrun");
+    assert!(
+        file["private_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    assert!(
+        longrun(&["service-accounts", "list", "--data-dir", data_dir])
+            .contains("ci-runner@p.iam.longrun\t")
+    );
+
+    let (ok, out) = python(&python_bin, &[&base, key.to_str().unwrap(), "allowed"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok serviceAccount:ci-runner@p.iam.longrun"),
+        "{out}"
+    );
+
+    longrun(&[
+        "service-accounts",
+        "disable",
+        "ci-runner@p.iam.longrun",
+        "--data-dir",
+        data_dir,
+    ]);
+    let (ok, out) = python(&python_bin, &[&base, key.to_str().unwrap(), "refused"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("refused"), "{out}");
+}
+
+/// Stops the server however the test ends.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
