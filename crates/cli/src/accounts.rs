@@ -1,11 +1,16 @@
-//! `longrun service-accounts`: registers service accounts in a server's store and writes
-//! their key files. It works on the store directly (the embedded one in a data directory,
-//! or PostgreSQL), so it needs no running server; a running server sees changes within a
-//! second.
+//! `longrun service-accounts`: registers service accounts and writes their key files. It
+//! works on a server's store directly (the embedded one in a data directory, or
+//! PostgreSQL), needing no running server (a running one sees changes within a second), or
+//! remotely with `--server URL` and a token in `LONGRUN_TOKEN` of a member holding
+//! `roles/longrun.serviceAccountAdmin` on the project. Either way the key pair is made
+//! here: the private key goes only into the key file.
 
 use clap::Subcommand;
+use http::Method;
 use longrun_server::migrate::Location;
+use longrun_store::ServiceAccount;
 use longrun_types::Timestamp;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +33,12 @@ pub struct Store {
         global = true
     )]
     database_url: Option<String>,
+    /// A running server to manage accounts through, instead of its store.
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// Bearer token for `--server`.
+    #[arg(long, env = "LONGRUN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +60,9 @@ pub enum Command {
     },
     /// List the accounts.
     List {
+        /// Only this project's accounts (required with --server).
+        #[arg(long)]
+        project: Option<String>,
         #[command(flatten)]
         store: Store,
     },
@@ -72,14 +86,132 @@ pub enum Command {
     },
 }
 
+/// Where accounts are kept: a store opened here, or a server's REST API.
+enum Registry {
+    Store(std::sync::Arc<dyn longrun_store::Store>),
+    Server(Box<longrun_client::Client>),
+}
+
 impl Store {
-    async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn longrun_store::Store>> {
-        match &self.database_url {
+    async fn open(&self) -> anyhow::Result<Registry> {
+        if let Some(server) = &self.server {
+            let client = longrun_client::Client::new(server);
+            return Ok(Registry::Server(Box::new(match &self.token {
+                Some(token) => client.with_token(token),
+                None => client,
+            })));
+        }
+        let location = match &self.database_url {
             Some(url) => Location::Database(url.clone()),
             None => Location::DataDir(self.data_dir.clone()),
+        };
+        Ok(Registry::Store(location.open().await?))
+    }
+}
+
+/// The project an account belongs to, from its email.
+fn project_of(email: &str) -> anyhow::Result<&str> {
+    longrun_server::auth::project_of(email)
+        .ok_or_else(|| anyhow::anyhow!("{email} is not an account of a longrun server"))
+}
+
+impl Registry {
+    /// Registers the account; false when it exists.
+    async fn create(&self, account: &ServiceAccount, name: &str) -> anyhow::Result<bool> {
+        match self {
+            Registry::Store(store) => Ok(store.create_account(account.clone()).await?),
+            Registry::Server(client) => {
+                let body = json!({
+                    "accountId": name,
+                    "keyId": account.key_id,
+                    "publicKeyPem": account.public_key_pem,
+                });
+                let path = format!("/v1/projects/{}/serviceAccounts", account.project);
+                match client.call(Method::POST, &path, Some(&body)).await {
+                    Ok(_) => Ok(true),
+                    Err(longrun_client::Error::Api {
+                        http_status: 409, ..
+                    }) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
         }
-        .open()
-        .await
+    }
+
+    async fn list(&self, project: Option<&str>) -> anyhow::Result<Vec<ServiceAccount>> {
+        let mut accounts = match self {
+            Registry::Store(store) => store.accounts().await?,
+            Registry::Server(client) => {
+                let project = project
+                    .ok_or_else(|| anyhow::anyhow!("--project is required with --server"))?;
+                let path = format!("/v1/projects/{project}/serviceAccounts");
+                let answer = client.call(Method::GET, &path, None).await?;
+                let accounts = answer["accounts"].as_array().cloned().unwrap_or_default();
+                accounts
+                    .iter()
+                    .map(|a| {
+                        Ok(ServiceAccount {
+                            email: text(a, "email")?,
+                            project: text(a, "projectId")?,
+                            key_id: text(a, "keyId")?,
+                            public_key_pem: String::new(),
+                            disabled: a["disabled"].as_bool().unwrap_or_default(),
+                            create_time: Timestamp::parse(&text(a, "createTime")?)
+                                .map_err(|e| anyhow::anyhow!(e))?,
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
+        };
+        accounts.retain(|a| project.is_none_or(|p| a.project == p));
+        Ok(accounts)
+    }
+
+    /// Disables or enables the account; false when there is none.
+    async fn set_disabled(&self, email: &str, disabled: bool) -> anyhow::Result<bool> {
+        match self {
+            Registry::Store(store) => Ok(store.set_account_disabled(email, disabled).await?),
+            Registry::Server(client) => {
+                let verb = if disabled { "disable" } else { "enable" };
+                let path = format!(
+                    "/v1/projects/{}/serviceAccounts/{email}:{verb}",
+                    project_of(email)?
+                );
+                found(client.call(Method::POST, &path, Some(&json!({}))).await)
+            }
+        }
+    }
+
+    /// Removes the account; false when there is none.
+    async fn delete(&self, email: &str) -> anyhow::Result<bool> {
+        match self {
+            Registry::Store(store) => Ok(store.delete_account(email).await?),
+            Registry::Server(client) => {
+                let path = format!(
+                    "/v1/projects/{}/serviceAccounts/{email}",
+                    project_of(email)?
+                );
+                found(client.call(Method::DELETE, &path, None).await)
+            }
+        }
+    }
+}
+
+fn text(value: &Value, key: &str) -> anyhow::Result<String> {
+    value[key]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the server's answer lacks `{key}`: {value}"))
+}
+
+/// A server's answer as "it was there": a 404 is false.
+fn found(answer: Result<Value, longrun_client::Error>) -> anyhow::Result<bool> {
+    match answer {
+        Ok(_) => Ok(true),
+        Err(longrun_client::Error::Api {
+            http_status: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -105,22 +237,27 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let (account, file) =
                 longrun_server::auth::create_key(&name, &project, &token_uri, Timestamp::now())?;
             let path = key_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
-            let store = store.open().await?;
-            anyhow::ensure!(
-                store.create_account(account.clone()).await?,
-                "{} already exists",
-                account.email
-            );
+            // The key file is claimed first, so that an account is never registered
+            // without the only copy of its private key.
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let written = options
+            let mut out = options
                 .open(&path)
-                .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(&file)?));
-            if let Err(e) = written {
-                store.delete_account(&account.email).await?;
-                anyhow::bail!("cannot write {}: {e}", path.display());
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let registered = match store.open().await {
+                Ok(registry) => registry.create(&account, &name).await,
+                Err(e) => Err(e),
+            };
+            match registered {
+                Ok(true) => {}
+                outcome => {
+                    let _ = std::fs::remove_file(&path);
+                    outcome?;
+                    anyhow::bail!("{} already exists", account.email);
+                }
             }
+            out.write_all(&serde_json::to_vec_pretty(&file)?)?;
             println!(
                 "created {} (key {}); key file {}",
                 account.email,
@@ -128,8 +265,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 path.display()
             );
         }
-        Command::List { store } => {
-            for a in store.open().await?.accounts().await? {
+        Command::List { project, store } => {
+            for a in store.open().await?.list(project.as_deref()).await? {
                 let state = if a.disabled { "DISABLED" } else { "ENABLED" };
                 println!("{}\t{}\t{state}\t{}", a.email, a.key_id, a.create_time);
             }
@@ -138,7 +275,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Enable { email, store } => set_disabled(&store, &email, false).await?,
         Command::Delete { email, store } => {
             anyhow::ensure!(
-                store.open().await?.delete_account(&email).await?,
+                store.open().await?.delete(&email).await?,
                 "no service account {email}"
             );
             println!("deleted {email}");
@@ -149,11 +286,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
 
 async fn set_disabled(store: &Store, email: &str, disabled: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
-        store
-            .open()
-            .await?
-            .set_account_disabled(email, disabled)
-            .await?,
+        store.open().await?.set_disabled(email, disabled).await?,
         "no service account {email}"
     );
     println!("{} {email}", if disabled { "disabled" } else { "enabled" });

@@ -20,6 +20,9 @@ pub struct Target {
         global = true
     )]
     server: String,
+    /// Bearer token sent with every request (for a server in auth mode `oauth`).
+    #[arg(long, env = "LONGRUN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     /// Project of the operations.
     #[arg(long, env = "LONGRUN_PROJECT", global = true)]
     project: Option<String>,
@@ -141,6 +144,14 @@ pub async fn run(command: Command) -> ExitCode {
 }
 
 impl Target {
+    fn client(&self) -> Client {
+        let client = Client::new(&self.server);
+        match &self.token {
+            Some(token) => client.with_token(token),
+            None => client,
+        }
+    }
+
     fn project(&self) -> Result<&str, Failure> {
         self.project
             .as_deref()
@@ -171,7 +182,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             filter,
             limit,
         } => {
-            let client = Client::new(&target.server);
+            let client = target.client();
             let project = target.project()?;
             let mut operations = Vec::new();
             let mut token = String::new();
@@ -200,9 +211,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Describe { target, operation } => {
-            let op = Client::new(&target.server)
-                .get(&target.name(&operation)?)
-                .await?;
+            let op = target.client().get(&target.name(&operation)?).await?;
             if target.format == Format::Json {
                 target.print(&op);
             } else {
@@ -212,7 +221,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         }
         Command::Cancel { target, operation } => {
             let name = target.name(&operation)?;
-            let response = Client::new(&target.server).cancel(&name).await?;
+            let response = target.client().cancel(&name).await?;
             if target.format == Format::Json {
                 target.print(&response);
             } else {
@@ -221,9 +230,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Output { target, operation } => {
-            let output = Client::new(&target.server)
-                .output(&target.name(&operation)?)
-                .await?;
+            let output = target.client().output(&target.name(&operation)?).await?;
             if target.format == Format::Json {
                 target.print(&output);
             } else {
@@ -233,7 +240,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         }
         Command::Delete { target, operation } => {
             let name = target.name(&operation)?;
-            let response = Client::new(&target.server).delete(&name).await?;
+            let response = target.client().delete(&name).await?;
             if target.format == Format::Json {
                 target.print(&response);
             } else {
@@ -248,9 +255,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         } => {
             let name = target.name(&operation)?;
             let timeout = longrun_types::duration::format(*timeout);
-            let op = Client::new(&target.server)
-                .wait(&name, Some(&timeout))
-                .await?;
+            let op = target.client().wait(&name, Some(&timeout)).await?;
             if target.format == Format::Json {
                 target.print(&op);
             } else {
@@ -295,9 +300,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                     body[key] = value;
                 }
             }
-            let op = Client::new(&target.server)
-                .submit(target.project()?, &body)
-                .await?;
+            let op = target.client().submit(target.project()?, &body).await?;
             if target.format == Format::Json {
                 target.print(&op);
             } else {

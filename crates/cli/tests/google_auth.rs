@@ -4,20 +4,14 @@
 //! Needs `LONGRUN_TEST_PYTHON`, a Python with tests/python/requirements.txt installed (set
 //! by .ci/run); without it the test says so and skips.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_longrun");
+use common::{Server, longrun_ok};
+use std::path::Path;
+use std::process::Command;
 
 fn longrun(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    longrun_ok(args, &[])
 }
 
 fn python(python: &str, args: &[&str]) -> (bool, String) {
@@ -53,25 +47,8 @@ fn google_auth_service_account_flow() {
          role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:ci-runner@p.iam.longrun\"]\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
-        .env("LONGRUN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    let _server = Kill(child);
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let base = server.base.clone();
 
     let key = dir.path().join("key.json");
     let data_dir = data.to_str().unwrap();
@@ -119,14 +96,4 @@ fn google_auth_service_account_flow() {
     let (ok, out) = python(&python_bin, &[&base, key.to_str().unwrap(), "refused"]);
     assert!(ok, "{out}");
     assert!(out.contains("refused"), "{out}");
-}
-
-/// Stops the server however the test ends.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -4,82 +4,12 @@
 use longrun_client::Client;
 use longrun_types::Name;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_longrun");
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts `longrun serve` and waits for its `listening on` line.
-    fn start(data_dir: &Path) -> Server {
-        Server::start_with(data_dir, &[])
-    }
-
-    fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let listen = if extra.contains(&"--allow-unauthenticated") {
-            "0.0.0.0:0"
-        } else {
-            "127.0.0.1:0"
-        };
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("LONGRUN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        // The real port, on the address asked for.
-        let host = listen.trim_end_matches('0');
-        assert!(
-            base.starts_with(&format!("http://{host}")) && !base.ends_with(":0"),
-            "{base}"
-        );
-        Server { child, base }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
-    }
-
-    fn wait_exit(mut self, within: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "server did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{BIN, Server};
 
 fn name(id: &str) -> Name {
     Name::parse(&format!("projects/p/operations/{id}")).unwrap()

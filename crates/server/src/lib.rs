@@ -101,7 +101,7 @@ pub async fn run(
             (t.op_type.clone(), task_type)
         })
         .collect();
-    let engine = Engine::new(store, options);
+    let engine = Engine::new(store.clone(), options);
 
     let app = Router::new()
         .route(
@@ -114,6 +114,7 @@ pub async fn run(
             engine: engine.clone(),
             auth,
             outputs_dir: config.data_dir.join(config::OUTPUTS),
+            store,
         });
 
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -2,6 +2,8 @@
 //! operations (counts `{"seconds": N}` down, reporting progress, and stops when cancelled).
 //!
 //!     cargo run -p longrun-worker --example worker -- http://127.0.0.1:8080
+//!
+//! Against a server with auth on, `LONGRUN_TOKEN` holds the worker's bearer token.
 
 use longrun_types::Code;
 use longrun_worker::{HttpBackend, Status, Worker};
@@ -29,9 +31,13 @@ async fn main() {
             }
             Ok(json!({"counted": seconds}))
         });
+    let backend = match std::env::var("LONGRUN_TOKEN") {
+        Ok(token) => HttpBackend::new(&server).with_token(&token),
+        Err(_) => HttpBackend::new(&server),
+    };
     println!("serving ECHO and COUNTDOWN from {server}; Ctrl-C stops");
     worker
-        .run(Arc::new(HttpBackend::new(&server)), async {
+        .run(Arc::new(backend), async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;

@@ -129,6 +129,14 @@ impl HttpBackend {
         }
     }
 
+    /// Sends `Authorization: Bearer TOKEN` with every call, for a server in auth mode
+    /// `oauth` (the token's member needs `roles/longrun.worker`).
+    pub fn with_token(self, token: &str) -> HttpBackend {
+        HttpBackend {
+            client: self.client.with_token(token),
+        }
+    }
+
     async fn post(&self, path: &str, body: &Value) -> Result<Value, BackendError> {
         self.client
             .call(http::Method::POST, path, Some(body))

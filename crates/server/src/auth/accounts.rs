@@ -25,14 +25,8 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A new account `NAME@PROJECT.iam.longrun` with a fresh 2048-bit RSA key: the record to
-/// store and the key file to hand out.
-pub fn create_key(
-    name: &str,
-    project: &str,
-    token_uri: &str,
-    now: Timestamp,
-) -> anyhow::Result<(ServiceAccount, KeyFile)> {
+/// The account `NAME@PROJECT.iam.longrun`, once `name` and `project` are checked.
+pub fn email(name: &str, project: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
         (6..=30).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -43,10 +37,30 @@ pub fn create_key(
          with a letter"
     );
     longrun_types::Project::parse(project).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(format!("{name}@{project}.iam.longrun"))
+}
+
+/// The project of an account's email, if it is one of this server's.
+pub fn project_of(email: &str) -> Option<&str> {
+    email
+        .split_once('@')?
+        .1
+        .strip_suffix(".iam.longrun")
+        .filter(|p| !p.is_empty())
+}
+
+/// A new account `NAME@PROJECT.iam.longrun` with a fresh 2048-bit RSA key: the record to
+/// store and the key file to hand out. The private key exists only in the key file.
+pub fn create_key(
+    name: &str,
+    project: &str,
+    token_uri: &str,
+    now: Timestamp,
+) -> anyhow::Result<(ServiceAccount, KeyFile)> {
+    let email = email(name, project)?;
     let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048)?;
     let private_key = key.to_pkcs8_pem(LineEnding::LF)?.to_string();
     let public_key_pem = key.to_public_key().to_public_key_pem(LineEnding::LF)?;
-    let email = format!("{name}@{project}.iam.longrun");
     let key_id = random_hex(20)?;
     let client_id = u128::from_str_radix(&random_hex(8)?, 16)?.to_string();
     let account = ServiceAccount {

@@ -11,6 +11,7 @@ pub enum Permission {
     OperationsCreate,
     OperationsDelete,
     WorkersExecute,
+    ServiceAccountsManage,
 }
 
 impl Permission {
@@ -22,6 +23,7 @@ impl Permission {
             Permission::OperationsCreate => "longrun.operations.create",
             Permission::OperationsDelete => "earthengine.operations.delete",
             Permission::WorkersExecute => "longrun.workers.execute",
+            Permission::ServiceAccountsManage => "longrun.serviceAccounts.manage",
         }
     }
 }
@@ -51,6 +53,10 @@ pub const ROLES: &[(&str, &[Permission])] = {
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),
+        (
+            "roles/longrun.serviceAccountAdmin",
+            &[ServiceAccountsManage],
+        ),
     ]
 };
 

@@ -8,7 +8,7 @@ pub mod iam;
 mod jwks;
 pub mod token;
 
-pub use accounts::{KeyFile, create_key};
+pub use accounts::{KeyFile, create_key, email, project_of};
 
 use crate::error::ApiError;
 use iam::{Iam, Permission, Principal};

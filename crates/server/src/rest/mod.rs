@@ -2,6 +2,7 @@
 //! engine. Paths are matched on the raw, still percent-encoded path so that `**` ids keep
 //! their `%2F`; the `:verb` is split off the last segment only for POST.
 
+mod accounts;
 mod body;
 mod render;
 mod workers;
@@ -41,6 +42,7 @@ pub struct App {
     pub auth: Auth,
     /// Where the command executor keeps output.
     pub outputs_dir: std::path::PathBuf,
+    pub store: std::sync::Arc<dyn longrun_store::Store>,
 }
 
 /// What a request path and method resolve to.
@@ -56,6 +58,11 @@ enum Route {
     Heartbeat(Name),
     Complete(Name),
     Output(Name),
+    ListAccounts(Project),
+    CreateAccount(Project),
+    /// Disable (true) or enable (false) an account.
+    SetAccountDisabled(Project, String, bool),
+    DeleteAccount(Project, String),
 }
 
 fn invalid_name(e: String) -> ApiError {
@@ -97,6 +104,32 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         _ => (rest, None),
     };
     let project = || Project::parse(project).map_err(invalid_name);
+    if rest == "serviceAccounts" {
+        return match (method, verb) {
+            (&Method::GET, None) => Ok((version, Route::ListAccounts(project()?))),
+            (&Method::POST, None) => Ok((version, Route::CreateAccount(project()?))),
+            _ => Err(ApiError::method_not_allowed(method, "GET, POST")),
+        };
+    }
+    if let Some(email) = rest.strip_prefix("serviceAccounts/") {
+        let project = project()?;
+        let email = || accounts::email_in(&project, email);
+        return match (method, verb) {
+            (&Method::DELETE, None) => {
+                Ok((version, Route::DeleteAccount(project.clone(), email()?)))
+            }
+            (&Method::POST, Some("disable")) => Ok((
+                version,
+                Route::SetAccountDisabled(project.clone(), email()?, true),
+            )),
+            (&Method::POST, Some("enable")) => Ok((
+                version,
+                Route::SetAccountDisabled(project.clone(), email()?, false),
+            )),
+            (&Method::POST, _) => Err(not_found()),
+            _ => Err(ApiError::method_not_allowed(method, "DELETE")),
+        };
+    }
     if rest == "operations" {
         return match (method, verb) {
             (&Method::GET, None) => Ok((version, Route::List(project()?))),
@@ -187,6 +220,10 @@ fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::Heartbeat(name) | Route::Complete(name) => {
             (Permission::WorkersExecute, name.project())
         }
+        Route::ListAccounts(project)
+        | Route::CreateAccount(project)
+        | Route::SetAccountDisabled(project, ..)
+        | Route::DeleteAccount(project, _) => (Permission::ServiceAccountsManage, project.clone()),
         // Leases span projects: see `Auth::lease_scope`.
         Route::Lease(_) => return None,
     })
@@ -311,6 +348,14 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
+        Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
+        Route::CreateAccount(project) => {
+            accounts::create(&*app.store, &caller, &project, &bytes).await
+        }
+        Route::SetAccountDisabled(_, email, disabled) => {
+            accounts::set_disabled(&*app.store, &caller, &email, disabled).await
+        }
+        Route::DeleteAccount(_, email) => accounts::delete(&*app.store, &caller, &email).await,
         Route::Submit(project) => {
             let b: SubmitBody = body::json(&bytes)?;
             let submission = Submission {

@@ -1,0 +1,183 @@
+//! The CLI against a server in auth mode `oauth`: `service-accounts --server` with an admin
+//! token, and `operations` with `LONGRUN_TOKEN`.
+
+mod common;
+
+use common::{Server, longrun, longrun_ok};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+[auth]
+mode = "oauth"
+
+[[iam.binding]]
+project = "p"
+role = "roles/longrun.serviceAccountAdmin"
+members = ["serviceAccount:keys-admin@p.iam.longrun"]
+
+[[iam.binding]]
+project = "p"
+role = "roles/earthengine.writer"
+members = ["serviceAccount:keys-admin@p.iam.longrun"]
+"#;
+
+/// Exchanges a JWT signed with the key file's key at the server's `/token`.
+async fn access_token(base: &str, key_file: &std::path::Path) -> String {
+    let key: Value = serde_json::from_slice(&std::fs::read(key_file).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = key["private_key_id"].as_str().map(str::to_string);
+    let claims = json!({
+        "iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 600,
+        "scope": "https://www.googleapis.com/auth/earthengine",
+    });
+    let private = key["private_key"].as_str().unwrap().as_bytes();
+    let assertion = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(private).unwrap(),
+    )
+    .unwrap();
+    let form = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+    );
+    let response = longrun_client::Client::new(base)
+        .send(http::Method::POST, "/token", Some(form.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{:?}", response.json());
+    response.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_accounts_and_operations_through_a_server_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let base = server.base.as_str();
+    let token_uri = format!("{base}/token");
+
+    // The first admin is made offline, on the server's store.
+    let admin_key = dir.path().join("admin.json");
+    longrun_ok(
+        &[
+            "service-accounts",
+            "create",
+            "keys-admin",
+            "--project",
+            "p",
+            "--key-file",
+            admin_key.to_str().unwrap(),
+            "--token-uri",
+            &token_uri,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let token = access_token(base, &admin_key).await;
+    let with_token = [("LONGRUN_TOKEN", token.as_str())];
+
+    // Remotely: without a token nothing is made and no key file is left behind.
+    let key = dir.path().join("ci.json");
+    let create = [
+        "service-accounts",
+        "create",
+        "ci-runner",
+        "--project",
+        "p",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--token-uri",
+        &token_uri,
+        "--server",
+        base,
+    ];
+    let (ok, _, err) = longrun(&create, &[]);
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    assert!(!key.exists());
+    let out = longrun_ok(&create, &with_token);
+    assert!(out.contains("created ci-runner@p.iam.longrun"), "{out}");
+    let file: Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
+    assert_eq!(file["token_uri"], token_uri.as_str());
+    // The new key gets tokens from the server that registered it.
+    access_token(base, &key).await;
+    // A second create of the same name fails and keeps the first key file intact.
+    let again = dir.path().join("again.json");
+    let mut create_again = create;
+    create_again[6] = again.to_str().unwrap();
+    let (ok, _, err) = longrun(&create_again, &with_token);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    assert!(!again.exists());
+
+    let remote = ["--server", base];
+    let list = |extra: &[&str]| {
+        let mut args = vec!["service-accounts", "list", "--project", "p"];
+        args.extend(remote);
+        args.extend(extra);
+        longrun_ok(&args, &with_token)
+    };
+    let listed = list(&[]);
+    assert!(listed.contains("ci-runner@p.iam.longrun\t"), "{listed}");
+    assert!(listed.contains("keys-admin@p.iam.longrun\t"), "{listed}");
+    for (verb, state) in [("disable", "DISABLED"), ("enable", "ENABLED")] {
+        let mut args = vec!["service-accounts", verb, "ci-runner@p.iam.longrun"];
+        args.extend(remote);
+        longrun_ok(&args, &with_token);
+        assert!(
+            list(&[]).contains(&format!(
+                "ci-runner@p.iam.longrun\t{}\t{state}",
+                file["private_key_id"].as_str().unwrap()
+            )),
+            "{verb}"
+        );
+    }
+    let mut delete = vec!["service-accounts", "delete", "ci-runner@p.iam.longrun"];
+    delete.extend(remote);
+    longrun_ok(&delete, &with_token);
+    let (ok, _, err) = longrun(&delete, &with_token);
+    assert!(!ok && err.contains("no service account"), "{err}");
+    assert!(!list(&[]).contains("ci-runner@"));
+
+    // `operations` sends LONGRUN_TOKEN; without it the server refuses (exit 6).
+    let submit = [
+        "operations",
+        "submit",
+        "--server",
+        base,
+        "--project",
+        "p",
+        "--type",
+        "T",
+        "--operation-id",
+        "authed",
+    ];
+    let (ok, _, err) = longrun(&submit, &[]);
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    let out = longrun_ok(&submit, &with_token);
+    assert_eq!(out.trim(), "projects/p/operations/authed");
+    let listed = longrun_ok(
+        &[
+            "operations",
+            "list",
+            "--server",
+            base,
+            "--project",
+            "p",
+            "--format",
+            "json",
+        ],
+        &with_token,
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["name"], "projects/p/operations/authed");
+}
