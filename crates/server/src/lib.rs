@@ -109,6 +109,7 @@ pub async fn run(
             get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
         )
         .route("/token", post(rest::token))
+        .route("/$discovery/rest", get(rest::discovery))
         .fallback(rest::handle)
         .with_state(rest::App {
             engine: engine.clone(),

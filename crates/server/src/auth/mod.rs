@@ -189,6 +189,12 @@ impl Auth {
         Err(denied(permission, &format!("projects/{project}")))
     }
 
+    /// Whether `caller`'s token carries a scope of this API (for methods that need no
+    /// permission on a project).
+    pub fn check_scope(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.scoped(caller).map(|_| ())
+    }
+
     /// The projects whose operations `caller` may lease: `None` for all.
     pub fn lease_scope(&self, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
         let Some(principal) = self.scoped(caller)? else {

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod body;
+mod discovery;
+mod earthengine;
 mod render;
 mod workers;
 
@@ -58,6 +60,10 @@ enum Route {
     Heartbeat(Name),
     Complete(Name),
     Output(Name),
+    /// The algorithms Earth Engine clients build expressions from.
+    Algorithms(Project),
+    /// An Earth Engine task-starting method: the operation type it creates.
+    Start(Project, &'static str),
     ListAccounts(Project),
     CreateAccount(Project),
     /// Disable (true) or enable (false) an account.
@@ -67,6 +73,10 @@ enum Route {
 
 fn invalid_name(e: String) -> ApiError {
     ApiError::invalid("INVALID_NAME", e)
+}
+
+fn project_of(segment: &str) -> Result<Project, ApiError> {
+    Project::parse(segment).map_err(invalid_name)
 }
 
 fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
@@ -98,12 +108,24 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     }
     let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
     let (project, rest) = rest.split_once('/').ok_or_else(not_found)?;
+    if let Some(op_type) = earthengine::start_type(rest) {
+        return match method {
+            &Method::POST => Ok((version, Route::Start(project_of(project)?, op_type))),
+            _ => Err(ApiError::method_not_allowed(method, "POST")),
+        };
+    }
+    if rest == "algorithms" {
+        return match method {
+            &Method::GET => Ok((version, Route::Algorithms(project_of(project)?))),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
+        };
+    }
     // Only POST carries a custom verb: split at the last `:` after the last `/`.
     let (rest, verb) = match (method, rest.rsplit_once(':')) {
         (&Method::POST, Some((base, verb))) if !verb.contains('/') => (base, Some(verb)),
         _ => (rest, None),
     };
-    let project = || Project::parse(project).map_err(invalid_name);
+    let project = || project_of(project);
     if rest == "serviceAccounts" {
         return match (method, verb) {
             (&Method::GET, None) => Ok((version, Route::ListAccounts(project()?))),
@@ -216,7 +238,11 @@ fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::List(project) => (Permission::OperationsList, project.clone()),
         Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
         Route::Delete(name) => (Permission::OperationsDelete, name.project()),
-        Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
+        Route::Submit(project) | Route::Start(project, _) => {
+            (Permission::OperationsCreate, project.clone())
+        }
+        // Any authenticated caller may read what the server offers.
+        Route::Algorithms(_) => return None,
         Route::Heartbeat(name) | Route::Complete(name) => {
             (Permission::WorkersExecute, name.project())
         }
@@ -227,6 +253,36 @@ fn permission(route: &Route) -> Option<(Permission, Project)> {
         // Leases span projects: see `Auth::lease_scope`.
         Route::Lease(_) => return None,
     })
+}
+
+/// `GET /$discovery/rest?version=v1|v1beta|v1alpha`: the discovery document, public like
+/// Google's (it describes the API and holds no data).
+pub async fn discovery(request: Request) -> Response {
+    let version = request
+        .uri()
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "version")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_else(|| "v1".into());
+    let Some(version) = Version::from_prefix(&version) else {
+        return ApiError::new(
+            longrun_types::Code::NotFound,
+            "API_VERSION_NOT_FOUND",
+            format!(
+                "no discovery document for version `{version}`; versions are v1, v1beta, v1alpha"
+            ),
+        )
+        .into_response();
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    json_body(&discovery::document(version, &format!("http://{host}/")))
 }
 
 /// `POST /token`: the token endpoint (JWT-bearer grant), answering in OAuth's form.
@@ -254,8 +310,9 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         .auth
         .authenticate(&parts.headers, parts.uri.query())
         .await?;
-    if let Some((permission, project)) = permission(&route) {
-        app.auth.check(&caller, permission, project.as_str())?;
+    match permission(&route) {
+        Some((permission, project)) => app.auth.check(&caller, permission, project.as_str())?,
+        None => app.auth.check_scope(&caller)?,
     }
     let query = parts.uri.query();
     let known: &[(&str, &str)] = if matches!(route, Route::List(_)) {
@@ -348,6 +405,13 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
+        Route::Algorithms(_) => Ok(earthengine::algorithms()),
+        Route::Start(project, op_type) => {
+            let op = engine
+                .submit(&project, earthengine::submission(op_type, &bytes)?)
+                .await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await
@@ -435,6 +499,51 @@ mod tests {
             ok(Method::POST, "/v1/workers/w1:lease"),
             Route::Lease("w1".into())
         );
+    }
+
+    #[test]
+    fn discovery_describes_only_what_is_routed() {
+        for method in discovery::METHODS {
+            for version in ["v1", "v1beta", "v1alpha"] {
+                let http = Method::from_bytes(method.http.as_bytes()).unwrap();
+                let path = format!("/{version}/{}", method.example);
+                assert!(
+                    route(&http, &path).is_ok(),
+                    "{} {path}: {:?}",
+                    method.http,
+                    route(&http, &path).err()
+                );
+            }
+            // The example is an instance of the path template.
+            let param = format!("{{+{}}}", method.param.0);
+            let (before, after) = method.path.split_once(&param).unwrap();
+            assert!(
+                method.example.starts_with(before) && method.example.ends_with(after),
+                "{} does not fit {}",
+                method.example,
+                method.path
+            );
+        }
+        let doc = discovery::document(Version::V1alpha, "http://h/");
+        let list = &doc["resources"]["projects"]["resources"]["operations"]["methods"]["list"];
+        assert_eq!(list["path"], "v1alpha/{+name}/operations");
+        assert_eq!(list["flatPath"], "v1alpha/projects/{projectsId}/operations");
+        assert_eq!(list["response"]["$ref"], "ListOperationsResponse");
+        assert!(
+            doc["schemas"]["ListOperationsResponse"]["properties"]["nextPageToken"].is_object()
+        );
+        let export = &doc["resources"]["projects"]["resources"]["table"]["methods"]["export"];
+        assert_eq!(export["id"], "earthengine.projects.table.export");
+        assert_eq!(
+            export["parameters"]["project"]["pattern"],
+            "^projects/[^/]+$"
+        );
+        // Every schema a method names exists.
+        for method in discovery::METHODS {
+            for schema in std::iter::once(method.response).chain(method.request) {
+                assert!(doc["schemas"][schema].is_object(), "{schema}");
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,14 @@ impl Version {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V1beta => "v1beta",
+            Version::V1alpha => "v1alpha",
+        }
+    }
+
     pub fn metadata_type(self) -> &'static str {
         match self {
             Version::V1 => "type.googleapis.com/google.earthengine.v1.OperationMetadata",

@@ -255,6 +255,12 @@ fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<Str
             None,
         ),
         (
+            "table export",
+            "POST",
+            format!("/v1/projects/{project}/table:export"),
+            Some(r#"{"description":"d"}"#.into()),
+        ),
+        (
             "list accounts",
             "GET",
             format!("/v1/projects/{project}/serviceAccounts"),

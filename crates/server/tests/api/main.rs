@@ -3,6 +3,7 @@
 mod auth;
 mod command;
 mod common;
+mod earthengine;
 mod errors;
 mod list;
 mod operations;

@@ -1,0 +1,75 @@
+//! The official Earth Engine Python client (`earthengine-api`, pinned in
+//! tests/python/requirements.txt) and its `earthengine` CLI, unmodified, against a server
+//! running examples/ee-emulator.toml with auth mode `oauth`. The checks themselves are in
+//! tests/python/ee_client.py and ee_cli.py. Needs `LONGRUN_TEST_PYTHON` (set by .ci/run,
+//! which fails if the client cannot be installed); without it the tests say so and skip.
+
+mod common;
+
+use common::{Server, longrun_ok};
+use std::path::Path;
+use std::process::Command;
+
+const PROJECT: &str = "ee-project";
+
+/// Runs tests/python/SCRIPT against a fresh emulator, with a key holding
+/// `roles/earthengine.admin` on `PROJECT`.
+fn run(script: &str) {
+    let Ok(python) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping {script} (.ci/run sets it)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.toml");
+    let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
+             role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:ee-tester@{PROJECT}.iam.longrun\"]\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let key = dir.path().join("key.json");
+    longrun_ok(
+        &[
+            "service-accounts",
+            "create",
+            "ee-tester",
+            "--project",
+            PROJECT,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--token-uri",
+            &format!("{}/token", server.base),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let out = Command::new(&python)
+        .arg(root.join("tests/python").join(script))
+        .args([&server.base, key.to_str().unwrap(), PROJECT])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
+}
+
+#[test]
+fn the_python_client() {
+    run("ee_client.py");
+}
+
+#[test]
+fn the_earthengine_cli() {
+    run("ee_cli.py");
+}

@@ -1,0 +1,595 @@
+//! The discovery document (`GET /$discovery/rest?version=v1`), which Google's API clients
+//! (the Earth Engine Python client among them) fetch at start and build their request paths
+//! from. It is generated from `METHODS`, the table of what the router serves; a test routes
+//! every entry's example path, so the document cannot describe a method the server lacks.
+
+use super::render::Version;
+use serde_json::{Map, Value, json};
+
+/// One REST method as discovery describes it.
+pub struct Method {
+    /// Resources from the root: `["projects", "operations"]`.
+    pub resource: &'static [&'static str],
+    pub name: &'static str,
+    pub http: &'static str,
+    /// The path after `{version}/`, in URI-template form: `{+name}:cancel`.
+    pub path: &'static str,
+    /// The path parameter and the pattern its value must match.
+    pub param: (&'static str, &'static str),
+    /// Query parameters: (name, discovery type, format).
+    pub query: &'static [(&'static str, &'static str, Option<&'static str>)],
+    pub request: Option<&'static str>,
+    pub response: &'static str,
+    pub description: &'static str,
+    /// A concrete path (after `{version}/`) that this method serves; tests route it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub example: &'static str,
+}
+
+const PROJECT: &str = "^projects/[^/]+$";
+const OPERATION: &str = "^projects/[^/]+/operations/.+$";
+const ACCOUNT: &str = "^projects/[^/]+/serviceAccounts/[^/]+$";
+
+const fn start(
+    resource: &'static [&'static str],
+    name: &'static str,
+    path: &'static str,
+    request: &'static str,
+    example: &'static str,
+    description: &'static str,
+) -> Method {
+    Method {
+        resource,
+        name,
+        http: "POST",
+        path,
+        param: ("project", PROJECT),
+        query: &[],
+        request: Some(request),
+        response: "Operation",
+        description,
+        example,
+    }
+}
+
+/// Every method the REST router serves under a version prefix.
+pub const METHODS: &[Method] = &[
+    Method {
+        resource: &["projects", "operations"],
+        name: "get",
+        http: "GET",
+        path: "{+name}",
+        param: ("name", OPERATION),
+        query: &[],
+        request: None,
+        response: "Operation",
+        description: "Gets the latest state of a long-running operation.",
+        example: "projects/p/operations/a/b",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "list",
+        http: "GET",
+        path: "{+name}/operations",
+        param: ("name", PROJECT),
+        query: &[
+            ("filter", "string", None),
+            ("pageSize", "integer", Some("int32")),
+            ("pageToken", "string", None),
+            ("returnPartialSuccess", "boolean", None),
+        ],
+        request: None,
+        response: "ListOperationsResponse",
+        description: "Lists operations that match the filter, newest first.",
+        example: "projects/p/operations",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "cancel",
+        http: "POST",
+        path: "{+name}:cancel",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("CancelOperationRequest"),
+        response: "Empty",
+        description: "Starts asynchronous cancellation of a long-running operation.",
+        example: "projects/p/operations/a:cancel",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "delete",
+        http: "DELETE",
+        path: "{+name}",
+        param: ("name", OPERATION),
+        query: &[],
+        request: None,
+        response: "Empty",
+        description: "Deletes a done long-running operation.",
+        example: "projects/p/operations/a",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "wait",
+        http: "POST",
+        path: "{+name}:wait",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("WaitOperationRequest"),
+        response: "Operation",
+        description: "Waits until the operation is done or the timeout elapses.",
+        example: "projects/p/operations/a:wait",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "submit",
+        http: "POST",
+        path: "{+parent}/operations:submit",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: Some("SubmitOperationRequest"),
+        response: "Operation",
+        description: "Starts an operation of any type (a longrun extension).",
+        example: "projects/p/operations:submit",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "heartbeat",
+        http: "POST",
+        path: "{+name}:heartbeat",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("HeartbeatRequest"),
+        response: "HeartbeatResponse",
+        description: "A worker extends its lease, reports progress and hears of cancellation.",
+        example: "projects/p/operations/a:heartbeat",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "complete",
+        http: "POST",
+        path: "{+name}:complete",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("CompleteRequest"),
+        response: "Operation",
+        description: "A worker reports the outcome of an operation it leased.",
+        example: "projects/p/operations/a:complete",
+    },
+    Method {
+        resource: &["workers"],
+        name: "lease",
+        http: "POST",
+        path: "{+name}:lease",
+        param: ("name", "^workers/[^/]+$"),
+        query: &[],
+        request: Some("LeaseRequest"),
+        response: "LeaseResponse",
+        description: "A worker leases operations of the types it serves.",
+        example: "workers/w:lease",
+    },
+    Method {
+        resource: &["operationOutputs"],
+        name: "get",
+        http: "GET",
+        path: "operationOutputs/{+name}",
+        param: ("name", OPERATION),
+        query: &[],
+        request: None,
+        response: "OperationOutput",
+        description: "What a command operation printed.",
+        example: "operationOutputs/projects/p/operations/a",
+    },
+    Method {
+        resource: &["projects", "algorithms"],
+        name: "list",
+        http: "GET",
+        path: "{+parent}/algorithms",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: None,
+        response: "ListAlgorithmsResponse",
+        description: "Lists the algorithms clients may build expressions from.",
+        example: "projects/p/algorithms",
+    },
+    start(
+        &["projects", "image"],
+        "export",
+        "{+project}/image:export",
+        "ExportImageRequest",
+        "projects/p/image:export",
+        "Starts an image export (EXPORT_IMAGE).",
+    ),
+    start(
+        &["projects", "table"],
+        "export",
+        "{+project}/table:export",
+        "ExportTableRequest",
+        "projects/p/table:export",
+        "Starts a table export (EXPORT_FEATURES).",
+    ),
+    start(
+        &["projects", "video"],
+        "export",
+        "{+project}/video:export",
+        "ExportVideoRequest",
+        "projects/p/video:export",
+        "Starts a video export (EXPORT_VIDEO).",
+    ),
+    start(
+        &["projects", "map"],
+        "export",
+        "{+project}/map:export",
+        "ExportMapRequest",
+        "projects/p/map:export",
+        "Starts a map tiles export (EXPORT_TILES).",
+    ),
+    start(
+        &["projects", "videoMap"],
+        "export",
+        "{+project}/videoMap:export",
+        "ExportVideoMapRequest",
+        "projects/p/videoMap:export",
+        "Starts a video map export (EXPORT_VIDEO_MAP).",
+    ),
+    start(
+        &["projects", "classifier"],
+        "export",
+        "{+project}/classifier:export",
+        "ExportClassifierRequest",
+        "projects/p/classifier:export",
+        "Starts a classifier export (EXPORT_CLASSIFIER).",
+    ),
+    start(
+        &["projects", "image"],
+        "import",
+        "{+project}/image:import",
+        "ImportImageRequest",
+        "projects/p/image:import",
+        "Starts an image ingestion (INGEST_IMAGE).",
+    ),
+    start(
+        &["projects", "table"],
+        "import",
+        "{+project}/table:import",
+        "ImportTableRequest",
+        "projects/p/table:import",
+        "Starts a table ingestion (INGEST_TABLE).",
+    ),
+    Method {
+        resource: &["projects", "serviceAccounts"],
+        name: "list",
+        http: "GET",
+        path: "{+parent}/serviceAccounts",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: None,
+        response: "ListServiceAccountsResponse",
+        description: "Lists the project's service accounts.",
+        example: "projects/p/serviceAccounts",
+    },
+    Method {
+        resource: &["projects", "serviceAccounts"],
+        name: "create",
+        http: "POST",
+        path: "{+parent}/serviceAccounts",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: Some("CreateServiceAccountRequest"),
+        response: "ServiceAccount",
+        description: "Registers a service account and the public half of its key.",
+        example: "projects/p/serviceAccounts",
+    },
+    Method {
+        resource: &["projects", "serviceAccounts"],
+        name: "disable",
+        http: "POST",
+        path: "{+name}:disable",
+        param: ("name", ACCOUNT),
+        query: &[],
+        request: Some("Empty"),
+        response: "ServiceAccount",
+        description: "Stops an account getting tokens; the tokens it holds stop working.",
+        example: "projects/p/serviceAccounts/someone@p.iam.longrun:disable",
+    },
+    Method {
+        resource: &["projects", "serviceAccounts"],
+        name: "enable",
+        http: "POST",
+        path: "{+name}:enable",
+        param: ("name", ACCOUNT),
+        query: &[],
+        request: Some("Empty"),
+        response: "ServiceAccount",
+        description: "Lets a disabled account get tokens again.",
+        example: "projects/p/serviceAccounts/someone@p.iam.longrun:enable",
+    },
+    Method {
+        resource: &["projects", "serviceAccounts"],
+        name: "delete",
+        http: "DELETE",
+        path: "{+name}",
+        param: ("name", ACCOUNT),
+        query: &[],
+        request: None,
+        response: "Empty",
+        description: "Removes an account; its tokens stop working.",
+        example: "projects/p/serviceAccounts/someone@p.iam.longrun",
+    },
+];
+
+const SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/earthengine",
+];
+
+/// The flat path discovery also lists: each `{+param}` spelled out segment by segment.
+fn flat_path(method: &Method) -> String {
+    let pattern = method
+        .param
+        .1
+        .trim_start_matches('^')
+        .trim_end_matches('$')
+        .replace("[^/]+", "*")
+        .replace(".+", "*");
+    let segments: Vec<String> = pattern
+        .split('/')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|pair| match pair {
+            [collection, _] => format!("{collection}/{{{collection}Id}}"),
+            [single] => single.to_string(),
+            _ => unreachable!("chunks of two"),
+        })
+        .collect();
+    let param = format!("{{+{}}}", method.param.0);
+    method.path.replace(&param, &segments.join("/"))
+}
+
+fn method_json(version: Version, method: &Method) -> Value {
+    let mut parameters = Map::new();
+    parameters.insert(
+        method.param.0.into(),
+        json!({
+            "location": "path", "type": "string", "required": true, "pattern": method.param.1,
+            "description": "The resource name.",
+        }),
+    );
+    for (name, kind, format) in method.query {
+        let mut p = json!({"location": "query", "type": kind});
+        if let Some(format) = format {
+            p["format"] = json!(format);
+        }
+        parameters.insert((*name).into(), p);
+    }
+    let v = version.as_str();
+    let mut m = json!({
+        "id": format!("earthengine.{}.{}", method.resource.join("."), method.name),
+        "httpMethod": method.http,
+        "path": format!("{v}/{}", method.path),
+        "flatPath": format!("{v}/{}", flat_path(method)),
+        "parameters": parameters,
+        "parameterOrder": [method.param.0],
+        "response": {"$ref": method.response},
+        "scopes": SCOPES,
+        "description": method.description,
+    });
+    if let Some(request) = method.request {
+        m["request"] = json!({"$ref": request});
+    }
+    m
+}
+
+/// Puts a method under its resource, making the resources on the way.
+fn insert(node: &mut Map<String, Value>, resource: &[&str], name: &str, method: Value) {
+    let (first, rest) = resource.split_first().expect("every method has a resource");
+    let entry = node.entry(first.to_string()).or_insert_with(|| json!({}));
+    let key = if rest.is_empty() {
+        "methods"
+    } else {
+        "resources"
+    };
+    let children = &mut entry[key];
+    if children.is_null() {
+        *children = json!({});
+    }
+    let children = children.as_object_mut().expect("resources are objects");
+    if rest.is_empty() {
+        children.insert(name.to_string(), method);
+    } else {
+        insert(children, rest, name, method);
+    }
+}
+
+/// The document for `version`, with `root` (`http://host/`) as its root URL.
+pub fn document(version: Version, root: &str) -> Value {
+    let mut resources = Map::new();
+    for method in METHODS {
+        insert(
+            &mut resources,
+            method.resource,
+            method.name,
+            method_json(version, method),
+        );
+    }
+    let string = |description: &str| json!({"type": "string", "location": "query", "description": description});
+    json!({
+        "kind": "discovery#restDescription",
+        "discoveryVersion": "v1",
+        "id": format!("earthengine:{}", version.as_str()),
+        "name": "earthengine",
+        "version": version.as_str(),
+        "title": "Google Earth Engine API (longrun)",
+        "description": "Long-running operations of the Earth Engine API, served by longrun.",
+        "protocol": "rest",
+        "rootUrl": root,
+        "baseUrl": root,
+        "basePath": "",
+        "servicePath": "",
+        "batchPath": "batch",
+        "ownerDomain": "google.com",
+        "ownerName": "Google",
+        "auth": {"oauth2": {"scopes": {
+            SCOPES[0]: {"description": "See, edit, configure, and delete your Google Cloud data."},
+            SCOPES[1]: {"description": "View and manage your Google Earth Engine data."},
+        }}},
+        "parameters": {
+            "$.xgafv": {"type": "string", "location": "query", "enum": ["1", "2"], "description": "V1 error format."},
+            "access_token": string("OAuth access token."),
+            "alt": {"type": "string", "location": "query", "default": "json", "enum": ["json", "media", "proto"], "description": "Data format for response."},
+            "callback": string("JSONP"),
+            "fields": string("Selector specifying which fields to include in a partial response."),
+            "key": string("API key."),
+            "oauth_token": string("OAuth 2.0 token for the current user."),
+            "prettyPrint": {"type": "boolean", "location": "query", "default": "true", "description": "Returns response with indentations and line breaks."},
+            "quotaUser": string("Available to use for quota purposes for server-side applications."),
+            "uploadType": string("Legacy upload protocol for media (e.g. \"media\", \"multipart\")."),
+            "upload_protocol": string("Upload protocol for media (e.g. \"raw\", \"multipart\")."),
+        },
+        "resources": resources,
+        "schemas": schemas(),
+    })
+}
+
+/// An object schema with the given properties.
+fn object(id: &str, properties: Value) -> Value {
+    json!({"id": id, "type": "object", "properties": properties})
+}
+
+/// A task-starting request: any fields the client sends are kept as the payload; these are
+/// the ones longrun reads.
+fn start_request(id: &str) -> Value {
+    let mut schema = object(
+        id,
+        json!({
+            "requestId": {"type": "string", "description": "Retries with the same id start one operation."},
+            "description": {"type": "string"},
+            "priority": {"type": "integer", "format": "int32"},
+        }),
+    );
+    schema["additionalProperties"] = json!({"type": "any"});
+    schema
+}
+
+fn schemas() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let r = |id: &str| json!({"$ref": id});
+    let array = |items: Value| json!({"type": "array", "items": items});
+    let any_object = json!({"type": "object", "additionalProperties": {"type": "any"}});
+    let mut schemas = json!({
+        "Empty": object("Empty", json!({})),
+        "Status": object("Status", json!({
+            "code": {"type": "integer", "format": "int32"},
+            "message": s("string"),
+            "details": array(any_object.clone()),
+        })),
+        "Operation": object("Operation", json!({
+            "name": s("string"),
+            "metadata": any_object,
+            "done": s("boolean"),
+            "error": r("Status"),
+            "response": any_object,
+        })),
+        "OperationStage": object("OperationStage", json!({
+            "displayName": s("string"), "description": s("string"),
+            "completeWorkUnits": {"type": "string", "format": "int64"},
+            "totalWorkUnits": {"type": "string", "format": "int64"},
+        })),
+        "OperationNotification": object("OperationNotification", json!({
+            "topic": s("string"), "detail": s("string"),
+            "severity": {"type": "string", "enum": ["SEVERITY_UNSPECIFIED", "WARNING", "SEVERE"]},
+        })),
+        "OperationMetadata": object("OperationMetadata", json!({
+            "state": {"type": "string", "enum": ["STATE_UNSPECIFIED", "PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "CANCELLED", "FAILED"]},
+            "description": s("string"), "type": s("string"),
+            "priority": {"type": "integer", "format": "int32"},
+            "createTime": {"type": "string", "format": "google-datetime"},
+            "updateTime": {"type": "string", "format": "google-datetime"},
+            "startTime": {"type": "string", "format": "google-datetime"},
+            "endTime": {"type": "string", "format": "google-datetime"},
+            "progress": {"type": "number", "format": "double"},
+            "stages": array(r("OperationStage")),
+            "attempt": {"type": "integer", "format": "int32"},
+            "scriptUri": s("string"),
+            "destinationUris": array(s("string")),
+            "notifications": array(r("OperationNotification")),
+            "batchEecuUsageSeconds": {"type": "number", "format": "double"},
+        })),
+        "ListOperationsResponse": object("ListOperationsResponse", json!({
+            "operations": array(r("Operation")),
+            "nextPageToken": s("string"),
+        })),
+        "CancelOperationRequest": object("CancelOperationRequest", json!({})),
+        "WaitOperationRequest": object("WaitOperationRequest", json!({
+            "timeout": {"type": "string", "format": "google-duration"},
+        })),
+        "SubmitOperationRequest": object("SubmitOperationRequest", json!({
+            "type": s("string"), "description": s("string"),
+            "priority": {"type": "integer", "format": "int32"},
+            "requestId": s("string"), "operationId": s("string"),
+            "payload": {"type": "any"}, "scriptUri": s("string"),
+            "destinationUris": array(s("string")),
+            "maxAttempts": {"type": "integer", "format": "int32"},
+            "timeout": {"type": "string", "format": "google-duration"},
+        })),
+        "LeaseRequest": object("LeaseRequest", json!({
+            "types": array(s("string")),
+            "maxOperations": {"type": "integer", "format": "int32"},
+            "waitTimeout": {"type": "string", "format": "google-duration"},
+            "leaseDuration": {"type": "string", "format": "google-duration"},
+        })),
+        "Lease": object("Lease", json!({
+            "operation": r("Operation"), "leaseId": s("string"),
+            "leaseExpireTime": {"type": "string", "format": "google-datetime"},
+            "payload": {"type": "any"},
+        })),
+        "LeaseResponse": object("LeaseResponse", json!({"leases": array(r("Lease"))})),
+        "HeartbeatRequest": object("HeartbeatRequest", json!({
+            "leaseId": s("string"),
+            "progress": {"type": "number", "format": "double"},
+            "stages": array(r("OperationStage")),
+            "batchEecuUsageSeconds": {"type": "number", "format": "double"},
+            "notifications": array(r("OperationNotification")),
+            "destinationUris": array(s("string")),
+            "waitForCancel": {"type": "string", "format": "google-duration"},
+        })),
+        "HeartbeatResponse": object("HeartbeatResponse", json!({
+            "cancelRequested": s("boolean"),
+            "leaseExpireTime": {"type": "string", "format": "google-datetime"},
+        })),
+        "CompleteRequest": object("CompleteRequest", json!({
+            "leaseId": s("string"), "response": {"type": "any"}, "error": r("Status"),
+        })),
+        "OperationOutput": object("OperationOutput", json!({"name": s("string"), "output": s("string")})),
+        "AlgorithmArgument": object("AlgorithmArgument", json!({
+            "argumentName": s("string"), "type": s("string"), "description": s("string"),
+            "optional": s("boolean"), "defaultValue": {"type": "any"},
+        })),
+        "Algorithm": object("Algorithm", json!({
+            "name": s("string"), "description": s("string"), "returnType": s("string"),
+            "arguments": array(r("AlgorithmArgument")), "hidden": s("boolean"),
+        })),
+        "ListAlgorithmsResponse": object("ListAlgorithmsResponse", json!({"algorithms": array(r("Algorithm"))})),
+        "ServiceAccount": object("ServiceAccount", json!({
+            "name": s("string"), "email": s("string"), "projectId": s("string"),
+            "keyId": s("string"), "disabled": s("boolean"),
+            "createTime": {"type": "string", "format": "google-datetime"},
+        })),
+        "ListServiceAccountsResponse": object("ListServiceAccountsResponse", json!({"accounts": array(r("ServiceAccount"))})),
+        "CreateServiceAccountRequest": object("CreateServiceAccountRequest", json!({
+            "accountId": s("string"), "keyId": s("string"), "publicKeyPem": s("string"),
+        })),
+    });
+    for id in [
+        "ExportImageRequest",
+        "ExportTableRequest",
+        "ExportVideoRequest",
+        "ExportMapRequest",
+        "ExportVideoMapRequest",
+        "ExportClassifierRequest",
+        "ImportImageRequest",
+        "ImportTableRequest",
+    ] {
+        schemas[id] = start_request(id);
+    }
+    schemas
+}

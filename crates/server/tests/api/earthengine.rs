@@ -1,0 +1,146 @@
+//! The Earth Engine client endpoints over HTTP: discovery, algorithms, task starting.
+//! (The official client itself runs against them in crates/cli/tests/earthengine.rs.)
+
+use crate::common::TestServer;
+use serde_json::json;
+
+#[tokio::test]
+async fn discovery_documents_follow_the_requested_version() {
+    let s = TestServer::start().await;
+    for version in ["v1", "v1beta", "v1alpha"] {
+        let (status, doc) = s
+            .request(
+                "GET",
+                &format!("/$discovery/rest?version={version}&prettyPrint=false"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["id"], format!("earthengine:{version}"));
+        assert!(
+            doc["rootUrl"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:")
+        );
+        let ops = &doc["resources"]["projects"]["resources"]["operations"]["methods"];
+        assert_eq!(ops["get"]["path"], format!("{version}/{{+name}}"));
+        assert_eq!(
+            ops["get"]["parameters"]["name"]["pattern"],
+            "^projects/[^/]+/operations/.+$"
+        );
+        assert_eq!(ops["cancel"]["path"], format!("{version}/{{+name}}:cancel"));
+        assert_eq!(
+            ops["list"]["parameters"]["name"]["pattern"],
+            "^projects/[^/]+$"
+        );
+        assert_eq!(ops["list"]["parameters"]["pageSize"]["type"], "integer");
+        let image = &doc["resources"]["projects"]["resources"]["image"]["methods"];
+        assert_eq!(
+            image["import"]["path"],
+            format!("{version}/{{+project}}/image:import")
+        );
+        assert!(doc["parameters"]["prettyPrint"].is_object());
+    }
+    let (status, error) = s.request("GET", "/$discovery/rest?version=v2", None).await;
+    assert_eq!(
+        (status, error["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn algorithms_are_listed() {
+    let s = TestServer::start().await;
+    let (status, body) = s
+        .request("GET", "/v1/projects/p/algorithms?prettyPrint=false", None)
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = body["algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"algorithms/Feature") && names.contains(&"algorithms/Collection"));
+    let (status, _) = s
+        .request("POST", "/v1/projects/p/algorithms", Some("{}"))
+        .await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn task_starting_methods_create_operations_of_their_type() {
+    let s = TestServer::start().await;
+    let starts = [
+        ("image:export", "EXPORT_IMAGE"),
+        ("table:export", "EXPORT_FEATURES"),
+        ("video:export", "EXPORT_VIDEO"),
+        ("map:export", "EXPORT_TILES"),
+        ("videoMap:export", "EXPORT_VIDEO_MAP"),
+        ("classifier:export", "EXPORT_CLASSIFIER"),
+        ("image:import", "INGEST_IMAGE"),
+        ("table:import", "INGEST_TABLE"),
+    ];
+    for (i, (path, op_type)) in starts.iter().enumerate() {
+        let body = json!({
+            "expression": {"result": "0", "values": {}}, "description": format!("task {i}"),
+            "priority": {"value": 500 + i}, "requestId": format!("req-{i}"),
+        });
+        let url = format!("/v1alpha/projects/p/{path}?alt=json");
+        let (status, op) = s.request("POST", &url, Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{path}: {op}");
+        assert_eq!(op["metadata"]["type"], *op_type);
+        assert_eq!(op["metadata"]["state"], "PENDING");
+        assert_eq!(op["metadata"]["description"], format!("task {i}"));
+        assert_eq!(op["metadata"]["priority"], 500 + i);
+        assert_eq!(
+            op["metadata"]["@type"],
+            "type.googleapis.com/google.earthengine.v1alpha.OperationMetadata"
+        );
+        // The client retries with the same requestId: the same operation.
+        let (_, again) = s.request("POST", &url, Some(&body.to_string())).await;
+        assert_eq!(again["name"], op["name"], "{path}");
+    }
+    let (_, listed) = s.request("GET", "/v1/projects/p/operations", None).await;
+    assert_eq!(listed["operations"].as_array().unwrap().len(), starts.len());
+
+    // An ingestion without a description is named after its asset; a bare priority works.
+    let (status, op) = s
+        .request(
+            "POST",
+            "/v1/projects/p/image:import",
+            Some(r#"{"imageManifest": {"name": "projects/p/assets/dem"}, "overwrite": false, "priority": 7}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(
+        op["metadata"]["description"],
+        "Ingest projects/p/assets/dem"
+    );
+    assert_eq!(op["metadata"]["priority"], 7);
+
+    // Client mistakes are 4xx in the envelope.
+    for (body, reason) in [
+        ("[1, 2]", "INVALID_REQUEST_BODY"),
+        (r#"{"priority": "high"}"#, "INVALID_ARGUMENT"),
+        (r#"{"priority": {"value": 10000}}"#, "INVALID_SUBMISSION"),
+        (r#"{"description": 5}"#, "INVALID_ARGUMENT"),
+        ("{", "INVALID_REQUEST_BODY"),
+    ] {
+        let (status, error) = s
+            .request("POST", "/v1/projects/p/table:export", Some(body))
+            .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(
+            error["error"]["details"][0]["reason"], reason,
+            "{body}: {error}"
+        );
+    }
+    let (status, _) = s.request("GET", "/v1/projects/p/table:export", None).await;
+    assert_eq!(status, 405);
+    let (status, _) = s
+        .request("POST", "/v1/projects/p/table:explode", Some("{}"))
+        .await;
+    assert_eq!(status, 404);
+}
