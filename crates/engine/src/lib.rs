@@ -396,10 +396,22 @@ impl Engine {
     /// Returns when the operation is done or `timeout` (default and cap from the options)
     /// has passed, whichever is first. Woken by the change itself.
     pub async fn wait(&self, name: &Name, timeout: Option<Duration>) -> Result<Operation> {
+        self.wait_within(name, timeout, None).await
+    }
+
+    /// `wait`, also capped at `budget`: what is left of the caller's own deadline, so the
+    /// answer arrives before the caller gives up.
+    pub async fn wait_within(
+        &self,
+        name: &Name,
+        timeout: Option<Duration>,
+        budget: Option<Duration>,
+    ) -> Result<Operation> {
         let options = &self.inner.options;
         let timeout = timeout
             .unwrap_or(options.default_wait)
-            .min(options.max_wait);
+            .min(options.max_wait)
+            .min(budget.unwrap_or(Duration::MAX));
         let deadline = tokio::time::Instant::now() + timeout;
         let interest = self.inner.waiters.register(name.as_str());
         let mut closing = self.inner.closing.subscribe();

@@ -220,6 +220,34 @@ impl Engine {
         }
     }
 
+    /// Resolves once cancellation of the leased operation is requested (true), or once the
+    /// lease is no longer held, or the operation ended (false). Changes nothing: what
+    /// keeps the lease alive is the worker's own heartbeats.
+    pub async fn cancel_requested(&self, name: &Name, lease_id: &str) -> Result<bool> {
+        let interest = self.inner.waiters.register(name.as_str());
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            let woken = interest.notify.notified();
+            let op = match self.load(name).await {
+                Ok(op) => op,
+                Err(Error::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let held = op.lease.as_ref().is_some_and(|l| l.id == lease_id);
+            if !held || op.done() || *closing.borrow_and_update() {
+                return Ok(false);
+            }
+            if op.state == State::Cancelling {
+                return Ok(true);
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = closing.changed() => {}
+                _ = self.recheck() => {}
+            }
+        }
+    }
+
     /// Ends a leased operation with the worker's result. An error with code 1 acknowledges a
     /// cancellation; code 14 is retried while attempts remain; a result reported while
     /// cancelling stands.

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 mod error;
+mod grpc;
 pub mod migrate;
 mod rest;
 mod secret;
@@ -103,20 +104,25 @@ pub async fn run(
         .collect();
     let engine = Engine::new(store.clone(), options);
 
-    let app = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
-        )
-        .route("/token", post(rest::token))
-        .route("/$discovery/rest", get(rest::discovery))
-        .fallback(rest::handle)
-        .with_state(rest::App {
-            engine: engine.clone(),
-            auth,
-            outputs_dir: config.data_dir.join(config::OUTPUTS),
-            store,
-        });
+    let state = rest::App {
+        engine: engine.clone(),
+        auth,
+        outputs_dir: config.data_dir.join(config::OUTPUTS),
+        store,
+    };
+    // REST and gRPC share the listener: gRPC calls go to their services' paths.
+    let app = grpc::routes(
+        Router::new()
+            .route(
+                "/healthz",
+                get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
+            )
+            .route("/token", post(rest::token))
+            .route("/$discovery/rest", get(rest::discovery))
+            .fallback(rest::handle)
+            .with_state(state.clone()),
+        state,
+    )?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let executors = start_executors(&config, &engine, &stopped);

@@ -7,10 +7,12 @@
 mod backend;
 pub mod command;
 mod context;
+mod grpc;
 mod runner;
 pub mod simulate;
 
 pub use backend::{Assignment, Backend, BackendError, HttpBackend};
 pub use context::Context;
+pub use grpc::GrpcBackend;
 pub use longrun_types::operation::Status;
 pub use runner::Worker;

@@ -6,11 +6,11 @@ mod accounts;
 mod body;
 mod discovery;
 mod earthengine;
-mod render;
-mod workers;
+pub(crate) mod render;
+pub(crate) mod workers;
 
-use crate::auth::Auth;
 use crate::auth::iam::Permission;
+use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -49,7 +49,7 @@ pub struct App {
 
 /// What a request path and method resolve to.
 #[derive(Debug, PartialEq)]
-enum Route {
+pub(crate) enum Route {
     Get(Name),
     Delete(Name),
     Cancel(Name),
@@ -71,11 +71,11 @@ enum Route {
     DeleteAccount(Project, String),
 }
 
-fn invalid_name(e: String) -> ApiError {
+pub(crate) fn invalid_name(e: String) -> ApiError {
     ApiError::invalid("INVALID_NAME", e)
 }
 
-fn project_of(segment: &str) -> Result<Project, ApiError> {
+pub(crate) fn project_of(segment: &str) -> Result<Project, ApiError> {
     Project::parse(segment).map_err(invalid_name)
 }
 
@@ -229,8 +229,26 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
     ("returnPartialSuccess", "return_partial_success"),
 ];
 
+/// Deletes a done operation, and what the command executor kept of its output; the
+/// audit log names who.
+pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<(), ApiError> {
+    app.engine.delete(name).await?;
+    tracing::info!(operation = %name.as_str(), by = %caller.member(), "deleted");
+    let _ = std::fs::remove_file(output_path(&app.outputs_dir, name));
+    Ok(())
+}
+
+/// `returnPartialSuccess=true` (contract section 8).
+pub(crate) fn partial_success_unsupported() -> ApiError {
+    ApiError::new(
+        longrun_types::Code::Unimplemented,
+        "NOT_SUPPORTED",
+        "returnPartialSuccess is not supported: every project is reachable",
+    )
+}
+
 /// The permission a route needs, and on which project.
-fn permission(route: &Route) -> Option<(Permission, Project)> {
+pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
     Some(match route {
         Route::Get(name) | Route::Wait(name) | Route::Output(name) => {
             (Permission::OperationsGet, name.project())
@@ -328,9 +346,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             version,
         ))),
         Route::Delete(name) => {
-            engine.delete(&name).await?;
-            tracing::info!(operation = %name.as_str(), by = %caller.member(), "deleted");
-            let _ = std::fs::remove_file(output_path(&app.outputs_dir, &name));
+            delete(app, &caller, &name).await?;
             Ok(empty())
         }
         Route::Output(name) => {
@@ -368,13 +384,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             };
             match query.get("returnPartialSuccess") {
                 None | Some("false") | Some("") => {}
-                Some("true") => {
-                    return Err(ApiError::new(
-                        longrun_types::Code::Unimplemented,
-                        "NOT_SUPPORTED",
-                        "returnPartialSuccess is not supported: every project is reachable",
-                    ));
-                }
+                Some("true") => return Err(partial_success_unsupported()),
                 Some(other) => {
                     return Err(ApiError::invalid(
                         "INVALID_ARGUMENT",

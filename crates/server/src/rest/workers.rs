@@ -119,8 +119,34 @@ struct LeasesJson<'a> {
     leases: Vec<LeaseJson<'a>>,
 }
 
-fn duration_or(field: &str, text: Option<String>, default: Duration) -> Result<Duration, ApiError> {
-    text.map_or(Ok(default), |t| parse_duration(field, &t))
+/// A lease request with the contract's defaults (section 8): `maxOperations` absent or 0
+/// is 1, `waitTimeout` 30 s, `leaseDuration` 60 s; the engine checks the bounds. Shared by
+/// REST and gRPC.
+pub(crate) fn lease_request(
+    worker: String,
+    types: Vec<String>,
+    max_operations: Option<i64>,
+    wait: Option<Duration>,
+    lease_duration: Option<Duration>,
+    projects: Option<Vec<String>>,
+) -> Result<LeaseRequest, ApiError> {
+    let max_operations = match max_operations {
+        None | Some(0) => 1,
+        Some(n) => usize::try_from(n).map_err(|_| {
+            ApiError::invalid(
+                "INVALID_LEASE_REQUEST",
+                "maxOperations must be between 1 and 100",
+            )
+        })?,
+    };
+    Ok(LeaseRequest {
+        worker,
+        types,
+        max_operations,
+        wait: wait.unwrap_or(Duration::from_secs(30)),
+        lease_duration: lease_duration.unwrap_or(Duration::from_secs(60)),
+        projects,
+    })
 }
 
 pub async fn lease(
@@ -131,23 +157,16 @@ pub async fn lease(
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let b: LeaseBody = body::json(bytes)?;
-    let max_operations = match b.max_operations {
-        None | Some(0) => 1,
-        Some(n) => usize::try_from(n).map_err(|_| {
-            ApiError::invalid(
-                "INVALID_LEASE_REQUEST",
-                "maxOperations must be between 1 and 100",
-            )
-        })?,
-    };
-    let request = LeaseRequest {
+    let duration =
+        |field: &str, text: Option<String>| text.map(|t| parse_duration(field, &t)).transpose();
+    let request = lease_request(
         worker,
-        types: b.types,
-        max_operations,
-        wait: duration_or("waitTimeout", b.wait_timeout, Duration::from_secs(30))?,
-        lease_duration: duration_or("leaseDuration", b.lease_duration, Duration::from_secs(60))?,
+        b.types,
+        b.max_operations,
+        duration("waitTimeout", b.wait_timeout)?,
+        duration("leaseDuration", b.lease_duration)?,
         projects,
-    };
+    )?;
     let leased = engine.lease(request).await?;
     let leases = leased
         .iter()

@@ -4,6 +4,7 @@ mod auth;
 mod command;
 mod common;
 mod earthengine;
+mod encodings;
 mod errors;
 mod list;
 mod operations;

@@ -1,0 +1,423 @@
+//! The gRPC adapter: `google.longrunning.Operations`, and longrun's `Submissions` and
+//! `Workers` (with the `Work` stream that pushes cancellations), served on the REST
+//! listener (HTTP/2 without TLS). Every call goes through the same authentication, the same
+//! permission table (`rest::permission` of the equivalent REST route) and the same engine
+//! calls as REST: only the encoding differs.
+
+mod convert;
+mod work;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::rest::{self, App, Route};
+use longrun_engine::{Report, Submission};
+use longrun_proto::google::longrunning as lro;
+use longrun_proto::google::longrunning::operations_server::{Operations, OperationsServer};
+use longrun_proto::longrun::v1 as pb;
+use longrun_proto::longrun::v1::submissions_server::{Submissions, SubmissionsServer};
+use longrun_proto::longrun::v1::workers_server::{Workers, WorkersServer};
+use longrun_types::operation::{Notification, Stage};
+use longrun_types::{Name, Project};
+use std::time::Duration;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+/// The gRPC services' shared state: the REST app's.
+#[derive(Clone)]
+pub struct Grpc {
+    app: App,
+}
+
+fn name(text: &str) -> Result<Name, Status> {
+    Name::parse(text).map_err(|e| convert::error(rest::invalid_name(e)))
+}
+
+fn project(text: &str) -> Result<Project, Status> {
+    let id = text.strip_prefix("projects/").ok_or_else(|| {
+        convert::error(rest::invalid_name(format!(
+            "`{text}` is not a project name projects/PROJECT"
+        )))
+    })?;
+    rest::project_of(id).map_err(convert::error)
+}
+
+/// What is left of the caller's deadline (`grpc-timeout`), less a margin for the answer
+/// to travel back.
+fn budget(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    let margin = (timeout / 10).min(Duration::from_millis(100));
+    Some(timeout.saturating_sub(margin))
+}
+
+impl Grpc {
+    pub fn new(app: App) -> Grpc {
+        Grpc { app }
+    }
+
+    /// The caller, once their token holds and they may do what `route` does.
+    async fn authorize(&self, metadata: &MetadataMap, route: &Route) -> Result<Caller, Status> {
+        let caller = self.authenticate(metadata).await?;
+        match rest::permission(route) {
+            Some((permission, project)) => {
+                self.app.auth.check(&caller, permission, project.as_str())
+            }
+            None => self.app.auth.check_scope(&caller),
+        }
+        .map_err(convert::error)?;
+        Ok(caller)
+    }
+
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        self.app
+            .auth
+            .authenticate(&metadata.clone().into_headers(), None)
+            .await
+            .map_err(convert::error)
+    }
+
+    pub(crate) async fn lease(
+        &self,
+        caller: &Caller,
+        r: pb::LeaseRequest,
+    ) -> Result<pb::LeaseResponse, Status> {
+        let projects = self.app.auth.lease_scope(caller).map_err(convert::error)?;
+        let wait = convert::duration("waitTimeout", r.wait_timeout).map_err(convert::error)?;
+        let lease_duration =
+            convert::duration("leaseDuration", r.lease_duration).map_err(convert::error)?;
+        let request = rest::workers::lease_request(
+            r.worker,
+            r.types,
+            Some(r.max_operations.into()),
+            wait,
+            lease_duration,
+            projects,
+        )
+        .map_err(convert::error)?;
+        let leased = self
+            .app
+            .engine
+            .lease(request)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(pb::LeaseResponse {
+            leases: leased
+                .iter()
+                .map(|(op, payload)| {
+                    let lease = op.lease.as_ref().expect("leased operations hold a lease");
+                    pb::Lease {
+                        operation: Some(convert::operation(op)),
+                        lease_id: lease.id.clone(),
+                        lease_expire_time: Some(convert::timestamp(lease.expire_time)),
+                        payload: Some(convert::to_value(payload)),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// A heartbeat; `wait` says whether to honour its `wait_for_cancel`.
+    pub(crate) async fn heartbeat(
+        &self,
+        caller: &Caller,
+        r: pb::HeartbeatRequest,
+        wait: bool,
+    ) -> Result<pb::HeartbeatResponse, Status> {
+        let name = name(&r.name)?;
+        self.check(caller, &Route::Heartbeat(name.clone()))?;
+        let report = Report {
+            progress: r.progress,
+            stages: r.set_stages.then(|| {
+                r.stages
+                    .into_iter()
+                    .map(|s| Stage {
+                        display_name: s.display_name,
+                        description: s.description,
+                        complete_work_units: s.complete_work_units,
+                        total_work_units: s.total_work_units,
+                    })
+                    .collect()
+            }),
+            batch_eecu_usage_seconds: r.batch_eecu_usage_seconds,
+            notifications: r.set_notifications.then(|| {
+                r.notifications
+                    .into_iter()
+                    .map(|n| Notification {
+                        topic: n.topic,
+                        detail: n.detail,
+                        severity: convert::severity_name(n.severity),
+                    })
+                    .collect()
+            }),
+            destination_uris: r.set_destination_uris.then_some(r.destination_uris),
+        };
+        let wait_for_cancel = if wait {
+            convert::duration("waitForCancel", r.wait_for_cancel).map_err(convert::error)?
+        } else {
+            None
+        };
+        let beat = self
+            .app
+            .engine
+            .heartbeat(&name, &r.lease_id, report, wait_for_cancel)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(pb::HeartbeatResponse {
+            cancel_requested: beat.cancel_requested,
+            lease_expire_time: Some(convert::timestamp(beat.lease_expire_time)),
+        })
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        caller: &Caller,
+        r: pb::CompleteRequest,
+    ) -> Result<lro::Operation, Status> {
+        let name = name(&r.name)?;
+        self.check(caller, &Route::Complete(name.clone()))?;
+        let result = match r.result {
+            Some(pb::complete_request::Result::Response(value)) => Ok(convert::from_value(&value)),
+            Some(pb::complete_request::Result::Error(status)) => Err(convert::status_from(status)),
+            None => {
+                return Err(convert::error(ApiError::invalid(
+                    "INVALID_REQUEST_BODY",
+                    "a completion carries exactly one of response and error",
+                )));
+            }
+        };
+        let op = self
+            .app
+            .engine
+            .complete(&name, &r.lease_id, result)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(convert::operation(&op))
+    }
+
+    /// The permission check alone, for calls on a stream already authenticated.
+    fn check(&self, caller: &Caller, route: &Route) -> Result<(), Status> {
+        if let Some((permission, project)) = rest::permission(route) {
+            self.app
+                .auth
+                .check(caller, permission, project.as_str())
+                .map_err(convert::error)?;
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Operations for Grpc {
+    async fn list_operations(
+        &self,
+        request: Request<lro::ListOperationsRequest>,
+    ) -> Result<Response<lro::ListOperationsResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let project = project(&r.name)?;
+        self.authorize(&metadata, &Route::List(project.clone()))
+            .await?;
+        if r.return_partial_success {
+            return Err(convert::error(rest::partial_success_unsupported()));
+        }
+        let page = self
+            .app
+            .engine
+            .list(&project, &r.filter, r.page_size.into(), &r.page_token)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(lro::ListOperationsResponse {
+            operations: page.operations.iter().map(convert::operation).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            unreachable: Vec::new(),
+        }))
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<lro::GetOperationRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let name = name(&r.name)?;
+        self.authorize(&metadata, &Route::Get(name.clone())).await?;
+        let op = self
+            .app
+            .engine
+            .get(&name)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(convert::operation(&op)))
+    }
+
+    async fn delete_operation(
+        &self,
+        request: Request<lro::DeleteOperationRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let name = name(&r.name)?;
+        let caller = self
+            .authorize(&metadata, &Route::Delete(name.clone()))
+            .await?;
+        rest::delete(&self.app, &caller, &name)
+            .await
+            .map_err(convert::error)?;
+        Ok(Response::new(()))
+    }
+
+    async fn cancel_operation(
+        &self,
+        request: Request<lro::CancelOperationRequest>,
+    ) -> Result<Response<()>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let name = name(&r.name)?;
+        let caller = self
+            .authorize(&metadata, &Route::Cancel(name.clone()))
+            .await?;
+        self.app
+            .engine
+            .cancel(&name, &caller.member())
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(()))
+    }
+
+    async fn wait_operation(
+        &self,
+        request: Request<lro::WaitOperationRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let name = name(&r.name)?;
+        self.authorize(&metadata, &Route::Wait(name.clone()))
+            .await?;
+        let timeout = convert::duration("timeout", r.timeout).map_err(convert::error)?;
+        let op = self
+            .app
+            .engine
+            .wait_within(&name, timeout, budget(&metadata))
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(convert::operation(&op)))
+    }
+}
+
+#[tonic::async_trait]
+impl Submissions for Grpc {
+    async fn submit_operation(
+        &self,
+        request: Request<pb::SubmitOperationRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let project = project(&r.parent)?;
+        self.authorize(&metadata, &Route::Submit(project.clone()))
+            .await?;
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        let submission = Submission {
+            op_type: r.r#type,
+            description: r.description,
+            priority: r.priority.map(i64::from),
+            request_id: nonempty(r.request_id),
+            operation_id: nonempty(r.operation_id),
+            payload: r.payload.as_ref().map(convert::from_value),
+            script_uri: r.script_uri,
+            destination_uris: r.destination_uris,
+            max_attempts: r.max_attempts.map(i64::from),
+            timeout: convert::duration("timeout", r.timeout).map_err(convert::error)?,
+        };
+        let op = self
+            .app
+            .engine
+            .submit(&project, submission)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(convert::operation(&op)))
+    }
+}
+
+#[tonic::async_trait]
+impl Workers for Grpc {
+    async fn lease(
+        &self,
+        request: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let caller = self.authenticate(&metadata).await?;
+        Ok(Response::new(Grpc::lease(self, &caller, r).await?))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let caller = self.authenticate(&metadata).await?;
+        Ok(Response::new(
+            Grpc::heartbeat(self, &caller, r, true).await?,
+        ))
+    }
+
+    async fn complete(
+        &self,
+        request: Request<pb::CompleteRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let caller = self.authenticate(&metadata).await?;
+        Ok(Response::new(Grpc::complete(self, &caller, r).await?))
+    }
+
+    type WorkStream = work::Outbound;
+
+    async fn work(
+        &self,
+        request: Request<tonic::Streaming<pb::WorkRequest>>,
+    ) -> Result<Response<Self::WorkStream>, Status> {
+        let (metadata, _, inbound) = request.into_parts();
+        let caller = self.authenticate(&metadata).await?;
+        Ok(Response::new(work::serve(self.clone(), caller, inbound)))
+    }
+}
+
+/// Adds the gRPC services to the router that serves REST: each at its `/{service}/*`
+/// path, with the standard health service and server reflection.
+pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
+    let grpc = Grpc::new(app);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    for service in [
+        "",
+        "google.longrunning.Operations",
+        "longrun.v1.Submissions",
+        "longrun.v1.Workers",
+    ] {
+        // The reporter starts out empty; setting a status only fails once it is dropped.
+        let reporter = health_reporter.clone();
+        tokio::spawn(async move {
+            reporter
+                .set_service_status(service, tonic_health::ServingStatus::Serving)
+                .await;
+        });
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(longrun_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Ok(router
+        .route_service(
+            "/google.longrunning.Operations/{*rest}",
+            OperationsServer::new(grpc.clone()),
+        )
+        .route_service(
+            "/longrun.v1.Submissions/{*rest}",
+            SubmissionsServer::new(grpc.clone()),
+        )
+        .route_service("/longrun.v1.Workers/{*rest}", WorkersServer::new(grpc))
+        .route_service("/grpc.health.v1.Health/{*rest}", health)
+        .route_service("/grpc.reflection.v1.ServerReflection/{*rest}", reflection))
+}

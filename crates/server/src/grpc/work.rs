@@ -1,0 +1,118 @@
+//! The `Work` stream: a worker's lease, heartbeat and complete calls on one stream,
+//! answered in any order (each answer carries its call's id), and cancellations pushed the
+//! moment they are requested for any operation this stream leased or reported on.
+
+use super::{Grpc, convert};
+use crate::auth::Caller;
+use longrun_proto::google::rpc;
+use longrun_proto::longrun::v1 as pb;
+use pb::work_request::Call;
+use pb::work_response::Answer;
+use std::collections::HashMap;
+use std::pin::Pin;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tonic::Status;
+
+pub type Outbound =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WorkResponse, Status>> + Send>>;
+
+/// Answers arrive out of order; this many may wait to be sent.
+const OUTBOX: usize = 256;
+
+/// A failed call's status, with the details the unary call would carry.
+fn failed(status: Status) -> Answer {
+    use prost::Message;
+    Answer::Error(
+        rpc::Status::decode(status.details()).unwrap_or_else(|_| rpc::Status {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+            details: Vec::new(),
+        }),
+    )
+}
+
+pub fn serve(
+    grpc: Grpc,
+    caller: Caller,
+    mut inbound: tonic::Streaming<pb::WorkRequest>,
+) -> Outbound {
+    let (tx, rx) = mpsc::channel(OUTBOX);
+    let (leased_tx, mut leased_rx) = mpsc::unbounded_channel::<(String, String)>();
+    tokio::spawn(async move {
+        // Cancel watchers by operation name (with the lease id they watch); they end with
+        // the stream.
+        let mut watchers: HashMap<String, (String, AbortHandle)> = HashMap::new();
+        let mut calls = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                message = inbound.message() => {
+                    let Ok(Some(request)) = message else { break };
+                    let (grpc, caller, tx, leased) =
+                        (grpc.clone(), caller.clone(), tx.clone(), leased_tx.clone());
+                    calls.spawn(async move {
+                        let answer = answer(&grpc, &caller, request.call, &leased).await;
+                        let _ = tx.send(Ok(pb::WorkResponse { id: request.id, answer: Some(answer) })).await;
+                    });
+                }
+                Some((name, lease_id)) = leased_rx.recv() => {
+                    if watchers.get(&name).is_some_and(|(id, w)| *id == lease_id && !w.is_finished()) {
+                        continue;
+                    }
+                    let engine = grpc.app.engine.clone();
+                    let tx = tx.clone();
+                    let (watched, id) = (name.clone(), lease_id.clone());
+                    let watcher = tokio::spawn(async move {
+                        let Ok(op_name) = longrun_types::Name::parse(&watched) else { return };
+                        if let Ok(true) = engine.cancel_requested(&op_name, &id).await {
+                            let push = Answer::Cancel(pb::CancelRequested { name: watched, lease_id: id });
+                            let _ = tx.send(Ok(pb::WorkResponse { id: 0, answer: Some(push) })).await;
+                        }
+                    });
+                    if let Some((_, old)) = watchers.insert(name, (lease_id, watcher.abort_handle())) {
+                        old.abort();
+                    }
+                    watchers.retain(|_, (_, w)| !w.is_finished());
+                }
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            }
+        }
+        calls.abort_all();
+        for (_, (_, watcher)) in watchers {
+            watcher.abort();
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// One call's answer. Leases and heartbeats also start watching their operations.
+async fn answer(
+    grpc: &Grpc,
+    caller: &Caller,
+    call: Option<Call>,
+    leased: &mpsc::UnboundedSender<(String, String)>,
+) -> Answer {
+    let result = match call {
+        Some(Call::Lease(r)) => grpc.lease(caller, r).await.map(|response| {
+            for lease in &response.leases {
+                if let Some(op) = &lease.operation {
+                    let _ = leased.send((op.name.clone(), lease.lease_id.clone()));
+                }
+            }
+            Answer::Lease(response)
+        }),
+        Some(Call::Heartbeat(r)) => {
+            let watch = (r.name.clone(), r.lease_id.clone());
+            grpc.heartbeat(caller, r, false).await.map(|beat| {
+                let _ = leased.send(watch);
+                Answer::Heartbeat(beat)
+            })
+        }
+        Some(Call::Complete(r)) => grpc.complete(caller, r).await.map(Answer::Complete),
+        None => Err(convert::error(crate::error::ApiError::invalid(
+            "INVALID_REQUEST_BODY",
+            "a work request carries a lease, heartbeat or complete call",
+        ))),
+    };
+    result.unwrap_or_else(failed)
+}

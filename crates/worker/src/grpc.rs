@@ -1,0 +1,288 @@
+//! The gRPC backend: every call on one `Work` stream, on which the server pushes a
+//! cancellation the moment it is requested, so `ctx.cancelled()` fires without waiting
+//! for the next heartbeat. A broken stream is reopened on the next call; leases survive it.
+
+use crate::backend::{Assignment, Backend, BackendError};
+use async_trait::async_trait;
+use longrun_engine::Report;
+use longrun_proto::google::earthengine::v1 as ee;
+use longrun_proto::google::rpc;
+use longrun_proto::json::{from_value, to_struct, to_value};
+use longrun_proto::longrun::v1 as pb;
+use longrun_proto::longrun::v1::workers_client::WorkersClient;
+use longrun_types::Name;
+use longrun_types::operation::Status;
+use pb::work_request::Call;
+use pb::work_response::Answer;
+use prost::Message;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::transport::{Channel, Endpoint};
+
+/// The worker service of a server, over gRPC.
+pub struct GrpcBackend {
+    channel: Channel,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
+}
+
+/// One open `Work` stream.
+struct Link {
+    calls: mpsc::Sender<pb::WorkRequest>,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    /// Lease ids whose cancellation the server pushed; `pushed` counts pushes.
+    cancelled: Mutex<HashSet<String>>,
+    pushed: watch::Sender<u64>,
+    closed: AtomicBool,
+}
+
+fn transient(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Transient(e.to_string())
+}
+
+impl GrpcBackend {
+    /// `base` is the server URL, e.g. `http://127.0.0.1:8080` (gRPC shares the REST port).
+    /// Connects on first use.
+    pub fn new(base: &str) -> Result<GrpcBackend, BackendError> {
+        let channel = Endpoint::from_shared(base.to_string())
+            .map_err(transient)?
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(GrpcBackend {
+            channel,
+            authorization: None,
+            link: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Sends `authorization: Bearer TOKEN`, for a server in auth mode `oauth`.
+    pub fn with_token(mut self, token: &str) -> GrpcBackend {
+        self.authorization = format!("Bearer {token}").parse().ok();
+        self
+    }
+
+    async fn link(&self) -> Result<Arc<Link>, BackendError> {
+        let mut held = self.link.lock().await;
+        if let Some(link) = held.as_ref().filter(|l| !l.closed.load(Ordering::Acquire)) {
+            return Ok(link.clone());
+        }
+        let (calls, outbound) = mpsc::channel(256);
+        let mut request =
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(outbound));
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        let mut inbound = WorkersClient::new(self.channel.clone())
+            .work(request)
+            .await
+            .map_err(transient)?
+            .into_inner();
+        let link = Arc::new(Link {
+            calls,
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashSet::new()),
+            pushed: watch::channel(0).0,
+            closed: AtomicBool::new(false),
+        });
+        let reader = link.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(response)) = inbound.message().await {
+                match response.answer {
+                    Some(Answer::Cancel(c)) if response.id == 0 => {
+                        reader.cancelled.lock().unwrap().insert(c.lease_id);
+                        reader.pushed.send_modify(|n| *n += 1);
+                    }
+                    Some(answer) => {
+                        let waiting = reader.pending.lock().unwrap().remove(&response.id);
+                        if let Some(waiting) = waiting {
+                            let _ = waiting.send(answer);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            // Calls still waiting get an error; the next call opens a new stream.
+            reader.closed.store(true, Ordering::Release);
+            reader.pending.lock().unwrap().clear();
+            reader.pushed.send_modify(|n| *n += 1);
+        });
+        *held = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn call(&self, call: Call) -> Result<(Arc<Link>, Answer), BackendError> {
+        let link = self.link().await?;
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.pending.lock().unwrap().insert(id, tx);
+        let request = pb::WorkRequest {
+            id,
+            call: Some(call),
+        };
+        if link.calls.send(request).await.is_err() {
+            link.closed.store(true, Ordering::Release);
+            return Err(transient("the work stream closed"));
+        }
+        let answer = rx.await.map_err(|_| transient("the work stream closed"))?;
+        match answer {
+            Answer::Error(status) => Err(match tonic::Code::from_i32(status.code) {
+                tonic::Code::Aborted | tonic::Code::NotFound => BackendError::LeaseLost,
+                _ => transient(format!("{} (code {})", status.message, status.code)),
+            }),
+            answer => Ok((link, answer)),
+        }
+    }
+}
+
+fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+fn unexpected(answer: &Answer) -> BackendError {
+    transient(format!("unexpected answer on the work stream: {answer:?}"))
+}
+
+#[async_trait]
+impl Backend for GrpcBackend {
+    async fn lease(
+        &self,
+        worker: &str,
+        types: &[String],
+        max: usize,
+        wait: Duration,
+        lease_duration: Duration,
+    ) -> Result<Vec<Assignment>, BackendError> {
+        let call = Call::Lease(pb::LeaseRequest {
+            worker: worker.to_string(),
+            types: types.to_vec(),
+            max_operations: max as i32,
+            wait_timeout: Some(duration(wait)),
+            lease_duration: Some(duration(lease_duration)),
+        });
+        let answer = match self.call(call).await {
+            Err(BackendError::LeaseLost) => return Err(transient("lease request refused")),
+            other => other?.1,
+        };
+        let Answer::Lease(leased) = answer else {
+            return Err(unexpected(&answer));
+        };
+        leased
+            .leases
+            .into_iter()
+            .map(|lease| {
+                let op = lease.operation.unwrap_or_default();
+                let metadata = op
+                    .metadata
+                    .and_then(|any| ee::OperationMetadata::decode(any.value.as_slice()).ok())
+                    .unwrap_or_default();
+                Ok(Assignment {
+                    name: Name::parse(&op.name).map_err(transient)?,
+                    op_type: metadata.r#type,
+                    lease_id: lease.lease_id,
+                    payload: lease.payload.as_ref().map_or(Value::Null, from_value),
+                })
+            })
+            .collect()
+    }
+
+    async fn heartbeat(
+        &self,
+        a: &Assignment,
+        report: Report,
+        wait_for_cancel: Duration,
+    ) -> Result<bool, BackendError> {
+        let call = Call::Heartbeat(pb::HeartbeatRequest {
+            name: a.name.to_string(),
+            lease_id: a.lease_id.clone(),
+            progress: report.progress,
+            set_stages: report.stages.is_some(),
+            stages: report
+                .stages
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| ee::OperationStage {
+                    display_name: s.display_name,
+                    description: s.description,
+                    complete_work_units: s.complete_work_units,
+                    total_work_units: s.total_work_units,
+                })
+                .collect(),
+            batch_eecu_usage_seconds: report.batch_eecu_usage_seconds,
+            set_notifications: report.notifications.is_some(),
+            notifications: report
+                .notifications
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| ee::OperationNotification {
+                    topic: n.topic,
+                    detail: n.detail,
+                    severity: ee::operation_notification::Severity::from_str_name(&n.severity)
+                        .unwrap_or_default() as i32,
+                })
+                .collect(),
+            set_destination_uris: report.destination_uris.is_some(),
+            destination_uris: report.destination_uris.unwrap_or_default(),
+            wait_for_cancel: None,
+        });
+        let (link, answer) = self.call(call).await?;
+        let Answer::Heartbeat(beat) = answer else {
+            return Err(unexpected(&answer));
+        };
+        if beat.cancel_requested {
+            return Ok(true);
+        }
+        // The lease is extended; wait for a pushed cancellation, or the next beat.
+        let mut pushed = link.pushed.subscribe();
+        let deadline = tokio::time::Instant::now() + wait_for_cancel;
+        loop {
+            if link.cancelled.lock().unwrap().contains(&a.lease_id) {
+                return Ok(true);
+            }
+            if link.closed.load(Ordering::Acquire) {
+                return Ok(false);
+            }
+            tokio::select! {
+                changed = pushed.changed() => if changed.is_err() { return Ok(false) },
+                _ = tokio::time::sleep_until(deadline) => return Ok(false),
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        a: &Assignment,
+        result: Result<Value, Status>,
+    ) -> Result<(), BackendError> {
+        let result = match result {
+            Ok(response) => pb::complete_request::Result::Response(to_value(&response)),
+            Err(status) => pb::complete_request::Result::Error(rpc::Status {
+                code: status.code,
+                message: status.message,
+                details: status
+                    .details
+                    .iter()
+                    .map(|d| prost_types::Any {
+                        type_url: "type.googleapis.com/google.protobuf.Struct".into(),
+                        value: to_struct(d).encode_to_vec(),
+                    })
+                    .collect(),
+            }),
+        };
+        let call = Call::Complete(pb::CompleteRequest {
+            name: a.name.to_string(),
+            lease_id: a.lease_id.clone(),
+            result: Some(result),
+        });
+        let (link, _) = self.call(call).await?;
+        link.cancelled.lock().unwrap().remove(&a.lease_id);
+        Ok(())
+    }
+}
