@@ -77,6 +77,13 @@ pub fn serve(
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
             }
         }
+        // The worker half-closed: answer the calls in flight, unless it is gone altogether.
+        loop {
+            tokio::select! {
+                joined = calls.join_next() => if joined.is_none() { break },
+                _ = tx.closed() => break,
+            }
+        }
         calls.abort_all();
         for (_, (_, watcher)) in watchers {
             watcher.abort();

@@ -1,14 +1,29 @@
 //! The worker SDK against a real server over HTTP.
 
 use crate::common::TestServer;
-use longrun_worker::{HttpBackend, Status, Worker};
+use longrun_worker::{Backend, GrpcBackend, HttpBackend, Status, Worker};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_operations_reports_progress_and_hears_cancel() {
+async fn over_rest_runs_operations_reports_progress_and_hears_cancel() {
     let s = TestServer::start().await;
+    let backend = Arc::new(HttpBackend::new(&s.base));
+    runs_operations_reports_progress_and_hears_cancel(s, backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_grpc_stream_runs_operations_reports_progress_and_hears_cancel() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(GrpcBackend::new(&s.base).unwrap());
+    runs_operations_reports_progress_and_hears_cancel(s, backend).await;
+}
+
+async fn runs_operations_reports_progress_and_hears_cancel<B: Backend>(
+    s: TestServer,
+    backend: Arc<B>,
+) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::new("sdk-test")
@@ -30,7 +45,7 @@ async fn runs_operations_reports_progress_and_hears_cancel() {
                 ))
             }
         });
-    let running = tokio::spawn(worker.run(Arc::new(HttpBackend::new(&s.base)), async {
+    let running = tokio::spawn(worker.run(backend, async {
         let _ = stopped.await;
     }));
 
