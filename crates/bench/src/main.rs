@@ -44,7 +44,7 @@ struct Args {
     /// Concurrent clients for the list runs.
     #[arg(long, default_value_t = 8)]
     list_clients: usize,
-    /// Running operations cancelled, one at a time, for the cancel-running and
+    /// Running operations cancelled, one at a time, for the cancel-running, cancel-stream and
     /// cancel-builtin figures.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
@@ -71,6 +71,7 @@ enum Scenario {
     List,
     Rss,
     CancelRunning,
+    CancelStream,
     CancelBuiltin,
     Throughput,
     Postgres,
@@ -144,6 +145,7 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
 
     let executors = [
         Scenario::CancelRunning,
+        Scenario::CancelStream,
         Scenario::CancelBuiltin,
         Scenario::Throughput,
     ];
@@ -152,7 +154,10 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(async {
             if args.scenario.includes(&[Scenario::CancelRunning]) {
-                workers::cancel_running(&setup, args.rounds, &mut summary).await?;
+                workers::cancel_running(&setup, args.rounds, false, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::CancelStream]) {
+                workers::cancel_running(&setup, args.rounds, true, &mut summary).await?;
             }
             if args.scenario.includes(&[Scenario::CancelBuiltin]) {
                 workers::cancel_builtin(&setup, args.rounds, &mut summary).await?;
@@ -213,7 +218,7 @@ fn on_postgres(
     );
     runtime.block_on(async {
         scenarios::submit(&setup, summary).await?;
-        workers::cancel_running(&setup, args.rounds, summary).await?;
+        workers::cancel_running(&setup, args.rounds, false, summary).await?;
         workers::throughput(&setup, args.drain, summary).await
     })?;
     stop(a, summary);

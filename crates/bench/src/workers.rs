@@ -11,7 +11,7 @@ use crate::summary::{Summary, Target};
 use anyhow::Context as _;
 use longrun_client::Client;
 use longrun_types::{Code, Name, Project};
-use longrun_worker::{HttpBackend, Status, Worker};
+use longrun_worker::{GrpcBackend, HttpBackend, Status, Worker};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +34,8 @@ const HEARTBEAT_SETTLE: Duration = Duration::from_millis(50);
 /// another server sharing the store (through the store's notification).
 const NOTIFIED_TARGET_MS: f64 = 10.0;
 const NOTIFIED_ACROSS_TARGET_MS: f64 = 20.0;
+/// … and pushed on the gRPC worker stream.
+const NOTIFIED_STREAM_TARGET_MS: f64 = 5.0;
 
 const BUILTIN_PROJECT: &str = "bench-cancel-builtin";
 /// The message the `simulate` executor acknowledges a cancel with: an operation that ends
@@ -60,10 +62,13 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// worker leases from the last server; submits, cancels and reads go through the first.
 ///
 /// Rounds run one after another, so each cancel is timed on an otherwise idle server; a
-/// round takes a few writes and the settle time, so 200 rounds take about 10 s.
+/// round takes a few writes and the settle time, so 200 rounds take about 10 s. With
+/// `stream`, the worker uses the gRPC `Work` stream, on which the server pushes the cancel;
+/// otherwise REST, where a waiting heartbeat returns with it.
 pub async fn cancel_running(
     setup: &Setup,
     rounds: usize,
+    stream: bool,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     let project = Project::parse(CANCEL_PROJECT).map_err(anyhow::Error::msg)?;
@@ -84,14 +89,16 @@ pub async fn cancel_running(
             }
         });
     let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run(
-        Arc::new(HttpBackend::new(
-            setup.servers[setup.servers.len() - 1].client.base(),
-        )),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let base = setup.servers[setup.servers.len() - 1].client.base();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let running = if stream {
+        let backend = GrpcBackend::new(base).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        tokio::spawn(worker.run(Arc::new(backend), shutdown))
+    } else {
+        tokio::spawn(worker.run(Arc::new(HttpBackend::new(base)), shutdown))
+    };
 
     let client = setup.client();
     let mut notified = Vec::with_capacity(rounds);
@@ -130,9 +137,14 @@ pub async fn cancel_running(
     }
     let notified = Latencies::new(notified);
     let visible = Latencies::new(visible);
-    let (across, notified_target) = match setup.servers.len() {
-        1 => ("", NOTIFIED_TARGET_MS),
-        _ => (" across servers", NOTIFIED_ACROSS_TARGET_MS),
+    let (across, notified_target) = match (setup.servers.len(), stream) {
+        (1, true) => (" over the worker stream", NOTIFIED_STREAM_TARGET_MS),
+        (1, false) => ("", NOTIFIED_TARGET_MS),
+        (_, true) => (
+            " across servers over the worker stream",
+            NOTIFIED_ACROSS_TARGET_MS,
+        ),
+        (_, false) => (" across servers", NOTIFIED_ACROSS_TARGET_MS),
     };
     println!(
         "cancel running{across} ({rounds} rounds): worker notified {}",

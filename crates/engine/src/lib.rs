@@ -437,6 +437,12 @@ impl Engine {
         self.inner.closing.send_replace(true);
     }
 
+    /// Resolves once `close` has been called.
+    pub async fn closed(&self) {
+        let mut closing = self.inner.closing.subscribe();
+        let _ = closing.wait_for(|closed| *closed).await;
+    }
+
     pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
         let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
         if s.op_type.trim().is_empty() {

@@ -30,10 +30,15 @@ pub struct GrpcBackend {
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
 }
 
-/// One open `Work` stream.
+/// One open `Work` stream: the sending half, and what its reader shares. Dropping the
+/// backend drops the sender, which ends the stream.
 struct Link {
     calls: mpsc::Sender<pb::WorkRequest>,
     next_id: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     /// Lease ids whose cancellation the server pushed; `pushed` counts pushes.
     cancelled: Mutex<HashSet<String>>,
@@ -68,7 +73,10 @@ impl GrpcBackend {
 
     async fn link(&self) -> Result<Arc<Link>, BackendError> {
         let mut held = self.link.lock().await;
-        if let Some(link) = held.as_ref().filter(|l| !l.closed.load(Ordering::Acquire)) {
+        if let Some(link) = held
+            .as_ref()
+            .filter(|l| !l.shared.closed.load(Ordering::Acquire))
+        {
             return Ok(link.clone());
         }
         let (calls, outbound) = mpsc::channel(256);
@@ -87,12 +95,14 @@ impl GrpcBackend {
         let link = Arc::new(Link {
             calls,
             next_id: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            cancelled: Mutex::new(HashSet::new()),
-            pushed: watch::channel(0).0,
-            closed: AtomicBool::new(false),
+            shared: Arc::new(Shared {
+                pending: Mutex::new(HashMap::new()),
+                cancelled: Mutex::new(HashSet::new()),
+                pushed: watch::channel(0).0,
+                closed: AtomicBool::new(false),
+            }),
         });
-        let reader = link.clone();
+        let reader = link.shared.clone();
         tokio::spawn(async move {
             while let Ok(Some(response)) = inbound.message().await {
                 match response.answer {
@@ -122,13 +132,13 @@ impl GrpcBackend {
         let link = self.link().await?;
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        link.pending.lock().unwrap().insert(id, tx);
+        link.shared.pending.lock().unwrap().insert(id, tx);
         let request = pb::WorkRequest {
             id,
             call: Some(call),
         };
         if link.calls.send(request).await.is_err() {
-            link.closed.store(true, Ordering::Release);
+            link.shared.closed.store(true, Ordering::Release);
             return Err(transient("the work stream closed"));
         }
         let answer = rx.await.map_err(|_| transient("the work stream closed"))?;
@@ -240,13 +250,14 @@ impl Backend for GrpcBackend {
             return Ok(true);
         }
         // The lease is extended; wait for a pushed cancellation, or the next beat.
-        let mut pushed = link.pushed.subscribe();
+        let shared = &link.shared;
+        let mut pushed = shared.pushed.subscribe();
         let deadline = tokio::time::Instant::now() + wait_for_cancel;
         loop {
-            if link.cancelled.lock().unwrap().contains(&a.lease_id) {
+            if shared.cancelled.lock().unwrap().contains(&a.lease_id) {
                 return Ok(true);
             }
-            if link.closed.load(Ordering::Acquire) {
+            if shared.closed.load(Ordering::Acquire) {
                 return Ok(false);
             }
             tokio::select! {
@@ -282,7 +293,7 @@ impl Backend for GrpcBackend {
             result: Some(result),
         });
         let (link, _) = self.call(call).await?;
-        link.cancelled.lock().unwrap().remove(&a.lease_id);
+        link.shared.cancelled.lock().unwrap().remove(&a.lease_id);
         Ok(())
     }
 }

@@ -75,6 +75,9 @@ pub fn serve(
                     watchers.retain(|_, (_, w)| !w.is_finished());
                 }
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                // The server is shutting down: the calls in flight end at once, and so
+                // does the stream, so that draining connections does not wait for it.
+                _ = grpc.app.engine.closed() => break,
             }
         }
         // The worker half-closed: answer the calls in flight, unless it is gone altogether.
