@@ -378,11 +378,14 @@ async fn scenario(api: &Api) -> Vec<(&'static str, Outcome)> {
     for (id, priority) in [("a", 5), ("b", 50), ("c", 500), ("d", 5), ("e/x/1", 100)] {
         let body = json!({"type": "T", "operationId": id, "priority": priority, "description": id, "payload": {"n": 1}});
         log.push(("submit", api.submit(body).await));
+        // Distinct create times, so that list order is the same on both servers.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     log.push((
         "submit taken id",
         api.submit(json!({"type": "T", "operationId": "a"})).await,
     ));
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     let retry = json!({"type": "T", "operationId": "r", "requestId": "req-1"});
     log.push(("submit request id", api.submit(retry.clone()).await));
     log.push(("submit request id again", api.submit(retry).await));
