@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{Server, longrun, longrun_ok};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use common::{Server, access_token, longrun, longrun_ok};
+use serde_json::Value;
 
 const CONFIG: &str = r#"
 [auth]
@@ -21,40 +20,6 @@ project = "p"
 role = "roles/earthengine.writer"
 members = ["serviceAccount:keys-admin@p.iam.longrun"]
 "#;
-
-/// Exchanges a JWT signed with the key file's key at the server's `/token`.
-async fn access_token(base: &str, key_file: &std::path::Path) -> String {
-    let key: Value = serde_json::from_slice(&std::fs::read(key_file).unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = key["private_key_id"].as_str().map(str::to_string);
-    let claims = json!({
-        "iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 600,
-        "scope": "https://www.googleapis.com/auth/earthengine",
-    });
-    let private = key["private_key"].as_str().unwrap().as_bytes();
-    let assertion = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_rsa_pem(private).unwrap(),
-    )
-    .unwrap();
-    let form = format!(
-        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-    );
-    let response = longrun_client::Client::new(base)
-        .send(http::Method::POST, "/token", Some(form.as_bytes()))
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "{:?}", response.json());
-    response.json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_accounts_and_operations_through_a_server_with_a_token() {

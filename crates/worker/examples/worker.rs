@@ -6,7 +6,7 @@
 //! Against a server with auth on, `LONGRUN_TOKEN` holds the worker's bearer token.
 
 use longrun_types::Code;
-use longrun_worker::{HttpBackend, Status, Worker};
+use longrun_worker::{GrpcBackend, Status, Worker};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +31,11 @@ async fn main() {
             }
             Ok(json!({"counted": seconds}))
         });
+    // The gRPC worker stream: cancellations are pushed. `HttpBackend` is the REST fallback.
+    let backend = GrpcBackend::new(&server).expect("a server URL like http://127.0.0.1:8080");
     let backend = match std::env::var("LONGRUN_TOKEN") {
-        Ok(token) => HttpBackend::new(&server).with_token(&token),
-        Err(_) => HttpBackend::new(&server),
+        Ok(token) => backend.with_token(&token),
+        Err(_) => backend,
     };
     println!("serving ECHO and COUNTDOWN from {server}; Ctrl-C stops");
     worker

@@ -100,3 +100,37 @@ pub fn longrun_ok(args: &[&str], env: &[(&str, &str)]) -> String {
     assert!(ok, "{args:?}: {err}");
     out
 }
+
+/// Exchanges a JWT signed with the key file's key at the server's `/token`.
+pub async fn access_token(base: &str, key_file: &std::path::Path) -> String {
+    let key: serde_json::Value = serde_json::from_slice(&std::fs::read(key_file).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = key["private_key_id"].as_str().map(str::to_string);
+    let claims = serde_json::json!({
+        "iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 600,
+        "scope": "https://www.googleapis.com/auth/earthengine",
+    });
+    let private = key["private_key"].as_str().unwrap().as_bytes();
+    let assertion = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(private).unwrap(),
+    )
+    .unwrap();
+    let form = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+    );
+    let response = longrun_client::Client::new(base)
+        .send(http::Method::POST, "/token", Some(form.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{:?}", response.json());
+    response.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
