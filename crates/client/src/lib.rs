@@ -80,18 +80,29 @@ impl Client {
         &self.base
     }
 
-    /// Sends one request; `path` includes the query string.
+    /// Sends one request; `path` includes the query string; a body is JSON.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Response, Error> {
+        self.send_as(method, path, body, "application/json").await
+    }
+
+    /// Sends one request whose body (if any) has this content type.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> Result<Response, Error> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
         if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            builder = builder.header(header::CONTENT_TYPE, content_type);
         }
         if let Some(authorization) = &self.authorization {
             builder = builder.header(header::AUTHORIZATION, authorization);

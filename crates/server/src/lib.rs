@@ -119,6 +119,7 @@ pub async fn run(
             )
             .route("/token", post(rest::token))
             .route("/$discovery/rest", get(rest::discovery))
+            .route("/batch", post(rest::batch::handle))
             .fallback(rest::handle)
             .with_state(state.clone()),
         state,

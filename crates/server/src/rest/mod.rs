@@ -3,6 +3,7 @@
 //! their `%2F`; the `:verb` is split off the last segment only for POST.
 
 mod accounts;
+pub(crate) mod batch;
 mod body;
 mod discovery;
 mod earthengine;

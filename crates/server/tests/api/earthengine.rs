@@ -144,3 +144,67 @@ async fn task_starting_methods_create_operations_of_their_type() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn batch_carries_several_calls() {
+    let s = TestServer::start().await;
+    s.submit("p", json!({"type": "T", "operationId": "a"}))
+        .await;
+    s.submit("p", json!({"type": "T", "operationId": "b"}))
+        .await;
+    // As the JavaScript client writes a batch: parts with Content-IDs, request lines
+    // without the HTTP version, a JSON body on the cancel.
+    let body = "--batch_EARTHENGINE_batch\r\nContent-Type: application/http\r\n\
+        Content-Transfer-Encoding: binary\r\nContent-ID: <0>\r\n\r\n\
+        GET /v1/projects/p/operations/a?prettyPrint=false\r\n\r\n\
+        --batch_EARTHENGINE_batch\r\nContent-Type: application/http\r\n\
+        Content-Transfer-Encoding: binary\r\nContent-ID: <1>\r\n\r\n\
+        POST /v1/projects/p/operations/b:cancel HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{}\r\n\
+        --batch_EARTHENGINE_batch\r\nContent-Type: application/http\r\nContent-ID: <2>\r\n\r\n\
+        GET /v1/projects/p/operations/missing HTTP/1.1\r\n\r\n\
+        --batch_EARTHENGINE_batch--\r\n";
+    let response = s
+        .client
+        .send_as(
+            http::Method::POST,
+            "/batch",
+            Some(body.as_bytes()),
+            "multipart/mixed; boundary=batch_EARTHENGINE_batch",
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let content_type = response.headers["content-type"].to_str().unwrap();
+    let boundary = content_type.split("boundary=").nth(1).unwrap();
+    let text = String::from_utf8(response.body.to_vec()).unwrap();
+    let parts: Vec<&str> = text
+        .split(&format!("--{boundary}"))
+        .filter(|p| !p.trim().is_empty() && !p.starts_with("--"))
+        .collect();
+    assert_eq!(parts.len(), 3, "{text}");
+    let expect = [
+        (
+            "0",
+            "HTTP/1.1 200 OK",
+            "\"name\":\"projects/p/operations/a\"",
+        ),
+        ("1", "HTTP/1.1 200 OK", "{}"),
+        ("2", "HTTP/1.1 404 Not Found", "\"status\":\"NOT_FOUND\""),
+    ];
+    for (part, (id, status_line, body)) in parts.iter().zip(expect) {
+        assert!(
+            part.contains(&format!("Content-ID: <response-{id}>")),
+            "{part}"
+        );
+        assert!(part.contains(status_line), "{part}");
+        assert!(part.contains(body), "{part}");
+    }
+    let (_, b) = s.request("GET", "/v1/projects/p/operations/b", None).await;
+    assert_eq!(b["metadata"]["state"], "CANCELLED");
+    // Not multipart, or no calls: 400 in the envelope.
+    let (status, error) = s.request("POST", "/batch", Some("{}")).await;
+    assert_eq!(
+        (status, error["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+}
