@@ -6,16 +6,15 @@
 
 mod common;
 
-use common::{Server, longrun_ok};
+use common::{Server, create_account, python};
 use std::path::Path;
-use std::process::Command;
 
 const PROJECT: &str = "ee-project";
 
 /// Runs tests/python/SCRIPT against a fresh emulator, with a key holding
 /// `roles/earthengine.admin` on `PROJECT`.
 fn run(script: &str) {
-    let Ok(python) = std::env::var("LONGRUN_TEST_PYTHON") else {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
         eprintln!("LONGRUN_TEST_PYTHON is not set: skipping {script} (.ci/run sets it)");
         return;
     };
@@ -33,34 +32,13 @@ fn run(script: &str) {
     )
     .unwrap();
     let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
-    let key = dir.path().join("key.json");
-    longrun_ok(
-        &[
-            "service-accounts",
-            "create",
-            "ee-tester",
-            "--project",
-            PROJECT,
-            "--key-file",
-            key.to_str().unwrap(),
-            "--token-uri",
-            &format!("{}/token", server.base),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
+    let key = create_account(&server, &data, "ee-tester", PROJECT, dir.path());
+    let (ok, text) = python(
+        &python_bin,
+        script,
+        &[&server.base, key.to_str().unwrap(), PROJECT],
     );
-    let out = Command::new(&python)
-        .arg(root.join("tests/python").join(script))
-        .args([&server.base, key.to_str().unwrap(), PROJECT])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed:\n{text}");
+    assert!(ok, "{script} failed:\n{text}");
     assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
 }
 

@@ -6,28 +6,10 @@
 
 mod common;
 
-use common::{Server, longrun_ok};
-use std::path::Path;
-use std::process::Command;
+use common::{Server, create_account, longrun_ok, python};
 
 fn longrun(args: &[&str]) -> String {
     longrun_ok(args, &[])
-}
-
-fn python(python: &str, args: &[&str]) -> (bool, String) {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/service_account_flow.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -50,21 +32,8 @@ fn google_auth_service_account_flow() {
     let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
     let base = server.base.clone();
 
-    let key = dir.path().join("key.json");
+    let key = create_account(&server, &data, "ci-runner", "p", dir.path());
     let data_dir = data.to_str().unwrap();
-    longrun(&[
-        "service-accounts",
-        "create",
-        "ci-runner",
-        "--project",
-        "p",
-        "--key-file",
-        key.to_str().unwrap(),
-        "--token-uri",
-        &format!("{base}/token"),
-        "--data-dir",
-        data_dir,
-    ]);
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
     assert_eq!(file["type"], "service_account");
     assert_eq!(file["client_email"], "ci-runner@p.iam.longrun");
@@ -79,7 +48,11 @@ fn google_auth_service_account_flow() {
             .contains("ci-runner@p.iam.longrun\t")
     );
 
-    let (ok, out) = python(&python_bin, &[&base, key.to_str().unwrap(), "allowed"]);
+    let (ok, out) = python(
+        &python_bin,
+        "service_account_flow.py",
+        &[&base, key.to_str().unwrap(), "allowed"],
+    );
     assert!(ok, "{out}");
     assert!(
         out.contains("ok serviceAccount:ci-runner@p.iam.longrun"),
@@ -93,7 +66,11 @@ fn google_auth_service_account_flow() {
         "--data-dir",
         data_dir,
     ]);
-    let (ok, out) = python(&python_bin, &[&base, key.to_str().unwrap(), "refused"]);
+    let (ok, out) = python(
+        &python_bin,
+        "service_account_flow.py",
+        &[&base, key.to_str().unwrap(), "refused"],
+    );
     assert!(ok, "{out}");
     assert!(out.contains("refused"), "{out}");
 }

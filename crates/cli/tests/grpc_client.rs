@@ -5,13 +5,11 @@
 
 mod common;
 
-use common::{Server, access_token, longrun_ok};
-use std::path::Path;
-use std::process::Command;
+use common::{Server, access_token, create_account, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client() {
-    let Ok(python) = std::env::var("LONGRUN_TEST_PYTHON") else {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
         eprintln!("LONGRUN_TEST_PYTHON is not set: skipping the grpcio client (.ci/run sets it)");
         return;
     };
@@ -25,36 +23,9 @@ async fn python_grpcio_client() {
     )
     .unwrap();
     let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
-    let key = dir.path().join("key.json");
-    longrun_ok(
-        &[
-            "service-accounts",
-            "create",
-            "grpc-tester",
-            "--project",
-            "p",
-            "--key-file",
-            key.to_str().unwrap(),
-            "--token-uri",
-            &format!("{}/token", server.base),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let key = create_account(&server, &data, "grpc-tester", "p", dir.path());
     let token = access_token(&server.base, &key).await;
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/grpc_operations.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args([&server.base, &token])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "grpc_operations.py failed:\n{text}");
+    let (ok, text) = python(&python_bin, "grpc_operations.py", &[&server.base, &token]);
+    assert!(ok, "grpc_operations.py failed:\n{text}");
     assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, access_token, longrun, longrun_ok};
+use common::{Server, access_token, create_account, longrun, longrun_ok};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -32,23 +32,7 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
     let token_uri = format!("{base}/token");
 
     // The first admin is made offline, on the server's store.
-    let admin_key = dir.path().join("admin.json");
-    longrun_ok(
-        &[
-            "service-accounts",
-            "create",
-            "keys-admin",
-            "--project",
-            "p",
-            "--key-file",
-            admin_key.to_str().unwrap(),
-            "--token-uri",
-            &token_uri,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let admin_key = create_account(&server, &data, "keys-admin", "p", dir.path());
     let token = access_token(base, &admin_key).await;
     let with_token = [("LONGRUN_TOKEN", token.as_str())];
 

@@ -134,3 +134,47 @@ pub async fn access_token(base: &str, key_file: &std::path::Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Runs tests/python/SCRIPT with ARGS under the Python `python`: whether it succeeded, and
+/// what it printed (stdout, then stderr).
+pub fn python(python: &str, script: &str, args: &[&str]) -> (bool, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(script);
+    let out = Command::new(python).arg(path).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Creates the service account NAME of PROJECT in the store of `data` (offline), with its
+/// key file in `dir` naming `server`'s token endpoint; returns the key file's path.
+pub fn create_account(
+    server: &Server,
+    data: &Path,
+    name: &str,
+    project: &str,
+    dir: &Path,
+) -> std::path::PathBuf {
+    let key = dir.join(format!("{name}.json"));
+    longrun_ok(
+        &[
+            "service-accounts",
+            "create",
+            name,
+            "--project",
+            project,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--token-uri",
+            &format!("{}/token", server.base),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    key
+}
