@@ -404,10 +404,13 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
                 .await;
         });
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(longrun_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions tools ask for (grpcurl, grpcui, Postman); like health,
+    // it needs no credentials: it describes the API and holds no data.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(longrun_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
     Ok(router
         .route_service(
             "/google.longrunning.Operations/{*rest}",
@@ -419,5 +422,12 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         )
         .route_service("/longrun.v1.Workers/{*rest}", WorkersServer::new(grpc))
         .route_service("/grpc.health.v1.Health/{*rest}", health)
-        .route_service("/grpc.reflection.v1.ServerReflection/{*rest}", reflection))
+        .route_service(
+            "/grpc.reflection.v1.ServerReflection/{*rest}",
+            reflection().build_v1()?,
+        )
+        .route_service(
+            "/grpc.reflection.v1alpha.ServerReflection/{*rest}",
+            reflection().build_v1alpha()?,
+        ))
 }

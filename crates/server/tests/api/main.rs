@@ -6,6 +6,7 @@ mod common;
 mod earthengine;
 mod encodings;
 mod errors;
+mod grpc;
 mod list;
 mod operations;
 mod postgres;
