@@ -96,8 +96,9 @@ async fn wait_answers_before_the_callers_deadline() {
         .into_inner();
     let took = started.elapsed();
     assert!(!op.done);
+    // The server keeps a tenth of the deadline (at most 100 ms) for the answer's trip.
     assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_millis(500),
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(2),
         "{took:?}"
     );
     let metadata = op.metadata.unwrap();
