@@ -1,7 +1,7 @@
 //! External identity providers: tokens they sign are checked against their JSON Web Key
 //! Set, read from a file or fetched from a URL, kept, and read again when a token names a
 //! key id it does not hold (at most every `REFRESH`). jsonwebtoken checks tokens but fetches
-//! nothing; the fetch is the few lines below.
+//! nothing; the fetch (hyper with rustls) is the few lines below.
 
 use super::iam::Principal;
 use super::{Verified, rejected, scopes, unauthenticated, validation};
@@ -34,9 +34,10 @@ pub struct ProviderConfig {
     pub issuer: String,
     pub audience: String,
     pub jwks_file: Option<PathBuf>,
-    /// An `http://` URL (this server has no TLS client: for an `https://` key set, fetch it
-    /// into `jwks_file`).
+    /// An `https://` URL (or `http://`, for a provider on a trusted network).
     pub jwks_url: Option<String>,
+    /// PEM certificates trusted for `jwks_url` besides the public roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ProviderConfig {
@@ -45,11 +46,15 @@ impl ProviderConfig {
             (Some(_), None) => Ok(()),
             (None, Some(url)) => {
                 anyhow::ensure!(
-                    url.starts_with("http://"),
-                    "identity provider {}: jwks_url must be http:// (fetch https key sets into \
-                     jwks_file)",
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "identity provider {}: jwks_url must be an https:// (or http://) URL",
                     self.issuer
                 );
+                if let Some(ca) = &self.ca_file {
+                    roots(Some(ca)).map_err(|e| {
+                        anyhow::anyhow!("identity provider {}: ca_file: {e}", self.issuer)
+                    })?;
+                }
                 Ok(())
             }
             _ => anyhow::bail!(
@@ -83,7 +88,7 @@ impl Provider {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || std::fs::read(path)).await??
             }
-            (None, Some(url)) => get(url).await?,
+            (None, Some(url)) => get(url, self.config.ca_file.as_ref()).await?,
             (None, None) => anyhow::bail!("no key set configured"),
         };
         Ok(serde_json::from_slice(&text)?)
@@ -157,11 +162,40 @@ impl Provider {
     }
 }
 
-/// GETs `url` (http only), at most 1 MiB, within 10 s.
-async fn get(url: &str) -> anyhow::Result<Vec<u8>> {
+/// The public roots, and the certificates of `ca_file`.
+fn roots(ca_file: Option<&PathBuf>) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path)? {
+            roots.add(cert?)?;
+            added += 1;
+        }
+        anyhow::ensure!(added > 0, "{} holds no PEM certificate", path.display());
+    }
+    Ok(roots)
+}
+
+/// GETs `url` over https (or http), at most 1 MiB, within 10 s.
+async fn get(url: &str, ca_file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     use http_body_util::{BodyExt, Empty, Limited};
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots(ca_file)?)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
+        .build::<_, Empty<bytes::Bytes>>(connector);
     let uri: http::Uri = url.parse()?;
     let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri)).await??;
     anyhow::ensure!(

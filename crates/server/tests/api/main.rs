@@ -7,6 +7,7 @@ mod earthengine;
 mod encodings;
 mod errors;
 mod grpc;
+mod jwks;
 mod list;
 mod operations;
 mod postgres;
