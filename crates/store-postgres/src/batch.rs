@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
 use longrun_store::{Error, Inserted, NewOperation, Result};
-use longrun_types::{Operation, Timestamp};
+use longrun_types::Operation;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{backend, missing_or_conflict, parse_record, pg};
+use crate::{Columns, backend, missing_or_conflict, parse_record, pg};
 
 /// Writes in one statement at most.
 const MAX_BATCH: usize = 256;
@@ -264,28 +264,25 @@ struct Rows {
 
 impl Rows {
     fn push(&mut self, op: &Operation) -> Result<()> {
-        let opt = |t: Option<Timestamp>| t.map(Timestamp::millis);
-        self.name.push(op.name.as_str().to_string());
-        self.project.push(op.name.project().as_str().to_string());
-        self.state.push(op.state.as_str());
-        self.op_type.push(op.op_type.clone());
-        self.description.push(op.description.clone());
-        self.priority.push(i64::from(op.priority));
-        self.attempt.push(i64::from(op.attempt));
-        self.create_time.push(op.create_time.millis());
-        self.update_time.push(op.update_time.millis());
-        self.start_time.push(opt(op.start_time));
-        self.end_time.push(opt(op.end_time));
-        self.error_code.push(op.error_code().map(i64::from));
-        self.request_id.push(op.request_id.clone());
-        self.lease_expire
-            .push(opt(op.lease.as_ref().map(|l| l.expire_time)));
-        self.deadline.push(opt(op.deadline));
-        self.cancel_time
-            .push(opt(op.cancel.as_ref().map(|c| c.time)));
-        self.version.push(op.version);
-        self.record
-            .push(serde_json::to_string(op).map_err(backend)?);
+        let c = Columns::of(op)?;
+        self.name.push(c.name);
+        self.project.push(c.project);
+        self.state.push(c.state);
+        self.op_type.push(c.op_type);
+        self.description.push(c.description);
+        self.priority.push(c.priority);
+        self.attempt.push(c.attempt);
+        self.create_time.push(c.create_time);
+        self.update_time.push(c.update_time);
+        self.start_time.push(c.start_time);
+        self.end_time.push(c.end_time);
+        self.error_code.push(c.error_code);
+        self.request_id.push(c.request_id);
+        self.lease_expire.push(c.lease_expire);
+        self.deadline.push(c.deadline);
+        self.cancel_time.push(c.cancel_time);
+        self.version.push(c.version);
+        self.record.push(c.record);
         Ok(())
     }
 

@@ -92,29 +92,78 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
     end_time = $11, error_code = $12, request_id = $13, lease_expire = $14, deadline = $15, \
     cancel_time = $16, version = $17, record = $18 WHERE name = $1 AND version = $19";
 
-/// The indexed columns and the record of one operation, in `INSERT` order.
+/// The indexed copies of an operation's fields and its record, in the table's column order.
+/// They are derived here and nowhere else: single writes box them (`row`), batches gather
+/// them into arrays (`batch::Rows`).
+pub(crate) struct Columns {
+    pub name: String,
+    pub project: String,
+    pub state: &'static str,
+    pub op_type: String,
+    pub description: String,
+    pub priority: i64,
+    pub attempt: i64,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub error_code: Option<i64>,
+    pub request_id: Option<String>,
+    pub lease_expire: Option<i64>,
+    pub deadline: Option<i64>,
+    pub cancel_time: Option<i64>,
+    pub version: i64,
+    pub record: String,
+}
+
+impl Columns {
+    pub fn of(op: &Operation) -> Result<Columns> {
+        let opt = |t: Option<Timestamp>| t.map(Timestamp::millis);
+        Ok(Columns {
+            name: op.name.as_str().to_string(),
+            project: op.name.project().as_str().to_string(),
+            state: op.state.as_str(),
+            op_type: op.op_type.clone(),
+            description: op.description.clone(),
+            priority: i64::from(op.priority),
+            attempt: i64::from(op.attempt),
+            create_time: op.create_time.millis(),
+            update_time: op.update_time.millis(),
+            start_time: opt(op.start_time),
+            end_time: opt(op.end_time),
+            error_code: op.error_code().map(i64::from),
+            request_id: op.request_id.clone(),
+            lease_expire: opt(op.lease.as_ref().map(|l| l.expire_time)),
+            deadline: opt(op.deadline),
+            cancel_time: opt(op.cancel.as_ref().map(|c| c.time)),
+            version: op.version,
+            record: serde_json::to_string(op).map_err(backend)?,
+        })
+    }
+}
+
+/// The parameters of `INSERT`: the columns of one operation, then its payload.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
-    let opt = |t: Option<Timestamp>| t.map(Timestamp::millis);
-    let record = serde_json::to_string(op).map_err(backend)?;
+    let c = Columns::of(op)?;
     Ok(vec![
-        Box::new(op.name.as_str().to_string()),
-        Box::new(op.name.project().as_str().to_string()),
-        Box::new(op.state.as_str().to_string()),
-        Box::new(op.op_type.clone()),
-        Box::new(op.description.clone()),
-        Box::new(i64::from(op.priority)),
-        Box::new(i64::from(op.attempt)),
-        Box::new(op.create_time.millis()),
-        Box::new(op.update_time.millis()),
-        Box::new(opt(op.start_time)),
-        Box::new(opt(op.end_time)),
-        Box::new(op.error_code().map(i64::from)),
-        Box::new(op.request_id.clone()),
-        Box::new(opt(op.lease.as_ref().map(|l| l.expire_time))),
-        Box::new(opt(op.deadline)),
-        Box::new(opt(op.cancel.as_ref().map(|c| c.time))),
-        Box::new(op.version),
-        Box::new(record),
+        Box::new(c.name),
+        Box::new(c.project),
+        Box::new(c.state),
+        Box::new(c.op_type),
+        Box::new(c.description),
+        Box::new(c.priority),
+        Box::new(c.attempt),
+        Box::new(c.create_time),
+        Box::new(c.update_time),
+        Box::new(c.start_time),
+        Box::new(c.end_time),
+        Box::new(c.error_code),
+        Box::new(c.request_id),
+        Box::new(c.lease_expire),
+        Box::new(c.deadline),
+        Box::new(c.cancel_time),
+        Box::new(c.version),
+        Box::new(c.record),
         Box::new(payload.to_string()),
     ])
 }
