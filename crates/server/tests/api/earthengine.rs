@@ -208,3 +208,61 @@ async fn batch_carries_several_calls() {
         (400, Some("INVALID_ARGUMENT"))
     );
 }
+
+/// One server with auth off for the fuzz cases, on a thread of its own.
+fn batch_server() -> String {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let server = TestServer::start().await;
+                server
+                    .submit("p", json!({"type": "T", "operationId": "a"}))
+                    .await;
+                tx.send(server.base.clone()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap()
+    })
+    .clone()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 200, ..Default::default() })]
+    /// Whatever a batch holds, the answer is a batch (200) or a client error, never a 5xx.
+    #[test]
+    fn garbled_batches_are_client_errors(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                "\\PC{0,80}",
+                "(GET|POST|DELETE|PUT) /v1/projects/p/operations(/a)?(:cancel|:wait)? HTTP/1.1",
+                "[A-Z]{1,8} [ -~]{0,40}",
+            ],
+            0..6,
+        ),
+        separator in proptest::prop_oneof!["\r\n", "\n", "\r\n\r\n", ""],
+        boundary in "[a-z_]{1,12}",
+    ) {
+        let mut body = String::new();
+        for part in &parts {
+            body.push_str(&format!("--{boundary}{separator}Content-Type: application/http{separator}{separator}{part}{separator}{separator}"));
+        }
+        body.push_str(&format!("--{boundary}--"));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let status = runtime.block_on(async {
+            longrun_client::Client::new(&batch_server())
+                .send_as(
+                    http::Method::POST,
+                    "/batch",
+                    Some(body.as_bytes()),
+                    &format!("multipart/mixed; boundary={boundary}"),
+                )
+                .await
+                .unwrap()
+                .status
+        });
+        proptest::prop_assert!(status == 200 || (400..500).contains(&status), "{status} for {body:?}");
+    }
+}
