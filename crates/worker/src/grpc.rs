@@ -133,6 +133,12 @@ impl GrpcBackend {
         let id = link.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.shared.pending.lock().unwrap().insert(id, tx);
+        // The reader marks the stream closed before it drops the calls waiting: a call
+        // registered after that sees the mark.
+        if link.shared.closed.load(Ordering::Acquire) {
+            link.shared.pending.lock().unwrap().remove(&id);
+            return Err(transient("the work stream closed"));
+        }
         let request = pb::WorkRequest {
             id,
             call: Some(call),
