@@ -409,6 +409,31 @@ def main():
     check(export.active() is False, "a CANCELLED export is not active")
     print("table export: started, RUNNING, CANCELLED")
 
+    # An image export of a constant image clipped to a rectangle, built client-side from
+    # the served signatures (Image.constant, GeometryConstructors.Polygon,
+    # Image.clipToBoundsAndScale).
+    image_export = ee.batch.Export.image.toDrive(
+        image=ee.Image(1),
+        region=ee.Geometry.Rectangle([0, 0, 1, 1]),
+        scale=30,
+        description="offline image export",
+    )
+    image_export.start()
+    op = ee.data.getOperation(image_export.name)
+    check(op["metadata"].get("type") == "EXPORT_IMAGE", f"image export type: {op}")
+    check(
+        op["metadata"].get("description") == "offline image export",
+        f"image export description: {op}",
+    )
+    image_export.cancel()
+    op = poll(
+        f"image export {image_export.name} done",
+        lambda: ee.data.getOperation(image_export.name),
+        lambda o: o.get("done"),
+    )
+    expect_cancelled(op, f"cancelled image export {image_export.name}")
+    print("image export: started, CANCELLED")
+
     print("ok")
 
 
