@@ -66,6 +66,7 @@ struct Args {
 enum Scenario {
     All,
     Get,
+    GrpcGet,
     Submit,
     Cancel,
     List,
@@ -124,7 +125,12 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
     let duration = Duration::from_secs(args.seconds);
     let mut summary = Summary::default();
 
-    let basic = [Scenario::Get, Scenario::Submit, Scenario::Cancel];
+    let basic = [
+        Scenario::Get,
+        Scenario::GrpcGet,
+        Scenario::Submit,
+        Scenario::Cancel,
+    ];
     if args.scenario.includes(&basic) {
         let server = start(&bin, server::data_dir()?, &[])?;
         let setup = Setup::new(&[&server], args.concurrency, duration);
@@ -134,6 +140,9 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             }
             if args.scenario.includes(&[Scenario::Get]) {
                 scenarios::get(&setup, &mut summary).await?;
+            }
+            if args.scenario.includes(&[Scenario::GrpcGet]) {
+                scenarios::grpc_get(&setup, &mut summary).await?;
             }
             if args.scenario.includes(&[Scenario::Cancel]) {
                 scenarios::cancel(&setup, &mut summary).await?;

@@ -142,6 +142,54 @@ pub async fn get(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// GetOperation over gRPC: the same reads as `get`, each client on a connection of its own.
+pub async fn grpc_get(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
+    use longrun_proto::google::longrunning::GetOperationRequest;
+    use longrun_proto::google::longrunning::operations_client::OperationsClient;
+    let names = Arc::new(queue(setup, "bench-grpc-get", GET_OPERATIONS).await?);
+    let base = setup.client().base().to_string();
+    let report = load::run(
+        setup.clients,
+        setup.duration,
+        &setup.pids(),
+        |task, mut rec| {
+            let names = names.clone();
+            let channel = tonic::transport::Endpoint::from_shared(base.clone())
+                .map(|e| e.tcp_nodelay(true).connect_lazy());
+            async move {
+                let Ok(channel) = channel else { return rec };
+                let mut client = OperationsClient::new(channel);
+                let mut i = 0u64;
+                while rec.running() {
+                    let pick = load::mix(((task as u64) << 32) | i) as usize % names.len();
+                    let request = GetOperationRequest {
+                        name: names[pick].to_string(),
+                    };
+                    rec.time(async {
+                        client
+                            .get_operation(request)
+                            .await
+                            .map_err(|e| longrun_client::Error::Transport(e.to_string()))
+                    })
+                    .await;
+                    i += 1;
+                }
+                rec
+            }
+        },
+    )
+    .await?;
+    println!("grpc get: {}", report.line("requests"));
+    summary.check("grpc get", &report);
+    summary.figure(
+        &format!("gRPC GetOperation ({} clients)", setup.clients),
+        report.rate(),
+        "requests/s",
+        Target::AtLeast(30_000.0),
+    );
+    Ok(())
+}
+
 /// Cancels distinct PENDING operations, first with many clients (throughput), then with
 /// one (latency without queueing), and checks a sample ended CANCELLED.
 pub async fn cancel(setup: &Setup, summary: &mut Summary) -> anyhow::Result<()> {
