@@ -107,3 +107,55 @@ async fn wait_answers_before_the_callers_deadline() {
         "type.googleapis.com/google.earthengine.v1.OperationMetadata"
     );
 }
+
+/// One server for the fuzz cases, on a thread of its own.
+fn fuzz_server() -> String {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let server = TestServer::start().await;
+                tx.send(server.base.clone()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap()
+    })
+    .clone()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 200, ..Default::default() })]
+    /// Any name, filter or page token is answered with a client error (or a result), never
+    /// INTERNAL or UNKNOWN.
+    #[test]
+    fn garbled_names_filters_and_tokens_are_client_errors(
+        name in proptest::prop_oneof!["\\PC{0,60}", "projects/[a-z%/]{0,10}/operations/[ -~]{0,30}"],
+        filter in "\\PC{0,40}",
+        token in "[A-Za-z0-9_=-]{0,40}",
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let codes = runtime.block_on(async {
+            let channel = Channel::from_shared(fuzz_server()).unwrap().connect().await.unwrap();
+            let mut operations = OperationsClient::new(channel);
+            let get = operations.get_operation(lro::GetOperationRequest { name: name.clone() }).await;
+            let list = operations
+                .list_operations(lro::ListOperationsRequest {
+                    name: "projects/p".into(),
+                    filter: filter.clone(),
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await;
+            let cancel = operations.cancel_operation(lro::CancelOperationRequest { name: name.clone() }).await;
+            [get.err(), list.err(), cancel.err()].map(|e| e.map(|s| s.code()))
+        });
+        for code in codes.into_iter().flatten() {
+            proptest::prop_assert!(
+                !matches!(code, tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::Unavailable),
+                "{code:?} for name {name:?}, filter {filter:?}, token {token:?}"
+            );
+        }
+    }
+}
