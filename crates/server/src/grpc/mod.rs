@@ -431,3 +431,28 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
             reflection().build_v1alpha()?,
         ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_timeout(value: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", value.parse().unwrap());
+        metadata
+    }
+
+    #[test]
+    fn the_budget_is_the_callers_deadline_less_a_margin() {
+        let budget = |v: &str| budget(&with_timeout(v));
+        assert_eq!(budget("100m"), Some(Duration::from_millis(90)));
+        assert_eq!(budget("5S"), Some(Duration::from_millis(4900)));
+        assert_eq!(budget("2M"), Some(Duration::from_millis(119_900)));
+        assert_eq!(budget("1H"), Some(Duration::from_millis(3_599_900)));
+        assert_eq!(budget("500u"), Some(Duration::from_micros(450)));
+        for bad in ["", "S", "10", "10x", "-5S", "1.5S"] {
+            assert_eq!(budget(bad), None, "{bad:?}");
+        }
+        assert_eq!(super::budget(&MetadataMap::new()), None);
+    }
+}
