@@ -6,6 +6,7 @@ pub mod config;
 mod error;
 mod grpc;
 pub mod migrate;
+mod outputs;
 mod rest;
 mod secret;
 
@@ -138,6 +139,22 @@ pub async fn run(
                 .await
         })
     };
+    let outputs_sweep = {
+        let (engine, dir) = (engine.clone(), config.data_dir.join(config::OUTPUTS));
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(outputs::SWEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => return,
+                    _ = every.tick() => match outputs::sweep(&engine, &dir).await {
+                        0 => {}
+                        n => tracing::info!(removed = n, "removed outputs of operations gone"),
+                    },
+                }
+            }
+        })
+    };
     let draining = {
         let engine = engine.clone();
         async move {
@@ -161,6 +178,7 @@ pub async fn run(
         .with_graceful_shutdown(draining)
         .await?;
     background.await?;
+    let _ = outputs_sweep.await;
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! child's CPU seconds are reported as `batchEecuUsageSeconds`.
 //!
 //! Stdout and stderr are kept, up to [`OUTPUT_LIMIT`] bytes, in a file per operation under
-//! `outputs_dir` ([`output_path`]).
+//! `outputs_dir` ([`output_path`]), beside a file holding the operation's name
+//! ([`name_path`]), so that outputs of operations gone can be found and removed.
 //!
 //! Each running group is recorded as a file in `groups_dir`. The command itself dies with
 //! the server (PR_SET_PDEATHSIG); what it started may not, so on the next start
@@ -50,6 +51,11 @@ pub fn output_path(outputs_dir: &Path, name: &Name) -> PathBuf {
             .map(|b| format!("{b:02x}"))
             .collect::<String>(),
     )
+}
+
+/// The file beside an output that names its operation.
+pub fn name_path(output: &Path) -> PathBuf {
+    output.with_extension("name")
 }
 
 /// The size-capped output file of one run, shared by the stdout and stderr readers.
@@ -202,10 +208,9 @@ impl CommandSpec {
         let record = self.groups_dir.join(pid.to_string());
         let _ = std::fs::write(&record, argv.join(" "));
         let _group = KillGroupOnDrop(pid, record);
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Output::create(&output_path(
-            &self.outputs_dir,
-            ctx.name(),
-        ))));
+        let path = output_path(&self.outputs_dir, ctx.name());
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Output::create(&path)));
+        let _ = std::fs::write(name_path(&path), ctx.name().as_str());
         let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
         let stdout = child.stdout.take().expect("piped");
         let stdout_output = output.clone();

@@ -235,7 +235,7 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
 pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<(), ApiError> {
     app.engine.delete(name).await?;
     tracing::info!(operation = %name.as_str(), by = %caller.member(), "deleted");
-    let _ = std::fs::remove_file(output_path(&app.outputs_dir, name));
+    crate::outputs::remove(&output_path(&app.outputs_dir, name));
     Ok(())
 }
 

@@ -206,3 +206,67 @@ async fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Files under the outputs directory.
+fn outputs(data_dir: &std::path::Path) -> usize {
+    std::fs::read_dir(data_dir.join("outputs")).map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_of_operations_gone_by_retention_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let start = || {
+        let data_dir = data_dir.clone();
+        TestServer::with(move |c| {
+            c.data_dir = data_dir;
+            c.task_types.push(command_type(
+                "SH",
+                &["sh", "-c", "{payload.script}"],
+                Duration::from_secs(1),
+            ));
+        })
+    };
+    let s = start().await;
+    for id in ["kept", "expired"] {
+        s.submit(
+            "p",
+            json!({"type": "SH", "operationId": id, "payload": {"script": format!("echo {id}")}}),
+        )
+        .await;
+        assert_eq!(wait(&s, id).await["metadata"]["state"], "SUCCEEDED");
+    }
+    // Each output and the file naming its operation.
+    assert_eq!(outputs(&data_dir), 4);
+    // Deleting one through the API removes its output at once.
+    let (status, _) = s
+        .request("DELETE", "/v1/projects/p/operations/kept", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(outputs(&data_dir), 2);
+    s.stop().await;
+
+    // Retention ends the other while no server runs; the next start finds its output.
+    let store =
+        longrun_store_sqlite::SqliteStore::open(&data_dir.join(longrun_server::DATABASE_FILE))
+            .unwrap();
+    let far = longrun_types::Timestamp::now().plus_millis(86_400_000);
+    assert_eq!(
+        longrun_store::Store::expire(&store, far, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    drop(store);
+    let s = start().await;
+    let started = Instant::now();
+    while outputs(&data_dir) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "outputs left: {}",
+            outputs(&data_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}

@@ -1,0 +1,56 @@
+//! What the `command` executor kept of operations that are gone: removed with the
+//! operation on delete here, and otherwise by a sweep (at start, then every
+//! `SWEEP_INTERVAL`) that finds outputs whose operation no longer exists: expired by
+//! retention, or deleted through another server sharing the store.
+
+use longrun_engine::{Engine, Error};
+use longrun_types::Name;
+use longrun_worker::command::name_path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Removes an output and the file naming its operation.
+pub fn remove(output: &Path) {
+    let _ = std::fs::remove_file(output);
+    let _ = std::fs::remove_file(name_path(output));
+}
+
+/// Outputs under `dir` and the operations they belong to.
+fn outputs(dir: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "name"))
+        .filter_map(|p| {
+            let name = std::fs::read_to_string(&p).ok()?;
+            Some((p.with_extension(""), name))
+        })
+        .collect()
+}
+
+/// Removes the outputs whose operation is gone; returns how many.
+pub async fn sweep(engine: &Engine, dir: &Path) -> usize {
+    let listed = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || outputs(&dir))
+            .await
+            .unwrap_or_default()
+    };
+    let mut removed = 0;
+    for (output, name) in listed {
+        let gone = match Name::parse(&name) {
+            Ok(name) => matches!(engine.get(&name).await, Err(Error::NotFound(_))),
+            Err(_) => true,
+        };
+        if gone {
+            remove(&output);
+            removed += 1;
+        }
+    }
+    removed
+}
