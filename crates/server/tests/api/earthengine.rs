@@ -216,7 +216,11 @@ fn batch_server() -> String {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let server = TestServer::start().await;
+                let server = TestServer::with(|c| {
+                    c.wait.default = std::time::Duration::ZERO;
+                    c.wait.max = std::time::Duration::ZERO;
+                })
+                .await;
                 server
                     .submit("p", json!({"type": "T", "operationId": "a"}))
                     .await;
