@@ -27,31 +27,15 @@ import google.auth.transport.requests
 import requests
 from google.oauth2 import service_account
 
+from checks import TIMEOUT, check, fail, poll
+
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 LONG = {"simulate": {"duration": "3600s"}}
 QUEUED = 40
-TIMEOUT = 30.0
 DONE = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
-def fail(message):
-    sys.exit(f"ee_cli: FAILED: {message}")
 
-
-def check(condition, message):
-    if not condition:
-        fail(message)
-
-
-def poll(what, fetch, done, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            fail(f"{what}: not reached within {timeout:.0f} s; last seen {value}")
-        time.sleep(0.2)
 
 
 def task_id(name):

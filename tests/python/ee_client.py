@@ -38,11 +38,11 @@ import requests  # noqa: E402
 from google.oauth2 import service_account  # noqa: E402
 
 import ee  # noqa: E402
+from checks import check, fail, poll  # noqa: E402
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 BULK = 520
 LONG = {"simulate": {"duration": "3600s"}}
-TIMEOUT = 30.0
 TASK_STATE = {
     "PENDING": "READY",
     "RUNNING": "RUNNING",
@@ -53,13 +53,6 @@ TASK_STATE = {
 }
 
 
-def fail(message):
-    sys.exit(f"ee_client: FAILED: {message}")
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
 
 
 class Rest:
@@ -115,17 +108,6 @@ class Rest:
     def states(self):
         return {op["name"]: op["metadata"]["state"] for op in self.list_all()}
 
-
-def poll(what, fetch, done, timeout=TIMEOUT):
-    """Calls fetch() until done(value) or the timeout; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            fail(f"{what}: not reached within {timeout:.0f} s; last seen {value}")
-        time.sleep(0.2)
 
 
 def state_of(op):

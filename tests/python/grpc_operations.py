@@ -40,6 +40,8 @@ from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from checks import check, fail
+
 PROJECT = "p"
 PARENT = f"projects/{PROJECT}"
 METADATA_TYPE_URL = "type.googleapis.com/google.earthengine.v1.OperationMetadata"
@@ -48,13 +50,6 @@ CALL_TIMEOUT = 10.0
 TYPE = "GRPC_TEST"
 
 
-def fail(message):
-    sys.exit(f"grpc_operations: FAILED: {message}")
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
 
 
 def parse_args(argv):

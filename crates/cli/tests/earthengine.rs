@@ -21,17 +21,14 @@ fn run(script: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("config.toml");
     let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
-    std::fs::write(
-        &config,
-        format!(
+    let server = Server::start_with_config(
+        &data,
+        &format!(
             "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
              role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:ee-tester@{PROJECT}.iam.longrun\"]\n"
         ),
-    )
-    .unwrap();
-    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    );
     let key = create_account(&server, &data, "ee-tester", PROJECT, dir.path());
     let (ok, text) = python(
         &python_bin,

@@ -22,14 +22,11 @@ fn google_auth_service_account_flow() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        &data,
         "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
          role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:ci-runner@p.iam.longrun\"]\n",
-    )
-    .unwrap();
-    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    );
     let base = server.base.clone();
 
     let key = create_account(&server, &data, "ci-runner", "p", dir.path());

@@ -15,14 +15,11 @@ async fn python_grpcio_client() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
+        &data,
         "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
          role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:grpc-tester@p.iam.longrun\"]\n",
-    )
-    .unwrap();
-    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    );
     let key = create_account(&server, &data, "grpc-tester", "p", dir.path());
     let token = access_token(&server.base, &key).await;
     let (ok, text) = python(&python_bin, "grpc_operations.py", &[&server.base, &token]);

@@ -25,9 +25,7 @@ members = ["serviceAccount:keys-admin@p.iam.longrun"]
 async fn service_accounts_and_operations_through_a_server_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let server = Server::start_with_config(&data, CONFIG);
     let base = server.base.as_str();
     let token_uri = format!("{base}/token");
 

@@ -94,3 +94,50 @@ pub mod json {
         }
     }
 }
+
+/// Stages and notifications between the records' form and the messages', one place for the
+/// server (metadata, reports received) and the worker SDK (reports sent).
+pub mod report {
+    use crate::google::earthengine::v1 as ee;
+    use longrun_types::operation::{Notification, Stage};
+
+    pub fn stage(s: &Stage) -> ee::OperationStage {
+        ee::OperationStage {
+            display_name: s.display_name.clone(),
+            description: s.description.clone(),
+            complete_work_units: s.complete_work_units,
+            total_work_units: s.total_work_units,
+        }
+    }
+
+    pub fn stage_from(s: ee::OperationStage) -> Stage {
+        Stage {
+            display_name: s.display_name,
+            description: s.description,
+            complete_work_units: s.complete_work_units,
+            total_work_units: s.total_work_units,
+        }
+    }
+
+    /// A severity name the message does not know is SEVERITY_UNSPECIFIED.
+    pub fn notification(n: &Notification) -> ee::OperationNotification {
+        ee::OperationNotification {
+            topic: n.topic.clone(),
+            detail: n.detail.clone(),
+            severity: ee::operation_notification::Severity::from_str_name(&n.severity)
+                .unwrap_or_default() as i32,
+        }
+    }
+
+    /// A severity number the message does not know is SEVERITY_UNSPECIFIED.
+    pub fn notification_from(n: ee::OperationNotification) -> Notification {
+        Notification {
+            topic: n.topic,
+            detail: n.detail,
+            severity: ee::operation_notification::Severity::try_from(n.severity)
+                .unwrap_or_default()
+                .as_str_name()
+                .to_string(),
+        }
+    }
+}

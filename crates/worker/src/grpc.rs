@@ -10,6 +10,7 @@ use longrun_proto::google::rpc;
 use longrun_proto::json::{from_value, to_struct, to_value};
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::workers_client::WorkersClient;
+use longrun_proto::report as messages;
 use longrun_types::Name;
 use longrun_types::operation::Status;
 use pb::work_request::Call;
@@ -222,27 +223,17 @@ impl Backend for GrpcBackend {
             set_stages: report.stages.is_some(),
             stages: report
                 .stages
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| ee::OperationStage {
-                    display_name: s.display_name,
-                    description: s.description,
-                    complete_work_units: s.complete_work_units,
-                    total_work_units: s.total_work_units,
-                })
+                .iter()
+                .flatten()
+                .map(messages::stage)
                 .collect(),
             batch_eecu_usage_seconds: report.batch_eecu_usage_seconds,
             set_notifications: report.notifications.is_some(),
             notifications: report
                 .notifications
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| ee::OperationNotification {
-                    topic: n.topic,
-                    detail: n.detail,
-                    severity: ee::operation_notification::Severity::from_str_name(&n.severity)
-                        .unwrap_or_default() as i32,
-                })
+                .iter()
+                .flatten()
+                .map(messages::notification)
                 .collect(),
             set_destination_uris: report.destination_uris.is_some(),
             destination_uris: report.destination_uris.unwrap_or_default(),

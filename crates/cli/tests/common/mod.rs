@@ -52,6 +52,13 @@ impl Server {
         Server { child, base }
     }
 
+    /// Starts `longrun serve` on `data_dir` with `config` written beside it.
+    pub fn start_with_config(data_dir: &Path, config: &str) -> Server {
+        let path = data_dir.with_extension("toml");
+        std::fs::write(&path, config).unwrap();
+        Server::start_with(data_dir, &["--config", path.to_str().unwrap()])
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);

@@ -9,6 +9,7 @@ use longrun_proto::google::longrunning as lro;
 use longrun_proto::google::rpc;
 use longrun_proto::json::{from_struct, to_struct};
 pub use longrun_proto::json::{from_value, to_value};
+use longrun_proto::report;
 use longrun_types::operation::{Outcome, Status};
 use longrun_types::{Operation, State, Timestamp};
 use prost::Message;
@@ -149,17 +150,6 @@ fn state(s: State) -> ee::operation_metadata::State {
     }
 }
 
-fn severity(text: &str) -> i32 {
-    ee::operation_notification::Severity::from_str_name(text).unwrap_or_default() as i32
-}
-
-pub fn severity_name(value: i32) -> String {
-    ee::operation_notification::Severity::try_from(value)
-        .unwrap_or_default()
-        .as_str_name()
-        .to_string()
-}
-
 pub fn metadata(op: &Operation) -> ee::OperationMetadata {
     ee::OperationMetadata {
         state: state(op.state) as i32,
@@ -171,28 +161,11 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
         start_time: op.start_time.map(timestamp),
         end_time: op.end_time.map(timestamp),
         progress: op.progress,
-        stages: op
-            .stages
-            .iter()
-            .map(|s| ee::OperationStage {
-                display_name: s.display_name.clone(),
-                description: s.description.clone(),
-                complete_work_units: s.complete_work_units,
-                total_work_units: s.total_work_units,
-            })
-            .collect(),
+        stages: op.stages.iter().map(report::stage).collect(),
         attempt: op.attempt,
         script_uri: op.script_uri.clone(),
         destination_uris: op.destination_uris.clone(),
-        notifications: op
-            .notifications
-            .iter()
-            .map(|n| ee::OperationNotification {
-                topic: n.topic.clone(),
-                detail: n.detail.clone(),
-                severity: severity(&n.severity),
-            })
-            .collect(),
+        notifications: op.notifications.iter().map(report::notification).collect(),
         batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
     }
 }

@@ -16,7 +16,7 @@ use longrun_proto::google::longrunning::operations_server::{Operations, Operatio
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::submissions_server::{Submissions, SubmissionsServer};
 use longrun_proto::longrun::v1::workers_server::{Workers, WorkersServer};
-use longrun_types::operation::{Notification, Stage};
+use longrun_proto::report;
 use longrun_types::{Name, Project};
 use std::time::Duration;
 use tonic::metadata::MetadataMap;
@@ -143,26 +143,14 @@ impl Grpc {
         self.check(caller, &Route::Heartbeat(name.clone()))?;
         let report = Report {
             progress: r.progress,
-            stages: r.set_stages.then(|| {
-                r.stages
-                    .into_iter()
-                    .map(|s| Stage {
-                        display_name: s.display_name,
-                        description: s.description,
-                        complete_work_units: s.complete_work_units,
-                        total_work_units: s.total_work_units,
-                    })
-                    .collect()
-            }),
+            stages: r
+                .set_stages
+                .then(|| r.stages.into_iter().map(report::stage_from).collect()),
             batch_eecu_usage_seconds: r.batch_eecu_usage_seconds,
             notifications: r.set_notifications.then(|| {
                 r.notifications
                     .into_iter()
-                    .map(|n| Notification {
-                        topic: n.topic,
-                        detail: n.detail,
-                        severity: convert::severity_name(n.severity),
-                    })
+                    .map(report::notification_from)
                     .collect()
             }),
             destination_uris: r.set_destination_uris.then_some(r.destination_uris),

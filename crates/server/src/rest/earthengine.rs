@@ -2,7 +2,7 @@
 //! the algorithm list `ee.Initialize` loads, and the task-starting methods (exports and
 //! ingestions), which become operations of the matching type with the request as payload.
 
-use super::{body, json_body};
+use super::{body, json_bytes};
 use crate::error::ApiError;
 use axum::response::Response;
 use longrun_engine::Submission;
@@ -30,9 +30,7 @@ pub fn start_type(path: &str) -> Option<&'static str> {
 const ALGORITHMS: &str = include_str!("../../assets/algorithms.json");
 
 pub fn algorithms() -> Response {
-    let mut response = json_body(&serde_json::json!({}));
-    *response.body_mut() = axum::body::Body::from(ALGORITHMS);
-    response
+    json_bytes(ALGORITHMS)
 }
 
 /// An export or ingestion request as a submission: the whole body is the payload; its

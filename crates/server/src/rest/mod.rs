@@ -25,8 +25,12 @@ use serde::Deserialize;
 
 /// A successful JSON response.
 pub fn json_body(value: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(value).expect("wire types always serialize");
-    let mut response = (StatusCode::OK, bytes).into_response();
+    json_bytes(serde_json::to_vec(value).expect("wire types always serialize"))
+}
+
+/// A successful response of JSON already encoded.
+pub fn json_bytes(bytes: impl Into<Body>) -> Response {
+    let mut response = (StatusCode::OK, bytes.into()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=UTF-8"),

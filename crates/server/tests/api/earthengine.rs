@@ -209,28 +209,14 @@ async fn batch_carries_several_calls() {
     );
 }
 
-/// One server with auth off for the fuzz cases, on a thread of its own.
+/// One server for the fuzz cases. Waits answer at once, so that a generated `:wait` does
+/// not hold a case for the default minute.
 fn batch_server() -> String {
     static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let server = TestServer::with(|c| {
-                    c.wait.default = std::time::Duration::ZERO;
-                    c.wait.max = std::time::Duration::ZERO;
-                })
-                .await;
-                server
-                    .submit("p", json!({"type": "T", "operationId": "a"}))
-                    .await;
-                tx.send(server.base.clone()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
+    crate::common::shared(&BASE, |c| {
+        c.wait.default = std::time::Duration::ZERO;
+        c.wait.max = std::time::Duration::ZERO;
     })
-    .clone()
 }
 
 proptest::proptest! {

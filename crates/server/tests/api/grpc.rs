@@ -108,21 +108,10 @@ async fn wait_answers_before_the_callers_deadline() {
     );
 }
 
-/// One server for the fuzz cases, on a thread of its own.
+/// One server for the fuzz cases.
 fn fuzz_server() -> String {
     static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let server = TestServer::start().await;
-                tx.send(server.base.clone()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
-    })
-    .clone()
+    crate::common::shared(&BASE, |_| {})
 }
 
 proptest::proptest! {

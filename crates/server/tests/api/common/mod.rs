@@ -96,3 +96,20 @@ pub fn is_timestamp(v: &Value) -> bool {
             _ => c.is_ascii_digit(),
         })
 }
+
+/// A server on a thread of its own, living as long as the test process, for property tests
+/// (each case runs its own runtime): started once per `cell`, configured by `configure`.
+pub fn shared(cell: &'static std::sync::OnceLock<String>, configure: fn(&mut Config)) -> String {
+    cell.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let server = TestServer::with(configure).await;
+                tx.send(server.base.clone()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap()
+    })
+    .clone()
+}

@@ -1,6 +1,9 @@
 //! Authentication and access over HTTP: every method against every kind of bad credential,
 //! the token endpoint, identity-provider tokens, project IAM, disabled accounts, audit.
 
+mod accounts;
+mod grpc;
+
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use longrun_client::Client;
@@ -289,154 +292,6 @@ fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<Str
     ]
 }
 
-const GRPC_METHODS: &[&str] = &[
-    "GetOperation",
-    "ListOperations",
-    "CancelOperation",
-    "DeleteOperation",
-    "WaitOperation",
-    "SubmitOperation",
-    "Lease",
-    "Heartbeat",
-    "Complete",
-    "Work",
-];
-
-/// Calls `method` over gRPC with this `authorization` (on the Work stream: opens it and
-/// sends a heartbeat); the failure's code and ErrorInfo reason.
-async fn grpc_status_of(
-    channel: &tonic::transport::Channel,
-    authorization: Option<&str>,
-    method: &str,
-    project: &str,
-) -> (tonic::Code, String) {
-    use longrun_proto::google::longrunning as lro;
-    use longrun_proto::google::longrunning::operations_client::OperationsClient;
-    use longrun_proto::google::rpc;
-    use longrun_proto::longrun::v1 as pb;
-    use longrun_proto::longrun::v1::submissions_client::SubmissionsClient;
-    use longrun_proto::longrun::v1::workers_client::WorkersClient;
-    use prost::Message;
-    fn request<T>(authorization: Option<&str>, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(value) = authorization.and_then(|v| v.parse().ok()) {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
-    }
-    let name = format!("projects/{project}/operations/x");
-    let a = authorization;
-    let operations = || OperationsClient::new(channel.clone());
-    let workers = || WorkersClient::new(channel.clone());
-    let heartbeat = || pb::HeartbeatRequest {
-        name: name.clone(),
-        lease_id: "l".into(),
-        ..Default::default()
-    };
-    let failure = match method {
-        "GetOperation" => operations()
-            .get_operation(request(a, lro::GetOperationRequest { name: name.clone() }))
-            .await
-            .err(),
-        "ListOperations" => operations()
-            .list_operations(request(
-                a,
-                lro::ListOperationsRequest {
-                    name: format!("projects/{project}"),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .err(),
-        "CancelOperation" => operations()
-            .cancel_operation(request(
-                a,
-                lro::CancelOperationRequest { name: name.clone() },
-            ))
-            .await
-            .err(),
-        "DeleteOperation" => operations()
-            .delete_operation(request(
-                a,
-                lro::DeleteOperationRequest { name: name.clone() },
-            ))
-            .await
-            .err(),
-        "WaitOperation" => operations()
-            .wait_operation(request(
-                a,
-                lro::WaitOperationRequest {
-                    name: name.clone(),
-                    timeout: Some(prost_types::Duration::default()),
-                },
-            ))
-            .await
-            .err(),
-        "SubmitOperation" => SubmissionsClient::new(channel.clone())
-            .submit_operation(request(
-                a,
-                pb::SubmitOperationRequest {
-                    parent: format!("projects/{project}"),
-                    r#type: "T".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .err(),
-        "Lease" => workers()
-            .lease(request(
-                a,
-                pb::LeaseRequest {
-                    types: vec!["NONE".into()],
-                    wait_timeout: Some(prost_types::Duration::default()),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .err(),
-        "Heartbeat" => workers().heartbeat(request(a, heartbeat())).await.err(),
-        "Complete" => workers()
-            .complete(request(
-                a,
-                pb::CompleteRequest {
-                    name: name.clone(),
-                    lease_id: "l".into(),
-                    result: Some(pb::complete_request::Result::Response(
-                        prost_types::Value::default(),
-                    )),
-                },
-            ))
-            .await
-            .err(),
-        "Work" => {
-            let call = pb::WorkRequest {
-                id: 1,
-                call: Some(pb::work_request::Call::Heartbeat(heartbeat())),
-            };
-            let calls = tokio_stream::iter(vec![call]);
-            match workers().work(request(a, calls)).await {
-                Err(status) => Some(status),
-                Ok(stream) => {
-                    let answer = stream.into_inner().message().await.unwrap().unwrap();
-                    let Some(pb::work_response::Answer::Error(status)) = answer.answer else {
-                        panic!("Work: {answer:?}");
-                    };
-                    Some(tonic::Status::with_details(
-                        tonic::Code::from_i32(status.code),
-                        status.message.clone(),
-                        status.encode_to_vec().into(),
-                    ))
-                }
-            }
-        }
-        other => panic!("{other}"),
-    };
-    let status = failure.unwrap_or_else(|| panic!("{method} succeeded"));
-    let details = rpc::Status::decode(status.details()).unwrap();
-    let info = rpc::ErrorInfo::decode(details.details[0].value.as_slice()).unwrap();
-    (status.code(), info.reason)
-}
-
 async fn status_of(
     client: &Client,
     method: &str,
@@ -534,9 +389,9 @@ async fn every_method_refuses_every_bad_credential() {
         } else {
             tonic::Code::PermissionDenied
         };
-        for method in GRPC_METHODS {
+        for method in grpc::METHODS {
             let (got, got_reason) =
-                grpc_status_of(&channel, authorization.as_deref(), method, project).await;
+                grpc::status_of(&channel, authorization.as_deref(), method, project).await;
             assert_eq!(
                 (got, got_reason.as_str()),
                 (code, *reason),
@@ -787,96 +642,6 @@ async fn the_token_endpoint_checks_every_part_of_the_assertion() {
     );
 }
 
-#[tokio::test]
-async fn service_accounts_are_managed_over_rest_by_their_admin() {
-    let s = setup().await;
-    let keys_admin = s.client(&s.token("keys-admin").await);
-    let writer = s.client(&s.token("writer-sa").await);
-    let status = |r: &Result<Value, longrun_client::Error>| match r {
-        Ok(_) => 200,
-        Err(longrun_client::Error::Api { http_status, .. }) => *http_status,
-        Err(e) => panic!("{e}"),
-    };
-    let (account, mut key) = create_key("made-remote", "p", "", Timestamp::now()).unwrap();
-    key.token_uri = s.token_uri();
-    let create = json!({
-        "accountId": "made-remote", "keyId": account.key_id, "publicKeyPem": account.public_key_pem,
-    });
-    let accounts = "/v1/projects/p/serviceAccounts";
-    let post = |client: &Client, path: &str, body: Value| {
-        let (client, path) = (client.clone(), path.to_string());
-        async move { client.call(http::Method::POST, &path, Some(&body)).await }
-    };
-    // Operations roles do not manage accounts.
-    assert_eq!(status(&post(&writer, accounts, create.clone()).await), 403);
-    let made = post(&keys_admin, accounts, create.clone()).await.unwrap();
-    assert_eq!(made["email"], "made-remote@p.iam.longrun");
-    assert_eq!(made["disabled"], false);
-    assert!(made.get("publicKeyPem").is_none() && made.get("private_key").is_none());
-    assert_eq!(
-        status(&post(&keys_admin, accounts, create.clone()).await),
-        409
-    );
-    for bad in [
-        json!({"accountId": "Bad Name", "keyId": "ab", "publicKeyPem": account.public_key_pem}),
-        json!({"accountId": "made-other", "keyId": "not hex", "publicKeyPem": account.public_key_pem}),
-        json!({"accountId": "made-other", "keyId": "ab", "publicKeyPem": "-----BEGIN PUBLIC KEY-----"}),
-        json!({"accountId": "made-other", "keyId": "ab", "publicKeyPem": account.public_key_pem, "privateKey": "x"}),
-    ] {
-        assert_eq!(
-            status(&post(&keys_admin, accounts, bad.clone()).await),
-            400,
-            "{bad}"
-        );
-    }
-    let listed = keys_admin
-        .call(http::Method::GET, accounts, None)
-        .await
-        .unwrap();
-    let emails: Vec<&str> = listed["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["email"].as_str().unwrap())
-        .collect();
-    assert!(emails.contains(&"made-remote@p.iam.longrun"), "{listed}");
-    assert!(emails.iter().all(|e| e.ends_with("@p.iam.longrun")));
-    // The new account's own key gets tokens until it is disabled, and again once enabled.
-    let grant = || async {
-        let claims = json!({"iss": key.client_email, "aud": s.token_uri(), "scope": EE, "iat": now(), "exp": now() + 600});
-        s.exchange(&assertion(&key, claims)).await
-    };
-    assert_eq!(grant().await.0, 200);
-    let one = "/v1/projects/p/serviceAccounts/made-remote@p.iam.longrun";
-    let disabled = post(&keys_admin, &format!("{one}:disable"), json!({}))
-        .await
-        .unwrap();
-    assert_eq!(disabled["disabled"], true);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(grant().await.0, 400);
-    post(&keys_admin, &format!("{one}:enable"), json!({}))
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(grant().await.0, 200);
-    // An account of another project is not found through this one's path.
-    let elsewhere = "/v1/projects/p/serviceAccounts/made-remote@q.iam.longrun";
-    assert_eq!(
-        status(&keys_admin.call(http::Method::DELETE, elsewhere, None).await),
-        404
-    );
-    assert_eq!(
-        status(&keys_admin.call(http::Method::DELETE, one, None).await),
-        200
-    );
-    assert_eq!(
-        status(&keys_admin.call(http::Method::DELETE, one, None).await),
-        404
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(grant().await.0, 400);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_sdk_sends_its_token() {
     use longrun_worker::{HttpBackend, Worker};
@@ -912,7 +677,7 @@ proptest::proptest! {
     fn garbage_credentials_get_a_401_never_a_panic(value in "\\PC{0,200}", token in "[A-Za-z0-9._~+/=-]{0,300}") {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let s = fuzz_server().await;
+            let s = fuzz_server();
             for authorization in [value.clone(), format!("Bearer {token}"), format!("bearer {value}")] {
                 let client = Client::new(&s).with_authorization(&authorization);
                 let response = client.send(http::Method::GET, "/v1/projects/p/operations", None).await.unwrap();
@@ -924,23 +689,8 @@ proptest::proptest! {
     }
 }
 
-/// One oauth server for the fuzz cases, on a thread of its own.
-async fn fuzz_server() -> String {
+/// One oauth server for the fuzz cases.
+fn fuzz_server() -> String {
     static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async {
-                let server = TestServer::with(|c| {
-                    c.auth.mode = longrun_server::auth::Mode::Oauth;
-                })
-                .await;
-                tx.send(server.base.clone()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
-    })
-    .clone()
+    crate::common::shared(&BASE, |c| c.auth.mode = longrun_server::auth::Mode::Oauth)
 }
