@@ -1,5 +1,5 @@
-//! The longrun server: configuration, the HTTP listener and the REST adapter over the
-//! engine. The only crate that knows HTTP and JSON.
+//! The longrun server: configuration, the listener, and the REST and gRPC adapters over
+//! the engine. The only crate that serves HTTP (JSON and gRPC).
 
 pub mod auth;
 pub mod config;
@@ -105,10 +105,11 @@ pub async fn run(
         .collect();
     let engine = Engine::new(store.clone(), options);
 
+    let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = rest::App {
         engine: engine.clone(),
         auth,
-        outputs_dir: config.data_dir.join(config::OUTPUTS),
+        outputs_dir: outputs_dir.clone(),
         store,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
@@ -139,22 +140,7 @@ pub async fn run(
                 .await
         })
     };
-    let outputs_sweep = {
-        let (engine, dir) = (engine.clone(), config.data_dir.join(config::OUTPUTS));
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(outputs::SWEEP_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => return,
-                    _ = every.tick() => match outputs::sweep(&engine, &dir).await {
-                        0 => {}
-                        n => tracing::info!(removed = n, "removed outputs of operations gone"),
-                    },
-                }
-            }
-        })
-    };
+    let outputs_sweep = tokio::spawn(outputs::run(engine.clone(), outputs_dir, stopped.clone()));
     let draining = {
         let engine = engine.clone();
         async move {

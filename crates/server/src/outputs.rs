@@ -54,3 +54,17 @@ pub async fn sweep(engine: &Engine, dir: &Path) -> usize {
     }
     removed
 }
+
+/// Sweeps at once, then every `SWEEP_INTERVAL`, until `stopped` turns true.
+pub async fn run(engine: Engine, dir: PathBuf, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = async { let _ = stopped.wait_for(|s| *s).await; } => return,
+            _ = every.tick() => match sweep(&engine, &dir).await {
+                0 => {}
+                n => tracing::info!(removed = n, "removed outputs of operations gone"),
+            },
+        }
+    }
+}
