@@ -84,6 +84,9 @@ impl From<longrun_store::Error> for Error {
     fn from(e: longrun_store::Error) -> Error {
         match e {
             longrun_store::Error::AlreadyExists(name) => Error::AlreadyExists(name),
+            longrun_store::Error::InvalidArgument(message) => {
+                Error::invalid("INVALID_CHARACTER", message)
+            }
             other => Error::Internal(other.to_string()),
         }
     }

@@ -118,6 +118,7 @@ pub(crate) struct Columns {
 
 impl Columns {
     pub fn of(op: &Operation) -> Result<Columns> {
+        longrun_store::storable(op)?;
         let opt = |t: Option<Timestamp>| t.map(Timestamp::millis);
         Ok(Columns {
             name: op.name.as_str().to_string(),
@@ -288,6 +289,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        longrun_store::storable_account(&a)?;
         let client = self.client().await?;
         let created = client
             .execute(
@@ -427,6 +429,7 @@ impl Store for PostgresStore {
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        longrun_store::storable_types(&query.types)?;
         if query.types.is_empty() || query.limit == 0 {
             return Ok(Vec::new());
         }

@@ -127,6 +127,7 @@ const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, descriptio
 
 /// The indexed columns and the record of one operation, in `INSERT` order.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
+    longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
     let record = serde_json::to_string(op).map_err(backend)?;
     Ok(vec![
@@ -172,6 +173,7 @@ fn get_record(
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        longrun_store::storable_account(&a)?;
         self.inner
             .writer
             .write(move |conn| {
@@ -365,6 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        longrun_store::storable_types(&query.types)?;
         if query.types.is_empty()
             || query.limit == 0
             || query.projects.as_ref().is_some_and(Vec::is_empty)

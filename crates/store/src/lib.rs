@@ -21,8 +21,51 @@ pub enum Error {
     AlreadyExists(Name),
     #[error("project queue is full ({limit} pending operations)")]
     QueueFull { limit: u64 },
+    /// A value no backend can hold (see [`storable_text`]); nothing was written or read.
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("storage failure: {0}")]
     Backend(String),
+}
+
+/// Checks a text value that a backend keeps in an indexed column (or compares with one):
+/// U+0000 is refused, because PostgreSQL's `text` cannot hold it, and every backend must
+/// give the same answer to the same input. `field` names the value in the error, as the
+/// API spells it (`metadata.description`, `types[0]`).
+pub fn storable_text(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "{field} contains the character U+0000, which cannot be stored"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the text fields of an operation that backends index (its type, description and
+/// request id; names are percent-encoded, so they never hold U+0000). Every backend calls
+/// it before writing an operation.
+pub fn storable(op: &Operation) -> Result<()> {
+    storable_text("metadata.type", &op.op_type)?;
+    storable_text("metadata.description", &op.description)?;
+    op.request_id
+        .as_deref()
+        .map_or(Ok(()), |id| storable_text("requestId", id))
+}
+
+/// Checks the text fields of a service account (see [`storable_text`]).
+pub fn storable_account(account: &ServiceAccount) -> Result<()> {
+    storable_text("email", &account.email)?;
+    storable_text("project", &account.project)?;
+    storable_text("keyId", &account.key_id)?;
+    storable_text("publicKeyPem", &account.public_key_pem)
+}
+
+/// Checks the operation types of a lease (see [`storable_text`]).
+pub fn storable_types(types: &[String]) -> Result<()> {
+    types
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, t)| storable_text(&format!("types[{i}]"), t))
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -146,6 +146,14 @@ pub fn parse(text: &str) -> Result<Option<Expr>, Error> {
             message: format!("a filter is at most {MAX_LEN} bytes"),
         });
     }
+    // No stored text holds U+0000 (the stores refuse it: PostgreSQL's text cannot hold it),
+    // so a literal with one could only mislead; refused on every store alike.
+    if let Some(position) = text.find('\0') {
+        return Err(Error {
+            position,
+            message: "the character U+0000 is not allowed in a filter".into(),
+        });
+    }
     let mut parser = Parser {
         text,
         pos: 0,

@@ -14,6 +14,11 @@ fn is_unreserved(b: u8) -> bool {
 pub const MAX_NAME_LEN: usize = 1024;
 
 /// Decodes one raw path segment and re-encodes it canonically.
+///
+/// Refuses empty segments, malformed percent-encoding, and the dot segments `.` and `..`
+/// (raw or percent-encoded, e.g. `%2E%2E`): HTTP clients (curl, Python `requests`, the `ee`
+/// client) remove dot segments from a path before sending it (RFC 3986 section 5.2.4), so a
+/// name holding one would be reached as another name.
 pub fn canonical_segment(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err("empty path segment".into());
@@ -34,6 +39,11 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
             decoded.push(bytes[i]);
             i += 1;
         }
+    }
+    if decoded == b"." || decoded == b".." {
+        return Err(format!(
+            "the path segment `{raw}` is a dot segment, which HTTP clients remove from paths"
+        ));
     }
     let mut out = String::with_capacity(decoded.len());
     for b in decoded {
@@ -201,8 +211,30 @@ mod tests {
             "projects/p/operations/%zz",
             "projects/p/operations/%4",
             "operations/a",
+            "projects/p/operations/a/../b",
+            "projects/p/operations/./b",
+            "projects/p/operations/a/..",
+            "projects/p/operations/%2E%2E/b",
+            "projects/p/operations/a/%2e",
+            "projects/p/operations/.%2E",
+            "projects/../operations/a",
+            "projects/%2E/operations/a",
         ] {
             assert!(Name::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_refused_by_name_and_only_whole() {
+        let p = Project::parse("p").unwrap();
+        for id in ["..", "a/../b", "a/./b", "%2e%2E", "x/%2E"] {
+            let e = Name::new(&p, id).unwrap_err();
+            assert!(e.contains("dot segment"), "{id}: {e}");
+        }
+        assert!(Project::parse("..").is_err());
+        // Dots inside a segment are ordinary characters.
+        for id in ["...", "a..b", ".hidden", "v1.2/..x", "%2E%2E%2E"] {
+            assert!(Name::new(&p, id).is_ok(), "{id} refused");
         }
     }
 

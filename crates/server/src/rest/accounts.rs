@@ -32,6 +32,9 @@ fn render(a: &ServiceAccount) -> Value {
 }
 
 fn storage(e: longrun_store::Error) -> ApiError {
+    if let longrun_store::Error::InvalidArgument(message) = e {
+        return ApiError::invalid("INVALID_CHARACTER", message);
+    }
     tracing::error!(error = %e, "service accounts: storage failure");
     ApiError::new(
         Code::Internal,

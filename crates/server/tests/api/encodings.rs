@@ -397,7 +397,32 @@ async fn scenario(api: &Api) -> Vec<(&'static str, Outcome)> {
         "submit no type",
         api.submit(json!({"description": "x"})).await,
     ));
+    // Ids HTTP clients would rewrite (dot segments), and text no store can index (U+0000).
+    for (step, id) in [
+        ("submit dot segment", "a/../b"),
+        ("submit encoded dot segment", "x/%2E%2e"),
+        ("submit lone dot", "."),
+    ] {
+        log.push((
+            step,
+            api.submit(json!({"type": "T", "operationId": id})).await,
+        ));
+    }
+    log.push((
+        "submit NUL description",
+        api.submit(json!({"type": "T", "description": "a\u{0}b"}))
+            .await,
+    ));
+    log.push((
+        "submit NUL type",
+        api.submit(json!({"type": "T\u{0}"})).await,
+    ));
+    log.push((
+        "submit NUL request id",
+        api.submit(json!({"type": "T", "requestId": "\u{0}"})).await,
+    ));
     log.push(("get", api.get(&op("a")).await));
+    log.push(("get dot segment", api.get(&op("a/%2E/b")).await));
     log.push(("get multi-segment", api.get(&op("e/x/1")).await));
     log.push(("get missing", api.get(&op("nope")).await));
     log.push(("get bad name", api.get("projects/p/operations/a//b").await));
@@ -413,6 +438,10 @@ async fn scenario(api: &Api) -> Vec<(&'static str, Outcome)> {
     ));
     log.push(("list negative size", api.list_all("", -1).await));
     log.push((
+        "list NUL filter",
+        api.list_all("metadata.description = \"\u{0}\"", 100).await,
+    ));
+    log.push((
         "list bad token",
         api.list("", 2, "garbage", false).await.map(|p| json!(p.0)),
     ));
@@ -427,6 +456,10 @@ async fn scenario(api: &Api) -> Vec<(&'static str, Outcome)> {
     log.push(("delete not done", api.delete(&op("b")).await));
     log.push(("delete done", api.delete(&op("a")).await));
     log.push(("get deleted", api.get(&op("a")).await));
+    log.push((
+        "lease NUL type",
+        api.lease("T\u{0}").await.map(|(name, _)| json!(name)),
+    ));
     // Workers: highest priority first; fencing by lease id; results and failures.
     let (name, lease) = api.lease("T").await.unwrap();
     log.push(("leased", Ok(json!(name))));
@@ -493,6 +526,19 @@ async fn rest_and_grpc_give_the_same_outcomes() {
         "FAILED_PRECONDITION"
     );
     assert_eq!(outcome("list partial").unwrap_err().0, "UNIMPLEMENTED");
+    for step in [
+        "submit dot segment",
+        "submit encoded dot segment",
+        "submit lone dot",
+        "get dot segment",
+        "submit NUL description",
+        "submit NUL type",
+        "submit NUL request id",
+        "list NUL filter",
+        "lease NUL type",
+    ] {
+        assert_eq!(outcome(step).unwrap_err().0, "INVALID_ARGUMENT", "{step}");
+    }
     assert_eq!(outcome("get cancelled").unwrap()["error"], 1);
     assert_eq!(outcome("list by 2").unwrap().as_array().unwrap().len(), 3);
     assert_eq!(outcome("heartbeat stale lease").unwrap_err().0, "ABORTED");

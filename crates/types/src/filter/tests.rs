@@ -104,6 +104,7 @@ fn errors_say_where_and_why() {
         ("metadata.type <", 15, "expected a value"),
         ("metadata.type < ab*", 16, "wildcards"),
         ("= 3", 0, "expected a field name"),
+        ("metadata.type = \"a\0b\"", 18, "U+0000"),
     ];
     for (text, position, needle) in cases {
         let err = parse(text).expect_err(text);
