@@ -26,3 +26,25 @@ async fn python_grpcio_client() {
     assert!(ok, "grpc_operations.py failed:\n{text}");
     assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
 }
+
+/// Every operation served parses with protobuf's `json_format` into Google's
+/// `google.longrunning.Operation`, and google.rpc error details cross REST → gRPC → REST
+/// and gRPC → REST → gRPC intact (tests/python/proto_json.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proto3_json_fidelity() {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping proto_json.py (.ci/run sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let descriptors = dir.path().join("descriptors.bin");
+    std::fs::write(&descriptors, longrun_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let (ok, text) = python(
+        &python_bin,
+        "proto_json.py",
+        &[&server.base, descriptors.to_str().unwrap()],
+    );
+    assert!(ok, "proto_json.py failed:\n{text}");
+    assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
+}

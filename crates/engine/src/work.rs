@@ -51,15 +51,20 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The response as kept: an `Any` in JSON form. Without `@type` it becomes a Struct.
+/// The response as kept: an `Any` in JSON form (contract section 8). Without `@type` an
+/// object becomes a `google.protobuf.Struct` and any other value a `google.protobuf.Value`.
+/// (The API checks what workers send before it gets here; built-in executors' responses
+/// are plain objects.)
 fn response_any(response: serde_json::Value) -> serde_json::Value {
-    if response
-        .get("@type")
-        .is_some_and(serde_json::Value::is_string)
-    {
-        response
-    } else {
-        serde_json::json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": response})
+    let protobuf = |name: &str| format!("type.googleapis.com/google.protobuf.{name}");
+    match response {
+        serde_json::Value::Object(ref o) if o.get("@type").is_some_and(|t| t.is_string()) => {
+            response
+        }
+        object @ serde_json::Value::Object(_) => {
+            serde_json::json!({"@type": protobuf("Struct"), "value": object})
+        }
+        other => serde_json::json!({"@type": protobuf("Value"), "value": other}),
     }
 }
 

@@ -21,6 +21,8 @@ pub mod longrun {
     }
 }
 
+pub mod any;
+
 /// The encoded descriptors of every file here, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 

@@ -2,6 +2,7 @@
 //! the engine. The only crate that serves HTTP (JSON and gRPC).
 
 pub mod auth;
+mod completion;
 pub mod config;
 mod error;
 mod grpc;

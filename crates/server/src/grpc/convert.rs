@@ -7,18 +7,16 @@ use crate::rest::render::Version;
 use longrun_proto::google::earthengine::v1 as ee;
 use longrun_proto::google::longrunning as lro;
 use longrun_proto::google::rpc;
-use longrun_proto::json::{from_struct, to_struct};
+use longrun_proto::json::to_struct;
 pub use longrun_proto::json::{from_value, to_value};
 use longrun_proto::report;
 use longrun_types::operation::{Outcome, Status};
 use longrun_types::{Operation, State, Timestamp};
 use prost::Message;
-use prost_types::{Any, Struct};
+use prost_types::Any;
 use serde_json::Value as Json;
 
-pub const STRUCT: &str = "type.googleapis.com/google.protobuf.Struct";
-const VALUE: &str = "type.googleapis.com/google.protobuf.Value";
-const EMPTY: &str = "type.googleapis.com/google.protobuf.Empty";
+pub use longrun_proto::any::STRUCT;
 const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
 pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
@@ -46,95 +44,21 @@ pub fn duration(
     .transpose()
 }
 
-/// A detail of a status, kept as JSON with `@type`: ErrorInfo is encoded as itself; any
-/// other detail travels as a Struct of its JSON.
-fn detail(json: &Json) -> Any {
-    if json["@type"] == ERROR_INFO {
-        let text = |k: &str| json[k].as_str().unwrap_or_default().to_string();
-        let info = rpc::ErrorInfo {
-            reason: text("reason"),
-            domain: text("domain"),
-            metadata: json["metadata"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        return Any {
-            type_url: ERROR_INFO.into(),
-            value: info.encode_to_vec(),
-        };
-    }
-    Any {
+/// A stored `Any` (a detail or a response, in JSON form) as a binary `Any`. Everything
+/// accepted since completions are checked (`crate::completion`) converts; a record kept from
+/// before, with a type longrun does not describe, travels as the Struct of its JSON.
+fn any(json: &Json) -> Any {
+    longrun_proto::any::to_any(json).unwrap_or_else(|_| Any {
         type_url: STRUCT.into(),
         value: to_struct(json).encode_to_vec(),
-    }
+    })
 }
 
 pub fn status(s: &Status) -> rpc::Status {
     rpc::Status {
         code: s.code,
         message: s.message.clone(),
-        details: s.details.iter().map(detail).collect(),
-    }
-}
-
-/// A status a worker sent, in the record's JSON form for its details.
-pub fn status_from(s: rpc::Status) -> Status {
-    Status {
-        code: s.code,
-        message: s.message,
-        details: s
-            .details
-            .iter()
-            .map(|any| match any.type_url.as_str() {
-                ERROR_INFO => rpc::ErrorInfo::decode(any.value.as_slice())
-                    .map(|i| {
-                        serde_json::json!({"@type": ERROR_INFO, "reason": i.reason,
-                                           "domain": i.domain, "metadata": i.metadata})
-                    })
-                    .unwrap_or(Json::Null),
-                STRUCT => Struct::decode(any.value.as_slice())
-                    .map(|s| from_struct(&s))
-                    .unwrap_or(Json::Null),
-                other => serde_json::json!({"@type": other}),
-            })
-            .collect(),
-    }
-}
-
-/// The stored response (an `Any` in JSON form) as an `Any`. A Struct stays a Struct (a
-/// value that is not an object becomes a google.protobuf.Value); an Empty stays Empty; a
-/// response of any other type, whose schema longrun does not know, travels as the Struct
-/// of its JSON form.
-fn response(json: &Json) -> Any {
-    match json["@type"].as_str() {
-        Some(STRUCT) => match &json["value"] {
-            object @ Json::Object(_) => Any {
-                type_url: STRUCT.into(),
-                value: to_struct(object).encode_to_vec(),
-            },
-            other => Any {
-                type_url: VALUE.into(),
-                value: to_value(other).encode_to_vec(),
-            },
-        },
-        Some(EMPTY) if json.as_object().is_some_and(|o| o.len() == 1) => Any {
-            type_url: EMPTY.into(),
-            value: Vec::new(),
-        },
-        _ => Any {
-            type_url: STRUCT.into(),
-            value: to_struct(json).encode_to_vec(),
-        },
+        details: s.details.iter().map(any).collect(),
     }
 }
 
@@ -180,7 +104,7 @@ pub fn operation(op: &Operation) -> lro::Operation {
         done: op.done(),
         result: match &op.outcome {
             Some(Outcome::Error(s)) => Some(lro::operation::Result::Error(status(s))),
-            Some(Outcome::Response(r)) => Some(lro::operation::Result::Response(response(r))),
+            Some(Outcome::Response(r)) => Some(lro::operation::Result::Response(any(r))),
             None => None,
         },
     }

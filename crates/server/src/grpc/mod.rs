@@ -8,6 +8,7 @@ mod convert;
 mod work;
 
 use crate::auth::Caller;
+use crate::completion;
 use crate::error::ApiError;
 use crate::rest::{self, App, Route};
 use longrun_engine::{Report, Submission};
@@ -180,8 +181,12 @@ impl Grpc {
         let name = name(&r.name)?;
         self.check(caller, &Route::Complete(name.clone()))?;
         let result = match r.result {
-            Some(pb::complete_request::Result::Response(value)) => Ok(convert::from_value(&value)),
-            Some(pb::complete_request::Result::Error(status)) => Err(convert::status_from(status)),
+            Some(pb::complete_request::Result::Response(value)) => {
+                Ok(completion::response(convert::from_value(&value)).map_err(convert::error)?)
+            }
+            Some(pb::complete_request::Result::Error(status)) => {
+                Err(completion::status_from_grpc(status).map_err(convert::error)?)
+            }
             None => {
                 return Err(convert::error(ApiError::invalid(
                     "INVALID_REQUEST_BODY",

@@ -1,10 +1,11 @@
 //! The REST worker endpoints (contract section 6): lease, heartbeat, complete.
 
 use super::{body, json_body, parse_duration, render};
+use crate::completion;
 use crate::error::ApiError;
 use axum::response::Response;
 use longrun_engine::{Engine, LeaseRequest, Report};
-use longrun_types::operation::{Notification, Stage, Status};
+use longrun_types::operation::{Notification, Stage};
 use longrun_types::{Name, Timestamp};
 use render::Version;
 use serde::{Deserialize, Serialize};
@@ -252,12 +253,8 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let b: CompleteBody = body::json(bytes)?;
     let result = match (b.response, b.error) {
-        (Some(response), None) => Ok(response),
-        (None, Some(e)) => Err(Status {
-            code: e.code,
-            message: e.message,
-            details: e.details,
-        }),
+        (Some(response), None) => Ok(completion::response(response)?),
+        (None, Some(e)) => Err(completion::status(e.code, e.message, e.details)?),
         _ => {
             return Err(ApiError::invalid(
                 "INVALID_REQUEST_BODY",
