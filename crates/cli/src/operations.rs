@@ -254,8 +254,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             timeout,
         } => {
             let name = target.name(&operation)?;
-            let timeout = longrun_types::duration::format(*timeout);
-            let op = target.client().wait(&name, Some(&timeout)).await?;
+            let op = target.client().wait(&name, Some(*timeout)).await?;
             if target.format == Format::Json {
                 target.print(&op);
             } else {

@@ -104,7 +104,10 @@ async fn leases_and_cancels_survive_a_restart_and_nothing_stays_cancelling() {
         .unwrap();
     assert_eq!(beat["cancelRequested"], true);
     // The worker ignores it; past the grace the operation ends CANCELLED.
-    let op = client.wait(&name("x"), Some("10s")).await.unwrap();
+    let op = client
+        .wait(&name("x"), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
     assert_eq!(op["metadata"]["state"], "CANCELLED");
     assert_eq!(op["error"]["code"], 1);
     let late = client
@@ -189,7 +192,10 @@ async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart
     let client = Client::new(&server.base);
     let op = client.get(&name("job")).await.unwrap();
     assert_eq!(op["metadata"]["state"], "RUNNING");
-    let op = client.wait(&name("job"), Some("30s")).await.unwrap();
+    let op = client
+        .wait(&name("job"), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
     assert_eq!(op["metadata"]["attempt"], 2);
 }
@@ -205,7 +211,7 @@ async fn sigterm_ends_waits_and_exits_cleanly() {
         .unwrap();
     let waiter = {
         let client = client.clone();
-        tokio::spawn(async move { client.wait(&name("x"), Some("60s")).await })
+        tokio::spawn(async move { client.wait(&name("x"), Some(Duration::from_secs(60))).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.signal(libc::SIGTERM);
@@ -337,6 +343,46 @@ async fn operations_commands_and_exit_codes() {
     assert_eq!(code, 1, "{err}");
 }
 
+/// `wait --timeout` longer than the server's `wait.max` keeps waiting (the call is repeated)
+/// until the operation is done, or until the client's own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_outlasts_the_servers_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[wait]\nmax = \"1s\"\ndefault = \"1s\"\n\n[[task_type]]\ntype = \"SLOW\"\n\
+         executor = \"simulate\"\nduration = \"2500ms\"\n",
+    );
+    let base = server.base.as_str();
+    let (code, _, _) = cli(
+        base,
+        &["submit", "--type", "SLOW", "--operation-id", "slow"],
+    );
+    assert_eq!(code, 0);
+    let started = Instant::now();
+    let (code, out, err) = cli(base, &["wait", "slow", "--timeout", "30s"]);
+    let waited = started.elapsed();
+    assert_eq!(code, 0, "SUCCEEDED after the server's cap: {out}{err}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // Nothing to wait for: the client's own deadline ends it, past the server's cap.
+    let (code, _, _) = cli(
+        base,
+        &["submit", "--type", "NOBODY", "--operation-id", "idle"],
+    );
+    assert_eq!(code, 0);
+    let started = Instant::now();
+    let (code, _, _) = cli(base, &["wait", "idle", "--timeout", "2500ms"]);
+    let waited = started.elapsed();
+    assert_eq!(code, 12);
+    assert!(
+        waited >= Duration::from_millis(2400) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+}
+
 /// Two servers on one PostgreSQL database; one is killed mid-run. Its worker carries on
 /// through the other, and work leased by a worker that died with it is retried there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +446,12 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
     let waiter = {
         let client_b = client_b.clone();
         let name = Name::parse(&live_name).unwrap();
-        tokio::spawn(async move { client_b.wait(&name, Some("20s")).await.unwrap() })
+        tokio::spawn(async move {
+            client_b
+                .wait(&name, Some(Duration::from_secs(20)))
+                .await
+                .unwrap()
+        })
     };
 
     a.signal(libc::SIGKILL);

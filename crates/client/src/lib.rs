@@ -171,14 +171,30 @@ impl Client {
         self.call(Method::DELETE, &self.path(name, ""), None).await
     }
 
-    /// `timeout` in the proto3 form (`"30s"`).
-    pub async fn wait(&self, name: &Name, timeout: Option<&str>) -> Result<Value, Error> {
-        let body = match timeout {
-            Some(t) => serde_json::json!({ "timeout": t }),
-            None => serde_json::json!({}),
+    /// Waits until the operation is done or `timeout` has passed, and returns it as it then
+    /// stands (done or not). The server caps each wait at its `wait.max`, so a longer
+    /// `timeout` repeats the call until the client's own deadline. `None`: one call, with
+    /// the server's default wait.
+    pub async fn wait(
+        &self,
+        name: &Name,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Error> {
+        let path = self.path(name, ":wait");
+        let Some(timeout) = timeout else {
+            return self
+                .call(Method::POST, &path, Some(&serde_json::json!({})))
+                .await;
         };
-        self.call(Method::POST, &self.path(name, ":wait"), Some(&body))
-            .await
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let body = serde_json::json!({ "timeout": longrun_types::duration::format(left) });
+            let op = self.call(Method::POST, &path, Some(&body)).await?;
+            if op["done"] == true || tokio::time::Instant::now() >= deadline {
+                return Ok(op);
+            }
+        }
     }
 
     /// One page of `projects/{project}/operations`.

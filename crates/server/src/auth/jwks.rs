@@ -38,6 +38,17 @@ pub struct ProviderConfig {
     pub jwks_url: Option<String>,
     /// PEM certificates trusted for `jwks_url` besides the public roots (a private CA).
     pub ca_file: Option<PathBuf>,
+    /// How long after its `exp` a token is still accepted, for the provider's clock being
+    /// ahead or behind (default 10 s, the clock skew Google's auth libraries allow).
+    #[serde(
+        default = "default_leeway",
+        with = "crate::config::humantime_serde_compat"
+    )]
+    pub leeway: std::time::Duration,
+}
+
+fn default_leeway() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
 }
 
 impl ProviderConfig {
@@ -143,7 +154,12 @@ impl Provider {
         let data = jsonwebtoken::decode::<serde_json::Value>(
             token,
             &key,
-            &validation(header.alg, &self.config.issuer, &self.config.audience),
+            &validation(
+                header.alg,
+                &self.config.issuer,
+                &self.config.audience,
+                self.config.leeway.as_secs(),
+            ),
         )
         .map_err(rejected)?;
         let claims = &data.claims;

@@ -300,12 +300,16 @@ fn scopes(claims: &serde_json::Value) -> Vec<String> {
     }
 }
 
-/// Validation common to every token: one algorithm, expiry with a minute of leeway.
-fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+/// Validation common to every token: one algorithm, issuer, audience, and `exp` checked
+/// with `leeway` seconds for the signer's clock. With no leeway (a token of this server's
+/// own clock) the token is refused from the second of its `exp` on.
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway: u64) -> Validation {
     let mut v = Validation::new(algorithm);
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
-    v.leeway = 60;
+    v.leeway = leeway;
+    // jsonwebtoken accepts a token while `exp >= now - leeway`; this makes it `exp > now`.
+    v.reject_tokens_expiring_in_less_than = u64::from(leeway == 0);
     v.set_required_spec_claims(&["exp", "iss", "aud"]);
     v
 }

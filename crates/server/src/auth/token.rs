@@ -25,6 +25,8 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Longest an assertion may live, as Google allows.
 const MAX_ASSERTION: u64 = 3600;
+/// Clock skew allowed on the `exp` of a service account's assertion (signed by its own clock).
+const ASSERTION_LEEWAY: Duration = Duration::from_secs(60);
 /// How long a looked-up account is trusted before it is read again.
 const ACCOUNT_CACHE: Duration = Duration::from_secs(1);
 
@@ -126,7 +128,7 @@ impl Tokens {
         let data = jsonwebtoken::decode::<serde_json::Value>(
             token,
             &self.decoding,
-            &validation(Algorithm::HS256, ISSUER, ISSUER),
+            &validation(Algorithm::HS256, ISSUER, ISSUER, 0),
         )
         .map_err(rejected)?;
         let claims: AccessClaims = serde_json::from_value(data.claims.clone())
@@ -199,7 +201,12 @@ impl Tokens {
         }
         let key = DecodingKey::from_rsa_pem(account.public_key_pem.as_bytes())
             .map_err(|_| GrantError::invalid_grant("the account's public key is unusable"))?;
-        let mut checks = validation(Algorithm::RS256, &account.email, &self.token_uri);
+        let mut checks = validation(
+            Algorithm::RS256,
+            &account.email,
+            &self.token_uri,
+            ASSERTION_LEEWAY.as_secs(),
+        );
         checks.set_audience(&[self.token_uri.as_str(), GOOGLE_TOKEN_URI]);
         let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &checks)
             .map_err(|e| GrantError::invalid_grant(format!("the assertion is not valid: {e}")))?;

@@ -176,7 +176,10 @@ async fn three_servers_on_one_database() {
         tokio::spawn(async move {
             let name = longrun_types::Name::parse("projects/p/operations/x").unwrap();
             (
-                client.wait(&name, Some("20s")).await.unwrap(),
+                client
+                    .wait(&name, Some(std::time::Duration::from_secs(20)))
+                    .await
+                    .unwrap(),
                 Instant::now(),
             )
         })

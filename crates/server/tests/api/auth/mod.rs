@@ -428,6 +428,51 @@ impl Setup {
     }
 }
 
+/// The server's own tokens end exactly at `exp` (its own clock signed them); an identity
+/// provider's keep the provider's `leeway` (default 10 s) for clock skew.
+#[tokio::test]
+async fn tokens_end_at_exp_and_providers_keep_a_small_leeway() {
+    let s = setup().await;
+    let own = |exp: u64| {
+        own_token(
+            SECRET,
+            json!({
+                "iss": "longrun", "aud": "longrun", "sub": "writer-sa@p.iam.longrun",
+                "key": s.keys["writer-sa"].private_key_id, "scope": EE,
+                "iat": now() - 600, "exp": exp,
+            }),
+        )
+    };
+    let provider = |exp: u64| {
+        s.idp.token(json!({
+            "iss": IDP, "aud": "longrun", "email": "viewer@example.com", "scope": EE, "exp": exp,
+        }))
+    };
+    let cases = [
+        ("own token, a minute left", own(now() + 60), 200),
+        ("own token at its exp", own(now()), 401),
+        ("own token a second past exp", own(now() - 1), 401),
+        ("provider token 3 s past exp", provider(now() - 3), 200),
+        ("provider token 30 s past exp", provider(now() - 30), 401),
+    ];
+    for (case, token, want) in cases {
+        let got = match s.client(&token).list("p", "", 1, "").await {
+            Ok(_) => 200,
+            Err(longrun_client::Error::Api {
+                http_status, body, ..
+            }) => {
+                assert_eq!(
+                    body["error"]["details"][0]["reason"], "ACCESS_TOKEN_EXPIRED",
+                    "{case}"
+                );
+                http_status
+            }
+            Err(e) => panic!("{case}: {e}"),
+        };
+        assert_eq!(got, want, "{case}");
+    }
+}
+
 #[tokio::test]
 async fn roles_grant_what_they_name_and_cancels_are_audited() {
     let s = setup().await;
