@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
+/// The projects of cancel-running over REST and over the worker stream: one server runs
+/// both scenarios, so each has its own ids.
 const CANCEL_PROJECT: &str = "bench-cancel-running";
+const CANCEL_STREAM_PROJECT: &str = "bench-cancel-stream";
 const CANCEL_TYPE: &str = "BENCH_CANCEL";
 /// The message the cancel handler acknowledges with: an operation that ends with another
 /// was not ended by the worker (the cancel grace ran out, say).
@@ -71,7 +74,12 @@ pub async fn cancel_running(
     stream: bool,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let project = Project::parse(CANCEL_PROJECT).map_err(anyhow::Error::msg)?;
+    let project_id = if stream {
+        CANCEL_STREAM_PROJECT
+    } else {
+        CANCEL_PROJECT
+    };
+    let project = Project::parse(project_id).map_err(anyhow::Error::msg)?;
     let noticed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let recorded = noticed.clone();
     let worker = Worker::new("bench-cancel")
@@ -107,7 +115,7 @@ pub async fn cancel_running(
     for round in 0..rounds {
         let name = Name::new(&project, &format!("round-{round:05}")).map_err(anyhow::Error::msg)?;
         let body = json!({"type": CANCEL_TYPE, "operationId": name.id(), "description": "bench"});
-        client.submit(CANCEL_PROJECT, &body).await?;
+        client.submit(project_id, &body).await?;
         wait_for_state(client, &name, "RUNNING", Duration::from_millis(1)).await?;
         tokio::time::sleep(HEARTBEAT_SETTLE).await;
 
