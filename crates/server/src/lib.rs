@@ -118,11 +118,15 @@ pub async fn run(
         Router::new()
             .route(
                 "/healthz",
-                get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) }),
+                get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) })
+                    .fallback(only("GET")),
             )
-            .route("/token", post(rest::token))
-            .route("/$discovery/rest", get(rest::discovery))
-            .route("/batch", post(rest::batch::handle))
+            .route("/token", post(rest::token).fallback(only("POST")))
+            .route(
+                "/$discovery/rest",
+                get(rest::discovery).fallback(only("GET")),
+            )
+            .route("/batch", post(rest::batch::handle).fallback(only("POST")))
             .fallback(rest::handle)
             .with_state(state.clone()),
         state,
@@ -167,6 +171,15 @@ pub async fn run(
     background.await?;
     let _ = outputs_sweep.await;
     Ok(())
+}
+
+/// The answer of a fixed route to any other method: 405 with `Allow`, in the envelope
+/// (contract section 8), as the API's own routes answer.
+fn only(
+    allow: &'static str,
+) -> impl Fn(axum::http::Method) -> std::future::Ready<error::ApiError> + Clone + Send + Sync + 'static
+{
+    move |method| std::future::ready(error::ApiError::method_not_allowed(&method, allow))
 }
 
 /// Lease duration of the built-in executors.

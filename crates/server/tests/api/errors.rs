@@ -46,6 +46,13 @@ async fn unknown_paths_methods_and_verbs() {
         ("POST", "/v1/projects/p/operations/x", "GET, DELETE"),
         ("DELETE", "/v1/projects/p/operations", "GET"),
         ("GET", "/v1/projects/p/operations:submit", "POST"),
+        // The fixed routes beside the API too (found by fuzzing: a bare 405 without the
+        // envelope), for any method token.
+        ("PUT", "/$discovery/rest", "GET"),
+        ("0ET", "/$discovery/rest", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("GET", "/token", "POST"),
+        ("DELETE", "/batch", "POST"),
     ] {
         let method = http::Method::from_bytes(method.as_bytes()).unwrap();
         let response = s.client.send(method.clone(), path, None).await.unwrap();
