@@ -24,6 +24,9 @@ pub enum Error {
     /// A worker report whose lease is no longer held.
     #[error("lease {lease_id} on {name} is not held")]
     LeaseNotHeld { name: Name, lease_id: String },
+    /// Storage cannot serve the call now (a full disk, say); nothing was done.
+    #[error("the store cannot serve this now; try again later")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -45,6 +48,7 @@ impl Error {
             Error::QueueFull { .. } => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::LeaseNotHeld { .. } => Code::Aborted,
+            Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -59,6 +63,7 @@ impl Error {
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::Unimplemented(_) => "NOT_SUPPORTED",
             Error::LeaseNotHeld { .. } => "LEASE_NOT_HELD",
+            Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -75,7 +80,10 @@ impl Error {
             Error::LeaseNotHeld { name, lease_id } => {
                 vec![("name", name.to_string()), ("leaseId", lease_id.clone())]
             }
-            Error::InvalidArgument { .. } | Error::Unimplemented(_) | Error::Internal(_) => vec![],
+            Error::InvalidArgument { .. }
+            | Error::Unimplemented(_)
+            | Error::Unavailable(_)
+            | Error::Internal(_) => vec![],
         }
     }
 }
@@ -84,6 +92,7 @@ impl From<longrun_store::Error> for Error {
     fn from(e: longrun_store::Error) -> Error {
         match e {
             longrun_store::Error::AlreadyExists(name) => Error::AlreadyExists(name),
+            longrun_store::Error::Unavailable(detail) => Error::Unavailable(detail),
             longrun_store::Error::InvalidArgument(message) => {
                 Error::invalid("INVALID_CHARACTER", message)
             }

@@ -101,6 +101,9 @@ impl ApiError {
 
 impl From<longrun_engine::Error> for ApiError {
     fn from(e: longrun_engine::Error) -> ApiError {
+        if let longrun_engine::Error::Unavailable(detail) = &e {
+            tracing::warn!(error = %detail, "storage unavailable");
+        }
         if let longrun_engine::Error::Internal(detail) = &e {
             tracing::error!(error = %detail, "internal error");
             return ApiError::new(

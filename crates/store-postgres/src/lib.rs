@@ -31,12 +31,31 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
-/// PostgreSQL errors say "db error" unless asked for the server's message.
+/// PostgreSQL errors say "db error" unless asked for the server's message. A full disk or
+/// other lack of resources (SQLSTATE class 53), an I/O error (58030), a connection lost or
+/// refused (class 08, 57P01..57P03) make the store `Unavailable`: nothing was done, and a
+/// retry may succeed.
 fn pg(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
-        Some(db) => Error::Backend(format!("{}: {}", db.code().code(), db.message())),
+        Some(db) => {
+            let code = db.code().code();
+            let message = format!("{code}: {}", db.message());
+            match code {
+                _ if code.starts_with("53") || code.starts_with("08") => {
+                    Error::Unavailable(message)
+                }
+                "58030" | "57P01" | "57P02" | "57P03" => Error::Unavailable(message),
+                _ => Error::Backend(message),
+            }
+        }
+        None if e.is_closed() => Error::Unavailable(e.to_string()),
         None => backend(e),
     }
+}
+
+/// A connection the pool could not give: the database does not answer.
+fn unreachable(e: deadpool_postgres::PoolError) -> Error {
+    Error::Unavailable(e.to_string())
 }
 
 /// Connections kept by each server.
@@ -78,7 +97,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(backend)
+        self.pool.get().await.map_err(unreachable)
     }
 }
 

@@ -36,8 +36,20 @@ struct Inner {
     reader_permits: tokio::sync::Semaphore,
 }
 
-fn backend(e: impl std::fmt::Display) -> Error {
-    Error::Backend(e.to_string())
+/// A failure as the store reports it: SQLite's full disk, I/O errors (a failed fsync
+/// among them), a database it cannot open and lock timeouts are `Unavailable` (nothing was
+/// written; the next write tries again), anything else a `Backend` failure.
+fn backend<E: std::fmt::Display + 'static>(e: E) -> Error {
+    use rusqlite::ErrorCode::{
+        CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure,
+    };
+    let sqlite = (&e as &dyn std::any::Any).downcast_ref::<rusqlite::Error>();
+    match sqlite.and_then(rusqlite::Error::sqlite_error_code) {
+        Some(DiskFull | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked) => {
+            Error::Unavailable(e.to_string())
+        }
+        _ => Error::Backend(e.to_string()),
+    }
 }
 
 fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {

@@ -8,9 +8,10 @@ use std::thread::JoinHandle;
 /// Most writes committed together in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Runs against the writer's connection inside a savepoint; returns how to answer the caller
-/// once the commit's fate is known.
-type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<()>) + Send> + Send>;
+/// Runs against the writer's connection inside a savepoint (or, given none, only notes that
+/// it did not run because the transaction could not begin); returns how to answer the
+/// caller once the commit's fate is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Box<dyn FnOnce(Result<()>) + Send> + Send>;
 
 pub struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
@@ -39,7 +40,11 @@ impl Writer {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let result = savepoint(conn, f);
+            // Without a connection the commit's error (which comes first) is the answer.
+            let result = conn.map_or_else(
+                || Err(Error::Backend("not run".into())),
+                |c| savepoint(c, f),
+            );
             Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.and(result));
             })
@@ -64,10 +69,7 @@ impl Drop for Writer {
 }
 
 fn savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let sql = |s: &str| {
-        conn.execute_batch(s)
-            .map_err(|e| Error::Backend(e.to_string()))
-    };
+    let sql = |s: &str| conn.execute_batch(s).map_err(crate::backend);
     sql("SAVEPOINT job")?;
     let result = f(conn);
     if result.is_err() {
@@ -87,21 +89,17 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
-        let mut answers = Vec::with_capacity(batch.len());
-        if begun.is_ok() {
-            for job in batch {
-                answers.push(job(&conn));
-            }
-        }
-        let committed = begun
-            .and_then(|_| conn.execute_batch("COMMIT"))
-            .map_err(|e| e.to_string());
+        // Nothing runs if the transaction could not begin, but every caller is answered.
+        let run_on = begun.is_ok().then_some(&conn);
+        let answers: Vec<_> = batch.into_iter().map(|job| job(run_on)).collect();
+        let committed = begun.and_then(|_| conn.execute_batch("COMMIT"));
         if let Err(e) = &committed {
             tracing::error!(error = %e, "group commit failed");
             let _ = conn.execute_batch("ROLLBACK");
         }
+        let committed = committed.map_err(crate::backend);
         for answer in answers {
-            answer(committed.clone().map_err(Error::Backend));
+            answer(committed.clone());
         }
     }
 }

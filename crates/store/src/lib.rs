@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use longrun_types::filter::Expr;
 use longrun_types::{Name, Operation, Project, Timestamp};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("operation not found")]
     NotFound,
@@ -24,6 +24,12 @@ pub enum Error {
     /// A value no backend can hold (see [`storable_text`]); nothing was written or read.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The backend cannot take writes (or reads) for now, and nothing was done: a full
+    /// disk, a failed fsync or other I/O error, a database that does not answer. Answered
+    /// 503 UNAVAILABLE, which clients retry; the store recovers by itself once the cause
+    /// goes away.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -21,6 +21,11 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// `start_with`, with extra environment for the server process.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let listen = if extra.contains(&"--allow-unauthenticated") {
             "0.0.0.0:0"
         } else {
@@ -31,6 +36,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("LONGRUN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

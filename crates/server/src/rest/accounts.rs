@@ -31,16 +31,10 @@ fn render(a: &ServiceAccount) -> Value {
     })
 }
 
+/// A store failure as the engine maps it: 400 for text no store holds, 503 when storage is
+/// unavailable, else 500 (logged).
 fn storage(e: longrun_store::Error) -> ApiError {
-    if let longrun_store::Error::InvalidArgument(message) = e {
-        return ApiError::invalid("INVALID_CHARACTER", message);
-    }
-    tracing::error!(error = %e, "service accounts: storage failure");
-    ApiError::new(
-        Code::Internal,
-        "INTERNAL",
-        "internal error; see the server log",
-    )
+    longrun_engine::Error::from(e).into()
 }
 
 fn not_found(email: &str) -> ApiError {
