@@ -9,6 +9,7 @@ mod postgres;
 mod procfs;
 mod scenarios;
 mod server;
+mod soak;
 mod summary;
 mod workers;
 
@@ -56,6 +57,9 @@ struct Args {
     /// PostgreSQL store) is not part of `all`.
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
+    /// How often the `soak` scenario prints a row, in seconds (its length is `--seconds`).
+    #[arg(long, default_value_t = 60)]
+    interval: u64,
     /// The PostgreSQL database for the `postgres` scenario; it runs in a schema of its own,
     /// dropped at the end.
     #[arg(long, env = "LONGRUN_TEST_DATABASE_URL", hide_env_values = true)]
@@ -76,6 +80,9 @@ enum Scenario {
     CancelBuiltin,
     Throughput,
     Postgres,
+    /// Mixed load for `--seconds` (600 for the ten-minute figure), a report row every
+    /// `--interval`; not part of `all`.
+    Soak,
 }
 
 impl Scenario {
@@ -190,6 +197,21 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let server = start(&bin, dir, &[])?;
         let setup = Setup::new(&[&server], args.list_clients, duration);
         runtime.block_on(listing::list(&setup, args.operations, &mut summary))?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Soak {
+        let top = format!("retention = \"{}\"", soak::RETENTION);
+        let server = Server::start_with(&bin, server::data_dir()?, &[], &top)?;
+        println!(
+            "server {} at {} (pid {})",
+            bin.display(),
+            server.base(),
+            server.pid()
+        );
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        let interval = Duration::from_secs(args.interval.max(1));
+        runtime.block_on(soak::soak(&setup, duration, interval, &mut summary))?;
         stop(server, &mut summary);
     }
 

@@ -13,10 +13,11 @@ use tempfile::TempDir;
 pub const SIMULATE_TYPE: &str = "BENCH_SIMULATE";
 
 /// Submits are never refused for a full queue: the benchmark queues far more than the
-/// default limit. [`SIMULATE_TYPE`] is run by the server.
-fn config_toml() -> String {
+/// default limit. [`SIMULATE_TYPE`] is run by the server. `top` goes first: top-level keys
+/// a scenario sets.
+fn config_toml(top: &str) -> String {
     format!(
-        "[project_defaults]\nmax_queued = 100000000\n\n\
+        "{top}\n[project_defaults]\nmax_queued = 100000000\n\n\
          [[task_type]]\ntype = \"{SIMULATE_TYPE}\"\nexecutor = \"simulate\"\noutcome = \"HANG\"\n\
          duration = \"0s\"\nconcurrency = 8\n"
     )
@@ -47,8 +48,19 @@ impl Server {
     /// Starts `bin serve` on `dir` (which may already hold a database), with `extra`
     /// arguments after the benchmark's own, and returns once it accepts connections.
     pub fn start(bin: &Path, dir: TempDir, extra: &[&str]) -> anyhow::Result<Server> {
+        Server::start_with(bin, dir, extra, "")
+    }
+
+    /// `start`, with top-level config keys (`retention = "1m"`, say) in the server's config.
+    pub fn start_with(
+        bin: &Path,
+        dir: TempDir,
+        extra: &[&str],
+        config_top: &str,
+    ) -> anyhow::Result<Server> {
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, config_toml()).context("cannot write the server config")?;
+        std::fs::write(&config, config_toml(config_top))
+            .context("cannot write the server config")?;
         let log = std::fs::File::create(dir.path().join("server.log"))
             .context("cannot create the server log")?;
         let mut child = Command::new(bin)

@@ -53,3 +53,28 @@ fn the_default_run_completes_and_prints_every_figure() {
         assert!(summary.contains(figure), "no `{figure}` in:\n{summary}");
     }
 }
+
+/// A short soak completes without a failed request and prints a row per interval.
+#[test]
+fn a_short_soak_prints_its_rows() {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_longrun-bench"));
+    let server = bench.with_file_name("longrun");
+    assert!(server.is_file(), "no {}: build it first", server.display());
+    let out = Command::new(&bench)
+        .args(["--scenario", "soak", "--seconds", "4", "--interval", "2"])
+        .arg("--server-bin")
+        .arg(&server)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("t(s)"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(stdout.contains("soak: RSS drift"), "{stdout}");
+}
