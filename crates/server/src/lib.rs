@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod emulator;
 mod error;
 mod grpc;
 pub mod migrate;
@@ -104,6 +105,7 @@ pub async fn run(
         })
         .collect();
     let engine = Engine::new(store.clone(), options);
+    let emulator = Arc::new(emulator::Emulator::new(&config)?);
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = rest::App {
@@ -111,6 +113,7 @@ pub async fn run(
         auth,
         outputs_dir: outputs_dir.clone(),
         store,
+        emulator,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(

@@ -1,10 +1,8 @@
-//! What the Earth Engine clients need besides the operations methods (contract section 7):
-//! the algorithm list `ee.Initialize` loads, and the task-starting methods (exports and
-//! ingestions), which become operations of the matching type with the request as payload.
+//! The task-starting methods (contract section 7): exports and ingestions become operations
+//! of the matching type with the request as payload.
 
-use super::{body, json_bytes};
 use crate::error::ApiError;
-use axum::response::Response;
+use crate::rest::body;
 use longrun_engine::Submission;
 use serde_json::Value;
 
@@ -20,17 +18,23 @@ const STARTS: &[(&str, &str)] = &[
     ("table:import", "INGEST_TABLE"),
 ];
 
+/// The discovery id (without `earthengine.projects.`) of the method starting `op_type`.
+pub fn method_id(op_type: &str) -> &'static str {
+    match op_type {
+        "EXPORT_IMAGE" => "image.export",
+        "EXPORT_FEATURES" => "table.export",
+        "EXPORT_VIDEO" => "video.export",
+        "EXPORT_TILES" => "map.export",
+        "EXPORT_VIDEO_MAP" => "videoMap.export",
+        "EXPORT_CLASSIFIER" => "classifier.export",
+        "INGEST_IMAGE" => "image.import",
+        _ => "table.import",
+    }
+}
+
 /// The operation type a task-starting path (after `projects/P/`) creates.
 pub fn start_type(path: &str) -> Option<&'static str> {
     STARTS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
-}
-
-/// The algorithms served to clients: signatures only (longrun computes nothing), enough
-/// for `ee.Initialize` and for building the expressions exports carry.
-const ALGORITHMS: &str = include_str!("../../assets/algorithms.json");
-
-pub fn algorithms() -> Response {
-    json_bytes(ALGORITHMS)
 }
 
 /// An export or ingestion request as a submission: the whole body is the payload; its
