@@ -127,11 +127,11 @@ pub async fn run(
             .route("/batch", post(rest::batch::handle))
             .fallback(rest::handle)
             .with_state(state.clone()),
-        state,
+        state.clone(),
     )?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &engine, &stopped);
+    let executors = start_executors(&config, &engine, &stopped, &state);
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -180,6 +180,7 @@ fn start_executors(
     config: &Config,
     engine: &Engine,
     stopped: &tokio::sync::watch::Receiver<bool>,
+    app: &rest::App,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     config
         .task_types
@@ -189,8 +190,15 @@ fn start_executors(
             let worker = match t.executor {
                 config::Executor::External => return None,
                 config::Executor::Simulate => {
-                    let simulation = t.simulation().expect("validated with the config");
-                    worker.handle(&t.op_type, move |ctx| simulation.run(ctx))
+                    // Simulated tasks run as the Earth Engine emulator's (faults, destinations,
+                    // assets).
+                    let runner = emulator::tasks::Runner {
+                        engine: engine.clone(),
+                        store: app.store.clone(),
+                        emulator: app.emulator.clone(),
+                        simulation: t.simulation().expect("validated with the config"),
+                    };
+                    worker.handle(&t.op_type, move |ctx| runner.clone().run(ctx))
                 }
                 config::Executor::Command => {
                     let spec = Arc::new(t.command_spec(&config.data_dir));

@@ -21,6 +21,11 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts `longrun serve` with extra flags and environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let listen = if extra.contains(&"--allow-unauthenticated") {
             "0.0.0.0:0"
         } else {
@@ -31,6 +36,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("LONGRUN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -54,9 +60,14 @@ impl Server {
 
     /// Starts `longrun serve` on `data_dir` with `config` written beside it.
     pub fn start_with_config(data_dir: &Path, config: &str) -> Server {
+        Server::start_with_config_env(data_dir, config, &[])
+    }
+
+    /// Starts `longrun serve` on `data_dir` with `config` and extra environment variables.
+    pub fn start_with_config_env(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
         let path = data_dir.with_extension("toml");
         std::fs::write(&path, config).unwrap();
-        Server::start_with(data_dir, &["--config", path.to_str().unwrap()])
+        Server::start_with_env(data_dir, &["--config", path.to_str().unwrap()], env)
     }
 
     pub fn signal(&self, signal: i32) {

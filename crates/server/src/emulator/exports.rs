@@ -91,3 +91,107 @@ pub fn submission(op_type: &str, bytes: &[u8]) -> Result<Submission, ApiError> {
         timeout: None,
     })
 }
+
+/// Where a task's output goes, from its request: `(destination URIs, asset to create)`.
+///
+/// URI forms (the ones Earth Engine reports, with the request's names filled in):
+/// - Drive: `https://drive.google.com/#folders/{folder}/{filenamePrefix}` (folder `root`
+///   when none is given; the prefix defaults to the description);
+/// - Cloud Storage (files and map tiles):
+///   `https://console.developers.google.com/storage/browser/{bucket}/{filenamePrefix}`;
+/// - an Earth Engine asset (`toAsset` exports, ingestions, feature views):
+///   `https://code.earthengine.google.com/?asset={asset name}`;
+/// - BigQuery `{project}.{dataset}.{table}`:
+///   `https://console.cloud.google.com/bigquery?p={project}&d={dataset}&t={table}&page=table`.
+pub fn destinations(
+    op_type: &str,
+    request: &Value,
+    description: &str,
+) -> (Vec<String>, Option<NewAsset>) {
+    let mut uris = Vec::new();
+    let mut asset = None;
+    let prefix_or = |d: &Value| -> String {
+        d["filenamePrefix"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(description)
+            .to_string()
+    };
+    for options in ["fileExportOptions", "tileExportOptions"] {
+        let file = &request[options];
+        if let Some(drive) = file.get("driveDestination") {
+            let folder = drive["folder"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .unwrap_or("root");
+            uris.push(format!(
+                "https://drive.google.com/#folders/{folder}/{}",
+                prefix_or(drive)
+            ));
+        }
+        if let Some(gcs) = file.get("cloudStorageDestination") {
+            let bucket = gcs["bucket"].as_str().unwrap_or_default();
+            uris.push(format!(
+                "https://console.developers.google.com/storage/browser/{bucket}/{}",
+                prefix_or(gcs)
+            ));
+        }
+    }
+    if let Some(table) = request["bigqueryExportOptions"]["bigqueryDestination"]["table"].as_str() {
+        let parts: Vec<&str> = table.splitn(3, '.').collect();
+        match parts.as_slice() {
+            [p, d, t] => uris.push(format!(
+                "https://console.cloud.google.com/bigquery?p={p}&d={d}&t={t}&page=table"
+            )),
+            _ => uris.push(format!(
+                "https://console.cloud.google.com/bigquery?t={table}&page=table"
+            )),
+        }
+    }
+    let asset_type = match op_type {
+        "EXPORT_IMAGE" | "INGEST_IMAGE" => "IMAGE",
+        "EXPORT_CLASSIFIER" => "CLASSIFIER",
+        _ => "TABLE",
+    };
+    let ee_destination = &request["assetExportOptions"]["earthEngineDestination"];
+    if let Some(name) = ee_destination["name"].as_str() {
+        asset = Some(NewAsset {
+            name: name.to_string(),
+            asset_type,
+            overwrite: ee_destination["overwrite"].as_bool().unwrap_or(false),
+            manifest: Value::Null,
+        });
+    }
+    for manifest in ["imageManifest", "tableManifest"] {
+        if let Some(name) = request[manifest]["name"].as_str() {
+            asset = Some(NewAsset {
+                name: name.to_string(),
+                asset_type,
+                overwrite: request["overwrite"].as_bool().unwrap_or(false),
+                manifest: request[manifest].clone(),
+            });
+        }
+    }
+    if let Some(name) =
+        request["featureViewExportOptions"]["featureViewDestination"]["name"].as_str()
+    {
+        uris.push(format!("https://code.earthengine.google.com/?asset={name}"));
+    }
+    if let Some(a) = &asset {
+        uris.push(format!(
+            "https://code.earthengine.google.com/?asset={}",
+            a.name
+        ));
+    }
+    (uris, asset)
+}
+
+/// The asset a successful task creates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAsset {
+    pub name: String,
+    pub asset_type: &'static str,
+    pub overwrite: bool,
+    /// An ingestion's manifest (its `properties`, `startTime` and `endTime` are kept).
+    pub manifest: Value,
+}

@@ -102,7 +102,8 @@ pub const ASSETS: &[Method] = &[
         LIST,
         "projects/p:listAssets",
         "Lists the project's top-level assets.",
-    ),
+    )
+    .listing(),
     named(
         &["projects", "assets"],
         "listAssets",
@@ -112,7 +113,8 @@ pub const ASSETS: &[Method] = &[
         LIST,
         "projects/p/assets/f:listAssets",
         "Lists the assets in a folder or image collection.",
-    ),
+    )
+    .listing(),
     named(
         &["projects", "assets"],
         "get",
@@ -456,7 +458,7 @@ pub fn find(http: &http::Method, path: &str) -> Option<Result<String, ApiError>>
     };
     let mut wrong_method = false;
     let mut allowed = "";
-    for method in NOT_EMULATED.iter().chain(ASSETS) {
+    for method in NOT_EMULATED {
         match fits(method, http, &relative) {
             Some(true) => return Some(Ok(short_id(method))),
             Some(false) => {

@@ -11,11 +11,14 @@
 //! - `tasks`: the simulate executor's Earth Engine run (faults, destinations, assets).
 
 pub mod algorithms;
+pub mod assets;
 pub mod exports;
 pub mod faults;
 pub mod methods;
+pub mod tasks;
 
-use crate::auth::iam::Permission;
+use crate::auth::Caller;
+use crate::auth::iam::{Iam, Permission};
 use crate::error::ApiError;
 use crate::rest::render::Version;
 use crate::rest::{App, json_body, json_bytes};
@@ -36,6 +39,8 @@ pub enum Call {
     Algorithms,
     /// A task-starting method: the operation type it creates.
     Start(&'static str),
+    /// An asset registry method.
+    Asset(assets::Call),
     /// A method longrun does not emulate: its id without `earthengine.projects.`.
     NotEmulated(String),
 }
@@ -47,6 +52,7 @@ impl Call {
         match self {
             Call::Algorithms => "algorithms.list".into(),
             Call::Start(op_type) => exports::method_id(op_type).into(),
+            Call::Asset(call) => call.method_id().into(),
             Call::NotEmulated(id) => id.clone(),
         }
     }
@@ -54,6 +60,7 @@ impl Call {
     /// The query parameters the call takes besides the system ones: (camelCase, snake_case).
     pub fn parameters(&self) -> &'static [(&'static str, &'static str)] {
         match self {
+            Call::Asset(call) => call.parameters(),
             Call::Algorithms | Call::Start(_) | Call::NotEmulated(_) => &[],
         }
     }
@@ -62,6 +69,7 @@ impl Call {
     pub fn permission(&self) -> Option<Permission> {
         match self {
             Call::Start(_) => Some(Permission::OperationsCreate),
+            Call::Asset(call) => Some(call.permission()),
             Call::Algorithms | Call::NotEmulated(_) => None,
         }
     }
@@ -81,6 +89,9 @@ pub fn route(http: &Method, path: &str) -> Option<Result<Call, ApiError>> {
             &Method::GET => Ok(Call::Algorithms),
             _ => Err(ApiError::method_not_allowed(http, "GET")),
         });
+    }
+    if let Some(call) = assets::route(http, path) {
+        return Some(call.map(Call::Asset));
     }
     methods::find(http, path).map(|found| found.map(Call::NotEmulated))
 }
@@ -112,12 +123,19 @@ impl Emulator {
 /// Serves an emulator call whose permission has been checked.
 pub async fn handle(
     app: &App,
+    caller: &Caller,
     version: Version,
     project: Project,
     call: Call,
+    query: &crate::rest::body::Query,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     match call {
+        Call::Asset(call) => {
+            let check = |permission, project: &str| app.auth.check(caller, permission, project);
+            let bindings = |project: &str| iam_policy(app.auth.iam(), project);
+            assets::handle(&*app.store, project, call, query, bytes, check, bindings).await
+        }
         Call::Algorithms => Ok(json_bytes(app.emulator.algorithms.bytes.clone())),
         Call::Start(op_type) => {
             let op = app
@@ -128,4 +146,32 @@ pub async fn handle(
         }
         Call::NotEmulated(id) => Err(methods::not_emulated(&id)),
     }
+}
+
+/// An asset's IAM policy as Earth Engine shows it: the project's bindings (longrun has no
+/// per-asset access), `roles/earthengine.admin` as `roles/owner`, `writer` as
+/// `roles/editor`, `viewer` as `roles/viewer`.
+fn iam_policy(iam: &Iam, project: &str) -> serde_json::Value {
+    let mut bindings: Vec<(String, Vec<String>)> = Vec::new();
+    for b in iam
+        .bindings
+        .iter()
+        .filter(|b| b.project == "*" || b.project == project)
+    {
+        let role = match b.role.as_str() {
+            "roles/earthengine.admin" => "roles/owner",
+            "roles/earthengine.writer" => "roles/editor",
+            "roles/earthengine.viewer" => "roles/viewer",
+            _ => continue,
+        };
+        match bindings.iter_mut().find(|(r, _)| r == role) {
+            Some((_, members)) => members.extend(b.members.iter().cloned()),
+            None => bindings.push((role.to_string(), b.members.clone())),
+        }
+    }
+    serde_json::json!({
+        "version": 1,
+        "etag": "AA==",
+        "bindings": bindings.into_iter().map(|(role, members)| serde_json::json!({"role": role, "members": members})).collect::<Vec<_>>(),
+    })
 }

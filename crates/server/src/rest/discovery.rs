@@ -224,6 +224,17 @@ const SCOPES: [&str; 2] = [
     "https://www.googleapis.com/auth/earthengine",
 ];
 
+impl Method {
+    /// The same method answering a `ListAssetsResponse`, whose `nextPageToken` makes the
+    /// client generate its `listAssets_next`.
+    pub const fn listing(self) -> Method {
+        Method {
+            response: "ListAssetsResponse",
+            ..self
+        }
+    }
+}
+
 /// The flat path discovery also lists: each `{+param}` spelled out segment by segment.
 fn flat_path(method: &Method) -> String {
     let pattern = method
@@ -485,6 +496,16 @@ fn schemas() -> Value {
             "name": s("string"), "email": s("string"), "projectId": s("string"),
             "keyId": s("string"), "disabled": s("boolean"),
             "createTime": {"type": "string", "format": "google-datetime"},
+        })),
+        "EarthEngineAsset": object("EarthEngineAsset", json!({
+            "type": s("string"), "name": s("string"), "id": s("string"),
+            "updateTime": {"type": "string", "format": "google-datetime"},
+            "startTime": {"type": "string", "format": "google-datetime"},
+            "endTime": {"type": "string", "format": "google-datetime"},
+            "properties": {"type": "object", "additionalProperties": {"type": "any"}},
+        })),
+        "ListAssetsResponse": object("ListAssetsResponse", json!({
+            "assets": array(r("EarthEngineAsset")), "nextPageToken": s("string"),
         })),
         "Any": {"id": "Any", "type": "object", "additionalProperties": {"type": "any"}},
         "ListServiceAccountsResponse": object("ListServiceAccountsResponse", json!({"accounts": array(r("ServiceAccount"))})),

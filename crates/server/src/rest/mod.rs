@@ -458,7 +458,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
         Route::Emulator(project, call) => {
-            crate::emulator::handle(app, version, project, call, &bytes).await
+            crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
         }
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
