@@ -85,3 +85,28 @@ fn a_realistic_pipeline_runs_offline() {
         );
     }
 }
+
+/// Tasks whose description matches `*slow*` run 4 s.
+const SLOW: &str = "[[fault]]\ndescription = \"*slow*\"\nduration = \"4s\"\n";
+
+#[test]
+fn the_cli_asset_and_task_commands() {
+    run("ee_cli_assets.py", &config("1s", "30s", SLOW));
+}
+
+#[test]
+fn every_fault_kind_through_the_client() {
+    let faults = format!(
+        "[[fault]]\ndescription = \"*fail*\"\noutcome = \"FAILED\"\nerror_code = 3\n\
+         error_message = \"Simulated bad input.\"\n\n\
+         [[fault]]\ndescription = \"*flaky*\"\ntransient_failures = 2\n\n\
+         [[fault]]\ndescription = \"*stubborn*\"\noutcome = \"HANG\"\nignore_cancel = true\n\n\
+         {SLOW}\n\
+         [[fault]]\ndescription = \"coin *\"\noutcome = \"FAILED\"\nprobability = 0.5\n\n\
+         [[api_fault]]\nmethod = \"assets.get\"\nstatus = 429\nrate = 0.3\n\n\
+         [[api_fault]]\nmethod = \"listAssets\"\nstatus = 503\nlatency = \"200ms\"\n\n\
+         [[api_fault]]\nmethod = \"operations.list\"\nlatency = \"300ms\"\n\n\
+         [faults]\nseed = 7\n"
+    );
+    run("ee_faults.py", &config("1s", "2s", &faults));
+}

@@ -180,8 +180,14 @@ impl Runner {
         let invalid = |e: crate::error::ApiError| Status::new(e.code, e.message);
         super::assets::parse_name(&new.name).map_err(invalid)?;
         let mut record = json!({"updateTime": Timestamp::now().to_string()});
-        for key in ["properties", "startTime", "endTime"] {
-            if let Some(v) = new.manifest.get(key).filter(|v| !v.is_null()) {
+        // Manifests come in either JSON spelling (the CLI writes `start_time`).
+        for (key, snake) in [
+            ("properties", "properties"),
+            ("startTime", "start_time"),
+            ("endTime", "end_time"),
+        ] {
+            let value = new.manifest.get(key).or_else(|| new.manifest.get(snake));
+            if let Some(v) = value.filter(|v| !v.is_null()) {
                 record[key] = v.clone();
             }
         }
