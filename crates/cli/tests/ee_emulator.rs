@@ -110,3 +110,53 @@ fn every_fault_kind_through_the_client() {
     );
     run("ee_faults.py", &config("1s", "2s", &faults));
 }
+
+/// The README's recipe: examples/ee-emulator.toml as it is (auth off), and a key made in
+/// another store, which an auth-off server accepts too.
+#[test]
+fn the_readme_recipe_without_auth() {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping ee_readme.py (.ci/run sets it)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
+    let venv = venv(&python_bin);
+    let server = Server::start_with_config_env(
+        &dir.path().join("data"),
+        &example,
+        &[("VIRTUAL_ENV", venv.to_str().unwrap())],
+    );
+    // The key's account lives in a store this server never sees.
+    let key = create_account(
+        &server,
+        &dir.path().join("elsewhere"),
+        "pipeline-ci",
+        "my-project",
+        dir.path(),
+    );
+    let (ok, text) = python(
+        &python_bin,
+        "ee_readme.py",
+        &[&server.base, key.to_str().unwrap(), "my-project"],
+    );
+    assert!(
+        ok && text.lines().any(|l| l.trim() == "ok"),
+        "ee_readme.py:\n{text}"
+    );
+}
+
+/// The README's recipe with auth on: the same client code, the account bound to the project.
+#[test]
+fn the_readme_recipe_with_auth() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ee-emulator.toml"),
+    )
+    .unwrap();
+    let config = format!(
+        "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
+         role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:tester@{PROJECT}.iam.longrun\"]\n"
+    );
+    run("ee_readme.py", &config);
+}

@@ -341,7 +341,12 @@ pub async fn discovery(request: Request) -> Response {
 
 /// `POST /token`: the token endpoint (JWT-bearer grant), answering in OAuth's form.
 pub async fn token(State(app): State<App>, body: axum::body::Bytes) -> Response {
-    let (status, answer) = match app.auth.tokens().grant(&body).await {
+    let granted = if app.auth.enabled() {
+        app.auth.tokens().grant(&body).await
+    } else {
+        app.auth.tokens().grant_unchecked(&body)
+    };
+    let (status, answer) = match granted {
         Ok(answer) => (StatusCode::OK, answer),
         Err(e) => (
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
