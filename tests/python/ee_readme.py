@@ -1,15 +1,17 @@
-"""The README's Earth Engine recipe, as written there, against a server with or without auth.
+"""The README's Earth Engine recipe, run as written there, with or without auth.
 
-Usage: ee_readme.py BASE KEY_FILE PROJECT
+Usage: ee_readme.py BASE KEY_FILE PROJECT README
 
-KEY_FILE comes from `longrun service-accounts create` (with auth on, the account is bound to
-PROJECT; with auth off it may come from any store). The Python part uses the base URL with
-a trailing slash, as users often write it; the CLI part has no project in its config file
-(the key file names it). Prints "ok" at the end.
+Takes the first ```python block and the ```sh block with the `earthengine` commands of the
+README's "### Recipe" section and runs them, with the README's `http://127.0.0.1:8080`,
+`key.json` and `my-project` replaced by BASE (with a trailing slash in the Python part, as
+users often write it), KEY_FILE and PROJECT. KEY_FILE comes from `longrun service-accounts
+create` (with auth on, its account is bound to PROJECT; with auth off it may come from any
+store). The CLI's config file has no project: the key file names it. Prints "ok" at the end.
 """
 
-import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,43 +22,48 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-from google.oauth2 import service_account  # noqa: E402
-
-import ee  # noqa: E402
 from checks import check  # noqa: E402
+
+README_URL = "http://127.0.0.1:8080"
+
+
+def blocks(readme: str) -> tuple[str, str]:
+    """The recipe's Python block and its `earthengine` shell block."""
+    section = readme.split("### Recipe", 1)[1].split("\n### ", 1)[0]
+    fenced = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    python = next(body for lang, body in fenced if lang == "python")
+    shell = next(body for lang, body in fenced if lang == "sh" and "earthengine " in body)
+    return python, shell
 
 
 def main() -> None:
-    base, key_file, project = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
+    base, key_file, project, readme = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4]
+    with open(readme) as f:
+        python, shell = blocks(f.read())
 
-    # The README's Python.
-    credentials = service_account.Credentials.from_service_account_file(
-        key_file, scopes=["https://www.googleapis.com/auth/earthengine"]
-    )
-    ee.Initialize(credentials=credentials, project=project, url=base + "/")
-    points = ee.FeatureCollection([ee.Feature(ee.Geometry.Point([13.4, 52.5]), {"a": 1})])
-    task = ee.batch.Export.table.toDrive(points, description="readme export")
-    task.start()
-    check(task.status()["state"] in ("READY", "RUNNING", "COMPLETED"), f"status: {task.status()}")
+    def fill(text: str, url: str) -> str:
+        return text.replace(README_URL, url).replace("key.json", key_file).replace("my-project", project)
 
-    # The README's CLI: a config file with the URL only.
-    config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump({"url": base}, config)
-    config.close()
-    cli = os.path.join(os.path.dirname(sys.executable), "earthengine")
-    env = {**os.environ, "EE_CONFIG_FILE": config.name}
+    scope: dict[str, object] = {}
+    exec(compile(fill(python, base + "/"), "README.md (recipe)", "exec"), scope)  # noqa: S102
+    task = scope["task"]
+    status = task.status()  # type: ignore[attr-defined]
+    check(status["state"] in ("READY", "RUNNING", "COMPLETED"), f"README task: {status}")
 
-    def earthengine(*args: str) -> str:
-        done = subprocess.run(
-            [cli, "--service_account_file", key_file, *args], env=env, capture_output=True, text=True, timeout=120
-        )
-        check(done.returncode == 0, f"earthengine {args}: {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done.stdout
-
-    rows = earthengine("task", "list")
-    check(task.id in rows and "readme export" in rows, f"`earthengine task list` lacks the task:\n{rows}")
-    earthengine("create", "folder", f"projects/{project}/assets/readme")
-    check(f"projects/{project}/assets/readme" in earthengine("ls"), "`earthengine ls` lacks the folder")
+    work = tempfile.mkdtemp()
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    outputs = []
+    for line in fill(shell, base).splitlines():
+        if not line.strip():
+            continue
+        done = subprocess.run(line, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=120)  # noqa: S602
+        check(done.returncode == 0, f"`{line}` exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        outputs.append(done.stdout)
+    check(task.id in outputs[1] and "ndvi" in outputs[1], f"`task list` lacks the README's task:\n{outputs[1]}")  # type: ignore[attr-defined]
+    check(outputs[3].strip() == "", f"`ls` of the new, empty folder: {outputs[3]!r}")
+    ee = scope["ee"]
+    folder = ee.data.getAsset(f"projects/{project}/assets/tests")  # type: ignore[attr-defined]
+    check(folder["type"] == "FOLDER", f"the folder `create folder` made: {folder}")
     print("ok")
 
 

@@ -65,10 +65,16 @@ fn run(script: &str, config: &str) -> Option<String> {
         ],
     );
     let key = create_account(&server, &data, "tester", PROJECT, dir.path());
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let (ok, text) = python(
         &python_bin,
         script,
-        &[&server.base, key.to_str().unwrap(), PROJECT],
+        &[
+            &server.base,
+            key.to_str().unwrap(),
+            PROJECT,
+            readme.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{script} failed:\n{text}");
     assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
@@ -139,7 +145,12 @@ fn the_readme_recipe_without_auth() {
     let (ok, text) = python(
         &python_bin,
         "ee_readme.py",
-        &[&server.base, key.to_str().unwrap(), "my-project"],
+        &[
+            &server.base,
+            key.to_str().unwrap(),
+            "my-project",
+            root.join("README.md").to_str().unwrap(),
+        ],
     );
     assert!(
         ok && text.lines().any(|l| l.trim() == "ok"),

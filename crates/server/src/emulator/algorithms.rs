@@ -6,9 +6,11 @@
 //! 1. `[earthengine] algorithms_file` in the config;
 //! 2. the `LONGRUN_EE_ALGORITHMS` environment variable (a path);
 //! 3. the list an installed `earthengine-api` package ships (`ee/tests/algorithms.json`),
-//!    looked for in the active virtualenv (`$VIRTUAL_ENV`), then in the package of the
-//!    `python3` on `PATH` (asked with `python3 -c 'import ee'`, at most 5 s), then in the
-//!    user and system site-packages folders;
+//!    looked for in the active virtualenv (`$VIRTUAL_ENV/lib*/python3.*/site-packages`),
+//!    then in the package of the `python3` on `PATH` (asked where `ee` is, without
+//!    importing it; at most 5 s), then under `~/.local`, `/usr/local`, `/usr` and
+//!    `/opt/conda` (`lib*/python3.*/{site,dist}-packages`, newest Python first) and in
+//!    `/usr/lib/python3/dist-packages`;
 //! 4. the built-in minimal list (ten signatures: enough for exports of assets, constants and
 //!    geometries), with a warning in the log saying so.
 //!
