@@ -27,9 +27,8 @@ def main() -> None:
     base, key_file, project = sys.argv[1], sys.argv[2], sys.argv[3]
     cli = os.path.join(os.path.dirname(sys.executable), "earthengine")
     check(os.path.exists(cli), f"no earthengine script at {cli} (install earthengine-api)")
-    config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump({"url": base, "project": project}, config)
-    config.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
+        json.dump({"url": base, "project": project}, config)
     env = dict(os.environ)
     env["EE_CONFIG_FILE"] = config.name
     host = urllib.parse.urlsplit(base).hostname or ""
@@ -39,7 +38,9 @@ def main() -> None:
     def earthengine(*args: str, rc: int = 0) -> str:
         argv = [cli, "--service_account_file", key_file, *args]
         try:
-            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False
+            )
         except subprocess.TimeoutExpired:
             fail(f"`earthengine {' '.join(args)}` did not finish within 120 s")
         check(
@@ -75,7 +76,16 @@ def main() -> None:
     check(info.get("properties", {}).get("sensor") == "S2", f"`asset set`: {info}")
 
     # Ingestions: the CLI's uploads become tasks that create their assets.
-    out = earthengine("upload", "image", "--wait", "60", f"--asset_id={root}/cli/scenes/one", "-p", "(string)tile=33UUU", "gs://bucket/one.tif")
+    out = earthengine(
+        "upload",
+        "image",
+        "--wait",
+        "60",
+        f"--asset_id={root}/cli/scenes/one",
+        "-p",
+        "(string)tile=33UUU",
+        "gs://bucket/one.tif",
+    )
     check("Started upload task" in out, f"`upload image`: {out}")
     earthengine("upload", "table", "--wait", "60", f"--asset_id={root}/cli/plots", "gs://bucket/plots.csv")
     image = json.loads(earthengine("asset", "info", f"{root}/cli/scenes/one"))
@@ -87,7 +97,10 @@ def main() -> None:
     earthengine("cp", f"{root}/cli/deep/plots", f"{root}/cli/plots-copy")
     check(json.loads(earthengine("asset", "info", f"{root}/cli/plots-copy"))["type"] == "TABLE", "`cp`")
     earthengine("mv", f"{root}/cli/scenes", f"{root}/cli/deep/scenes")
-    check(earthengine("ls", f"{root}/cli/deep/scenes").split() == [f"{root}/cli/deep/scenes/one"], "`mv` of a collection keeps its images")
+    check(
+        earthengine("ls", f"{root}/cli/deep/scenes").split() == [f"{root}/cli/deep/scenes/one"],
+        "`mv` of a collection keeps its images",
+    )
 
     acl = json.loads(earthengine("acl", "get", f"{root}/cli").replace("'", '"'))
     check(acl["owners"] == [f"serviceAccount:tester@{project}.iam.longrun"], f"`acl get`: {acl}")

@@ -28,9 +28,9 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
+import ee  # noqa: E402
 from google.oauth2 import service_account  # noqa: E402
 
-import ee  # noqa: E402
 from checks import check, fail, poll  # noqa: E402
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"

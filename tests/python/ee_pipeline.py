@@ -32,9 +32,9 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
+import ee  # noqa: E402
 from google.oauth2 import service_account  # noqa: E402
 
-import ee  # noqa: E402
 from checks import check, fail, poll  # noqa: E402
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
@@ -158,18 +158,40 @@ def main() -> None:
         return scaled.normalizedDifference(["B8", "B4"]).rename("ndvi").copyProperties(image, ["system:time_start"])
 
     composite = s2.map(ndvi).median().clip(aoi)
-    stats = composite.reduceRegion(reducer=ee.Reducer.mean().combine(ee.Reducer.stdDev(), sharedInputs=True), geometry=aoi, scale=30, maxPixels=1e9)
+    stats = composite.reduceRegion(
+        reducer=ee.Reducer.mean().combine(ee.Reducer.stdDev(), sharedInputs=True), geometry=aoi, scale=30, maxPixels=1e9
+    )
     monthly = ee.FeatureCollection(
         ee.List.sequence(5, 8).map(
-            lambda m: ee.Feature(None, s2.filter(ee.Filter.calendarRange(m, m, "month")).map(ndvi).mean().reduceRegion(ee.Reducer.median(), aoi, 100)).set("month", m)
+            lambda m: ee.Feature(
+                None,
+                s2.filter(ee.Filter.calendarRange(m, m, "month"))
+                .map(ndvi)
+                .mean()
+                .reduceRegion(ee.Reducer.median(), aoi, 100),
+            ).set("month", m)
         )
     )
     tasks = [
-        ee.batch.Export.image.toDrive(composite, description="ndvi-drive", folder="pipeline", fileNamePrefix="ndvi_summer", region=aoi, scale=30, crs="EPSG:4326"),
-        ee.batch.Export.image.toCloudStorage(composite, description="ndvi-gcs", bucket="my-bucket", fileNamePrefix="ndvi/2024", region=aoi, scale=30),
-        ee.batch.Export.image.toAsset(composite, description="ndvi-asset", assetId=f"{folder}/ndvi", region=aoi, scale=30),
+        ee.batch.Export.image.toDrive(
+            composite,
+            description="ndvi-drive",
+            folder="pipeline",
+            fileNamePrefix="ndvi_summer",
+            region=aoi,
+            scale=30,
+            crs="EPSG:4326",
+        ),
+        ee.batch.Export.image.toCloudStorage(
+            composite, description="ndvi-gcs", bucket="my-bucket", fileNamePrefix="ndvi/2024", region=aoi, scale=30
+        ),
+        ee.batch.Export.image.toAsset(
+            composite, description="ndvi-asset", assetId=f"{folder}/ndvi", region=aoi, scale=30
+        ),
         ee.batch.Export.table.toBigQuery(monthly, description="monthly-bq", table="my-proj.ee.monthly_ndvi"),
-        ee.batch.Export.table.toDrive(ee.FeatureCollection([ee.Feature(None, stats)]), description="stats-drive", fileFormat="CSV"),
+        ee.batch.Export.table.toDrive(
+            ee.FeatureCollection([ee.Feature(None, stats)]), description="stats-drive", fileFormat="CSV"
+        ),
     ]
     for t in tasks:
         t.start()
@@ -186,7 +208,9 @@ def main() -> None:
         ee.data.newTaskId()[0],
         {"name": f"{folder}/plots", "sources": [{"uris": ["gs://my-bucket/plots.csv"]}]},
     )
-    missing = ee.batch.Export.table.toAsset(monthly, description="into-nothing", assetId=f"projects/{project}/assets/no-such-folder/t")
+    missing = ee.batch.Export.table.toAsset(
+        monthly, description="into-nothing", assetId=f"projects/{project}/assets/no-such-folder/t"
+    )
     missing.start()
 
     statuses = wait_all(tasks + [missing])
@@ -200,10 +224,15 @@ def main() -> None:
     for description, uri in expected.items():
         s = statuses[description]
         check(s["state"] == "COMPLETED", f"{description}: {s}")
-        check(s.get("destination_uris", [None])[0] == uri, f"{description}: destination {s.get('destination_uris')} != {uri}")
+        check(
+            s.get("destination_uris", [None])[0] == uri,
+            f"{description}: destination {s.get('destination_uris')} != {uri}",
+        )
         check(s.get("batch_eecu_usage_seconds", 0) > 0, f"{description}: no EECU usage in {s}")
     s = statuses["into-nothing"]
-    check(s["state"] == "FAILED" and "does not exist" in s.get("error_message", ""), f"export into a missing folder: {s}")
+    check(
+        s["state"] == "FAILED" and "does not exist" in s.get("error_message", ""), f"export into a missing folder: {s}"
+    )
 
     for name in (ingest_image["name"], ingest_table["name"]):
         poll(f"ingestion {name}", lambda n=name: ee.data.getOperation(n), lambda op: op.get("done") is True)
