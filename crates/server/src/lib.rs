@@ -105,7 +105,12 @@ pub async fn run(
         })
         .collect();
     let engine = Engine::new(store.clone(), options);
-    let emulator = Arc::new(emulator::Emulator::new(&config)?);
+    // Finding the algorithm list reads files and may ask a Python interpreter: off the
+    // async threads.
+    let emulator = {
+        let config = config.clone();
+        Arc::new(tokio::task::spawn_blocking(move || emulator::Emulator::new(&config)).await??)
+    };
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = rest::App {

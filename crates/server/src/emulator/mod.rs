@@ -109,15 +109,6 @@ impl Emulator {
         )?;
         Ok(Emulator { algorithms, faults })
     }
-
-    /// An emulator with the built-in list, for tests of other parts.
-    #[cfg(test)]
-    pub fn minimal() -> Emulator {
-        Emulator {
-            algorithms: algorithms::Algorithms::built_in(),
-            faults: faults::Faults::default(),
-        }
-    }
 }
 
 /// Serves an emulator call whose permission has been checked.
