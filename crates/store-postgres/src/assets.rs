@@ -74,6 +74,17 @@ pub async fn children(
     rows.iter().map(decode).collect()
 }
 
+pub async fn scan(client: &impl GenericClient, after: &str, limit: usize) -> Result<Vec<Asset>> {
+    let rows = client
+        .query(
+            &format!("{SELECT} WHERE name > $1 ORDER BY name LIMIT $2"),
+            &[&after, &(limit as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    rows.iter().map(decode).collect()
+}
+
 pub async fn put(
     client: &mut deadpool_postgres::Object,
     a: &Asset,

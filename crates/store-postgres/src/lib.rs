@@ -297,6 +297,10 @@ impl Store for PostgresStore {
         assets::children(&self.client().await?, parent, after.unwrap_or(""), limit).await
     }
 
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        assets::scan(&self.client().await?, after.unwrap_or(""), limit).await
+    }
+
     async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
         assets::put(&mut self.client().await?, &asset, overwrite).await
     }

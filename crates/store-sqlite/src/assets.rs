@@ -61,6 +61,16 @@ pub fn children(conn: &Connection, parent: &str, after: &str, limit: usize) -> R
     rows.map(|r| decode(r.map_err(backend)?)).collect()
 }
 
+pub fn scan(conn: &Connection, after: &str, limit: usize) -> Result<Vec<Asset>> {
+    let mut statement = conn
+        .prepare_cached(&format!("{SELECT} WHERE name > ?1 ORDER BY name LIMIT ?2"))
+        .map_err(backend)?;
+    let rows = statement
+        .query_map(params![after, limit as i64], asset)
+        .map_err(backend)?;
+    rows.map(|r| decode(r.map_err(backend)?)).collect()
+}
+
 pub fn put(conn: &Connection, a: &Asset, overwrite: bool) -> Result<AssetWrite> {
     if !is_project_parent(&a.parent) && !exists(conn, &a.parent)? {
         return Ok(AssetWrite::NoParent);

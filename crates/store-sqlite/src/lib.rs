@@ -185,6 +185,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        let after = after.unwrap_or("").to_string();
+        self.read(move |conn| assets::scan(conn, &after, limit))
+            .await
+    }
+
     async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
         self.inner
             .writer

@@ -962,4 +962,32 @@ pub async fn assets_move_with_their_contents<S: Store>(store: Arc<S>) {
         .unwrap();
     assert_eq!(children.len(), 1);
     assert_eq!(children[0].name, "projects/p/assets/dest/a2/c");
+    // A scan sees every project's assets, each parent before what it holds.
+    assert_eq!(
+        store
+            .put_asset(asset("projects/o/assets/x", "FOLDER"), false)
+            .await
+            .unwrap(),
+        Done
+    );
+    let mut scanned = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.scan_assets(after.as_deref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.name.clone());
+        scanned.extend(page.into_iter().map(|a| a.name));
+    }
+    assert_eq!(
+        scanned,
+        [
+            "projects/o/assets/x",
+            "projects/p/assets/a.b",
+            "projects/p/assets/a0",
+            "projects/p/assets/dest",
+            "projects/p/assets/dest/a2",
+            "projects/p/assets/dest/a2/c",
+            "projects/p/assets/dest/a2/c/i1",
+        ]
+    );
 }

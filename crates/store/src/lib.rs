@@ -230,6 +230,10 @@ pub trait Store: Send + Sync + 'static {
     /// without `to_parent`. The caller makes sure `to` is not inside `from`.
     async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite>;
 
+    /// Up to `limit` assets of every project in name order (bytewise) after `after`, for
+    /// copying a store; a parent comes before what it holds.
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
+
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize>;
