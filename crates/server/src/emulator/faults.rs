@@ -201,6 +201,11 @@ impl Faults {
         })
     }
 
+    /// Whether any `[[api_fault]]` is configured (requests skip the matching otherwise).
+    pub fn has_request_faults(&self) -> bool {
+        !self.api.is_empty()
+    }
+
     /// Applies the request faults of `method` on `project` (empty: none named): waits the
     /// added latency, then fails when a rule's draw hits.
     pub async fn request(&self, method: &str, project: &str) -> Result<(), ApiError> {

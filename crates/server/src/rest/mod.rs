@@ -365,8 +365,10 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let engine = &app.engine;
     let (parts, body) = request.into_parts();
     let (version, route) = route(&parts.method, parts.uri.path())?;
-    let (method_id, project) = method_of(&route);
-    app.emulator.faults.request(&method_id, &project).await?;
+    if app.emulator.faults.has_request_faults() {
+        let (method_id, project) = method_of(&route);
+        app.emulator.faults.request(&method_id, &project).await?;
+    }
     let caller = app
         .auth
         .authenticate(&parts.headers, parts.uri.query())
