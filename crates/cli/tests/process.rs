@@ -543,6 +543,36 @@ async fn migrate_store_copies_every_operation_to_postgres() {
                 .unwrap();
         }
     }
+    // The Earth Engine emulator's assets come along too.
+    let assets = [
+        ("p", "f", "FOLDER"),
+        ("p", "f/c", "IMAGE_COLLECTION"),
+        ("q", "g", "FOLDER"),
+    ];
+    for (project, id, kind) in assets {
+        let path = format!("/v1/projects/{project}/assets?assetId={id}");
+        let body = json!({"type": kind, "properties": {"id": id}}).to_string();
+        let made = client
+            .send(http::Method::POST, &path, Some(body.as_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(made.status, 200, "{:?}", made.json());
+    }
+    let asset_of = |client: &Client, project: &str, id: &str| {
+        let (client, path) = (
+            client.clone(),
+            format!("/v1/projects/{project}/assets/{id}"),
+        );
+        async move {
+            let got = client.send(http::Method::GET, &path, None).await.unwrap();
+            assert_eq!(got.status, 200, "{path}");
+            got.json()
+        }
+    };
+    let mut assets_before = Vec::new();
+    for (project, id, _) in assets {
+        assets_before.push(asset_of(&client, project, id).await);
+    }
     let before = [
         client.list("p", "", 1000, "").await.unwrap(),
         client.list("q", "", 1000, "").await.unwrap(),
@@ -582,6 +612,9 @@ async fn migrate_store_copies_every_operation_to_postgres() {
         client.list("q", "", 1000, "").await.unwrap(),
     ];
     assert_eq!(after, before);
+    for ((project, id, _), before) in assets.iter().zip(&assets_before) {
+        assert_eq!(&asset_of(&client, project, id).await, before);
+    }
     // Request ids came along: the same submit returns the same operation.
     let same = client
         .submit("q", &json!({"type": "T", "requestId": "r1"}))

@@ -33,6 +33,24 @@ pub struct Config {
     /// Per-type settings, `[[task_type]]` tables.
     #[serde(rename = "task_type")]
     pub task_types: Vec<TaskType>,
+    /// `[earthengine]`: the emulator's settings.
+    pub earthengine: EarthEngine,
+    /// `[[fault]]`: the fates of simulated tasks (contract section 11).
+    #[serde(rename = "fault")]
+    pub task_faults: Vec<crate::emulator::faults::TaskFault>,
+    /// `[[api_fault]]`: failures and latency of requests.
+    #[serde(rename = "api_fault")]
+    pub api_faults: Vec<crate::emulator::faults::ApiFault>,
+    /// `[faults]`: the seed of every fault draw.
+    pub faults: crate::emulator::faults::FaultSettings,
+}
+
+/// `[earthengine]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EarthEngine {
+    /// The algorithm list to serve (see `emulator::algorithms` for what is used without it).
+    pub algorithms_file: Option<PathBuf>,
 }
 
 /// Folder of the data directory where running command process groups are recorded.
@@ -184,6 +202,10 @@ impl Default for Config {
             project_defaults: ProjectDefaults::default(),
             wait: Wait::default(),
             task_types: Vec::new(),
+            earthengine: EarthEngine::default(),
+            task_faults: Vec::new(),
+            api_faults: Vec::new(),
+            faults: Default::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 mod completion;
 pub mod config;
+pub mod emulator;
 mod error;
 mod grpc;
 pub mod migrate;
@@ -105,6 +106,12 @@ pub async fn run(
         })
         .collect();
     let engine = Engine::new(store.clone(), options);
+    // Finding the algorithm list reads files and may ask a Python interpreter: off the
+    // async threads.
+    let emulator = {
+        let config = config.clone();
+        Arc::new(tokio::task::spawn_blocking(move || emulator::Emulator::new(&config)).await??)
+    };
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = rest::App {
@@ -112,6 +119,7 @@ pub async fn run(
         auth,
         outputs_dir: outputs_dir.clone(),
         store,
+        emulator,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(
@@ -129,11 +137,11 @@ pub async fn run(
             .route("/batch", post(rest::batch::handle).fallback(only("POST")))
             .fallback(rest::handle)
             .with_state(state.clone()),
-        state,
+        state.clone(),
     )?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &engine, &stopped);
+    let executors = start_executors(&config, &engine, &stopped, &state);
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -191,6 +199,7 @@ fn start_executors(
     config: &Config,
     engine: &Engine,
     stopped: &tokio::sync::watch::Receiver<bool>,
+    app: &rest::App,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     config
         .task_types
@@ -200,8 +209,15 @@ fn start_executors(
             let worker = match t.executor {
                 config::Executor::External => return None,
                 config::Executor::Simulate => {
-                    let simulation = t.simulation().expect("validated with the config");
-                    worker.handle(&t.op_type, move |ctx| simulation.run(ctx))
+                    // Simulated tasks run as the Earth Engine emulator's (faults, destinations,
+                    // assets).
+                    let runner = emulator::tasks::Runner {
+                        engine: engine.clone(),
+                        store: app.store.clone(),
+                        emulator: app.emulator.clone(),
+                        simulation: t.simulation().expect("validated with the config"),
+                    };
+                    worker.handle(&t.op_type, move |ctx| runner.clone().run(ctx))
                 }
                 config::Executor::Command => {
                     let spec = Arc::new(t.command_spec(&config.data_dir));

@@ -1,5 +1,6 @@
-//! Copying every operation from one store to another (`longrun migrate-store`), e.g. from
-//! the embedded SQLite store to PostgreSQL. Run it while no server uses either store.
+//! Copying every operation, and the Earth Engine emulator's assets, from one store to
+//! another (`longrun migrate-store`), e.g. from the embedded SQLite store to PostgreSQL. Run
+//! it while no server uses either store.
 
 use crate::config::StoreKind;
 use longrun_store::Store;
@@ -71,6 +72,44 @@ pub async fn copy(from: &Location, to: &Location) -> anyhow::Result<usize> {
     anyhow::ensure!(
         checked == copied,
         "copied {copied} operations but found {checked}"
+    );
+    copy_assets(&*source, &*target).await?;
+    Ok(copied)
+}
+
+/// Copies every asset in name order (a parent before what it holds), then checks the copy.
+/// Refuses a target that already holds any of them.
+async fn copy_assets(source: &dyn Store, target: &dyn Store) -> anyhow::Result<usize> {
+    let mut after: Option<String> = None;
+    let mut copied = 0;
+    loop {
+        let batch = source.scan_assets(after.as_deref(), BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.name.clone());
+        for asset in batch {
+            let name = asset.name.clone();
+            match target.put_asset(asset, false).await? {
+                longrun_store::AssetWrite::Done => copied += 1,
+                other => anyhow::bail!("cannot copy asset {name}: {other:?}"),
+            }
+        }
+    }
+    let mut after: Option<String> = None;
+    let mut checked = 0;
+    loop {
+        let copies = target.scan_assets(after.as_deref(), BATCH).await?;
+        let originals = source.scan_assets(after.as_deref(), BATCH).await?;
+        anyhow::ensure!(
+            copies == originals,
+            "the asset copy differs after {checked} assets"
+        );
+        let Some(last) = copies.last() else { break };
+        after = Some(last.name.clone());
+        checked += copies.len();
+    }
+    anyhow::ensure!(
+        checked == copied,
+        "copied {copied} assets but found {checked}"
     );
     Ok(copied)
 }

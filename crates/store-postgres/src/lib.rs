@@ -3,6 +3,7 @@
 //! exact across servers thanks to per-project advisory locks, and leasing uses
 //! `FOR UPDATE SKIP LOCKED` so no operation is handed out twice.
 
+mod assets;
 mod batch;
 mod listen;
 mod schema;
@@ -11,7 +12,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
 use longrun_store::{
-    Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Store, sql,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -305,6 +307,30 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(row.get(0))
+    }
+
+    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
+        assets::get(&self.client().await?, name).await
+    }
+
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        assets::children(&self.client().await?, parent, after.unwrap_or(""), limit).await
+    }
+
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        assets::scan(&self.client().await?, after.unwrap_or(""), limit).await
+    }
+
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
+        assets::put(&mut self.client().await?, &asset, overwrite).await
+    }
+
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
+        assets::delete(&mut self.client().await?, name).await
+    }
+
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
+        assets::rename(&mut self.client().await?, from, to, to_parent).await
     }
 
     async fn create_account(&self, a: ServiceAccount) -> Result<bool> {

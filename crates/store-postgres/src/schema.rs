@@ -168,6 +168,15 @@ CREATE TABLE service_accounts (
     create_time    BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE assets (
+    name       TEXT COLLATE "C" PRIMARY KEY,
+    parent     TEXT COLLATE "C" NOT NULL,
+    asset_type TEXT NOT NULL,
+    record     TEXT NOT NULL
+);
+CREATE INDEX assets_by_parent ON assets (parent, name);
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -10,7 +10,8 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Store,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    ServiceAccount, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
@@ -18,6 +19,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use writer::Writer;
+
+mod assets;
 
 /// Most reader connections; reads beyond this many at once queue for a free one. Each
 /// connection keeps its prepared statements and a page cache, so they are kept, not reopened.
@@ -184,6 +187,46 @@ fn get_record(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
+        let name = name.to_string();
+        self.read(move |conn| assets::get(conn, &name)).await
+    }
+
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        let (parent, after) = (parent.to_string(), after.unwrap_or("").to_string());
+        self.read(move |conn| assets::children(conn, &parent, &after, limit))
+            .await
+    }
+
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        let after = after.unwrap_or("").to_string();
+        self.read(move |conn| assets::scan(conn, &after, limit))
+            .await
+    }
+
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
+        self.inner
+            .writer
+            .write(move |conn| assets::put(conn, &asset, overwrite))
+            .await
+    }
+
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
+        let name = name.to_string();
+        self.inner
+            .writer
+            .write(move |conn| assets::delete(conn, &name))
+            .await
+    }
+
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
+        let (from, to, to_parent) = (from.to_string(), to.to_string(), to_parent.to_string());
+        self.inner
+            .writer
+            .write(move |conn| assets::rename(conn, &from, &to, &to_parent))
+            .await
+    }
+
     async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
         longrun_store::storable_account(&a)?;
         self.inner

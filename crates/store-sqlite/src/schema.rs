@@ -72,6 +72,15 @@ CREATE TABLE service_accounts (
     create_time    INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+CREATE TABLE assets (
+    name       TEXT PRIMARY KEY,
+    parent     TEXT NOT NULL,
+    asset_type TEXT NOT NULL,
+    record     TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX assets_by_parent ON assets (parent, name);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -108,6 +108,42 @@ pub struct ServiceAccount {
     pub create_time: Timestamp,
 }
 
+/// An Earth Engine asset of the emulator's registry (contract section 11). Storage keeps
+/// the record whole; it reads only the name, the parent and the type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asset {
+    /// `projects/P/assets/ID`, where `ID` is one or more `/`-separated segments.
+    pub name: String,
+    /// The folder or collection holding it (`projects/P/assets/...`), or `projects/P` for a
+    /// top-level asset.
+    pub parent: String,
+    /// `FOLDER`, `IMAGE_COLLECTION`, `IMAGE`, `TABLE`, ...
+    pub asset_type: String,
+    /// Everything else, as the wire shows it (`updateTime`, `properties`, ...), without
+    /// `name` and `id`, which are rendered from `name` (so a move rewrites no record).
+    pub record: serde_json::Value,
+}
+
+/// How an asset write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetWrite {
+    Done,
+    /// The asset (or a move's source) does not exist.
+    NotFound,
+    /// The name (or a move's destination) is taken and overwriting was not asked for.
+    Exists,
+    /// The parent is an asset name that does not exist.
+    NoParent,
+    /// The asset holds other assets.
+    NotEmpty,
+}
+
+/// True when `parent` names a project (`projects/P`) rather than an asset; projects always
+/// exist.
+pub fn is_project_parent(parent: &str) -> bool {
+    !parent.contains("/assets/")
+}
+
 /// Position after which a page starts, in list order (create time descending, then name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -222,6 +258,30 @@ pub trait Store: Send + Sync + 'static {
     /// Writes operations exactly as given (version, times and leases included), in one
     /// transaction. Fails with `AlreadyExists` if any name is taken. For copying a store.
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()>;
+
+    /// An asset by name.
+    async fn asset(&self, name: &str) -> Result<Option<Asset>>;
+
+    /// Up to `limit` assets whose parent is `parent`, in name order (bytewise) after
+    /// `after`.
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
+
+    /// Writes an asset in one transaction: `NoParent` when its parent is an asset name
+    /// that does not exist; `Exists` when the name is taken and `overwrite` is false;
+    /// `NotEmpty` when overwriting an asset that holds others.
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite>;
+
+    /// Removes an asset: `NotFound`, or `NotEmpty` when it holds others.
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite>;
+
+    /// Renames `from` and everything under it to `to`, under `to_parent`, in one
+    /// transaction: `NotFound` without `from`, `Exists` when `to` is taken, `NoParent`
+    /// without `to_parent`. The caller makes sure `to` is not inside `from`.
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite>;
+
+    /// Up to `limit` assets of every project in name order (bytewise) after `after`, for
+    /// copying a store; a parent comes before what it holds.
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
 
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.

@@ -53,7 +53,7 @@ const STEPS: i64 = 10;
 
 impl Simulation {
     /// The settings for one operation: these defaults under its payload's overrides.
-    fn for_payload(self, payload: &Value) -> Result<Simulation, String> {
+    pub fn for_payload(self, payload: &Value) -> Result<Simulation, String> {
         let overrides = &payload["simulate"];
         let duration = match overrides["duration"].as_str() {
             Some(text) => duration::parse(text)?,

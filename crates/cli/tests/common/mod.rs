@@ -60,9 +60,14 @@ impl Server {
 
     /// Starts `longrun serve` on `data_dir` with `config` written beside it.
     pub fn start_with_config(data_dir: &Path, config: &str) -> Server {
+        Server::start_with_config_env(data_dir, config, &[])
+    }
+
+    /// Starts `longrun serve` on `data_dir` with `config` and extra environment variables.
+    pub fn start_with_config_env(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
         let path = data_dir.with_extension("toml");
         std::fs::write(&path, config).unwrap();
-        Server::start_with(data_dir, &["--config", path.to_str().unwrap()])
+        Server::start_with_env(data_dir, &["--config", path.to_str().unwrap()], env)
     }
 
     pub fn signal(&self, signal: i32) {

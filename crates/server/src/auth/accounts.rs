@@ -17,6 +17,11 @@ pub struct KeyFile {
     pub client_email: String,
     pub client_id: String,
     pub token_uri: String,
+    /// Not in Google's files: the `earthengine` CLI reads every key of the file named by
+    /// `--service_account_file` into its configuration, so this makes the account's
+    /// project the CLI's project when none is set (instead of `earthengine-legacy`).
+    /// Google's libraries ignore it.
+    pub project: String,
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
@@ -79,6 +84,7 @@ pub fn create_key(
         client_email: email,
         client_id,
         token_uri: token_uri.to_string(),
+        project: project.to_string(),
     };
     Ok((account, file))
 }

@@ -12,6 +12,11 @@ pub enum Permission {
     OperationsDelete,
     WorkersExecute,
     ServiceAccountsManage,
+    AssetsGet,
+    AssetsList,
+    AssetsCreate,
+    AssetsUpdate,
+    AssetsDelete,
 }
 
 impl Permission {
@@ -24,6 +29,11 @@ impl Permission {
             Permission::OperationsDelete => "earthengine.operations.delete",
             Permission::WorkersExecute => "longrun.workers.execute",
             Permission::ServiceAccountsManage => "longrun.serviceAccounts.manage",
+            Permission::AssetsGet => "earthengine.assets.get",
+            Permission::AssetsList => "earthengine.assets.list",
+            Permission::AssetsCreate => "earthengine.assets.create",
+            Permission::AssetsUpdate => "earthengine.assets.update",
+            Permission::AssetsDelete => "earthengine.assets.delete",
         }
     }
 }
@@ -32,7 +42,10 @@ impl Permission {
 pub const ROLES: &[(&str, &[Permission])] = {
     use Permission::*;
     &[
-        ("roles/earthengine.viewer", &[OperationsGet, OperationsList]),
+        (
+            "roles/earthengine.viewer",
+            &[OperationsGet, OperationsList, AssetsGet, AssetsList],
+        ),
         (
             "roles/earthengine.writer",
             &[
@@ -40,6 +53,11 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 OperationsList,
                 OperationsUpdate,
                 OperationsCreate,
+                AssetsGet,
+                AssetsList,
+                AssetsCreate,
+                AssetsUpdate,
+                AssetsDelete,
             ],
         ),
         (
@@ -50,6 +68,11 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 OperationsUpdate,
                 OperationsCreate,
                 OperationsDelete,
+                AssetsGet,
+                AssetsList,
+                AssetsCreate,
+                AssetsUpdate,
+                AssetsDelete,
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),

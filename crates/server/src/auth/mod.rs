@@ -123,6 +123,11 @@ impl Auth {
         self.inner.mode == Mode::Oauth
     }
 
+    /// The configured bindings.
+    pub fn iam(&self) -> &Iam {
+        &self.inner.iam
+    }
+
     pub fn tokens(&self) -> &token::Tokens {
         &self.inner.tokens
     }

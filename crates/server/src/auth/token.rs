@@ -145,38 +145,24 @@ impl Tokens {
         }
     }
 
+    /// `POST /token` on a server with auth off: any well-formed JWT-bearer request (an
+    /// RS256 JWT with `iss` and `exp`) gets a token, without looking for the account, since
+    /// no call checks tokens. So a key file made for another server (or for this one before
+    /// auth was turned off) works with Google's libraries and the `earthengine` CLI.
+    pub fn grant_unchecked(&self, form: &[u8]) -> Result<serde_json::Value, GrantError> {
+        let (_, _, claims) = assertion(form)?;
+        tracing::info!(account = %claims.iss, "auth is off: issued an unchecked access token");
+        Ok(json!({
+            "access_token": "auth-off",
+            "expires_in": self.ttl.as_secs(),
+            "token_type": "Bearer",
+        }))
+    }
+
     /// `POST /token`: the JWT-bearer grant. `form` is the urlencoded request body.
     pub async fn grant(&self, form: &[u8]) -> Result<serde_json::Value, GrantError> {
-        let fields: HashMap<String, String> = form_urlencoded::parse(form).into_owned().collect();
-        let invalid_request = |d: &str| GrantError {
-            status: 400,
-            error: "invalid_request",
-            description: d.to_string(),
-        };
-        match fields.get("grant_type").map(String::as_str) {
-            Some(JWT_BEARER) => {}
-            Some(_) => {
-                return Err(GrantError {
-                    status: 400,
-                    error: "unsupported_grant_type",
-                    description: format!("only {JWT_BEARER} is supported"),
-                });
-            }
-            None => return Err(invalid_request("grant_type is required")),
-        }
-        let assertion = fields
-            .get("assertion")
-            .ok_or_else(|| invalid_request("assertion is required"))?;
-        let header = jsonwebtoken::decode_header(assertion)
-            .map_err(|_| GrantError::invalid_grant("the assertion is not a JWT"))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(GrantError::invalid_grant(
-                "the assertion must be signed with RS256",
-            ));
-        }
-        let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(assertion)
-            .map_err(|_| GrantError::invalid_grant("the assertion lacks iss or exp"))?
-            .claims;
+        let (assertion, header, unverified) = assertion(form)?;
+        let assertion = &assertion;
         let account = self
             .store
             .account(&unverified.iss)
@@ -248,4 +234,39 @@ impl Tokens {
             "scope": scope,
         }))
     }
+}
+
+/// The assertion of a JWT-bearer request, its header and its unverified claims.
+fn assertion(form: &[u8]) -> Result<(String, jsonwebtoken::Header, AssertionClaims), GrantError> {
+    let fields: HashMap<String, String> = form_urlencoded::parse(form).into_owned().collect();
+    let invalid_request = |d: &str| GrantError {
+        status: 400,
+        error: "invalid_request",
+        description: d.to_string(),
+    };
+    match fields.get("grant_type").map(String::as_str) {
+        Some(JWT_BEARER) => {}
+        Some(_) => {
+            return Err(GrantError {
+                status: 400,
+                error: "unsupported_grant_type",
+                description: format!("only {JWT_BEARER} is supported"),
+            });
+        }
+        None => return Err(invalid_request("grant_type is required")),
+    }
+    let assertion = fields
+        .get("assertion")
+        .ok_or_else(|| invalid_request("assertion is required"))?;
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| GrantError::invalid_grant("the assertion is not a JWT"))?;
+    if header.alg != Algorithm::RS256 {
+        return Err(GrantError::invalid_grant(
+            "the assertion must be signed with RS256",
+        ));
+    }
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(assertion)
+        .map_err(|_| GrantError::invalid_grant("the assertion lacks iss or exp"))?
+        .claims;
+    Ok((assertion.clone(), header, unverified))
 }

@@ -30,28 +30,6 @@ const PROJECT: &str = "^projects/[^/]+$";
 const OPERATION: &str = "^projects/[^/]+/operations/.+$";
 const ACCOUNT: &str = "^projects/[^/]+/serviceAccounts/[^/]+$";
 
-const fn start(
-    resource: &'static [&'static str],
-    name: &'static str,
-    path: &'static str,
-    request: &'static str,
-    example: &'static str,
-    description: &'static str,
-) -> Method {
-    Method {
-        resource,
-        name,
-        http: "POST",
-        path,
-        param: ("project", PROJECT),
-        query: &[],
-        request: Some(request),
-        response: "Operation",
-        description,
-        example,
-    }
-}
-
 /// Every method the REST router serves under a version prefix.
 pub const METHODS: &[Method] = &[
     Method {
@@ -180,82 +158,6 @@ pub const METHODS: &[Method] = &[
         example: "operationOutputs/projects/p/operations/a",
     },
     Method {
-        resource: &["projects", "algorithms"],
-        name: "list",
-        http: "GET",
-        path: "{+parent}/algorithms",
-        param: ("parent", PROJECT),
-        query: &[],
-        request: None,
-        response: "ListAlgorithmsResponse",
-        description: "Lists the algorithms clients may build expressions from.",
-        example: "projects/p/algorithms",
-    },
-    start(
-        &["projects", "image"],
-        "export",
-        "{+project}/image:export",
-        "ExportImageRequest",
-        "projects/p/image:export",
-        "Starts an image export (EXPORT_IMAGE).",
-    ),
-    start(
-        &["projects", "table"],
-        "export",
-        "{+project}/table:export",
-        "ExportTableRequest",
-        "projects/p/table:export",
-        "Starts a table export (EXPORT_FEATURES).",
-    ),
-    start(
-        &["projects", "video"],
-        "export",
-        "{+project}/video:export",
-        "ExportVideoRequest",
-        "projects/p/video:export",
-        "Starts a video export (EXPORT_VIDEO).",
-    ),
-    start(
-        &["projects", "map"],
-        "export",
-        "{+project}/map:export",
-        "ExportMapRequest",
-        "projects/p/map:export",
-        "Starts a map tiles export (EXPORT_TILES).",
-    ),
-    start(
-        &["projects", "videoMap"],
-        "export",
-        "{+project}/videoMap:export",
-        "ExportVideoMapRequest",
-        "projects/p/videoMap:export",
-        "Starts a video map export (EXPORT_VIDEO_MAP).",
-    ),
-    start(
-        &["projects", "classifier"],
-        "export",
-        "{+project}/classifier:export",
-        "ExportClassifierRequest",
-        "projects/p/classifier:export",
-        "Starts a classifier export (EXPORT_CLASSIFIER).",
-    ),
-    start(
-        &["projects", "image"],
-        "import",
-        "{+project}/image:import",
-        "ImportImageRequest",
-        "projects/p/image:import",
-        "Starts an image ingestion (INGEST_IMAGE).",
-    ),
-    start(
-        &["projects", "table"],
-        "import",
-        "{+project}/table:import",
-        "ImportTableRequest",
-        "projects/p/table:import",
-        "Starts a table ingestion (INGEST_TABLE).",
-    ),
-    Method {
         resource: &["projects", "serviceAccounts"],
         name: "list",
         http: "GET",
@@ -321,6 +223,17 @@ const SCOPES: [&str; 2] = [
     "https://www.googleapis.com/auth/cloud-platform",
     "https://www.googleapis.com/auth/earthengine",
 ];
+
+impl Method {
+    /// The same method answering a `ListAssetsResponse`, whose `nextPageToken` makes the
+    /// client generate its `listAssets_next`.
+    pub const fn listing(self) -> Method {
+        Method {
+            response: "ListAssetsResponse",
+            ..self
+        }
+    }
+}
 
 /// The flat path discovery also lists: each `{+param}` spelled out segment by segment.
 fn flat_path(method: &Method) -> String {
@@ -400,10 +313,20 @@ fn insert(node: &mut Map<String, Value>, resource: &[&str], name: &str, method: 
     }
 }
 
+/// Every method the discovery document lists: the router's own, then the Earth Engine
+/// emulator's (tasks, assets, and the methods it answers `NOT_EMULATED`).
+pub fn all() -> impl Iterator<Item = &'static Method> {
+    METHODS
+        .iter()
+        .chain(crate::emulator::methods::TASKS)
+        .chain(crate::emulator::methods::ASSETS)
+        .chain(crate::emulator::methods::NOT_EMULATED)
+}
+
 /// The document for `version`, with `root` (`http://host/`) as its root URL.
 pub fn document(version: Version, root: &str) -> Value {
     let mut resources = Map::new();
-    for method in METHODS {
+    for method in all() {
         insert(
             &mut resources,
             method.resource,
@@ -574,6 +497,17 @@ fn schemas() -> Value {
             "keyId": s("string"), "disabled": s("boolean"),
             "createTime": {"type": "string", "format": "google-datetime"},
         })),
+        "EarthEngineAsset": object("EarthEngineAsset", json!({
+            "type": s("string"), "name": s("string"), "id": s("string"),
+            "updateTime": {"type": "string", "format": "google-datetime"},
+            "startTime": {"type": "string", "format": "google-datetime"},
+            "endTime": {"type": "string", "format": "google-datetime"},
+            "properties": {"type": "object", "additionalProperties": {"type": "any"}},
+        })),
+        "ListAssetsResponse": object("ListAssetsResponse", json!({
+            "assets": array(r("EarthEngineAsset")), "nextPageToken": s("string"),
+        })),
+        "Any": {"id": "Any", "type": "object", "additionalProperties": {"type": "any"}},
         "ListServiceAccountsResponse": object("ListServiceAccountsResponse", json!({"accounts": array(r("ServiceAccount"))})),
         "CreateServiceAccountRequest": object("CreateServiceAccountRequest", json!({
             "accountId": s("string"), "keyId": s("string"), "publicKeyPem": s("string"),

@@ -4,9 +4,8 @@
 
 mod accounts;
 pub(crate) mod batch;
-mod body;
-mod discovery;
-mod earthengine;
+pub(crate) mod body;
+pub(crate) mod discovery;
 pub(crate) mod render;
 pub(crate) mod workers;
 
@@ -50,6 +49,8 @@ pub struct App {
     /// Where the command executor keeps output.
     pub outputs_dir: std::path::PathBuf,
     pub store: std::sync::Arc<dyn longrun_store::Store>,
+    /// The Earth Engine emulator's parts (algorithm list, faults).
+    pub emulator: std::sync::Arc<crate::emulator::Emulator>,
 }
 
 /// What a request path and method resolve to.
@@ -65,10 +66,8 @@ pub(crate) enum Route {
     Heartbeat(Name),
     Complete(Name),
     Output(Name),
-    /// The algorithms Earth Engine clients build expressions from.
-    Algorithms(Project),
-    /// An Earth Engine task-starting method: the operation type it creates.
-    Start(Project, &'static str),
+    /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
+    Emulator(Project, crate::emulator::Call),
     ListAccounts(Project),
     CreateAccount(Project),
     /// Disable (true) or enable (false) an account.
@@ -112,18 +111,19 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         };
     }
     let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
-    let (project, rest) = rest.split_once('/').ok_or_else(not_found)?;
-    if let Some(op_type) = earthengine::start_type(rest) {
-        return match method {
-            &Method::POST => Ok((version, Route::Start(project_of(project)?, op_type))),
-            _ => Err(ApiError::method_not_allowed(method, "POST")),
-        };
+    // `projects/P:verb` (the project's own methods) or `projects/P/...`.
+    let (project, rest) = match rest.split_once('/') {
+        Some(split) => split,
+        None => match rest.split_once(':') {
+            Some((project, _)) => (project, &rest[project.len()..]),
+            None => return Err(not_found()),
+        },
+    };
+    if let Some(call) = crate::emulator::route(method, rest) {
+        return Ok((version, Route::Emulator(project_of(project)?, call?)));
     }
-    if rest == "algorithms" {
-        return match method {
-            &Method::GET => Ok((version, Route::Algorithms(project_of(project)?))),
-            _ => Err(ApiError::method_not_allowed(method, "GET")),
-        };
+    if rest.starts_with(':') {
+        return Err(not_found());
     }
     // Only POST carries a custom verb: split at the last `:` after the last `/`.
     let (rest, verb) = match (method, rest.rsplit_once(':')) {
@@ -184,6 +184,11 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
 
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
+    // A base URL with a trailing slash (`http://host:port/`) makes the client ask for
+    // `//$discovery/rest`.
+    if request.uri().path() == "//$discovery/rest" && request.method() == Method::GET {
+        return discovery(request).await;
+    }
     match dispatch(&app, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -252,6 +257,34 @@ pub(crate) fn partial_success_unsupported() -> ApiError {
     )
 }
 
+/// The discovery id of a route's method without `earthengine.projects.` (what
+/// `[[api_fault]] method` matches), and the project it names (empty: none).
+pub(crate) fn method_of(route: &Route) -> (String, String) {
+    let (id, project) = match route {
+        Route::Get(n) => ("operations.get", n.project().as_str().to_string()),
+        Route::Delete(n) => ("operations.delete", n.project().as_str().to_string()),
+        Route::Cancel(n) => ("operations.cancel", n.project().as_str().to_string()),
+        Route::Wait(n) => ("operations.wait", n.project().as_str().to_string()),
+        Route::Heartbeat(n) => ("operations.heartbeat", n.project().as_str().to_string()),
+        Route::Complete(n) => ("operations.complete", n.project().as_str().to_string()),
+        Route::Output(n) => ("operationOutputs.get", n.project().as_str().to_string()),
+        Route::List(p) => ("operations.list", p.as_str().to_string()),
+        Route::Submit(p) => ("operations.submit", p.as_str().to_string()),
+        Route::Lease(_) => ("workers.lease", String::new()),
+        Route::ListAccounts(p) => ("serviceAccounts.list", p.as_str().to_string()),
+        Route::CreateAccount(p) => ("serviceAccounts.create", p.as_str().to_string()),
+        Route::SetAccountDisabled(p, _, true) => {
+            ("serviceAccounts.disable", p.as_str().to_string())
+        }
+        Route::SetAccountDisabled(p, _, false) => {
+            ("serviceAccounts.enable", p.as_str().to_string())
+        }
+        Route::DeleteAccount(p, _) => ("serviceAccounts.delete", p.as_str().to_string()),
+        Route::Emulator(p, call) => return (call.method_id(), p.as_str().to_string()),
+    };
+    (id.to_string(), project)
+}
+
 /// The permission a route needs, and on which project.
 pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
     Some(match route {
@@ -261,11 +294,9 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::List(project) => (Permission::OperationsList, project.clone()),
         Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
         Route::Delete(name) => (Permission::OperationsDelete, name.project()),
-        Route::Submit(project) | Route::Start(project, _) => {
-            (Permission::OperationsCreate, project.clone())
-        }
+        Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
         // Any authenticated caller may read what the server offers.
-        Route::Algorithms(_) => return None,
+        Route::Emulator(project, call) => (call.permission()?, project.clone()),
         Route::Heartbeat(name) | Route::Complete(name) => {
             (Permission::WorkersExecute, name.project())
         }
@@ -310,7 +341,12 @@ pub async fn discovery(request: Request) -> Response {
 
 /// `POST /token`: the token endpoint (JWT-bearer grant), answering in OAuth's form.
 pub async fn token(State(app): State<App>, body: axum::body::Bytes) -> Response {
-    let (status, answer) = match app.auth.tokens().grant(&body).await {
+    let granted = if app.auth.enabled() {
+        app.auth.tokens().grant(&body).await
+    } else {
+        app.auth.tokens().grant_unchecked(&body)
+    };
+    let (status, answer) = match granted {
         Ok(answer) => (StatusCode::OK, answer),
         Err(e) => (
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -329,6 +365,10 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let engine = &app.engine;
     let (parts, body) = request.into_parts();
     let (version, route) = route(&parts.method, parts.uri.path())?;
+    if app.emulator.faults.has_request_faults() {
+        let (method_id, project) = method_of(&route);
+        app.emulator.faults.request(&method_id, &project).await?;
+    }
     let caller = app
         .auth
         .authenticate(&parts.headers, parts.uri.query())
@@ -338,10 +378,14 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         None => app.auth.check_scope(&caller)?,
     }
     let query = parts.uri.query();
-    let known: &[(&str, &str)] = if matches!(route, Route::List(_)) {
-        LIST_PARAMETERS
-    } else {
-        &[]
+    // Methods not emulated answer at once, whatever their parameters and body.
+    if let Route::Emulator(_, crate::emulator::Call::NotEmulated(id)) = &route {
+        return Err(crate::emulator::methods::not_emulated(id));
+    }
+    let known: &[(&str, &str)] = match &route {
+        Route::List(_) => LIST_PARAMETERS,
+        Route::Emulator(_, call) => call.parameters(),
+        _ => &[],
     };
     let query = body::Query::parse(query, known)?;
     let bytes = body::read(Body::new(body)).await?;
@@ -420,12 +464,8 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
-        Route::Algorithms(_) => Ok(earthengine::algorithms()),
-        Route::Start(project, op_type) => {
-            let op = engine
-                .submit(&project, earthengine::submission(op_type, &bytes)?)
-                .await?;
-            Ok(json_body(&render::operation(&op, version)))
+        Route::Emulator(project, call) => {
+            crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
         }
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
@@ -518,7 +558,7 @@ mod tests {
 
     #[test]
     fn discovery_describes_only_what_is_routed() {
-        for method in discovery::METHODS {
+        for method in discovery::all() {
             for version in ["v1", "v1beta", "v1alpha"] {
                 let http = Method::from_bytes(method.http.as_bytes()).unwrap();
                 let path = format!("/{version}/{}", method.example);
@@ -554,7 +594,7 @@ mod tests {
             "^projects/[^/]+$"
         );
         // Every schema a method names exists.
-        for method in discovery::METHODS {
+        for method in discovery::all() {
             for schema in std::iter::once(method.response).chain(method.request) {
                 assert!(doc["schemas"][schema].is_object(), "{schema}");
             }

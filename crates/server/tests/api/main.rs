@@ -4,6 +4,7 @@ mod auth;
 mod command;
 mod common;
 mod earthengine;
+mod emulator;
 mod encodings;
 mod errors;
 mod grpc;

@@ -366,3 +366,46 @@ async fn three_servers_on_one_database() {
         .await
         .unwrap();
 }
+
+/// The Earth Engine emulator's assets live in the same PostgreSQL store: two servers on one
+/// database see one registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_on_postgres_are_shared_by_servers() {
+    let Some((client, schema, url)) = schema("assets").await else {
+        return;
+    };
+    let (a, b) = (server_on(&url).await, server_on(&url).await);
+    let folder = json!({"type": "FOLDER"}).to_string();
+    let (status, _) = a
+        .request("POST", "/v1/projects/p/assets?assetId=f", Some(&folder))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b
+        .request("POST", "/v1/projects/p/assets?assetId=f/g", Some(&folder))
+        .await;
+    assert_eq!(status, 200);
+    let (status, error) = b
+        .request("POST", "/v1/projects/p/assets?assetId=f", Some(&folder))
+        .await;
+    assert_eq!(
+        (status, error["error"]["status"].as_str()),
+        (409, Some("ALREADY_EXISTS"))
+    );
+    let (_, listed) = a
+        .request("GET", "/v1/projects/p/assets/f:listAssets", None)
+        .await;
+    assert_eq!(listed["assets"][0]["name"], "projects/p/assets/f/g");
+    let moved = json!({"destinationName": "projects/p/assets/h"}).to_string();
+    let (status, _) = a
+        .request("POST", "/v1/projects/p/assets/f:move", Some(&moved))
+        .await;
+    assert_eq!(status, 200);
+    let (status, asset) = b.request("GET", "/v1/projects/p/assets/h/g", None).await;
+    assert_eq!((status, asset["type"].as_str()), (200, Some("FOLDER")));
+    a.stop().await;
+    b.stop().await;
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

@@ -2,6 +2,7 @@
 //! the token endpoint, identity-provider tokens, project IAM, disabled accounts, audit.
 
 mod accounts;
+mod assets;
 mod grpc;
 
 use crate::common::TestServer;

@@ -26,6 +26,10 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
+        // The built-in list, as a file: the same list whatever Python is installed, and no
+        // interpreter asked at every start.
+        config.earthengine.algorithms_file =
+            Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/algorithms.json"));
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,173 @@
+//! The Earth Engine emulator (contract section 11) through the official client and CLI
+//! (`earthengine-api`, pinned in tests/python/requirements.txt), unmodified: a realistic
+//! pipeline (tests/python/ee_pipeline.py), the CLI's asset and task commands
+//! (ee_cli_assets.py), and every fault kind (ee_faults.py). The server finds the full
+//! algorithm list in the client's virtualenv the way a user's does: `VIRTUAL_ENV` names it.
+//! Needs `LONGRUN_TEST_PYTHON` (set by .ci/run); without it the tests say so and skip.
+
+mod common;
+
+use common::{Server, create_account, python};
+use std::path::{Path, PathBuf};
+
+const PROJECT: &str = "ee-pipeline";
+const TYPES: [&str; 8] = [
+    "EXPORT_IMAGE",
+    "EXPORT_FEATURES",
+    "EXPORT_VIDEO",
+    "EXPORT_TILES",
+    "EXPORT_VIDEO_MAP",
+    "EXPORT_CLASSIFIER",
+    "INGEST_IMAGE",
+    "INGEST_TABLE",
+];
+
+/// Every Earth Engine task type on the simulate executor, `duration` long, with
+/// `cancel_grace`; auth on, the tester an admin of `PROJECT`.
+pub fn config(duration: &str, cancel_grace: &str, extra: &str) -> String {
+    let mut config = format!(
+        "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
+         role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:tester@{PROJECT}.iam.longrun\"]\n\n"
+    );
+    for t in TYPES {
+        config.push_str(&format!(
+            "[[task_type]]\ntype = \"{t}\"\nexecutor = \"simulate\"\nduration = \"{duration}\"\n\
+             cancel_grace = \"{cancel_grace}\"\nconcurrency = 8\n\n"
+        ));
+    }
+    config + extra
+}
+
+/// The virtualenv of the test Python (`…/venv/bin/python` → `…/venv`).
+fn venv(python: &str) -> PathBuf {
+    Path::new(python)
+        .parent()
+        .and_then(Path::parent)
+        .expect("LONGRUN_TEST_PYTHON is …/bin/python")
+        .to_path_buf()
+}
+
+/// Runs tests/python/SCRIPT against a fresh server with `config`; returns its output.
+fn run(script: &str, config: &str) -> Option<String> {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping {script} (.ci/run sets it)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let venv = venv(&python_bin);
+    let server = Server::start_with_config_env(
+        &data,
+        config,
+        &[
+            ("VIRTUAL_ENV", venv.to_str().unwrap()),
+            ("LONGRUN_EE_ALGORITHMS", ""),
+        ],
+    );
+    let key = create_account(&server, &data, "tester", PROJECT, dir.path());
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let (ok, text) = python(
+        &python_bin,
+        script,
+        &[
+            &server.base,
+            key.to_str().unwrap(),
+            PROJECT,
+            readme.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{script} failed:\n{text}");
+    assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
+    Some(text)
+}
+
+#[test]
+fn a_realistic_pipeline_runs_offline() {
+    if let Some(text) = run("ee_pipeline.py", &config("1s", "30s", "")) {
+        // The 20 common calls: 19 work, getInfo (a computation) does not.
+        assert!(
+            text.contains("common calls: 19/20 work; failing: ['getInfo()']"),
+            "{text}"
+        );
+    }
+}
+
+/// Tasks whose description matches `*slow*` run 4 s.
+const SLOW: &str = "[[fault]]\ndescription = \"*slow*\"\nduration = \"4s\"\n";
+
+#[test]
+fn the_cli_asset_and_task_commands() {
+    run("ee_cli_assets.py", &config("1s", "30s", SLOW));
+}
+
+#[test]
+fn every_fault_kind_through_the_client() {
+    let faults = format!(
+        "[[fault]]\ndescription = \"*fail*\"\noutcome = \"FAILED\"\nerror_code = 3\n\
+         error_message = \"Simulated bad input.\"\n\n\
+         [[fault]]\ndescription = \"*flaky*\"\ntransient_failures = 2\n\n\
+         [[fault]]\ndescription = \"*stubborn*\"\noutcome = \"HANG\"\nignore_cancel = true\n\n\
+         {SLOW}\n\
+         [[fault]]\ndescription = \"coin *\"\noutcome = \"FAILED\"\nprobability = 0.5\n\n\
+         [[api_fault]]\nmethod = \"assets.get\"\nstatus = 429\nrate = 0.3\n\n\
+         [[api_fault]]\nmethod = \"listAssets\"\nstatus = 503\nlatency = \"200ms\"\n\n\
+         [[api_fault]]\nmethod = \"operations.list\"\nlatency = \"300ms\"\n\n\
+         [faults]\nseed = 7\n"
+    );
+    run("ee_faults.py", &config("1s", "2s", &faults));
+}
+
+/// The README's recipe: examples/ee-emulator.toml as it is (auth off), and a key made in
+/// another store, which an auth-off server accepts too.
+#[test]
+fn the_readme_recipe_without_auth() {
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping ee_readme.py (.ci/run sets it)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
+    let venv = venv(&python_bin);
+    let server = Server::start_with_config_env(
+        &dir.path().join("data"),
+        &example,
+        &[("VIRTUAL_ENV", venv.to_str().unwrap())],
+    );
+    // The key's account lives in a store this server never sees.
+    let key = create_account(
+        &server,
+        &dir.path().join("elsewhere"),
+        "pipeline-ci",
+        "my-project",
+        dir.path(),
+    );
+    let (ok, text) = python(
+        &python_bin,
+        "ee_readme.py",
+        &[
+            &server.base,
+            key.to_str().unwrap(),
+            "my-project",
+            root.join("README.md").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && text.lines().any(|l| l.trim() == "ok"),
+        "ee_readme.py:\n{text}"
+    );
+}
+
+/// The README's recipe with auth on: the same client code, the account bound to the project.
+#[test]
+fn the_readme_recipe_with_auth() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ee-emulator.toml"),
+    )
+    .unwrap();
+    let config = format!(
+        "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
+         role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:tester@{PROJECT}.iam.longrun\"]\n"
+    );
+    run("ee_readme.py", &config);
+}
