@@ -173,8 +173,9 @@ impl Client {
 
     /// Waits until the operation is done or `timeout` has passed, and returns it as it then
     /// stands (done or not). The server caps each wait at its `wait.max`, so a longer
-    /// `timeout` repeats the call until the client's own deadline. `None`: one call, with
-    /// the server's default wait.
+    /// `timeout` repeats the call until the client's own deadline. A server that goes away
+    /// meanwhile (it ends waits when it shuts down) ends the wait with the operation as last
+    /// read. `None`: one call, with the server's default wait.
     pub async fn wait(
         &self,
         name: &Name,
@@ -187,13 +188,19 @@ impl Client {
                 .await;
         };
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let body = serde_json::json!({ "timeout": longrun_types::duration::format(left) });
-            let op = self.call(Method::POST, &path, Some(&body)).await?;
+            let op = match (self.call(Method::POST, &path, Some(&body)).await, last) {
+                (Ok(op), _) => op,
+                (Err(Error::Transport(_)), Some(op)) => return Ok(op),
+                (Err(e), _) => return Err(e),
+            };
             if op["done"] == true || tokio::time::Instant::now() >= deadline {
                 return Ok(op);
             }
+            last = Some(op);
         }
     }
 
