@@ -17,7 +17,9 @@ and BigQuery, an image and a table ingestion, a polling loop until every task is
 failed check exits non-zero with a message.
 """
 
+import inspect
 import os
+import re
 import sys
 import time
 import urllib.parse
@@ -125,6 +127,26 @@ def main() -> None:
     ee.Initialize(credentials=credentials, project=project, url=base)
     print(f"ee.Initialize (token exchange included): {time.perf_counter() - started:.3f} s")
     check(ee.data.is_initialized(), "ee.Initialize returned but the client is not initialized")
+
+    # --- Every method ee/data.py calls is in the served discovery document.
+    chains = {
+        (*re.findall(r"\.\s*(\w+)\(\)", m.group(1)), m.group(2))
+        for m in re.finditer(
+            r"_get_cloud_projects(?:_raw)?\(\)((?:\s*\.\s*\w+\(\))*)\s*\.\s*(\w+)\(", inspect.getsource(ee.data)
+        )
+    }
+    missing = []
+    for chain in sorted(chains):
+        node = ee.data._get_cloud_projects()
+        for i, part in enumerate(chain):
+            attr = getattr(node, part, None)
+            if attr is None:
+                missing.append(".".join(chain))
+                break
+            if i < len(chain) - 1:
+                node = attr()
+    check(len(chains) > 30 and not missing, f"{len(chains)} methods called by ee/data.py; not served: {missing}")
+    print(f"discovery: all {len(chains)} methods ee/data.py calls are served")
 
     # --- The 20 common calls: at most one failure, and it must be getInfo's NOT_EMULATED.
     region = ee.Geometry.Rectangle([13.0, 52.3, 13.6, 52.7])

@@ -35,6 +35,7 @@ const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
 
 impl Call {
+    /// The discovery id without `earthengine.projects.` (`assets.get`, `listAssets`).
     pub fn method_id(&self) -> &'static str {
         match self {
             Call::List(None) => "listAssets",
@@ -61,6 +62,7 @@ impl Call {
         }
     }
 
+    /// The query parameters it takes besides the system ones: (camelCase, snake_case).
     pub fn parameters(&self) -> &'static [(&'static str, &'static str)] {
         match self {
             Call::List(_) => &[
@@ -183,6 +185,7 @@ pub fn render(asset: &Asset) -> Value {
     Value::Object(out)
 }
 
+/// 404 NOT_FOUND in Earth Engine's words, ErrorInfo reason `ASSET_NOT_FOUND`.
 pub fn not_found(name: &str) -> ApiError {
     ApiError::new(
         Code::NotFound,

@@ -295,6 +295,16 @@ pub const NOT_EMULATED: &[Method] = &[
         COMPUTE,
     ),
     named(
+        &["projects", "maps", "tiles"],
+        "get",
+        "GET",
+        "{+parent}/tiles/{zoom}/{x}/{y}",
+        ("parent", "^projects/[^/]+/maps/[^/]+$"),
+        &[],
+        "projects/p/maps/m/tiles/3/1/2",
+        COMPUTE,
+    ),
+    named(
         &["projects", "tables"],
         "create",
         "POST",
@@ -417,6 +427,28 @@ pub fn not_emulated(id: &str) -> ApiError {
     .with("method", format!("earthengine.projects.{id}"))
 }
 
+/// `path` without a suffix matching `template` (whose `{name}` segments match any one
+/// non-empty segment).
+pub fn strip_template_suffix<'a>(path: &'a str, template: &str) -> Option<&'a str> {
+    if !template.contains('{') {
+        return path.strip_suffix(template);
+    }
+    let n = template.split('/').count() - 1;
+    let mut cut = path.len();
+    for _ in 0..n {
+        cut = path[..cut].rfind('/')?;
+    }
+    let tail = &path[cut..];
+    let fits = tail.split('/').zip(template.split('/')).all(|(got, want)| {
+        if want.starts_with('{') {
+            !got.is_empty()
+        } else {
+            got == want
+        }
+    });
+    fits.then_some(&path[..cut])
+}
+
 /// Whether `path` (after `projects/P/`) fits a method template (after `{+param}` is
 /// replaced by the parameter's pattern, minus its `projects/P/` part).
 fn fits(method: &Method, http: &http::Method, path: &str) -> Option<bool> {
@@ -425,7 +457,7 @@ fn fits(method: &Method, http: &http::Method, path: &str) -> Option<bool> {
     if !before.is_empty() {
         return None;
     }
-    let rest = path.strip_suffix(after)?;
+    let rest = strip_template_suffix(path, after)?;
     // What the parameter holds past `projects/P`.
     let pattern = method
         .param

@@ -258,6 +258,13 @@ fn flat_path(method: &Method) -> String {
     method.path.replace(&param, &segments.join("/"))
 }
 
+/// The simple `{name}` path parameters of a path template (not the `{+name}` one).
+pub fn segment_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .filter(|s| !s.starts_with('+'))
+}
+
 fn method_json(version: Version, method: &Method) -> Value {
     let mut parameters = Map::new();
     parameters.insert(
@@ -267,6 +274,14 @@ fn method_json(version: Version, method: &Method) -> Value {
             "description": "The resource name.",
         }),
     );
+    // `{name}` segments after the resource (a map tile's `{zoom}/{x}/{y}`).
+    let segments: Vec<&str> = segment_params(method.path).collect();
+    for name in &segments {
+        parameters.insert(
+            (*name).into(),
+            json!({"location": "path", "type": "integer", "format": "int32", "required": true}),
+        );
+    }
     for (name, kind, format) in method.query {
         let mut p = json!({"location": "query", "type": kind});
         if let Some(format) = format {
@@ -281,7 +296,7 @@ fn method_json(version: Version, method: &Method) -> Value {
         "path": format!("{v}/{}", method.path),
         "flatPath": format!("{v}/{}", flat_path(method)),
         "parameters": parameters,
-        "parameterOrder": [method.param.0],
+        "parameterOrder": std::iter::once(method.param.0).chain(segments.iter().copied()).collect::<Vec<_>>(),
         "response": {"$ref": method.response},
         "scopes": SCOPES,
         "description": method.description,

@@ -29,6 +29,7 @@ async fn methods_not_emulated_answer_at_once_naming_the_method() {
             "imageCollection.computeImages",
         ),
         ("POST", "/v1/projects/p/maps?fields=name", "maps.create"),
+        ("GET", "/v1/projects/p/maps/m/tiles/3/1/2", "maps.tiles.get"),
         ("POST", "/v1/projects/p/thumbnails", "thumbnails.create"),
         (
             "GET",
@@ -134,6 +135,7 @@ async fn discovery_lists_every_method_the_client_calls_also_behind_a_trailing_sl
             "videoMap.export",
             "classifier.export",
             "maps.create",
+            "maps.tiles.get",
             "thumbnails.create",
             "thumbnails.getPixels",
             "videoThumbnails.create",
