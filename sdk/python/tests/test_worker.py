@@ -45,6 +45,10 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
         ctx.progress(1.0)
         return {"thread": threading.current_thread() is not threading.main_thread()}
 
+    @worker.handler("NONE")
+    async def none(ctx: longrun.Context) -> None:
+        return None
+
     @worker.handler("FAIL")
     def fail(ctx: longrun.Context) -> None:
         raise longrun.Failed("bad input", code=3)
@@ -63,6 +67,9 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
             sync_op = await client.submit("p", "SYNC")
             fail_op = await client.submit("p", "FAIL")
             crash_op = await client.submit("p", "CRASH")
+            none_op = await client.submit("p", "NONE")
+            done = await client.wait(none_op["name"], timeout=20)
+            assert state(done) == "SUCCEEDED" and done["response"]["value"] == {}, done
             done = await client.wait(ok_op["name"], timeout=20)
             assert state(done) == "SUCCEEDED", done
             assert done["response"]["value"]["rows"] == 7, done

@@ -66,8 +66,10 @@ def python_to_value(x: Any, into: struct_pb2.Value) -> None:
     elif isinstance(x, str):
         into.string_value = x
     elif isinstance(x, dict):
+        into.struct_value.SetInParent()  # so that `{}` is a struct, not an unset value
         into.struct_value.update(x)
     elif isinstance(x, list | tuple):
+        into.list_value.SetInParent()
         into.list_value.extend(list(x))
     else:
         raise TypeError(f"not JSON: {type(x).__name__}")
