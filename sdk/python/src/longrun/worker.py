@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from ._auth import Authorizer, Token
 from ._transport.backend import Backend, LeaseLost
-from ._transport.rest_worker import RestBackend
 from ._transport.stream import StreamBackend
 from .context import Assignment, Context
 from .errors import ApiError, Failed
@@ -132,6 +131,8 @@ class Worker:
         if self.transport == "grpc":
             self._backend = StreamBackend(self.url, self._auth, self._pushed, self._reopened)
         else:
+            from ._transport.rest_worker import RestBackend  # httpx only when it is used
+
             self._backend = RestBackend(self.url, self._auth, self.concurrency)
         beater = asyncio.create_task(self._beat_loop())
         try:
