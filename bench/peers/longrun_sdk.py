@@ -133,7 +133,7 @@ def cancel(url: str) -> str:
     )
 
 
-async def drain(url: str) -> str:
+async def drain(url: str, prefetch: int) -> str:
     async with longrun.AsyncClient(url) as client:
 
         async def submit(count: int) -> None:
@@ -144,7 +144,9 @@ async def drain(url: str) -> str:
         await asyncio.gather(*(submit(JOBS // 4 + (i < JOBS % 4)) for i in range(4)))
         enqueued = time.perf_counter() - started
 
-        worker = longrun.Worker(url, name="drain", concurrency=CONCURRENCY, lease_poll=1.0)
+        worker = longrun.Worker(
+            url, name="drain", concurrency=CONCURRENCY, lease_poll=1.0, prefetch=prefetch
+        )
         ran = 0
 
         @worker.handler("NOOP")
@@ -153,7 +155,7 @@ async def drain(url: str) -> str:
             ran += 1
 
         stop = asyncio.Event()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         running = asyncio.create_task(worker.run_async(stop))
         while True:
             await asyncio.sleep(0.02)
@@ -162,6 +164,7 @@ async def drain(url: str) -> str:
                 if not pending:
                     break
         drained = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         stop.set()
         await running
         succeeded = 0
@@ -171,7 +174,9 @@ async def drain(url: str) -> str:
             sys.exit(f"expected {JOBS} succeeded, found {succeeded} (handler ran {ran} times)")
     return (
         f"drain {JOBS / drained:.0f} jobs/s ({JOBS} jobs, concurrency {CONCURRENCY}, "
-        f"{drained:.2f} s); enqueue {JOBS / enqueued:.0f} jobs/s"
+        f"prefetch {prefetch}, "
+        f"{drained:.2f} s, worker CPU {cpu / JOBS * 1e6:.0f} µs a job); "
+        f"enqueue {JOBS / enqueued:.0f} jobs/s"
     )
 
 
@@ -209,6 +214,9 @@ def main() -> None:
     default_bin = os.environ.get("LONGRUN_BIN", str(REPO / "target" / "release" / "longrun"))
     parser.add_argument("--bin", default=default_bin)
     parser.add_argument("--scenario", choices=["all", "cancel", "drain", "idle"], default="all")
+    parser.add_argument(
+        "--prefetch", type=int, default=0, help="the drain worker's prefetch (default 0)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -237,7 +245,7 @@ def main() -> None:
                     if scenario == "cancel":
                         lines.append(cancel(url))
                     elif scenario == "drain":
-                        lines.append(asyncio.run(drain(url)))
+                        lines.append(asyncio.run(drain(url, args.prefetch)))
                     else:
                         lines.append(idle(url))
                 finally:

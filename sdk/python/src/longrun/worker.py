@@ -63,6 +63,11 @@ class Worker:
         shutdown_grace: seconds running handlers get after SIGTERM/SIGINT; then they are
             cancelled and their operations released (code 14, retried elsewhere).
         report_interval: at most this often (seconds) an operation's reports are sent.
+        prefetch: how many operations may be leased ahead of a free slot (default 0). They
+            are RUNNING on the server, heartbeated, and start when a slot frees (a cancel
+            before then ends them CANCELLED without running). With short handlers this
+            hides the lease round trip (a durable write) behind running work; with long
+            ones it keeps operations from other workers, so it is off by default.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class Worker:
         lease_poll: float = 5.0,
         shutdown_grace: float = 30.0,
         report_interval: float = 1.0,
+        prefetch: int = 0,
     ) -> None:
         if transport not in ("grpc", "rest"):
             raise ValueError(f"transport is 'grpc' or 'rest', not {transport!r}")
@@ -89,12 +95,16 @@ class Worker:
         self.lease_poll = min(max(float(lease_poll), 0.0), 60.0)
         self.shutdown_grace = float(shutdown_grace)
         self.report_interval = float(report_interval)
+        self.prefetch = min(max(int(prefetch), 0), 100)
         self._auth = Authorizer(token, credentials_file)
         self._handlers: dict[str, Handler] = {}
         self._jobs: dict[str, _Job] = {}
         self._backend: Backend | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._wake_beater: asyncio.Event | None = None
+        self._backoff = _BACKOFF_FIRST
+        self._slots: asyncio.Semaphore | None = None
+        self._stop: asyncio.Event | None = None
 
     def handler(self, type: str) -> Callable[[Handler], Handler]:
         """Decorator: `fn(ctx)` runs operations of `type`. An `async def` runs on the
@@ -150,54 +160,80 @@ class Worker:
     # Leasing and running.
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        assert self._backend is not None
-        backend = self._backend
-        types = sorted(self._handlers)
+        """Leases for free slots as they free up: the slots free at the time go in one
+        request, and a slot freed while a request is in flight starts another, so that
+        round trips overlap instead of queueing behind each other."""
         running: set[asyncio.Task[None]] = set()
-        free = asyncio.Semaphore(self.concurrency)
+        leasing: set[asyncio.Task[None]] = set()
+        # Operations leased and not yet through their handler: running ones, and at most
+        # `prefetch` more waiting for a slot.
+        free = asyncio.Semaphore(self.concurrency + self.prefetch)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._stop = stop
         stopping = asyncio.create_task(stop.wait())
-        backoff = _BACKOFF_FIRST
+        self._backoff = _BACKOFF_FIRST
         try:
             while not stop.is_set():
-                acquire = asyncio.create_task(free.acquire())
-                await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not acquire.done():
-                    acquire.cancel()
-                    break
+                if free.locked():
+                    acquire = asyncio.create_task(free.acquire())
+                    await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if not acquire.done():
+                        acquire.cancel()
+                        break
+                else:
+                    await free.acquire()
                 slots = 1
                 while not free.locked():
                     await free.acquire()
                     slots += 1
-                lease = asyncio.create_task(
-                    backend.lease(self.name, types, slots, self.lease_poll, self.lease_duration)
-                )
-                # A lease in flight is awaited even when a stop comes: dropping it could
-                # leave operations leased to nobody until their lease lapsed.
-                await asyncio.wait({lease, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                try:
-                    leased = await lease
-                    backoff = _BACKOFF_FIRST
-                except (ApiError, OSError) as e:
-                    log.warning("lease failed (%s); retrying in %.2f s", e, backoff)
-                    for _ in range(slots):
-                        free.release()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(stopping), backoff)
-                    backoff = min(backoff * 2, _BACKOFF_MAX)
-                    continue
-                for _ in range(slots - len(leased)):
-                    free.release()
-                for assignment in leased:
-                    if stop.is_set():
-                        running.add(asyncio.create_task(self._release(assignment)))
-                        free.release()
-                        continue
-                    task = asyncio.create_task(self._run(assignment, free))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                task = asyncio.create_task(self._lease(slots, free, stop, stopping, running))
+                leasing.add(task)
+                task.add_done_callback(leasing.discard)
+                # Let the request go out before leasing more.
+                await asyncio.sleep(0)
+            # Leases in flight are awaited: dropping one could leave operations leased to
+            # nobody until their lease lapsed. What they bring is released.
+            if leasing:
+                await asyncio.wait(leasing)
         finally:
             stopping.cancel()
         await self._drain(running)
+
+    async def _lease(
+        self,
+        slots: int,
+        free: asyncio.Semaphore,
+        stop: asyncio.Event,
+        stopping: asyncio.Future[Any],
+        running: set[asyncio.Task[None]],
+    ) -> None:
+        """One lease request for `slots` slots; starts what it brings."""
+        assert self._backend is not None
+        try:
+            leased = await self._backend.lease(
+                self.name, sorted(self._handlers), slots, self.lease_poll, self.lease_duration
+            )
+            self._backoff = _BACKOFF_FIRST
+        except (ApiError, OSError) as e:
+            backoff = self._backoff
+            self._backoff = min(backoff * 2, _BACKOFF_MAX)
+            log.warning("lease failed (%s); retrying in %.2f s", e, backoff)
+            # The slots stay taken for the backoff, which keeps the loop from retrying.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopping), backoff)
+            for _ in range(slots):
+                free.release()
+            return
+        for _ in range(slots - len(leased)):
+            free.release()
+        for assignment in leased:
+            if stop.is_set():
+                free.release()
+                task = asyncio.create_task(self._release(assignment))
+            else:
+                task = asyncio.create_task(self._run(assignment, free))
+            running.add(task)
+            task.add_done_callback(running.discard)
 
     async def _drain(self, running: set[asyncio.Task[None]]) -> None:
         """Gives running handlers the grace, then cancels the rest and releases them."""
@@ -215,33 +251,61 @@ class Worker:
     async def _release(self, assignment: Assignment) -> None:
         await self._complete(assignment, None, (14, "The worker shut down before it ran."))
 
-    async def _run(self, assignment: Assignment, free: asyncio.Semaphore) -> None:
+    async def _run(self, assignment: Assignment, leased: asyncio.Semaphore) -> None:
+        """Runs one leased operation: waits for a handler slot (when leased ahead), runs the
+        handler, then completes. `leased` is released once the handler is done."""
         handler = self._handlers.get(assignment.type)
         loop = asyncio.get_running_loop()
         ctx = Context(assignment, loop)
         if handler is None:
-            free.release()
+            leased.release()
             message = f"This worker has no handler for {assignment.type!r}."
             await self._complete(assignment, None, (14, message))
             return
         job = _Job(assignment, ctx, inspect.iscoroutinefunction(handler))
         self._jobs[assignment.lease_id] = job
         waiting: asyncio.Task[None] | None = None
+        slot = self._slots
+        assert slot is not None and self._stop is not None
+        acquired = False
+        response: Any = None
+        error: tuple[int, str] | None
         try:
-            if job.is_async:
-                job.handler = asyncio.ensure_future(_call_async(handler, ctx))
-            else:
-                if self._threads is None:
-                    self._threads = ThreadPoolExecutor(self.concurrency, "longrun-handler")
-                job.handler = loop.run_in_executor(self._threads, handler, ctx)
             if not self._backend_pushes():
                 waiting = asyncio.create_task(self._wait_for_cancel(job))
-            elif ctx._has_report or self.lease_duration < 3 * self.report_interval:
-                self._wake_beater_now()
-            await asyncio.wait({job.handler})
-            response, error = _outcome(job)
+            if slot.locked():
+                # Leased ahead: wait for a slot, or for the stop, which releases it at once.
+                take = asyncio.ensure_future(slot.acquire())
+                stopped = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({take, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                if not take.done():
+                    take.cancel()
+                acquired = take.done() and not take.cancelled()
+            else:
+                await slot.acquire()
+                acquired = True
+            if ctx.cancelled:
+                response, error = None, (1, "Cancelled before it started.")
+            elif not acquired or self._stop.is_set() or job.released:
+                response, error = None, (14, "The worker shut down before it ran.")
+            else:
+                if job.is_async:
+                    job.handler = asyncio.ensure_future(_call_async(handler, ctx))
+                else:
+                    if self._threads is None:
+                        self._threads = ThreadPoolExecutor(self.concurrency, "longrun-handler")
+                    job.handler = loop.run_in_executor(self._threads, handler, ctx)
+                if self._backend_pushes() and (
+                    ctx._has_report or self.lease_duration < 3 * self.report_interval
+                ):
+                    self._wake_beater_now()
+                await asyncio.wait({job.handler})
+                response, error = _outcome(job)
         finally:
-            free.release()
+            if acquired:
+                slot.release()
+            leased.release()
             if waiting is not None:
                 waiting.cancel()
             self._jobs.pop(assignment.lease_id, None)
