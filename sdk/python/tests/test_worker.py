@@ -243,3 +243,33 @@ def test_retry_then_success_and_retries_running_out(server: Server, transport: s
             assert attempts[never["name"]] == [1, 2, 3]  # max_attempts = 3 for FLAKY
 
     asyncio.run(scenario())
+
+
+def test_prefetch_leases_ahead_and_a_cancel_before_the_start_skips_the_handler(
+    server: Server,
+) -> None:
+    worker = make_worker(server, "grpc", concurrency=1, prefetch=1)
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    @worker.handler("NAP")
+    async def nap(ctx: longrun.Context) -> None:
+        ran.append(ctx.name)
+        await release.wait()
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client, running(worker):
+            first = await client.submit("p", "NAP")
+            await eventually(lambda: _is(client, first["name"], "RUNNING"))
+            ahead = await client.submit("p", "NAP")
+            # Leased ahead of the one slot, which the first still holds.
+            await eventually(lambda: _is(client, ahead["name"], "RUNNING"))
+            assert ran == [first["name"]]
+            await client.cancel(ahead["name"])
+            done = await client.wait(ahead["name"], timeout=20)
+            assert state(done) == "CANCELLED", done
+            release.set()
+            assert state(await client.wait(first["name"], timeout=20)) == "SUCCEEDED"
+            assert ran == [first["name"]]
+
+    asyncio.run(scenario())
