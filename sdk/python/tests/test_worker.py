@@ -273,3 +273,25 @@ def test_prefetch_leases_ahead_and_a_cancel_before_the_start_skips_the_handler(
             assert ran == [first["name"]]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_heartbeats_keep_a_long_handler_leased(server: Server, transport: str) -> None:
+    """A handler running past its lease duration keeps the lease (one run, attempt 1)."""
+    worker = make_worker(server, transport, lease_duration=2.0)
+    runs: list[int] = []
+
+    @worker.handler("NAP")
+    async def nap(ctx: longrun.Context) -> dict[str, int]:
+        runs.append(ctx.attempt)
+        await asyncio.sleep(3.5)
+        return {"attempt": ctx.attempt}
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client, running(worker):
+            op = await client.submit("p", "NAP")
+            done = await client.wait(op["name"], timeout=30)
+            assert state(done) == "SUCCEEDED", done
+            assert runs == [1] and done["metadata"]["attempt"] == 1
+
+    asyncio.run(scenario())
