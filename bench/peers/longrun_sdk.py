@@ -3,7 +3,7 @@
 Usage: python longrun_sdk.py [--store sqlite|postgres] [--database-url URL] [--bin PATH]
                              [--scenario all|cancel|drain|idle]
 
-- cancel: a worker process runs an `async def` handler whose loop awaits
+- cancel: a worker process (longrun_worker.py) runs an `async def` handler whose loop awaits
   `asyncio.sleep(0.005)`; each round submits one operation, waits for the handler to start,
   cancels it over REST, and measures from just before the cancel call until the handler sees
   `asyncio.CancelledError` (both processes read CLOCK_MONOTONIC). `ROUNDS` rounds (200).
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,39 +60,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-# The worker process of the cancel and idle scenarios.
-class TracedWorker(longrun.Worker):
-    """Notes when a pushed cancellation arrives (a private hook, for the split of the
-    latency into the server's part and the worker's part)."""
-
-    pushed_at: dict[str, int] = {}  # noqa: RUF012
-
-    def _pushed(self, name: str, lease_id: str) -> None:
-        self.pushed_at[name] = time.monotonic_ns()
-        super()._pushed(name, lease_id)
-
-
-def worker_process(url: str) -> None:
-    worker = TracedWorker(url, name="bench", concurrency=CONCURRENCY)
-
-    @worker.handler("NAP")
-    async def nap(ctx: longrun.Context) -> None:
-        print(f"started {ctx.name}", flush=True)
-        try:
-            while True:  # noqa: ASYNC110 (the scenario: a loop of short awaits)
-                await asyncio.sleep(0.005)
-        except asyncio.CancelledError:
-            seen = time.monotonic_ns()
-            print(f"cancelled {ctx.name} {seen} {worker.pushed_at.pop(ctx.name, seen)}", flush=True)
-            raise
-
-    print("ready", flush=True)
-    worker.run()
-
-
 def spawn_worker(url: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", url], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(HERE / "longrun_worker.py"), url], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
@@ -217,11 +186,7 @@ def main() -> None:
     parser.add_argument(
         "--prefetch", type=int, default=0, help="the drain worker's prefetch (default 0)"
     )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker_process(args.worker)
-        return
     schema = f"peers_longrun_{uuid.uuid4().hex[:8]}"
     if args.store == "postgres":
         subprocess.run(["psql", args.database_url, "-qc", f"CREATE SCHEMA {schema}"], check=True)
