@@ -217,7 +217,9 @@ impl Engine {
                 return Ok(beat(&op));
             }
             tokio::select! {
-                _ = woken => {}
+                _ = woken => if self.inner.waiters.cancel_announced(name.as_str(), lease_id) {
+                    return Ok(Beat { cancel_requested: true, ..beat(&op) });
+                },
                 _ = tokio::time::sleep_until(deadline) => return Ok(beat(&op)),
                 _ = closing.changed() => {}
                 _ = self.recheck() => {}
@@ -246,7 +248,10 @@ impl Engine {
                 return Ok(true);
             }
             tokio::select! {
-                _ = woken => {}
+                // Announced ahead of its commit: no need to wait for it, nor to read it back.
+                _ = woken => if self.inner.waiters.cancel_announced(name.as_str(), lease_id) {
+                    return Ok(true);
+                },
                 _ = closing.changed() => {}
                 _ = self.recheck() => {}
             }
@@ -349,5 +354,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod early_cancel;
 #[cfg(test)]
 mod tests;

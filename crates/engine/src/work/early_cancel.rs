@@ -1,0 +1,195 @@
+//! A cancel reaches the lease's watchers before its commit, and the client's answer waits
+//! for the commit: on a real SQLite store whose writes of CANCELLING records are held at a
+//! gate, so that the order is seen, not hoped for.
+
+use crate::tests::{project, submission};
+use crate::{Engine, LeaseRequest, Options};
+use async_trait::async_trait;
+use longrun_store::{
+    Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Signal, Store,
+};
+use longrun_store_sqlite::SqliteStore;
+use longrun_types::operation::{Outcome, Status};
+use longrun_types::{Code, Name, Operation, State, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast};
+
+/// SQLite, with every write of a CANCELLING record waiting for a permit (or failing, when
+/// `fail` is set, as a lost commit would).
+struct Gated {
+    inner: SqliteStore,
+    gate: Semaphore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Store for Gated {
+    fn subscribe(&self) -> Option<broadcast::Receiver<Signal>> {
+        self.inner.subscribe()
+    }
+    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        self.inner.create_account(a).await
+    }
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        self.inner.account(email).await
+    }
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        self.inner.accounts().await
+    }
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        self.inner.set_account_disabled(email, disabled).await
+    }
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        self.inner.delete_account(email).await
+    }
+    async fn insert(&self, new: NewOperation) -> Result<Inserted> {
+        self.inner.insert(new).await
+    }
+    async fn get(&self, name: &Name) -> Result<Option<Operation>> {
+        self.inner.get(name).await
+    }
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+        self.inner.list(query).await
+    }
+    async fn update(&self, operation: Operation) -> Result<Operation> {
+        if operation.state == State::Cancelling {
+            self.gate.acquire().await.expect("open").forget();
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(longrun_store::Error::Conflict);
+            }
+        }
+        self.inner.update(operation).await
+    }
+    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+        self.inner.delete(name, version).await
+    }
+    async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
+        self.inner.payload(name).await
+    }
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        self.inner.lease(query).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.inner.due(now, limit).await
+    }
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        self.inner.scan(after, limit).await
+    }
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        self.inner.import(operations).await
+    }
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+        self.inner.expire(ended_before, limit).await
+    }
+}
+
+async fn running(store: Arc<Gated>) -> (Engine, Name, String) {
+    let engine = Engine::new(store, Options::new(b"key".to_vec()));
+    let op = engine.submit(&project(), submission("a")).await.unwrap();
+    let leased = engine
+        .lease(LeaseRequest {
+            worker: "w".into(),
+            types: vec!["EXPORT_IMAGE".into()],
+            max_operations: 1,
+            wait: Duration::ZERO,
+            lease_duration: Duration::from_secs(60),
+            projects: None,
+        })
+        .await
+        .unwrap();
+    let lease_id = leased[0].0.lease.as_ref().unwrap().id.clone();
+    (engine, op.name, lease_id)
+}
+
+fn gated(dir: &tempfile::TempDir) -> Arc<Gated> {
+    Arc::new(Gated {
+        inner: SqliteStore::open(&dir.path().join("db")).unwrap(),
+        gate: Semaphore::new(0),
+        fail: Default::default(),
+    })
+}
+
+#[tokio::test]
+async fn the_watcher_hears_before_the_commit_and_the_client_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    let (engine, name, lease_id) = running(store.clone()).await;
+    let watcher = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.clone());
+        async move { engine.cancel_requested(&name, &lease_id).await }
+    });
+    let waiting = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.clone());
+        async move {
+            engine
+                .heartbeat(
+                    &name,
+                    &lease_id,
+                    Default::default(),
+                    Some(Duration::from_secs(20)),
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cancel = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { engine.cancel(&name, "user:a").await }
+    });
+    // The commit is held: the watcher and the waiting heartbeat hear of the cancel anyway.
+    let heard = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    assert!(heard.unwrap().unwrap().unwrap());
+    let beat = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    assert!(beat.unwrap().unwrap().unwrap().cancel_requested);
+    assert!(
+        !cancel.is_finished(),
+        "the client is answered only after the commit"
+    );
+    assert_eq!(engine.get(&name).await.unwrap().state, State::Running);
+    store.gate.add_permits(1);
+    let cancelled = cancel.await.unwrap().unwrap();
+    assert_eq!(cancelled.state, State::Cancelling);
+    assert_eq!(engine.get(&name).await.unwrap().state, State::Cancelling);
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_on_a_cancel_whose_commit_fails_ends_it_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (engine, name, lease_id) = running(store.clone()).await;
+    let watcher = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.clone());
+        async move { engine.cancel_requested(&name, &lease_id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cancel = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { engine.cancel(&name, "user:a").await }
+    });
+    assert!(watcher.await.unwrap().unwrap());
+    // The worker acknowledges while the cancel's write keeps failing.
+    let acknowledged = engine
+        .complete(
+            &name,
+            &lease_id,
+            Err(Status::new(Code::Cancelled, "stopped")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.state, State::Cancelled);
+    store.gate.add_permits(100);
+    // The cancel finds the operation done: nothing more to write.
+    let after = cancel.await.unwrap().unwrap();
+    assert_eq!(after.state, State::Cancelled);
+    assert!(
+        matches!(after.outcome, Some(Outcome::Error(ref s)) if s.code == Code::Cancelled as i32),
+        "{:?}",
+        after.outcome
+    );
+}

@@ -1,0 +1,44 @@
+"""longrun: clients and workers for a longrun server (contract section 14).
+
+- `Client` / `AsyncClient`: submit, get, list, cancel, delete, wait.
+- `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
+- `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
+
+`Client`, `AsyncClient` and `Worker` are imported on first use, so that a gRPC worker does
+not load the HTTP client library (a worker's idle memory is one of its costs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .context import Context
+from .errors import ApiError, Failed, LongrunError, Retry
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+    from .worker import Worker
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "Context",
+    "Failed",
+    "LongrunError",
+    "Retry",
+    "Worker",
+]
+__version__ = "0.1.0"
+
+_LAZY = {"Client": ".client", "AsyncClient": ".client", "Worker": ".worker"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'longrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,112 @@
+"""`Client` and `AsyncClient` against a real server: every method, pages, waits, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import longrun
+from longrun.errors import ApiError
+
+from .conftest import Server
+
+
+def test_submit_get_list_cancel_delete(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        op = client.submit(
+            "p", "EXPORT_IMAGE", {"rows": 3}, description="nightly", operation_id="exports/a1"
+        )
+        assert op["name"] == "projects/p/operations/exports/a1"
+        assert op["metadata"]["state"] == "PENDING"
+        assert op["metadata"]["description"] == "nightly"
+        assert client.get(op["name"])["metadata"]["type"] == "EXPORT_IMAGE"
+        again = client.submit("p", "EXPORT_IMAGE", request_id="r-1")
+        assert client.submit("p", "EXPORT_IMAGE", request_id="r-1")["name"] == again["name"]
+
+        with pytest.raises(ApiError) as e:
+            client.delete(op["name"])
+        assert (e.value.code, e.value.status, e.value.http_status) == (
+            9,
+            "FAILED_PRECONDITION",
+            400,
+        )
+
+        client.cancel(op["name"])
+        cancelled = client.get(op["name"])
+        assert cancelled["done"] is True and cancelled["error"]["code"] == 1
+        client.delete(op["name"])
+        with pytest.raises(ApiError) as e:
+            client.get(op["name"])
+        assert (e.value.code, e.value.status, e.value.http_status) == (5, "NOT_FOUND", 404)
+        assert e.value.reason == "OPERATION_NOT_FOUND"
+
+        with pytest.raises(ApiError) as e:
+            client.submit("p", "EXPORT_IMAGE", operation_id="dup")
+            client.submit("p", "EXPORT_IMAGE", operation_id="dup")
+        assert e.value.code == 6 and e.value.http_status == 409
+
+
+def test_list_iterates_every_page(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        names = {client.submit("p", "T", {"i": i})["name"] for i in range(7)}
+        client.submit("other", "T")
+        listed = [op["name"] for op in client.list("p", page_size=3)]
+        assert len(listed) == 7 and set(listed) == names
+        client.cancel(sorted(names)[0])
+        done = list(client.list("p", filter="done = true", page_size=1))
+        assert [op["name"] for op in done] == [sorted(names)[0]]
+        with pytest.raises(ApiError) as e:
+            list(client.list("p", filter="nonsense ="))
+        assert e.value.code == 3
+
+
+def test_wait_returns_at_timeout_or_when_done(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        op = client.submit("p", "T")
+        started = time.monotonic()
+        still = client.wait(op["name"], timeout=0.3)
+        assert still["done"] is False
+        assert 0.25 <= time.monotonic() - started < 5
+        client.cancel(op["name"])
+        assert client.wait(op["name"], timeout=5)["done"] is True
+
+
+def test_wait_repeats_past_the_servers_cap(tmp_path: object, store: str) -> None:
+    from pathlib import Path
+
+    from .conftest import make_server
+
+    capped = make_server(Path(str(tmp_path)), store, '[wait]\ndefault = "1s"\nmax = "1s"\n')
+    try:
+        with longrun.Client(capped.url) as client:
+            op = client.submit("p", "T")
+            started = time.monotonic()
+            assert client.wait(op["name"], timeout=2.5)["done"] is False
+            assert time.monotonic() - started >= 2.4
+    finally:
+        capped.kill()
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with longrun.Client("http://127.0.0.1:9", timeout=2) as client, pytest.raises(ApiError) as e:
+        client.get("projects/p/operations/x")
+    assert (e.value.code, e.value.http_status) == (14, 0)
+
+
+def test_async_client(server: Server) -> None:
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            ops = [await client.submit("p", "T", {"i": i}) for i in range(4)]
+            seen = [op["name"] async for op in client.list("p", page_size=2)]
+            assert sorted(seen) == sorted(op["name"] for op in ops)
+            await client.cancel(ops[0]["name"])
+            assert (await client.wait(ops[0]["name"], timeout=5))["done"] is True
+            assert (await client.get(ops[0]["name"]))["error"]["code"] == 1
+            await client.delete(ops[0]["name"])
+            with pytest.raises(ApiError) as e:
+                await client.get(ops[0]["name"])
+            assert e.value.reason == "OPERATION_NOT_FOUND"
+
+    asyncio.run(scenario())
