@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn the_default_run_completes_and_prints_every_figure() {
+/// The benchmark and the server binary beside it.
+fn binaries() -> (PathBuf, PathBuf) {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_longrun-bench"));
     let server = bench.with_file_name("longrun");
     assert!(
@@ -14,6 +14,12 @@ fn the_default_run_completes_and_prints_every_figure() {
         "no {}: build it first (cargo build -p longrun-cli)",
         server.display()
     );
+    (bench, server)
+}
+
+#[test]
+fn the_default_run_completes_and_prints_every_figure() {
+    let (bench, server) = binaries();
     let out = Command::new(&bench)
         .args(["--operations", "300", "--seconds", "1", "--rounds", "3"])
         .args([
@@ -57,9 +63,7 @@ fn the_default_run_completes_and_prints_every_figure() {
 /// A short soak completes without a failed request and prints a row per interval.
 #[test]
 fn a_short_soak_prints_its_rows() {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_longrun-bench"));
-    let server = bench.with_file_name("longrun");
-    assert!(server.is_file(), "no {}: build it first", server.display());
+    let (bench, server) = binaries();
     let out = Command::new(&bench)
         .args(["--scenario", "soak", "--seconds", "4", "--interval", "2"])
         .arg("--server-bin")

@@ -68,6 +68,20 @@ async fn all_there(client: &Client, acknowledged: &[String]) {
     }
 }
 
+/// After a kill -9 and a restart, the acknowledged operations are there, and nothing else.
+async fn survives_kill_9(server: Server, data: &Path, acknowledged: &[String]) {
+    server.signal(libc::SIGKILL);
+    drop(server);
+    let server = Server::start(data);
+    let client = Client::new(&server.base);
+    all_there(&client, acknowledged).await;
+    let page = client.list("p", "", 1000, "").await.unwrap();
+    assert_eq!(
+        page["operations"].as_array().unwrap().len(),
+        acknowledged.len()
+    );
+}
+
 /// Submits until the store refuses; every refusal must be 503 UNAVAILABLE.
 async fn fill(client: &Client, prefix: &str, acknowledged: &mut Vec<String>) -> usize {
     for i in 0..2_000 {
@@ -136,16 +150,7 @@ async fn a_full_disk_is_503_and_loses_nothing() {
     std::fs::remove_file(&ballast).unwrap();
     recovers(&client, "after-space-returned", &mut acknowledged).await;
 
-    server.signal(libc::SIGKILL);
-    drop(server);
-    let server = Server::start(&data);
-    let client = Client::new(&server.base);
-    all_there(&client, &acknowledged).await;
-    let page = client.list("p", "", 1000, "").await.unwrap();
-    assert_eq!(
-        page["operations"].as_array().unwrap().len(),
-        acknowledged.len()
-    );
+    survives_kill_9(server, &data, &acknowledged).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,14 +196,5 @@ async fn a_failing_fsync_is_503_and_loses_nothing() {
     // What was refused was not written: its id is free.
     recovers(&client, "during-0", &mut acknowledged).await;
 
-    server.signal(libc::SIGKILL);
-    drop(server);
-    let server = Server::start(&data);
-    let client = Client::new(&server.base);
-    all_there(&client, &acknowledged).await;
-    let page = client.list("p", "", 1000, "").await.unwrap();
-    assert_eq!(
-        page["operations"].as_array().unwrap().len(),
-        acknowledged.len()
-    );
+    survives_kill_9(server, &data, &acknowledged).await;
 }
