@@ -4,6 +4,7 @@
 pub mod auth;
 mod completion;
 pub mod config;
+mod console;
 mod error;
 mod grpc;
 pub mod migrate;
@@ -104,6 +105,11 @@ pub async fn run(
             (t.op_type.clone(), task_type)
         })
         .collect();
+    // The console's change feed sees every write: through a wrapper on a store of our own,
+    // through the store's signals on a shared one.
+    let console = console::Console::new();
+    let store = console::feed::Watched::wrap(store, console.hub.clone());
+    let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let engine = Engine::new(store.clone(), options);
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
@@ -112,6 +118,7 @@ pub async fn run(
         auth,
         outputs_dir: outputs_dir.clone(),
         store,
+        console,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(
@@ -170,6 +177,7 @@ pub async fn run(
         .await?;
     background.await?;
     let _ = outputs_sweep.await;
+    following.abort();
     Ok(())
 }
 

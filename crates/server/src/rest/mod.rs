@@ -50,6 +50,8 @@ pub struct App {
     /// Where the command executor keeps output.
     pub outputs_dir: std::path::PathBuf,
     pub store: std::sync::Arc<dyn longrun_store::Store>,
+    /// The watch stream's hub, metrics (contract section 13).
+    pub console: crate::console::Console,
 }
 
 /// What a request path and method resolve to.
@@ -60,6 +62,8 @@ pub(crate) enum Route {
     Cancel(Name),
     Wait(Name),
     List(Project),
+    /// `GET …/operations:watch`: the server-sent event stream of changes.
+    Watch(Project),
     Submit(Project),
     Lease(String),
     Heartbeat(Name),
@@ -165,6 +169,12 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
             _ => Err(ApiError::method_not_allowed(method, "GET")),
         };
     }
+    if rest == "operations:watch" {
+        return match method {
+            &Method::GET => Ok((version, Route::Watch(project()?))),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
+        };
+    }
     if rest == "operations:submit" {
         return Err(ApiError::method_not_allowed(method, "POST"));
     }
@@ -234,6 +244,8 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
     ("returnPartialSuccess", "return_partial_success"),
 ];
 
+const WATCH_PARAMETERS: &[(&str, &str)] = &[("filter", "filter"), ("snapshot", "snapshot")];
+
 /// Deletes a done operation, and what the command executor kept of its output; the
 /// audit log names who.
 pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<(), ApiError> {
@@ -258,7 +270,9 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::Get(name) | Route::Wait(name) | Route::Output(name) => {
             (Permission::OperationsGet, name.project())
         }
-        Route::List(project) => (Permission::OperationsList, project.clone()),
+        Route::List(project) | Route::Watch(project) => {
+            (Permission::OperationsList, project.clone())
+        }
         Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
         Route::Delete(name) => (Permission::OperationsDelete, name.project()),
         Route::Submit(project) | Route::Start(project, _) => {
@@ -338,10 +352,10 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         None => app.auth.check_scope(&caller)?,
     }
     let query = parts.uri.query();
-    let known: &[(&str, &str)] = if matches!(route, Route::List(_)) {
-        LIST_PARAMETERS
-    } else {
-        &[]
+    let known: &[(&str, &str)] = match route {
+        Route::List(_) => LIST_PARAMETERS,
+        Route::Watch(_) => WATCH_PARAMETERS,
+        _ => &[],
     };
     let query = body::Query::parse(query, known)?;
     let bytes = body::read(Body::new(body)).await?;
@@ -414,6 +428,15 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                 next_page_token: page.next_page_token,
             }))
         }
+        Route::Watch(project) => crate::console::watch::start(crate::console::watch::Watch {
+            engine: engine.clone(),
+            hub: app.console.hub.clone(),
+            project,
+            filter_text: query.get("filter").unwrap_or("").to_string(),
+            version,
+            resume: crate::console::watch::last_event_id(&parts.headers),
+            snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
+        }),
         Route::Lease(worker) => {
             let projects = app.auth.lease_scope(&caller)?;
             workers::lease(engine, version, worker, projects, &bytes).await

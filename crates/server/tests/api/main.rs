@@ -13,4 +13,5 @@ mod operations;
 mod postgres;
 mod sdk;
 mod simulate;
+mod watch;
 mod workers;
