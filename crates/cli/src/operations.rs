@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long, default_value = "60s")]
         timeout: humantime::Duration,
     },
+    /// Follow a project's operations as they change: each matching operation as it stands,
+    /// then every change, until interrupted (reconnects where it left off).
+    Watch {
+        #[command(flatten)]
+        target: Target,
+        /// AIP-160 filter, e.g. 'metadata.type = "EXPORT"'.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Print only changes, not the operations as they stand at the start.
+        #[arg(long)]
+        changes_only: bool,
+    },
     /// Create an operation.
     Submit {
         #[command(flatten)]
@@ -210,6 +222,11 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::Watch {
+            target,
+            filter,
+            changes_only,
+        } => watch(&target, &filter, changes_only).await,
         Command::Describe { target, operation } => {
             let op = target.client().get(&target.name(&operation)?).await?;
             if target.format == Format::Json {
@@ -306,6 +323,63 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                 println!("{}", op["name"].as_str().unwrap_or_default());
             }
             Ok(0)
+        }
+    }
+}
+
+/// Prints the watch stream: a line per event (`--format json`: the event as one JSON
+/// object per line). When the server ends the stream (a restart), it reconnects with the
+/// last cursor, so nothing is missed or, after a `reset`, the snapshot is printed again.
+async fn watch(target: &Target, filter: &str, changes_only: bool) -> Result<u8, Failure> {
+    let client = target.client();
+    let project = target.project()?;
+    let extra = if changes_only { "snapshot=false" } else { "" };
+    let mut last: Option<String> = None;
+    let mut failures = 0;
+    loop {
+        let mut stream = match client.watch(project, filter, last.as_deref(), extra).await {
+            Ok(stream) => stream,
+            Err(e @ Error::Api { .. }) => return Err(e.into()),
+            Err(e) if failures >= 5 => return Err(e.into()),
+            Err(_) => {
+                failures += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Ok(Some(event)) = stream.next().await {
+            failures = 0;
+            if event.id.as_deref().is_some_and(|id| !id.ends_with("-s")) || event.event == "synced"
+            {
+                last = event.id.clone();
+            }
+            if target.format == Format::Json {
+                println!(
+                    "{}",
+                    json!({"event": event.event, "id": event.id, "data": event.json()})
+                );
+                continue;
+            }
+            let data = event.json();
+            match event.event.as_str() {
+                "operation" => {
+                    let m = &data["metadata"];
+                    let progress = m["progress"]
+                        .as_f64()
+                        .map(|p| format!(" {:.0}%", p * 100.0))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<10} {}  {}{progress}",
+                        m["state"].as_str().unwrap_or_default(),
+                        id(&data),
+                        m["type"].as_str().unwrap_or_default(),
+                    );
+                }
+                "deleted" => println!("{:<10} {}", "DELETED", id(&data)),
+                "synced" => eprintln!("-- up to date; following changes"),
+                "reset" => eprintln!("-- the server started over; the operations as they stand:"),
+                _ => {}
+            }
         }
     }
 }

@@ -224,12 +224,28 @@ pub fn snapshot_parameter(value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// Checks the filter and starts the stream: 200 `text/event-stream`, or 400 for a filter
-/// that does not parse (as list answers it).
-pub fn start(watch: Watch) -> Result<Response, ApiError> {
+/// One event of a watch, before encoding (SSE for REST, messages for gRPC).
+#[derive(Debug)]
+pub enum Item {
+    /// An operation as it stands, with its cursor.
+    Operation(String, Box<Operation>),
+    /// A deleted operation, with its cursor.
+    Deleted(String, Name),
+    /// The snapshot or replay is complete, up to this cursor.
+    Synced(String),
+    /// The cursor was not recognised: a fresh snapshot follows.
+    Reset,
+    /// Nothing happened for a while (SSE sends a comment line).
+    KeepAlive,
+}
+
+/// Checks the filter and starts the watch: its items arrive on the receiver until the
+/// receiver is dropped or the server shuts down. A filter that does not parse is 400
+/// `INVALID_FILTER`, as list answers it.
+pub fn open(watch: Watch) -> Result<mpsc::Receiver<Item>, ApiError> {
     let filter = filter::parse(&watch.filter_text)
         .map_err(|e| ApiError::invalid("INVALID_FILTER", e.to_string()))?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let (tx, rx) = mpsc::channel::<Item>(64);
     tokio::spawn(async move {
         let engine = watch.engine.clone();
         tokio::select! {
@@ -238,7 +254,15 @@ pub fn start(watch: Watch) -> Result<Response, ApiError> {
             _ = engine.closed() => {}
         }
     });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(rx)
+}
+
+/// The REST form: 200 `text/event-stream`, one SSE event per item.
+pub fn start(watch: Watch) -> Result<Response, ApiError> {
+    use tokio_stream::StreamExt;
+    let version = watch.version;
+    let items = tokio_stream::wrappers::ReceiverStream::new(open(watch)?);
+    let body = Body::from_stream(items.map(move |item| Ok::<_, Infallible>(sse(&item, version))));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -251,20 +275,33 @@ pub fn start(watch: Watch) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+/// One item in the SSE text format (`data:` JSON on one line).
+fn sse(item: &Item, version: Version) -> Bytes {
+    let event = |event: &str, id: Option<&str>, data: &str| {
+        let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
+        Bytes::from(format!("event: {event}\n{id}data: {data}\n\n"))
+    };
+    match item {
+        Item::Operation(id, op) => event("operation", Some(id), &operation_json(op, version)),
+        Item::Deleted(id, name) => event(
+            "deleted",
+            Some(id),
+            &serde_json::json!({"name": name.as_str()}).to_string(),
+        ),
+        Item::Synced(id) => event("synced", Some(id), "{}"),
+        Item::Reset => event("reset", None, "{}"),
+        Item::KeepAlive => Bytes::from_static(b": keep-alive\n\n"),
+    }
+}
+
 /// The client went away.
 struct Gone;
 
-struct Sender(mpsc::Sender<Result<Bytes, Infallible>>);
+struct Sender(mpsc::Sender<Item>);
 
 impl Sender {
-    async fn raw(&self, text: String) -> Result<(), Gone> {
-        self.0.send(Ok(Bytes::from(text))).await.map_err(|_| Gone)
-    }
-
-    async fn event(&self, event: &str, id: Option<&str>, data: &str) -> Result<(), Gone> {
-        let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
-        self.raw(format!("event: {event}\n{id}data: {data}\n\n"))
-            .await
+    async fn send(&self, item: Item) -> Result<(), Gone> {
+        self.0.send(item).await.map_err(|_| Gone)
     }
 }
 
@@ -304,22 +341,17 @@ fn operation_json(op: &Operation, version: Version) -> String {
     serde_json::to_string(&render::operation(op, version)).expect("wire types always serialize")
 }
 
-async fn send_change(tx: &Sender, watch: &Watch, epoch: u64, change: &Change) -> Result<(), Gone> {
+async fn send_change(tx: &Sender, epoch: u64, change: &Change) -> Result<(), Gone> {
     let id = Position {
         epoch,
         seq: change.seq,
     }
     .id();
-    match &change.kind {
-        Kind::Operation(op) => {
-            tx.event("operation", Some(&id), &operation_json(op, watch.version))
-                .await
-        }
-        Kind::Deleted(name) => {
-            let data = serde_json::json!({"name": name.as_str()}).to_string();
-            tx.event("deleted", Some(&id), &data).await
-        }
-    }
+    tx.send(match &change.kind {
+        Kind::Operation(op) => Item::Operation(id, op.clone()),
+        Kind::Deleted(name) => Item::Deleted(id, name.clone()),
+    })
+    .await
 }
 
 /// Sends the snapshot (unless the watch skips it) and `synced`; returns the position it
@@ -347,7 +379,7 @@ async fn snapshot(tx: &Sender, watch: &Watch, state: &mut State) -> Result<Posit
                 if state.filter.is_some() {
                     state.shown.insert(op.name.as_str().to_string());
                 }
-                tx.event("operation", Some(&id), &operation_json(op, watch.version))
+                tx.send(Item::Operation(id.clone(), Box::new(op.clone())))
                     .await?;
             }
             match page.next_page_token {
@@ -356,7 +388,7 @@ async fn snapshot(tx: &Sender, watch: &Watch, state: &mut State) -> Result<Posit
             }
         }
     }
-    tx.event("synced", Some(&at.id()), "{}").await?;
+    tx.send(Item::Synced(at.id())).await?;
     Ok(at)
 }
 
@@ -375,15 +407,15 @@ async fn run(watch: Watch, filter: Option<Expr>, tx: Sender) -> Result<(), Gone>
                 for change in changes {
                     at.seq = change.seq;
                     if state.wants(&watch.project, &change) {
-                        send_change(&tx, &watch, at.epoch, &change).await?;
+                        send_change(&tx, at.epoch, &change).await?;
                     }
                 }
             }
-            tx.event("synced", Some(&at.id()), "{}").await?;
+            tx.send(Item::Synced(at.id())).await?;
             at
         }
         Some(_) => {
-            tx.event("reset", None, "{}").await?;
+            tx.send(Item::Reset).await?;
             snapshot(&tx, &watch, &mut state).await?
         }
         None => snapshot(&tx, &watch, &mut state).await?,
@@ -394,7 +426,7 @@ async fn run(watch: Watch, filter: Option<Expr>, tx: Sender) -> Result<(), Gone>
         tokio::select! {
             changed = latest.changed() => if changed.is_err() { return Ok(()) },
             _ = keep_alive.tick() => {
-                tx.raw(": keep-alive\n\n".into()).await?;
+                tx.send(Item::KeepAlive).await?;
                 continue;
             }
             _ = tx.0.closed() => return Err(Gone),
@@ -404,12 +436,12 @@ async fn run(watch: Watch, filter: Option<Expr>, tx: Sender) -> Result<(), Gone>
                 for change in changes {
                     at.seq = change.seq;
                     if state.wants(&watch.project, &change) {
-                        send_change(&tx, &watch, at.epoch, &change).await?;
+                        send_change(&tx, at.epoch, &change).await?;
                     }
                 }
             }
             Since::Gone => {
-                tx.event("reset", None, "{}").await?;
+                tx.send(Item::Reset).await?;
                 state.shown.clear();
                 at = snapshot(&tx, &watch, &mut state).await?;
             }

@@ -395,3 +395,85 @@ async fn changes_through_one_server_reach_watchers_on_another() {
         .await
         .unwrap();
 }
+
+/// The gRPC twin: the same snapshot, `synced`, changes and `deleted`, and resuming with the
+/// last id.
+#[tokio::test]
+async fn grpc_watch_operations() {
+    use longrun_proto::longrun::v1 as pb;
+    use pb::watch_operations_response::Event as E;
+    let s = TestServer::start().await;
+    s.submit("p", json!({"type": "T", "operationId": "a"}))
+        .await;
+    let channel = tonic::transport::Channel::from_shared(s.base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::operations_client::OperationsClient::new(channel);
+    let request = |last: &str| pb::WatchOperationsRequest {
+        parent: "projects/p".into(),
+        filter: String::new(),
+        last_event_id: last.into(),
+        changes_only: false,
+    };
+    let mut stream = client
+        .watch_operations(request(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    let first = next().await;
+    match &first.event {
+        Some(E::Operation(op)) => assert_eq!(op.name, "projects/p/operations/a"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(next().await.event, Some(E::Synced(()))));
+    s.request("POST", "/v1/projects/p/operations/a:cancel", Some("{}"))
+        .await;
+    let cancelled = next().await;
+    match &cancelled.event {
+        Some(E::Operation(op)) => {
+            use longrun_proto::google::longrunning::operation::Result as R;
+            assert!(op.done);
+            assert!(matches!(&op.result, Some(R::Error(status)) if status.code == 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    s.request("DELETE", "/v1/projects/p/operations/a", None)
+        .await;
+    let deleted = next().await;
+    assert_eq!(
+        deleted.event,
+        Some(E::Deleted("projects/p/operations/a".into()))
+    );
+
+    // Resume after the cancel: the delete is replayed, then synced.
+    let mut again = client
+        .watch_operations(request(&cancelled.id))
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = again.message().await.unwrap().unwrap();
+    assert_eq!((replayed.id, replayed.event), (deleted.id, deleted.event));
+    assert!(matches!(
+        again.message().await.unwrap().unwrap().event,
+        Some(E::Synced(()))
+    ));
+
+    let bad = client
+        .watch_operations(pb::WatchOperationsRequest {
+            filter: "state = ".into(),
+            ..request("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    s.stop().await;
+}
