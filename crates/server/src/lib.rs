@@ -140,7 +140,8 @@ pub async fn run(
     )?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &engine, &stopped);
+    let mut executors = start_executors(&config, &engine, &stopped);
+    executors.push(console::batch::start(&engine, &stopped));
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();

@@ -1,7 +1,8 @@
 //! The console: what people and operators watch beside the operations API (contract
 //! section 13): the change feed and its server-sent event stream (`watch`), the store
-//! wrapper that feeds it (`feed`).
+//! wrapper that feeds it (`feed`), bulk cancel (`batch`).
 
+pub(crate) mod batch;
 pub(crate) mod feed;
 pub(crate) mod watch;
 

@@ -4,7 +4,7 @@
 
 mod accounts;
 pub(crate) mod batch;
-mod body;
+pub(crate) mod body;
 mod discovery;
 mod earthengine;
 pub(crate) mod render;
@@ -64,6 +64,8 @@ pub(crate) enum Route {
     List(Project),
     /// `GET …/operations:watch`: the server-sent event stream of changes.
     Watch(Project),
+    /// `POST …/operations:batchCancel`: a bulk cancel job.
+    BatchCancel(Project),
     Submit(Project),
     Lease(String),
     Heartbeat(Name),
@@ -165,6 +167,7 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         return match (method, verb) {
             (&Method::GET, None) => Ok((version, Route::List(project()?))),
             (&Method::POST, Some("submit")) => Ok((version, Route::Submit(project()?))),
+            (&Method::POST, Some("batchCancel")) => Ok((version, Route::BatchCancel(project()?))),
             (&Method::POST, Some(_)) => Err(not_found()),
             _ => Err(ApiError::method_not_allowed(method, "GET")),
         };
@@ -274,6 +277,7 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
             (Permission::OperationsList, project.clone())
         }
         Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
+        Route::BatchCancel(project) => (Permission::OperationsUpdate, project.clone()),
         Route::Delete(name) => (Permission::OperationsDelete, name.project()),
         Route::Submit(project) | Route::Start(project, _) => {
             (Permission::OperationsCreate, project.clone())
@@ -437,6 +441,11 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             resume: crate::console::watch::last_event_id(&parts.headers),
             snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
         }),
+        Route::BatchCancel(project) => {
+            let op =
+                crate::console::batch::submit(engine, &project, &caller.member(), &bytes).await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
         Route::Lease(worker) => {
             let projects = app.auth.lease_scope(&caller)?;
             workers::lease(engine, version, worker, projects, &bytes).await

@@ -1,6 +1,7 @@
 //! API tests: a real server on port 0, driven over HTTP, whole JSON bodies compared.
 
 mod auth;
+mod batch_cancel;
 mod command;
 mod common;
 mod earthengine;
