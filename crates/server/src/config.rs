@@ -33,6 +33,17 @@ pub struct Config {
     /// Per-type settings, `[[task_type]]` tables.
     #[serde(rename = "task_type")]
     pub task_types: Vec<TaskType>,
+    /// `[metrics]`: who may read `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]` (contract section 13).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `/metrics` needs no token even with auth on (default false: it needs
+    /// `longrun.metrics.get`, e.g. `roles/longrun.metricsViewer` on project `*`).
+    pub public: bool,
 }
 
 /// Folder of the data directory where running command process groups are recorded.
@@ -184,6 +195,7 @@ impl Default for Config {
             project_defaults: ProjectDefaults::default(),
             wait: Wait::default(),
             task_types: Vec::new(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

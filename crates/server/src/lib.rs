@@ -55,6 +55,11 @@ pub async fn run(
         }
         _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
     };
+    // The console's change feed sees every write: through a wrapper on a store of our own,
+    // through the store's signals on a shared one.
+    let console = console::Console::new(config.metrics.public, config.retention);
+    let store = console::feed::Watched::wrap(store, console.hub.clone(), console.metrics.clone());
+    let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
         None => {
@@ -86,6 +91,7 @@ pub async fn run(
         );
     }
     let mut options = Options::new(secret);
+    options.observer = Arc::new(console::metrics::EngineMetrics(console.metrics.clone()));
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;
     options.default_wait = config.wait.default;
@@ -105,11 +111,6 @@ pub async fn run(
             (t.op_type.clone(), task_type)
         })
         .collect();
-    // The console's change feed sees every write: through a wrapper on a store of our own,
-    // through the store's signals on a shared one.
-    let console = console::Console::new();
-    let store = console::feed::Watched::wrap(store, console.hub.clone());
-    let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let engine = Engine::new(store.clone(), options);
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
@@ -130,14 +131,28 @@ pub async fn run(
             )
             .route("/token", post(rest::token).fallback(only("POST")))
             .route(
+                "/metrics",
+                get(console::http::metrics).fallback(only("GET")),
+            )
+            .route("/readyz", get(console::http::readyz).fallback(only("GET")))
+            .route("/", get(console::page::index).fallback(only("GET")))
+            .route(
+                "/assets/{file}",
+                get(console::page::assets).fallback(only("GET")),
+            )
+            .route(
                 "/$discovery/rest",
                 get(rest::discovery).fallback(only("GET")),
             )
             .route("/batch", post(rest::batch::handle).fallback(only("POST")))
             .fallback(rest::handle)
             .with_state(state.clone()),
+        state.clone(),
+    )?
+    .layer(axum::middleware::from_fn_with_state(
         state,
-    )?;
+        console::http::track,
+    ));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut executors = start_executors(&config, &engine, &stopped);

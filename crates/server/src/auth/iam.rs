@@ -12,6 +12,8 @@ pub enum Permission {
     OperationsDelete,
     WorkersExecute,
     ServiceAccountsManage,
+    /// `GET /metrics` (contract section 13), granted on `*`.
+    MetricsGet,
 }
 
 impl Permission {
@@ -24,6 +26,7 @@ impl Permission {
             Permission::OperationsDelete => "earthengine.operations.delete",
             Permission::WorkersExecute => "longrun.workers.execute",
             Permission::ServiceAccountsManage => "longrun.serviceAccounts.manage",
+            Permission::MetricsGet => "longrun.metrics.get",
         }
     }
 }
@@ -57,6 +60,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
             "roles/longrun.serviceAccountAdmin",
             &[ServiceAccountsManage],
         ),
+        ("roles/longrun.metricsViewer", &[MetricsGet]),
     ]
 };
 

@@ -1,9 +1,15 @@
-//! Feeds the change hub. A store only this server uses is wrapped (`Watched`), so every
-//! write it acknowledges becomes a change; a store several servers share is followed
+//! Feeds the change hub, and times the store's writes for metrics. A store only this
+//! server uses has every write it acknowledges published by the wrapper (`Watched`); a
+//! store several servers share is followed
 //! through its signals (`follow`), which cover every server's writes, this one's included
 //! (PostgreSQL notifies every insert, update and delete), so each change enters the hub
-//! once, in the order the notifications arrive.
+//! once, in the order the notifications arrive. Deletes are the exception: this server's
+//! are published by the wrapper, other servers' only for operations seen since the start
+//! (a delete's notification names an operation the store no longer has, and another
+//! schema's notifications arrive on the same channel), so the delete, through another
+//! server, of an operation untouched since this server started is not announced.
 
+use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
 use async_trait::async_trait;
 use longrun_store::{
@@ -11,23 +17,39 @@ use longrun_store::{
 };
 use longrun_types::{Name, Operation, Timestamp};
 use std::sync::Arc;
+use std::time::Instant;
 
-/// A store that reports its acknowledged writes to the hub. For stores without
-/// `subscribe` (SQLite): nothing else writes to them.
+/// A store that times its writes and, for a store without `subscribe` (SQLite: nothing
+/// else writes to it), reports each acknowledged write to the hub.
 pub struct Watched {
     inner: Arc<dyn Store>,
-    hub: Arc<Hub>,
+    /// `None` for a shared store: `follow` feeds the hub.
+    hub: Option<Arc<Hub>>,
+    /// The hub, for the deletes this server makes on a shared store.
+    shared_hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
 }
 
 impl Watched {
-    /// `store` wrapped if only this process uses it, as is if it is shared (then `follow`
-    /// feeds the hub).
-    pub fn wrap(store: Arc<dyn Store>, hub: Arc<Hub>) -> Arc<dyn Store> {
-        if store.subscribe().is_some() {
-            store
-        } else {
-            Arc::new(Watched { inner: store, hub })
+    pub fn wrap(store: Arc<dyn Store>, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Arc<dyn Store> {
+        let shared_hub = hub.clone();
+        let hub = store.subscribe().is_none().then_some(hub);
+        Arc::new(Watched {
+            inner: store,
+            hub,
+            shared_hub,
+            metrics,
+        })
+    }
+
+    fn publish(&self, kind: impl FnOnce() -> Kind) {
+        if let Some(hub) = &self.hub {
+            hub.publish(kind());
         }
+    }
+
+    fn timed(&self, started: Instant) {
+        self.metrics.store_commit(started.elapsed());
     }
 }
 
@@ -55,9 +77,11 @@ impl Store for Watched {
         self.inner.delete_account(email).await
     }
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
+        let started = Instant::now();
         let inserted = self.inner.insert(new).await?;
+        self.timed(started);
         if let Inserted::Created(op) = &inserted {
-            self.hub.publish(Kind::Operation(Box::new(op.clone())));
+            self.publish(|| Kind::Operation(Box::new(op.clone())));
         }
         Ok(inserted)
     }
@@ -68,22 +92,35 @@ impl Store for Watched {
         self.inner.list(query).await
     }
     async fn update(&self, operation: Operation) -> Result<Operation> {
+        let started = Instant::now();
         let stored = self.inner.update(operation).await?;
-        self.hub.publish(Kind::Operation(Box::new(stored.clone())));
+        self.timed(started);
+        self.publish(|| Kind::Operation(Box::new(stored.clone())));
         Ok(stored)
     }
     async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+        let started = Instant::now();
         self.inner.delete(name, version).await?;
-        self.hub.publish(Kind::Deleted(name.clone()));
+        self.timed(started);
+        // Also on a shared store: PostgreSQL's notification of a delete cannot be told from
+        // another schema's (see `Hub::publish_deleted_if_known`).
+        match &self.hub {
+            Some(hub) => hub.publish(Kind::Deleted(name.clone())),
+            None => self.shared_hub.publish(Kind::Deleted(name.clone())),
+        }
         Ok(())
     }
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
     }
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let started = Instant::now();
         let leased = self.inner.lease(query).await?;
+        if !leased.is_empty() {
+            self.timed(started);
+        }
         for (op, _) in &leased {
-            self.hub.publish(Kind::Operation(Box::new(op.clone())));
+            self.publish(|| Kind::Operation(Box::new(op.clone())));
         }
         Ok(leased)
     }
@@ -101,7 +138,7 @@ impl Store for Watched {
         let ops: Vec<Operation> = operations.iter().map(|(op, _)| op.clone()).collect();
         self.inner.import(operations).await?;
         for op in ops {
-            self.hub.publish(Kind::Operation(Box::new(op)));
+            self.publish(|| Kind::Operation(Box::new(op)));
         }
         Ok(())
     }
@@ -163,7 +200,11 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
         for (read, name) in futures_util::future::join_all(reads).await {
             match read {
                 Ok(Some(op)) => hub.publish(Kind::Operation(Box::new(op))),
-                Ok(None) => hub.publish(Kind::Deleted(name)),
+                // Deleted through another server (this one's deletes are published by the
+                // wrapper), or a name of another schema notifying on the same channel.
+                Ok(None) => {
+                    hub.publish_deleted_if_known(name);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read a changed operation; watchers start over");
                     hub.reset();

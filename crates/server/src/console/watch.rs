@@ -71,6 +71,10 @@ impl Log {
 /// The changes this server learned of, in order (see the module doc).
 pub struct Hub {
     log: Mutex<Log>,
+    /// Operations seen in a change and not deleted since: on a shared store, a notification
+    /// for a name the store no longer has is a delete only if the name was seen (another
+    /// schema on the same database notifies on the same channel).
+    known: Mutex<HashSet<String>>,
     /// The last seq (or a new epoch): watchers wait on it.
     latest: tokio::sync::watch::Sender<u64>,
 }
@@ -121,14 +125,34 @@ impl Hub {
                 changes: VecDeque::with_capacity(KEPT),
             }),
             latest: tokio::sync::watch::Sender::new(0),
+            known: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Publishes the delete of `name` if an operation of that name was seen since this
+    /// server started; returns whether it did.
+    pub fn publish_deleted_if_known(&self, name: Name) -> bool {
+        let known = self.known.lock().expect("hub lock").contains(name.as_str());
+        if known {
+            self.publish(Kind::Deleted(name));
+        }
+        known
     }
 
     /// Adds a change and wakes the watchers.
     pub fn publish(&self, kind: Kind) {
         let project = match &kind {
-            Kind::Operation(op) => op.name.project(),
-            Kind::Deleted(name) => name.project(),
+            Kind::Operation(op) => {
+                let mut known = self.known.lock().expect("hub lock");
+                if !known.contains(op.name.as_str()) {
+                    known.insert(op.name.as_str().to_string());
+                }
+                op.name.project()
+            }
+            Kind::Deleted(name) => {
+                self.known.lock().expect("hub lock").remove(name.as_str());
+                name.project()
+            }
         }
         .as_str()
         .to_string();

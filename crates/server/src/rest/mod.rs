@@ -195,6 +195,11 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     }
 }
 
+/// The route of a request, if one serves it (for metrics labels).
+pub(crate) fn route_of(method: &Method, path: &str) -> Option<Route> {
+    route(method, path).ok().map(|(_, route)| route)
+}
+
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
     match dispatch(&app, request).await {

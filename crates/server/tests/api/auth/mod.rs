@@ -3,6 +3,7 @@
 
 mod accounts;
 mod grpc;
+mod metrics;
 
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
