@@ -38,6 +38,7 @@ function buildFilter() {
 function rel(iso) {
   if (!iso) return "";
   const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (Math.abs(s) < 5) return "just now";
   const a = Math.abs(s), unit = a < 60 ? [a, "s"] : a < 3600 ? [Math.round(a / 60), "min"] : a < 86400 ? [Math.round(a / 3600), "h"] : [Math.round(a / 86400), "d"];
   return s >= 0 ? unit[0] + " " + unit[1] + " ago" : "in " + unit[0] + " " + unit[1];
 }
