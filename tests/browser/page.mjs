@@ -78,6 +78,12 @@ await page.locator("#detail-body dl").waitFor();
 assert.match(await page.locator("#detail-body").textContent(), /A long simulation/);
 await step(4, "detail");
 await page.keyboard.press("Escape");
+// A queued export says why it waits: nothing serves its type.
+await page.locator(`tr[data-name="projects/${project}/operations/export-1"] td.op a`).click();
+await page.locator("#detail-body .waiting").waitFor();
+assert.match(await page.locator("#detail-body .waiting").textContent(), /no executor or worker has asked for operations of type EXPORT/);
+await step(4, "detail-waiting");
+await page.keyboard.press("Escape");
 await page.locator("#detail[open]").waitFor({ state: "detached" }).catch(() => {});
 
 // 5. Cancel the running one: its badge turns CANCELLED from the watch stream, no reload.

@@ -135,7 +135,11 @@ async fn client(kind: &'static str, i: usize, rate: f64, c: Client, s: Arc<Share
                 s.record(kind, started, &result);
             }
             _ => {
-                let filter = if n.is_multiple_of(2) { "done = false" } else { "" };
+                let filter = if n.is_multiple_of(2) {
+                    "done = false"
+                } else {
+                    ""
+                };
                 let result = c.list(PROJECT, filter, 100, "").await;
                 s.record(kind, started, &result);
             }

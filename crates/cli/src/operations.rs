@@ -228,11 +228,28 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             changes_only,
         } => watch(&target, &filter, changes_only).await,
         Command::Describe { target, operation } => {
-            let op = target.client().get(&target.name(&operation)?).await?;
+            let name = target.name(&operation)?;
+            let client = target.client();
+            let response = client
+                .send(http::Method::GET, &format!("/v1/{name}"), None)
+                .await?;
+            if !(200..300).contains(&response.status) {
+                // The error in the envelope, with its exit code.
+                client.get(&name).await?;
+            }
+            let op = response.json();
             if target.format == Format::Json {
                 target.print(&op);
             } else {
                 print_details(&op);
+                // Why a PENDING operation waits, when the server can tell.
+                if let Some(why) = response
+                    .headers
+                    .get("x-longrun-waiting")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    println!("waiting:     {why}");
+                }
             }
             Ok(0)
         }

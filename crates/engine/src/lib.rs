@@ -72,6 +72,8 @@ pub trait Observer: Send + Sync {
     fn leases_granted(&self, _count: usize) {}
     /// A lease lapsed (the worker stopped reporting or ignored a cancel).
     fn lease_expired(&self) {}
+    /// A worker or executor asked for operations of these types.
+    fn lease_requested(&self, _types: &[String]) {}
 }
 
 /// The observer that does nothing.

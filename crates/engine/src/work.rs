@@ -91,6 +91,7 @@ impl Engine {
         if request.worker.is_empty() {
             return Err(invalid("the worker id is empty".into()));
         }
+        self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
         let mut closing = self.inner.closing.subscribe();

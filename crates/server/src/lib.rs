@@ -58,7 +58,7 @@ pub async fn run(
     // The console's change feed sees every write: through a wrapper on a store of our own,
     // through the store's signals on a shared one.
     let console = console::Console::new(config.metrics.public, config.retention);
-    let store = console::feed::Watched::wrap(store, console.hub.clone(), console.metrics.clone());
+    let store = console::feed::Watched::wrap(store, &console);
     let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
@@ -91,7 +91,10 @@ pub async fn run(
         );
     }
     let mut options = Options::new(secret);
-    options.observer = Arc::new(console::metrics::EngineMetrics(console.metrics.clone()));
+    options.observer = Arc::new(console::metrics::EngineMetrics(
+        console.metrics.clone(),
+        console.demand.clone(),
+    ));
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;
     options.default_wait = config.wait.default;

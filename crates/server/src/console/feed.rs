@@ -28,10 +28,14 @@ pub struct Watched {
     /// The hub, for the deletes this server makes on a shared store.
     shared_hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    demand: Arc<super::demand::Demand>,
 }
 
 impl Watched {
-    pub fn wrap(store: Arc<dyn Store>, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Arc<dyn Store> {
+    pub fn wrap(store: Arc<dyn Store>, console: &super::Console) -> Arc<dyn Store> {
+        let hub = console.hub.clone();
+        let metrics = console.metrics.clone();
+        let demand = console.demand.clone();
         let shared_hub = hub.clone();
         let hub = store.subscribe().is_none().then_some(hub);
         Arc::new(Watched {
@@ -39,6 +43,7 @@ impl Watched {
             hub,
             shared_hub,
             metrics,
+            demand,
         })
     }
 
@@ -81,6 +86,7 @@ impl Store for Watched {
         let inserted = self.inner.insert(new).await?;
         self.timed(started);
         if let Inserted::Created(op) = &inserted {
+            self.demand.queued(op);
             self.publish(|| Kind::Operation(Box::new(op.clone())));
         }
         Ok(inserted)

@@ -208,8 +208,8 @@ impl Default for Metrics {
     }
 }
 
-/// The engine records through this.
-pub struct EngineMetrics(pub Arc<Metrics>);
+/// The engine records through this (metrics, and the types workers ask for).
+pub struct EngineMetrics(pub Arc<Metrics>, pub Arc<super::demand::Demand>);
 
 impl Observer for EngineMetrics {
     fn transition(&self, op_type: &str, from: State, to: State) {
@@ -230,5 +230,8 @@ impl Observer for EngineMetrics {
     }
     fn lease_expired(&self) {
         self.0.leases_expired.inc();
+    }
+    fn lease_requested(&self, types: &[String]) {
+        self.1.asked(types);
     }
 }

@@ -369,10 +369,18 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let query = body::Query::parse(query, known)?;
     let bytes = body::read(Body::new(body)).await?;
     match route {
-        Route::Get(name) => Ok(json_body(&render::operation(
-            &engine.get(&name).await?,
-            version,
-        ))),
+        Route::Get(name) => {
+            let op = engine.get(&name).await?;
+            let mut response = json_body(&render::operation(&op, version));
+            // Why a PENDING operation waits, when this server can tell.
+            if let Some(why) = app.console.demand.why_waiting(&op)
+                && let Ok(value) = HeaderValue::from_str(&why)
+            {
+                let headers = response.headers_mut();
+                headers.insert(crate::console::demand::HEADER, value);
+            }
+            Ok(response)
+        }
         Route::Delete(name) => {
             delete(app, &caller, &name).await?;
             Ok(empty())

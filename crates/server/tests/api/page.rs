@@ -37,3 +37,42 @@ async fn page_and_assets_are_served_with_etags() {
     assert_eq!(status, 405);
     s.stop().await;
 }
+
+/// A PENDING operation of a type no worker or executor has asked for says so in the
+/// `x-longrun-waiting` header of a get; once a worker asks for the type, it no longer does.
+#[tokio::test]
+async fn why_work_waits() {
+    let s = TestServer::start().await;
+    s.submit(
+        "p",
+        serde_json::json!({"type": "NOBODY", "operationId": "a"}),
+    )
+    .await;
+    let get = || {
+        s.client
+            .send(http::Method::GET, "/v1/projects/p/operations/a", None)
+    };
+    let r = get().await.unwrap();
+    let why = r.headers["x-longrun-waiting"].to_str().unwrap().to_string();
+    assert!(
+        why.contains("no executor or worker has asked for operations of type NOBODY since"),
+        "{why}"
+    );
+    // A worker asks for another type: still waiting; for this type: no longer.
+    for (types, waiting) in [(r#"["OTHER"]"#, true), (r#"["NOBODY"]"#, false)] {
+        let body = format!(r#"{{"types": {types}, "waitTimeout": "0s", "leaseDuration": "60s"}}"#);
+        let (status, _) = s.request("POST", "/v1/workers/w:lease", Some(&body)).await;
+        assert_eq!(status, 200);
+        if waiting {
+            let r = get().await.unwrap();
+            assert!(r.headers.contains_key("x-longrun-waiting"));
+        }
+    }
+    let r = get().await.unwrap();
+    assert!(
+        !r.headers.contains_key("x-longrun-waiting"),
+        "{:?}",
+        r.headers
+    );
+    s.stop().await;
+}

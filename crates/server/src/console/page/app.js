@@ -180,13 +180,20 @@ async function bulkCancel() {
 async function detail(name) {
   const d = $("detail");
   d.dataset.name = name;
-  let op;
-  try { op = await api("GET", "/v1/" + name); } catch (e) { say(e.message); return; }
+  let op, waiting = null;
+  try {
+    const r = await fetch("/v1/" + name, { headers: headers() });
+    if (r.status === 401) { askToken(); return; }
+    op = await r.json();
+    if (!r.ok) throw new Error((op.error && op.error.message) || ("HTTP " + r.status));
+    waiting = r.headers.get("x-longrun-waiting");
+  } catch (e) { say(e.message); return; }
   const m = op.metadata || {};
   $("detail-title").textContent = idOf(name);
   const dl = el("dl");
   const add = (k, v) => { if (v !== undefined && v !== null && v !== "") dl.append(el("dt", {}, k), el("dd", {}, v)); };
   add("Name", op.name); add("State", el("span", { class: "badge " + m.state }, m.state)); add("Type", m.type);
+  if (waiting) add("Waiting", el("span", { class: "waiting" }, waiting));
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", Math.round((m.progress || 0) * 100) + "%");
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
