@@ -288,7 +288,13 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             timeout,
         } => {
             let name = target.name(&operation)?;
-            let op = target.client().wait(&name, Some(*timeout)).await?;
+            let client = target.client();
+            let op = tokio::select! {
+                op = client.wait(&name, Some(*timeout)) => op?,
+                // Shows progress until the wait answers; never ends by itself.
+                _ = show_progress(&client, &name) => unreachable!("progress never ends"),
+            };
+            finish_progress();
             if target.format == Format::Json {
                 target.print(&op);
             } else {
@@ -398,6 +404,68 @@ async fn watch(target: &Target, filter: &str, changes_only: bool) -> Result<u8, 
                 _ => {}
             }
         }
+    }
+}
+
+/// The bar of `show_progress`, cleared by `finish_progress`.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Follows the operation on the watch stream while `wait` waits, on stderr: a progress bar
+/// (indicatif) on a terminal, otherwise a plain line whenever state, progress or stage
+/// changes. Without a stream (an old server, a transport error) it shows nothing.
+async fn show_progress(client: &Client, name: &Name) {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let filter = format!("name = \"{name}\"");
+    let project = name.project();
+    if let Ok(mut stream) = client.watch(project.as_str(), &filter, None, "").await {
+        let mut last = String::new();
+        while let Ok(Some(event)) = stream.next().await {
+            if event.event != "operation" {
+                continue;
+            }
+            let op = event.json();
+            let m = &op["metadata"];
+            let state = m["state"].as_str().unwrap_or_default().to_string();
+            let progress = m["progress"].as_f64().unwrap_or(0.0);
+            let stage = m["stages"]
+                .as_array()
+                .and_then(|s| s.last())
+                .and_then(|s| s["displayName"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let line = format!("{state} {:.0}% {stage}", progress * 100.0);
+            if terminal {
+                {
+                    let mut bar = BAR.lock().expect("progress bar lock");
+                    let bar = bar.get_or_insert_with(|| {
+                        let bar = indicatif::ProgressBar::new(100);
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{spinner} [{bar:30}] {pos:>3}% {msg}",
+                            )
+                            .expect("a valid template")
+                            .progress_chars("=> "),
+                        );
+                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                        bar
+                    });
+                    bar.set_position((progress * 100.0).round() as u64);
+                    bar.set_message(format!("{state} {stage}"));
+                }
+            } else if line != last {
+                eprintln!("{line}");
+            }
+            last = line;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// Clears the progress bar, if one was shown.
+fn finish_progress() {
+    if let Some(bar) = BAR.lock().expect("progress bar lock").take() {
+        bar.finish_and_clear();
     }
 }
 

@@ -138,6 +138,10 @@ function handle(block) {
   }
   if (id && !id.endsWith("-s")) state.lastId = id;
   if (event === "reset") { load(); return; }
+  if (event === "operation" || event === "deleted") {
+    clearTimeout(state.chartTimer);
+    state.chartTimer = setTimeout(chart, 2000);
+  }
   if (event === "operation") {
     const op = JSON.parse(data);
     const known = state.ops.has(op.name);
@@ -158,6 +162,43 @@ function update(name) {
   tr.classList.add("flash");
   if (old) old.replaceWith(tr); else { render(); return; }
   if ($("detail").open && $("detail").dataset.name === name) detail(name);
+}
+
+// A small chart: operations created in the last hour (one page of at most 1,000, so it
+// stays cheap with 100,000 in the project), in 5-minute bars stacked by their state now.
+const STATES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
+const COLORS = { PENDING: "#6b7280", RUNNING: "#1d6fd8", CANCELLING: "#b45309", SUCCEEDED: "#15803d", FAILED: "#b91c1c", CANCELLED: "#7c3aed" };
+async function chart() {
+  const since = new Date(Date.now() - 3600e3).toISOString();
+  const q = new URLSearchParams({ pageSize: "1000", filter: 'metadata.createTime >= "' + since + '"' });
+  let page;
+  try { page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/operations?" + q); } catch (e) { return; }
+  const ops = page.operations || [];
+  const bars = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
+  for (const op of ops) {
+    const m = op.metadata || {};
+    const i = Math.min(11, Math.max(0, Math.floor((Date.parse(m.createTime) - (Date.now() - 3600e3)) / 300e3)));
+    if (m.state in bars[i]) bars[i][m.state]++;
+  }
+  const max = Math.max(1, ...bars.map((b) => STATES.reduce((n, s) => n + b[s], 0)));
+  const svg = $("chart"), ns = "http://www.w3.org/2000/svg", w = 600 / 12;
+  svg.replaceChildren();
+  bars.forEach((b, i) => {
+    let y = 80;
+    for (const s of STATES) {
+      if (!b[s]) continue;
+      const h = (b[s] / max) * 76;
+      y -= h;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", String(i * w + 2)); r.setAttribute("width", String(w - 4));
+      r.setAttribute("y", String(y)); r.setAttribute("height", String(h)); r.setAttribute("fill", COLORS[s]);
+      const t = document.createElementNS(ns, "title"); t.textContent = b[s] + " " + s; r.append(t);
+      svg.append(r);
+    }
+  });
+  const totals = Object.fromEntries(STATES.map((s) => [s, bars.reduce((n, b) => n + b[s], 0)]));
+  $("legend").replaceChildren(...STATES.filter((s) => totals[s]).map((s) => el("span", {}, el("i", { style: "background:" + COLORS[s] }), s + " " + totals[s])));
+  $("chart-note").textContent = page.nextPageToken ? "(the latest 1,000)" : "(" + ops.length + ")";
 }
 
 async function cancel(name) {
@@ -222,6 +263,7 @@ function open(project) {
   $("recent-projects").replaceChildren(...recent.map((p) => el("option", { value: p })));
   document.title = "longrun · " + project;
   load().then(watch);
+  chart();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -239,6 +281,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("prev").addEventListener("click", () => { if (state.page > 0) { state.page--; load(); } });
   $("next").addEventListener("click", () => { if (state.next) { state.tokens[state.page + 1] = state.next; state.page++; load(); } });
+  setInterval(() => { if (state.project) chart(); }, 30000);
   setInterval(() => document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = rel(t.getAttribute("datetime")); }), 15000);
   if ($("project").value) open($("project").value);
 });
