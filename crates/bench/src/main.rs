@@ -11,6 +11,7 @@ mod scenarios;
 mod server;
 mod soak;
 mod summary;
+mod watch;
 mod workers;
 
 use anyhow::Context;
@@ -57,6 +58,9 @@ struct Args {
     /// PostgreSQL store) is not part of `all`.
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
+    /// Concurrent watch streams for the `watch` scenario.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
     /// How often the `soak` scenario prints a row, in seconds (its length is `--seconds`).
     #[arg(long, default_value_t = 60)]
     interval: u64,
@@ -83,6 +87,8 @@ enum Scenario {
     /// Mixed load for `--seconds` (600 for the ten-minute figure), a report row every
     /// `--interval`; not part of `all`.
     Soak,
+    /// `--watchers` watch streams; `--rounds` changes, each timed to every watcher.
+    Watch,
 }
 
 impl Scenario {
@@ -197,6 +203,14 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let server = start(&bin, dir, &[])?;
         let setup = Setup::new(&[&server], args.list_clients, duration);
         runtime.block_on(listing::list(&setup, args.operations, &mut summary))?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario.includes(&[Scenario::Watch]) {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        let rounds = args.rounds.min(50);
+        runtime.block_on(watch::watch(&setup, args.watchers, rounds, &mut summary))?;
         stop(server, &mut summary);
     }
 

@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long, default_value = "60s")]
         timeout: humantime::Duration,
     },
+    /// Follow a project's operations as they change: each matching operation as it stands,
+    /// then every change, until interrupted (reconnects where it left off).
+    Watch {
+        #[command(flatten)]
+        target: Target,
+        /// AIP-160 filter, e.g. 'metadata.type = "EXPORT"'.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Print only changes, not the operations as they stand at the start.
+        #[arg(long)]
+        changes_only: bool,
+    },
     /// Create an operation.
     Submit {
         #[command(flatten)]
@@ -210,12 +222,34 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::Watch {
+            target,
+            filter,
+            changes_only,
+        } => watch(&target, &filter, changes_only).await,
         Command::Describe { target, operation } => {
-            let op = target.client().get(&target.name(&operation)?).await?;
+            let name = target.name(&operation)?;
+            let client = target.client();
+            let response = client
+                .send(http::Method::GET, &format!("/v1/{name}"), None)
+                .await?;
+            if !(200..300).contains(&response.status) {
+                // The error in the envelope, with its exit code.
+                client.get(&name).await?;
+            }
+            let op = response.json();
             if target.format == Format::Json {
                 target.print(&op);
             } else {
                 print_details(&op);
+                // Why a PENDING operation waits, when the server can tell.
+                if let Some(why) = response
+                    .headers
+                    .get("x-longrun-waiting")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    println!("waiting:     {why}");
+                }
             }
             Ok(0)
         }
@@ -254,7 +288,13 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             timeout,
         } => {
             let name = target.name(&operation)?;
-            let op = target.client().wait(&name, Some(*timeout)).await?;
+            let client = target.client();
+            let op = tokio::select! {
+                op = client.wait(&name, Some(*timeout)) => op?,
+                // Shows progress until the wait answers; never ends by itself.
+                _ = show_progress(&client, &name) => unreachable!("progress never ends"),
+            };
+            finish_progress();
             if target.format == Format::Json {
                 target.print(&op);
             } else {
@@ -307,6 +347,125 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+    }
+}
+
+/// Prints the watch stream: a line per event (`--format json`: the event as one JSON
+/// object per line). When the server ends the stream (a restart), it reconnects with the
+/// last cursor, so nothing is missed or, after a `reset`, the snapshot is printed again.
+async fn watch(target: &Target, filter: &str, changes_only: bool) -> Result<u8, Failure> {
+    let client = target.client();
+    let project = target.project()?;
+    let extra = if changes_only { "snapshot=false" } else { "" };
+    let mut last: Option<String> = None;
+    let mut failures = 0;
+    loop {
+        let mut stream = match client.watch(project, filter, last.as_deref(), extra).await {
+            Ok(stream) => stream,
+            Err(e @ Error::Api { .. }) => return Err(e.into()),
+            Err(e) if failures >= 5 => return Err(e.into()),
+            Err(_) => {
+                failures += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Ok(Some(event)) = stream.next().await {
+            failures = 0;
+            if event.id.as_deref().is_some_and(|id| !id.ends_with("-s")) || event.event == "synced"
+            {
+                last = event.id.clone();
+            }
+            if target.format == Format::Json {
+                println!(
+                    "{}",
+                    json!({"event": event.event, "id": event.id, "data": event.json()})
+                );
+                continue;
+            }
+            let data = event.json();
+            match event.event.as_str() {
+                "operation" => {
+                    let m = &data["metadata"];
+                    let progress = m["progress"]
+                        .as_f64()
+                        .map(|p| format!(" {:.0}%", p * 100.0))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<10} {}  {}{progress}",
+                        m["state"].as_str().unwrap_or_default(),
+                        id(&data),
+                        m["type"].as_str().unwrap_or_default(),
+                    );
+                }
+                "deleted" => println!("{:<10} {}", "DELETED", id(&data)),
+                "synced" => eprintln!("-- up to date; following changes"),
+                "reset" => eprintln!("-- the server started over; the operations as they stand:"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The bar of `show_progress`, cleared by `finish_progress`.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Follows the operation on the watch stream while `wait` waits, on stderr: a progress bar
+/// (indicatif) on a terminal, otherwise a plain line whenever state, progress or stage
+/// changes. Without a stream (an old server, a transport error) it shows nothing.
+async fn show_progress(client: &Client, name: &Name) {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let filter = format!("name = \"{name}\"");
+    let project = name.project();
+    if let Ok(mut stream) = client.watch(project.as_str(), &filter, None, "").await {
+        let mut last = String::new();
+        while let Ok(Some(event)) = stream.next().await {
+            if event.event != "operation" {
+                continue;
+            }
+            let op = event.json();
+            let m = &op["metadata"];
+            let state = m["state"].as_str().unwrap_or_default().to_string();
+            let progress = m["progress"].as_f64().unwrap_or(0.0);
+            let stage = m["stages"]
+                .as_array()
+                .and_then(|s| s.last())
+                .and_then(|s| s["displayName"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let line = format!("{state} {:.0}% {stage}", progress * 100.0);
+            if terminal {
+                {
+                    let mut bar = BAR.lock().expect("progress bar lock");
+                    let bar = bar.get_or_insert_with(|| {
+                        let bar = indicatif::ProgressBar::new(100);
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{spinner} [{bar:30}] {pos:>3}% {msg}",
+                            )
+                            .expect("a valid template")
+                            .progress_chars("=> "),
+                        );
+                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                        bar
+                    });
+                    bar.set_position((progress * 100.0).round() as u64);
+                    bar.set_message(format!("{state} {stage}"));
+                }
+            } else if line != last {
+                eprintln!("{line}");
+            }
+            last = line;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// Clears the progress bar, if one was shown.
+fn finish_progress() {
+    if let Some(bar) = BAR.lock().expect("progress bar lock").take() {
+        bar.finish_and_clear();
     }
 }
 

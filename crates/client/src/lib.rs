@@ -11,6 +11,9 @@ use hyper_util::rt::TokioExecutor;
 use longrun_types::Name;
 use serde_json::Value;
 
+mod watch;
+pub use watch::{Event, Watcher};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot reach the server: {0}")]
@@ -241,4 +244,16 @@ fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
         query.append_pair(k, v);
     }
     query.finish()
+}
+
+/// The error of a non-2xx answer whose body is (usually) the envelope.
+pub(crate) fn api_error(status: u16, body: &[u8]) -> Error {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |k: &str| json["error"][k].as_str().unwrap_or_default().to_string();
+    Error::Api {
+        http_status: status,
+        status_name: field("status"),
+        message: field("message"),
+        body: json,
+    }
 }

@@ -56,7 +56,30 @@ pub struct Options {
     pub task_types: HashMap<String, TaskType>,
     /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
     pub max_running: u64,
+    /// Told of what the engine does, for metrics; does nothing by default.
+    pub observer: Arc<dyn Observer>,
 }
+
+/// What the engine reports as it works (the server's metrics record it). Every method has
+/// a default that does nothing; calls are made after the change is durable.
+pub trait Observer: Send + Sync {
+    /// An operation of `op_type` moved from one state to another.
+    fn transition(&self, _op_type: &str, _from: State, _to: State) {}
+    /// A worker was told that an operation it runs is cancelled, `delay` after the cancel
+    /// was accepted (once per heartbeat or push that tells it).
+    fn cancel_delivered(&self, _delay: Duration) {}
+    /// Leases granted in one lease call.
+    fn leases_granted(&self, _count: usize) {}
+    /// A lease lapsed (the worker stopped reporting or ignored a cancel).
+    fn lease_expired(&self) {}
+    /// A worker or executor asked for operations of these types.
+    fn lease_requested(&self, _types: &[String]) {}
+}
+
+/// The observer that does nothing.
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
 
 /// How operations of one type are run.
 #[derive(Debug, Clone)]
@@ -124,6 +147,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             task_types: HashMap::new(),
             max_running: 0,
+            observer: Arc::new(Unobserved),
         }
     }
 }
@@ -324,6 +348,11 @@ impl Engine {
             match self.inner.store.update(op).await {
                 Ok(stored) => {
                     if stored.state != before {
+                        self.inner.options.observer.transition(
+                            &stored.op_type,
+                            before,
+                            stored.state,
+                        );
                         self.inner.waiters.wake(stored.name.as_str());
                         if stored.state == State::Pending {
                             self.inner.work.notify_waiters();

@@ -91,6 +91,7 @@ impl Engine {
         if request.worker.is_empty() {
             return Err(invalid("the worker id is empty".into()));
         }
+        self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
         let mut closing = self.inner.closing.subscribe();
@@ -118,6 +119,13 @@ impl Engine {
                 }),
             };
             let leased = self.inner.store.lease(query).await?;
+            if !leased.is_empty() {
+                let observer = &self.inner.options.observer;
+                observer.leases_granted(leased.len());
+                for (op, _) in &leased {
+                    observer.transition(&op.op_type, State::Pending, op.state);
+                }
+            }
             if !leased.is_empty()
                 || tokio::time::Instant::now() >= deadline
                 || *closing.borrow_and_update()
@@ -197,9 +205,14 @@ impl Engine {
             })
             .await?;
         let lease = op.lease.clone().expect("a held lease");
-        let beat = |op: &Operation| Beat {
-            cancel_requested: op.state == State::Cancelling,
-            lease_expire_time: lease.expire_time,
+        let beat = |op: &Operation| {
+            if op.state == State::Cancelling {
+                self.cancel_told(op);
+            }
+            Beat {
+                cancel_requested: op.state == State::Cancelling,
+                lease_expire_time: lease.expire_time,
+            }
         };
         let wait = wait_for_cancel
             .unwrap_or_default()
@@ -245,6 +258,7 @@ impl Engine {
                 return Ok(false);
             }
             if op.state == State::Cancelling {
+                self.cancel_told(&op);
                 return Ok(true);
             }
             tokio::select! {
@@ -302,10 +316,24 @@ impl Engine {
 
     /// Ends what is overdue: operations past their timeout, cancels past their grace, and
     /// leases that lapsed (back to the queue, or FAILED when attempts are used up).
+    /// Reports how long after its acceptance a cancel reached the worker.
+    fn cancel_told(&self, op: &Operation) {
+        if let Some(cancel) = &op.cancel {
+            let delay = (self.now().millis() - cancel.time.millis()).max(0);
+            self.inner
+                .options
+                .observer
+                .cancel_delivered(Duration::from_millis(delay as u64));
+        }
+    }
+
     pub async fn sweep(&self) -> Result<usize> {
         let due = self.inner.store.due(self.now(), 1000).await?;
         let count = due.len();
         for op in due {
+            let now = self.now();
+            let lapsed = op.lease.as_ref().is_some_and(|l| l.expire_time < now)
+                && op.deadline.is_none_or(|d| d >= now);
             let result = self
                 .change(&op.name, |op, now| {
                     if op.done() {
@@ -346,7 +374,12 @@ impl Engine {
                 })
                 .await;
             match result {
-                Ok(_) | Err(Error::NotFound(_)) => {}
+                Ok(stored) => {
+                    if lapsed && stored.state != op.state {
+                        self.inner.options.observer.lease_expired();
+                    }
+                }
+                Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }

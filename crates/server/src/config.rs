@@ -33,6 +33,8 @@ pub struct Config {
     /// Per-type settings, `[[task_type]]` tables.
     #[serde(rename = "task_type")]
     pub task_types: Vec<TaskType>,
+    /// `[metrics]`: who may read `/metrics`.
+    pub metrics: MetricsConfig,
     /// `[earthengine]`: the emulator's settings.
     pub earthengine: EarthEngine,
     /// `[[fault]]`: the fates of simulated tasks (contract section 11).
@@ -51,6 +53,15 @@ pub struct Config {
 pub struct EarthEngine {
     /// The algorithm list to serve (see `emulator::algorithms` for what is used without it).
     pub algorithms_file: Option<PathBuf>,
+}
+
+/// `[metrics]` (contract section 13).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `/metrics` needs no token even with auth on (default false: it needs
+    /// `longrun.metrics.get`, e.g. `roles/longrun.metricsViewer` on project `*`).
+    pub public: bool,
 }
 
 /// Folder of the data directory where running command process groups are recorded.
@@ -206,6 +217,7 @@ impl Default for Config {
             task_faults: Vec::new(),
             api_faults: Vec::new(),
             faults: Default::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

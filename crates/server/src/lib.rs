@@ -4,6 +4,7 @@
 pub mod auth;
 mod completion;
 pub mod config;
+mod console;
 pub mod emulator;
 mod error;
 mod grpc;
@@ -55,6 +56,11 @@ pub async fn run(
         }
         _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
     };
+    // The console's change feed sees every write: through a wrapper on a store of our own,
+    // through the store's signals on a shared one.
+    let console = console::Console::new(config.metrics.public, config.retention);
+    let store = console::feed::Watched::wrap(store, &console);
+    let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
         None => {
@@ -86,6 +92,10 @@ pub async fn run(
         );
     }
     let mut options = Options::new(secret);
+    options.observer = Arc::new(console::metrics::EngineMetrics(
+        console.metrics.clone(),
+        console.demand.clone(),
+    ));
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;
     options.default_wait = config.wait.default;
@@ -120,6 +130,7 @@ pub async fn run(
         outputs_dir: outputs_dir.clone(),
         store,
         emulator,
+        console,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(
@@ -131,6 +142,16 @@ pub async fn run(
             )
             .route("/token", post(rest::token).fallback(only("POST")))
             .route(
+                "/metrics",
+                get(console::http::metrics).fallback(only("GET")),
+            )
+            .route("/readyz", get(console::http::readyz).fallback(only("GET")))
+            .route("/", get(console::page::index).fallback(only("GET")))
+            .route(
+                "/assets/{file}",
+                get(console::page::assets).fallback(only("GET")),
+            )
+            .route(
                 "/$discovery/rest",
                 get(rest::discovery).fallback(only("GET")),
             )
@@ -138,10 +159,15 @@ pub async fn run(
             .fallback(rest::handle)
             .with_state(state.clone()),
         state.clone(),
-    )?;
+    )?
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        console::http::track,
+    ));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let executors = start_executors(&config, &engine, &stopped, &state);
+    let mut executors = start_executors(&config, &engine, &stopped, &state);
+    executors.push(console::batch::start(&engine, &stopped));
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();
@@ -178,6 +204,7 @@ pub async fn run(
         .await?;
     background.await?;
     let _ = outputs_sweep.await;
+    following.abort();
     Ok(())
 }
 

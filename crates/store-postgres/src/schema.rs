@@ -177,6 +177,28 @@ CREATE TABLE assets (
 );
 CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
+    r#"
+-- Watch streams on every server learn of every change: creates, leases, progress and
+-- deletes too, not only the state changes that wake waiters (contract section 13). The
+-- empty payload still says that work entered the queue.
+CREATE OR REPLACE FUNCTION longrun_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('longrun', OLD.name);
+        RETURN NULL;
+    END IF;
+    IF NEW.state = 'PENDING' AND (TG_OP = 'INSERT' OR OLD.state IS DISTINCT FROM NEW.state) THEN
+        PERFORM pg_notify('longrun', '');
+    END IF;
+    PERFORM pg_notify('longrun', NEW.name);
+    RETURN NULL;
+END $$;
+DROP TRIGGER operations_notify_update ON operations;
+CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations FOR EACH ROW
+    EXECUTE FUNCTION longrun_notify();
+CREATE TRIGGER operations_notify_delete AFTER DELETE ON operations FOR EACH ROW
+    EXECUTE FUNCTION longrun_notify();
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

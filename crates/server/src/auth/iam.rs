@@ -17,6 +17,8 @@ pub enum Permission {
     AssetsCreate,
     AssetsUpdate,
     AssetsDelete,
+    /// `GET /metrics` (contract section 13), granted on `*`.
+    MetricsGet,
 }
 
 impl Permission {
@@ -34,6 +36,7 @@ impl Permission {
             Permission::AssetsCreate => "earthengine.assets.create",
             Permission::AssetsUpdate => "earthengine.assets.update",
             Permission::AssetsDelete => "earthengine.assets.delete",
+            Permission::MetricsGet => "longrun.metrics.get",
         }
     }
 }
@@ -80,6 +83,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
             "roles/longrun.serviceAccountAdmin",
             &[ServiceAccountsManage],
         ),
+        ("roles/longrun.metricsViewer", &[MetricsGet]),
     ]
 };
 

@@ -5,6 +5,7 @@
 //! calls as REST: only the encoding differs.
 
 mod convert;
+mod watch;
 mod work;
 
 use crate::auth::Caller;
@@ -394,6 +395,7 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         "google.longrunning.Operations",
         "longrun.v1.Submissions",
         "longrun.v1.Workers",
+        "longrun.v1.Operations",
     ] {
         // The reporter starts out empty; setting a status only fails once it is dropped.
         let reporter = health_reporter.clone();
@@ -418,6 +420,10 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         .route_service(
             "/longrun.v1.Submissions/{*rest}",
             SubmissionsServer::new(grpc.clone()),
+        )
+        .route_service(
+            "/longrun.v1.Operations/{*rest}",
+            pb::operations_server::OperationsServer::new(grpc.clone()),
         )
         .route_service("/longrun.v1.Workers/{*rest}", WorkersServer::new(grpc))
         .route_service("/grpc.health.v1.Health/{*rest}", health)

@@ -51,6 +51,8 @@ pub struct App {
     pub store: std::sync::Arc<dyn longrun_store::Store>,
     /// The Earth Engine emulator's parts (algorithm list, faults).
     pub emulator: std::sync::Arc<crate::emulator::Emulator>,
+    /// The watch stream's hub, metrics (contract section 13).
+    pub console: crate::console::Console,
 }
 
 /// What a request path and method resolve to.
@@ -61,6 +63,10 @@ pub(crate) enum Route {
     Cancel(Name),
     Wait(Name),
     List(Project),
+    /// `GET …/operations:watch`: the server-sent event stream of changes.
+    Watch(Project),
+    /// `POST …/operations:batchCancel`: a bulk cancel job.
+    BatchCancel(Project),
     Submit(Project),
     Lease(String),
     Heartbeat(Name),
@@ -161,7 +167,14 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         return match (method, verb) {
             (&Method::GET, None) => Ok((version, Route::List(project()?))),
             (&Method::POST, Some("submit")) => Ok((version, Route::Submit(project()?))),
+            (&Method::POST, Some("batchCancel")) => Ok((version, Route::BatchCancel(project()?))),
             (&Method::POST, Some(_)) => Err(not_found()),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
+        };
+    }
+    if rest == "operations:watch" {
+        return match method {
+            &Method::GET => Ok((version, Route::Watch(project()?))),
             _ => Err(ApiError::method_not_allowed(method, "GET")),
         };
     }
@@ -180,6 +193,11 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         (&Method::POST, Some(_)) => Err(not_found()),
         _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
     }
+}
+
+/// The route of a request, if one serves it (for metrics labels).
+pub(crate) fn route_of(method: &Method, path: &str) -> Option<Route> {
+    route(method, path).ok().map(|(_, route)| route)
 }
 
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
@@ -239,6 +257,8 @@ const LIST_PARAMETERS: &[(&str, &str)] = &[
     ("returnPartialSuccess", "return_partial_success"),
 ];
 
+const WATCH_PARAMETERS: &[(&str, &str)] = &[("filter", "filter"), ("snapshot", "snapshot")];
+
 /// Deletes a done operation, and what the command executor kept of its output; the
 /// audit log names who.
 pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<(), ApiError> {
@@ -291,8 +311,11 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::Get(name) | Route::Wait(name) | Route::Output(name) => {
             (Permission::OperationsGet, name.project())
         }
-        Route::List(project) => (Permission::OperationsList, project.clone()),
+        Route::List(project) | Route::Watch(project) => {
+            (Permission::OperationsList, project.clone())
+        }
         Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
+        Route::BatchCancel(project) => (Permission::OperationsUpdate, project.clone()),
         Route::Delete(name) => (Permission::OperationsDelete, name.project()),
         Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
         // Any authenticated caller may read what the server offers.
@@ -384,16 +407,25 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     }
     let known: &[(&str, &str)] = match &route {
         Route::List(_) => LIST_PARAMETERS,
+        Route::Watch(_) => WATCH_PARAMETERS,
         Route::Emulator(_, call) => call.parameters(),
         _ => &[],
     };
     let query = body::Query::parse(query, known)?;
     let bytes = body::read(Body::new(body)).await?;
     match route {
-        Route::Get(name) => Ok(json_body(&render::operation(
-            &engine.get(&name).await?,
-            version,
-        ))),
+        Route::Get(name) => {
+            let op = engine.get(&name).await?;
+            let mut response = json_body(&render::operation(&op, version));
+            // Why a PENDING operation waits, when this server can tell.
+            if let Some(why) = app.console.demand.why_waiting(&op)
+                && let Ok(value) = HeaderValue::from_str(&why)
+            {
+                let headers = response.headers_mut();
+                headers.insert(crate::console::demand::HEADER, value);
+            }
+            Ok(response)
+        }
         Route::Delete(name) => {
             delete(app, &caller, &name).await?;
             Ok(empty())
@@ -457,6 +489,20 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                     .collect(),
                 next_page_token: page.next_page_token,
             }))
+        }
+        Route::Watch(project) => crate::console::watch::start(crate::console::watch::Watch {
+            engine: engine.clone(),
+            hub: app.console.hub.clone(),
+            project,
+            filter_text: query.get("filter").unwrap_or("").to_string(),
+            version,
+            resume: crate::console::watch::last_event_id(&parts.headers),
+            snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
+        }),
+        Route::BatchCancel(project) => {
+            let op =
+                crate::console::batch::submit(engine, &project, &caller.member(), &bytes).await?;
+            Ok(json_body(&render::operation(&op, version)))
         }
         Route::Lease(worker) => {
             let projects = app.auth.lease_scope(&caller)?;

@@ -1,6 +1,7 @@
 //! API tests: a real server on port 0, driven over HTTP, whole JSON bodies compared.
 
 mod auth;
+mod batch_cancel;
 mod command;
 mod common;
 mod earthengine;
@@ -10,8 +11,11 @@ mod errors;
 mod grpc;
 mod jwks;
 mod list;
+mod metrics;
 mod operations;
+mod page;
 mod postgres;
 mod sdk;
 mod simulate;
+mod watch;
 mod workers;

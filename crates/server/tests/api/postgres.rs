@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// A fresh schema in the test database: its admin client, its name, and a URL scoped to it.
-async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String, String)> {
+pub(crate) async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String, String)> {
     let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
         eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
         return None;
@@ -29,7 +29,7 @@ async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String, String)> {
     Some((client, schema, scoped))
 }
 
-async fn server_on(url: &str) -> TestServer {
+pub(crate) async fn server_on(url: &str) -> TestServer {
     TestServer::with(|c| {
         c.store = StoreKind::Postgres;
         c.database_url = Some(url.to_string());

@@ -4,6 +4,7 @@
 mod accounts;
 mod assets;
 mod grpc;
+mod metrics;
 
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -1,0 +1,90 @@
+//! Why work is waiting: which operation types a worker or built-in executor has asked
+//! this server for (a lease request names its types), and since when. A PENDING operation
+//! of a type nobody asked for is said to wait for that (in the `x-longrun-waiting` header
+//! of a get, shown by the page and `longrun operations describe`), and the first submit of
+//! such a type is logged. What a server knows is its own lease requests: with several
+//! servers on one store, a worker that asks another server is not seen here.
+
+use longrun_types::{Operation, State, Timestamp};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The header that says why a PENDING operation waits.
+pub const HEADER: &str = "x-longrun-waiting";
+
+#[derive(Debug)]
+pub struct Demand {
+    /// When this server started listening for lease requests.
+    since: Timestamp,
+    /// Type → the last time a lease request named it.
+    asked: Mutex<HashMap<String, Timestamp>>,
+    /// Types already logged as queued with nobody asking.
+    warned: Mutex<HashSet<String>>,
+}
+
+impl Demand {
+    pub fn new() -> Demand {
+        Demand {
+            since: Timestamp::now(),
+            asked: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A lease request named these types.
+    pub fn asked(&self, types: &[String]) {
+        let now = Timestamp::now();
+        let mut asked = self.asked.lock().expect("demand lock");
+        for t in types {
+            asked.insert(t.clone(), now);
+        }
+    }
+
+    /// When a lease request last named `op_type`.
+    pub fn last_asked(&self, op_type: &str) -> Option<Timestamp> {
+        self.asked
+            .lock()
+            .expect("demand lock")
+            .get(op_type)
+            .copied()
+    }
+
+    /// Why `op` waits, if it is PENDING and nobody asked for its type.
+    pub fn why_waiting(&self, op: &Operation) -> Option<String> {
+        if op.state != State::Pending || self.last_asked(&op.op_type).is_some() {
+            return None;
+        }
+        Some(format!(
+            "no executor or worker has asked for operations of type {} since {} (when this \
+             server started); configure a [[task_type]] executor for it or start a worker \
+             that serves it",
+            op.op_type, self.since
+        ))
+    }
+
+    /// An operation entered the queue: logs once per type that nobody has asked for.
+    pub fn queued(&self, op: &Operation) {
+        if self.last_asked(&op.op_type).is_some() {
+            return;
+        }
+        if self
+            .warned
+            .lock()
+            .expect("demand lock")
+            .insert(op.op_type.clone())
+        {
+            tracing::warn!(
+                operation = %op.name,
+                r#type = %op.op_type,
+                since = %self.since,
+                "operations of this type are queued, but no executor or worker has asked for it"
+            );
+        }
+    }
+}
+
+impl Default for Demand {
+    fn default() -> Self {
+        Demand::new()
+    }
+}

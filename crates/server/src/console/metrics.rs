@@ -1,0 +1,237 @@
+//! Metrics (contract section 13): the one place that registers every series, the handle
+//! subsystems record through (the engine's [`Observer`], the store wrapper, the HTTP
+//! layer), `GET /metrics` in the Prometheus text format (encoded by `prometheus-client`),
+//! and `GET /readyz`.
+//!
+//! `longrun_operations{project,type,state}` is counted from the store when scraped (one
+//! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
+//! operations past retention that are not yet removed are left out, as the API hides them.
+//! The counters and histograms are this server's own. `longrun_grpc_requests_total`'s
+//! `code` is the `grpc-status` a call answered with in its headers (errors), else `0`.
+
+use longrun_engine::Observer;
+use longrun_store::Store;
+use longrun_types::{State, Timestamp};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Label pairs of a series.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// How long a count of operations by project, type and state is reused.
+pub const GAUGE_TTL: Duration = Duration::from_secs(5);
+
+/// Every series, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    operations: Family<Labels, Gauge>,
+    transitions: Family<Labels, Counter>,
+    cancel_delivery: Histogram,
+    http_requests: Family<Labels, Counter>,
+    http_duration: Histogram,
+    grpc_requests: Family<Labels, Counter>,
+    leases_granted: Counter,
+    leases_expired: Counter,
+    store_commit: Histogram,
+    counted: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Seconds buckets from 1 ms to about 33 s.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let operations = Family::<Labels, Gauge>::default();
+        registry.register(
+            "longrun_operations",
+            "Operations by project, type and state (done ones within retention)",
+            operations.clone(),
+        );
+        let transitions = Family::<Labels, Counter>::default();
+        registry.register(
+            "longrun_operation_transitions",
+            "State changes of operations, by type, from and to",
+            transitions.clone(),
+        );
+        let cancel_delivery = seconds();
+        registry.register(
+            "longrun_cancel_delivery_seconds",
+            "From a cancel accepted to the worker told of it",
+            cancel_delivery.clone(),
+        );
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "longrun_http_requests",
+            "HTTP requests by method id (discovery's, e.g. operations.get) and status code",
+            http_requests.clone(),
+        );
+        let http_duration = seconds();
+        registry.register(
+            "longrun_http_request_duration_seconds",
+            "Time to answer an HTTP request (to the response headers)",
+            http_duration.clone(),
+        );
+        let grpc_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "longrun_grpc_requests",
+            "gRPC calls by method and status code",
+            grpc_requests.clone(),
+        );
+        let leases_granted = Counter::default();
+        registry.register(
+            "longrun_leases_granted",
+            "Operations leased to workers",
+            leases_granted.clone(),
+        );
+        let leases_expired = Counter::default();
+        registry.register(
+            "longrun_leases_expired",
+            "Leases that lapsed",
+            leases_expired.clone(),
+        );
+        let store_commit = seconds();
+        registry.register(
+            "longrun_store_commit_seconds",
+            "Time for the store to acknowledge a write (durable)",
+            store_commit.clone(),
+        );
+        Metrics {
+            registry,
+            operations,
+            transitions,
+            cancel_delivery,
+            http_requests,
+            http_duration,
+            grpc_requests,
+            leases_granted,
+            leases_expired,
+            store_commit,
+            counted: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Records an HTTP request: `method` is the discovery method id (or the fixed route).
+    pub fn http_request(&self, method: &str, code: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("code", code.to_string()),
+            ])
+            .inc();
+        self.http_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a gRPC call: `method` is `service/Method`, `code` the google.rpc code.
+    pub fn grpc_request(&self, method: &str, code: &str) {
+        self.grpc_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("code", code.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Records how long the store took to acknowledge a write.
+    pub fn store_commit(&self, elapsed: Duration) {
+        self.store_commit.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts operations by project, type and state from `store`, unless counted within
+    /// [`GAUGE_TTL`].
+    async fn count(&self, store: &dyn Store, retention: Duration) -> longrun_store::Result<()> {
+        let mut counted = self.counted.lock().await;
+        if counted.is_some_and(|at| at.elapsed() < GAUGE_TTL) {
+            return Ok(());
+        }
+        let cutoff = Timestamp::now().plus_millis(-(retention.as_millis() as i64));
+        let mut counts: HashMap<(String, String, State), i64> = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = store.scan(after.as_ref(), 1000).await?;
+            for (op, _) in &page {
+                if op.end_time.is_some_and(|end| end < cutoff) {
+                    continue;
+                }
+                let key = (
+                    op.name.project().as_str().to_string(),
+                    op.op_type.clone(),
+                    op.state,
+                );
+                *counts.entry(key).or_default() += 1;
+            }
+            match page.last() {
+                Some((op, _)) if page.len() == 1000 => after = Some(op.name.clone()),
+                _ => break,
+            }
+        }
+        self.operations.clear();
+        for ((project, op_type, state), n) in counts {
+            self.operations
+                .get_or_create(&vec![
+                    ("project", project),
+                    ("type", op_type),
+                    ("state", state.as_str().to_string()),
+                ])
+                .set(n);
+        }
+        *counted = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The exposition: every series in the Prometheus text format.
+    pub async fn render(
+        &self,
+        store: &dyn Store,
+        retention: Duration,
+    ) -> longrun_store::Result<String> {
+        self.count(store, retention).await?;
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        Ok(text)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The engine records through this (metrics, and the types workers ask for).
+pub struct EngineMetrics(pub Arc<Metrics>, pub Arc<super::demand::Demand>);
+
+impl Observer for EngineMetrics {
+    fn transition(&self, op_type: &str, from: State, to: State) {
+        self.0
+            .transitions
+            .get_or_create(&vec![
+                ("type", op_type.to_string()),
+                ("from", from.as_str().to_string()),
+                ("to", to.as_str().to_string()),
+            ])
+            .inc();
+    }
+    fn cancel_delivered(&self, delay: Duration) {
+        self.0.cancel_delivery.observe(delay.as_secs_f64());
+    }
+    fn leases_granted(&self, count: usize) {
+        self.0.leases_granted.inc_by(count as u64);
+    }
+    fn lease_expired(&self) {
+        self.0.leases_expired.inc();
+    }
+    fn lease_requested(&self, types: &[String]) {
+        self.1.asked(types);
+    }
+}

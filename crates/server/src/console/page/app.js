@@ -1,0 +1,287 @@
+// The task manager page: the operations REST API and the watch stream, read with fetch
+// (the token, when the server asks for one, goes in the Authorization header, never in a
+// URL; EventSource cannot send headers). Shows one page at a time: it never loads every
+// operation of a project.
+"use strict";
+const PAGE_SIZE = 50;
+const $ = (id) => document.getElementById(id);
+const state = { project: "", filter: "", tokens: [""], page: 0, ops: new Map(), next: null, watch: null, lastId: null };
+
+function token() { return sessionStorage.getItem("longrun-token") || ""; }
+function headers(extra) {
+  const h = Object.assign({ "Content-Type": "application/json" }, extra || {});
+  if (token()) h.Authorization = "Bearer " + token();
+  return h;
+}
+async function api(method, path, body) {
+  const r = await fetch(path, { method, headers: headers(), body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = await r.json().catch(() => ({}));
+  if (r.status === 401) { askToken(); throw new Error("This server needs a token."); }
+  if (!r.ok) throw new Error((json.error && json.error.message) || ("HTTP " + r.status));
+  return json;
+}
+function say(text) { const m = $("message"); m.textContent = text || ""; m.hidden = !text; }
+function askToken() { $("token-box").hidden = false; $("token").focus(); }
+
+// Filters → the list filter (AIP-160).
+function quote(s) { return '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\*/g, "\\*") + '"'; }
+function buildFilter() {
+  const parts = [];
+  const st = $("f-state").value, ty = $("f-type").value.trim(), tx = $("f-text").value.trim();
+  if (st) parts.push("metadata.state = " + st);
+  if (ty) parts.push("metadata.type = " + quote(ty));
+  if (tx) parts.push('metadata.description = "*' + quote(tx).slice(1, -1) + '*"');
+  return parts.join(" AND ");
+}
+
+// Times: relative, exact on hover.
+function rel(iso) {
+  if (!iso) return "";
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (Math.abs(s) < 5) return "just now";
+  const a = Math.abs(s), unit = a < 60 ? [a, "s"] : a < 3600 ? [Math.round(a / 60), "min"] : a < 86400 ? [Math.round(a / 3600), "h"] : [Math.round(a / 86400), "d"];
+  return s >= 0 ? unit[0] + " " + unit[1] + " ago" : "in " + unit[0] + " " + unit[1];
+}
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+function idOf(name) { return name.split("/operations/")[1] || name; }
+function time(iso) { return iso ? el("time", { datetime: iso, title: iso }, rel(iso)) : ""; }
+function stageOf(m) {
+  const st = (m.stages || []).find((s) => s.completeWorkUnits !== s.totalWorkUnits) || (m.stages || []).slice(-1)[0];
+  return st ? st.displayName || "" : "";
+}
+
+function row(op) {
+  const m = op.metadata || {};
+  const pct = Math.round((m.progress || 0) * 100);
+  const done = op.done === true;
+  const tr = el("tr", { "data-name": op.name });
+  const open = (e) => { e.preventDefault(); detail(op.name); };
+  tr.addEventListener("click", (e) => { if (!e.target.closest("button")) detail(op.name); });
+  tr.append(
+    el("td", {}, el("span", { class: "badge " + m.state }, m.state || "")),
+    el("td", { class: "op" }, el("a", { href: "#" + op.name, onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
+    el("td", {}, m.type || ""),
+    el("td", {}, el("span", { class: "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
+    el("td", {}, stageOf(m)),
+    el("td", {}, m.attempt ? String(m.attempt) : ""),
+    el("td", {}, time(m.createTime)),
+    el("td", {}, time(m.startTime)),
+    el("td", {}, time(m.endTime)),
+    el("td", { class: "err", title: op.error ? op.error.message : "" }, op.error ? op.error.message : ""),
+    el("td", {}, done
+      ? el("button", { type: "button", class: "danger", onclick: () => remove(op.name), "aria-label": "Delete " + idOf(op.name) }, "Delete")
+      : el("button", { type: "button", onclick: () => cancel(op.name), "aria-label": "Cancel " + idOf(op.name) }, "Cancel")),
+  );
+  return tr;
+}
+
+function render() {
+  const body = $("ops").tBodies[0];
+  body.replaceChildren(...[...state.ops.values()].map(row));
+  if (state.ops.size === 0) body.append(el("tr", {}, el("td", { colspan: "11" }, "No operations match.")));
+  $("prev").disabled = state.page === 0;
+  $("next").disabled = !state.next;
+  $("summary").textContent = "Page " + (state.page + 1) + " · " + state.ops.size + " shown";
+}
+
+async function load() {
+  if (!state.project) return;
+  say("");
+  const q = new URLSearchParams({ pageSize: String(PAGE_SIZE), filter: state.filter, pageToken: state.tokens[state.page] });
+  try {
+    const page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/operations?" + q);
+    state.ops = new Map((page.operations || []).map((op) => [op.name, op]));
+    state.next = page.nextPageToken || null;
+    render();
+  } catch (e) { say(e.message); }
+}
+
+// The watch stream, read with fetch: only changes (the page lists what it shows).
+async function watch() {
+  if (state.watch) state.watch.abort();
+  const ctl = new AbortController();
+  state.watch = ctl;
+  const q = new URLSearchParams({ filter: state.filter, snapshot: "false" });
+  const h = headers({ Accept: "text/event-stream" });
+  if (state.lastId) h["Last-Event-ID"] = state.lastId;
+  try {
+    const r = await fetch("/v1/projects/" + encodeURIComponent(state.project) + "/operations:watch?" + q, { headers: h, signal: ctl.signal });
+    if (r.status === 401) { askToken(); return; }
+    if (!r.ok) throw new Error("watch: HTTP " + r.status);
+    $("live").textContent = "live"; $("live").classList.add("on");
+    const reader = r.body.getReader(), dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) { handle(buf.slice(0, i)); buf = buf.slice(i + 2); }
+    }
+  } catch (e) { if (ctl.signal.aborted) return; }
+  $("live").textContent = "reconnecting…"; $("live").classList.remove("on");
+  if (state.watch === ctl) setTimeout(() => { if (state.watch === ctl) watch(); }, 1500);
+}
+function handle(block) {
+  let event = "message", id = null, data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue;
+    const c = line.indexOf(":"), f = c < 0 ? line : line.slice(0, c), v = c < 0 ? "" : line.slice(c + 1).replace(/^ /, "");
+    if (f === "event") event = v; else if (f === "id") id = v; else if (f === "data") data += v;
+  }
+  if (id && !id.endsWith("-s")) state.lastId = id;
+  if (event === "reset") { load(); return; }
+  if (event === "operation" || event === "deleted") {
+    clearTimeout(state.chartTimer);
+    state.chartTimer = setTimeout(chart, 2000);
+  }
+  if (event === "operation") {
+    const op = JSON.parse(data);
+    const known = state.ops.has(op.name);
+    const fresh = !known && state.page === 0 && (op.metadata || {}).state === "PENDING";
+    if (!known && !fresh) return;
+    if (fresh) state.ops = new Map([[op.name, op], ...state.ops]);
+    else state.ops.set(op.name, op);
+    update(op.name);
+  } else if (event === "deleted") {
+    const { name } = JSON.parse(data);
+    if (state.ops.delete(name)) render();
+  }
+}
+function update(name) {
+  const body = $("ops").tBodies[0];
+  const old = body.querySelector('tr[data-name="' + CSS.escape(name) + '"]');
+  const tr = row(state.ops.get(name));
+  tr.classList.add("flash");
+  if (old) old.replaceWith(tr); else { render(); return; }
+  if ($("detail").open && $("detail").dataset.name === name) detail(name);
+}
+
+// A small chart: operations created in the last hour (one page of at most 1,000, so it
+// stays cheap with 100,000 in the project), in 5-minute bars stacked by their state now.
+const STATES = ["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
+const COLORS = { PENDING: "#6b7280", RUNNING: "#1d6fd8", CANCELLING: "#b45309", SUCCEEDED: "#15803d", FAILED: "#b91c1c", CANCELLED: "#7c3aed" };
+async function chart() {
+  const since = new Date(Date.now() - 3600e3).toISOString();
+  const q = new URLSearchParams({ pageSize: "1000", filter: 'metadata.createTime >= "' + since + '"' });
+  let page;
+  try { page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/operations?" + q); } catch (e) { return; }
+  const ops = page.operations || [];
+  const bars = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
+  for (const op of ops) {
+    const m = op.metadata || {};
+    const i = Math.min(11, Math.max(0, Math.floor((Date.parse(m.createTime) - (Date.now() - 3600e3)) / 300e3)));
+    if (m.state in bars[i]) bars[i][m.state]++;
+  }
+  const max = Math.max(1, ...bars.map((b) => STATES.reduce((n, s) => n + b[s], 0)));
+  const svg = $("chart"), ns = "http://www.w3.org/2000/svg", w = 600 / 12;
+  svg.replaceChildren();
+  bars.forEach((b, i) => {
+    let y = 80;
+    for (const s of STATES) {
+      if (!b[s]) continue;
+      const h = (b[s] / max) * 76;
+      y -= h;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", String(i * w + 2)); r.setAttribute("width", String(w - 4));
+      r.setAttribute("y", String(y)); r.setAttribute("height", String(h)); r.setAttribute("fill", COLORS[s]);
+      const t = document.createElementNS(ns, "title"); t.textContent = b[s] + " " + s; r.append(t);
+      svg.append(r);
+    }
+  });
+  const totals = Object.fromEntries(STATES.map((s) => [s, bars.reduce((n, b) => n + b[s], 0)]));
+  $("legend").replaceChildren(...STATES.filter((s) => totals[s]).map((s) => el("span", {}, el("i", { style: "background:" + COLORS[s] }), s + " " + totals[s])));
+  $("chart-note").textContent = page.nextPageToken ? "(the latest 1,000)" : "(" + ops.length + ")";
+}
+
+async function cancel(name) {
+  if (!confirm("Cancel " + idOf(name) + "?")) return;
+  try { await api("POST", "/v1/" + name + ":cancel", {}); } catch (e) { say(e.message); }
+}
+async function remove(name) {
+  if (!confirm("Delete " + idOf(name) + "? This cannot be undone.")) return;
+  try { await api("DELETE", "/v1/" + name); state.ops.delete(name); render(); } catch (e) { say(e.message); }
+}
+async function bulkCancel() {
+  const filter = state.filter || "done = false";
+  if (!confirm("Cancel every operation of " + state.project + " matching:\n" + filter + " ?")) return;
+  try {
+    const op = await api("POST", "/v1/projects/" + encodeURIComponent(state.project) + "/operations:batchCancel", { filter });
+    say("Bulk cancel started: " + idOf(op.name));
+  } catch (e) { say(e.message); }
+}
+
+async function detail(name) {
+  const d = $("detail");
+  d.dataset.name = name;
+  let op, waiting = null;
+  try {
+    const r = await fetch("/v1/" + name, { headers: headers() });
+    if (r.status === 401) { askToken(); return; }
+    op = await r.json();
+    if (!r.ok) throw new Error((op.error && op.error.message) || ("HTTP " + r.status));
+    waiting = r.headers.get("x-longrun-waiting");
+  } catch (e) { say(e.message); return; }
+  const m = op.metadata || {};
+  $("detail-title").textContent = idOf(name);
+  const dl = el("dl");
+  const add = (k, v) => { if (v !== undefined && v !== null && v !== "") dl.append(el("dt", {}, k), el("dd", {}, v)); };
+  add("Name", op.name); add("State", el("span", { class: "badge " + m.state }, m.state)); add("Type", m.type);
+  if (waiting) add("Waiting", el("span", { class: "waiting" }, waiting));
+  add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
+  add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", Math.round((m.progress || 0) * 100) + "%");
+  add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
+  add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
+  const actions = el("div", { class: "actions" },
+    op.done ? el("button", { type: "button", class: "danger", onclick: () => remove(name) }, "Delete")
+            : el("button", { type: "button", onclick: () => cancel(name) }, "Cancel"));
+  const parts = [dl, actions];
+  if (op.error) parts.push(el("h3", {}, "Error"), el("pre", {}, JSON.stringify(op.error, null, 2)));
+  if (op.response) parts.push(el("h3", {}, "Response"), el("pre", {}, JSON.stringify(op.response, null, 2)));
+  parts.push(el("h3", {}, "Metadata"), el("pre", {}, JSON.stringify(m, null, 2)));
+  const out = el("pre", {}, "…");
+  parts.push(el("h3", {}, "Command output"), out);
+  $("detail-body").replaceChildren(...parts);
+  if (!d.open) d.showModal();
+  api("GET", "/v1/operationOutputs/" + name).then((o) => { out.textContent = o.output || "(none)"; }).catch(() => { out.textContent = "(none)"; });
+}
+
+function open(project) {
+  state.project = project;
+  state.filter = buildFilter();
+  state.tokens = [""]; state.page = 0; state.lastId = null;
+  const url = new URL(location.href); url.searchParams.set("project", project); history.replaceState(null, "", url);
+  const recent = JSON.parse(localStorage.getItem("longrun-projects") || "[]").filter((p) => p !== project);
+  recent.unshift(project); localStorage.setItem("longrun-projects", JSON.stringify(recent.slice(0, 10)));
+  $("recent-projects").replaceChildren(...recent.map((p) => el("option", { value: p })));
+  document.title = "longrun · " + project;
+  load().then(watch);
+  chart();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const params = new URLSearchParams(location.search);
+  const recent = JSON.parse(localStorage.getItem("longrun-projects") || "[]");
+  $("recent-projects").replaceChildren(...recent.map((p) => el("option", { value: p })));
+  $("project").value = params.get("project") || recent[0] || "";
+  $("project-form").addEventListener("submit", (e) => { e.preventDefault(); open($("project").value.trim()); });
+  $("filters").addEventListener("submit", (e) => { e.preventDefault(); open(state.project || $("project").value.trim()); });
+  $("f-state").addEventListener("change", () => open(state.project || $("project").value.trim()));
+  $("bulk-cancel").addEventListener("click", bulkCancel);
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault(); sessionStorage.setItem("longrun-token", $("token").value.trim());
+    $("token-box").hidden = true; if (state.project) open(state.project);
+  });
+  $("prev").addEventListener("click", () => { if (state.page > 0) { state.page--; load(); } });
+  $("next").addEventListener("click", () => { if (state.next) { state.tokens[state.page + 1] = state.next; state.page++; load(); } });
+  setInterval(() => { if (state.project) chart(); }, 30000);
+  setInterval(() => document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = rel(t.getAttribute("datetime")); }), 15000);
+  if ($("project").value) open($("project").value);
+});

@@ -1,0 +1,55 @@
+//! `longrun.v1.Operations/WatchOperations`: the watch stream (contract section 13) as a
+//! gRPC server stream, the same items as the REST form's server-sent events.
+
+use super::{Grpc, convert, project};
+use crate::console::watch::{self, Item, Watch};
+use crate::rest::Route;
+use crate::rest::render::Version;
+use longrun_proto::longrun::v1 as pb;
+use longrun_proto::longrun::v1::watch_operations_response::Event;
+use std::pin::Pin;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+/// The response stream.
+pub type Outbound = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::operations_server::Operations for Grpc {
+    type WatchOperationsStream = Outbound;
+
+    async fn watch_operations(
+        &self,
+        request: Request<pb::WatchOperationsRequest>,
+    ) -> Result<Response<Outbound>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let project = project(&r.parent)?;
+        self.authorize(&metadata, &Route::Watch(project.clone()))
+            .await?;
+        let items = watch::open(Watch {
+            engine: self.app.engine.clone(),
+            hub: self.app.console.hub.clone(),
+            project,
+            filter_text: r.filter,
+            version: Version::V1,
+            resume: (!r.last_event_id.is_empty()).then_some(r.last_event_id),
+            snapshot: !r.changes_only,
+        })
+        .map_err(convert::error)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(items).filter_map(|item| {
+            let (id, event) = match item {
+                Item::Operation(id, op) => (id, Event::Operation(convert::operation(&op))),
+                Item::Deleted(id, name) => (id, Event::Deleted(name.as_str().to_string())),
+                Item::Synced(id) => (id, Event::Synced(())),
+                Item::Reset => (String::new(), Event::Reset(())),
+                // HTTP/2 keeps the connection; nothing to send.
+                Item::KeepAlive => return None,
+            };
+            Some(Ok(pb::WatchOperationsResponse {
+                id,
+                event: Some(event),
+            }))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

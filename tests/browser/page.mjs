@@ -1,0 +1,117 @@
+// The task manager page in a real browser (Debian's Chromium driven by playwright-core):
+// load, see the seeded operations, filter, open a detail, cancel a running operation and
+// see its badge turn CANCELLED without a reload, bulk-cancel a filter, and read it at
+// phone width. Screenshots of each step go to $SHOTS (target/browser).
+// Usage: node page.mjs http://127.0.0.1:PORT
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const base = process.argv[2];
+const shots = process.env.SHOTS || "../../target/browser";
+mkdirSync(shots, { recursive: true });
+const project = "demo";
+
+async function api(method, path, body) {
+  const r = await fetch(base + path, { method, headers: { "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+  const json = await r.json();
+  assert.ok(r.ok, `${method} ${path}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+// Seed: five exports (stay PENDING), two done, one SIMULATE that runs until cancelled.
+for (let i = 1; i <= 5; i++) {
+  await api("POST", `/v1/projects/${project}/operations:submit`, { type: "EXPORT", operationId: `export-${i}`, description: `Export tile ${i} to gs://bucket/tiles/${i}.tif` });
+}
+for (const id of ["old-a", "old-b"]) {
+  await api("POST", `/v1/projects/${project}/operations:submit`, { type: "INGEST", operationId: id, description: `Ingest ${id}` });
+  await api("POST", `/v1/projects/${project}/operations/${id}:cancel`, {});
+}
+await api("POST", `/v1/projects/${project}/operations:submit`, { type: "SIMULATE", operationId: "long-run", description: "A long simulation" });
+for (let i = 0; ; i++) {
+  const op = await api("GET", `/v1/projects/${project}/operations/long-run`);
+  if (op.metadata.state === "RUNNING") break;
+  assert.ok(i < 100, "the simulation starts");
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const errors = [];
+page.on("pageerror", (e) => errors.push(String(e)));
+page.on("dialog", (d) => d.accept());
+const badge = (id) => page.locator(`tr[data-name="projects/${project}/operations/${id}"] .badge`);
+const step = async (n, name) => page.screenshot({ path: `${shots}/${n}-${name}.png`, fullPage: true });
+
+// 1. Load: every seeded operation is listed, newest first.
+await page.goto(`${base}/?project=${project}`);
+await page.locator("tbody tr[data-name]").first().waitFor();
+assert.equal(await page.locator("tbody tr[data-name]").count(), 8);
+assert.equal(await badge("long-run").textContent(), "RUNNING");
+await page.locator(".live.on").waitFor();
+await step(1, "loaded");
+
+// 2. Filter by state (through the list filter), with the keyboard.
+await page.locator("#f-state").focus();
+await page.keyboard.press("ArrowDown"); // PENDING
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 5);
+for (const text of await page.locator("tbody .badge").allTextContents()) assert.equal(text, "PENDING");
+await step(2, "filtered-pending");
+// Description search: one export.
+await page.selectOption("#f-state", "");
+await page.fill("#f-text", "tile 3");
+await page.press("#f-text", "Enter");
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 1);
+await step(3, "search");
+await page.fill("#f-text", "");
+await page.press("#f-text", "Enter");
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 8);
+
+// 4. Detail of the running operation.
+await page.locator(`tr[data-name="projects/${project}/operations/long-run"] td.op a`).click();
+await page.locator("#detail[open]").waitFor();
+await page.locator("#detail-body dl").waitFor();
+assert.match(await page.locator("#detail-body").textContent(), /A long simulation/);
+await step(4, "detail");
+await page.keyboard.press("Escape");
+// A queued export says why it waits: nothing serves its type.
+await page.locator(`tr[data-name="projects/${project}/operations/export-1"] td.op a`).click();
+await page.locator("#detail-body .waiting").waitFor();
+assert.match(await page.locator("#detail-body .waiting").textContent(), /no executor or worker has asked for operations of type EXPORT/);
+await step(4, "detail-waiting");
+await page.keyboard.press("Escape");
+await page.locator("#detail[open]").waitFor({ state: "detached" }).catch(() => {});
+
+// 5. Cancel the running one: its badge turns CANCELLED from the watch stream, no reload.
+const marker = await page.evaluate(() => (window.__noReload = Math.random()));
+await page.locator(`tr[data-name="projects/${project}/operations/long-run"] button`).click();
+await page.waitForFunction((id) => document.querySelector(`tr[data-name="projects/demo/operations/${id}"] .badge`)?.textContent === "CANCELLED", "long-run", { timeout: 15000 });
+assert.equal(await page.evaluate(() => window.__noReload), marker, "the page was not reloaded");
+await step(5, "cancelled-live");
+
+// 6. Bulk cancel of a filter: type EXPORT.
+await page.fill("#f-type", "EXPORT");
+await page.press("#f-type", "Enter");
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 5);
+await page.locator("#bulk-cancel").click();
+await page.waitForFunction(() => [...document.querySelectorAll("tbody .badge")].every((b) => b.textContent === "CANCELLED"), null, { timeout: 30000 });
+assert.match(await page.locator("#message").textContent(), /Bulk cancel started/);
+await step(6, "bulk-cancelled");
+const job = (await api("GET", `/v1/projects/${project}/operations?filter=${encodeURIComponent('metadata.type = "BATCH_CANCEL"')}`)).operations[0];
+const done = await api("POST", `/v1/${job.name}:wait`, { timeout: "20s" });
+assert.equal(done.response.cancelledCount, "5");
+
+// 7. Phone width: the table still reads (some columns hidden).
+await page.setViewportSize({ width: 390, height: 800 });
+await page.fill("#f-type", "");
+await page.press("#f-type", "Enter");
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length >= 9);
+await step(7, "phone");
+
+assert.deepEqual(errors, [], "no script errors");
+await browser.close();
+console.log(`browser test passed; screenshots in ${shots}`);
