@@ -13,7 +13,8 @@ use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
 use async_trait::async_trait;
 use longrun_store::{
-    Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount, Signal, Store,
+    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount,
+    Signal, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use std::sync::Arc;
@@ -152,6 +153,26 @@ impl Store for Watched {
     /// went (a watcher learns of them on its next snapshot).
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
         self.inner.expire(ended_before, limit).await
+    }
+
+    // Assets are not operations: nothing to watch.
+    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
+        self.inner.asset(name).await
+    }
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        self.inner.assets(parent, after, limit).await
+    }
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
+        self.inner.put_asset(asset, overwrite).await
+    }
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
+        self.inner.delete_asset(name).await
+    }
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
+        self.inner.move_asset(from, to, to_parent).await
+    }
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        self.inner.scan_assets(after, limit).await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::auth::iam::Permission;
 use crate::error::ApiError;
-use crate::rest::{self, App, Route};
+use crate::rest::{self, App};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -77,42 +77,21 @@ fn is_grpc(request: &Request) -> bool {
 
 /// The method id of a REST request: discovery's (`operations.get`), the fixed route's name,
 /// or `unknown` for what no route serves.
-pub fn method_id(method: &Method, path: &str) -> &'static str {
-    match path {
-        "/" => return "page",
-        "/healthz" => return "healthz",
-        "/readyz" => return "readyz",
-        "/metrics" => return "metrics",
-        "/token" => return "token",
-        "/batch" => return "batch",
-        "/$discovery/rest" => return "discovery",
-        _ if path.starts_with("/assets/") => return "page",
-        _ => {}
-    }
-    let Some(route) = rest::route_of(method, path) else {
-        return "unknown";
+pub fn method_id(method: &Method, path: &str) -> String {
+    let fixed = match path {
+        "/" => "page",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        "/token" => "token",
+        "/batch" => "batch",
+        "/$discovery/rest" => "discovery",
+        _ if path.starts_with("/assets/") => "page",
+        _ => {
+            return rest::route_of(method, path).map_or("unknown".into(), |r| rest::method_of(&r).0);
+        }
     };
-    match route {
-        Route::Get(_) => "operations.get",
-        Route::Delete(_) => "operations.delete",
-        Route::Cancel(_) => "operations.cancel",
-        Route::Wait(_) => "operations.wait",
-        Route::List(_) => "operations.list",
-        Route::Watch(_) => "operations.watch",
-        Route::BatchCancel(_) => "operations.batchCancel",
-        Route::Submit(_) => "operations.submit",
-        Route::Lease(_) => "workers.lease",
-        Route::Heartbeat(_) => "operations.heartbeat",
-        Route::Complete(_) => "operations.complete",
-        Route::Output(_) => "operationOutputs.get",
-        Route::Algorithms(_) => "algorithms.list",
-        Route::Start(..) => "earthengine.start",
-        Route::ListAccounts(_) => "serviceAccounts.list",
-        Route::CreateAccount(_) => "serviceAccounts.create",
-        Route::SetAccountDisabled(_, _, true) => "serviceAccounts.disable",
-        Route::SetAccountDisabled(_, _, false) => "serviceAccounts.enable",
-        Route::DeleteAccount(..) => "serviceAccounts.delete",
-    }
+    fixed.to_string()
 }
 
 /// The layer: counts every request by method and status, and times it (to the response
@@ -134,6 +113,6 @@ pub async fn track(State(app): State<App>, request: Request, next: Next) -> Resp
     }
     let method = method_id(request.method(), request.uri().path());
     let response = next.run(request).await;
-    metrics.http_request(method, response.status().as_u16(), started.elapsed());
+    metrics.http_request(&method, response.status().as_u16(), started.elapsed());
     response
 }

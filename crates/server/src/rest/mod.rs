@@ -289,6 +289,8 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         Route::Complete(n) => ("operations.complete", n.project().as_str().to_string()),
         Route::Output(n) => ("operationOutputs.get", n.project().as_str().to_string()),
         Route::List(p) => ("operations.list", p.as_str().to_string()),
+        Route::Watch(p) => ("operations.watch", p.as_str().to_string()),
+        Route::BatchCancel(p) => ("operations.batchCancel", p.as_str().to_string()),
         Route::Submit(p) => ("operations.submit", p.as_str().to_string()),
         Route::Lease(_) => ("workers.lease", String::new()),
         Route::ListAccounts(p) => ("serviceAccounts.list", p.as_str().to_string()),
