@@ -22,7 +22,6 @@ async fn unknown_paths_methods_and_verbs() {
         )
     );
     for path in [
-        "/",
         "/v1",
         "/v1/projects/p",
         "/v1/projects/p/things/x",
