@@ -1,4 +1,4 @@
-//! The `Work` stream: a worker's lease, heartbeat and complete calls on one stream,
+//! The `Work` stream: a worker's lease, heartbeat and complete calls (one, or a batch) on one stream,
 //! answered in any order (each answer carries its call's id), and cancellations pushed the
 //! moment they are requested for any operation this stream leased or reported on.
 
@@ -22,14 +22,17 @@ const OUTBOX: usize = 256;
 
 /// A failed call's status, with the details the unary call would carry.
 fn failed(status: Status) -> Answer {
+    Answer::Error(rpc_status(status))
+}
+
+/// The google.rpc.Status a failed call carries (with its details).
+fn rpc_status(status: Status) -> rpc::Status {
     use prost::Message;
-    Answer::Error(
-        rpc::Status::decode(status.details()).unwrap_or_else(|_| rpc::Status {
-            code: status.code() as i32,
-            message: status.message().to_string(),
-            details: Vec::new(),
-        }),
-    )
+    rpc::Status::decode(status.details()).unwrap_or_else(|_| rpc::Status {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+        details: Vec::new(),
+    })
 }
 
 pub fn serve(
@@ -119,10 +122,47 @@ async fn answer(
             })
         }
         Some(Call::Complete(r)) => grpc.complete(caller, r).await.map(Answer::Complete),
+        Some(Call::CompleteBatch(batch)) => {
+            Ok(Answer::Completed(complete_batch(grpc, caller, batch).await))
+        }
         None => Err(convert::error(crate::error::ApiError::invalid(
             "INVALID_REQUEST_BODY",
             "a work request carries a lease, heartbeat or complete call",
         ))),
     };
     result.unwrap_or_else(failed)
+}
+
+/// Applies a batch's completions concurrently (so that the store commits them together) and
+/// answers each in order; a failed one does not fail the others.
+async fn complete_batch(
+    grpc: &Grpc,
+    caller: &Caller,
+    batch: pb::CompleteBatch,
+) -> pb::CompleteBatchResponse {
+    use pb::complete_result::Result as Outcome;
+    let running: Vec<_> = batch
+        .completions
+        .into_iter()
+        .map(|request| {
+            let (grpc, caller) = (grpc.clone(), caller.clone());
+            tokio::spawn(async move { grpc.complete(&caller, request).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(running.len());
+    for task in running {
+        let result = match task.await {
+            Ok(Ok(op)) => Outcome::Operation(op),
+            Ok(Err(status)) => Outcome::Error(rpc_status(status)),
+            Err(_) => Outcome::Error(rpc::Status {
+                code: tonic::Code::Internal as i32,
+                message: "the completion was interrupted".into(),
+                details: Vec::new(),
+            }),
+        };
+        results.push(pb::CompleteResult {
+            result: Some(result),
+        });
+    }
+    pb::CompleteBatchResponse { results }
 }

@@ -148,3 +148,117 @@ proptest::proptest! {
         }
     }
 }
+
+/// A `CompleteBatch` on the Work stream applies each completion on its own and answers
+/// them in order: a success, a failure, and one with a stale lease id (ABORTED) that
+/// leaves its operation running.
+#[tokio::test]
+async fn a_batch_of_completions_is_answered_one_by_one() {
+    use longrun_proto::longrun::v1 as pb;
+    use pb::complete_request::Result as Report;
+    use pb::complete_result::Result as Outcome;
+    use pb::work_request::Call;
+    use pb::work_response::Answer;
+
+    let s = TestServer::start().await;
+    for id in ["ok", "bad", "stale"] {
+        s.submit("p", json!({"type": "BATCH", "operationId": id}))
+            .await;
+    }
+    let (calls, outbound) = tokio::sync::mpsc::channel(8);
+    let mut inbound = pb::workers_client::WorkersClient::new(channel(&s).await)
+        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap()
+        .into_inner();
+    let lease = pb::LeaseRequest {
+        worker: "w".into(),
+        types: vec!["BATCH".into()],
+        max_operations: 3,
+        wait_timeout: Some(prost_types::Duration::default()),
+        ..Default::default()
+    };
+    calls
+        .send(pb::WorkRequest {
+            id: 1,
+            call: Some(Call::Lease(lease)),
+        })
+        .await
+        .unwrap();
+    let answer = inbound.message().await.unwrap().unwrap();
+    let Some(Answer::Lease(leased)) = answer.answer else {
+        panic!("a lease answer: {answer:?}")
+    };
+    let lease_of = |id: &str| {
+        let name = format!("projects/p/operations/{id}");
+        let lease = leased
+            .leases
+            .iter()
+            .find(|l| l.operation.as_ref().unwrap().name == name);
+        (name, lease.unwrap().lease_id.clone())
+    };
+    let complete = |id: &str, result: Report, stale: bool| {
+        let (name, lease_id) = lease_of(id);
+        let lease_id = if stale {
+            format!("{lease_id}x")
+        } else {
+            lease_id
+        };
+        pb::CompleteRequest {
+            name,
+            lease_id,
+            result: Some(result),
+        }
+    };
+    let failure = longrun_proto::google::rpc::Status {
+        code: 13,
+        message: "broke".into(),
+        details: Vec::new(),
+    };
+    let batch = pb::CompleteBatch {
+        completions: vec![
+            complete("ok", Report::Response(prost_types::Value::default()), false),
+            complete("bad", Report::Error(failure), false),
+            complete(
+                "stale",
+                Report::Response(prost_types::Value::default()),
+                true,
+            ),
+        ],
+    };
+    calls
+        .send(pb::WorkRequest {
+            id: 2,
+            call: Some(Call::CompleteBatch(batch)),
+        })
+        .await
+        .unwrap();
+    let answer = inbound.message().await.unwrap().unwrap();
+    assert_eq!(answer.id, 2);
+    let Some(Answer::Completed(completed)) = answer.answer else {
+        panic!("a batch answer: {answer:?}")
+    };
+    let outcomes: Vec<_> = completed
+        .results
+        .into_iter()
+        .map(|r| r.result.unwrap())
+        .collect();
+    assert!(
+        matches!(&outcomes[0], Outcome::Operation(op) if op.done),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Operation(op) if op.done),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(&outcomes[2], Outcome::Error(e) if e.code == tonic::Code::Aborted as i32),
+        "{outcomes:?}"
+    );
+    for (id, state) in [("ok", "SUCCEEDED"), ("bad", "FAILED"), ("stale", "RUNNING")] {
+        let (_, op) = s
+            .request("GET", &format!("/v1/projects/p/operations/{id}"), None)
+            .await;
+        assert_eq!(op["metadata"]["state"], state, "{op}");
+    }
+}

@@ -214,10 +214,10 @@ class Worker:
                 self.name, sorted(self._handlers), slots, self.lease_poll, self.lease_duration
             )
             self._backoff = _BACKOFF_FIRST
-        except (ApiError, OSError) as e:
+        except Exception as e:  # the server's refusal, a broken stream, or a bug: retry
             backoff = self._backoff
             self._backoff = min(backoff * 2, _BACKOFF_MAX)
-            log.warning("lease failed (%s); retrying in %.2f s", e, backoff)
+            log.warning("lease failed (%r); retrying in %.2f s", e, backoff)
             # The slots stay taken for the backoff, which keeps the loop from retrying.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(stopping), backoff)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,21 @@ def _error(status: status_pb2.Status) -> ApiError:
     return ApiError(status.code, status.message, reason=reason, metadata=metadata)
 
 
+def _fenced(e: ApiError) -> ApiError | LeaseLost:
+    """ABORTED and NOT_FOUND mean the lease is gone: `LeaseLost`; other errors as they are."""
+    if e.code in (5, 10):
+        return LeaseLost(f"{CODE_NAMES.get(e.code)}: {e.message}")
+    return e
+
+
+async def _outcome(call: Awaitable[None]) -> BaseException | None:
+    try:
+        await call
+    except (ApiError, LeaseLost) as e:
+        return e
+    return None
+
+
 class _Link:
     """One open stream: its call, the calls waiting for answers, and its writer."""
 
@@ -139,6 +155,9 @@ class StreamBackend:
         self._opening = asyncio.Lock()
         self._ids = itertools.count(1)
         self._opened = 0
+        self._batching = True
+        self._batch: list[tuple[pb.CompleteRequest, asyncio.Future[None]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def _current(self) -> _Link:
         link = self._link
@@ -265,17 +284,65 @@ class StreamBackend:
         return bool(response.heartbeat.cancel_requested)
 
     async def complete(self, a: Assignment, response: Any, error: tuple[int, str] | None) -> None:
+        """Completions made in the same turn of the event loop go out as one
+        `CompleteBatch` message (each still answered on its own); raises `LeaseLost` when
+        the server fenced this one off."""
         request = pb.CompleteRequest(name=a.name, lease_id=a.lease_id)
         if error is None:
             python_to_value(response, request.response)
         else:
             request.error.code, request.error.message = error
+        if not self._batching:
+            return await self._complete_one(request)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._batch.append((request, future))
+        if len(self._batch) == 1:
+            loop.call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[pb.CompleteRequest, asyncio.Future[None]]]) -> None:
+        if len(batch) == 1:
+            outcomes: list[BaseException | None] = [await _outcome(self._complete_one(batch[0][0]))]
+        else:
+            outcomes = await self._complete_many([request for request, _ in batch])
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+
+    async def _complete_many(
+        self, requests: list[pb.CompleteRequest]
+    ) -> list[BaseException | None]:
+        try:
+            response = await self._call(complete_batch=pb.CompleteBatch(completions=requests))
+        except ApiError as e:
+            if e.code == 3 and e.reason == "INVALID_REQUEST_BODY":
+                # A server without batches: one at a time from now on.
+                self._batching = False
+                return [await _outcome(self._complete_one(r)) for r in requests]
+            return [e] * len(requests)
+        results = response.completed.results
+        if len(results) != len(requests):
+            return [StreamClosed("a batch was answered with the wrong count")] * len(requests)
+        return [
+            _fenced(_error(r.error)) if r.WhichOneof("result") == "error" else None for r in results
+        ]
+
+    async def _complete_one(self, request: pb.CompleteRequest) -> None:
         try:
             await self._call(complete=request)
         except ApiError as e:
-            if e.code in (5, 10):
-                raise LeaseLost(f"{CODE_NAMES.get(e.code)}: {e.message}") from e
-            raise
+            raise _fenced(e) from e
 
     async def close(self) -> None:
         link = self._link
