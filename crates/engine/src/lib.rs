@@ -56,6 +56,9 @@ pub struct Options {
     pub task_types: HashMap<String, TaskType>,
     /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
     pub max_running: u64,
+    /// The plan maximum of concurrent exports per project (`[projects]
+    /// plan_max_concurrent_exports`, contract section 12); 0 = exports are not capped.
+    pub max_exports: u64,
 }
 
 /// How operations of one type are run.
@@ -124,6 +127,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             task_types: HashMap::new(),
             max_running: 0,
+            max_exports: 100,
         }
     }
 }

@@ -255,6 +255,28 @@ async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
     Ok(tx.query_one(&count, &[&project]).await.map_err(pg)?.get(0))
 }
 
+/// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its
+/// export cap within `plan`, under the project's leasing lock (see [`running_count`]).
+async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Result<(i64, i64)> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
+        .await
+        .map_err(pg)?;
+    tx.execute(&lock, &[&project]).await.map_err(pg)?;
+    let count = tx
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM operations WHERE project = $1 \
+             AND state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\\_%'), \
+             (SELECT max_concurrent_exports FROM project_configs WHERE project = $1)",
+        )
+        .await
+        .map_err(pg)?;
+    let row = tx.query_one(&count, &[&project]).await.map_err(pg)?;
+    let own = row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
+    let cap = longrun_store::export_cap(own, plan);
+    Ok((row.get(0), i64::try_from(cap).unwrap_or(i64::MAX)))
+}
+
 /// After a conditional write changed nothing: was the row missing, or newer?
 async fn missing_or_conflict(client: &impl GenericClient, name: &Name) -> Result<Error> {
     let exists: bool = client
@@ -480,8 +502,10 @@ impl Store for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        // With a running limit some candidates may be skipped: look further ahead.
-        let scan = if query.max_running > 0 {
+        // With a running limit or an export cap some candidates may be skipped: look
+        // further ahead.
+        let caps_exports = longrun_store::caps_exports(&query);
+        let scan = if query.max_running > 0 || caps_exports {
             query.limit + 1000
         } else {
             query.limit
@@ -505,6 +529,9 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         let mut running: std::collections::HashMap<String, i64> = Default::default();
+        // Per project: (exports RUNNING or CANCELLING, the project's cap), read under the
+        // project's leasing lock like the running count, so the cap is exact across servers.
+        let mut exports: std::collections::HashMap<String, (i64, i64)> = Default::default();
         let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
         let mut chosen = Vec::new();
         for candidate in &candidates {
@@ -512,16 +539,27 @@ impl Store for PostgresStore {
                 break;
             }
             let op = record(candidate)?;
-            if max_running > 0 {
-                let project = op.name.project().as_str().to_string();
-                let count = match running.get(&project) {
-                    Some(n) => *n,
-                    None => running_count(&tx, &project).await?,
-                };
-                running.insert(project, count + i64::from(count < max_running));
-                if count >= max_running {
-                    continue;
-                }
+            let project = op.name.project().as_str().to_string();
+            let is_export = caps_exports && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
+            if max_running > 0 && !running.contains_key(&project) {
+                let count = running_count(&tx, &project).await?;
+                running.insert(project.clone(), count);
+            }
+            if is_export && !exports.contains_key(&project) {
+                let known = export_count(&tx, &project, query.max_exports).await?;
+                exports.insert(project.clone(), known);
+            }
+            if max_running > 0 && running[&project] >= max_running {
+                continue;
+            }
+            if is_export && exports[&project].0 >= exports[&project].1 {
+                continue;
+            }
+            if let Some(n) = running.get_mut(&project) {
+                *n += 1;
+            }
+            if let Some((n, _)) = exports.get_mut(&project).filter(|_| is_export) {
+                *n += 1;
             }
             chosen.push(((query.start)(op), candidate.get::<_, String>(1)));
         }
@@ -537,6 +575,33 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(pg)?;
         Ok(leased)
+    }
+
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT max_concurrent_exports FROM project_configs WHERE project = $1",
+                &[&project],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        longrun_store::storable_text("project", project)?;
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO project_configs (project, max_concurrent_exports) VALUES ($1, $2) \
+                 ON CONFLICT (project) DO UPDATE SET max_concurrent_exports = EXCLUDED.max_concurrent_exports",
+                &[&project, &value],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {

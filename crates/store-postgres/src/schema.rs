@@ -177,6 +177,15 @@ CREATE TABLE assets (
 );
 CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
+    r#"
+-- Per-project settings of contract section 12 (0 = the plan maximum).
+CREATE TABLE project_configs (
+    project                TEXT COLLATE "C" PRIMARY KEY,
+    max_concurrent_exports BIGINT NOT NULL
+);
+CREATE INDEX operations_exports ON operations (project)
+    WHERE state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\_%';
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -433,8 +433,14 @@ impl Store for SqliteStore {
             .writer
             .write(move |conn| {
                 let marks = |n| vec!["?"; n].join(", ");
-                // With a running limit some candidates may be skipped: look further ahead.
-                let scan = if query.max_running > 0 { query.limit + 1000 } else { query.limit };
+                // With a running limit or an export cap some candidates may be skipped: look
+                // further ahead.
+                let caps_exports = longrun_store::caps_exports(&query);
+                let scan = if query.max_running > 0 || caps_exports {
+                    query.limit + 1000
+                } else {
+                    query.limit
+                };
                 let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
                 let within = match &query.projects {
                     Some(projects) => {
@@ -457,6 +463,9 @@ impl Store for SqliteStore {
                     })
                     .map_err(backend)?;
                 let mut running: std::collections::HashMap<String, u64> = Default::default();
+                // Per project: (exports RUNNING or CANCELLING, the project's cap). The
+                // writer thread is the only writer, so counts read here stay exact.
+                let mut exports: std::collections::HashMap<String, (u64, u64)> = Default::default();
                 let mut leased = Vec::new();
                 for (text, payload) in candidates {
                     if leased.len() == query.limit {
@@ -464,28 +473,62 @@ impl Store for SqliteStore {
                     }
                     let op = record(text)?;
                     let project = op.name.project().as_str().to_string();
-                    if query.max_running > 0 {
-                        let count = match running.get(&project) {
-                            Some(n) => *n,
-                            None => conn
-                                .prepare_cached(
-                                    "SELECT count(*) FROM operations WHERE project = ?1 \
-                                     AND state IN ('RUNNING', 'CANCELLING')",
-                                )
-                                .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
-                                .map_err(backend)?,
-                        };
-                        if count >= query.max_running {
-                            running.insert(project, count);
-                            continue;
-                        }
-                        running.insert(project, count + 1);
+                    let is_export =
+                        caps_exports && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
+                    if query.max_running > 0 && !running.contains_key(&project) {
+                        let count = conn
+                            .prepare_cached(
+                                "SELECT count(*) FROM operations WHERE project = ?1 \
+                                 AND state IN ('RUNNING', 'CANCELLING')",
+                            )
+                            .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
+                            .map_err(backend)?;
+                        running.insert(project.clone(), count);
+                    }
+                    if is_export && !exports.contains_key(&project) {
+                        let known = export_count(conn, &project, query.max_exports)?;
+                        exports.insert(project.clone(), known);
+                    }
+                    if query.max_running > 0 && running[&project] >= query.max_running {
+                        continue;
+                    }
+                    if is_export && exports[&project].0 >= exports[&project].1 {
+                        continue;
+                    }
+                    if let Some(n) = running.get_mut(&project) {
+                        *n += 1;
+                    }
+                    if let Some((n, _)) = exports.get_mut(&project).filter(|_| is_export) {
+                        *n += 1;
                     }
                     let started = write_update(conn, (query.start)(op))?;
                     let payload = serde_json::from_str(&payload).map_err(backend)?;
                     leased.push((started, payload));
                 }
                 Ok(leased)
+            })
+            .await
+    }
+
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        let project = project.to_string();
+        self.read(move |conn| own_export_cap(conn, &project)).await
+    }
+
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        longrun_store::storable_text("project", project)?;
+        let project = project.to_string();
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO project_configs (project, max_concurrent_exports) VALUES (?1, ?2) \
+                     ON CONFLICT (project) DO UPDATE SET max_concurrent_exports = excluded.max_concurrent_exports",
+                    params![project, value],
+                )
+                .map(drop)
+                .map_err(backend)
             })
             .await
     }
@@ -614,4 +657,28 @@ fn missing_or_conflict(conn: &Connection, name: &Name) -> Result<Error> {
     } else {
         Error::NotFound
     })
+}
+
+/// A project's own `max_concurrent_exports` (0: unset).
+fn own_export_cap(conn: &Connection, project: &str) -> Result<u64> {
+    let own: Option<i64> = conn
+        .prepare_cached("SELECT max_concurrent_exports FROM project_configs WHERE project = ?1")
+        .and_then(|mut s| s.query_row([project], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    Ok(own.map_or(0, |n| n.max(0) as u64))
+}
+
+/// A project's exports RUNNING or CANCELLING, and its export cap within `plan`.
+fn export_count(conn: &Connection, project: &str, plan: u64) -> Result<(u64, u64)> {
+    let count: u64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM operations WHERE project = ?1 \
+             AND state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*'",
+        )
+        .and_then(|mut s| s.query_row([project], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok((
+        count,
+        longrun_store::export_cap(own_export_cap(conn, project)?, plan),
+    ))
 }

@@ -81,6 +81,15 @@ CREATE TABLE assets (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
+    r#"
+-- Per-project settings of contract section 12 (0 = the plan maximum).
+CREATE TABLE project_configs (
+    project                TEXT PRIMARY KEY,
+    max_concurrent_exports INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX operations_exports ON operations (project)
+    WHERE state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -36,7 +36,9 @@ macro_rules! conformance_suite {
             text_no_backend_can_index_is_refused_alike,
             awkward_values_round_trip_exactly,
             assets_keep_to_their_folders,
-            assets_move_with_their_contents
+            assets_move_with_their_contents,
+            project_export_caps_are_kept,
+            lease_caps_exports_per_project
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -536,6 +538,7 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
         limit,
         max_running,
         projects: None,
+        max_exports: 0,
         start: Arc::new(move |mut op: Operation| {
             op.apply(Event::Lease, None, Timestamp(expire - 10));
             op.lease = Some(Lease {
@@ -1091,4 +1094,76 @@ pub async fn assets_move_with_their_contents<S: Store>(store: Arc<S>) {
             "projects/p/assets/dest/a2/c/i1",
         ]
     );
+}
+
+pub async fn project_export_caps_are_kept<S: Store>(store: Arc<S>) {
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
+    store.set_max_concurrent_exports("p", 7).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 7);
+    assert_eq!(store.max_concurrent_exports("q").await.unwrap(), 0);
+    store.set_max_concurrent_exports("p", 3).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 3);
+    store.set_max_concurrent_exports("p", 0).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
+    assert!(matches!(
+        store.set_max_concurrent_exports("p\0", 1).await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+}
+
+pub async fn lease_caps_exports_per_project<S: Store>(store: Arc<S>) {
+    let submit = async |p: &str, id: &str, ty: &str, created: i64| {
+        let mut op = operation(p, id, created);
+        op.op_type = ty.into();
+        created_op(&*store, op).await
+    };
+    for i in 0..4 {
+        submit("p", &format!("e{i}"), "EXPORT_IMAGE", i).await;
+        submit("q", &format!("e{i}"), "EXPORT_TABLE", i).await;
+    }
+    submit("p", "other", "INGEST_IMAGE", 10).await;
+    store.set_max_concurrent_exports("p", 2).await.unwrap();
+    let capped = |limit| LeaseQuery {
+        max_exports: 3,
+        ..leasing(
+            &["EXPORT_IMAGE", "EXPORT_TABLE", "INGEST_IMAGE"],
+            limit,
+            0,
+            100,
+        )
+    };
+    let leased = store.lease(capped(100)).await.unwrap();
+    let mut got: Vec<String> = leased
+        .iter()
+        .map(|(op, _)| format!("{}/{}", op.name.project().as_str(), op.name.id()))
+        .collect();
+    got.sort();
+    // p: its own cap of 2 exports (not INGEST_, which is no export); q: the plan's 3.
+    assert_eq!(got, ["p/e0", "p/e1", "p/other", "q/e0", "q/e1", "q/e2"]);
+    assert!(store.lease(capped(100)).await.unwrap().is_empty());
+    // An export that ends frees its place.
+    let (first, _) = &leased[0];
+    let first = store.get(&first.name).await.unwrap().unwrap();
+    let ended = store
+        .update(done(first.clone(), State::Succeeded, 50))
+        .await
+        .unwrap();
+    let next = store.lease(capped(100)).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0.name.project(), ended.name.project());
+    // 0 = the plan maximum (3): p gets one more; without a cap, every export goes.
+    store.set_max_concurrent_exports("p", 0).await.unwrap();
+    assert_eq!(store.lease(capped(100)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .lease(leasing(&["EXPORT_IMAGE", "EXPORT_TABLE"], 100, 0, 100))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
+    created(store, op).await
 }

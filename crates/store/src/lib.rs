@@ -172,7 +172,26 @@ pub struct LeaseQuery {
     pub max_running: u64,
     /// Only operations of these projects (`None`: of every project).
     pub projects: Option<Vec<String>>,
+    /// The plan maximum of concurrent exports (contract section 12): at most this many
+    /// RUNNING or CANCELLING operations whose type starts with [`EXPORT_PREFIX`] per
+    /// project, or the project's own `max_concurrent_exports` when that is set (> 0) and
+    /// lower. 0 = exports are not capped.
+    pub max_exports: u64,
     pub start: Start,
+}
+
+/// Operation types starting with this are exports, capped by `maxConcurrentExports`.
+pub const EXPORT_PREFIX: &str = "EXPORT_";
+
+/// Whether a lease of `types` may meet the export cap (and must look past capped exports).
+pub fn caps_exports(query: &LeaseQuery) -> bool {
+    query.max_exports > 0 && query.types.iter().any(|t| t.starts_with(EXPORT_PREFIX))
+}
+
+/// The export cap of a project: its own `max_concurrent_exports` (0 = unset) within the
+/// plan maximum `plan` (> 0).
+pub fn export_cap(own: u64, plan: u64) -> u64 {
+    if own == 0 { plan } else { own.min(plan) }
 }
 
 /// What other processes sharing the store changed.
@@ -282,6 +301,14 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` assets of every project in name order (bytewise) after `after`, for
     /// copying a store; a parent comes before what it holds.
     async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
+
+    /// A project's `maxConcurrentExports` as set with [`Store::set_max_concurrent_exports`];
+    /// 0 when never set (the plan maximum applies).
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64>;
+
+    /// Sets a project's `maxConcurrentExports` (0: back to the plan maximum); the next
+    /// lease on any server sharing the store applies it.
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()>;
 
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.

@@ -68,6 +68,12 @@ impl Store for Gated {
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
     }
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        self.inner.max_concurrent_exports(project).await
+    }
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        self.inner.set_max_concurrent_exports(project, value).await
+    }
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         self.inner.lease(query).await
     }

@@ -17,6 +17,10 @@ pub enum Permission {
     AssetsCreate,
     AssetsUpdate,
     AssetsDelete,
+    /// Read a project's config (contract section 12).
+    ConfigGet,
+    /// Change a project's config.
+    ConfigUpdate,
 }
 
 impl Permission {
@@ -34,6 +38,8 @@ impl Permission {
             Permission::AssetsCreate => "earthengine.assets.create",
             Permission::AssetsUpdate => "earthengine.assets.update",
             Permission::AssetsDelete => "earthengine.assets.delete",
+            Permission::ConfigGet => "earthengine.config.get",
+            Permission::ConfigUpdate => "earthengine.config.update",
         }
     }
 }
@@ -44,7 +50,13 @@ pub const ROLES: &[(&str, &[Permission])] = {
     &[
         (
             "roles/earthengine.viewer",
-            &[OperationsGet, OperationsList, AssetsGet, AssetsList],
+            &[
+                OperationsGet,
+                OperationsList,
+                AssetsGet,
+                AssetsList,
+                ConfigGet,
+            ],
         ),
         (
             "roles/earthengine.writer",
@@ -58,6 +70,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 AssetsCreate,
                 AssetsUpdate,
                 AssetsDelete,
+                ConfigGet,
             ],
         ),
         (
@@ -73,6 +86,8 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 AssetsCreate,
                 AssetsUpdate,
                 AssetsDelete,
+                ConfigGet,
+                ConfigUpdate,
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),

@@ -51,6 +51,8 @@ pub struct App {
     pub store: std::sync::Arc<dyn longrun_store::Store>,
     /// The Earth Engine emulator's parts (algorithm list, faults).
     pub emulator: std::sync::Arc<crate::emulator::Emulator>,
+    /// `[projects]` (contract section 12).
+    pub projects: std::sync::Arc<crate::projects::Settings>,
 }
 
 /// What a request path and method resolve to.
@@ -68,6 +70,8 @@ pub(crate) enum Route {
     Output(Name),
     /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
     Emulator(Project, crate::emulator::Call),
+    /// A projects method (the project config).
+    Projects(Project, crate::projects::Call),
     ListAccounts(Project),
     CreateAccount(Project),
     /// Disable (true) or enable (false) an account.
@@ -119,6 +123,9 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
             None => return Err(not_found()),
         },
     };
+    if let Some(call) = crate::projects::route(method, rest) {
+        return Ok((version, Route::Projects(project_of(project)?, call?)));
+    }
     if let Some(call) = crate::emulator::route(method, rest) {
         return Ok((version, Route::Emulator(project_of(project)?, call?)));
     }
@@ -281,6 +288,7 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         }
         Route::DeleteAccount(p, _) => ("serviceAccounts.delete", p.as_str().to_string()),
         Route::Emulator(p, call) => return (call.method_id(), p.as_str().to_string()),
+        Route::Projects(p, call) => return (call.method_id(), p.as_str().to_string()),
     };
     (id.to_string(), project)
 }
@@ -297,6 +305,7 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
         // Any authenticated caller may read what the server offers.
         Route::Emulator(project, call) => (call.permission()?, project.clone()),
+        Route::Projects(project, call) => (call.permission(), project.clone()),
         Route::Heartbeat(name) | Route::Complete(name) => {
             (Permission::WorkersExecute, name.project())
         }
@@ -385,6 +394,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let known: &[(&str, &str)] = match &route {
         Route::List(_) => LIST_PARAMETERS,
         Route::Emulator(_, call) => call.parameters(),
+        Route::Projects(_, call) => call.parameters(),
         _ => &[],
     };
     let query = body::Query::parse(query, known)?;
@@ -466,6 +476,9 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
         Route::Emulator(project, call) => {
             crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
+        }
+        Route::Projects(project, call) => {
+            crate::projects::handle(app, project, call, &query, &bytes).await
         }
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {

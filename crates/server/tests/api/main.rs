@@ -12,6 +12,7 @@ mod jwks;
 mod list;
 mod operations;
 mod postgres;
+mod projects;
 mod sdk;
 mod simulate;
 mod workers;

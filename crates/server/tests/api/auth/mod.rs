@@ -4,6 +4,7 @@
 mod accounts;
 mod assets;
 mod grpc;
+mod projects;
 
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
