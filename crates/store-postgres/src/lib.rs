@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
     ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
@@ -604,6 +604,76 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn register_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO project_registry (project, commercial, registered_on, \
+                 eligibility_verified) VALUES ($1, $2, $3, $4) ON CONFLICT (project) DO NOTHING",
+                &[
+                    &r.project,
+                    &r.commercial,
+                    &r.registered_on,
+                    &r.eligibility_verified,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn update_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE project_registry SET commercial = $2, registered_on = $3, \
+                 eligibility_verified = $4 WHERE project = $1",
+                &[
+                    &r.project,
+                    &r.commercial,
+                    &r.registered_on,
+                    &r.eligibility_verified,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
+        longrun_store::storable_text("project", project)?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{REGISTRY} WHERE project = $1"), &[&project])
+            .await
+            .map_err(pg)?;
+        Ok(row.as_ref().map(registration))
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("{REGISTRY} ORDER BY project"), &[])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(registration).collect())
+    }
+
+    async fn unregister_project(&self, project: &str) -> Result<bool> {
+        longrun_store::storable_text("project", project)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM project_registry WHERE project = $1",
+                &[&project],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         let client = self.client().await?;
         let rows = client
@@ -667,5 +737,17 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(n as usize)
+    }
+}
+
+const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \
+                        FROM project_registry";
+
+fn registration(row: &tokio_postgres::Row) -> Registration {
+    Registration {
+        project: row.get(0),
+        commercial: row.get(1),
+        registered_on: row.get(2),
+        eligibility_verified: row.get(3),
     }
 }

@@ -186,6 +186,15 @@ CREATE TABLE project_configs (
 CREATE INDEX operations_exports ON operations (project)
     WHERE state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\_%';
 "#,
+    r#"
+-- The project registry (contract section 12).
+CREATE TABLE project_registry (
+    project              TEXT COLLATE "C" PRIMARY KEY,
+    commercial           BOOLEAN NOT NULL,
+    registered_on        TEXT NOT NULL,
+    eligibility_verified BOOLEAN NOT NULL
+);
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

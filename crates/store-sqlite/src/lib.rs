@@ -10,7 +10,7 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
     ServiceAccount, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
@@ -533,6 +533,80 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn register_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO project_registry (project, commercial, registered_on, \
+                     eligibility_verified) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (project) DO NOTHING",
+                    params![r.project, r.commercial, r.registered_on, r.eligibility_verified],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn update_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE project_registry SET commercial = ?2, registered_on = ?3, \
+                     eligibility_verified = ?4 WHERE project = ?1",
+                    params![
+                        r.project,
+                        r.commercial,
+                        r.registered_on,
+                        r.eligibility_verified
+                    ],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
+        let project = project.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("{REGISTRY} WHERE project = ?1"),
+                [project],
+                registration,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(&format!("{REGISTRY} ORDER BY project"))
+                .map_err(backend)?;
+            let rows = statement.query_map([], registration).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn unregister_project(&self, project: &str) -> Result<bool> {
+        let project = project.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute("DELETE FROM project_registry WHERE project = ?1", [project])
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         self.read(move |conn| {
             let mut stmt = conn
@@ -681,4 +755,16 @@ fn export_count(conn: &Connection, project: &str, plan: u64) -> Result<(u64, u64
         count,
         longrun_store::export_cap(own_export_cap(conn, project)?, plan),
     ))
+}
+
+const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \
+                        FROM project_registry";
+
+fn registration(row: &rusqlite::Row) -> rusqlite::Result<Registration> {
+    Ok(Registration {
+        project: row.get(0)?,
+        commercial: row.get(1)?,
+        registered_on: row.get(2)?,
+        eligibility_verified: row.get(3)?,
+    })
 }

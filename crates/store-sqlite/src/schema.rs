@@ -90,6 +90,15 @@ CREATE TABLE project_configs (
 CREATE INDEX operations_exports ON operations (project)
     WHERE state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*';
 "#,
+    r#"
+-- The project registry (contract section 12).
+CREATE TABLE project_registry (
+    project              TEXT PRIMARY KEY,
+    commercial           INTEGER NOT NULL,
+    registered_on        TEXT NOT NULL,
+    eligibility_verified INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -38,7 +38,8 @@ macro_rules! conformance_suite {
             assets_keep_to_their_folders,
             assets_move_with_their_contents,
             project_export_caps_are_kept,
-            lease_caps_exports_per_project
+            lease_caps_exports_per_project,
+            the_project_registry_is_kept
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -1166,4 +1167,66 @@ pub async fn lease_caps_exports_per_project<S: Store>(store: Arc<S>) {
 
 async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
     created(store, op).await
+}
+
+pub async fn the_project_registry_is_kept<S: Store>(store: Arc<S>) {
+    let entry = |project: &str, commercial, on: &str, verified| crate::Registration {
+        project: project.into(),
+        commercial,
+        registered_on: on.into(),
+        eligibility_verified: verified,
+    };
+    assert_eq!(store.registration("b").await.unwrap(), None);
+    assert!(
+        store
+            .register_project(entry("b", false, "2024-01-02", false))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .register_project(entry("a", true, "2025-06-01", true))
+            .await
+            .unwrap()
+    );
+    // Registering again changes nothing.
+    assert!(
+        !store
+            .register_project(entry("b", true, "2026-01-01", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.registration("b").await.unwrap(),
+        Some(entry("b", false, "2024-01-02", false))
+    );
+    assert!(
+        store
+            .update_project(entry("b", false, "2024-01-02", true))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_project(entry("c", false, "2024-01-02", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.registrations().await.unwrap(),
+        [
+            entry("a", true, "2025-06-01", true),
+            entry("b", false, "2024-01-02", true)
+        ]
+    );
+    assert!(store.unregister_project("a").await.unwrap());
+    assert!(!store.unregister_project("a").await.unwrap());
+    assert_eq!(store.registration("a").await.unwrap(), None);
+    assert_eq!(store.registrations().await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .register_project(entry("x\0", true, "2025-01-01", true))
+            .await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
 }

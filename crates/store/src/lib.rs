@@ -144,6 +144,25 @@ pub fn is_project_parent(parent: &str) -> bool {
     !parent.contains("/assets/")
 }
 
+/// A project's entry in the registry (contract section 12).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// The project id.
+    pub project: String,
+    /// False for a noncommercial project, true for a commercial one.
+    pub commercial: bool,
+    /// The day it registered, `YYYY-MM-DD` (UTC).
+    pub registered_on: String,
+    /// Whether a noncommercial project's eligibility has been verified.
+    pub eligibility_verified: bool,
+}
+
+/// Checks the text fields of a registration (see [`storable_text`]).
+pub fn storable_registration(r: &Registration) -> Result<()> {
+    storable_text("project", &r.project)?;
+    storable_text("registeredOn", &r.registered_on)
+}
+
 /// Position after which a page starts, in list order (create time descending, then name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -309,6 +328,22 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a project's `maxConcurrentExports` (0: back to the plan maximum); the next
     /// lease on any server sharing the store applies it.
     async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()>;
+
+    /// Adds a project to the registry; false (and nothing written) when it is there.
+    async fn register_project(&self, registration: Registration) -> Result<bool>;
+
+    /// Replaces a registered project's entry; false when it is not registered.
+    async fn update_project(&self, registration: Registration) -> Result<bool>;
+
+    /// A project's registry entry.
+    async fn registration(&self, project: &str) -> Result<Option<Registration>>;
+
+    /// Every registered project, by project id (bytewise).
+    async fn registrations(&self) -> Result<Vec<Registration>>;
+
+    /// Removes a project from the registry; false when it was not registered. Its
+    /// operations and settings stay.
+    async fn unregister_project(&self, project: &str) -> Result<bool>;
 
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.

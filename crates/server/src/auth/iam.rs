@@ -21,6 +21,8 @@ pub enum Permission {
     ConfigGet,
     /// Change a project's config.
     ConfigUpdate,
+    /// Register, update and unregister projects (contract section 12).
+    ProjectsManage,
 }
 
 impl Permission {
@@ -40,6 +42,7 @@ impl Permission {
             Permission::AssetsDelete => "earthengine.assets.delete",
             Permission::ConfigGet => "earthengine.config.get",
             Permission::ConfigUpdate => "earthengine.config.update",
+            Permission::ProjectsManage => "longrun.projects.manage",
         }
     }
 }
@@ -91,6 +94,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),
+        ("roles/longrun.projectAdmin", &[ProjectsManage]),
         (
             "roles/longrun.serviceAccountAdmin",
             &[ServiceAccountsManage],

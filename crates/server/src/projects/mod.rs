@@ -1,6 +1,14 @@
-//! Projects (contract section 12): the `[projects]` settings and Earth Engine's project
+//! Projects (contract section 12): the `[projects]` settings, Earth Engine's project
 //! config (`GET`/`PATCH …/projects/{p}/config`, `maxConcurrentExports`), routed here by the
-//! REST router and served from the store, which enforces the export cap when it leases.
+//! REST router and served from the store, which enforces the export cap when it leases;
+//! and the registration gate (`gate`), which every REST and gRPC call passes after its
+//! permission check.
+
+mod gate;
+pub mod registry;
+pub(crate) use gate::gate;
+pub use gate::valid_date;
+pub(crate) use registry::list as list_registrations;
 
 use crate::auth::iam::Permission;
 use crate::error::ApiError;
@@ -18,12 +26,24 @@ pub struct Settings {
     /// a project's `maxConcurrentExports` may not exceed it, and 0 there means this.
     /// Must be at least 1 (default 100).
     pub plan_max_concurrent_exports: u64,
+    /// Refuse calls on projects the registry does not hold, and new work of noncommercial
+    /// projects registered before `eligibility_cutoff` whose eligibility is not verified
+    /// (see `gate`). Default false.
+    pub require_registration: bool,
+    /// The page a refused caller is sent to (a `google.rpc.Help` link).
+    pub help_url: String,
+    /// `YYYY-MM-DD`: noncommercial projects registered strictly before this day must have
+    /// their eligibility verified to start work (default 2025-04-15).
+    pub eligibility_cutoff: String,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             plan_max_concurrent_exports: 100,
+            require_registration: false,
+            help_url: "https://developers.google.com/earth-engine/guides/access".into(),
+            eligibility_cutoff: "2025-04-15".into(),
         }
     }
 }
@@ -35,6 +55,11 @@ impl Settings {
             self.plan_max_concurrent_exports >= 1,
             "[projects] plan_max_concurrent_exports must be at least 1"
         );
+        anyhow::ensure!(
+            valid_date(&self.eligibility_cutoff),
+            "[projects] eligibility_cutoff must be a date YYYY-MM-DD, not `{}`",
+            self.eligibility_cutoff
+        );
         Ok(())
     }
 }
@@ -44,6 +69,14 @@ impl Settings {
 pub enum Call {
     GetConfig,
     UpdateConfig,
+    /// `GET …/registration`: the project's registry entry.
+    Describe,
+    /// `POST …/registration`.
+    Register,
+    /// `PATCH …/registration`.
+    UpdateRegistration,
+    /// `DELETE …/registration`.
+    Unregister,
 }
 
 impl Call {
@@ -52,6 +85,10 @@ impl Call {
         match self {
             Call::GetConfig => "getConfig",
             Call::UpdateConfig => "updateConfig",
+            Call::Describe => "registration.get",
+            Call::Register => "registration.create",
+            Call::UpdateRegistration => "registration.patch",
+            Call::Unregister => "registration.delete",
         }
         .to_string()
     }
@@ -61,14 +98,15 @@ impl Call {
         match self {
             Call::GetConfig => Permission::ConfigGet,
             Call::UpdateConfig => Permission::ConfigUpdate,
+            _ => Permission::ProjectsManage,
         }
     }
 
     /// The query parameters the call takes besides the system ones: (camelCase, snake_case).
     pub fn parameters(&self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Call::GetConfig => &[],
             Call::UpdateConfig => &[("updateMask", "update_mask")],
+            _ => &[],
         }
     }
 }
@@ -76,6 +114,18 @@ impl Call {
 /// Routes `path` (after `projects/P/`) when it is a projects method; `None` leaves it to
 /// the other routers.
 pub fn route(http: &http::Method, path: &str) -> Option<Result<Call, ApiError>> {
+    if path == "registration" {
+        return Some(match *http {
+            http::Method::GET => Ok(Call::Describe),
+            http::Method::POST => Ok(Call::Register),
+            http::Method::PATCH => Ok(Call::UpdateRegistration),
+            http::Method::DELETE => Ok(Call::Unregister),
+            _ => Err(ApiError::method_not_allowed(
+                http,
+                "GET, POST, PATCH, DELETE",
+            )),
+        });
+    }
     if path != "config" {
         return None;
     }
@@ -145,6 +195,9 @@ pub async fn handle(
     let plan = app.projects.plan_max_concurrent_exports;
     match call {
         Call::GetConfig => {}
+        Call::Describe | Call::Register | Call::UpdateRegistration | Call::Unregister => {
+            return registry::handle(app, project, call, bytes).await;
+        }
         Call::UpdateConfig => {
             let mask = query.get("updateMask").unwrap_or("");
             for field in mask.split(',').filter(|f| !f.is_empty()) {
@@ -181,9 +234,19 @@ pub async fn handle(
         .max_concurrent_exports(project.as_str())
         .await
         .map_err(storage)?;
+    let registration = app
+        .store
+        .registration(project.as_str())
+        .await
+        .map_err(storage)?;
+    let state = match registration {
+        None => "NOT_REGISTERED",
+        Some(r) if r.commercial => "REGISTERED_COMMERCIALLY",
+        Some(_) => "REGISTERED_NOT_COMMERCIALLY",
+    };
     Ok(json_body(&serde_json::json!({
         "name": format!("projects/{}/config", project.as_str()),
-        "registrationState": "NOT_REGISTERED",
+        "registrationState": state,
         "maxConcurrentExports": own,
         "planMaxConcurrentExports": plan,
     })))
@@ -191,7 +254,7 @@ pub async fn handle(
 
 /// A store failure as the engine maps it (400 for text no store holds, 503 when storage is
 /// unavailable, else 500, logged).
-fn storage(e: longrun_store::Error) -> ApiError {
+pub(crate) fn storage(e: longrun_store::Error) -> ApiError {
     longrun_engine::Error::from(e).into()
 }
 

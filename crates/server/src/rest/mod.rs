@@ -77,6 +77,8 @@ pub(crate) enum Route {
     /// Disable (true) or enable (false) an account.
     SetAccountDisabled(Project, String, bool),
     DeleteAccount(Project, String),
+    /// `GET /{v}/projectRegistrations`: the project registry (projectAdmin on `*`).
+    ListRegistrations,
 }
 
 pub(crate) fn invalid_name(e: String) -> ApiError {
@@ -112,6 +114,12 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
             (&Method::POST, _) => Err(not_found()),
             _ if worker.ends_with(":lease") => Err(ApiError::method_not_allowed(method, "POST")),
             _ => Err(not_found()),
+        };
+    }
+    if rest == "projectRegistrations" {
+        return match *method {
+            Method::GET => Ok((version, Route::ListRegistrations)),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
         };
     }
     let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
@@ -278,6 +286,7 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         Route::List(p) => ("operations.list", p.as_str().to_string()),
         Route::Submit(p) => ("operations.submit", p.as_str().to_string()),
         Route::Lease(_) => ("workers.lease", String::new()),
+        Route::ListRegistrations => ("projectRegistrations.list", String::new()),
         Route::ListAccounts(p) => ("serviceAccounts.list", p.as_str().to_string()),
         Route::CreateAccount(p) => ("serviceAccounts.create", p.as_str().to_string()),
         Route::SetAccountDisabled(p, _, true) => {
@@ -315,6 +324,8 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         | Route::DeleteAccount(project, _) => (Permission::ServiceAccountsManage, project.clone()),
         // Leases span projects: see `Auth::lease_scope`.
         Route::Lease(_) => return None,
+        // Checked on every project (`*`) by the handler.
+        Route::ListRegistrations => return None,
     })
 }
 
@@ -386,6 +397,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Some((permission, project)) => app.auth.check(&caller, permission, project.as_str())?,
         None => app.auth.check_scope(&caller)?,
     }
+    crate::projects::gate(app, &route).await?;
     let query = parts.uri.query();
     // Methods not emulated answer at once, whatever their parameters and body.
     if let Route::Emulator(_, crate::emulator::Call::NotEmulated(id)) = &route {
@@ -480,6 +492,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::Projects(project, call) => {
             crate::projects::handle(app, project, call, &query, &bytes).await
         }
+        Route::ListRegistrations => crate::projects::list_registrations(app, &caller).await,
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await

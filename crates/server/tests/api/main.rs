@@ -7,6 +7,7 @@ mod earthengine;
 mod emulator;
 mod encodings;
 mod errors;
+mod gate;
 mod grpc;
 mod jwks;
 mod list;
