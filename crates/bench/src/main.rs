@@ -3,6 +3,7 @@
 //! servers sharing a PostgreSQL store. Missed targets are reported, not failed: the exit code
 //! is non-zero only when something went wrong.
 
+mod fairness;
 mod listing;
 mod load;
 mod postgres;
@@ -79,6 +80,9 @@ enum Scenario {
     CancelStream,
     CancelBuiltin,
     Throughput,
+    /// Fair leasing across projects (contract section 12): starvation and cost; not part
+    /// of `all`.
+    Fairness,
     Postgres,
     /// Mixed load for `--seconds` (600 for the ten-minute figure), a report row every
     /// `--interval`; not part of `all`.
@@ -197,6 +201,16 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let server = start(&bin, dir, &[])?;
         let setup = Setup::new(&[&server], args.list_clients, duration);
         runtime.block_on(listing::list(&setup, args.operations, &mut summary))?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Fairness {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        runtime.block_on(async {
+            fairness::starvation(&setup, 10_000, &mut summary).await?;
+            fairness::cost(&setup, 5_000, &mut summary).await
+        })?;
         stop(server, &mut summary);
     }
 

@@ -10,7 +10,6 @@ mod schema;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::try_join_all;
 use longrun_store::{
     Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
     ServiceAccount, Store, sql,
@@ -27,6 +26,9 @@ pub struct PostgresStore {
     writes: batch::Writers,
     /// Fed by the LISTEN connection; it stops once every store handle is gone.
     signals: std::sync::Arc<tokio::sync::broadcast::Sender<longrun_store::Signal>>,
+    /// The project this server's last lease took from: the next starts after it (fair
+    /// leasing; each server keeps its own).
+    fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> Error {
@@ -95,6 +97,7 @@ impl PostgresStore {
             pool,
             writes,
             signals,
+            fair_cursor: Default::default(),
         })
     }
 
@@ -502,78 +505,81 @@ impl Store for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        // With a running limit or an export cap some candidates may be skipped: look
-        // further ahead.
-        let caps_exports = longrun_store::caps_exports(&query);
-        let scan = if query.max_running > 0 || caps_exports {
-            query.limit + 1000
-        } else {
-            query.limit
-        } as i64;
-        // The head of each type's queue in index order, then the head of those: each
-        // type's rows are read (and locked) only as far as the lease could take them.
-        let heads = tx
+        let next = tx
             .prepare_cached(
-                "SELECT o.record, o.payload FROM unnest($1::text[]) AS t(op_type) \
-                 CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
-                 FROM operations WHERE state = 'PENDING' AND op_type = t.op_type \
-                 AND ($3::text[] IS NULL OR project = ANY($3)) \
-                 ORDER BY priority DESC, create_time ASC, name ASC \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED) AS o \
-                 ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT $2",
+                "SELECT project FROM operations WHERE state = 'PENDING' AND project > $1 \
+                 AND ($2::text[] IS NULL OR project = ANY($2)) ORDER BY project LIMIT 1",
             )
             .await
             .map_err(pg)?;
-        let candidates = tx
-            .query(&heads, &[&query.types, &scan, &query.projects])
+        // A project's queue head; rows other leases hold are passed over.
+        let head = tx
+            .prepare_cached(
+                "SELECT record, payload FROM operations WHERE state = 'PENDING' \
+                 AND project = $1 AND op_type = ANY($2) \
+                 AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+                 ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
             .await
             .map_err(pg)?;
-        let mut running: std::collections::HashMap<String, i64> = Default::default();
-        // Per project: (exports RUNNING or CANCELLING, the project's cap), read under the
-        // project's leasing lock like the running count, so the cap is exact across servers.
-        let mut exports: std::collections::HashMap<String, (i64, i64)> = Default::default();
         let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
-        let mut chosen = Vec::new();
-        for candidate in &candidates {
-            if chosen.len() == query.limit {
+        let caps_exports = longrun_store::caps_exports(&query);
+        let mut fair =
+            longrun_store::fair::Rotation::new(self.fair_cursor.lock().expect("cursor").clone());
+        let mut leased = Vec::new();
+        while leased.len() < query.limit {
+            let row = tx
+                .query_opt(&next, &[&fair.after(), &query.projects])
+                .await
+                .map_err(pg)?;
+            let Some(project) = fair.visit(row.map(|r| r.get::<_, String>(0))) else {
                 break;
-            }
-            let op = record(candidate)?;
-            let project = op.name.project().as_str().to_string();
-            let is_export = caps_exports && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
-            if max_running > 0 && !running.contains_key(&project) {
-                let count = running_count(&tx, &project).await?;
-                running.insert(project.clone(), count);
-            }
-            if is_export && !exports.contains_key(&project) {
-                let known = export_count(&tx, &project, query.max_exports).await?;
-                exports.insert(project.clone(), known);
-            }
-            if max_running > 0 && running[&project] >= max_running {
+            };
+            if fair.is_closed(&project) {
                 continue;
             }
-            if is_export && exports[&project].0 >= exports[&project].1 {
+            if max_running > 0 && running_count(&tx, &project).await? >= max_running {
+                fair.close(&project);
                 continue;
             }
-            if let Some(n) = running.get_mut(&project) {
-                *n += 1;
-            }
-            if let Some((n, _)) = exports.get_mut(&project).filter(|_| is_export) {
-                *n += 1;
-            }
-            chosen.push(((query.start)(op), candidate.get::<_, String>(1)));
-        }
-        // The rows are locked by this transaction: every update applies. They are sent
-        // together, without waiting for each answer.
-        let written = try_join_all(chosen.iter().map(|(op, _)| write_update(&tx, op))).await?;
-        let mut leased = Vec::with_capacity(chosen.len());
-        for (written, (op, payload)) in written.into_iter().zip(chosen) {
-            let started = written.ok_or_else(|| {
-                Error::Backend(format!("leased row {} changed under its lock", op.name))
-            })?;
+            let mut no_exports = fair.exports_capped(&project);
+            let taken = loop {
+                let Some(row) = tx
+                    .query_opt(&head, &[&project, &query.types, &no_exports])
+                    .await
+                    .map_err(pg)?
+                else {
+                    break None;
+                };
+                let op = record(&row)?;
+                if !no_exports
+                    && caps_exports
+                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                {
+                    let (count, cap) = export_count(&tx, &project, query.max_exports).await?;
+                    if count >= cap {
+                        fair.cap_exports(&project);
+                        no_exports = true;
+                        continue;
+                    }
+                }
+                break Some((op, row.get::<_, String>(1)));
+            };
+            let Some((op, payload)) = taken else {
+                fair.close(&project);
+                continue;
+            };
+            // Written at once: the next head read must not see it PENDING.
+            let started = write_update(&tx, &(query.start)(op))
+                .await?
+                .ok_or_else(|| {
+                    Error::Backend(format!("leased row of {project} changed under its lock"))
+                })?;
             leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
+            fair.took(&project);
         }
         tx.commit().await.map_err(pg)?;
+        *self.fair_cursor.lock().expect("cursor") = fair.into_cursor();
         Ok(leased)
     }
 

@@ -195,6 +195,11 @@ CREATE TABLE project_registry (
     eligibility_verified BOOLEAN NOT NULL
 );
 "#,
+    r#"
+-- Fair leasing walks the projects with PENDING work and reads each one's queue head.
+CREATE INDEX operations_fair ON operations (project, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

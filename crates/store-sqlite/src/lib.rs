@@ -37,6 +37,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// One permit per reader connection.
     reader_permits: tokio::sync::Semaphore,
+    /// The project the last lease took from: the next starts after it (fair leasing).
+    fair_cursor: Arc<Mutex<String>>,
 }
 
 /// A failure as the store reports it: SQLite's full disk, I/O errors (a failed fsync
@@ -83,6 +85,7 @@ impl SqliteStore {
                 writer: Writer::start(conn),
                 readers: Mutex::new(Vec::new()),
                 reader_permits: tokio::sync::Semaphore::new(READERS),
+                fair_cursor: Arc::default(),
             }),
         })
     }
@@ -429,82 +432,92 @@ impl Store for SqliteStore {
         {
             return Ok(Vec::new());
         }
+        let cursor = self.inner.fair_cursor.clone();
         self.inner
             .writer
             .write(move |conn| {
-                let marks = |n| vec!["?"; n].join(", ");
-                // With a running limit or an export cap some candidates may be skipped: look
-                // further ahead.
-                let caps_exports = longrun_store::caps_exports(&query);
-                let scan = if query.max_running > 0 || caps_exports {
-                    query.limit + 1000
-                } else {
-                    query.limit
-                };
-                let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
-                let within = match &query.projects {
-                    Some(projects) => {
-                        params.extend(projects.iter().cloned().map(Sql::Text));
-                        format!("AND project IN ({})", marks(projects.len()))
-                    }
-                    None => String::new(),
-                };
-                let sql = format!(
+                let marks = vec!["?"; query.types.len()].join(", ");
+                let head_sql = format!(
                     "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                     AND op_type IN ({}) {within} ORDER BY priority DESC, create_time ASC, name ASC LIMIT ?",
-                    marks(query.types.len())
+                     AND project = ? AND op_type IN ({marks}) \
+                     AND (? = 0 OR op_type NOT GLOB 'EXPORT_*') \
+                     ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1"
                 );
-                params.push(Sql::Integer(scan as i64));
-                let candidates: Vec<(String, String)> = conn
-                    .prepare_cached(&sql)
-                    .and_then(|mut s| {
-                        s.query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?
-                            .collect()
-                    })
-                    .map_err(backend)?;
-                let mut running: std::collections::HashMap<String, u64> = Default::default();
-                // Per project: (exports RUNNING or CANCELLING, the project's cap). The
-                // writer thread is the only writer, so counts read here stay exact.
-                let mut exports: std::collections::HashMap<String, (u64, u64)> = Default::default();
+                let head = |project: &str, no_exports: bool| -> Result<Option<(String, String)>> {
+                    let mut params: Vec<Sql> = vec![Sql::Text(project.to_string())];
+                    params.extend(query.types.iter().cloned().map(Sql::Text));
+                    params.push(Sql::Integer(i64::from(no_exports)));
+                    conn.prepare_cached(&head_sql)
+                        .and_then(|mut s| {
+                            s.query_row(rusqlite::params_from_iter(params), |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
+                            .optional()
+                        })
+                        .map_err(backend)
+                };
+                let within: Option<std::collections::HashSet<&String>> =
+                    query.projects.as_ref().map(|p| p.iter().collect());
+                let mut fair =
+                    longrun_store::fair::Rotation::new(cursor.lock().expect("cursor").clone());
                 let mut leased = Vec::new();
-                for (text, payload) in candidates {
-                    if leased.len() == query.limit {
+                while leased.len() < query.limit {
+                    let next: Option<String> = conn
+                        .prepare_cached(
+                            "SELECT project FROM operations WHERE state = 'PENDING' \
+                             AND project > ?1 ORDER BY project LIMIT 1",
+                        )
+                        .and_then(|mut s| s.query_row([fair.after()], |r| r.get(0)).optional())
+                        .map_err(backend)?;
+                    let Some(project) = fair.visit(next) else {
                         break;
+                    };
+                    if fair.is_closed(&project)
+                        || within.as_ref().is_some_and(|w| !w.contains(&project))
+                    {
+                        continue;
                     }
-                    let op = record(text)?;
-                    let project = op.name.project().as_str().to_string();
-                    let is_export =
-                        caps_exports && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
-                    if query.max_running > 0 && !running.contains_key(&project) {
-                        let count = conn
+                    if query.max_running > 0 {
+                        let count: u64 = conn
                             .prepare_cached(
                                 "SELECT count(*) FROM operations WHERE project = ?1 \
                                  AND state IN ('RUNNING', 'CANCELLING')",
                             )
                             .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
                             .map_err(backend)?;
-                        running.insert(project.clone(), count);
+                        if count >= query.max_running {
+                            fair.close(&project);
+                            continue;
+                        }
                     }
-                    if is_export && !exports.contains_key(&project) {
-                        let known = export_count(conn, &project, query.max_exports)?;
-                        exports.insert(project.clone(), known);
-                    }
-                    if query.max_running > 0 && running[&project] >= query.max_running {
+                    let mut no_exports = fair.exports_capped(&project);
+                    let taken = loop {
+                        let Some((text, payload)) = head(&project, no_exports)? else {
+                            break None;
+                        };
+                        let op = record(text)?;
+                        if !no_exports
+                            && longrun_store::caps_exports(&query)
+                            && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                        {
+                            let (count, cap) = export_count(conn, &project, query.max_exports)?;
+                            if count >= cap {
+                                fair.cap_exports(&project);
+                                no_exports = true;
+                                continue;
+                            }
+                        }
+                        break Some((op, payload));
+                    };
+                    let Some((op, payload)) = taken else {
+                        fair.close(&project);
                         continue;
-                    }
-                    if is_export && exports[&project].0 >= exports[&project].1 {
-                        continue;
-                    }
-                    if let Some(n) = running.get_mut(&project) {
-                        *n += 1;
-                    }
-                    if let Some((n, _)) = exports.get_mut(&project).filter(|_| is_export) {
-                        *n += 1;
-                    }
+                    };
                     let started = write_update(conn, (query.start)(op))?;
-                    let payload = serde_json::from_str(&payload).map_err(backend)?;
-                    leased.push((started, payload));
+                    leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
+                    fair.took(&project);
                 }
+                *cursor.lock().expect("cursor") = fair.into_cursor();
                 Ok(leased)
             })
             .await

@@ -99,6 +99,11 @@ CREATE TABLE project_registry (
     eligibility_verified INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 "#,
+    r#"
+-- Fair leasing walks the projects with PENDING work and reads each one's queue head.
+CREATE INDEX operations_fair ON operations (project, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -39,7 +39,8 @@ macro_rules! conformance_suite {
             assets_move_with_their_contents,
             project_export_caps_are_kept,
             lease_caps_exports_per_project,
-            the_project_registry_is_kept
+            the_project_registry_is_kept,
+            lease_takes_turns_across_projects
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -578,16 +579,24 @@ pub async fn lease_takes_priority_then_age_within_limits<S: Store>(store: Arc<S>
             .map(|(op, _)| op.name.id().to_string())
             .collect()
     };
+    // Projects take turns; within one, priority then age.
     let first = store.lease(leasing(&["A"], 2, 0, 100)).await.unwrap();
-    assert_eq!(names(&first), ["high-old", "high-new"]);
+    assert_eq!(names(&first), ["high-old", "q-mid"]);
     let (op, payload) = &first[0];
     assert_eq!(payload, &serde_json::json!({"id": "high-old"}));
     assert_eq!(op.state, State::Running);
     assert_eq!(op.version, 2);
     assert_eq!(store.get(&op.name).await.unwrap().as_ref(), Some(op));
-    // Project p already runs two: with a limit of 2 only q's operation is leased.
+    // p runs one: with a limit of 2 it may run one more, and then none.
     let second = store.lease(leasing(&["A"], 5, 2, 100)).await.unwrap();
-    assert_eq!(names(&second), ["q-mid"]);
+    assert_eq!(names(&second), ["high-new"]);
+    assert!(
+        store
+            .lease(leasing(&["A", "B"], 5, 2, 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let third = store.lease(leasing(&["A", "B"], 5, 0, 100)).await.unwrap();
     assert_eq!(names(&third), ["other-type", "low-old"]);
     assert!(
@@ -1229,4 +1238,48 @@ pub async fn the_project_registry_is_kept<S: Store>(store: Arc<S>) {
             .await,
         Err(crate::Error::InvalidArgument(_))
     ));
+}
+
+pub async fn lease_takes_turns_across_projects<S: Store>(store: Arc<S>) {
+    // a queues 20 (some of high priority), then b, c and d submit one each.
+    for i in 0..20 {
+        let mut op = operation("a", &format!("a{i:02}"), i);
+        op.priority = if i % 2 == 0 { 50 } else { 100 };
+        created(&*store, op).await;
+    }
+    for (p, at) in [("b", 100), ("c", 101), ("d", 102)] {
+        created(&*store, operation(p, "x", at)).await;
+    }
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        for (op, _) in store
+            .lease(leasing(&["EXPORT_IMAGE"], 1, 0, 1000))
+            .await
+            .unwrap()
+        {
+            order.push(format!("{}/{}", op.name.project().as_str(), op.name.id()));
+        }
+    }
+    // Every project's one operation starts within one round of the four projects; a's go
+    // by priority, then age.
+    assert_eq!(
+        order,
+        [
+            "a/a01", "b/x", "c/x", "d/x", "a/a03", "a/a05", "a/a07", "a/a09"
+        ]
+    );
+    // A lease of many takes one per project per round.
+    for (p, at) in [("b", 200), ("c", 201)] {
+        created(&*store, operation(p, "y", at)).await;
+    }
+    let many = store
+        .lease(leasing(&["EXPORT_IMAGE"], 4, 0, 1000))
+        .await
+        .unwrap();
+    let projects: Vec<String> = many
+        .iter()
+        .map(|(op, _)| op.name.project().as_str().to_string())
+        .collect();
+    // The previous lease ended on a: b and c come first, then a again.
+    assert_eq!(projects, ["b", "c", "a", "a"]);
 }

@@ -4,6 +4,7 @@
 //! compare-and-set on the record's version.
 
 pub mod conformance;
+pub mod fair;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -276,7 +277,8 @@ pub trait Store: Send + Sync + 'static {
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
 
-    /// Leases PENDING operations of the given types, highest priority first, then oldest,
+    /// Leases PENDING operations of the given types round-robin across the projects that
+    /// have some (see [`fair`]), within a project highest priority first, then oldest,
     /// skipping projects at their running limit: each is passed through `start` and written
     /// in one transaction. Returns them with their payloads.
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
