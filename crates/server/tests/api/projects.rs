@@ -1,5 +1,6 @@
 //! Projects (contract section 12): the project config over REST, and the export cap it
-//! sets, enforced by leases on one server and across servers sharing PostgreSQL.
+//! sets, enforced by leases on one server and across servers sharing PostgreSQL; leases
+//! taking turns across projects (fair leasing) on both stores.
 
 use crate::common::{TestServer, envelope};
 use longrun_server::config::StoreKind;
@@ -282,6 +283,81 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
     for s in servers {
         s.stop().await;
     }
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// A queues a backlog, then B, C and D submit one each: each starts within one round.
+async fn fair_round(s: &TestServer) {
+    for i in 0..30 {
+        s.submit(
+            "fa",
+            json!({"type": "FAIR", "operationId": format!("a{i:02}")}),
+        )
+        .await;
+    }
+    for p in ["fb", "fc", "fd"] {
+        s.submit(p, json!({"type": "FAIR", "operationId": "x"}))
+            .await;
+    }
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        for l in lease(s, "w", &["FAIR"], 1).await {
+            order.push(l["operation"]["name"].as_str().unwrap().to_string());
+        }
+    }
+    let position = |p: &str| {
+        order
+            .iter()
+            .position(|n| n == &format!("projects/{p}/operations/x"))
+            .unwrap_or(usize::MAX)
+    };
+    for p in ["fb", "fc", "fd"] {
+        assert!(position(p) < 4, "{p} waited: {order:?}");
+    }
+    assert_eq!(
+        order
+            .iter()
+            .filter(|n| n.starts_with("projects/fa/"))
+            .count(),
+        2,
+        "{order:?}"
+    );
+}
+
+#[tokio::test]
+async fn leases_take_turns_across_projects() {
+    fair_round(&TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_take_turns_across_projects_on_postgres() {
+    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
+        return;
+    };
+    let schema = format!("longrun_api_fair_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let s = TestServer::with(move |c| {
+        c.store = StoreKind::Postgres;
+        c.database_url = Some(scoped);
+    })
+    .await;
+    fair_round(&s).await;
+    s.stop().await;
     admin
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
