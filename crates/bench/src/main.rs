@@ -3,6 +3,7 @@
 //! servers sharing a PostgreSQL store. Missed targets are reported, not failed: the exit code
 //! is non-zero only when something went wrong.
 
+mod fairness;
 mod listing;
 mod load;
 mod postgres;
@@ -83,6 +84,9 @@ enum Scenario {
     CancelStream,
     CancelBuiltin,
     Throughput,
+    /// Fair leasing across projects (contract section 12): starvation and cost; not part
+    /// of `all`.
+    Fairness,
     Postgres,
     /// Mixed load for `--seconds` (600 for the ten-minute figure), a report row every
     /// `--interval`; not part of `all`.
@@ -211,6 +215,16 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let setup = Setup::new(&[&server], args.concurrency, duration);
         let rounds = args.rounds.min(50);
         runtime.block_on(watch::watch(&setup, args.watchers, rounds, &mut summary))?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Fairness {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        runtime.block_on(async {
+            fairness::starvation(&setup, 10_000, &mut summary).await?;
+            fairness::cost(&setup, 5_000, &mut summary).await
+        })?;
         stop(server, &mut summary);
     }
 

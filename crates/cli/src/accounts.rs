@@ -24,7 +24,7 @@ pub struct Store {
         default_value = "./longrun-data",
         global = true
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The server's PostgreSQL database, instead of a data directory.
     #[arg(
         long,
@@ -32,13 +32,13 @@ pub struct Store {
         hide_env_values = true,
         global = true
     )]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// A running server to manage accounts through, instead of its store.
     #[arg(long, global = true)]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Bearer token for `--server`.
     #[arg(long, env = "LONGRUN_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod operations;
+mod projects;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// Manage service accounts and their key files.
     #[command(subcommand)]
     ServiceAccounts(accounts::Command),
+    /// Manage the project registry (contract section 12).
+    #[command(subcommand)]
+    Projects(projects::Command),
     /// Copy every operation from one store to another (stop the servers first).
     MigrateStore(MigrateStore),
 }
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Operations(command) => runtime.block_on(operations::run(command)),
         Command::ServiceAccounts(command) => runtime.block_on(accounts::run(command)),
+        Command::Projects(command) => runtime.block_on(projects::run(command)),
         Command::MigrateStore(args) => runtime.block_on(migrate_store(args)),
     }
 }

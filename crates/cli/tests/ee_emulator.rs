@@ -1,7 +1,8 @@
 //! The Earth Engine emulator (contract section 11) through the official client and CLI
 //! (`earthengine-api`, pinned in tests/python/requirements.txt), unmodified: a realistic
 //! pipeline (tests/python/ee_pipeline.py), the CLI's asset and task commands
-//! (ee_cli_assets.py), and every fault kind (ee_faults.py). The server finds the full
+//! (ee_cli_assets.py), the project config commands (ee_cli_project_config.py), and every
+//! fault kind (ee_faults.py). The server finds the full
 //! algorithm list in the client's virtualenv the way a user's does: `VIRTUAL_ENV` names it.
 //! Needs `LONGRUN_TEST_PYTHON` (set by .ci/run); without it the tests say so and skip.
 
@@ -115,6 +116,14 @@ fn every_fault_kind_through_the_client() {
          [faults]\nseed = 7\n"
     );
     run("ee_faults.py", &config("1s", "2s", &faults));
+}
+
+/// `earthengine alpha project_config get|set` unmodified, and the export cap it sets
+/// (contract section 12): tasks run 1.5 s, the plan maximum is 5.
+#[test]
+fn the_cli_project_config_commands() {
+    let extra = "[projects]\nplan_max_concurrent_exports = 5\n";
+    run("ee_cli_project_config.py", &config("1500ms", "30s", extra));
 }
 
 /// The README's recipe: examples/ee-emulator.toml as it is (auth off), and a key made in

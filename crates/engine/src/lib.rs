@@ -58,6 +58,9 @@ pub struct Options {
     pub max_running: u64,
     /// Told of what the engine does, for metrics; does nothing by default.
     pub observer: Arc<dyn Observer>,
+    /// The plan maximum of concurrent exports per project (`[projects]
+    /// plan_max_concurrent_exports`, contract section 12); 0 = exports are not capped.
+    pub max_exports: u64,
 }
 
 /// What the engine reports as it works (the server's metrics record it). Every method has
@@ -148,6 +151,7 @@ impl Options {
             task_types: HashMap::new(),
             max_running: 0,
             observer: Arc::new(Unobserved),
+            max_exports: 100,
         }
     }
 }

@@ -104,6 +104,7 @@ impl Engine {
                 types: request.types.clone(),
                 limit: request.max_operations,
                 max_running: self.inner.options.max_running,
+                max_exports: self.inner.options.max_exports,
                 projects: request.projects.clone(),
                 start: Arc::new(move |mut op: Operation| {
                     let now = clock.now();

@@ -37,6 +37,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[earthengine]`: the emulator's settings.
     pub earthengine: EarthEngine,
+    /// `[projects]`: project settings (contract section 12).
+    pub projects: crate::projects::Settings,
     /// `[[fault]]`: the fates of simulated tasks (contract section 11).
     #[serde(rename = "fault")]
     pub task_faults: Vec<crate::emulator::faults::TaskFault>,
@@ -214,6 +216,7 @@ impl Default for Config {
             wait: Wait::default(),
             task_types: Vec::new(),
             earthengine: EarthEngine::default(),
+            projects: Default::default(),
             task_faults: Vec::new(),
             api_faults: Vec::new(),
             faults: Default::default(),

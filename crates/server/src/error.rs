@@ -20,6 +20,8 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// A 401: answered with `WWW-Authenticate: Bearer`.
     pub www_authenticate: bool,
+    /// A `google.rpc.Help` link after the ErrorInfo: (description, url).
+    pub help: Option<Box<(String, String)>>,
 }
 
 impl ApiError {
@@ -32,7 +34,14 @@ impl ApiError {
             http_status: None,
             allow: None,
             www_authenticate: false,
+            help: None,
         }
+    }
+
+    /// Adds a `google.rpc.Help` link to the error's details.
+    pub fn with_help(mut self, description: impl Into<String>, url: impl Into<String>) -> ApiError {
+        self.help = Some(Box::new((description.into(), url.into())));
+        self
     }
 
     pub fn invalid(reason: &'static str, message: impl Into<String>) -> ApiError {
@@ -85,16 +94,23 @@ impl ApiError {
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
+        let mut details = vec![json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": self.reason,
+            "domain": DOMAIN,
+            "metadata": metadata,
+        })];
+        if let Some((description, url)) = self.help.as_deref() {
+            details.push(json!({
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{"description": description, "url": url}],
+            }));
+        }
         json!({"error": {
             "code": self.status(),
             "message": self.message,
             "status": self.code.name(),
-            "details": [{
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": self.reason,
-                "domain": DOMAIN,
-                "metadata": metadata,
-            }],
+            "details": details,
         }})
     }
 }
@@ -120,6 +136,7 @@ impl From<longrun_engine::Error> for ApiError {
             http_status: None,
             allow: None,
             www_authenticate: false,
+            help: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod grpc;
 pub mod migrate;
 mod outputs;
+pub mod projects;
 mod rest;
 mod secret;
 
@@ -101,6 +102,8 @@ pub async fn run(
     options.default_wait = config.wait.default;
     options.max_wait = config.wait.max;
     options.max_running = config.project_defaults.max_running;
+    config.projects.check()?;
+    options.max_exports = config.projects.plan_max_concurrent_exports;
     options.task_types = config
         .task_types
         .iter()
@@ -131,6 +134,7 @@ pub async fn run(
         store,
         emulator,
         console,
+        projects: std::sync::Arc::new(config.projects.clone()),
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(

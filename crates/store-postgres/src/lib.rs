@@ -10,9 +10,8 @@ mod schema;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::try_join_all;
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
     ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
@@ -27,6 +26,9 @@ pub struct PostgresStore {
     writes: batch::Writers,
     /// Fed by the LISTEN connection; it stops once every store handle is gone.
     signals: std::sync::Arc<tokio::sync::broadcast::Sender<longrun_store::Signal>>,
+    /// The project this server's last lease took from: the next starts after it (fair
+    /// leasing; each server keeps its own).
+    fair_cursor: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> Error {
@@ -95,6 +97,7 @@ impl PostgresStore {
             pool,
             writes,
             signals,
+            fair_cursor: Default::default(),
         })
     }
 
@@ -253,6 +256,28 @@ async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
         .await
         .map_err(pg)?;
     Ok(tx.query_one(&count, &[&project]).await.map_err(pg)?.get(0))
+}
+
+/// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its
+/// export cap within `plan`, under the project's leasing lock (see [`running_count`]).
+async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Result<(i64, i64)> {
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
+        .await
+        .map_err(pg)?;
+    tx.execute(&lock, &[&project]).await.map_err(pg)?;
+    let count = tx
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM operations WHERE project = $1 \
+             AND state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\\_%'), \
+             (SELECT max_concurrent_exports FROM project_configs WHERE project = $1)",
+        )
+        .await
+        .map_err(pg)?;
+    let row = tx.query_one(&count, &[&project]).await.map_err(pg)?;
+    let own = row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
+    let cap = longrun_store::export_cap(own, plan);
+    Ok((row.get(0), i64::try_from(cap).unwrap_or(i64::MAX)))
 }
 
 /// After a conditional write changed nothing: was the row missing, or newer?
@@ -480,63 +505,179 @@ impl Store for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        // With a running limit some candidates may be skipped: look further ahead.
-        let scan = if query.max_running > 0 {
-            query.limit + 1000
-        } else {
-            query.limit
-        } as i64;
-        // The head of each type's queue in index order, then the head of those: each
-        // type's rows are read (and locked) only as far as the lease could take them.
-        let heads = tx
+        let next = tx
             .prepare_cached(
-                "SELECT o.record, o.payload FROM unnest($1::text[]) AS t(op_type) \
-                 CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
-                 FROM operations WHERE state = 'PENDING' AND op_type = t.op_type \
-                 AND ($3::text[] IS NULL OR project = ANY($3)) \
-                 ORDER BY priority DESC, create_time ASC, name ASC \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED) AS o \
-                 ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT $2",
+                "SELECT project FROM operations WHERE state = 'PENDING' AND project > $1 \
+                 AND ($2::text[] IS NULL OR project = ANY($2)) ORDER BY project LIMIT 1",
             )
             .await
             .map_err(pg)?;
-        let candidates = tx
-            .query(&heads, &[&query.types, &scan, &query.projects])
+        // A project's queue head; rows other leases hold are passed over.
+        let head = tx
+            .prepare_cached(
+                "SELECT record, payload FROM operations WHERE state = 'PENDING' \
+                 AND project = $1 AND op_type = ANY($2) \
+                 AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+                 ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
             .await
             .map_err(pg)?;
-        let mut running: std::collections::HashMap<String, i64> = Default::default();
         let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
-        let mut chosen = Vec::new();
-        for candidate in &candidates {
-            if chosen.len() == query.limit {
+        let caps_exports = longrun_store::caps_exports(&query);
+        let mut fair =
+            longrun_store::fair::Rotation::new(self.fair_cursor.lock().expect("cursor").clone());
+        let mut leased = Vec::new();
+        while leased.len() < query.limit {
+            let row = tx
+                .query_opt(&next, &[&fair.after(), &query.projects])
+                .await
+                .map_err(pg)?;
+            let Some(project) = fair.visit(row.map(|r| r.get::<_, String>(0))) else {
                 break;
+            };
+            if fair.is_closed(&project) {
+                continue;
             }
-            let op = record(candidate)?;
-            if max_running > 0 {
-                let project = op.name.project().as_str().to_string();
-                let count = match running.get(&project) {
-                    Some(n) => *n,
-                    None => running_count(&tx, &project).await?,
+            if max_running > 0 && running_count(&tx, &project).await? >= max_running {
+                fair.close(&project);
+                continue;
+            }
+            let mut no_exports = fair.exports_capped(&project);
+            let taken = loop {
+                let Some(row) = tx
+                    .query_opt(&head, &[&project, &query.types, &no_exports])
+                    .await
+                    .map_err(pg)?
+                else {
+                    break None;
                 };
-                running.insert(project, count + i64::from(count < max_running));
-                if count >= max_running {
-                    continue;
+                let op = record(&row)?;
+                if !no_exports
+                    && caps_exports
+                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                {
+                    let (count, cap) = export_count(&tx, &project, query.max_exports).await?;
+                    if count >= cap {
+                        fair.cap_exports(&project);
+                        no_exports = true;
+                        continue;
+                    }
                 }
-            }
-            chosen.push(((query.start)(op), candidate.get::<_, String>(1)));
-        }
-        // The rows are locked by this transaction: every update applies. They are sent
-        // together, without waiting for each answer.
-        let written = try_join_all(chosen.iter().map(|(op, _)| write_update(&tx, op))).await?;
-        let mut leased = Vec::with_capacity(chosen.len());
-        for (written, (op, payload)) in written.into_iter().zip(chosen) {
-            let started = written.ok_or_else(|| {
-                Error::Backend(format!("leased row {} changed under its lock", op.name))
-            })?;
+                break Some((op, row.get::<_, String>(1)));
+            };
+            let Some((op, payload)) = taken else {
+                fair.close(&project);
+                continue;
+            };
+            // Written at once: the next head read must not see it PENDING.
+            let started = write_update(&tx, &(query.start)(op))
+                .await?
+                .ok_or_else(|| {
+                    Error::Backend(format!("leased row of {project} changed under its lock"))
+                })?;
             leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
+            fair.took(&project);
         }
         tx.commit().await.map_err(pg)?;
+        *self.fair_cursor.lock().expect("cursor") = fair.into_cursor();
         Ok(leased)
+    }
+
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT max_concurrent_exports FROM project_configs WHERE project = $1",
+                &[&project],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        longrun_store::storable_text("project", project)?;
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO project_configs (project, max_concurrent_exports) VALUES ($1, $2) \
+                 ON CONFLICT (project) DO UPDATE SET max_concurrent_exports = EXCLUDED.max_concurrent_exports",
+                &[&project, &value],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn register_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO project_registry (project, commercial, registered_on, \
+                 eligibility_verified) VALUES ($1, $2, $3, $4) ON CONFLICT (project) DO NOTHING",
+                &[
+                    &r.project,
+                    &r.commercial,
+                    &r.registered_on,
+                    &r.eligibility_verified,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn update_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE project_registry SET commercial = $2, registered_on = $3, \
+                 eligibility_verified = $4 WHERE project = $1",
+                &[
+                    &r.project,
+                    &r.commercial,
+                    &r.registered_on,
+                    &r.eligibility_verified,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
+        longrun_store::storable_text("project", project)?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{REGISTRY} WHERE project = $1"), &[&project])
+            .await
+            .map_err(pg)?;
+        Ok(row.as_ref().map(registration))
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("{REGISTRY} ORDER BY project"), &[])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(registration).collect())
+    }
+
+    async fn unregister_project(&self, project: &str) -> Result<bool> {
+        longrun_store::storable_text("project", project)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM project_registry WHERE project = $1",
+                &[&project],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
@@ -602,5 +743,17 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(n as usize)
+    }
+}
+
+const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \
+                        FROM project_registry";
+
+fn registration(row: &tokio_postgres::Row) -> Registration {
+    Registration {
+        project: row.get(0),
+        commercial: row.get(1),
+        registered_on: row.get(2),
+        eligibility_verified: row.get(3),
     }
 }

@@ -199,6 +199,29 @@ CREATE TRIGGER operations_notify_update AFTER UPDATE ON operations FOR EACH ROW
 CREATE TRIGGER operations_notify_delete AFTER DELETE ON operations FOR EACH ROW
     EXECUTE FUNCTION longrun_notify();
 "#,
+    r#"
+-- Per-project settings of contract section 12 (0 = the plan maximum).
+CREATE TABLE project_configs (
+    project                TEXT COLLATE "C" PRIMARY KEY,
+    max_concurrent_exports BIGINT NOT NULL
+);
+CREATE INDEX operations_exports ON operations (project)
+    WHERE state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\_%';
+"#,
+    r#"
+-- The project registry (contract section 12).
+CREATE TABLE project_registry (
+    project              TEXT COLLATE "C" PRIMARY KEY,
+    commercial           BOOLEAN NOT NULL,
+    registered_on        TEXT NOT NULL,
+    eligibility_verified BOOLEAN NOT NULL
+);
+"#,
+    r#"
+-- Fair leasing walks the projects with PENDING work and reads each one's queue head.
+CREATE INDEX operations_fair ON operations (project, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

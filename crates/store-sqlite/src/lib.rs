@@ -10,7 +10,7 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Result,
+    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
     ServiceAccount, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
@@ -37,6 +37,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// One permit per reader connection.
     reader_permits: tokio::sync::Semaphore,
+    /// The project the last lease took from: the next starts after it (fair leasing).
+    fair_cursor: Arc<Mutex<String>>,
 }
 
 /// A failure as the store reports it: SQLite's full disk, I/O errors (a failed fsync
@@ -83,6 +85,7 @@ impl SqliteStore {
                 writer: Writer::start(conn),
                 readers: Mutex::new(Vec::new()),
                 reader_permits: tokio::sync::Semaphore::new(READERS),
+                fair_cursor: Arc::default(),
             }),
         })
     }
@@ -429,63 +432,190 @@ impl Store for SqliteStore {
         {
             return Ok(Vec::new());
         }
+        let cursor = self.inner.fair_cursor.clone();
         self.inner
             .writer
             .write(move |conn| {
-                let marks = |n| vec!["?"; n].join(", ");
-                // With a running limit some candidates may be skipped: look further ahead.
-                let scan = if query.max_running > 0 { query.limit + 1000 } else { query.limit };
-                let mut params: Vec<Sql> = query.types.iter().cloned().map(Sql::Text).collect();
-                let within = match &query.projects {
-                    Some(projects) => {
-                        params.extend(projects.iter().cloned().map(Sql::Text));
-                        format!("AND project IN ({})", marks(projects.len()))
-                    }
-                    None => String::new(),
-                };
-                let sql = format!(
+                let marks = vec!["?"; query.types.len()].join(", ");
+                let head_sql = format!(
                     "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                     AND op_type IN ({}) {within} ORDER BY priority DESC, create_time ASC, name ASC LIMIT ?",
-                    marks(query.types.len())
+                     AND project = ? AND op_type IN ({marks}) \
+                     AND (? = 0 OR op_type NOT GLOB 'EXPORT_*') \
+                     ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1"
                 );
-                params.push(Sql::Integer(scan as i64));
-                let candidates: Vec<(String, String)> = conn
-                    .prepare_cached(&sql)
-                    .and_then(|mut s| {
-                        s.query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?
-                            .collect()
-                    })
-                    .map_err(backend)?;
-                let mut running: std::collections::HashMap<String, u64> = Default::default();
+                let head = |project: &str, no_exports: bool| -> Result<Option<(String, String)>> {
+                    let mut params: Vec<Sql> = vec![Sql::Text(project.to_string())];
+                    params.extend(query.types.iter().cloned().map(Sql::Text));
+                    params.push(Sql::Integer(i64::from(no_exports)));
+                    conn.prepare_cached(&head_sql)
+                        .and_then(|mut s| {
+                            s.query_row(rusqlite::params_from_iter(params), |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
+                            .optional()
+                        })
+                        .map_err(backend)
+                };
+                let within: Option<std::collections::HashSet<&String>> =
+                    query.projects.as_ref().map(|p| p.iter().collect());
+                let mut fair =
+                    longrun_store::fair::Rotation::new(cursor.lock().expect("cursor").clone());
                 let mut leased = Vec::new();
-                for (text, payload) in candidates {
-                    if leased.len() == query.limit {
+                while leased.len() < query.limit {
+                    let next: Option<String> = conn
+                        .prepare_cached(
+                            "SELECT project FROM operations WHERE state = 'PENDING' \
+                             AND project > ?1 ORDER BY project LIMIT 1",
+                        )
+                        .and_then(|mut s| s.query_row([fair.after()], |r| r.get(0)).optional())
+                        .map_err(backend)?;
+                    let Some(project) = fair.visit(next) else {
                         break;
+                    };
+                    if fair.is_closed(&project)
+                        || within.as_ref().is_some_and(|w| !w.contains(&project))
+                    {
+                        continue;
                     }
-                    let op = record(text)?;
-                    let project = op.name.project().as_str().to_string();
                     if query.max_running > 0 {
-                        let count = match running.get(&project) {
-                            Some(n) => *n,
-                            None => conn
-                                .prepare_cached(
-                                    "SELECT count(*) FROM operations WHERE project = ?1 \
-                                     AND state IN ('RUNNING', 'CANCELLING')",
-                                )
-                                .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
-                                .map_err(backend)?,
-                        };
+                        let count: u64 = conn
+                            .prepare_cached(
+                                "SELECT count(*) FROM operations WHERE project = ?1 \
+                                 AND state IN ('RUNNING', 'CANCELLING')",
+                            )
+                            .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
+                            .map_err(backend)?;
                         if count >= query.max_running {
-                            running.insert(project, count);
+                            fair.close(&project);
                             continue;
                         }
-                        running.insert(project, count + 1);
                     }
+                    let mut no_exports = fair.exports_capped(&project);
+                    let taken = loop {
+                        let Some((text, payload)) = head(&project, no_exports)? else {
+                            break None;
+                        };
+                        let op = record(text)?;
+                        if !no_exports
+                            && longrun_store::caps_exports(&query)
+                            && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                        {
+                            let (count, cap) = export_count(conn, &project, query.max_exports)?;
+                            if count >= cap {
+                                fair.cap_exports(&project);
+                                no_exports = true;
+                                continue;
+                            }
+                        }
+                        break Some((op, payload));
+                    };
+                    let Some((op, payload)) = taken else {
+                        fair.close(&project);
+                        continue;
+                    };
                     let started = write_update(conn, (query.start)(op))?;
-                    let payload = serde_json::from_str(&payload).map_err(backend)?;
-                    leased.push((started, payload));
+                    leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
+                    fair.took(&project);
                 }
+                *cursor.lock().expect("cursor") = fair.into_cursor();
                 Ok(leased)
+            })
+            .await
+    }
+
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        let project = project.to_string();
+        self.read(move |conn| own_export_cap(conn, &project)).await
+    }
+
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        longrun_store::storable_text("project", project)?;
+        let project = project.to_string();
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO project_configs (project, max_concurrent_exports) VALUES (?1, ?2) \
+                     ON CONFLICT (project) DO UPDATE SET max_concurrent_exports = excluded.max_concurrent_exports",
+                    params![project, value],
+                )
+                .map(drop)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn register_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO project_registry (project, commercial, registered_on, \
+                     eligibility_verified) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (project) DO NOTHING",
+                    params![r.project, r.commercial, r.registered_on, r.eligibility_verified],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn update_project(&self, r: Registration) -> Result<bool> {
+        longrun_store::storable_registration(&r)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE project_registry SET commercial = ?2, registered_on = ?3, \
+                     eligibility_verified = ?4 WHERE project = ?1",
+                    params![
+                        r.project,
+                        r.commercial,
+                        r.registered_on,
+                        r.eligibility_verified
+                    ],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
+        let project = project.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("{REGISTRY} WHERE project = ?1"),
+                [project],
+                registration,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(&format!("{REGISTRY} ORDER BY project"))
+                .map_err(backend)?;
+            let rows = statement.query_map([], registration).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn unregister_project(&self, project: &str) -> Result<bool> {
+        let project = project.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute("DELETE FROM project_registry WHERE project = ?1", [project])
+                    .map(|n| n == 1)
+                    .map_err(backend)
             })
             .await
     }
@@ -613,5 +743,41 @@ fn missing_or_conflict(conn: &Connection, name: &Name) -> Result<Error> {
         Error::Conflict
     } else {
         Error::NotFound
+    })
+}
+
+/// A project's own `max_concurrent_exports` (0: unset).
+fn own_export_cap(conn: &Connection, project: &str) -> Result<u64> {
+    let own: Option<i64> = conn
+        .prepare_cached("SELECT max_concurrent_exports FROM project_configs WHERE project = ?1")
+        .and_then(|mut s| s.query_row([project], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    Ok(own.map_or(0, |n| n.max(0) as u64))
+}
+
+/// A project's exports RUNNING or CANCELLING, and its export cap within `plan`.
+fn export_count(conn: &Connection, project: &str, plan: u64) -> Result<(u64, u64)> {
+    let count: u64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM operations WHERE project = ?1 \
+             AND state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*'",
+        )
+        .and_then(|mut s| s.query_row([project], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok((
+        count,
+        longrun_store::export_cap(own_export_cap(conn, project)?, plan),
+    ))
+}
+
+const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \
+                        FROM project_registry";
+
+fn registration(row: &rusqlite::Row) -> rusqlite::Result<Registration> {
+    Ok(Registration {
+        project: row.get(0)?,
+        commercial: row.get(1)?,
+        registered_on: row.get(2)?,
+        eligibility_verified: row.get(3)?,
     })
 }

@@ -81,6 +81,29 @@ CREATE TABLE assets (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
+    r#"
+-- Per-project settings of contract section 12 (0 = the plan maximum).
+CREATE TABLE project_configs (
+    project                TEXT PRIMARY KEY,
+    max_concurrent_exports INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX operations_exports ON operations (project)
+    WHERE state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*';
+"#,
+    r#"
+-- The project registry (contract section 12).
+CREATE TABLE project_registry (
+    project              TEXT PRIMARY KEY,
+    commercial           INTEGER NOT NULL,
+    registered_on        TEXT NOT NULL,
+    eligibility_verified INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
+    r#"
+-- Fair leasing walks the projects with PENDING work and reads each one's queue head.
+CREATE INDEX operations_fair ON operations (project, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

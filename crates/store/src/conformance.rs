@@ -36,7 +36,11 @@ macro_rules! conformance_suite {
             text_no_backend_can_index_is_refused_alike,
             awkward_values_round_trip_exactly,
             assets_keep_to_their_folders,
-            assets_move_with_their_contents
+            assets_move_with_their_contents,
+            project_export_caps_are_kept,
+            lease_caps_exports_per_project,
+            the_project_registry_is_kept,
+            lease_takes_turns_across_projects
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -536,6 +540,7 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
         limit,
         max_running,
         projects: None,
+        max_exports: 0,
         start: Arc::new(move |mut op: Operation| {
             op.apply(Event::Lease, None, Timestamp(expire - 10));
             op.lease = Some(Lease {
@@ -574,16 +579,24 @@ pub async fn lease_takes_priority_then_age_within_limits<S: Store>(store: Arc<S>
             .map(|(op, _)| op.name.id().to_string())
             .collect()
     };
+    // Projects take turns; within one, priority then age.
     let first = store.lease(leasing(&["A"], 2, 0, 100)).await.unwrap();
-    assert_eq!(names(&first), ["high-old", "high-new"]);
+    assert_eq!(names(&first), ["high-old", "q-mid"]);
     let (op, payload) = &first[0];
     assert_eq!(payload, &serde_json::json!({"id": "high-old"}));
     assert_eq!(op.state, State::Running);
     assert_eq!(op.version, 2);
     assert_eq!(store.get(&op.name).await.unwrap().as_ref(), Some(op));
-    // Project p already runs two: with a limit of 2 only q's operation is leased.
+    // p runs one: with a limit of 2 it may run one more, and then none.
     let second = store.lease(leasing(&["A"], 5, 2, 100)).await.unwrap();
-    assert_eq!(names(&second), ["q-mid"]);
+    assert_eq!(names(&second), ["high-new"]);
+    assert!(
+        store
+            .lease(leasing(&["A", "B"], 5, 2, 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let third = store.lease(leasing(&["A", "B"], 5, 0, 100)).await.unwrap();
     assert_eq!(names(&third), ["other-type", "low-old"]);
     assert!(
@@ -1091,4 +1104,182 @@ pub async fn assets_move_with_their_contents<S: Store>(store: Arc<S>) {
             "projects/p/assets/dest/a2/c/i1",
         ]
     );
+}
+
+pub async fn project_export_caps_are_kept<S: Store>(store: Arc<S>) {
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
+    store.set_max_concurrent_exports("p", 7).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 7);
+    assert_eq!(store.max_concurrent_exports("q").await.unwrap(), 0);
+    store.set_max_concurrent_exports("p", 3).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 3);
+    store.set_max_concurrent_exports("p", 0).await.unwrap();
+    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
+    assert!(matches!(
+        store.set_max_concurrent_exports("p\0", 1).await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+}
+
+pub async fn lease_caps_exports_per_project<S: Store>(store: Arc<S>) {
+    let submit = async |p: &str, id: &str, ty: &str, created: i64| {
+        let mut op = operation(p, id, created);
+        op.op_type = ty.into();
+        created_op(&*store, op).await
+    };
+    for i in 0..4 {
+        submit("p", &format!("e{i}"), "EXPORT_IMAGE", i).await;
+        submit("q", &format!("e{i}"), "EXPORT_TABLE", i).await;
+    }
+    submit("p", "other", "INGEST_IMAGE", 10).await;
+    store.set_max_concurrent_exports("p", 2).await.unwrap();
+    let capped = |limit| LeaseQuery {
+        max_exports: 3,
+        ..leasing(
+            &["EXPORT_IMAGE", "EXPORT_TABLE", "INGEST_IMAGE"],
+            limit,
+            0,
+            100,
+        )
+    };
+    let leased = store.lease(capped(100)).await.unwrap();
+    let mut got: Vec<String> = leased
+        .iter()
+        .map(|(op, _)| format!("{}/{}", op.name.project().as_str(), op.name.id()))
+        .collect();
+    got.sort();
+    // p: its own cap of 2 exports (not INGEST_, which is no export); q: the plan's 3.
+    assert_eq!(got, ["p/e0", "p/e1", "p/other", "q/e0", "q/e1", "q/e2"]);
+    assert!(store.lease(capped(100)).await.unwrap().is_empty());
+    // An export that ends frees its place.
+    let (first, _) = &leased[0];
+    let first = store.get(&first.name).await.unwrap().unwrap();
+    let ended = store
+        .update(done(first.clone(), State::Succeeded, 50))
+        .await
+        .unwrap();
+    let next = store.lease(capped(100)).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0.name.project(), ended.name.project());
+    // 0 = the plan maximum (3): p gets one more; without a cap, every export goes.
+    store.set_max_concurrent_exports("p", 0).await.unwrap();
+    assert_eq!(store.lease(capped(100)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .lease(leasing(&["EXPORT_IMAGE", "EXPORT_TABLE"], 100, 0, 100))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
+    created(store, op).await
+}
+
+pub async fn the_project_registry_is_kept<S: Store>(store: Arc<S>) {
+    let entry = |project: &str, commercial, on: &str, verified| crate::Registration {
+        project: project.into(),
+        commercial,
+        registered_on: on.into(),
+        eligibility_verified: verified,
+    };
+    assert_eq!(store.registration("b").await.unwrap(), None);
+    assert!(
+        store
+            .register_project(entry("b", false, "2024-01-02", false))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .register_project(entry("a", true, "2025-06-01", true))
+            .await
+            .unwrap()
+    );
+    // Registering again changes nothing.
+    assert!(
+        !store
+            .register_project(entry("b", true, "2026-01-01", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.registration("b").await.unwrap(),
+        Some(entry("b", false, "2024-01-02", false))
+    );
+    assert!(
+        store
+            .update_project(entry("b", false, "2024-01-02", true))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_project(entry("c", false, "2024-01-02", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.registrations().await.unwrap(),
+        [
+            entry("a", true, "2025-06-01", true),
+            entry("b", false, "2024-01-02", true)
+        ]
+    );
+    assert!(store.unregister_project("a").await.unwrap());
+    assert!(!store.unregister_project("a").await.unwrap());
+    assert_eq!(store.registration("a").await.unwrap(), None);
+    assert_eq!(store.registrations().await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .register_project(entry("x\0", true, "2025-01-01", true))
+            .await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+}
+
+pub async fn lease_takes_turns_across_projects<S: Store>(store: Arc<S>) {
+    // a queues 20 (some of high priority), then b, c and d submit one each.
+    for i in 0..20 {
+        let mut op = operation("a", &format!("a{i:02}"), i);
+        op.priority = if i % 2 == 0 { 50 } else { 100 };
+        created(&*store, op).await;
+    }
+    for (p, at) in [("b", 100), ("c", 101), ("d", 102)] {
+        created(&*store, operation(p, "x", at)).await;
+    }
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        for (op, _) in store
+            .lease(leasing(&["EXPORT_IMAGE"], 1, 0, 1000))
+            .await
+            .unwrap()
+        {
+            order.push(format!("{}/{}", op.name.project().as_str(), op.name.id()));
+        }
+    }
+    // Every project's one operation starts within one round of the four projects; a's go
+    // by priority, then age.
+    assert_eq!(
+        order,
+        [
+            "a/a01", "b/x", "c/x", "d/x", "a/a03", "a/a05", "a/a07", "a/a09"
+        ]
+    );
+    // A lease of many takes one per project per round.
+    for (p, at) in [("b", 200), ("c", 201)] {
+        created(&*store, operation(p, "y", at)).await;
+    }
+    let many = store
+        .lease(leasing(&["EXPORT_IMAGE"], 4, 0, 1000))
+        .await
+        .unwrap();
+    let projects: Vec<String> = many
+        .iter()
+        .map(|(op, _)| op.name.project().as_str().to_string())
+        .collect();
+    // The previous lease ended on a: b and c come first, then a again.
+    assert_eq!(projects, ["b", "c", "a", "a"]);
 }

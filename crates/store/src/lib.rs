@@ -4,6 +4,7 @@
 //! compare-and-set on the record's version.
 
 pub mod conformance;
+pub mod fair;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -144,6 +145,25 @@ pub fn is_project_parent(parent: &str) -> bool {
     !parent.contains("/assets/")
 }
 
+/// A project's entry in the registry (contract section 12).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// The project id.
+    pub project: String,
+    /// False for a noncommercial project, true for a commercial one.
+    pub commercial: bool,
+    /// The day it registered, `YYYY-MM-DD` (UTC).
+    pub registered_on: String,
+    /// Whether a noncommercial project's eligibility has been verified.
+    pub eligibility_verified: bool,
+}
+
+/// Checks the text fields of a registration (see [`storable_text`]).
+pub fn storable_registration(r: &Registration) -> Result<()> {
+    storable_text("project", &r.project)?;
+    storable_text("registeredOn", &r.registered_on)
+}
+
 /// Position after which a page starts, in list order (create time descending, then name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -172,7 +192,26 @@ pub struct LeaseQuery {
     pub max_running: u64,
     /// Only operations of these projects (`None`: of every project).
     pub projects: Option<Vec<String>>,
+    /// The plan maximum of concurrent exports (contract section 12): at most this many
+    /// RUNNING or CANCELLING operations whose type starts with [`EXPORT_PREFIX`] per
+    /// project, or the project's own `max_concurrent_exports` when that is set (> 0) and
+    /// lower. 0 = exports are not capped.
+    pub max_exports: u64,
     pub start: Start,
+}
+
+/// Operation types starting with this are exports, capped by `maxConcurrentExports`.
+pub const EXPORT_PREFIX: &str = "EXPORT_";
+
+/// Whether a lease of `types` may meet the export cap (and must look past capped exports).
+pub fn caps_exports(query: &LeaseQuery) -> bool {
+    query.max_exports > 0 && query.types.iter().any(|t| t.starts_with(EXPORT_PREFIX))
+}
+
+/// The export cap of a project: its own `max_concurrent_exports` (0 = unset) within the
+/// plan maximum `plan` (> 0).
+pub fn export_cap(own: u64, plan: u64) -> u64 {
+    if own == 0 { plan } else { own.min(plan) }
 }
 
 /// What other processes sharing the store changed.
@@ -238,7 +277,8 @@ pub trait Store: Send + Sync + 'static {
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
 
-    /// Leases PENDING operations of the given types, highest priority first, then oldest,
+    /// Leases PENDING operations of the given types round-robin across the projects that
+    /// have some (see [`fair`]), within a project highest priority first, then oldest,
     /// skipping projects at their running limit: each is passed through `start` and written
     /// in one transaction. Returns them with their payloads.
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
@@ -282,6 +322,30 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` assets of every project in name order (bytewise) after `after`, for
     /// copying a store; a parent comes before what it holds.
     async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
+
+    /// A project's `maxConcurrentExports` as set with [`Store::set_max_concurrent_exports`];
+    /// 0 when never set (the plan maximum applies).
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64>;
+
+    /// Sets a project's `maxConcurrentExports` (0: back to the plan maximum); the next
+    /// lease on any server sharing the store applies it.
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()>;
+
+    /// Adds a project to the registry; false (and nothing written) when it is there.
+    async fn register_project(&self, registration: Registration) -> Result<bool>;
+
+    /// Replaces a registered project's entry; false when it is not registered.
+    async fn update_project(&self, registration: Registration) -> Result<bool>;
+
+    /// A project's registry entry.
+    async fn registration(&self, project: &str) -> Result<Option<Registration>>;
+
+    /// Every registered project, by project id (bytewise).
+    async fn registrations(&self) -> Result<Vec<Registration>>;
+
+    /// Removes a project from the registry; false when it was not registered. Its
+    /// operations and settings stay.
+    async fn unregister_project(&self, project: &str) -> Result<bool>;
 
     /// Removes up to `limit` done operations that ended before `ended_before`; returns
     /// how many went.

@@ -68,6 +68,27 @@ impl Store for Gated {
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
     }
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        self.inner.max_concurrent_exports(project).await
+    }
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        self.inner.set_max_concurrent_exports(project, value).await
+    }
+    async fn register_project(&self, r: longrun_store::Registration) -> Result<bool> {
+        self.inner.register_project(r).await
+    }
+    async fn update_project(&self, r: longrun_store::Registration) -> Result<bool> {
+        self.inner.update_project(r).await
+    }
+    async fn registration(&self, p: &str) -> Result<Option<longrun_store::Registration>> {
+        self.inner.registration(p).await
+    }
+    async fn registrations(&self) -> Result<Vec<longrun_store::Registration>> {
+        self.inner.registrations().await
+    }
+    async fn unregister_project(&self, p: &str) -> Result<bool> {
+        self.inner.unregister_project(p).await
+    }
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         self.inner.lease(query).await
     }

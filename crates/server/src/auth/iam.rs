@@ -19,6 +19,12 @@ pub enum Permission {
     AssetsDelete,
     /// `GET /metrics` (contract section 13), granted on `*`.
     MetricsGet,
+    /// Read a project's config (contract section 12).
+    ConfigGet,
+    /// Change a project's config.
+    ConfigUpdate,
+    /// Register, update and unregister projects (contract section 12).
+    ProjectsManage,
 }
 
 impl Permission {
@@ -37,6 +43,9 @@ impl Permission {
             Permission::AssetsUpdate => "earthengine.assets.update",
             Permission::AssetsDelete => "earthengine.assets.delete",
             Permission::MetricsGet => "longrun.metrics.get",
+            Permission::ConfigGet => "earthengine.config.get",
+            Permission::ConfigUpdate => "earthengine.config.update",
+            Permission::ProjectsManage => "longrun.projects.manage",
         }
     }
 }
@@ -47,7 +56,13 @@ pub const ROLES: &[(&str, &[Permission])] = {
     &[
         (
             "roles/earthengine.viewer",
-            &[OperationsGet, OperationsList, AssetsGet, AssetsList],
+            &[
+                OperationsGet,
+                OperationsList,
+                AssetsGet,
+                AssetsList,
+                ConfigGet,
+            ],
         ),
         (
             "roles/earthengine.writer",
@@ -61,6 +76,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 AssetsCreate,
                 AssetsUpdate,
                 AssetsDelete,
+                ConfigGet,
             ],
         ),
         (
@@ -76,9 +92,12 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 AssetsCreate,
                 AssetsUpdate,
                 AssetsDelete,
+                ConfigGet,
+                ConfigUpdate,
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),
+        ("roles/longrun.projectAdmin", &[ProjectsManage]),
         (
             "roles/longrun.serviceAccountAdmin",
             &[ServiceAccountsManage],

@@ -13,8 +13,8 @@ use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount,
-    Signal, Store,
+    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
+    ServiceAccount, Signal, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use std::sync::Arc;
@@ -173,6 +173,29 @@ impl Store for Watched {
     }
     async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
         self.inner.scan_assets(after, limit).await
+    }
+
+    // Nor are projects' settings and registrations.
+    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
+        self.inner.max_concurrent_exports(project).await
+    }
+    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
+        self.inner.set_max_concurrent_exports(project, value).await
+    }
+    async fn register_project(&self, registration: Registration) -> Result<bool> {
+        self.inner.register_project(registration).await
+    }
+    async fn update_project(&self, registration: Registration) -> Result<bool> {
+        self.inner.update_project(registration).await
+    }
+    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
+        self.inner.registration(project).await
+    }
+    async fn registrations(&self) -> Result<Vec<Registration>> {
+        self.inner.registrations().await
+    }
+    async fn unregister_project(&self, project: &str) -> Result<bool> {
+        self.inner.unregister_project(project).await
     }
 }
 

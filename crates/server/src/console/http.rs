@@ -88,7 +88,8 @@ pub fn method_id(method: &Method, path: &str) -> String {
         "/$discovery/rest" => "discovery",
         _ if path.starts_with("/assets/") => "page",
         _ => {
-            return rest::route_of(method, path).map_or("unknown".into(), |r| rest::method_of(&r).0);
+            return rest::route_of(method, path)
+                .map_or("unknown".into(), |r| rest::method_of(&r).0);
         }
     };
     fixed.to_string()

@@ -5,7 +5,7 @@
 //! section 11). Never 5xx: the client retries those for about 20 s.
 //!
 //! The list follows what `earthengine-api` calls (`ee/data.py`: computations, maps,
-//! thumbnails, downloads, project config, asset pixels and features, IAM writes).
+//! thumbnails, downloads, asset pixels and features, IAM writes).
 
 use crate::error::ApiError;
 use crate::rest::discovery::Method;
@@ -382,26 +382,6 @@ pub const NOT_EMULATED: &[Method] = &[
         ("resource", ASSET),
         &[],
         "projects/p/assets/a:testIamPermissions",
-        "Not emulated (400 NOT_EMULATED).",
-    ),
-    named(
-        &["projects"],
-        "getConfig",
-        "GET",
-        "{+name}",
-        ("name", "^projects/[^/]+/config$"),
-        &[],
-        "projects/p/config",
-        "Not emulated (400 NOT_EMULATED).",
-    ),
-    named(
-        &["projects"],
-        "updateConfig",
-        "PATCH",
-        "{+name}",
-        ("name", "^projects/[^/]+/config$"),
-        &[("updateMask", "string", Some("google-fieldmask"))],
-        "projects/p/config",
         "Not emulated (400 NOT_EMULATED).",
     ),
 ];

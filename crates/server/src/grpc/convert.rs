@@ -122,13 +122,26 @@ pub fn error(e: ApiError) -> tonic::Status {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
     };
+    let mut any_details = vec![Any {
+        type_url: ERROR_INFO.into(),
+        value: info.encode_to_vec(),
+    }];
+    if let Some((description, url)) = e.help.as_deref() {
+        let help = rpc::Help {
+            links: vec![rpc::help::Link {
+                description: description.clone(),
+                url: url.clone(),
+            }],
+        };
+        any_details.push(Any {
+            type_url: "type.googleapis.com/google.rpc.Help".into(),
+            value: help.encode_to_vec(),
+        });
+    }
     let details = rpc::Status {
         code: e.code as i32,
         message: e.message.clone(),
-        details: vec![Any {
-            type_url: ERROR_INFO.into(),
-            value: info.encode_to_vec(),
-        }],
+        details: any_details,
     };
     tonic::Status::with_details(
         tonic::Code::from_i32(e.code as i32),

@@ -77,6 +77,9 @@ impl Grpc {
             None => self.app.auth.check_scope(&caller),
         }
         .map_err(convert::error)?;
+        crate::projects::gate(&self.app, route)
+            .await
+            .map_err(convert::error)?;
         Ok(caller)
     }
 

@@ -336,6 +336,7 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
         .chain(crate::emulator::methods::TASKS)
         .chain(crate::emulator::methods::ASSETS)
         .chain(crate::emulator::methods::NOT_EMULATED)
+        .chain(crate::projects::METHODS)
 }
 
 /// The document for `version`, with `root` (`http://host/`) as its root URL.

@@ -53,6 +53,8 @@ pub struct App {
     pub emulator: std::sync::Arc<crate::emulator::Emulator>,
     /// The watch stream's hub, metrics (contract section 13).
     pub console: crate::console::Console,
+    /// `[projects]` (contract section 12).
+    pub projects: std::sync::Arc<crate::projects::Settings>,
 }
 
 /// What a request path and method resolve to.
@@ -74,11 +76,15 @@ pub(crate) enum Route {
     Output(Name),
     /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
     Emulator(Project, crate::emulator::Call),
+    /// A projects method (the project config).
+    Projects(Project, crate::projects::Call),
     ListAccounts(Project),
     CreateAccount(Project),
     /// Disable (true) or enable (false) an account.
     SetAccountDisabled(Project, String, bool),
     DeleteAccount(Project, String),
+    /// `GET /{v}/projectRegistrations`: the project registry (projectAdmin on `*`).
+    ListRegistrations,
 }
 
 pub(crate) fn invalid_name(e: String) -> ApiError {
@@ -116,6 +122,12 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
             _ => Err(not_found()),
         };
     }
+    if rest == "projectRegistrations" {
+        return match *method {
+            Method::GET => Ok((version, Route::ListRegistrations)),
+            _ => Err(ApiError::method_not_allowed(method, "GET")),
+        };
+    }
     let rest = rest.strip_prefix("projects/").ok_or_else(not_found)?;
     // `projects/P:verb` (the project's own methods) or `projects/P/...`.
     let (project, rest) = match rest.split_once('/') {
@@ -125,6 +137,9 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
             None => return Err(not_found()),
         },
     };
+    if let Some(call) = crate::projects::route(method, rest) {
+        return Ok((version, Route::Projects(project_of(project)?, call?)));
+    }
     if let Some(call) = crate::emulator::route(method, rest) {
         return Ok((version, Route::Emulator(project_of(project)?, call?)));
     }
@@ -293,6 +308,7 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         Route::BatchCancel(p) => ("operations.batchCancel", p.as_str().to_string()),
         Route::Submit(p) => ("operations.submit", p.as_str().to_string()),
         Route::Lease(_) => ("workers.lease", String::new()),
+        Route::ListRegistrations => ("projectRegistrations.list", String::new()),
         Route::ListAccounts(p) => ("serviceAccounts.list", p.as_str().to_string()),
         Route::CreateAccount(p) => ("serviceAccounts.create", p.as_str().to_string()),
         Route::SetAccountDisabled(p, _, true) => {
@@ -303,6 +319,7 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         }
         Route::DeleteAccount(p, _) => ("serviceAccounts.delete", p.as_str().to_string()),
         Route::Emulator(p, call) => return (call.method_id(), p.as_str().to_string()),
+        Route::Projects(p, call) => return (call.method_id(), p.as_str().to_string()),
     };
     (id.to_string(), project)
 }
@@ -322,6 +339,7 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
         // Any authenticated caller may read what the server offers.
         Route::Emulator(project, call) => (call.permission()?, project.clone()),
+        Route::Projects(project, call) => (call.permission(), project.clone()),
         Route::Heartbeat(name) | Route::Complete(name) => {
             (Permission::WorkersExecute, name.project())
         }
@@ -331,6 +349,8 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         | Route::DeleteAccount(project, _) => (Permission::ServiceAccountsManage, project.clone()),
         // Leases span projects: see `Auth::lease_scope`.
         Route::Lease(_) => return None,
+        // Checked on every project (`*`) by the handler.
+        Route::ListRegistrations => return None,
     })
 }
 
@@ -402,6 +422,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Some((permission, project)) => app.auth.check(&caller, permission, project.as_str())?,
         None => app.auth.check_scope(&caller)?,
     }
+    crate::projects::gate(app, &route).await?;
     let query = parts.uri.query();
     // Methods not emulated answer at once, whatever their parameters and body.
     if let Route::Emulator(_, crate::emulator::Call::NotEmulated(id)) = &route {
@@ -411,6 +432,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::List(_) => LIST_PARAMETERS,
         Route::Watch(_) => WATCH_PARAMETERS,
         Route::Emulator(_, call) => call.parameters(),
+        Route::Projects(_, call) => call.parameters(),
         _ => &[],
     };
     let query = body::Query::parse(query, known)?;
@@ -515,6 +537,10 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::Emulator(project, call) => {
             crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
         }
+        Route::Projects(project, call) => {
+            crate::projects::handle(app, project, call, &query, &bytes).await
+        }
+        Route::ListRegistrations => crate::projects::list_registrations(app, &caller).await,
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await

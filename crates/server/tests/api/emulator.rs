@@ -68,8 +68,6 @@ async fn methods_not_emulated_answer_at_once_naming_the_method() {
             "/v1/projects/p/assets/a:setIamPolicy",
             "assets.setIamPolicy",
         ),
-        ("GET", "/v1/projects/p/config", "getConfig"),
-        ("PATCH", "/v1/projects/p/config", "updateConfig"),
     ] {
         let started = Instant::now();
         let (status, error) = s.request(method, path, Some("{\"expression\": {}}")).await;

@@ -5,6 +5,7 @@ mod accounts;
 mod assets;
 mod grpc;
 mod metrics;
+mod projects;
 
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

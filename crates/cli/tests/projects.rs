@@ -1,0 +1,141 @@
+//! `longrun projects` (contract section 12): the registry on a server's store and through
+//! the server with a project admin's token, and the gate it controls, seen by a client.
+
+mod common;
+
+use common::{Server, access_token, create_account, longrun, longrun_ok};
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+[auth]
+mode = "oauth"
+
+[projects]
+require_registration = true
+help_url = "https://example.test/register"
+
+[[iam.binding]]
+project = "*"
+role = "roles/longrun.projectAdmin"
+members = ["serviceAccount:registrar@p.iam.longrun"]
+
+[[iam.binding]]
+project = "p"
+role = "roles/earthengine.writer"
+members = ["serviceAccount:writer@p.iam.longrun"]
+"#;
+
+fn entries(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_on_the_store_and_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with_config(&data, CONFIG);
+    let base = server.base.as_str();
+    let registrar = access_token(
+        base,
+        &create_account(&server, &data, "registrar", "p", dir.path()),
+    )
+    .await;
+    let writer = access_token(
+        base,
+        &create_account(&server, &data, "writer", "p", dir.path()),
+    )
+    .await;
+    let client = longrun_client::Client::new(base).with_token(&writer);
+    let submit = || async {
+        client
+            .call(
+                http::Method::POST,
+                "/v1/projects/p/operations:submit",
+                Some(&json!({"type": "T"})),
+            )
+            .await
+    };
+    let refused = |e: longrun_client::Error| match e {
+        longrun_client::Error::Api {
+            http_status, body, ..
+        } => (http_status, body["error"]["details"][0]["reason"].clone()),
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        refused(submit().await.unwrap_err()),
+        (403, json!("PROJECT_NOT_REGISTERED"))
+    );
+
+    // On the store, while the server runs: it sees the entry at once.
+    let local = ["--data-dir", data.to_str().unwrap()];
+    let mut args = vec![
+        "projects",
+        "register",
+        "p",
+        "--plan",
+        "noncommercial",
+        "--registered-on",
+        "2024-01-01",
+    ];
+    args.extend(local);
+    let out = longrun_ok(&args, &[]);
+    assert_eq!(
+        entries(&out),
+        [
+            json!({"project": "p", "plan": "noncommercial", "registeredOn": "2024-01-01", "eligibility": "unverified"})
+        ]
+    );
+    let (ok, _, err) = longrun(&args, &[]);
+    assert!(!ok && err.contains("already registered"), "{err}");
+    assert_eq!(
+        refused(submit().await.unwrap_err()),
+        (403, json!("ELIGIBILITY_NOT_VERIFIED"))
+    );
+
+    // Through the server: only with a project admin's token.
+    let remote = ["--server", base];
+    let mut update = vec!["projects", "update", "p", "--eligibility", "verified"];
+    update.extend(remote);
+    let (ok, _, err) = longrun(&update, &[]);
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    let (ok, _, err) = longrun(&update, &[("LONGRUN_TOKEN", writer.as_str())]);
+    assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
+    let admin = [("LONGRUN_TOKEN", registrar.as_str())];
+    let out = longrun_ok(&update, &admin);
+    assert_eq!(entries(&out)[0]["eligibility"], "verified");
+    submit().await.unwrap();
+
+    let mut register_q = vec!["projects", "register", "q", "--plan", "commercial"];
+    register_q.extend(remote);
+    longrun_ok(&register_q, &admin);
+    let mut list = vec!["projects", "list"];
+    list.extend(remote);
+    let listed: Vec<Value> = entries(&longrun_ok(&list, &admin))
+        .into_iter()
+        .map(|e| e["project"].clone())
+        .collect();
+    assert_eq!(listed, [json!("p"), json!("q")]);
+    let mut list_local = vec!["projects", "list"];
+    list_local.extend(local);
+    assert_eq!(entries(&longrun_ok(&list_local, &[])).len(), 2);
+
+    let mut unregister = vec!["projects", "unregister", "p"];
+    unregister.extend(remote);
+    longrun_ok(&unregister, &admin);
+    let mut describe = vec!["projects", "describe", "p"];
+    describe.extend(local);
+    let (ok, _, err) = longrun(&describe, &[]);
+    assert!(!ok && err.contains("not registered"), "{err}");
+    let mut describe_q = vec!["projects", "describe", "q"];
+    describe_q.extend(remote);
+    assert_eq!(
+        entries(&longrun_ok(&describe_q, &admin))[0]["plan"],
+        "commercial"
+    );
+    assert_eq!(
+        refused(submit().await.unwrap_err()),
+        (403, json!("PROJECT_NOT_REGISTERED"))
+    );
+}
