@@ -59,7 +59,11 @@ pub async fn run(
     };
     // The console's change feed sees every write: through a wrapper on a store of our own,
     // through the store's signals on a shared one.
-    let console = console::Console::new(config.metrics.public, config.retention);
+    let console = console::Console::new(
+        config.metrics.public,
+        config.retention,
+        config.project_defaults.max_running,
+    );
     let store = console::feed::Watched::wrap(store, &console);
     let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {

@@ -3,7 +3,9 @@
 //! of a type nobody asked for is said to wait for that (in the `x-longrun-waiting` header
 //! of a get, shown by the page and `longrun operations describe`), and the first submit of
 //! such a type is logged. What a server knows is its own lease requests: with several
-//! servers on one store, a worker that asks another server is not seen here.
+//! servers on one store, a worker that asks another server is not seen here. A PENDING
+//! operation whose project is at its running limit (`project_defaults.max_running`) is
+//! said to be held back by it (`held_back`).
 
 use longrun_types::{Operation, State, Timestamp};
 use std::collections::{HashMap, HashSet};
@@ -81,6 +83,35 @@ impl Demand {
             );
         }
     }
+}
+
+/// Why a PENDING operation of a project at its running limit waits, if it is: counts the
+/// project's RUNNING and CANCELLING operations (at most `max_running` of them are read).
+pub async fn held_back(
+    engine: &longrun_engine::Engine,
+    op: &Operation,
+    max_running: u64,
+) -> Option<String> {
+    if op.state != State::Pending || max_running == 0 {
+        return None;
+    }
+    let running = engine
+        .list(
+            &op.name.project(),
+            "metadata.state = RUNNING OR metadata.state = CANCELLING",
+            max_running.min(1000) as i64,
+            "",
+        )
+        .await
+        .ok()?
+        .operations
+        .len() as u64;
+    (running >= max_running).then(|| {
+        format!(
+            "project {} is at its limit of {max_running} running operations",
+            op.name.project().as_str()
+        )
+    })
 }
 
 impl Default for Demand {

@@ -88,7 +88,7 @@ impl Store for Watched {
         self.timed(started);
         if let Inserted::Created(op) = &inserted {
             self.demand.queued(op);
-            self.publish(|| Kind::Operation(Box::new(op.clone())));
+            self.publish(|| Kind::operation(op.clone()));
         }
         Ok(inserted)
     }
@@ -102,7 +102,7 @@ impl Store for Watched {
         let started = Instant::now();
         let stored = self.inner.update(operation).await?;
         self.timed(started);
-        self.publish(|| Kind::Operation(Box::new(stored.clone())));
+        self.publish(|| Kind::operation(stored.clone()));
         Ok(stored)
     }
     async fn delete(&self, name: &Name, version: i64) -> Result<()> {
@@ -127,7 +127,7 @@ impl Store for Watched {
             self.timed(started);
         }
         for (op, _) in &leased {
-            self.publish(|| Kind::Operation(Box::new(op.clone())));
+            self.publish(|| Kind::operation(op.clone()));
         }
         Ok(leased)
     }
@@ -145,7 +145,7 @@ impl Store for Watched {
         let ops: Vec<Operation> = operations.iter().map(|(op, _)| op.clone()).collect();
         self.inner.import(operations).await?;
         for op in ops {
-            self.publish(|| Kind::Operation(Box::new(op)));
+            self.publish(|| Kind::operation(op));
         }
         Ok(())
     }
@@ -249,7 +249,7 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
             });
         for (read, name) in futures_util::future::join_all(reads).await {
             match read {
-                Ok(Some(op)) => hub.publish(Kind::Operation(Box::new(op))),
+                Ok(Some(op)) => hub.publish(Kind::operation(op)),
                 // Deleted through another server (this one's deletes are published by the
                 // wrapper), or a name of another schema notifying on the same channel.
                 Ok(None) => {

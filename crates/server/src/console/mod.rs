@@ -28,16 +28,19 @@ pub struct Console {
     pub metrics_public: bool,
     /// How long done operations are kept (the operations gauge leaves out older ones).
     pub retention: Duration,
+    /// `project_defaults.max_running` (0: none), to say when it holds work back.
+    pub max_running: u64,
 }
 
 impl Console {
-    pub fn new(metrics_public: bool, retention: Duration) -> Console {
+    pub fn new(metrics_public: bool, retention: Duration, max_running: u64) -> Console {
         Console {
             hub: Arc::new(watch::Hub::new()),
             metrics: Arc::new(metrics::Metrics::new()),
             demand: Arc::new(demand::Demand::new()),
             metrics_public,
             retention,
+            max_running,
         }
     }
 }

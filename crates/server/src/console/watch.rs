@@ -43,8 +43,41 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub enum Kind {
     /// The operation as it now stands (created, or changed in any way).
-    Operation(Box<Operation>),
+    Operation(Arc<Shown>),
     Deleted(Name),
+}
+
+impl Kind {
+    pub fn operation(op: Operation) -> Kind {
+        Kind::Operation(Arc::new(Shown::new(op)))
+    }
+}
+
+/// An operation as sent to watchers: its JSON is rendered once per API version, however
+/// many watchers send it.
+#[derive(Debug)]
+pub struct Shown {
+    pub op: Operation,
+    json: [std::sync::OnceLock<String>; 3],
+}
+
+impl Shown {
+    pub fn new(op: Operation) -> Shown {
+        Shown {
+            op,
+            json: Default::default(),
+        }
+    }
+
+    /// The wire JSON for `version`, on one line.
+    pub fn json(&self, version: Version) -> &str {
+        let i = match version {
+            Version::V1 => 0,
+            Version::V1beta => 1,
+            Version::V1alpha => 2,
+        };
+        self.json[i].get_or_init(|| operation_json(&self.op, version))
+    }
 }
 
 /// One change in the hub.
@@ -142,7 +175,8 @@ impl Hub {
     /// Adds a change and wakes the watchers.
     pub fn publish(&self, kind: Kind) {
         let project = match &kind {
-            Kind::Operation(op) => {
+            Kind::Operation(shown) => {
+                let op = &shown.op;
                 let mut known = self.known.lock().expect("hub lock");
                 if !known.contains(op.name.as_str()) {
                     known.insert(op.name.as_str().to_string());
@@ -252,7 +286,7 @@ pub fn snapshot_parameter(value: Option<&str>) -> Result<bool, ApiError> {
 #[derive(Debug)]
 pub enum Item {
     /// An operation as it stands, with its cursor.
-    Operation(String, Box<Operation>),
+    Operation(String, Arc<Shown>),
     /// A deleted operation, with its cursor.
     Deleted(String, Name),
     /// The snapshot or replay is complete, up to this cursor.
@@ -306,7 +340,7 @@ fn sse(item: &Item, version: Version) -> Bytes {
         Bytes::from(format!("event: {event}\n{id}data: {data}\n\n"))
     };
     match item {
-        Item::Operation(id, op) => event("operation", Some(id), &operation_json(op, version)),
+        Item::Operation(id, shown) => event("operation", Some(id), shown.json(version)),
         Item::Deleted(id, name) => event(
             "deleted",
             Some(id),
@@ -349,7 +383,8 @@ impl State {
                 true
             }
             (Kind::Operation(_), None) => true,
-            (Kind::Operation(op), Some(filter)) => {
+            (Kind::Operation(shown), Some(filter)) => {
+                let op = &shown.op;
                 if filter.matches(op) {
                     self.shown.insert(op.name.as_str().to_string());
                     true
@@ -403,8 +438,11 @@ async fn snapshot(tx: &Sender, watch: &Watch, state: &mut State) -> Result<Posit
                 if state.filter.is_some() {
                     state.shown.insert(op.name.as_str().to_string());
                 }
-                tx.send(Item::Operation(id.clone(), Box::new(op.clone())))
-                    .await?;
+                tx.send(Item::Operation(
+                    id.clone(),
+                    Arc::new(Shown::new(op.clone())),
+                ))
+                .await?;
             }
             match page.next_page_token {
                 Some(next) => token = next,
@@ -493,7 +531,7 @@ mod tests {
         let start = hub.position();
         assert_eq!(Position::parse(&start.id()), Some(start));
         for i in 0..KEPT + 5 {
-            hub.publish(Kind::Operation(Box::new(op(&format!("o{i}")))));
+            hub.publish(Kind::operation(op(&format!("o{i}"))));
         }
         assert_eq!(hub.len(), KEPT);
         // The first five changes were forgotten: the start cursor is too old.

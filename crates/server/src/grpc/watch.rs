@@ -38,7 +38,7 @@ impl pb::operations_server::Operations for Grpc {
         .map_err(convert::error)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(items).filter_map(|item| {
             let (id, event) = match item {
-                Item::Operation(id, op) => (id, Event::Operation(convert::operation(&op))),
+                Item::Operation(id, shown) => (id, Event::Operation(convert::operation(&shown.op))),
                 Item::Deleted(id, name) => (id, Event::Deleted(name.as_str().to_string())),
                 Item::Synced(id) => (id, Event::Synced(())),
                 Item::Reset => (String::new(), Event::Reset(())),

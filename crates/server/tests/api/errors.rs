@@ -21,6 +21,7 @@ async fn unknown_paths_methods_and_verbs() {
             json!({"path": "/v2/projects/p/operations"})
         )
     );
+    // `/` is the task manager page (contract section 13).
     for path in [
         "/v1",
         "/v1/projects/p",

@@ -76,3 +76,27 @@ async fn why_work_waits() {
     );
     s.stop().await;
 }
+
+/// A PENDING operation of a project at its running limit says the limit holds it back.
+#[tokio::test]
+async fn the_running_limit_holds_work_back() {
+    let s = TestServer::with(|c| c.project_defaults.max_running = 1).await;
+    for id in ["a", "b"] {
+        s.submit("p", serde_json::json!({"type": "T", "operationId": id}))
+            .await;
+    }
+    let body =
+        r#"{"types": ["T"], "waitTimeout": "0s", "leaseDuration": "60s", "maxOperations": 2}"#;
+    let (_, leased) = s.request("POST", "/v1/workers/w:lease", Some(body)).await;
+    assert_eq!(leased["leases"].as_array().unwrap().len(), 1, "{leased}");
+    let waiting = if leased["leases"][0]["operation"]["name"] == "projects/p/operations/a" {
+        "b"
+    } else {
+        "a"
+    };
+    let path = format!("/v1/projects/p/operations/{waiting}");
+    let r = s.client.send(http::Method::GET, &path, None).await.unwrap();
+    let why = r.headers["x-longrun-waiting"].to_str().unwrap();
+    assert_eq!(why, "project p is at its limit of 1 running operations");
+    s.stop().await;
+}

@@ -10,9 +10,11 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn next(w: &mut Watcher) -> Event {
-    tokio::time::timeout(Duration::from_secs(10), w.next())
+    // Generous: on PostgreSQL, other tests' schemas notify on the same channel, and each
+    // server reads every operation named (see `console::feed`).
+    tokio::time::timeout(Duration::from_secs(30), w.next())
         .await
-        .expect("an event within 10 s")
+        .expect("an event within 30 s")
         .unwrap()
         .expect("the stream stays open")
 }
@@ -379,13 +381,24 @@ async fn changes_through_one_server_reach_watchers_on_another() {
         None,
     )
     .await;
-    assert_eq!(
-        summary(&[next(&mut w).await, next(&mut w).await]),
-        vec![
-            ev("operation", other, "CANCELLED"),
-            ev("deleted", other, "")
-        ]
-    );
+    // Across servers, changes in quick succession may arrive as one (the operation as it
+    // then stands), and an operation may be sent again as it stands: what B sees of
+    // `other` is its cancel (or not, if the delete overtook it), then its delete.
+    let mut seen = Vec::new();
+    loop {
+        let e = summary(&[next(&mut w).await]).remove(0);
+        let last = e.0 == "deleted" && e.1.ends_with(&format!("/{other}"));
+        seen.push(e);
+        if last {
+            break;
+        }
+        assert!(seen.len() < 10, "{seen:?}");
+    }
+    for e in &seen {
+        if e.1.ends_with(&format!("/{other}")) && e.0 == "operation" {
+            assert_eq!(e.2, "CANCELLED", "{seen:?}");
+        }
+    }
     eprintln!("a submit on A reached the watcher on B in {latency:?}");
     assert!(latency < Duration::from_secs(2), "{latency:?}");
     a.stop().await;
