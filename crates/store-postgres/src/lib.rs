@@ -579,7 +579,11 @@ impl Store for PostgresStore {
             fair.took(&project);
         }
         tx.commit().await.map_err(pg)?;
-        *self.fair_cursor.lock().expect("cursor") = fair.into_cursor();
+        // Only a lease that took something moves the rotation: a concurrent empty lease
+        // (another worker's types) must not put back the cursor it started from.
+        if !leased.is_empty() {
+            *self.fair_cursor.lock().expect("cursor") = fair.into_cursor();
+        }
         Ok(leased)
     }
 

@@ -517,7 +517,9 @@ impl Store for SqliteStore {
                     leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
                     fair.took(&project);
                 }
-                *cursor.lock().expect("cursor") = fair.into_cursor();
+                if !leased.is_empty() {
+                    *cursor.lock().expect("cursor") = fair.into_cursor();
+                }
                 Ok(leased)
             })
             .await
