@@ -512,13 +512,18 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg)?;
-        // A project's queue head; rows other leases hold are passed over.
+        // A project's queue head: the head of each type's queue (one probe of
+        // `operations_fair` each), then the first of those; rows other leases hold are
+        // passed over.
         let head = tx
             .prepare_cached(
-                "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                 AND project = $1 AND op_type = ANY($2) \
-                 AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
-                 ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
+                "SELECT o.record, o.payload FROM unnest($2::text[]) AS t(op_type) \
+                 CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
+                 FROM operations WHERE state = 'PENDING' AND project = $1 \
+                 AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+                 ORDER BY priority DESC, create_time ASC, name ASC \
+                 LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
+                 ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1",
             )
             .await
             .map_err(pg)?;

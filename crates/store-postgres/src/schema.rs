@@ -222,6 +222,13 @@ CREATE TABLE project_registry (
 CREATE INDEX operations_fair ON operations (project, priority DESC, create_time, name)
     WHERE state = 'PENDING';
 "#,
+    r#"
+-- Each type's queue head within a project in one index probe: a lease for a type that a
+-- project's backlog does not hold reads none of that backlog.
+DROP INDEX operations_fair;
+CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, create_time, name)
+    WHERE state = 'PENDING';
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -436,25 +436,37 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .write(move |conn| {
-                let marks = vec!["?"; query.types.len()].join(", ");
-                let head_sql = format!(
-                    "SELECT record, payload FROM operations WHERE state = 'PENDING' \
-                     AND project = ? AND op_type IN ({marks}) \
-                     AND (? = 0 OR op_type NOT GLOB 'EXPORT_*') \
-                     ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1"
-                );
+                // A project's queue head: the head of each type's queue (one probe of
+                // `operations_fair` each), then the first of those in lease order.
                 let head = |project: &str, no_exports: bool| -> Result<Option<(String, String)>> {
-                    let mut params: Vec<Sql> = vec![Sql::Text(project.to_string())];
-                    params.extend(query.types.iter().cloned().map(Sql::Text));
-                    params.push(Sql::Integer(i64::from(no_exports)));
-                    conn.prepare_cached(&head_sql)
-                        .and_then(|mut s| {
-                            s.query_row(rusqlite::params_from_iter(params), |r| {
-                                Ok((r.get(0)?, r.get(1)?))
+                    let mut best: Option<((i64, i64, String), (String, String))> = None;
+                    for op_type in &query.types {
+                        let found = conn
+                            .prepare_cached(
+                                "SELECT priority, create_time, name, record, payload \
+                                 FROM operations WHERE state = 'PENDING' AND project = ?1 \
+                                 AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
+                                 ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1",
+                            )
+                            .and_then(|mut s| {
+                                s.query_row(
+                                    rusqlite::params![project, op_type, i64::from(no_exports)],
+                                    |r| {
+                                        // Lease order: priority descending, then age, then name.
+                                        let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);
+                                        Ok((key, (r.get(3)?, r.get(4)?)))
+                                    },
+                                )
+                                .optional()
                             })
-                            .optional()
-                        })
-                        .map_err(backend)
+                            .map_err(backend)?;
+                        if let Some(found) = found
+                            && best.as_ref().is_none_or(|b| found.0 < b.0)
+                        {
+                            best = Some(found);
+                        }
+                    }
+                    Ok(best.map(|(_, row)| row))
                 };
                 let within: Option<std::collections::HashSet<&String>> =
                     query.projects.as_ref().map(|p| p.iter().collect());
