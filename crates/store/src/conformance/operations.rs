@@ -1,95 +1,7 @@
-//! The storage conformance suite, written once. Each backend instantiates it with
-//! [`conformance_suite!`](crate::conformance_suite), passing an async expression that yields
-//! `Some((store, guard))`, or `None` to skip (a backend whose database is not configured
-//! prints why); the guard (a temporary directory, a database schema) lives as long as the
-//! test.
+//! Conformance: inserting, reading, listing, updating, deleting, expiring, scanning and
+//! importing operations, and the values every backend must hold or refuse alike.
 
-use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, ServiceAccount, Store};
-use longrun_types::filter;
-use longrun_types::operation::{Outcome, Status};
-use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timestamp};
-use std::collections::HashSet;
-use std::sync::Arc;
-
-#[macro_export]
-macro_rules! conformance_suite {
-    ($make:expr) => {
-        $crate::conformance_suite!(@each $make;
-            insert_then_get_returns_the_whole_record,
-            request_ids_deduplicate_per_project,
-            names_are_unique,
-            queue_limit_counts_pending_operations,
-            queue_limit_counts_operations_put_back_by_a_retry,
-            concurrent_inserts_keep_every_insert_rule,
-            update_is_a_compare_and_set,
-            concurrent_updates_have_exactly_one_winner,
-            delete_is_a_compare_and_set,
-            list_pages_in_order_without_skips_or_repeats,
-            list_filters_agree_with_the_reference_semantics,
-            expire_removes_only_old_done_operations,
-            payload_is_kept_apart,
-            lease_takes_priority_then_age_within_limits,
-            due_finds_expired_leases_and_passed_deadlines,
-            scan_then_import_copies_every_operation,
-            service_accounts_are_kept,
-            lease_keeps_to_the_given_projects,
-            text_no_backend_can_index_is_refused_alike,
-            awkward_values_round_trip_exactly,
-            assets_keep_to_their_folders,
-            assets_move_with_their_contents,
-            project_export_caps_are_kept,
-            lease_caps_exports_per_project,
-            the_project_registry_is_kept,
-            lease_takes_turns_across_projects
-        );
-    };
-    (@each $make:expr; $($test:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let Some((store, _guard)) = $make.await else { return };
-                $crate::conformance::$test(::std::sync::Arc::new(store)).await;
-            }
-        )*
-    };
-}
-
-fn project(p: &str) -> Project {
-    Project::parse(p).unwrap()
-}
-
-fn operation(p: &str, id: &str, created: i64) -> Operation {
-    Operation::new(
-        Name::new(&project(p), id).unwrap(),
-        "EXPORT_IMAGE".into(),
-        Timestamp(created),
-    )
-}
-
-fn new(op: Operation) -> NewOperation {
-    NewOperation {
-        operation: op,
-        payload: serde_json::json!({}),
-        max_queued: 1_000_000,
-    }
-}
-
-async fn created<S: Store>(store: &S, op: Operation) -> Operation {
-    match store.insert(new(op)).await.unwrap() {
-        Inserted::Created(op) => op,
-        other => panic!("expected Created, got {other:?}"),
-    }
-}
-
-fn done(mut op: Operation, state: State, at: i64) -> Operation {
-    let outcome = match state {
-        State::Succeeded => Outcome::Response(serde_json::json!({"@type": "t", "x": 1})),
-        State::Cancelled => Outcome::Error(Status::new(Code::Cancelled, "cancelled")),
-        _ => Outcome::Error(Status::new(Code::Internal, "boom")),
-    };
-    op.move_to(state, Some(outcome), Timestamp(at));
-    op
-}
+use super::*;
 
 pub async fn insert_then_get_returns_the_whole_record<S: Store>(store: Arc<S>) {
     let mut op = operation("p", "exports/2026/a%2Fb", 1_000);
@@ -105,7 +17,6 @@ pub async fn insert_then_get_returns_the_whole_record<S: Store>(store: Arc<S>) {
     let missing = Name::new(&project("p"), "nope").unwrap();
     assert_eq!(store.get(&missing).await.unwrap(), None);
 }
-
 pub async fn request_ids_deduplicate_per_project<S: Store>(store: Arc<S>) {
     let mut a = operation("p", "a", 1);
     a.request_id = Some("same".into());
@@ -127,7 +38,6 @@ pub async fn request_ids_deduplicate_per_project<S: Store>(store: Arc<S>) {
     other.request_id = Some("same".into());
     created(&*store, other).await;
 }
-
 pub async fn names_are_unique<S: Store>(store: Arc<S>) {
     created(&*store, operation("p", "x", 1)).await;
     match store.insert(new(operation("p", "x", 2))).await {
@@ -135,7 +45,6 @@ pub async fn names_are_unique<S: Store>(store: Arc<S>) {
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
 }
-
 pub async fn queue_limit_counts_pending_operations<S: Store>(store: Arc<S>) {
     let limited = |op| NewOperation {
         operation: op,
@@ -163,7 +72,6 @@ pub async fn queue_limit_counts_pending_operations<S: Store>(store: Arc<S>) {
         Inserted::Created(_)
     ));
 }
-
 pub async fn queue_limit_counts_operations_put_back_by_a_retry<S: Store>(store: Arc<S>) {
     let limited = |op| NewOperation {
         max_queued: 3,
@@ -193,7 +101,6 @@ pub async fn queue_limit_counts_operations_put_back_by_a_retry<S: Store>(store: 
         other => panic!("expected QueueFull, got {other:?}"),
     }
 }
-
 /// Inserts racing each other (a backend may gather them into one transaction) still each
 /// get the outcome they would get one at a time.
 pub async fn concurrent_inserts_keep_every_insert_rule<S: Store + 'static>(store: Arc<S>) {
@@ -266,7 +173,6 @@ pub async fn concurrent_inserts_keep_every_insert_rule<S: Store + 'static>(store
         .count();
     assert_eq!((won, taken), (1, 9), "{outcomes:?}");
 }
-
 pub async fn update_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let op = created(&*store, operation("p", "x", 1)).await;
     let mut running = op.clone();
@@ -282,7 +188,6 @@ pub async fn update_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let ghost = operation("p", "ghost", 1);
     assert!(matches!(store.update(ghost).await, Err(Error::NotFound)));
 }
-
 pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>) {
     for round in 0..20 {
         let op = created(&*store, operation("p", &format!("race{round}"), round)).await;
@@ -317,7 +222,6 @@ pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>)
         assert_eq!(stored.version, 2);
     }
 }
-
 pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let op = created(&*store, operation("p", "x", 1)).await;
     assert!(matches!(
@@ -331,7 +235,6 @@ pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
         Err(Error::NotFound)
     ));
 }
-
 async fn collect_all<S: Store>(
     store: &S,
     p: &str,
@@ -364,7 +267,6 @@ async fn collect_all<S: Store>(
     }
     seen
 }
-
 pub async fn list_pages_in_order_without_skips_or_repeats<S: Store>(store: Arc<S>) {
     // Ties on create time are ordered by name.
     let mut expected = Vec::new();
@@ -411,7 +313,6 @@ pub async fn list_pages_in_order_without_skips_or_repeats<S: Store>(store: Arc<S
     }
     assert_eq!(seen, expected);
 }
-
 pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Arc<S>) {
     let states = [
         State::Pending,
@@ -489,7 +390,6 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
     // The data set is rich enough for the filters to select different subsets.
     assert!(sizes.len() > 8, "{sizes:?}");
 }
-
 pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let old = created(&*store, operation("p", "old", 1)).await;
     let old = store.update(done(old, State::Succeeded, 10)).await.unwrap();
@@ -517,7 +417,6 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
         assert_eq!(store.get(&name).await.unwrap(), None);
     }
 }
-
 pub async fn payload_is_kept_apart<S: Store>(store: Arc<S>) {
     let op = operation("p", "x", 1);
     let payload = serde_json::json!({"seconds": 5, "nested": {"a": [1, 2, "three"]}});
@@ -533,81 +432,6 @@ pub async fn payload_is_kept_apart<S: Store>(store: Arc<S>) {
     let missing = Name::new(&project("p"), "missing").unwrap();
     assert_eq!(store.payload(&missing).await.unwrap(), None);
 }
-
-fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> LeaseQuery {
-    LeaseQuery {
-        types: types.iter().map(|t| t.to_string()).collect(),
-        limit,
-        max_running,
-        projects: None,
-        max_exports: 0,
-        start: Arc::new(move |mut op: Operation| {
-            op.apply(Event::Lease, None, Timestamp(expire - 10));
-            op.lease = Some(Lease {
-                id: format!("lease-{}", op.name.id()),
-                worker: "w".into(),
-                expire_time: Timestamp(expire),
-                duration_ms: 10,
-            });
-            op
-        }),
-    }
-}
-
-pub async fn lease_takes_priority_then_age_within_limits<S: Store>(store: Arc<S>) {
-    let submit = async |p: &str, id: &str, ty: &str, priority: i32, created: i64| {
-        let mut op = operation(p, id, created);
-        op.op_type = ty.into();
-        op.priority = priority;
-        store
-            .insert(NewOperation {
-                operation: op,
-                payload: serde_json::json!({"id": id}),
-                max_queued: 100,
-            })
-            .await
-            .unwrap();
-    };
-    submit("p", "low-old", "A", 1, 1).await;
-    submit("p", "high-new", "A", 9, 5).await;
-    submit("p", "high-old", "A", 9, 2).await;
-    submit("p", "other-type", "B", 99, 1).await;
-    submit("q", "q-mid", "A", 5, 1).await;
-    let names = |leased: &[(Operation, serde_json::Value)]| -> Vec<String> {
-        leased
-            .iter()
-            .map(|(op, _)| op.name.id().to_string())
-            .collect()
-    };
-    // Projects take turns; within one, priority then age.
-    let first = store.lease(leasing(&["A"], 2, 0, 100)).await.unwrap();
-    assert_eq!(names(&first), ["high-old", "q-mid"]);
-    let (op, payload) = &first[0];
-    assert_eq!(payload, &serde_json::json!({"id": "high-old"}));
-    assert_eq!(op.state, State::Running);
-    assert_eq!(op.version, 2);
-    assert_eq!(store.get(&op.name).await.unwrap().as_ref(), Some(op));
-    // p runs one: with a limit of 2 it may run one more, and then none.
-    let second = store.lease(leasing(&["A"], 5, 2, 100)).await.unwrap();
-    assert_eq!(names(&second), ["high-new"]);
-    assert!(
-        store
-            .lease(leasing(&["A", "B"], 5, 2, 100))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let third = store.lease(leasing(&["A", "B"], 5, 0, 100)).await.unwrap();
-    assert_eq!(names(&third), ["other-type", "low-old"]);
-    assert!(
-        store
-            .lease(leasing(&["A", "B"], 5, 0, 100))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
 pub async fn due_finds_expired_leases_and_passed_deadlines<S: Store>(store: Arc<S>) {
     let mut timed = operation("p", "timed", 1);
     timed.deadline = Some(Timestamp(50));
@@ -640,7 +464,6 @@ pub async fn due_finds_expired_leases_and_passed_deadlines<S: Store>(store: Arc<
     );
     assert_eq!(store.due(Timestamp(1000), 1).await.unwrap().len(), 1);
 }
-
 pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
     let mut originals = Vec::new();
     for (i, p) in ["a", "b", "c"].iter().cycle().take(25).enumerate() {
@@ -707,73 +530,6 @@ pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
         Err(Error::QueueFull { limit: 4 })
     ));
 }
-
-pub async fn service_accounts_are_kept<S: Store>(store: Arc<S>) {
-    let account = |name: &str| ServiceAccount {
-        email: format!("{name}@p.iam.longrun"),
-        project: "p".into(),
-        key_id: format!("key-{name}"),
-        public_key_pem: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n".into(),
-        disabled: false,
-        create_time: Timestamp(1_000),
-    };
-    assert!(store.create_account(account("b")).await.unwrap());
-    assert!(store.create_account(account("a")).await.unwrap());
-    assert!(!store.create_account(account("a")).await.unwrap());
-    assert_eq!(
-        store.account("a@p.iam.longrun").await.unwrap(),
-        Some(account("a"))
-    );
-    assert_eq!(store.account("c@p.iam.longrun").await.unwrap(), None);
-    assert!(
-        store
-            .set_account_disabled("a@p.iam.longrun", true)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .set_account_disabled("c@p.iam.longrun", true)
-            .await
-            .unwrap()
-    );
-    let disabled = ServiceAccount {
-        disabled: true,
-        ..account("a")
-    };
-    assert_eq!(
-        store.accounts().await.unwrap(),
-        vec![disabled, account("b")]
-    );
-    assert!(store.delete_account("b@p.iam.longrun").await.unwrap());
-    assert!(!store.delete_account("b@p.iam.longrun").await.unwrap());
-    assert_eq!(store.accounts().await.unwrap().len(), 1);
-}
-
-pub async fn lease_keeps_to_the_given_projects<S: Store>(store: Arc<S>) {
-    for (p, at) in [("a", 1), ("b", 2), ("c", 3)] {
-        created(&*store, operation(p, "x", at)).await;
-    }
-    let within = |projects: &[&str]| LeaseQuery {
-        projects: Some(projects.iter().map(|p| p.to_string()).collect()),
-        ..leasing(&["EXPORT_IMAGE"], 10, 0, 100)
-    };
-    assert!(store.lease(within(&[])).await.unwrap().is_empty());
-    let leased = store.lease(within(&["c", "a"])).await.unwrap();
-    let mut projects: Vec<String> = leased
-        .iter()
-        .map(|(op, _)| op.name.project().as_str().to_string())
-        .collect();
-    projects.sort();
-    assert_eq!(projects, ["a", "c"]);
-    let rest = store
-        .lease(leasing(&["EXPORT_IMAGE"], 10, 0, 100))
-        .await
-        .unwrap();
-    assert_eq!(rest.len(), 1);
-    assert_eq!(rest[0].0.name.project().as_str(), "b");
-}
-
 /// U+0000 in an indexed text field: PostgreSQL's `text` cannot hold it, so every backend
 /// refuses it the same way, and writes nothing.
 pub async fn text_no_backend_can_index_is_refused_alike<S: Store>(store: Arc<S>) {
@@ -824,7 +580,6 @@ pub async fn text_no_backend_can_index_is_refused_alike<S: Store>(store: Arc<S>)
     );
     assert!(store.accounts().await.unwrap().is_empty());
 }
-
 /// Values at the edges of what the API accepts come back exactly as written, on every
 /// backend: the longest type, request id and name, a 64 KiB description, every other
 /// control character, characters outside the BMP, and U+0000 where it is only in the
@@ -871,415 +626,4 @@ pub async fn awkward_values_round_trip_exactly<S: Store>(store: Arc<S>) {
             .len(),
         1
     );
-}
-
-fn asset(name: &str, asset_type: &str) -> crate::Asset {
-    let parent = match name.rsplit_once('/') {
-        Some((parent, _)) if parent.ends_with("/assets") => {
-            parent.trim_end_matches("/assets").to_string()
-        }
-        Some((parent, _)) => parent.to_string(),
-        None => panic!("{name}"),
-    };
-    crate::Asset {
-        name: name.into(),
-        parent,
-        asset_type: asset_type.into(),
-        record: serde_json::json!({"type": asset_type, "properties": {"k": name}}),
-    }
-}
-
-pub async fn assets_keep_to_their_folders<S: Store>(store: Arc<S>) {
-    use crate::AssetWrite::*;
-    let put = |a: crate::Asset, overwrite: bool| {
-        let store = store.clone();
-        async move { store.put_asset(a, overwrite).await.unwrap() }
-    };
-    // A child needs its folder; a top-level asset needs only its project.
-    assert_eq!(
-        put(asset("projects/p/assets/f/img", "IMAGE"), false).await,
-        NoParent
-    );
-    assert_eq!(
-        put(asset("projects/p/assets/f", "FOLDER"), false).await,
-        Done
-    );
-    assert_eq!(
-        put(asset("projects/p/assets/f", "FOLDER"), false).await,
-        Exists
-    );
-    assert_eq!(
-        put(asset("projects/p/assets/f/img", "IMAGE"), false).await,
-        Done
-    );
-    assert_eq!(
-        put(asset("projects/p/assets/f", "FOLDER"), true).await,
-        NotEmpty
-    );
-    let got = store
-        .asset("projects/p/assets/f/img")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, asset("projects/p/assets/f/img", "IMAGE"));
-    assert_eq!(
-        store.asset("projects/p/assets/nothing").await.unwrap(),
-        None
-    );
-    // Overwrite replaces the record.
-    let mut changed = asset("projects/p/assets/f/img", "IMAGE");
-    changed.record = serde_json::json!({"type": "IMAGE", "properties": {"k": "new"}});
-    assert_eq!(put(changed.clone(), true).await, Done);
-    assert_eq!(store.asset(&changed.name).await.unwrap().unwrap(), changed);
-    // Pages of children in bytewise name order; names with `_` and `-` are literal.
-    for id in ["b_1", "a", "b-2", "c", "B"] {
-        assert_eq!(
-            put(asset(&format!("projects/p/assets/f/{id}"), "TABLE"), false).await,
-            Done
-        );
-    }
-    let mut seen = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .assets("projects/p/assets/f", after.as_deref(), 2)
-            .await
-            .unwrap();
-        if page.is_empty() {
-            break;
-        }
-        after = Some(page.last().unwrap().name.clone());
-        seen.extend(
-            page.into_iter()
-                .map(|a| a.name.rsplit('/').next().unwrap().to_string()),
-        );
-    }
-    assert_eq!(seen, ["B", "a", "b-2", "b_1", "c", "img"]);
-    let top = store.assets("projects/p", None, 100).await.unwrap();
-    assert_eq!(
-        top.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-        ["projects/p/assets/f"]
-    );
-    assert!(
-        store
-            .assets("projects/other", None, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    // A folder goes only when empty.
-    assert_eq!(
-        store.delete_asset("projects/p/assets/f").await.unwrap(),
-        NotEmpty
-    );
-    for id in ["b_1", "a", "b-2", "c", "B", "img"] {
-        assert_eq!(
-            store
-                .delete_asset(&format!("projects/p/assets/f/{id}"))
-                .await
-                .unwrap(),
-            Done
-        );
-    }
-    assert_eq!(
-        store.delete_asset("projects/p/assets/f/img").await.unwrap(),
-        NotFound
-    );
-    assert_eq!(
-        store.delete_asset("projects/p/assets/f").await.unwrap(),
-        Done
-    );
-    assert_eq!(store.asset("projects/p/assets/f").await.unwrap(), None);
-}
-
-pub async fn assets_move_with_their_contents<S: Store>(store: Arc<S>) {
-    use crate::AssetWrite::*;
-    for (name, t) in [
-        ("projects/p/assets/a", "FOLDER"),
-        ("projects/p/assets/a/c", "IMAGE_COLLECTION"),
-        ("projects/p/assets/a/c/i1", "IMAGE"),
-        ("projects/p/assets/a0", "TABLE"),
-        ("projects/p/assets/a.b", "TABLE"),
-        ("projects/p/assets/dest", "FOLDER"),
-    ] {
-        assert_eq!(store.put_asset(asset(name, t), false).await.unwrap(), Done);
-    }
-    assert_eq!(
-        store
-            .move_asset(
-                "projects/p/assets/missing",
-                "projects/p/assets/x",
-                "projects/p"
-            )
-            .await
-            .unwrap(),
-        NotFound
-    );
-    assert_eq!(
-        store
-            .move_asset("projects/p/assets/a", "projects/p/assets/a0", "projects/p")
-            .await
-            .unwrap(),
-        Exists
-    );
-    assert_eq!(
-        store
-            .move_asset(
-                "projects/p/assets/a",
-                "projects/p/assets/no/x",
-                "projects/p/assets/no"
-            )
-            .await
-            .unwrap(),
-        NoParent
-    );
-    assert_eq!(
-        store
-            .move_asset(
-                "projects/p/assets/a",
-                "projects/p/assets/dest/a2",
-                "projects/p/assets/dest"
-            )
-            .await
-            .unwrap(),
-        Done
-    );
-    // The subtree moved; neighbours whose names only start alike stayed.
-    assert_eq!(store.asset("projects/p/assets/a").await.unwrap(), None);
-    let moved = store
-        .asset("projects/p/assets/dest/a2/c/i1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(moved.parent, "projects/p/assets/dest/a2/c");
-    assert_eq!(
-        moved.record,
-        asset("projects/p/assets/a/c/i1", "IMAGE").record
-    );
-    let moved = store
-        .asset("projects/p/assets/dest/a2")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(moved.parent, "projects/p/assets/dest");
-    assert!(store.asset("projects/p/assets/a0").await.unwrap().is_some());
-    assert!(
-        store
-            .asset("projects/p/assets/a.b")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    let children = store
-        .assets("projects/p/assets/dest/a2", None, 10)
-        .await
-        .unwrap();
-    assert_eq!(children.len(), 1);
-    assert_eq!(children[0].name, "projects/p/assets/dest/a2/c");
-    // A scan sees every project's assets, each parent before what it holds.
-    assert_eq!(
-        store
-            .put_asset(asset("projects/o/assets/x", "FOLDER"), false)
-            .await
-            .unwrap(),
-        Done
-    );
-    let mut scanned = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.scan_assets(after.as_deref(), 2).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.name.clone());
-        scanned.extend(page.into_iter().map(|a| a.name));
-    }
-    assert_eq!(
-        scanned,
-        [
-            "projects/o/assets/x",
-            "projects/p/assets/a.b",
-            "projects/p/assets/a0",
-            "projects/p/assets/dest",
-            "projects/p/assets/dest/a2",
-            "projects/p/assets/dest/a2/c",
-            "projects/p/assets/dest/a2/c/i1",
-        ]
-    );
-}
-
-pub async fn project_export_caps_are_kept<S: Store>(store: Arc<S>) {
-    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
-    store.set_max_concurrent_exports("p", 7).await.unwrap();
-    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 7);
-    assert_eq!(store.max_concurrent_exports("q").await.unwrap(), 0);
-    store.set_max_concurrent_exports("p", 3).await.unwrap();
-    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 3);
-    store.set_max_concurrent_exports("p", 0).await.unwrap();
-    assert_eq!(store.max_concurrent_exports("p").await.unwrap(), 0);
-    assert!(matches!(
-        store.set_max_concurrent_exports("p\0", 1).await,
-        Err(crate::Error::InvalidArgument(_))
-    ));
-}
-
-pub async fn lease_caps_exports_per_project<S: Store>(store: Arc<S>) {
-    let submit = async |p: &str, id: &str, ty: &str, created: i64| {
-        let mut op = operation(p, id, created);
-        op.op_type = ty.into();
-        created_op(&*store, op).await
-    };
-    for i in 0..4 {
-        submit("p", &format!("e{i}"), "EXPORT_IMAGE", i).await;
-        submit("q", &format!("e{i}"), "EXPORT_TABLE", i).await;
-    }
-    submit("p", "other", "INGEST_IMAGE", 10).await;
-    store.set_max_concurrent_exports("p", 2).await.unwrap();
-    let capped = |limit| LeaseQuery {
-        max_exports: 3,
-        ..leasing(
-            &["EXPORT_IMAGE", "EXPORT_TABLE", "INGEST_IMAGE"],
-            limit,
-            0,
-            100,
-        )
-    };
-    let leased = store.lease(capped(100)).await.unwrap();
-    let mut got: Vec<String> = leased
-        .iter()
-        .map(|(op, _)| format!("{}/{}", op.name.project().as_str(), op.name.id()))
-        .collect();
-    got.sort();
-    // p: its own cap of 2 exports (not INGEST_, which is no export); q: the plan's 3.
-    assert_eq!(got, ["p/e0", "p/e1", "p/other", "q/e0", "q/e1", "q/e2"]);
-    assert!(store.lease(capped(100)).await.unwrap().is_empty());
-    // An export that ends frees its place.
-    let (first, _) = &leased[0];
-    let first = store.get(&first.name).await.unwrap().unwrap();
-    let ended = store
-        .update(done(first.clone(), State::Succeeded, 50))
-        .await
-        .unwrap();
-    let next = store.lease(capped(100)).await.unwrap();
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].0.name.project(), ended.name.project());
-    // 0 = the plan maximum (3): p gets one more; without a cap, every export goes.
-    store.set_max_concurrent_exports("p", 0).await.unwrap();
-    assert_eq!(store.lease(capped(100)).await.unwrap().len(), 1);
-    assert_eq!(
-        store
-            .lease(leasing(&["EXPORT_IMAGE", "EXPORT_TABLE"], 100, 0, 100))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-}
-
-async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
-    created(store, op).await
-}
-
-pub async fn the_project_registry_is_kept<S: Store>(store: Arc<S>) {
-    let entry = |project: &str, commercial, on: &str, verified| crate::Registration {
-        project: project.into(),
-        commercial,
-        registered_on: on.into(),
-        eligibility_verified: verified,
-    };
-    assert_eq!(store.registration("b").await.unwrap(), None);
-    assert!(
-        store
-            .register_project(entry("b", false, "2024-01-02", false))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .register_project(entry("a", true, "2025-06-01", true))
-            .await
-            .unwrap()
-    );
-    // Registering again changes nothing.
-    assert!(
-        !store
-            .register_project(entry("b", true, "2026-01-01", true))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store.registration("b").await.unwrap(),
-        Some(entry("b", false, "2024-01-02", false))
-    );
-    assert!(
-        store
-            .update_project(entry("b", false, "2024-01-02", true))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .update_project(entry("c", false, "2024-01-02", true))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store.registrations().await.unwrap(),
-        [
-            entry("a", true, "2025-06-01", true),
-            entry("b", false, "2024-01-02", true)
-        ]
-    );
-    assert!(store.unregister_project("a").await.unwrap());
-    assert!(!store.unregister_project("a").await.unwrap());
-    assert_eq!(store.registration("a").await.unwrap(), None);
-    assert_eq!(store.registrations().await.unwrap().len(), 1);
-    assert!(matches!(
-        store
-            .register_project(entry("x\0", true, "2025-01-01", true))
-            .await,
-        Err(crate::Error::InvalidArgument(_))
-    ));
-}
-
-pub async fn lease_takes_turns_across_projects<S: Store>(store: Arc<S>) {
-    // a queues 20 (some of high priority), then b, c and d submit one each.
-    for i in 0..20 {
-        let mut op = operation("a", &format!("a{i:02}"), i);
-        op.priority = if i % 2 == 0 { 50 } else { 100 };
-        created(&*store, op).await;
-    }
-    for (p, at) in [("b", 100), ("c", 101), ("d", 102)] {
-        created(&*store, operation(p, "x", at)).await;
-    }
-    let mut order = Vec::new();
-    for _ in 0..8 {
-        for (op, _) in store
-            .lease(leasing(&["EXPORT_IMAGE"], 1, 0, 1000))
-            .await
-            .unwrap()
-        {
-            order.push(format!("{}/{}", op.name.project().as_str(), op.name.id()));
-        }
-    }
-    // Every project's one operation starts within one round of the four projects; a's go
-    // by priority, then age.
-    assert_eq!(
-        order,
-        [
-            "a/a01", "b/x", "c/x", "d/x", "a/a03", "a/a05", "a/a07", "a/a09"
-        ]
-    );
-    // A lease of many takes one per project per round.
-    for (p, at) in [("b", 200), ("c", 201)] {
-        created(&*store, operation(p, "y", at)).await;
-    }
-    let many = store
-        .lease(leasing(&["EXPORT_IMAGE"], 4, 0, 1000))
-        .await
-        .unwrap();
-    let projects: Vec<String> = many
-        .iter()
-        .map(|(op, _)| op.name.project().as_str().to_string())
-        .collect();
-    // The previous lease ended on a: b and c come first, then a again.
-    assert_eq!(projects, ["b", "c", "a", "a"]);
 }

@@ -1,0 +1,120 @@
+//! The storage conformance suite, written once. Each backend instantiates it with
+//! [`conformance_suite!`](crate::conformance_suite), passing an async expression that yields
+//! `Some((store, guard))`, or `None` to skip (a backend whose database is not configured
+//! prints why); the guard (a temporary directory, a database schema) lives as long as the
+//! test.
+
+use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, ServiceAccount, Store};
+use longrun_types::filter;
+use longrun_types::operation::{Outcome, Status};
+use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timestamp};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@each $make;
+            insert_then_get_returns_the_whole_record,
+            request_ids_deduplicate_per_project,
+            names_are_unique,
+            queue_limit_counts_pending_operations,
+            queue_limit_counts_operations_put_back_by_a_retry,
+            concurrent_inserts_keep_every_insert_rule,
+            update_is_a_compare_and_set,
+            concurrent_updates_have_exactly_one_winner,
+            delete_is_a_compare_and_set,
+            list_pages_in_order_without_skips_or_repeats,
+            list_filters_agree_with_the_reference_semantics,
+            expire_removes_only_old_done_operations,
+            payload_is_kept_apart,
+            lease_takes_priority_then_age_within_limits,
+            due_finds_expired_leases_and_passed_deadlines,
+            scan_then_import_copies_every_operation,
+            service_accounts_are_kept,
+            lease_keeps_to_the_given_projects,
+            text_no_backend_can_index_is_refused_alike,
+            awkward_values_round_trip_exactly,
+            assets_keep_to_their_folders,
+            assets_move_with_their_contents,
+            project_export_caps_are_kept,
+            lease_caps_exports_per_project,
+            the_project_registry_is_kept,
+            lease_takes_turns_across_projects
+        );
+    };
+    (@each $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let Some((store, _guard)) = $make.await else { return };
+                $crate::conformance::$test(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+mod assets;
+mod leasing;
+mod operations;
+mod projects;
+
+pub use assets::*;
+pub use leasing::*;
+pub use operations::*;
+pub use projects::*;
+
+fn project(p: &str) -> Project {
+    Project::parse(p).unwrap()
+}
+fn operation(p: &str, id: &str, created: i64) -> Operation {
+    Operation::new(
+        Name::new(&project(p), id).unwrap(),
+        "EXPORT_IMAGE".into(),
+        Timestamp(created),
+    )
+}
+fn new(op: Operation) -> NewOperation {
+    NewOperation {
+        operation: op,
+        payload: serde_json::json!({}),
+        max_queued: 1_000_000,
+    }
+}
+async fn created<S: Store>(store: &S, op: Operation) -> Operation {
+    match store.insert(new(op)).await.unwrap() {
+        Inserted::Created(op) => op,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+fn done(mut op: Operation, state: State, at: i64) -> Operation {
+    let outcome = match state {
+        State::Succeeded => Outcome::Response(serde_json::json!({"@type": "t", "x": 1})),
+        State::Cancelled => Outcome::Error(Status::new(Code::Cancelled, "cancelled")),
+        _ => Outcome::Error(Status::new(Code::Internal, "boom")),
+    };
+    op.move_to(state, Some(outcome), Timestamp(at));
+    op
+}
+fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> LeaseQuery {
+    LeaseQuery {
+        types: types.iter().map(|t| t.to_string()).collect(),
+        limit,
+        max_running,
+        projects: None,
+        max_exports: 0,
+        start: Arc::new(move |mut op: Operation| {
+            op.apply(Event::Lease, None, Timestamp(expire - 10));
+            op.lease = Some(Lease {
+                id: format!("lease-{}", op.name.id()),
+                worker: "w".into(),
+                expire_time: Timestamp(expire),
+                duration_ms: 10,
+            });
+            op
+        }),
+    }
+}
+async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
+    created(store, op).await
+}
