@@ -3,7 +3,6 @@
 //! taking turns across projects (fair leasing) on both stores.
 
 use crate::common::{TestServer, envelope};
-use longrun_server::config::StoreKind;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -195,33 +194,12 @@ async fn leases_keep_each_project_within_its_export_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_cap_is_exact_across_servers_on_postgres() {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
+    let Some((admin, schema, scoped)) = crate::postgres::schema("exports").await else {
         return;
     };
-    let schema = format!("longrun_api_exports_{}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let mut servers = Vec::new();
     for _ in 0..3 {
-        let scoped = scoped.clone();
-        servers.push(
-            TestServer::with(move |c| {
-                c.store = StoreKind::Postgres;
-                c.database_url = Some(scoped);
-            })
-            .await,
-        );
+        servers.push(crate::postgres::server_on(&scoped).await);
     }
     for i in 0..40 {
         servers[i % 3]
@@ -334,28 +312,10 @@ async fn leases_take_turns_across_projects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_take_turns_across_projects_on_postgres() {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
+    let Some((admin, schema, scoped)) = crate::postgres::schema("fair").await else {
         return;
     };
-    let schema = format!("longrun_api_fair_{}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    let s = TestServer::with(move |c| {
-        c.store = StoreKind::Postgres;
-        c.database_url = Some(scoped);
-    })
-    .await;
+    let s = crate::postgres::server_on(&scoped).await;
     fair_round(&s).await;
     s.stop().await;
     admin
