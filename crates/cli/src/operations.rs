@@ -3,7 +3,8 @@
 //! Exit codes: 0 success; 1 transport or server failure; 2 usage; 3 invalid argument or
 //! failed precondition; 4 not found; 5 already exists or aborted; 6 permission denied or
 //! unauthenticated; 7 resource exhausted; 8 unimplemented. `wait` also exits 10 when the
-//! operation FAILED, 11 when it was CANCELLED and 12 when it is not done at the timeout.
+//! operation FAILED, 11 when it was CANCELLED and 12 when it is not done at the timeout; so
+//! does `batch-cancel --wait`, for its BATCH_CANCEL operation.
 
 use longrun_client::{Client, Error};
 use longrun_types::{Name, Project};
@@ -62,6 +63,23 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
         operation: String,
+    },
+    /// Cancel every operation of the project that matches a filter and is not done, as one
+    /// BATCH_CANCEL operation on the server (itself cancellable); prints its name, or with
+    /// --wait its counts once it is done.
+    BatchCancel {
+        #[command(flatten)]
+        target: Target,
+        /// AIP-160 filter the operations must match, e.g. 'metadata.state = PENDING'
+        /// (required: the server refuses an empty one).
+        #[arg(long)]
+        filter: String,
+        /// Wait until every match is cancelled (or found done) and print the counts.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait with --wait, e.g. 30s or 5m.
+        #[arg(long, default_value = "10m")]
+        timeout: humantime::Duration,
     },
     /// Print the output the command executor kept for an operation.
     Output {
@@ -263,6 +281,42 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::BatchCancel {
+            target,
+            filter,
+            wait,
+            timeout,
+        } => {
+            let client = target.client();
+            let mut op = client.batch_cancel(target.project()?, &filter).await?;
+            if wait {
+                let name = Name::parse(op["name"].as_str().unwrap_or_default())
+                    .map_err(|e| Failure(1, format!("the server named no operation: {e}")))?;
+                op = client.wait(&name, Some(*timeout)).await?;
+            }
+            if target.format == Format::Json {
+                target.print(&op);
+            } else if op["done"] != true {
+                println!("{}", op["name"].as_str().unwrap_or_default());
+            } else if let Some(error) = op.get("error") {
+                println!(
+                    "{}: code {} {}",
+                    op["name"].as_str().unwrap_or_default(),
+                    error["code"],
+                    error["message"].as_str().unwrap_or_default()
+                );
+            } else {
+                let r = &op["response"];
+                let count = |k: &str| r[k].as_str().unwrap_or("0").to_string();
+                println!(
+                    "matched {}, cancelled {}, already done {}",
+                    count("matchedCount"),
+                    count("cancelledCount"),
+                    count("alreadyDoneCount")
+                );
+            }
+            Ok(if wait { waited(&op) } else { 0 })
+        }
         Command::Output { target, operation } => {
             let output = target.client().output(&target.name(&operation)?).await?;
             if target.format == Format::Json {
@@ -300,12 +354,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             } else {
                 print_details(&op);
             }
-            Ok(match op["metadata"]["state"].as_str() {
-                Some("SUCCEEDED") => 0,
-                Some("FAILED") => 10,
-                Some("CANCELLED") => 11,
-                _ => 12,
-            })
+            Ok(waited(&op))
         }
         Command::Submit {
             target,
@@ -466,6 +515,16 @@ async fn show_progress(client: &Client, name: &Name) {
 fn finish_progress() {
     if let Some(bar) = BAR.lock().expect("progress bar lock").take() {
         bar.finish_and_clear();
+    }
+}
+
+/// The exit code after a wait: 0 SUCCEEDED, 10 FAILED, 11 CANCELLED, 12 not done.
+fn waited(op: &Value) -> u8 {
+    match op["metadata"]["state"].as_str() {
+        Some("SUCCEEDED") => 0,
+        Some("FAILED") => 10,
+        Some("CANCELLED") => 11,
+        _ => 12,
     }
 }
 

@@ -224,6 +224,18 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// Starts a bulk cancel of `project`'s operations matching `filter` (contract section
+    /// 13): returns the `BATCH_CANCEL` operation, whose response counts the matched,
+    /// cancelled and already-done operations once it is done. An empty filter is 400.
+    pub async fn batch_cancel(&self, project: &str, filter: &str) -> Result<Value, Error> {
+        let path = format!(
+            "/{}/projects/{project}/operations:batchCancel",
+            self.version
+        );
+        let body = serde_json::json!({ "filter": filter });
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
     /// What the `command` executor kept of an operation's output.
     pub async fn output(&self, name: &Name) -> Result<Value, Error> {
         let path = format!("/{}/operationOutputs/{name}", self.version);
