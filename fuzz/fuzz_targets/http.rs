@@ -64,6 +64,20 @@ fn servers() -> &'static Servers {
     })
 }
 
+/// How long a request that may be held open by the contract is given (see [`may_hold_open`]).
+const HELD_OPEN: Duration = Duration::from_secs(1);
+
+/// Whether the contract lets the server keep this request's answer open: worker calls that
+/// long-poll (`:lease`, `:heartbeat`, the gRPC `Workers` service), watch streams, and `/batch`,
+/// whose parts may be any of these. Every other request must be answered, however long it
+/// takes (libFuzzer's own timeout reports one that never is).
+fn may_hold_open(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    [":lease", ":heartbeat", ":watch", "/longrun.v1.", "/batch"]
+        .iter()
+        .any(|verb| path.contains(verb))
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut lines = data.splitn(4, |&b| b == b'\n');
     let (Some(method), Some(path)) = (lines.next(), lines.next()) else {
@@ -87,7 +101,18 @@ fuzz_target!(|data: &[u8]| {
         };
         Client::new(&s.oauth).with_authorization(value)
     };
-    let Ok(response) = s.runtime.block_on(client.send(method.clone(), path, body)) else {
+    let send = client.send(method.clone(), path, body);
+    let sent = if may_hold_open(path) {
+        // A lease's `waitTimeout` (up to 60 s), a heartbeat's `waitForCancel` and a watch
+        // stream may rightly keep the answer open; a second shows the request was served.
+        match s.runtime.block_on(async { tokio::time::timeout(HELD_OPEN, send).await }) {
+            Ok(sent) => sent,
+            Err(_) => return,
+        }
+    } else {
+        s.runtime.block_on(send)
+    };
+    let Ok(response) = sent else {
         return; // refused by the client before it was sent
     };
     assert!(

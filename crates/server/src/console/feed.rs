@@ -211,6 +211,7 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
     let Some(mut signals) = store.subscribe() else {
         return;
     };
+    hub.remember_names();
     loop {
         let first = signals.recv().await;
         let mut batch = vec![first];

@@ -104,10 +104,12 @@ impl Log {
 /// The changes this server learned of, in order (see the module doc).
 pub struct Hub {
     log: Mutex<Log>,
-    /// Operations seen in a change and not deleted since: on a shared store, a notification
-    /// for a name the store no longer has is a delete only if the name was seen (another
-    /// schema on the same database notifies on the same channel).
-    known: Mutex<HashSet<String>>,
+    /// Operations seen in a change and not deleted since, kept once [`Hub::remember_names`]
+    /// is called (by the follower of a shared store; `None` before): on a shared store, a
+    /// notification for a name the store no longer has is a delete only if the name was seen
+    /// (another schema on the same database notifies on the same channel). Deletes past
+    /// retention notify too, so the set holds no more than the store does.
+    known: Mutex<Option<HashSet<String>>>,
     /// The last seq (or a new epoch): watchers wait on it.
     latest: tokio::sync::watch::Sender<u64>,
 }
@@ -158,14 +160,29 @@ impl Hub {
                 changes: VecDeque::with_capacity(KEPT),
             }),
             latest: tokio::sync::watch::Sender::new(0),
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(None),
         }
     }
 
-    /// Publishes the delete of `name` if an operation of that name was seen since this
-    /// server started; returns whether it did.
+    /// From now on, keeps the names of the operations published (for
+    /// [`Hub::publish_deleted_if_known`]). A store only this server uses has its deletes
+    /// published as they are made, so it needs no such set (it would only grow).
+    pub fn remember_names(&self) {
+        self.known
+            .lock()
+            .expect("hub lock")
+            .get_or_insert_with(HashSet::new);
+    }
+
+    /// Publishes the delete of `name` if an operation of that name was seen since
+    /// [`Hub::remember_names`]; returns whether it did.
     pub fn publish_deleted_if_known(&self, name: Name) -> bool {
-        let known = self.known.lock().expect("hub lock").contains(name.as_str());
+        let known = self
+            .known
+            .lock()
+            .expect("hub lock")
+            .as_ref()
+            .is_some_and(|known| known.contains(name.as_str()));
         if known {
             self.publish(Kind::Deleted(name));
         }
@@ -177,14 +194,17 @@ impl Hub {
         let project = match &kind {
             Kind::Operation(shown) => {
                 let op = &shown.op;
-                let mut known = self.known.lock().expect("hub lock");
-                if !known.contains(op.name.as_str()) {
+                if let Some(known) = self.known.lock().expect("hub lock").as_mut()
+                    && !known.contains(op.name.as_str())
+                {
                     known.insert(op.name.as_str().to_string());
                 }
                 op.name.project()
             }
             Kind::Deleted(name) => {
-                self.known.lock().expect("hub lock").remove(name.as_str());
+                if let Some(known) = self.known.lock().expect("hub lock").as_mut() {
+                    known.remove(name.as_str());
+                }
                 name.project()
             }
         }
@@ -551,6 +571,30 @@ mod tests {
         assert!(!hub.recognises(recent));
         assert!(Position::parse("zz").is_none());
         assert!(Position::parse(&format!("{}-s", recent.id())).is_none());
+    }
+
+    /// Names are kept only for a follower of a shared store, and only until deleted.
+    #[test]
+    fn names_are_kept_only_when_deletes_must_be_recognised() {
+        let hub = Hub::new();
+        hub.publish(Kind::operation(op("a")));
+        assert!(
+            hub.known.lock().unwrap().is_none(),
+            "nothing kept by default"
+        );
+        assert!(!hub.publish_deleted_if_known(op("a").name));
+
+        hub.remember_names();
+        hub.publish(Kind::operation(op("b")));
+        hub.publish(Kind::operation(op("c")));
+        hub.publish(Kind::Deleted(op("c").name));
+        assert!(hub.publish_deleted_if_known(op("b").name));
+        assert!(
+            !hub.publish_deleted_if_known(op("c").name),
+            "already deleted"
+        );
+        assert!(!hub.publish_deleted_if_known(op("x").name), "never seen");
+        assert!(hub.known.lock().unwrap().as_ref().unwrap().is_empty());
     }
 
     impl Position {
