@@ -20,6 +20,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
 use std::time::Instant;
 use tracing::field::Empty;
+use tracing::subscriber::Interest;
 use tracing::{Instrument, Level};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{DynFilterFn, EnvFilter, FilterExt, filter_fn};
@@ -120,16 +121,24 @@ pub fn init(log: &LogConfig, tracing: &TracingConfig) -> anyhow::Result<Telemetr
             .with_tracer(provider.tracer("longrun"))
             .with_location(false)
             .with_threads(false)
-            .with_filter(DynFilterFn::new(|metadata, cx| {
-                // Spans and log events of this workspace's crates, inside a request: work
-                // nothing asked for (the built-in workers' polls, sweeps) makes no trace.
-                metadata.target().starts_with("longrun")
-                    && if metadata.is_span() {
-                        metadata.target() == REQUEST_TARGET || cx.lookup_current().is_some()
+            .with_filter(
+                // Spans and `info` and above events of this workspace's crates, inside a
+                // request: work nothing asked for (the built-in workers' polls, sweeps)
+                // makes no trace.
+                DynFilterFn::new(|metadata, cx| {
+                    (metadata.is_span() && metadata.target() == REQUEST_TARGET)
+                        || cx.lookup_current().is_some()
+                })
+                .with_callsite_filter(|metadata| {
+                    if *metadata.level() <= Level::INFO && metadata.target().starts_with("longrun")
+                    {
+                        Interest::sometimes()
                     } else {
-                        *metadata.level() <= Level::INFO && cx.lookup_current().is_some()
+                        Interest::never()
                     }
-            }))
+                })
+                .with_max_level_hint(Level::INFO),
+            )
     });
     Registry::default()
         .with(log_layer)
