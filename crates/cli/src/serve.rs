@@ -1,4 +1,4 @@
-//! `longrun serve`: flags and environment over the config file, tracing, signals.
+//! `longrun serve`: flags and environment over the config file, logs and traces, signals.
 
 use longrun_server::Config;
 use std::net::SocketAddr;
@@ -25,28 +25,43 @@ pub struct Args {
     /// TOML configuration file.
     #[arg(long, env = "LONGRUN_CONFIG")]
     config: Option<PathBuf>,
+    /// Log format on stderr: text (the default) or json (one object per line).
+    #[arg(long, env = "LONGRUN_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// OTLP/gRPC collector to export traces to, http://HOST:PORT (off when unset).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LONGRUN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
-    match serve(args).await {
+    let set_up = configure(args).and_then(|config| {
+        let telemetry = longrun_server::telemetry::init(&config.log, &config.tracing)?;
+        Ok((config, telemetry))
+    });
+    let (config, telemetry) = match set_up {
+        Ok(set_up) => set_up,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = serve(config).await;
+    if let Err(e) = &served {
+        tracing::error!("{e:#}");
+    }
+    // The spans of the last requests go out before the process ends.
+    telemetry.shutdown().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// The config file, then environment and flags over it.
+fn configure(args: Args) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -66,6 +81,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if args.database_url.is_some() {
         config.database_url = args.database_url;
     }
+    match args.log_format.as_deref() {
+        Some("json") => config.log.format = longrun_server::telemetry::LogFormat::Json,
+        Some(_) => config.log.format = longrun_server::telemetry::LogFormat::Text,
+        None => {}
+    }
+    if let Some(endpoint) = args.otlp_endpoint.filter(|e| !e.is_empty()) {
+        config.tracing.otlp_endpoint = Some(endpoint);
+    }
+    Ok(config)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

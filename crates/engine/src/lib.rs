@@ -379,6 +379,11 @@ impl Engine {
     ///
     /// A RUNNING operation's lease watchers hear of the cancel before the commit
     /// (`Waiters::announce_cancel`); the call returns after it.
+    #[tracing::instrument(
+        name = "engine.cancel",
+        skip_all,
+        fields(longrun.operation.name = name.as_str())
+    )]
     pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
         let announcement = self.inner.waiters.cancel_announcement(name.as_str());
         self.change(name, |op, now| {
@@ -483,6 +488,16 @@ impl Engine {
         let _ = closing.wait_for(|closed| *closed).await;
     }
 
+    /// Queues a new operation (or returns the one a repeated `request_id` created).
+    #[tracing::instrument(
+        name = "engine.submit",
+        skip_all,
+        fields(
+            longrun.project = project.as_str(),
+            longrun.operation.type = s.op_type.as_str(),
+            longrun.operation.name = tracing::field::Empty,
+        )
+    )]
     pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
         let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
         if s.op_type.trim().is_empty() {
@@ -547,7 +562,11 @@ impl Engine {
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
         };
-        match self.inner.store.insert(new).await {
+        let inserted = self.inner.store.insert(new).await;
+        if let Ok(Inserted::Created(op) | Inserted::Existing(op)) = &inserted {
+            tracing::Span::current().record("longrun.operation.name", op.name.as_str());
+        }
+        match inserted {
             Ok(Inserted::Created(op)) => {
                 self.inner.work.notify_waiters();
                 Ok(op)

@@ -70,6 +70,15 @@ fn response_any(response: serde_json::Value) -> serde_json::Value {
 
 impl Engine {
     /// Leases queued operations of the requested types, waiting up to `wait` for some.
+    #[tracing::instrument(
+        name = "engine.lease",
+        skip_all,
+        fields(
+            longrun.worker = request.worker.as_str(),
+            longrun.operation.types = %request.types.join(","),
+            longrun.leased = tracing::field::Empty,
+        )
+    )]
     pub async fn lease(
         &self,
         request: LeaseRequest,
@@ -131,6 +140,7 @@ impl Engine {
                 || tokio::time::Instant::now() >= deadline
                 || *closing.borrow_and_update()
             {
+                tracing::Span::current().record("longrun.leased", leased.len() as i64);
                 return Ok(leased);
             }
             tokio::select! {
@@ -276,6 +286,11 @@ impl Engine {
     /// Ends a leased operation with the worker's result. An error with code 1 acknowledges a
     /// cancellation; code 14 is retried while attempts remain; a result reported while
     /// cancelling stands.
+    #[tracing::instrument(
+        name = "engine.complete",
+        skip_all,
+        fields(longrun.operation.name = name.as_str(), longrun.succeeded = result.is_ok())
+    )]
     pub async fn complete(
         &self,
         name: &Name,

@@ -47,6 +47,10 @@ pub struct Config {
     pub api_faults: Vec<crate::emulator::faults::ApiFault>,
     /// `[faults]`: the seed of every fault draw.
     pub faults: crate::emulator::faults::FaultSettings,
+    /// `[log]`: the log's format (text or JSON lines).
+    pub log: crate::telemetry::LogConfig,
+    /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
+    pub tracing: crate::telemetry::TracingConfig,
 }
 
 /// `[earthengine]`.
@@ -221,6 +225,8 @@ impl Default for Config {
             api_faults: Vec::new(),
             faults: Default::default(),
             metrics: MetricsConfig::default(),
+            log: Default::default(),
+            tracing: Default::default(),
         }
     }
 }
@@ -333,5 +339,25 @@ mod tests {
         );
         assert_eq!(config.project_defaults.max_running, 4);
         assert!(toml::from_str::<Config>("[wait]\nmax = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn log_and_tracing_tables() {
+        let config = Config::default();
+        assert_eq!(config.log.format, crate::telemetry::LogFormat::Text);
+        assert_eq!(config.tracing.otlp_endpoint, None);
+        let config: Config = toml::from_str(
+            "[log]\nformat = \"json\"\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\n\
+             service_name = \"jobs\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.log.format, crate::telemetry::LogFormat::Json);
+        assert_eq!(
+            config.tracing.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.tracing.service_name.as_deref(), Some("jobs"));
+        assert!(toml::from_str::<Config>("[log]\nformat = \"xml\"").is_err());
+        assert!(toml::from_str::<Config>("[tracing]\nendpoint = \"x\"").is_err());
     }
 }

@@ -13,6 +13,7 @@ mod outputs;
 pub mod projects;
 mod rest;
 mod secret;
+pub mod telemetry;
 
 pub use config::Config;
 
@@ -171,7 +172,8 @@ pub async fn run(
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         console::http::track,
-    ));
+    ))
+    .layer(axum::middleware::from_fn(telemetry::layer));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut executors = start_executors(&config, &engine, &stopped, &state);

@@ -26,6 +26,19 @@ impl Server {
 
     /// `start_with`, with extra environment for the server process.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, extra, env, Stdio::inherit())
+    }
+
+    /// `start_with_config_env` with the server's stderr (its log) piped: read it from
+    /// `child.stderr`.
+    pub fn start_logging(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
+        let path = data_dir.with_extension("toml");
+        std::fs::write(&path, config).unwrap();
+        let extra = ["--config", path.to_str().unwrap()];
+        Server::spawn(data_dir, &extra, env, Stdio::piped())
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let listen = if extra.contains(&"--allow-unauthenticated") {
             "0.0.0.0:0"
         } else {
@@ -36,8 +49,10 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("LONGRUN_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();

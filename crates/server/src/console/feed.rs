@@ -19,8 +19,10 @@ use longrun_store::{
 use longrun_types::{Name, Operation, Timestamp};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
-/// A store that times its writes and, for a store without `subscribe` (SQLite: nothing
+/// A store that times its writes (each in a span: `store.insert`, `store.update`,
+/// `store.delete`, `store.lease`, exported inside a traced request) and, for a store without `subscribe` (SQLite: nothing
 /// else writes to it), reports each acknowledged write to the hub.
 pub struct Watched {
     inner: Arc<dyn Store>,
@@ -84,7 +86,11 @@ impl Store for Watched {
     }
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         let started = Instant::now();
-        let inserted = self.inner.insert(new).await?;
+        let inserted = self
+            .inner
+            .insert(new)
+            .instrument(tracing::info_span!("store.insert"))
+            .await?;
         self.timed(started);
         if let Inserted::Created(op) = &inserted {
             self.demand.queued(op);
@@ -100,14 +106,21 @@ impl Store for Watched {
     }
     async fn update(&self, operation: Operation) -> Result<Operation> {
         let started = Instant::now();
-        let stored = self.inner.update(operation).await?;
+        let stored = self
+            .inner
+            .update(operation)
+            .instrument(tracing::info_span!("store.update"))
+            .await?;
         self.timed(started);
         self.publish(|| Kind::operation(stored.clone()));
         Ok(stored)
     }
     async fn delete(&self, name: &Name, version: i64) -> Result<()> {
         let started = Instant::now();
-        self.inner.delete(name, version).await?;
+        self.inner
+            .delete(name, version)
+            .instrument(tracing::info_span!("store.delete"))
+            .await?;
         self.timed(started);
         // Also on a shared store: PostgreSQL's notification of a delete cannot be told from
         // another schema's (see `Hub::publish_deleted_if_known`).
@@ -122,7 +135,11 @@ impl Store for Watched {
     }
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         let started = Instant::now();
-        let leased = self.inner.lease(query).await?;
+        let leased = self
+            .inner
+            .lease(query)
+            .instrument(tracing::info_span!("store.lease"))
+            .await?;
         if !leased.is_empty() {
             self.timed(started);
         }

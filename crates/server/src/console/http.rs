@@ -67,7 +67,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
 }
 
 /// Whether a request is a gRPC call.
-fn is_grpc(request: &Request) -> bool {
+pub(crate) fn is_grpc(request: &Request) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)
