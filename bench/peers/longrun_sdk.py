@@ -57,7 +57,7 @@ def serve(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen[str], 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def spawn_worker(url: str) -> subprocess.Popen[str]:
@@ -98,7 +98,8 @@ def cancel(url: str) -> str:
         f"cancel a running async handler → CancelledError: p50 {percentile(latencies, 50):.2f} ms, "
         f"p99 {percentile(latencies, 99):.2f} ms, max {max(latencies):.2f} ms ({ROUNDS} rounds); "
         f"push received p50 {percentile(pushes, 50):.2f} ms; "
-        f"cancel call returned p50 {percentile(calls, 50):.2f} ms, p99 {percentile(calls, 99):.2f} ms"
+        f"cancel call returned p50 {percentile(calls, 50):.2f} ms, "
+        f"p99 {percentile(calls, 99):.2f} ms"
     )
 
 

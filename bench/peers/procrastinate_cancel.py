@@ -26,7 +26,9 @@ import procrastinate
 import psycopg
 
 ROUNDS = int(os.environ.get("ROUNDS", 200))
-URL = (sys.argv[1:] or [os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")])[0]
+URL = (sys.argv[1:] or [os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")])[
+    0
+]
 SCHEMA = os.environ.get("PEERS_SCHEMA", f"peers_procrastinate_cancel_{os.getpid()}")
 
 logging.getLogger("procrastinate").setLevel(logging.ERROR)
@@ -42,8 +44,7 @@ def make_app() -> procrastinate.App:
     async def nap() -> None:
         print("started", flush=True)
         try:
-            while True:
-                await asyncio.sleep(0.005)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             print(f"cancelled {time.monotonic_ns()}", flush=True)
             raise
@@ -69,7 +70,7 @@ def spawn() -> subprocess.Popen:
 
 def percentile(values: list, p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def cancel() -> str:

@@ -21,7 +21,9 @@ import psycopg
 JOBS = int(os.environ.get("JOBS", 5_000))
 CONCURRENCY = 4
 ENQUEUERS = 4
-URL = (sys.argv[1:] or [os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")])[0]
+URL = (sys.argv[1:] or [os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")])[
+    0
+]
 SCHEMA = f"peers_procrastinate_{os.getpid()}"
 
 # The worker runs in this process, so the warning about defining the app in __main__ (for
@@ -47,11 +49,15 @@ async def bench() -> tuple[float, float]:
                 await noop.defer_async()
 
         started = time.perf_counter()
-        await asyncio.gather(*(enqueue(JOBS // ENQUEUERS + (i < JOBS % ENQUEUERS)) for i in range(ENQUEUERS)))
+        await asyncio.gather(
+            *(enqueue(JOBS // ENQUEUERS + (i < JOBS % ENQUEUERS)) for i in range(ENQUEUERS))
+        )
         enqueued = time.perf_counter() - started
 
         started = time.perf_counter()
-        await app.run_worker_async(concurrency=CONCURRENCY, wait=False, install_signal_handlers=False)
+        await app.run_worker_async(
+            concurrency=CONCURRENCY, wait=False, install_signal_handlers=False
+        )
         drained = time.perf_counter() - started
 
         rows = await connector.execute_query_all_async(

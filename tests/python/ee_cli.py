@@ -25,17 +25,13 @@ import uuid
 
 import google.auth.transport.requests
 import requests
-from google.oauth2 import service_account
-
 from checks import TIMEOUT, check, fail, poll
+from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 LONG = {"simulate": {"duration": "3600s"}}
 QUEUED = 40
 DONE = ("SUCCEEDED", "FAILED", "CANCELLED")
-
-
-
 
 
 def task_id(name):
@@ -82,9 +78,8 @@ def main():
             if not token:
                 return {op["name"]: op["metadata"]["state"] for op in ops}
 
-    config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump({"url": base, "project": project}, config)
-    config.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
+        json.dump({"url": base, "project": project}, config)
     env = dict(os.environ)
     env["EE_CONFIG_FILE"] = config.name
     # The CLI's ee.Initialize also fetches Google's public data catalog over https; keep
@@ -124,10 +119,15 @@ def main():
         # One operation RUNNING (high priority, leases first), then more than the executor
         # runs at once, so some stay PENDING (lowest priority: they never overtake).
         runner = submit("cli-running", LONG, priority=9999)
-        poll(f"{runner} RUNNING", lambda: get(runner)["metadata"]["state"], lambda s: s == "RUNNING")
+        poll(
+            f"{runner} RUNNING", lambda: get(runner)["metadata"]["state"], lambda s: s == "RUNNING"
+        )
         queued = [submit(f"cli-queued-{i}", LONG, priority=0) for i in range(QUEUED)]
         ours = [runner, *queued]
-        descriptions = {runner: "cli-running", **{n: f"cli-queued-{i}" for i, n in enumerate(queued)}}
+        descriptions = {
+            runner: "cli-running",
+            **{n: f"cli-queued-{i}" for i, n in enumerate(queued)},
+        }
 
         # Wait until the executor has taken what it will take.
         last, stable_since = None, time.monotonic()
@@ -153,8 +153,13 @@ def main():
             check(row is not None, f"`task list` lacks {task_id(name)}")
             check(row[0] == "Export.table", f"`task list` type of {task_id(name)}: {row}")
             check(row[1] == descriptions[name], f"`task list` description: {row}")
-            check(row[2] == before[name], f"`task list` state {row[2]}, operation is {before[name]}")
-        check(len(rows) == len(before), f"`task list` shows {len(rows)} tasks, server has {len(before)}")
+            check(
+                row[2] == before[name], f"`task list` state {row[2]}, operation is {before[name]}"
+            )
+        check(
+            len(rows) == len(before),
+            f"`task list` shows {len(rows)} tasks, server has {len(before)}",
+        )
         print(f"task list: {len(rows)} tasks")
 
         # task list --status RUNNING: exactly the running ones.
@@ -163,7 +168,8 @@ def main():
         check(task_id(runner) in running, "the high-priority operation is not RUNNING")
         check(
             set(running_rows) == running,
-            f"`task list --status RUNNING` shows {sorted(running_rows)}, running: {sorted(running)}",
+            f"`task list --status RUNNING` shows {sorted(running_rows)}, "
+            f"running: {sorted(running)}",
         )
         check(all(r[2] == "RUNNING" for r in running_rows.values()), f"{running_rows}")
         print(f"task list --status RUNNING: {len(running_rows)} tasks")
@@ -198,7 +204,7 @@ def main():
         )
 
         # task cancel ID on a PENDING one: CANCELLED at once.
-        pending = [n for n in reversed(queued) if get(n)["metadata"]["state"] == "PENDING"][0]
+        pending = next(n for n in reversed(queued) if get(n)["metadata"]["state"] == "PENDING")
         out = earthengine("task", "cancel", task_id(pending))
         check(f'Canceling task "{task_id(pending)}"' in out, f"`task cancel` said:\n{out}")
         op = get(pending)

@@ -39,7 +39,13 @@ def main() -> None:
         argv = [cli, "--service_account_file", key_file, *args]
         try:
             done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False
+                argv,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             fail(f"`earthengine {' '.join(args)}` did not finish within 120 s")
@@ -69,7 +75,10 @@ def main() -> None:
     check(f"{root}/cli/deep/er" in recursive, f"`ls -r`: {recursive}")
 
     info = json.loads(earthengine("asset", "info", f"{root}/cli/scenes"))
-    check(info["type"] == "IMAGE_COLLECTION" and info["name"] == f"{root}/cli/scenes", f"`asset info`: {info}")
+    check(
+        info["type"] == "IMAGE_COLLECTION" and info["name"] == f"{root}/cli/scenes",
+        f"`asset info`: {info}",
+    )
     earthengine("asset", "info", f"{root}/cli/none", rc=1)
     earthengine("asset", "set", "-p", "(string)sensor=S2", f"{root}/cli/scenes")
     info = json.loads(earthengine("asset", "info", f"{root}/cli/scenes"))
@@ -87,15 +96,26 @@ def main() -> None:
         "gs://bucket/one.tif",
     )
     check("Started upload task" in out, f"`upload image`: {out}")
-    earthengine("upload", "table", "--wait", "60", f"--asset_id={root}/cli/plots", "gs://bucket/plots.csv")
+    earthengine(
+        "upload", "table", "--wait", "60", f"--asset_id={root}/cli/plots", "gs://bucket/plots.csv"
+    )
     image = json.loads(earthengine("asset", "info", f"{root}/cli/scenes/one"))
-    check(image["type"] == "IMAGE" and image.get("properties") == {"tile": "33UUU"}, f"uploaded image: {image}")
-    check(json.loads(earthengine("asset", "info", f"{root}/cli/plots"))["type"] == "TABLE", "uploaded table")
+    check(
+        image["type"] == "IMAGE" and image.get("properties") == {"tile": "33UUU"},
+        f"uploaded image: {image}",
+    )
+    check(
+        json.loads(earthengine("asset", "info", f"{root}/cli/plots"))["type"] == "TABLE",
+        "uploaded table",
+    )
 
     earthengine("mv", f"{root}/cli/plots", f"{root}/cli/deep/plots")
     earthengine("asset", "info", f"{root}/cli/plots", rc=1)
     earthengine("cp", f"{root}/cli/deep/plots", f"{root}/cli/plots-copy")
-    check(json.loads(earthengine("asset", "info", f"{root}/cli/plots-copy"))["type"] == "TABLE", "`cp`")
+    check(
+        json.loads(earthengine("asset", "info", f"{root}/cli/plots-copy"))["type"] == "TABLE",
+        "`cp`",
+    )
     earthengine("mv", f"{root}/cli/scenes", f"{root}/cli/deep/scenes")
     check(
         earthengine("ls", f"{root}/cli/deep/scenes").split() == [f"{root}/cli/deep/scenes/one"],
@@ -110,20 +130,30 @@ def main() -> None:
     check(earthengine("ls", f"{root}/cli").split() == [], "`rm -r` left something")
 
     # Task commands on an ingestion that runs 4 s (its description matches "*slow*").
-    out = earthengine("upload", "table", f"--asset_id={root}/cli/slow-table", "gs://bucket/slow.csv")
+    out = earthengine(
+        "upload", "table", f"--asset_id={root}/cli/slow-table", "gs://bucket/slow.csv"
+    )
     task_id = out.split("Started upload task with ID: ")[1].split()[0]
     rows = earthengine("task", "list")
     check(task_id in rows and "Upload" in rows, f"`task list`: {rows}")
     info_out = earthengine("task", "info", task_id)
-    check("Ingest" in info_out and ("RUNNING" in info_out or "PENDING" in info_out), f"`task info`: {info_out}")
+    check(
+        "Ingest" in info_out and ("RUNNING" in info_out or "PENDING" in info_out),
+        f"`task info`: {info_out}",
+    )
     earthengine("task", "cancel", task_id)
-    poll("cancelled upload", lambda: earthengine("task", "info", task_id), lambda o: "CANCELLED" in o)
+    poll(
+        "cancelled upload", lambda: earthengine("task", "info", task_id), lambda o: "CANCELLED" in o
+    )
     earthengine("asset", "info", f"{root}/cli/slow-table", rc=1)
     out = earthengine("upload", "table", f"--asset_id={root}/cli/waited", "gs://bucket/w.csv")
     waited = out.split("Started upload task with ID: ")[1].split()[0]
     earthengine("task", "wait", waited)
     check("SUCCEEDED" in earthengine("task", "info", waited), "`task wait` returned before the end")
-    check(json.loads(earthengine("asset", "info", f"{root}/cli/waited"))["type"] == "TABLE", "waited table")
+    check(
+        json.loads(earthengine("asset", "info", f"{root}/cli/waited"))["type"] == "TABLE",
+        "waited table",
+    )
     earthengine("rm", "-r", f"{root}/cli")
     earthengine("asset", "info", f"{root}/cli", rc=1)
     print("ok")

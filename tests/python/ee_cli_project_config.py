@@ -26,10 +26,9 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-import ee  # noqa: E402
-from google.oauth2 import service_account  # noqa: E402
-
-from checks import check, fail  # noqa: E402
+import ee
+from checks import check, fail
+from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 
@@ -46,7 +45,13 @@ def main() -> None:
     def earthengine(*args: str, rc: int = 0) -> str:
         argv = [cli, "--service_account_file", key_file, *args]
         done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False
+            argv,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         check(
             done.returncode == rc,
@@ -82,7 +87,9 @@ def main() -> None:
     region = ee.Geometry.Rectangle([13.0, 52.0, 13.1, 52.1])
     table = ee.FeatureCollection([ee.Feature(region, {"name": "aoi"})])
     tasks = [
-        ee.batch.Export.table.toCloudStorage(table, description=f"capped-{i}", bucket="b", fileFormat="GeoJSON")
+        ee.batch.Export.table.toCloudStorage(
+            table, description=f"capped-{i}", bucket="b", fileFormat="GeoJSON"
+        )
         for i in range(5)
     ]
     for task in tasks:

@@ -32,13 +32,12 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-import google.auth.transport.requests  # noqa: E402
-import google.oauth2.credentials  # noqa: E402
-import requests  # noqa: E402
-from google.oauth2 import service_account  # noqa: E402
-
-import ee  # noqa: E402
-from checks import check, fail, poll  # noqa: E402
+import ee
+import google.auth.transport.requests
+import google.oauth2.credentials
+import requests
+from checks import check, fail, poll
+from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 BULK = 520
@@ -51,8 +50,6 @@ TASK_STATE = {
     "CANCELLED": "CANCELLED",
     "FAILED": "FAILED",
 }
-
-
 
 
 class Rest:
@@ -107,7 +104,6 @@ class Rest:
 
     def states(self):
         return {op["name"]: op["metadata"]["state"] for op in self.list_all()}
-
 
 
 def state_of(op):
@@ -175,7 +171,10 @@ def main():
     names = [op["name"] for op in listed]
     check(len(names) == len(set(names)), "listOperations returned an operation twice")
     missing = set(ours) - set(names)
-    check(not missing, f"listOperations is missing {len(missing)} operations, e.g. {sorted(missing)[:3]}")
+    check(
+        not missing,
+        f"listOperations is missing {len(missing)} operations, e.g. {sorted(missing)[:3]}",
+    )
     everything = {op["name"] for op in rest.list_all()}
     check(
         set(names) == everything,
@@ -310,7 +309,8 @@ def main():
         warnings.simplefilter("ignore", DeprecationWarning)
         unknown = ee.data.getTaskStatus(missing_id)
     check(
-        unknown == [
+        unknown
+        == [
             {
                 "id": missing_id,
                 "state": "UNKNOWN",
@@ -349,7 +349,9 @@ def main():
     )
     check(export.status() == {"state": "UNSUBMITTED"}, f"before start: {export.status()}")
     export.start()
-    check(export.id and export.name, f"start() gave no operation: id={export.id} name={export.name}")
+    check(
+        export.id and export.name, f"start() gave no operation: id={export.id} name={export.name}"
+    )
     check(
         export.name == f"projects/{project}/operations/{export.id}",
         f"export operation name {export.name} / id {export.id}",

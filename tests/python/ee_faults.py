@@ -28,10 +28,9 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-import ee  # noqa: E402
-from google.oauth2 import service_account  # noqa: E402
-
-from checks import check, fail, poll  # noqa: E402
+import ee
+from checks import check, fail, poll
+from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 DONE = ("COMPLETED", "FAILED", "CANCELLED")
@@ -46,7 +45,9 @@ def export(description: str) -> ee.batch.Task:
 
 
 def finished(task: ee.batch.Task, timeout: float = 30.0) -> dict[str, Any]:
-    return poll(f"task {task.config.get('description')}", task.status, lambda s: s["state"] in DONE, timeout)
+    return poll(
+        f"task {task.config.get('description')}", task.status, lambda s: s["state"] in DONE, timeout
+    )
 
 
 def main() -> None:
@@ -64,7 +65,10 @@ def main() -> None:
     coins = [export(f"coin {i}") for i in range(20)]
 
     s = finished(failing)
-    check(s["state"] == "FAILED" and s.get("error_message") == "Simulated bad input.", f"FAILED rule: {s}")
+    check(
+        s["state"] == "FAILED" and s.get("error_message") == "Simulated bad input.",
+        f"FAILED rule: {s}",
+    )
     op = ee.data.getOperation(failing.name)
     check(op["error"]["code"] == 3, f"FAILED rule's code: {op['error']}")
 

@@ -34,10 +34,9 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-import ee  # noqa: E402
-from google.oauth2 import service_account  # noqa: E402
-
-from checks import check, fail, poll  # noqa: E402
+import ee
+from checks import check, fail, poll
+from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
 DONE = ("COMPLETED", "FAILED", "CANCELLED")
@@ -86,7 +85,10 @@ def common_calls(project: str, region: ee.Geometry) -> list[tuple[str, Callable[
         ("ee.Geometry.Rectangle", lambda: ee.Geometry.Rectangle([13.0, 52.3, 13.6, 52.7])),
         ("ee.ImageCollection(...).filterDate", lambda: collection()),
         ("filterBounds", lambda: ee.ImageCollection(s2).filterBounds(region)),
-        ("filter(ee.Filter.lt)", lambda: collection().filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", 20))),
+        (
+            "filter(ee.Filter.lt)",
+            lambda: collection().filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", 20)),
+        ),
         ("img.select", lambda: collection().first().select(["B8", "B4"])),
         ("img.multiply / add", lambda: ee.Image(collection().first()).multiply(0.0001).add(1)),
         ("normalizedDifference", lambda: collection().first().normalizedDifference(["B8", "B4"])),
@@ -132,7 +134,8 @@ def main() -> None:
     chains = {
         (*re.findall(r"\.\s*(\w+)\(\)", m.group(1)), m.group(2))
         for m in re.finditer(
-            r"_get_cloud_projects(?:_raw)?\(\)((?:\s*\.\s*\w+\(\))*)\s*\.\s*(\w+)\(", inspect.getsource(ee.data)
+            r"_get_cloud_projects(?:_raw)?\(\)((?:\s*\.\s*\w+\(\))*)\s*\.\s*(\w+)\(",
+            inspect.getsource(ee.data),
         )
     }
     missing = []
@@ -145,7 +148,10 @@ def main() -> None:
                 break
             if i < len(chain) - 1:
                 node = attr()
-    check(len(chains) > 30 and not missing, f"{len(chains)} methods called by ee/data.py; not served: {missing}")
+    check(
+        len(chains) > 30 and not missing,
+        f"{len(chains)} methods called by ee/data.py; not served: {missing}",
+    )
     print(f"discovery: all {len(chains)} methods ee/data.py calls are served")
 
     # --- The 20 common calls: at most one failure, and it must be getInfo's NOT_EMULATED.
@@ -155,7 +161,7 @@ def main() -> None:
         began = time.perf_counter()
         try:
             call()
-        except Exception as e:  # noqa: BLE001 - any failure is what is counted
+        except Exception as e:
             failures.append((label, str(e), time.perf_counter() - began))
     print(f"common calls: {20 - len(failures)}/20 work; failing: {[f[0] for f in failures]}")
     check(len(failures) == 1 and failures[0][0] == "getInfo()", f"unexpected failures: {failures}")
@@ -177,11 +183,18 @@ def main() -> None:
 
     def ndvi(image: ee.Image) -> ee.Image:
         scaled = image.multiply(0.0001)
-        return scaled.normalizedDifference(["B8", "B4"]).rename("ndvi").copyProperties(image, ["system:time_start"])
+        return (
+            scaled.normalizedDifference(["B8", "B4"])
+            .rename("ndvi")
+            .copyProperties(image, ["system:time_start"])
+        )
 
     composite = s2.map(ndvi).median().clip(aoi)
     stats = composite.reduceRegion(
-        reducer=ee.Reducer.mean().combine(ee.Reducer.stdDev(), sharedInputs=True), geometry=aoi, scale=30, maxPixels=1e9
+        reducer=ee.Reducer.mean().combine(ee.Reducer.stdDev(), sharedInputs=True),
+        geometry=aoi,
+        scale=30,
+        maxPixels=1e9,
     )
     monthly = ee.FeatureCollection(
         ee.List.sequence(5, 8).map(
@@ -205,14 +218,23 @@ def main() -> None:
             crs="EPSG:4326",
         ),
         ee.batch.Export.image.toCloudStorage(
-            composite, description="ndvi-gcs", bucket="my-bucket", fileNamePrefix="ndvi/2024", region=aoi, scale=30
+            composite,
+            description="ndvi-gcs",
+            bucket="my-bucket",
+            fileNamePrefix="ndvi/2024",
+            region=aoi,
+            scale=30,
         ),
         ee.batch.Export.image.toAsset(
             composite, description="ndvi-asset", assetId=f"{folder}/ndvi", region=aoi, scale=30
         ),
-        ee.batch.Export.table.toBigQuery(monthly, description="monthly-bq", table="my-proj.ee.monthly_ndvi"),
+        ee.batch.Export.table.toBigQuery(
+            monthly, description="monthly-bq", table="my-proj.ee.monthly_ndvi"
+        ),
         ee.batch.Export.table.toDrive(
-            ee.FeatureCollection([ee.Feature(None, stats)]), description="stats-drive", fileFormat="CSV"
+            ee.FeatureCollection([ee.Feature(None, stats)]),
+            description="stats-drive",
+            fileFormat="CSV",
         ),
     ]
     for t in tasks:
@@ -235,7 +257,7 @@ def main() -> None:
     )
     missing.start()
 
-    statuses = wait_all(tasks + [missing])
+    statuses = wait_all([*tasks, missing])
     expected = {
         "ndvi-drive": "https://drive.google.com/#folders/pipeline/ndvi_summer",
         "ndvi-gcs": "https://console.developers.google.com/storage/browser/my-bucket/ndvi/2024",
@@ -253,11 +275,16 @@ def main() -> None:
         check(s.get("batch_eecu_usage_seconds", 0) > 0, f"{description}: no EECU usage in {s}")
     s = statuses["into-nothing"]
     check(
-        s["state"] == "FAILED" and "does not exist" in s.get("error_message", ""), f"export into a missing folder: {s}"
+        s["state"] == "FAILED" and "does not exist" in s.get("error_message", ""),
+        f"export into a missing folder: {s}",
     )
 
     for name in (ingest_image["name"], ingest_table["name"]):
-        poll(f"ingestion {name}", lambda n=name: ee.data.getOperation(n), lambda op: op.get("done") is True)
+        poll(
+            f"ingestion {name}",
+            lambda n=name: ee.data.getOperation(n),
+            lambda op: op.get("done") is True,
+        )
         op = ee.data.getOperation(name)
         check("error" not in op, f"ingestion failed: {op}")
 
@@ -266,17 +293,28 @@ def main() -> None:
 
     # --- The assets the tasks made.
     image = ee.data.getAsset(f"{folder}/ndvi")
-    check(image["type"] == "IMAGE" and image["name"] == f"{folder}/ndvi", f"exported asset: {image}")
+    check(
+        image["type"] == "IMAGE" and image["name"] == f"{folder}/ndvi", f"exported asset: {image}"
+    )
     upload = ee.data.getAsset(f"{folder}/upload")
-    check(upload["type"] == "IMAGE" and upload["properties"] == {"source": "drone"}, f"ingested image: {upload}")
+    check(
+        upload["type"] == "IMAGE" and upload["properties"] == {"source": "drone"},
+        f"ingested image: {upload}",
+    )
     check(upload.get("startTime") == "2024-06-01T00:00:00Z", f"ingested image start time: {upload}")
-    check(ee.data.getAsset(f"{folder}/plots")["type"] == "TABLE", "the table ingestion made no TABLE")
+    check(
+        ee.data.getAsset(f"{folder}/plots")["type"] == "TABLE", "the table ingestion made no TABLE"
+    )
     names = [a["name"] for a in ee.data.listAssets({"parent": folder})["assets"]]
-    check(names == [f"{folder}/ndvi", f"{folder}/plots", f"{folder}/upload"], f"listAssets: {names}")
+    check(
+        names == [f"{folder}/ndvi", f"{folder}/plots", f"{folder}/upload"], f"listAssets: {names}"
+    )
     page = ee.data.listAssets({"parent": folder, "pageSize": 2})
     check(len(page["assets"]) == 2 and page.get("nextPageToken"), f"a page of 2: {page}")
 
-    ee.data.updateAsset(f"{folder}/ndvi", {"properties": {"quality": "good"}}, ["properties.quality"])
+    ee.data.updateAsset(
+        f"{folder}/ndvi", {"properties": {"quality": "good"}}, ["properties.quality"]
+    )
     check(ee.data.getAsset(f"{folder}/ndvi")["properties"] == {"quality": "good"}, "updateAsset")
     ee.data.renameAsset(f"{folder}/ndvi", f"{folder}/ndvi_v1")
     check(ee.data.getInfo(f"{folder}/ndvi") is None, "renameAsset left the old name")

@@ -22,7 +22,7 @@ if len(sys.argv) > 1:
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
-from checks import check  # noqa: E402
+from checks import check
 
 README_URL = "http://127.0.0.1:8080"
 
@@ -42,10 +42,14 @@ def main() -> None:
         python, shell = blocks(f.read())
 
     def fill(text: str, url: str) -> str:
-        return text.replace(README_URL, url).replace("key.json", key_file).replace("my-project", project)
+        return (
+            text.replace(README_URL, url)
+            .replace("key.json", key_file)
+            .replace("my-project", project)
+        )
 
     scope: dict[str, object] = {}
-    exec(compile(fill(python, base + "/"), "README.md (recipe)", "exec"), scope)  # noqa: S102
+    exec(compile(fill(python, base + "/"), "README.md (recipe)", "exec"), scope)
     task = scope["task"]
     status = task.status()  # type: ignore[attr-defined]
     check(status["state"] in ("READY", "RUNNING", "COMPLETED"), f"README task: {status}")
@@ -57,11 +61,23 @@ def main() -> None:
         if not line.strip():
             continue
         done = subprocess.run(
-            line, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False
+            line,
+            shell=True,
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
-        check(done.returncode == 0, f"`{line}` exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        check(
+            done.returncode == 0, f"`{line}` exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+        )
         outputs.append(done.stdout)
-    check(task.id in outputs[1] and "ndvi" in outputs[1], f"`task list` lacks the README's task:\n{outputs[1]}")  # type: ignore[attr-defined]
+    check(
+        task.id in outputs[1] and "ndvi" in outputs[1],
+        f"`task list` lacks the README's task:\n{outputs[1]}",
+    )  # type: ignore[attr-defined]
     check(outputs[3].strip() == "", f"`ls` of the new, empty folder: {outputs[3]!r}")
     ee = scope["ee"]
     folder = ee.data.getAsset(f"projects/{project}/assets/tests")  # type: ignore[attr-defined]

@@ -34,13 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import requests
+from checks import check, fail
 from google.api_core import exceptions as api_exceptions
 from google.api_core import operations_v1
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-
-from checks import check, fail
 
 PROJECT = "p"
 PARENT = f"projects/{PROJECT}"
@@ -48,8 +47,6 @@ METADATA_TYPE_URL = "type.googleapis.com/google.earthengine.v1.OperationMetadata
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 CALL_TIMEOUT = 10.0
 TYPE = "GRPC_TEST"
-
-
 
 
 def parse_args(argv):
@@ -134,13 +131,18 @@ class Grpc:
 
     def get(self, name, metadata=None):
         return self.client.get_operation(
-            name, retry=None, timeout=CALL_TIMEOUT,
+            name,
+            retry=None,
+            timeout=CALL_TIMEOUT,
             metadata=self.auth() if metadata is None else metadata,
         )
 
     def list(self, filter_="", metadata=None):
         pager = self.client.list_operations(
-            PARENT, filter_, retry=None, timeout=CALL_TIMEOUT,
+            PARENT,
+            filter_,
+            retry=None,
+            timeout=CALL_TIMEOUT,
             metadata=self.auth() if metadata is None else metadata,
         )
         return list(pager)
@@ -161,8 +163,9 @@ class Grpc:
         request = operations_pb2.WaitOperationRequest(name=name)
         if request_timeout is not None:
             nanos = round(request_timeout * 1e9)
-            request.timeout.CopyFrom(duration_pb2.Duration(seconds=nanos // 10**9,
-                                                           nanos=nanos % 10**9))
+            request.timeout.CopyFrom(
+                duration_pb2.Duration(seconds=nanos // 10**9, nanos=nanos % 10**9)
+            )
         return self.stub.WaitOperation(
             request, timeout=deadline, metadata=self.auth() if metadata is None else metadata
         )
@@ -209,7 +212,7 @@ def rich_status(what, rpc, code):
     check(isinstance(raw[0], bytes), f"{what}: {STATUS_DETAILS_KEY} is not binary metadata")
     try:
         status = status_pb2.Status.FromString(raw[0])
-    except Exception as e:  # noqa: BLE001 - any decode failure is the finding
+    except Exception as e:
         fail(f"{what}: {STATUS_DETAILS_KEY} is not a google.rpc.Status: {e}")
     check(
         status.code == code.value[0],
@@ -342,7 +345,8 @@ def main():
     check(all(n in pending for n in names), f"PENDING filter misses some of {names}: {pending}")
     for bad in ("metadata.state = ", "metadata.nosuchfield = 1"):
         expect_error(
-            f"ListOperations filter {bad!r}", lambda: rpc.list(bad),
+            f"ListOperations filter {bad!r}",
+            lambda bad=bad: rpc.list(bad),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
     print("filters: ok")
@@ -358,8 +362,10 @@ def main():
     try:
         op, took = timed(lambda: rpc.wait(g2, 30.0, deadline=0.5))
     except grpc.RpcError as e:
-        fail(f"WaitOperation timeout 30 s, deadline 0.5 s: {e.code().name} {e.details()!r}; "
-             "the server should return the operation before the caller's deadline")
+        fail(
+            f"WaitOperation timeout 30 s, deadline 0.5 s: {e.code().name} {e.details()!r}; "
+            "the server should return the operation before the caller's deadline"
+        )
     check_pending(op, g2, "WaitOperation deadline 0.5 s")
     check(took >= 0.25, f"WaitOperation deadline 0.5 s returned after {took:.3f} s, too early")
     print(f"WaitOperation timeout 30 s, deadline 0.5 s: returned the op after {took:.3f} s")
@@ -404,7 +410,8 @@ def main():
 
     # DeleteOperation.
     expect_error(
-        "DeleteOperation of a not-done operation", lambda: rpc.delete(g4),
+        "DeleteOperation of a not-done operation",
+        lambda: rpc.delete(g4),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
     check_pending(rpc.get(g4), g4, "GetOperation after a refused DeleteOperation")
@@ -412,8 +419,7 @@ def main():
     call, api_error = expect_error(
         "GetOperation after DeleteOperation", lambda: rpc.get(g3), grpc.StatusCode.NOT_FOUND
     )
-    status, info = rich_status("GetOperation after DeleteOperation", call,
-                               grpc.StatusCode.NOT_FOUND)
+    _, info = rich_status("GetOperation after DeleteOperation", call, grpc.StatusCode.NOT_FOUND)
     check(info.domain == "longrun", f"NOT_FOUND ErrorInfo domain should be longrun: {info}")
     check(
         api_error.domain == "longrun" and api_error.reason == info.reason,
@@ -421,15 +427,18 @@ def main():
         f"reason {api_error.reason!r}",
     )
     expect_error(
-        "WaitOperation of a deleted operation", lambda: rpc.wait(g3, 0.2, deadline=5.0),
+        "WaitOperation of a deleted operation",
+        lambda: rpc.wait(g3, 0.2, deadline=5.0),
         grpc.StatusCode.NOT_FOUND,
     )
     _, info = expect_error(
         "GetOperation of an operation never created",
-        lambda: rpc.get(f"{PARENT}/operations/never-{tag}"), grpc.StatusCode.NOT_FOUND,
+        lambda: rpc.get(f"{PARENT}/operations/never-{tag}"),
+        grpc.StatusCode.NOT_FOUND,
     )
-    print(f"DeleteOperation; NOT_FOUND with ErrorInfo reason {info.reason}, "
-          f"domain {info.domain}: ok")
+    print(
+        f"DeleteOperation; NOT_FOUND with ErrorInfo reason {info.reason}, domain {info.domain}: ok"
+    )
 
     # Authentication.
     expect_error(
@@ -447,11 +456,13 @@ def main():
         grpc.StatusCode.UNAUTHENTICATED,
     )
     expect_error(
-        "OperationsClient.get_operation without a token", lambda: rpc.get(g1, metadata=[]),
+        "OperationsClient.get_operation without a token",
+        lambda: rpc.get(g1, metadata=[]),
         grpc.StatusCode.UNAUTHENTICATED,
     )
     expect_error(
-        "OperationsClient.list_operations without a token", lambda: rpc.list(metadata=[]),
+        "OperationsClient.list_operations without a token",
+        lambda: rpc.list(metadata=[]),
         grpc.StatusCode.UNAUTHENTICATED,
     )
     expect_error(

@@ -34,6 +34,7 @@ import uuid
 
 import grpc
 import requests
+from checks import check, fail
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import (
     any_pb2,
@@ -46,8 +47,6 @@ from google.protobuf import (
     timestamp_pb2,  # noqa: F401  (loads the file the metadata imports into the default pool)
 )
 from google.rpc import error_details_pb2
-
-from checks import check, fail
 
 PROJECT = "p"
 TYPE = "PROTO_JSON_TEST"
@@ -251,7 +250,9 @@ def rest_workers(server):
         )
         check(status == 200, f"complete with {sent}: {status} {op}")
         status, op = server.rest("GET", f"/v1/{name}")
-        check(op["error"]["details"] == [sent], f"REST -> REST: {op['error']['details']} != [{sent}]")
+        check(
+            op["error"]["details"] == [sent], f"REST -> REST: {op['error']['details']} != [{sent}]"
+        )
         got = server.grpc_get(name).error.details
         check(len(got) == 1, f"REST -> gRPC: {got}")
         received = type(detail)()
@@ -270,7 +271,7 @@ def grpc_workers(server):
         item.type_url = "type.googleapis.com/" + detail.DESCRIPTOR.full_name
         item.value = detail.SerializeToString()
         server.grpc_complete(request, timeout=TIMEOUT)
-        status, op = server.rest("GET", f"/v1alpha/{name}")
+        _, op = server.rest("GET", f"/v1alpha/{name}")
         check(
             op["error"]["details"] == [as_json(detail)],
             f"gRPC -> REST: {op['error']['details']} != [{as_json(detail)}]",
@@ -284,10 +285,13 @@ def grpc_workers(server):
     request = server.CompleteRequest(name=name, lease_id=lease)
     request.response.struct_value.update({"rows": 3, "ok": True})
     server.grpc_complete(request, timeout=TIMEOUT)
-    status, op = server.rest("GET", f"/v1/{name}")
+    _, op = server.rest("GET", f"/v1/{name}")
     check(
         op["response"]
-        == {"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"rows": 3, "ok": True}},
+        == {
+            "@type": "type.googleapis.com/google.protobuf.Struct",
+            "value": {"rows": 3, "ok": True},
+        },
         f"gRPC Struct -> REST: {op['response']}",
     )
     value = struct_pb2.Struct()
@@ -299,7 +303,12 @@ def refused(server):
     bad_results = [
         {"error": {"code": 13, "message": "m", "details": [{"reason": "no type"}]}},
         {"error": {"code": 13, "details": [{"@type": "type.googleapis.com/my.Unknown", "a": 1}]}},
-        {"error": {"code": 13, "details": [{"@type": "type.googleapis.com/google.rpc.Help", "nope": 1}]}},
+        {
+            "error": {
+                "code": 13,
+                "details": [{"@type": "type.googleapis.com/google.rpc.Help", "nope": 1}],
+            }
+        },
         {"response": {"big": 2**60}},
         {"response": {"@type": "type.googleapis.com/my.Unknown", "a": 1}},
     ]
