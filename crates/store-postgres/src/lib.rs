@@ -590,13 +590,7 @@ impl Store for PostgresStore {
                 let Some(row) = tx
                     .query_opt(
                         &head,
-                        &[
-                            &project,
-                            &query.types,
-                            &no_exports,
-                            &held_types,
-                            &held_keys,
-                        ],
+                        &[&project, &query.types, &no_exports, &held_types, &held_keys],
                     )
                     .await
                     .map_err(pg)?

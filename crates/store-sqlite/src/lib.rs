@@ -464,7 +464,12 @@ impl Store for SqliteStore {
                             )
                             .and_then(|mut s| {
                                 s.query_row(
-                                    rusqlite::params![project, op_type, i64::from(no_exports), held],
+                                    rusqlite::params![
+                                        project,
+                                        op_type,
+                                        i64::from(no_exports),
+                                        held
+                                    ],
                                     |r| {
                                         // Lease order: priority descending, then age, then name.
                                         let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);

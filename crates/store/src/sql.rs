@@ -88,10 +88,9 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
             match value {
                 Value::Present => {
                     let present = match field {
-                        Field::Name
-                        | Field::Type
-                        | Field::Description
-                        | Field::ConcurrencyKey => format!("({col} != '')"),
+                        Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => {
+                            format!("({col} != '')")
+                        }
                         _ if nullable => format!("({col} IS NOT NULL)"),
                         _ => "(1)".to_string(),
                     };

@@ -30,9 +30,18 @@ pub(crate) async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String,
 }
 
 pub(crate) async fn server_on(url: &str) -> TestServer {
+    server_with(url, |_| {}).await
+}
+
+/// A server on the PostgreSQL store at `url`, its configuration changed by `configure`.
+pub(crate) async fn server_with(
+    url: &str,
+    configure: impl FnOnce(&mut longrun_server::Config),
+) -> TestServer {
     TestServer::with(|c| {
         c.store = StoreKind::Postgres;
         c.database_url = Some(url.to_string());
+        configure(c);
     })
     .await
 }

@@ -223,8 +223,15 @@ pub async fn lease_limits_each_concurrency_key<S: Store>(store: Arc<S>) {
     assert_eq!(
         leased_names(&leased),
         [
-            "p/a-k1-0", "p/a-k2", "p/a-none-0", "p/a-none-1", "p/b-k1-0", "p/b-k1-1",
-            "p/c-k1-0", "p/c-k1-1", "q/a-k1-0"
+            "p/a-k1-0",
+            "p/a-k2",
+            "p/a-none-0",
+            "p/a-none-1",
+            "p/b-k1-0",
+            "p/b-k1-1",
+            "p/c-k1-0",
+            "p/c-k1-1",
+            "q/a-k1-0"
         ]
     );
     assert!(store.lease(limited(100)).await.unwrap().is_empty());
@@ -239,10 +246,7 @@ pub async fn lease_limits_each_concurrency_key<S: Store>(store: Arc<S>) {
         let name = held(id);
         async move {
             let op = store.get(&name).await.unwrap().unwrap();
-            store
-                .update(done(op, State::Succeeded, 500))
-                .await
-                .unwrap()
+            store.update(done(op, State::Succeeded, 500)).await.unwrap()
         }
     };
     // CANCELLING still counts: p's A/k1 stays at its limit.
