@@ -245,6 +245,11 @@ impl Engine {
             .unwrap_or(&DEFAULT)
     }
 
+    /// The `key_concurrency` of `op_type` (0: its keys are not limited).
+    pub fn key_concurrency(&self, op_type: &str) -> u64 {
+        self.task_type(op_type).key_concurrency
+    }
+
     /// Whether `op` (which just stopped running) held a place under a limit that leases
     /// may be waiting on: its project's running limit, the export cap, or its key's
     /// `key_concurrency` (contract section 12). Waiting leases are then woken to take the

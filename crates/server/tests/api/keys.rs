@@ -405,3 +405,74 @@ async fn grpc_submit_carries_the_key() {
     assert!(refused.message().contains("concurrencyKey"), "{refused:?}");
     s.stop().await;
 }
+
+/// A PENDING operation whose key is at its limit says so; one of another key does not.
+#[tokio::test]
+async fn a_key_at_its_limit_says_why_its_work_waits() {
+    let s = TestServer::with(keyed_type).await;
+    // A key with a filter's special characters is matched exactly, not as a pattern.
+    let key = r#"a*"\b"#;
+    for id in ["o0", "o1", "o2"] {
+        s.submit(
+            "p",
+            json!({"type": KEYED, "operationId": id, "concurrencyKey": key}),
+        )
+        .await;
+    }
+    s.submit(
+        "p",
+        json!({"type": KEYED, "operationId": "other", "concurrencyKey": "a*x"}),
+    )
+    .await;
+    s.submit(
+        "p",
+        json!({"type": KEYED, "operationId": "other2", "concurrencyKey": "a*x"}),
+    )
+    .await;
+    let why = async |id: &str| {
+        let path = format!("/v1/projects/p/operations/{id}");
+        let r = s.client.send(http::Method::GET, &path, None).await.unwrap();
+        r.headers
+            .get("x-longrun-waiting")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // A lease of one takes o0: the key has a place left, so o2 is not held back.
+    let first = lease(&s, "w", 1).await;
+    assert_eq!(first[0]["operation"]["name"], "projects/p/operations/o0");
+    assert_eq!(why("o2").await, None);
+    // A lease of two takes o1, then passes over o2 to the other key's first.
+    let mut second: Vec<Value> = lease(&s, "w", 2)
+        .await
+        .iter()
+        .map(|l| l["operation"]["name"].clone())
+        .collect();
+    second.sort_by_key(|n| n.to_string());
+    assert_eq!(
+        second,
+        ["projects/p/operations/o1", "projects/p/operations/other"]
+    );
+    assert_eq!(
+        why("o2").await.as_deref(),
+        Some(
+            r#"concurrencyKey a*"\b of type KEYED in project p is at its limit of 2 running operations (key_concurrency)"#
+        )
+    );
+    // Key a*x has one running and one PENDING, which no limit holds back.
+    let pending: Vec<String> = s
+        .client
+        .list("p", "metadata.state = PENDING", 10, "")
+        .await
+        .unwrap()["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    for name in pending {
+        let id = name.rsplit('/').next().unwrap().to_string();
+        let expect_held = id == "o2";
+        assert_eq!(why(&id).await.is_some(), expect_held, "{id}");
+    }
+    s.stop().await;
+}
