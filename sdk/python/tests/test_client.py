@@ -113,9 +113,9 @@ def test_async_client(server: Server) -> None:
 
 
 def test_submit_with_a_concurrency_key(tmp_path: object, store: str) -> None:
-    import httpx
-
     from pathlib import Path
+
+    import httpx
 
     from .conftest import BASE_CONFIG, make_server
 
