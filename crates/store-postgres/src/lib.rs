@@ -15,6 +15,7 @@ use longrun_store::{
     ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
+use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -245,15 +246,37 @@ fn account(row: &Row) -> ServiceAccount {
     }
 }
 
-/// The RUNNING and CANCELLING operations of `project`, once this transaction holds the
-/// project's leasing lock: leases on other servers take turns with it, so the running limit
-/// holds exactly across servers.
+/// Takes `project`'s leasing lock for the rest of this transaction; leases on other
+/// servers take turns with it, so the counts read under it (the running limit, the export
+/// cap, each key's `key_concurrency`) hold exactly across servers. `locked` lists the
+/// projects this lease holds already. The first is waited for; a lease that holds one only
+/// tries for another and answers false when another lease has it (the caller passes that
+/// project over for this lease), so two leases that walk the projects in different orders
+/// never wait for each other.
+async fn lock_project(
+    tx: &impl GenericClient,
+    project: &str,
+    locked: &mut HashSet<String>,
+) -> Result<bool> {
+    if locked.contains(project) {
+        return Ok(true);
+    }
+    let sql = if locked.is_empty() {
+        "SELECT true FROM pg_advisory_xact_lock(hashtext('running ' || $1))"
+    } else {
+        "SELECT pg_try_advisory_xact_lock(hashtext('running ' || $1))"
+    };
+    let lock = tx.prepare_cached(sql).await.map_err(pg)?;
+    let taken: bool = tx.query_one(&lock, &[&project]).await.map_err(pg)?.get(0);
+    if taken {
+        locked.insert(project.to_string());
+    }
+    Ok(taken)
+}
+
+/// The RUNNING and CANCELLING operations of `project` (under its leasing lock, see
+/// [`lock_project`]).
 async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
-        .await
-        .map_err(pg)?;
-    tx.execute(&lock, &[&project]).await.map_err(pg)?;
     let count = tx
         .prepare_cached(
             "SELECT count(*) FROM operations WHERE project = $1 \
@@ -265,13 +288,8 @@ async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
 }
 
 /// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its
-/// export cap within `plan`, under the project's leasing lock (see [`running_count`]).
+/// export cap within `plan` (under its leasing lock, see [`lock_project`]).
 async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Result<(i64, i64)> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
-        .await
-        .map_err(pg)?;
-    tx.execute(&lock, &[&project]).await.map_err(pg)?;
     let count = tx
         .prepare_cached(
             "SELECT (SELECT count(*) FROM operations WHERE project = $1 \
@@ -286,20 +304,14 @@ async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Resu
     Ok((row.get(0), i64::try_from(cap).unwrap_or(i64::MAX)))
 }
 
-/// The RUNNING and CANCELLING operations of one (project, type, concurrency key), under
-/// the project's leasing lock (see [`running_count`]), so that a task type's
-/// `key_concurrency` holds exactly across servers.
+/// The RUNNING and CANCELLING operations of one (project, type, concurrency key) (under
+/// the project's leasing lock, see [`lock_project`]).
 async fn key_count(
     tx: &impl GenericClient,
     project: &str,
     op_type: &str,
     key: &str,
 ) -> Result<i64> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
-        .await
-        .map_err(pg)?;
-    tx.execute(&lock, &[&project]).await.map_err(pg)?;
     let count = tx
         .prepare_cached(
             "SELECT count(*) FROM operations WHERE project = $1 AND op_type = $2 \
@@ -569,6 +581,7 @@ impl Store for PostgresStore {
         let mut fair =
             longrun_store::fair::Rotation::new(self.fair_cursor.lock().expect("cursor").clone());
         let mut leased = Vec::new();
+        let mut locked = HashSet::new();
         while leased.len() < query.limit {
             let row = tx
                 .query_opt(&next, &[&fair.after(), &query.projects])
@@ -580,7 +593,10 @@ impl Store for PostgresStore {
             if fair.is_closed(&project) {
                 continue;
             }
-            if max_running > 0 && running_count(&tx, &project).await? >= max_running {
+            if max_running > 0
+                && (!lock_project(&tx, &project, &mut locked).await?
+                    || running_count(&tx, &project).await? >= max_running)
+            {
                 fair.close(&project);
                 continue;
             }
@@ -598,17 +614,22 @@ impl Store for PostgresStore {
                     break None;
                 };
                 let op = record(&row)?;
-                if !no_exports
+                let limited = !no_exports
                     && caps_exports
-                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
+                let keyed = longrun_store::key_limited(&query, &op);
+                if (limited || keyed.is_some()) && !lock_project(&tx, &project, &mut locked).await?
                 {
+                    break None;
+                }
+                if limited {
                     let (count, cap) = export_count(&tx, &project, query.max_exports).await?;
                     if count >= cap {
                         fair.cap_exports(&project);
                         continue;
                     }
                 }
-                if let Some((key, limit)) = longrun_store::key_limited(&query, &op)
+                if let Some((key, limit)) = keyed
                     && key_count(&tx, &project, &op.op_type, key).await?
                         >= i64::try_from(limit).unwrap_or(i64::MAX)
                 {

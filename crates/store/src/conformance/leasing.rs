@@ -363,3 +363,59 @@ pub async fn concurrency_keys_are_kept_and_filtered<S: Store>(store: Arc<S>) {
         ["p/k-1"]
     );
 }
+
+pub async fn concurrent_leases_keep_key_limits<S: Store>(store: Arc<S>) {
+    // Five projects, two keys each, limit 1: concurrent leases (walking the projects from
+    // different places) take exactly one of each key, and none fails.
+    for p in ["a", "b", "c", "d", "e"] {
+        for i in 0..6 {
+            let key = if i % 2 == 0 { "even" } else { "odd" };
+            keyed(&*store, p, &format!("{key}-{i}"), "A", Some(key), i).await;
+        }
+    }
+    let query = LeaseQuery {
+        key_limits: [("A".to_string(), 1)].into(),
+        ..leasing(&["A"], 3, 0, 1000)
+    };
+    let mut takers = Vec::new();
+    for _ in 0..6 {
+        let (store, query) = (store.clone(), query.clone());
+        takers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..5 {
+                got.extend(store.lease(query.clone()).await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for taker in takers {
+        all.extend(taker.await.unwrap());
+    }
+    // Whatever a lease passed over (another lease held the project) goes now.
+    all.extend(
+        store
+            .lease(LeaseQuery {
+                limit: 100,
+                ..query.clone()
+            })
+            .await
+            .unwrap(),
+    );
+    let mut groups: Vec<String> = all
+        .iter()
+        .map(|(op, _)| {
+            format!(
+                "{}/{}",
+                op.name.project().as_str(),
+                op.concurrency_key.as_deref().unwrap()
+            )
+        })
+        .collect();
+    groups.sort();
+    let expected: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .flat_map(|p| [format!("{p}/even"), format!("{p}/odd")])
+        .collect();
+    assert_eq!(groups, expected);
+}

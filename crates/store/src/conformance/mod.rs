@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             lease_takes_turns_across_projects,
             lease_limits_each_concurrency_key,
             lease_limits_keys_with_turns_across_projects,
+            concurrent_leases_keep_key_limits,
             concurrency_keys_are_kept_and_filtered
         );
     };
