@@ -234,6 +234,7 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
     let Some((admin, schema, scoped)) = crate::postgres::schema("keys").await else {
         return;
     };
+    let _turn = crate::postgres::several_servers().await;
     let mut servers = Vec::new();
     for _ in 0..3 {
         servers.push(crate::postgres::server_with(&scoped, keyed_type).await);
@@ -321,6 +322,7 @@ async fn key_concurrency_holds_with_real_workers_on_several_postgres_servers() {
     let Some((admin, schema, scoped)) = crate::postgres::schema("keywork").await else {
         return;
     };
+    let _turn = crate::postgres::several_servers().await;
     let mut servers = Vec::new();
     for _ in 0..3 {
         servers.push(crate::postgres::server_with(&scoped, keyed_type).await);
