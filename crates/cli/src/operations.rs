@@ -139,6 +139,10 @@ pub enum Command {
         /// Time limit from creation, e.g. 1h.
         #[arg(long)]
         timeout: Option<humantime::Duration>,
+        /// Groups operations for the type's `key_concurrency` (at most that many of one
+        /// key run at once in a project).
+        #[arg(long)]
+        concurrency_key: Option<String>,
     },
 }
 
@@ -366,6 +370,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             request_id,
             max_attempts,
             timeout,
+            concurrency_key,
         } => {
             let payload: Value = match payload {
                 Some(text) => serde_json::from_str(&text)
@@ -378,6 +383,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                 ("operationId", operation_id.map(Value::from)),
                 ("requestId", request_id.map(Value::from)),
                 ("maxAttempts", max_attempts.map(Value::from)),
+                ("concurrencyKey", concurrency_key.map(Value::from)),
                 (
                     "timeout",
                     timeout.map(|t| Value::from(longrun_types::duration::format(*t))),

@@ -97,6 +97,9 @@ pub struct TaskType {
     pub timeout: Option<Duration>,
     /// Keys a submit payload must have (a command's placeholders).
     pub required_payload_keys: Vec<String>,
+    /// Most RUNNING + CANCELLING operations per (project, this type, `concurrencyKey`)
+    /// (contract section 12); 0 = unlimited. Operations without a key are not limited.
+    pub key_concurrency: u64,
 }
 
 impl Default for TaskType {
@@ -107,9 +110,13 @@ impl Default for TaskType {
             max_attempts: longrun_types::operation::DEFAULT_MAX_ATTEMPTS,
             timeout: None,
             required_payload_keys: Vec::new(),
+            key_concurrency: 0,
         }
     }
 }
+
+/// Longest `concurrencyKey` of a submit, in bytes (like `requestId`).
+pub const MAX_CONCURRENCY_KEY: usize = 256;
 
 /// The message of an operation cancelled at a user's request.
 pub const CANCELLED_BY_USER: &str = "Operation cancelled by user.";
@@ -169,6 +176,9 @@ pub struct Submission {
     pub destination_uris: Vec<String>,
     pub max_attempts: Option<i64>,
     pub timeout: Option<Duration>,
+    /// Groups operations of one type for the type's `key_concurrency` (contract section
+    /// 12): 1 to 256 bytes, or `None` (not limited).
+    pub concurrency_key: Option<String>,
 }
 
 /// One page of a list.
@@ -233,6 +243,22 @@ impl Engine {
             .task_types
             .get(op_type)
             .unwrap_or(&DEFAULT)
+    }
+
+    /// The `key_concurrency` of `op_type` (0: its keys are not limited).
+    pub fn key_concurrency(&self, op_type: &str) -> u64 {
+        self.task_type(op_type).key_concurrency
+    }
+
+    /// Whether `op` (which just stopped running) held a place under a limit that leases
+    /// may be waiting on: its project's running limit, the export cap, or its key's
+    /// `key_concurrency` (contract section 12). Waiting leases are then woken to take the
+    /// work the place lets go.
+    fn frees_limited_place(&self, op: &Operation) -> bool {
+        let options = &self.inner.options;
+        options.max_running > 0
+            || (options.max_exports > 0 && op.op_type.starts_with(longrun_store::EXPORT_PREFIX))
+            || (op.concurrency_key.is_some() && self.task_type(&op.op_type).key_concurrency > 0)
     }
 
     /// Resolves when a waiter on a shared store should re-read in case a signal was lost;
@@ -358,7 +384,11 @@ impl Engine {
                             stored.state,
                         );
                         self.inner.waiters.wake(stored.name.as_str());
-                        if stored.state == State::Pending {
+                        if stored.state == State::Pending
+                            || (before.is_leased()
+                                && !stored.state.is_leased()
+                                && self.frees_limited_place(&stored))
+                        {
                             self.inner.work.notify_waiters();
                         }
                     }
@@ -538,6 +568,14 @@ impl Engine {
         {
             return Err(invalid("requestId must be 1 to 256 characters".into()));
         }
+        if let Some(key) = &s.concurrency_key {
+            if key.is_empty() || key.len() > MAX_CONCURRENCY_KEY {
+                return Err(invalid(format!(
+                    "concurrencyKey must be 1 to {MAX_CONCURRENCY_KEY} bytes"
+                )));
+            }
+            longrun_store::storable_text("concurrencyKey", key)?;
+        }
         let name = match &s.operation_id {
             Some(id) => Name::new(project, id).map_err(invalid)?,
             None => Name::generate(project),
@@ -548,6 +586,7 @@ impl Engine {
         op.priority = priority as i32;
         op.max_attempts = max_attempts as i32;
         op.request_id = s.request_id;
+        op.concurrency_key = s.concurrency_key;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {

@@ -114,6 +114,12 @@ impl Engine {
                 limit: request.max_operations,
                 max_running: self.inner.options.max_running,
                 max_exports: self.inner.options.max_exports,
+                key_limits: request
+                    .types
+                    .iter()
+                    .map(|t| (t.clone(), self.task_type(t).key_concurrency))
+                    .filter(|(_, limit)| *limit > 0)
+                    .collect(),
                 projects: request.projects.clone(),
                 start: Arc::new(move |mut op: Operation| {
                     let now = clock.now();

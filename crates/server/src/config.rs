@@ -110,6 +110,12 @@ pub struct TaskType {
     /// Longest life from creation; a submit's own timeout can only shorten it.
     #[serde(default, with = "humantime_serde_compat::option")]
     pub timeout: Option<Duration>,
+    /// Most RUNNING + CANCELLING operations of this type per project and submit
+    /// `concurrencyKey` (contract section 12), held exactly at lease time on every server
+    /// sharing the store; the rest of a key wait PENDING while other work goes. 0 (the
+    /// default) = unlimited; operations without a key are never limited by it.
+    #[serde(default)]
+    pub key_concurrency: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -139,6 +145,7 @@ impl TaskType {
             cancel_grace: default_grace(),
             max_attempts: default_attempts(),
             timeout: None,
+            key_concurrency: 0,
         }
     }
 

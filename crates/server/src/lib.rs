@@ -119,6 +119,7 @@ pub async fn run(
                 max_attempts: t.max_attempts,
                 timeout: t.timeout,
                 required_payload_keys: t.command_spec(&config.data_dir).placeholders(),
+                key_concurrency: t.key_concurrency,
             };
             (t.op_type.clone(), task_type)
         })

@@ -138,13 +138,14 @@ impl Batch for NewOperation {
         let statement = client
             .prepare_cached(
                 "SELECT outcome, existing FROM longrun_insert($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
             )
             .await
             .map_err(pg)?;
         let mut params = rows.params();
         params.push(&payloads);
         params.push(&limits);
+        params.push(&rows.concurrency_key);
         let outcomes = client.query(&statement, &params).await.map_err(pg)?;
         if outcomes.len() != batch.len() {
             return Err(Error::Backend(format!(
@@ -260,6 +261,8 @@ struct Rows {
     cancel_time: Vec<Option<i64>>,
     version: Vec<i64>,
     record: Vec<String>,
+    /// Not among `params`: only inserts write it.
+    concurrency_key: Vec<Option<String>>,
 }
 
 impl Rows {
@@ -283,6 +286,7 @@ impl Rows {
         self.cancel_time.push(c.cancel_time);
         self.version.push(c.version);
         self.record.push(c.record);
+        self.concurrency_key.push(c.concurrency_key);
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use longrun_store::{
     ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
+use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -108,8 +109,9 @@ impl PostgresStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+    $20)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
@@ -118,7 +120,8 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
-/// them into arrays (`batch::Rows`).
+/// them into arrays (`batch::Rows`). `concurrency_key` is written by inserts only: no
+/// update changes it.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -138,6 +141,7 @@ pub(crate) struct Columns {
     pub cancel_time: Option<i64>,
     pub version: i64,
     pub record: String,
+    pub concurrency_key: Option<String>,
 }
 
 impl Columns {
@@ -163,11 +167,13 @@ impl Columns {
             cancel_time: opt(op.cancel.as_ref().map(|c| c.time)),
             version: op.version,
             record: serde_json::to_string(op).map_err(backend)?,
+            concurrency_key: op.concurrency_key.clone(),
         })
     }
 }
 
-/// The parameters of `INSERT`: the columns of one operation, then its payload.
+/// The parameters of `INSERT`: the columns of one operation, then its payload and its
+/// concurrency key (which `UPDATE` leaves out: neither ever changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -190,6 +196,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.version),
         Box::new(c.record),
         Box::new(payload.to_string()),
+        Box::new(c.concurrency_key),
     ])
 }
 
@@ -215,7 +222,7 @@ async fn write_update(client: &impl GenericClient, op: &Operation) -> Result<Opt
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.pop(); // the payload never changes
+    values.truncate(values.len() - 2); // the payload and the key never change
     values.push(Box::new(expected));
     let statement = client.prepare_cached(UPDATE).await.map_err(pg)?;
     let changed = client
@@ -239,15 +246,37 @@ fn account(row: &Row) -> ServiceAccount {
     }
 }
 
-/// The RUNNING and CANCELLING operations of `project`, once this transaction holds the
-/// project's leasing lock: leases on other servers take turns with it, so the running limit
-/// holds exactly across servers.
+/// Takes `project`'s leasing lock for the rest of this transaction; leases on other
+/// servers take turns with it, so the counts read under it (the running limit, the export
+/// cap, each key's `key_concurrency`) hold exactly across servers. `locked` lists the
+/// projects this lease holds already. The first is waited for; a lease that holds one only
+/// tries for another and answers false when another lease has it (the caller passes that
+/// project over for this lease), so two leases that walk the projects in different orders
+/// never wait for each other.
+async fn lock_project(
+    tx: &impl GenericClient,
+    project: &str,
+    locked: &mut HashSet<String>,
+) -> Result<bool> {
+    if locked.contains(project) {
+        return Ok(true);
+    }
+    let sql = if locked.is_empty() {
+        "SELECT true FROM pg_advisory_xact_lock(hashtext('running ' || $1))"
+    } else {
+        "SELECT pg_try_advisory_xact_lock(hashtext('running ' || $1))"
+    };
+    let lock = tx.prepare_cached(sql).await.map_err(pg)?;
+    let taken: bool = tx.query_one(&lock, &[&project]).await.map_err(pg)?.get(0);
+    if taken {
+        locked.insert(project.to_string());
+    }
+    Ok(taken)
+}
+
+/// The RUNNING and CANCELLING operations of `project` (under its leasing lock, see
+/// [`lock_project`]).
 async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
-        .await
-        .map_err(pg)?;
-    tx.execute(&lock, &[&project]).await.map_err(pg)?;
     let count = tx
         .prepare_cached(
             "SELECT count(*) FROM operations WHERE project = $1 \
@@ -259,13 +288,8 @@ async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
 }
 
 /// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its
-/// export cap within `plan`, under the project's leasing lock (see [`running_count`]).
+/// export cap within `plan` (under its leasing lock, see [`lock_project`]).
 async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Result<(i64, i64)> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('running ' || $1))")
-        .await
-        .map_err(pg)?;
-    tx.execute(&lock, &[&project]).await.map_err(pg)?;
     let count = tx
         .prepare_cached(
             "SELECT (SELECT count(*) FROM operations WHERE project = $1 \
@@ -278,6 +302,28 @@ async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Resu
     let own = row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
     let cap = longrun_store::export_cap(own, plan);
     Ok((row.get(0), i64::try_from(cap).unwrap_or(i64::MAX)))
+}
+
+/// The RUNNING and CANCELLING operations of one (project, type, concurrency key) (under
+/// the project's leasing lock, see [`lock_project`]).
+async fn key_count(
+    tx: &impl GenericClient,
+    project: &str,
+    op_type: &str,
+    key: &str,
+) -> Result<i64> {
+    let count = tx
+        .prepare_cached(
+            "SELECT count(*) FROM operations WHERE project = $1 AND op_type = $2 \
+             AND concurrency_key = $3 AND state IN ('RUNNING', 'CANCELLING')",
+        )
+        .await
+        .map_err(pg)?;
+    Ok(tx
+        .query_one(&count, &[&project, &op_type, &key])
+        .await
+        .map_err(pg)?
+        .get(0))
 }
 
 /// After a conditional write changed nothing: was the row missing, or newer?
@@ -513,14 +559,17 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         // A project's queue head: the head of each type's queue (one probe of
-        // `operations_fair` each), then the first of those; rows other leases hold are
+        // `operations_fair` each), then the first of those; rows other leases hold, capped
+        // exports ($3) and keys at their limit (the (type, key) pairs of $4 and $5) are
         // passed over.
         let head = tx
             .prepare_cached(
                 "SELECT o.record, o.payload FROM unnest($2::text[]) AS t(op_type) \
                  CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
-                 FROM operations WHERE state = 'PENDING' AND project = $1 \
+                 FROM operations AS q WHERE state = 'PENDING' AND project = $1 \
                  AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+                 AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
+                 WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
                  ORDER BY priority DESC, create_time ASC, name ASC \
                  LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
                  ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1",
@@ -532,6 +581,7 @@ impl Store for PostgresStore {
         let mut fair =
             longrun_store::fair::Rotation::new(self.fair_cursor.lock().expect("cursor").clone());
         let mut leased = Vec::new();
+        let mut locked = HashSet::new();
         while leased.len() < query.limit {
             let row = tx
                 .query_opt(&next, &[&fair.after(), &query.projects])
@@ -543,30 +593,48 @@ impl Store for PostgresStore {
             if fair.is_closed(&project) {
                 continue;
             }
-            if max_running > 0 && running_count(&tx, &project).await? >= max_running {
+            if max_running > 0
+                && (!lock_project(&tx, &project, &mut locked).await?
+                    || running_count(&tx, &project).await? >= max_running)
+            {
                 fair.close(&project);
                 continue;
             }
-            let mut no_exports = fair.exports_capped(&project);
             let taken = loop {
+                let no_exports = fair.exports_capped(&project);
+                let (held_types, held_keys) = fair.held(&project);
                 let Some(row) = tx
-                    .query_opt(&head, &[&project, &query.types, &no_exports])
+                    .query_opt(
+                        &head,
+                        &[&project, &query.types, &no_exports, &held_types, &held_keys],
+                    )
                     .await
                     .map_err(pg)?
                 else {
                     break None;
                 };
                 let op = record(&row)?;
-                if !no_exports
+                let limited = !no_exports
                     && caps_exports
-                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
+                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
+                let keyed = longrun_store::key_limited(&query, &op);
+                if (limited || keyed.is_some()) && !lock_project(&tx, &project, &mut locked).await?
                 {
+                    break None;
+                }
+                if limited {
                     let (count, cap) = export_count(&tx, &project, query.max_exports).await?;
                     if count >= cap {
                         fair.cap_exports(&project);
-                        no_exports = true;
                         continue;
                     }
+                }
+                if let Some((key, limit)) = keyed
+                    && key_count(&tx, &project, &op.op_type, key).await?
+                        >= i64::try_from(limit).unwrap_or(i64::MAX)
+                {
+                    fair.hold_key(&project, &op.op_type, key);
+                    continue;
                 }
                 break Some((op, row.get::<_, String>(1)));
             };

@@ -135,15 +135,18 @@ impl SqliteStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+    ?20)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
     end_time = ?11, error_code = ?12, request_id = ?13, lease_expire = ?14, deadline = ?15, \
     cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
 
-/// The indexed columns and the record of one operation, in `INSERT` order.
+/// The indexed columns and the record of one operation, in `INSERT` order. The payload and
+/// the concurrency key (the last two) never change after the insert, so `UPDATE` leaves
+/// them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -169,6 +172,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         Sql::Integer(op.version),
         Sql::Text(record),
         Sql::Text(payload.to_string()),
+        op.concurrency_key.clone().map_or(Sql::Null, Sql::Text),
     ])
 }
 
@@ -437,20 +441,35 @@ impl Store for SqliteStore {
             .writer
             .write(move |conn| {
                 // A project's queue head: the head of each type's queue (one probe of
-                // `operations_fair` each), then the first of those in lease order.
-                let head = |project: &str, no_exports: bool| -> Result<Option<(String, String)>> {
+                // `operations_fair` each, passing over capped exports and keys at their
+                // limit), then the first of those in lease order.
+                let head = |project: &str,
+                            fair: &longrun_store::fair::Rotation|
+                 -> Result<Option<(String, String)>> {
+                    let no_exports = fair.exports_capped(project);
                     let mut best: Option<((i64, i64, String), (String, String))> = None;
                     for op_type in &query.types {
+                        let held = match fair.held_keys(project, op_type) {
+                            [] => Sql::Null,
+                            keys => Sql::Text(serde_json::to_string(keys).map_err(backend)?),
+                        };
                         let found = conn
                             .prepare_cached(
                                 "SELECT priority, create_time, name, record, payload \
                                  FROM operations WHERE state = 'PENDING' AND project = ?1 \
                                  AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
+                                 AND (?4 IS NULL OR concurrency_key IS NULL \
+                                 OR concurrency_key NOT IN (SELECT value FROM json_each(?4))) \
                                  ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1",
                             )
                             .and_then(|mut s| {
                                 s.query_row(
-                                    rusqlite::params![project, op_type, i64::from(no_exports)],
+                                    rusqlite::params![
+                                        project,
+                                        op_type,
+                                        i64::from(no_exports),
+                                        held
+                                    ],
                                     |r| {
                                         // Lease order: priority descending, then age, then name.
                                         let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);
@@ -502,22 +521,26 @@ impl Store for SqliteStore {
                             continue;
                         }
                     }
-                    let mut no_exports = fair.exports_capped(&project);
                     let taken = loop {
-                        let Some((text, payload)) = head(&project, no_exports)? else {
+                        let Some((text, payload)) = head(&project, &fair)? else {
                             break None;
                         };
                         let op = record(text)?;
-                        if !no_exports
+                        if !fair.exports_capped(&project)
                             && longrun_store::caps_exports(&query)
                             && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
                         {
                             let (count, cap) = export_count(conn, &project, query.max_exports)?;
                             if count >= cap {
                                 fair.cap_exports(&project);
-                                no_exports = true;
                                 continue;
                             }
+                        }
+                        if let Some((key, limit)) = longrun_store::key_limited(&query, &op)
+                            && key_count(conn, &project, &op.op_type, key)? >= limit
+                        {
+                            fair.hold_key(&project, &op.op_type, key);
+                            continue;
                         }
                         break Some((op, payload));
                     };
@@ -735,7 +758,7 @@ fn write_update(conn: &Connection, mut op: Operation) -> Result<Operation> {
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.pop(); // the payload never changes
+    values.truncate(values.len() - 2); // the payload and the key never change
     values.push(Sql::Integer(expected));
     let changed = conn
         .prepare_cached(UPDATE)
@@ -782,6 +805,16 @@ fn export_count(conn: &Connection, project: &str, plan: u64) -> Result<(u64, u64
         count,
         longrun_store::export_cap(own_export_cap(conn, project)?, plan),
     ))
+}
+
+/// The RUNNING or CANCELLING operations of one (project, type, concurrency key).
+fn key_count(conn: &Connection, project: &str, op_type: &str, key: &str) -> Result<u64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM operations WHERE project = ?1 AND op_type = ?2 \
+         AND concurrency_key = ?3 AND state IN ('RUNNING', 'CANCELLING')",
+    )
+    .and_then(|mut s| s.query_row(params![project, op_type, key], |r| r.get(0)))
+    .map_err(backend)
 }
 
 const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \

@@ -111,6 +111,13 @@ DROP INDEX operations_fair;
 CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, create_time, name)
     WHERE state = 'PENDING';
 "#,
+    r#"
+-- The submit's concurrencyKey (contract section 12), and the count of each (project, type,
+-- key)'s RUNNING and CANCELLING operations that a task type's key_concurrency limits.
+ALTER TABLE operations ADD COLUMN concurrency_key TEXT;
+CREATE INDEX operations_keys ON operations (project, op_type, concurrency_key)
+    WHERE state IN ('RUNNING', 'CANCELLING') AND concurrency_key IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

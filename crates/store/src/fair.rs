@@ -8,7 +8,7 @@
 //! Backends walk the projects with an index on the PENDING rows by project (the next
 //! project after a name is one index probe), and keep the walk's state here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The walk of one lease over the projects.
 #[derive(Debug, Default)]
@@ -24,6 +24,9 @@ pub struct Rotation {
     closed: HashSet<String>,
     /// Projects at their export cap: only their other work may go.
     no_exports: HashSet<String>,
+    /// Concurrency keys at their limit, by (project, type): only the type's other work may
+    /// go (contract section 12, `key_concurrency`).
+    held_keys: HashMap<(String, String), Vec<String>>,
     /// Whether the walk went past the last project since it last started over.
     wrapped_empty: bool,
 }
@@ -80,6 +83,31 @@ impl Rotation {
 
     pub fn cap_exports(&mut self, project: &str) {
         self.no_exports.insert(project.to_string());
+    }
+
+    /// The concurrency keys of `op_type` in `project` that are at their limit.
+    pub fn held_keys(&self, project: &str, op_type: &str) -> &[String] {
+        self.held_keys
+            .get(&(project.to_string(), op_type.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every (type, key) of `project` at its limit, as two parallel lists.
+    pub fn held(&self, project: &str) -> (Vec<String>, Vec<String>) {
+        self.held_keys
+            .iter()
+            .filter(|((p, _), _)| p == project)
+            .flat_map(|((_, t), keys)| keys.iter().map(move |k| (t.clone(), k.clone())))
+            .unzip()
+    }
+
+    /// `key` of `op_type` in `project` is at its limit: this lease passes over its
+    /// operations (what this lease starts only adds to the count).
+    pub fn hold_key(&mut self, project: &str, op_type: &str, key: &str) {
+        self.held_keys
+            .entry((project.to_string(), op_type.to_string()))
+            .or_default()
+            .push(key.to_string());
     }
 
     /// An operation of `project` was taken: a new round of idleness starts.

@@ -10,6 +10,7 @@ pub mod sql;
 use async_trait::async_trait;
 use longrun_types::filter::Expr;
 use longrun_types::{Name, Operation, Project, Timestamp};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -48,15 +49,18 @@ pub fn storable_text(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the text fields of an operation that backends index (its type, description and
-/// request id; names are percent-encoded, so they never hold U+0000). Every backend calls
-/// it before writing an operation.
+/// Checks the text fields of an operation that backends index (its type, description,
+/// request id and concurrency key; names are percent-encoded, so they never hold U+0000).
+/// Every backend calls it before writing an operation.
 pub fn storable(op: &Operation) -> Result<()> {
     storable_text("metadata.type", &op.op_type)?;
     storable_text("metadata.description", &op.description)?;
     op.request_id
         .as_deref()
-        .map_or(Ok(()), |id| storable_text("requestId", id))
+        .map_or(Ok(()), |id| storable_text("requestId", id))?;
+    op.concurrency_key
+        .as_deref()
+        .map_or(Ok(()), |key| storable_text("concurrencyKey", key))
 }
 
 /// Checks the text fields of a service account (see [`storable_text`]).
@@ -197,7 +201,27 @@ pub struct LeaseQuery {
     /// project, or the project's own `max_concurrent_exports` when that is set (> 0) and
     /// lower. 0 = exports are not capped.
     pub max_exports: u64,
+    /// Per operation type, its `key_concurrency` (contract section 12): at most this many
+    /// RUNNING or CANCELLING operations per (project, type, concurrency key); the rest of
+    /// a key wait PENDING while the lease takes other work. Operations without a key, and
+    /// types without an entry (or with 0), are not limited by it.
+    pub key_limits: HashMap<String, u64>,
     pub start: Start,
+}
+
+impl LeaseQuery {
+    /// The `key_concurrency` of `op_type` (0 = its keys are not limited).
+    pub fn key_limit(&self, op_type: &str) -> u64 {
+        self.key_limits.get(op_type).copied().unwrap_or(0)
+    }
+}
+
+/// The limit a key of `op`'s type is held to, when `op` has a key and its type a
+/// `key_concurrency` (see [`LeaseQuery::key_limits`]): the key and its limit.
+pub fn key_limited<'a>(query: &LeaseQuery, op: &'a Operation) -> Option<(&'a str, u64)> {
+    let key = op.concurrency_key.as_deref()?;
+    let limit = query.key_limit(&op.op_type);
+    (limit > 0).then_some((key, limit))
 }
 
 /// Operation types starting with this are exports, capped by `maxConcurrentExports`.

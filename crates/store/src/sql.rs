@@ -28,6 +28,8 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::StartTime => ("start_time", true),
         Field::EndTime => ("end_time", true),
         Field::ErrorCode => ("error_code", true),
+        // An operation without a key has "" (the reference semantics).
+        Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
     }
 }
 
@@ -86,7 +88,9 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
             match value {
                 Value::Present => {
                     let present = match field {
-                        Field::Name | Field::Type | Field::Description => format!("({col} != '')"),
+                        Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => {
+                            format!("({col} != '')")
+                        }
                         _ if nullable => format!("({col} IS NOT NULL)"),
                         _ => "(1)".to_string(),
                     };

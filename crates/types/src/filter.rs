@@ -32,6 +32,8 @@ pub enum Field {
     StartTime,
     EndTime,
     ErrorCode,
+    /// `metadata.concurrencyKey`; an operation without a key has `""`.
+    ConcurrencyKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +46,7 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 12] = [
+    const PATHS: [(&'static str, Field); 13] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -57,12 +59,13 @@ impl Field {
         ("metadata.startTime", Field::StartTime),
         ("metadata.endTime", Field::EndTime),
         ("error.code", Field::ErrorCode),
+        ("metadata.concurrencyKey", Field::ConcurrencyKey),
     ];
 
     fn kind(self) -> Kind {
         match self {
             Field::Done => Kind::Bool,
-            Field::Name | Field::Type | Field::Description => Kind::Text,
+            Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
             Field::CreateTime | Field::UpdateTime | Field::StartTime | Field::EndTime => Kind::Time,
@@ -567,6 +570,7 @@ fn actual(field: Field, op: &Operation) -> Actual<'_> {
         Field::UpdateTime => Actual::Time(Some(op.update_time)),
         Field::StartTime => Actual::Time(op.start_time),
         Field::EndTime => Actual::Time(op.end_time),
+        Field::ConcurrencyKey => Actual::Text(op.concurrency_key.as_deref().unwrap_or("")),
     }
 }
 

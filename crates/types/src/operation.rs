@@ -81,6 +81,11 @@ pub struct Operation {
     pub batch_eecu_usage_seconds: f64,
     pub outcome: Option<Outcome>,
     pub request_id: Option<String>,
+    /// The submit's `concurrencyKey` (contract section 12): a task type's
+    /// `key_concurrency` caps the RUNNING + CANCELLING operations of one (project, type,
+    /// key). Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
     /// Bumped on every write; storage compares it to resolve races.
@@ -117,6 +122,7 @@ impl Operation {
             batch_eecu_usage_seconds: 0.0,
             outcome: None,
             request_id: None,
+            concurrency_key: None,
             lease: None,
             cancel: None,
             version: 0,

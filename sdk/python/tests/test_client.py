@@ -110,3 +110,46 @@ def test_async_client(server: Server) -> None:
             assert e.value.reason == "OPERATION_NOT_FOUND"
 
     asyncio.run(scenario())
+
+
+def test_submit_with_a_concurrency_key(tmp_path: object, store: str) -> None:
+    from pathlib import Path
+
+    import httpx
+
+    from .conftest import BASE_CONFIG, make_server
+
+    config = BASE_CONFIG + '\n[[task_type]]\ntype = "KEYED"\nkey_concurrency = 1\n'
+    keyed = make_server(Path(str(tmp_path)), store, config)
+    try:
+        with longrun.Client(keyed.url) as client:
+            first = client.submit("p", "KEYED", concurrency_key="tile-7")
+            assert first["metadata"]["concurrencyKey"] == "tile-7"
+            assert client.get(first["name"])["metadata"]["concurrencyKey"] == "tile-7"
+            plain = client.submit("p", "KEYED")
+            assert "concurrencyKey" not in plain["metadata"]
+            with pytest.raises(ApiError) as e:
+                client.submit("p", "KEYED", concurrency_key="")
+            assert (e.value.http_status, e.value.reason) == (400, "INVALID_SUBMISSION")
+
+        async def more() -> str:
+            async with longrun.AsyncClient(keyed.url) as client:
+                op = await client.submit("p", "KEYED", concurrency_key="tile-7")
+                assert op["metadata"]["concurrencyKey"] == "tile-7"
+                listed = [
+                    o["name"]
+                    async for o in client.list("p", filter='metadata.concurrencyKey = "tile-7"')
+                ]
+                assert sorted(listed) == sorted([first["name"], op["name"]])
+                return str(op["name"])
+
+        second = asyncio.run(more())
+        # key_concurrency = 1: a lease takes one of the key and the unkeyed one.
+        body = {"types": ["KEYED"], "maxOperations": 10, "waitTimeout": "0s"}
+        leased = httpx.post(f"{keyed.url}/v1/workers/w:lease", json=body).json()["leases"]
+        names = sorted(lease["operation"]["name"] for lease in leased)
+        assert names == sorted([first["name"], plain["name"]])
+        with longrun.Client(keyed.url) as client:
+            assert client.get(second)["metadata"]["state"] == "PENDING"
+    finally:
+        keyed.kill()

@@ -4,8 +4,9 @@
 //! of a get, shown by the page and `longrun operations describe`), and the first submit of
 //! such a type is logged. What a server knows is its own lease requests: with several
 //! servers on one store, a worker that asks another server is not seen here. A PENDING
-//! operation whose project is at its running limit (`project_defaults.max_running`) is
-//! said to be held back by it (`held_back`).
+//! operation whose project is at its running limit (`project_defaults.max_running`), or
+//! whose `concurrencyKey` is at its type's `key_concurrency` (contract section 12), is said
+//! to be held back by it (`held_back`).
 
 use longrun_types::{Operation, State, Timestamp};
 use std::collections::{HashMap, HashSet};
@@ -85,14 +86,72 @@ impl Demand {
     }
 }
 
-/// Why a PENDING operation of a project at its running limit waits, if it is: counts the
-/// project's RUNNING and CANCELLING operations (at most `max_running` of them are read).
+/// Why a PENDING operation waits, if a limit holds it back: its project is at its
+/// running limit (counting the project's RUNNING and CANCELLING operations, at most
+/// `max_running` of them read), or its key at its type's `key_concurrency` (at most that
+/// many read).
 pub async fn held_back(
     engine: &longrun_engine::Engine,
     op: &Operation,
     max_running: u64,
 ) -> Option<String> {
-    if op.state != State::Pending || max_running == 0 {
+    if op.state != State::Pending {
+        return None;
+    }
+    if let Some(why) = running_limit(engine, op, max_running).await {
+        return Some(why);
+    }
+    key_limit(engine, op).await
+}
+
+/// A filter's quoted literal of `text`, matched exactly (no wildcard).
+fn literal(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if matches!(c, '\\' | '"' | '*') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+async fn key_limit(engine: &longrun_engine::Engine, op: &Operation) -> Option<String> {
+    let key = op.concurrency_key.as_deref()?;
+    let limit = engine.key_concurrency(&op.op_type);
+    if limit == 0 {
+        return None;
+    }
+    let filter = format!(
+        "metadata.type = {} AND metadata.concurrencyKey = {} \
+         AND (metadata.state = RUNNING OR metadata.state = CANCELLING)",
+        literal(&op.op_type),
+        literal(key)
+    );
+    let running = engine
+        .list(&op.name.project(), &filter, limit.min(1000) as i64, "")
+        .await
+        .ok()?
+        .operations
+        .len() as u64;
+    (running >= limit).then(|| {
+        format!(
+            "concurrencyKey {key} of type {} in project {} is at its limit of {limit} \
+             running operations (key_concurrency)",
+            op.op_type,
+            op.name.project().as_str()
+        )
+    })
+}
+
+async fn running_limit(
+    engine: &longrun_engine::Engine,
+    op: &Operation,
+    max_running: u64,
+) -> Option<String> {
+    if max_running == 0 {
         return None;
     }
     let running = engine

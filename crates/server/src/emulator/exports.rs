@@ -89,6 +89,7 @@ pub fn submission(op_type: &str, bytes: &[u8]) -> Result<Submission, ApiError> {
         destination_uris: Vec::new(),
         max_attempts: None,
         timeout: None,
+        concurrency_key: None,
     })
 }
 

@@ -91,6 +91,7 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
         destination_uris: op.destination_uris.clone(),
         notifications: op.notifications.iter().map(report::notification).collect(),
         batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
+        concurrency_key: op.concurrency_key.clone().unwrap_or_default(),
     }
 }
 

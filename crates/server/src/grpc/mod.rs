@@ -334,6 +334,7 @@ impl Submissions for Grpc {
             destination_uris: r.destination_uris,
             max_attempts: r.max_attempts.map(i64::from),
             timeout: convert::duration("timeout", r.timeout).map_err(convert::error)?,
+            concurrency_key: nonempty(r.concurrency_key),
         };
         let op = self
             .app

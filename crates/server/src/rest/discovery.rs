@@ -452,6 +452,7 @@ fn schemas() -> Value {
             "destinationUris": array(s("string")),
             "notifications": array(r("OperationNotification")),
             "batchEecuUsageSeconds": {"type": "number", "format": "double"},
+            "concurrencyKey": s("string"),
         })),
         "ListOperationsResponse": object("ListOperationsResponse", json!({
             "operations": array(r("Operation")),
@@ -469,6 +470,7 @@ fn schemas() -> Value {
             "destinationUris": array(s("string")),
             "maxAttempts": {"type": "integer", "format": "int32"},
             "timeout": {"type": "string", "format": "google-duration"},
+            "concurrencyKey": s("string"),
         })),
         "LeaseRequest": object("LeaseRequest", json!({
             "types": array(s("string")),

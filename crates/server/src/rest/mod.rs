@@ -264,6 +264,8 @@ struct SubmitBody {
     #[serde(alias = "max_attempts")]
     max_attempts: Option<i64>,
     timeout: Option<String>,
+    #[serde(alias = "concurrency_key")]
+    concurrency_key: Option<String>,
 }
 
 pub(crate) fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
@@ -578,6 +580,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                     .timeout
                     .map(|t| parse_duration("timeout", &t))
                     .transpose()?,
+                concurrency_key: b.concurrency_key,
             };
             let op = engine.submit(&project, submission).await?;
             Ok(json_body(&render::operation(&op, version)))

@@ -93,6 +93,9 @@ struct Metadata<'a> {
     notifications: Vec<NotificationJson<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     batch_eecu_usage_seconds: f64,
+    /// longrun's own: the submit's `concurrencyKey` (contract section 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -158,6 +161,7 @@ pub fn operation(op: &Operation, version: Version) -> OperationJson<'_> {
                 .map(NotificationJson::from)
                 .collect(),
             batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
+            concurrency_key: op.concurrency_key.as_deref(),
         },
         done: op.done(),
         error: match &op.outcome {

@@ -11,6 +11,7 @@ mod errors;
 mod gate;
 mod grpc;
 mod jwks;
+mod keys;
 mod list;
 mod metrics;
 mod operations;

@@ -29,10 +29,27 @@ pub(crate) async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String,
     Some((client, schema, scoped))
 }
 
+/// Tests that start three servers on PostgreSQL take turns: each server keeps up to 16
+/// connections, so several such tests at once pass the database's `max_connections`
+/// (100 by default) and the store answers 503.
+pub(crate) async fn several_servers() -> tokio::sync::SemaphorePermit<'static> {
+    static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    TURN.acquire().await.unwrap()
+}
+
 pub(crate) async fn server_on(url: &str) -> TestServer {
+    server_with(url, |_| {}).await
+}
+
+/// A server on the PostgreSQL store at `url`, its configuration changed by `configure`.
+pub(crate) async fn server_with(
+    url: &str,
+    configure: impl FnOnce(&mut longrun_server::Config),
+) -> TestServer {
     TestServer::with(|c| {
         c.store = StoreKind::Postgres;
         c.database_url = Some(url.to_string());
+        configure(c);
     })
     .await
 }
@@ -125,6 +142,7 @@ async fn three_servers_on_one_database() {
     let Some((client, schema, url)) = schema("three").await else {
         return;
     };
+    let _turn = several_servers().await;
     let (a, b, c) = (
         server_on(&url).await,
         server_on(&url).await,

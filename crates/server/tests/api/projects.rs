@@ -197,6 +197,7 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
     let Some((admin, schema, scoped)) = crate::postgres::schema("exports").await else {
         return;
     };
+    let _turn = crate::postgres::several_servers().await;
     let mut servers = Vec::new();
     for _ in 0..3 {
         servers.push(crate::postgres::server_on(&scoped).await);

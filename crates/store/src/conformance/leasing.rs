@@ -1,4 +1,4 @@
-//! Conformance: leasing (order, running and export limits, projects, fair turns).
+//! Conformance: leasing (order, running, export and key limits, projects, fair turns).
 
 use super::*;
 
@@ -172,4 +172,250 @@ pub async fn lease_takes_turns_across_projects<S: Store>(store: Arc<S>) {
         .collect();
     // The previous lease ended on a: b and c come first, then a again.
     assert_eq!(projects, ["b", "c", "a", "a"]);
+}
+
+/// Submits an operation of `ty` with `key` (or none) in `p`.
+async fn keyed<S: Store>(
+    store: &S,
+    p: &str,
+    id: &str,
+    ty: &str,
+    key: Option<&str>,
+    created: i64,
+) -> Operation {
+    let mut op = operation(p, id, created);
+    op.op_type = ty.into();
+    op.concurrency_key = key.map(str::to_string);
+    created_op(store, op).await
+}
+
+/// `project/id` of each leased operation, sorted.
+fn leased_names(leased: &[(Operation, serde_json::Value)]) -> Vec<String> {
+    let mut names: Vec<String> = leased
+        .iter()
+        .map(|(op, _)| format!("{}/{}", op.name.project().as_str(), op.name.id()))
+        .collect();
+    names.sort();
+    names
+}
+
+pub async fn lease_limits_each_concurrency_key<S: Store>(store: Arc<S>) {
+    // A allows 1 per key, B 2 per key, C has no key_concurrency. k1's operations are the
+    // oldest, so they head each queue: the lease must look past them.
+    for i in 0..3 {
+        keyed(&*store, "p", &format!("a-k1-{i}"), "A", Some("k1"), i).await;
+        keyed(&*store, "p", &format!("b-k1-{i}"), "B", Some("k1"), i).await;
+    }
+    keyed(&*store, "p", "a-k2", "A", Some("k2"), 5).await;
+    keyed(&*store, "p", "a-none-0", "A", None, 6).await;
+    keyed(&*store, "p", "a-none-1", "A", None, 7).await;
+    keyed(&*store, "p", "c-k1-0", "C", Some("k1"), 8).await;
+    keyed(&*store, "p", "c-k1-1", "C", Some("k1"), 9).await;
+    keyed(&*store, "q", "a-k1-0", "A", Some("k1"), 10).await;
+    keyed(&*store, "q", "a-k1-1", "A", Some("k1"), 11).await;
+    let limited = |limit| LeaseQuery {
+        key_limits: [("A".to_string(), 1), ("B".to_string(), 2)].into(),
+        ..leasing(&["A", "B", "C"], limit, 0, 1000)
+    };
+    let leased = store.lease(limited(100)).await.unwrap();
+    // Per (project, type, key): p's A/k1 one, B/k1 two; other keys, unkeyed operations,
+    // a type without a limit and another project's same key are not held back.
+    assert_eq!(
+        leased_names(&leased),
+        [
+            "p/a-k1-0",
+            "p/a-k2",
+            "p/a-none-0",
+            "p/a-none-1",
+            "p/b-k1-0",
+            "p/b-k1-1",
+            "p/c-k1-0",
+            "p/c-k1-1",
+            "q/a-k1-0"
+        ]
+    );
+    assert!(store.lease(limited(100)).await.unwrap().is_empty());
+    let held = |id: &str| Name::new(&project("p"), id).unwrap();
+    for id in ["a-k1-1", "a-k1-2", "b-k1-2"] {
+        let op = store.get(&held(id)).await.unwrap().unwrap();
+        assert_eq!(op.state, State::Pending);
+        assert_eq!(op.concurrency_key.as_deref(), Some("k1"));
+    }
+    let ended = |id: &str| {
+        let store = store.clone();
+        let name = held(id);
+        async move {
+            let op = store.get(&name).await.unwrap().unwrap();
+            store.update(done(op, State::Succeeded, 500)).await.unwrap()
+        }
+    };
+    // CANCELLING still counts: p's A/k1 stays at its limit.
+    let running = store.get(&held("a-k1-0")).await.unwrap().unwrap();
+    let mut cancelling = running.clone();
+    cancelling.move_to(State::Cancelling, None, Timestamp(400));
+    store.update(cancelling).await.unwrap();
+    assert!(store.lease(limited(100)).await.unwrap().is_empty());
+    // Its end lets the next of the key go, and only one.
+    ended("a-k1-0").await;
+    let next = store.lease(limited(100)).await.unwrap();
+    assert_eq!(leased_names(&next), ["p/a-k1-1"]);
+    // An end of B/k1 frees one place of its two.
+    ended("b-k1-0").await;
+    let next = store.lease(limited(100)).await.unwrap();
+    assert_eq!(leased_names(&next), ["p/b-k1-2"]);
+    // A lease without key limits is not held (0 = unlimited).
+    let unlimited = store
+        .lease(LeaseQuery {
+            key_limits: [("A".to_string(), 0)].into(),
+            ..leasing(&["A"], 100, 0, 1000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased_names(&unlimited), ["p/a-k1-2", "q/a-k1-1"]);
+}
+
+pub async fn lease_limits_keys_with_turns_across_projects<S: Store>(store: Arc<S>) {
+    // a's queue is all one key, at most 1 running; b and c have unkeyed work. Leases of
+    // one each: a gives one, then its held key does not stall the turns of the others.
+    for i in 0..5 {
+        keyed(&*store, "a", &format!("x{i}"), "A", Some("k"), i).await;
+    }
+    keyed(&*store, "b", "y0", "A", None, 10).await;
+    keyed(&*store, "b", "y1", "A", None, 11).await;
+    keyed(&*store, "c", "z0", "A", Some("k"), 12).await;
+    let one = LeaseQuery {
+        key_limits: [("A".to_string(), 1)].into(),
+        ..leasing(&["A"], 1, 0, 1000)
+    };
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        order.extend(leased_names(&store.lease(one.clone()).await.unwrap()));
+    }
+    assert_eq!(order, ["a/x0", "b/y0", "c/z0", "b/y1"]);
+    // Two keyed leases in one call take no more than the key's limit.
+    keyed(&*store, "d", "w0", "A", Some("k"), 20).await;
+    keyed(&*store, "d", "w1", "A", Some("k"), 21).await;
+    let two = LeaseQuery {
+        key_limits: [("A".to_string(), 1)].into(),
+        ..leasing(&["A"], 10, 0, 1000)
+    };
+    assert_eq!(leased_names(&store.lease(two).await.unwrap()), ["d/w0"]);
+}
+
+pub async fn concurrency_keys_are_kept_and_filtered<S: Store>(store: Arc<S>) {
+    let first = keyed(&*store, "p", "k-0", "A", Some("k"), 1).await;
+    keyed(&*store, "p", "k-1", "A", Some("k"), 2).await;
+    keyed(&*store, "p", "none", "A", None, 3).await;
+    assert_eq!(store.get(&first.name).await.unwrap().as_ref(), Some(&first));
+    let list = |text: &str| {
+        let store = store.clone();
+        let filter = filter::parse(text).unwrap();
+        async move {
+            let query = ListQuery {
+                project: project("p"),
+                filter,
+                after: None,
+                limit: 10,
+            };
+            let mut ids: Vec<String> = store
+                .list(query)
+                .await
+                .unwrap()
+                .iter()
+                .map(|op| op.name.id().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(list("metadata.concurrencyKey = k").await, ["k-0", "k-1"]);
+    assert_eq!(list("NOT metadata.concurrencyKey:*").await, ["none"]);
+    // A key no backend can index is refused, and nothing is written.
+    let mut bad = operation("p", "bad", 4);
+    bad.concurrency_key = Some("a\0b".into());
+    match store.insert(new(bad)).await {
+        Err(Error::InvalidArgument(message)) => assert!(message.contains("concurrencyKey")),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    // Copied whole: after a scan and an import the key still limits leases.
+    let scanned = store.scan(None, 10).await.unwrap();
+    for (op, _) in &scanned {
+        store.delete(&op.name, op.version).await.unwrap();
+    }
+    store.import(scanned).await.unwrap();
+    let limited = LeaseQuery {
+        key_limits: [("A".to_string(), 1)].into(),
+        ..leasing(&["A"], 10, 0, 1000)
+    };
+    let leased = store.lease(limited.clone()).await.unwrap();
+    assert_eq!(leased_names(&leased), ["p/k-0", "p/none"]);
+    assert_eq!(leased[0].0.concurrency_key.as_deref(), Some("k"));
+    // Updates keep it (the leased operation, then its end).
+    let running = store.get(&first.name).await.unwrap().unwrap();
+    assert_eq!(running.concurrency_key.as_deref(), Some("k"));
+    assert!(store.lease(limited.clone()).await.unwrap().is_empty());
+    store
+        .update(done(running, State::Failed, 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        leased_names(&store.lease(limited).await.unwrap()),
+        ["p/k-1"]
+    );
+}
+
+pub async fn concurrent_leases_keep_key_limits<S: Store>(store: Arc<S>) {
+    // Five projects, two keys each, limit 1: concurrent leases (walking the projects from
+    // different places) take exactly one of each key, and none fails.
+    for p in ["a", "b", "c", "d", "e"] {
+        for i in 0..6 {
+            let key = if i % 2 == 0 { "even" } else { "odd" };
+            keyed(&*store, p, &format!("{key}-{i}"), "A", Some(key), i).await;
+        }
+    }
+    let query = LeaseQuery {
+        key_limits: [("A".to_string(), 1)].into(),
+        ..leasing(&["A"], 3, 0, 1000)
+    };
+    let mut takers = Vec::new();
+    for _ in 0..6 {
+        let (store, query) = (store.clone(), query.clone());
+        takers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..5 {
+                got.extend(store.lease(query.clone()).await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for taker in takers {
+        all.extend(taker.await.unwrap());
+    }
+    // Whatever a lease passed over (another lease held the project) goes now.
+    all.extend(
+        store
+            .lease(LeaseQuery {
+                limit: 100,
+                ..query.clone()
+            })
+            .await
+            .unwrap(),
+    );
+    let mut groups: Vec<String> = all
+        .iter()
+        .map(|(op, _)| {
+            format!(
+                "{}/{}",
+                op.name.project().as_str(),
+                op.concurrency_key.as_deref().unwrap()
+            )
+        })
+        .collect();
+    groups.sort();
+    let expected: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .flat_map(|p| [format!("{p}/even"), format!("{p}/odd")])
+        .collect();
+    assert_eq!(groups, expected);
 }

@@ -40,7 +40,11 @@ macro_rules! conformance_suite {
             project_export_caps_are_kept,
             lease_caps_exports_per_project,
             the_project_registry_is_kept,
-            lease_takes_turns_across_projects
+            lease_takes_turns_across_projects,
+            lease_limits_each_concurrency_key,
+            lease_limits_keys_with_turns_across_projects,
+            concurrent_leases_keep_key_limits,
+            concurrency_keys_are_kept_and_filtered
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -103,6 +107,7 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
         max_running,
         projects: None,
         max_exports: 0,
+        key_limits: Default::default(),
         start: Arc::new(move |mut op: Operation| {
             op.apply(Event::Lease, None, Timestamp(expire - 10));
             op.lease = Some(Lease {

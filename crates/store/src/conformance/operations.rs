@@ -328,6 +328,8 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
         op.op_type = ["EXPORT_IMAGE", "INGEST_TABLE", "EXPORT_VIDEO"][i as usize % 3].into();
         op.description = ["nightly export", "", "a_b%c*", "Nightly EXPORT"][i as usize % 4].into();
         op.priority = (i * 37 % 200) as i32;
+        op.concurrency_key =
+            [Some("k1"), None, Some("k2"), Some("k1*x"), None][i as usize % 5].map(str::to_string);
         let mut op = created(&*store, op).await;
         let state = states[i as usize % 6];
         if state != State::Pending {
@@ -373,6 +375,12 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
         "name = \"*/f/1*\"",
         "(metadata.state = PENDING OR metadata.state = FAILED) AND metadata.type:INGEST_TABLE",
         "metadata.updateTime <= 1970-01-01T00:00:02.030Z",
+        "metadata.concurrencyKey = k1",
+        "metadata.concurrencyKey != k1 AND done = false",
+        "metadata.concurrencyKey = \"k1*\"",
+        "metadata.concurrencyKey:*",
+        "NOT metadata.concurrencyKey:*",
+        "metadata.concurrencyKey > k1",
     ];
     let mut sizes = HashSet::new();
     for text in filters {

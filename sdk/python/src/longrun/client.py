@@ -32,6 +32,7 @@ def _submission(
     timeout: float | None,
     script_uri: str | None,
     destination_uris: list[str] | None,
+    concurrency_key: str | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type, "description": description}
     optional = {
@@ -43,6 +44,7 @@ def _submission(
         "timeout": None if timeout is None else duration(timeout),
         "scriptUri": script_uri,
         "destinationUris": destination_uris,
+        "concurrencyKey": concurrency_key,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
@@ -98,14 +100,18 @@ class Client:
         timeout: float | None = None,
         script_uri: str | None = None,
         destination_uris: list[str] | None = None,
+        concurrency_key: str | None = None,
     ) -> Operation:
         """Queues an operation of `type` in `project`; returns it PENDING. `payload` is any
         JSON value, handed to the worker; `timeout` is in seconds (then FAILED with code 4).
         The same `request_id` again returns the first operation; a used `operation_id` is
-        409 ALREADY_EXISTS; a full queue is 429 RESOURCE_EXHAUSTED."""
+        409 ALREADY_EXISTS; a full queue is 429 RESOURCE_EXHAUSTED. `concurrency_key`
+        (1 to 256 bytes) groups operations for the type's `key_concurrency`: at most that
+        many of one key run at once in the project (contract section 12); it is read back
+        as `metadata.concurrencyKey`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
-            max_attempts, timeout, script_uri, destination_uris,
+            max_attempts, timeout, script_uri, destination_uris, concurrency_key,
         )  # fmt: skip
         result: Operation = self._rest.call(
             "POST", path(f"projects/{project}/operations:submit"), body
@@ -191,11 +197,12 @@ class AsyncClient:
         timeout: float | None = None,
         script_uri: str | None = None,
         destination_uris: list[str] | None = None,
+        concurrency_key: str | None = None,
     ) -> Operation:
         """See `Client.submit`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
-            max_attempts, timeout, script_uri, destination_uris,
+            max_attempts, timeout, script_uri, destination_uris, concurrency_key,
         )  # fmt: skip
         url = path(f"projects/{project}/operations:submit")
         result: Operation = await self._rest.call("POST", url, body)

@@ -237,6 +237,7 @@ async function detail(name) {
   if (waiting) add("Waiting", el("span", { class: "waiting" }, waiting));
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", Math.round((m.progress || 0) * 100) + "%");
+  add("Concurrency key", m.concurrencyKey);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
   add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
   const actions = el("div", { class: "actions" },
