@@ -2,30 +2,15 @@
 
 mod common;
 
-use common::{BIN, Server};
+use common::{BIN, Server, operations};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Runs `longrun operations ARGS` for project `p`: (exit code, stdout, stderr).
-fn cli(base: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("operations")
-        .args(args)
-        .args(["--server", base, "--project", "p"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 fn submit(base: &str, op_type: &str, id: &str) {
-    let (code, _, err) = cli(base, &["submit", "--type", op_type, "--operation-id", id]);
+    let (code, _, err) = operations(base, &["submit", "--type", op_type, "--operation-id", id]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -128,7 +113,7 @@ fn watch_prints_the_snapshot_then_every_change() {
     assert_eq!(watch.event().0, "synced");
 
     submit(base, "OTHER", "d");
-    assert_eq!(cli(base, &["cancel", "a"]).0, 0);
+    assert_eq!(operations(base, &["cancel", "a"]).0, 0);
     let (event, op) = watch.event();
     assert_eq!(
         (
@@ -144,7 +129,7 @@ fn watch_prints_the_snapshot_then_every_change() {
             &Value::Bool(true)
         )
     );
-    assert_eq!(cli(base, &["delete", "a"]).0, 0);
+    assert_eq!(operations(base, &["delete", "a"]).0, 0);
     let (event, data) = watch.event();
     assert_eq!(
         (event.as_str(), &data["name"]),
@@ -183,9 +168,9 @@ fn batch_cancel_cancels_the_matches_and_counts_them() {
         submit(base, "T", &format!("t{i}"));
     }
     submit(base, "KEEP", "k");
-    assert_eq!(cli(base, &["cancel", "t0"]).0, 0);
+    assert_eq!(operations(base, &["cancel", "t0"]).0, 0);
 
-    let (code, out, err) = cli(
+    let (code, out, err) = operations(
         base,
         &[
             "batch-cancel",
@@ -196,7 +181,7 @@ fn batch_cancel_cancels_the_matches_and_counts_them() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "matched 5, cancelled 4, already done 1");
-    let (_, out, _) = cli(base, &["list", "--format", "json", "--limit", "0"]);
+    let (_, out, _) = operations(base, &["list", "--format", "json", "--limit", "0"]);
     let ops: Vec<Value> = serde_json::from_str(&out).unwrap();
     let state = |id: &str| {
         ops.iter()
@@ -209,18 +194,18 @@ fn batch_cancel_cancels_the_matches_and_counts_them() {
     }
     assert_eq!(state("k"), "PENDING");
 
-    let (code, out, _) = cli(
+    let (code, out, _) = operations(
         base,
         &["batch-cancel", "--filter", "metadata.type = \"KEEP\""],
     );
     assert_eq!(code, 0);
     let name = out.trim();
     assert!(name.starts_with("projects/p/operations/"), "{out}");
-    let (code, out, _) = cli(base, &["wait", name, "--format", "json"]);
+    let (code, out, _) = operations(base, &["wait", name, "--format", "json"]);
     assert_eq!(code, 0);
     let op: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(op["response"]["cancelledCount"], "1", "{op}");
 
-    let (code, _, err) = cli(base, &["batch-cancel", "--filter", ""]);
+    let (code, _, err) = operations(base, &["batch-cancel", "--filter", ""]);
     assert_eq!(code, 3, "INVALID_ARGUMENT: {err}");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Server};
+use common::{BIN, Server, operations};
 
 fn name(id: &str) -> Name {
     Name::parse(&format!("projects/p/operations/{id}")).unwrap()
@@ -243,27 +243,13 @@ fn a_non_loopback_listener_needs_an_explicit_opt_out() {
     drop(server);
 }
 
-fn cli(base: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("operations")
-        .args(args)
-        .args(["--server", base, "--project", "p"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_commands_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let base = server.base.as_str();
 
-    let (code, out, _) = cli(
+    let (code, out, _) = operations(
         base,
         &[
             "submit",
@@ -276,7 +262,7 @@ async fn operations_commands_and_exit_codes() {
         ],
     );
     assert_eq!((code, out.trim()), (0, "projects/p/operations/jobs/a"));
-    let (code, out, _) = cli(
+    let (code, out, _) = operations(
         base,
         &[
             "submit",
@@ -294,13 +280,13 @@ async fn operations_commands_and_exit_codes() {
     let op: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(op["metadata"]["priority"], 5);
 
-    let (code, out, _) = cli(base, &["list"]);
+    let (code, out, _) = operations(base, &["list"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[0].starts_with("ID") && lines[0].contains("STATE"));
     assert!(out.contains("jobs/a") && out.contains("nightly") && out.contains("PENDING"));
-    let (code, out, _) = cli(
+    let (code, out, _) = operations(
         base,
         &[
             "list",
@@ -314,32 +300,32 @@ async fn operations_commands_and_exit_codes() {
     let ops: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ops.as_array().unwrap().len(), 1);
 
-    let (code, out, _) = cli(base, &["describe", "jobs/a"]);
+    let (code, out, _) = operations(base, &["describe", "jobs/a"]);
     assert_eq!(code, 0);
     assert!(out.contains("state:       PENDING"), "{out}");
-    let (code, _, _) = cli(base, &["wait", "jobs/a", "--timeout", "100ms"]);
+    let (code, _, _) = operations(base, &["wait", "jobs/a", "--timeout", "100ms"]);
     assert_eq!(code, 12, "not done at the timeout");
-    let (code, _, err) = cli(base, &["delete", "jobs/a"]);
+    let (code, _, err) = operations(base, &["delete", "jobs/a"]);
     assert_eq!(code, 3, "{err}");
-    let (code, out, _) = cli(base, &["cancel", "projects/p/operations/jobs/a"]);
+    let (code, out, _) = operations(base, &["cancel", "projects/p/operations/jobs/a"]);
     assert_eq!(
         (code, out.trim()),
         (0, "cancellation requested for projects/p/operations/jobs/a")
     );
-    let (code, _, _) = cli(base, &["wait", "jobs/a"]);
+    let (code, _, _) = operations(base, &["wait", "jobs/a"]);
     assert_eq!(code, 11, "cancelled");
-    let (code, _, _) = cli(base, &["delete", "jobs/a"]);
+    let (code, _, _) = operations(base, &["delete", "jobs/a"]);
     assert_eq!(code, 0);
-    let (code, _, err) = cli(base, &["describe", "jobs/a"]);
+    let (code, _, err) = operations(base, &["describe", "jobs/a"]);
     assert_eq!(code, 4);
     assert!(err.contains("NOT_FOUND"), "{err}");
-    let (code, _, _) = cli(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--operation-id", "dup"]);
     assert_eq!(code, 0);
-    let (code, _, _) = cli(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--operation-id", "dup"]);
     assert_eq!(code, 5);
-    let (code, _, _) = cli(base, &["submit", "--type", "T", "--priority", "10000"]);
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--priority", "10000"]);
     assert_eq!(code, 3);
-    let (code, _, err) = cli("http://127.0.0.1:1", &["list"]);
+    let (code, _, err) = operations("http://127.0.0.1:1", &["list"]);
     assert_eq!(code, 1, "{err}");
 }
 
@@ -354,13 +340,13 @@ async fn wait_outlasts_the_servers_cap() {
          executor = \"simulate\"\nduration = \"2500ms\"\n",
     );
     let base = server.base.as_str();
-    let (code, _, _) = cli(
+    let (code, _, _) = operations(
         base,
         &["submit", "--type", "SLOW", "--operation-id", "slow"],
     );
     assert_eq!(code, 0);
     let started = Instant::now();
-    let (code, out, err) = cli(base, &["wait", "slow", "--timeout", "30s"]);
+    let (code, out, err) = operations(base, &["wait", "slow", "--timeout", "30s"]);
     let waited = started.elapsed();
     assert_eq!(code, 0, "SUCCEEDED after the server's cap: {out}{err}");
     assert!(
@@ -368,13 +354,13 @@ async fn wait_outlasts_the_servers_cap() {
         "{waited:?}"
     );
     // Nothing to wait for: the client's own deadline ends it, past the server's cap.
-    let (code, _, _) = cli(
+    let (code, _, _) = operations(
         base,
         &["submit", "--type", "NOBODY", "--operation-id", "idle"],
     );
     assert_eq!(code, 0);
     let started = Instant::now();
-    let (code, _, _) = cli(base, &["wait", "idle", "--timeout", "2500ms"]);
+    let (code, _, _) = operations(base, &["wait", "idle", "--timeout", "2500ms"]);
     let waited = started.elapsed();
     assert_eq!(code, 12);
     assert!(

@@ -127,6 +127,22 @@ pub fn longrun(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
+/// Runs `longrun operations ARGS` against `base` for project `p`: (exit code, stdout,
+/// stderr).
+pub fn operations(base: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("operations")
+        .args(args)
+        .args(["--server", base, "--project", "p"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// Runs `longrun ARGS`, which must succeed; returns its stdout.
 pub fn longrun_ok(args: &[&str], env: &[(&str, &str)]) -> String {
     let (ok, out, err) = longrun(args, env);

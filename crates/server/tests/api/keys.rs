@@ -202,33 +202,6 @@ async fn concurrency_key_is_validated_like_other_ids() {
     s.stop().await;
 }
 
-/// Leases up to `max` operations of `KEYED` on `s` as worker `w` without waiting.
-async fn lease(s: &TestServer, w: &str, max: usize) -> Vec<Value> {
-    let body = json!({"types": [KEYED], "maxOperations": max, "waitTimeout": "0s"});
-    let (status, answer) = s
-        .request(
-            "POST",
-            &format!("/v1/workers/{w}:lease"),
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    answer["leases"].as_array().cloned().unwrap_or_default()
-}
-
-async fn finish(s: &TestServer, leased: &Value) {
-    let name = leased["operation"]["name"].as_str().unwrap();
-    let body = json!({"leaseId": leased["leaseId"], "response": {}});
-    let (status, done) = s
-        .request(
-            "POST",
-            &format!("/v1/{name}:complete"),
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{done}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_concurrency_is_exact_across_servers_on_postgres() {
     let Some((admin, schema, scoped)) = crate::postgres::schema("keys").await else {
@@ -257,7 +230,11 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
             takers.push(tokio::spawn(async move {
                 let mut got = Vec::new();
                 for _ in 0..5 {
-                    got.extend(lease(&servers[t % 3], &format!("w{t}"), 3).await);
+                    got.extend(
+                        servers[t % 3]
+                            .lease_now(&format!("w{t}"), &[KEYED], 3)
+                            .await,
+                    );
                 }
                 got
             }));
@@ -293,7 +270,7 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         .iter()
         .find(|l| l["operation"]["metadata"]["concurrencyKey"] == "k")
         .unwrap();
-    finish(&servers[1], k).await;
+    servers[1].succeed(k).await;
     assert_eq!(keys(&race(servers.clone()).await), ["k"]);
     let running = admin
         .query_one(
@@ -384,7 +361,8 @@ async fn grpc_submit_carries_the_key() {
     // REST reads the key back, and the lease holds it to 2 at once.
     let (_, got) = s.request("GET", &format!("/v1/{}", keyed[0]), None).await;
     assert_eq!(got["metadata"]["concurrencyKey"], "k");
-    let mut ids: Vec<String> = lease(&s, "w", 10)
+    let mut ids: Vec<String> = s
+        .lease_now("w", &[KEYED], 10)
         .await
         .iter()
         .map(|l| l["operation"]["name"].as_str().unwrap().to_string())
@@ -439,11 +417,12 @@ async fn a_key_at_its_limit_says_why_its_work_waits() {
             .map(|v| v.to_str().unwrap().to_string())
     };
     // A lease of one takes o0: the key has a place left, so o2 is not held back.
-    let first = lease(&s, "w", 1).await;
+    let first = s.lease_now("w", &[KEYED], 1).await;
     assert_eq!(first[0]["operation"]["name"], "projects/p/operations/o0");
     assert_eq!(why("o2").await, None);
     // A lease of two takes o1, then passes over o2 to the other key's first.
-    let mut second: Vec<Value> = lease(&s, "w", 2)
+    let mut second: Vec<Value> = s
+        .lease_now("w", &[KEYED], 2)
         .await
         .iter()
         .map(|l| l["operation"]["name"].clone())

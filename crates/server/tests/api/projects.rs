@@ -105,33 +105,6 @@ async fn config_reads_and_sets_max_concurrent_exports() {
     assert_eq!(s.request("GET", CONFIG, None).await, (200, config(0)));
 }
 
-/// Leases up to `max` operations of `types` on `s` as worker `w` without waiting.
-async fn lease(s: &TestServer, w: &str, types: &[&str], max: usize) -> Vec<Value> {
-    let body = json!({"types": types, "maxOperations": max, "waitTimeout": "0s"});
-    let (status, answer) = s
-        .request(
-            "POST",
-            &format!("/v1/workers/{w}:lease"),
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    answer["leases"].as_array().cloned().unwrap_or_default()
-}
-
-async fn finish(s: &TestServer, leased: &Value) {
-    let name = leased["operation"]["name"].as_str().unwrap();
-    let body = json!({"leaseId": leased["leaseId"], "response": {}});
-    let (status, done) = s
-        .request(
-            "POST",
-            &format!("/v1/{name}:complete"),
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{done}");
-}
-
 #[tokio::test]
 async fn leases_keep_each_project_within_its_export_cap() {
     let s = TestServer::with(|c| c.projects.plan_max_concurrent_exports = 3).await;
@@ -157,7 +130,7 @@ async fn leases_keep_each_project_within_its_export_cap() {
     .await;
     assert_eq!(status, 200);
     let types = ["EXPORT_IMAGE", "EXPORT_TABLE", "INGEST_IMAGE"];
-    let first = lease(&s, "w", &types, 100).await;
+    let first = s.lease_now("w", &types, 100).await;
     let mut names: Vec<&str> = first
         .iter()
         .map(|l| l["operation"]["name"].as_str().unwrap())
@@ -175,19 +148,19 @@ async fn leases_keep_each_project_within_its_export_cap() {
             "projects/q/operations/e2",
         ]
     );
-    assert!(lease(&s, "w", &types, 100).await.is_empty());
+    assert!(s.lease_now("w", &types, 100).await.is_empty());
     // A CANCELLING export still holds its place; one that ends frees it.
     let (status, _) = s
         .request("POST", "/v1/projects/p/operations/e0:cancel", Some("{}"))
         .await;
     assert_eq!(status, 200);
-    assert!(lease(&s, "w", &types, 100).await.is_empty());
+    assert!(s.lease_now("w", &types, 100).await.is_empty());
     let e1 = first
         .iter()
         .find(|l| l["operation"]["name"] == "projects/p/operations/e1")
         .unwrap();
-    finish(&s, e1).await;
-    let next = lease(&s, "w", &types, 100).await;
+    s.succeed(e1).await;
+    let next = s.lease_now("w", &types, 100).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0]["operation"]["name"], "projects/p/operations/e2");
 }
@@ -227,7 +200,9 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
                 let mut got = Vec::new();
                 for _ in 0..5 {
                     got.extend(
-                        lease(&servers[t % 3], &format!("w{t}"), &["EXPORT_IMAGE"], 3).await,
+                        servers[t % 3]
+                            .lease_now(&format!("w{t}"), &["EXPORT_IMAGE"], 3)
+                            .await,
                     );
                 }
                 got
@@ -246,8 +221,8 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
         .collect();
     assert_eq!((first.len(), unique.len()), (5, 5));
     // Two end (on another server than the one that leased them): exactly two more start.
-    finish(&servers[1], &first[0]).await;
-    finish(&servers[2], &first[1]).await;
+    servers[1].succeed(&first[0]).await;
+    servers[2].succeed(&first[1]).await;
     assert_eq!(race(servers.clone()).await.len(), 2);
     let running = admin
         .query_one(
@@ -283,7 +258,7 @@ async fn fair_round(s: &TestServer) {
     }
     let mut order = Vec::new();
     for _ in 0..5 {
-        for l in lease(s, "w", &["FAIR"], 1).await {
+        for l in s.lease_now("w", &["FAIR"], 1).await {
             order.push(l["operation"]["name"].as_str().unwrap().to_string());
         }
     }

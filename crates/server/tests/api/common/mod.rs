@@ -69,6 +69,25 @@ impl TestServer {
         assert_eq!(status, 200, "{op}");
         op
     }
+
+    /// Leases up to `max` operations of `types` as worker `worker` without waiting; the
+    /// leases (`{"operation", "leaseId", …}`).
+    pub async fn lease_now(&self, worker: &str, types: &[&str], max: usize) -> Vec<Value> {
+        let body = serde_json::json!({"types": types, "maxOperations": max, "waitTimeout": "0s"});
+        let path = format!("/v1/workers/{worker}:lease");
+        let (status, answer) = self.request("POST", &path, Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["leases"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Completes a lease from [`TestServer::lease_now`] with an empty response.
+    pub async fn succeed(&self, leased: &Value) {
+        let name = leased["operation"]["name"].as_str().unwrap();
+        let body = serde_json::json!({"leaseId": leased["leaseId"], "response": {}});
+        let path = format!("/v1/{name}:complete");
+        let (status, done) = self.request("POST", &path, Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{done}");
+    }
 }
 
 /// The error envelope the contract prescribes, with one ErrorInfo.
