@@ -625,7 +625,7 @@ impl Engine {
         let cutoff = self.now().plus_millis(-retention);
         let mut total = 0;
         loop {
-            let n = self.inner.store.expire(cutoff, 1000).await?;
+            let n = self.inner.store.expire(cutoff, 1000).await?.len();
             total += n;
             if n < 1000 {
                 return Ok(total);

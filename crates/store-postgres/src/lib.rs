@@ -809,17 +809,19 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
         let client = self.client().await?;
-        let n = client
-            .execute(
+        let rows = client
+            .query(
                 "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2)",
+                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2) RETURNING name",
                 &[&ended_before.millis(), &(limit as i64)],
             )
             .await
             .map_err(pg)?;
-        Ok(n as usize)
+        rows.iter()
+            .map(|row| Name::parse(row.get(0)).map_err(backend))
+            .collect()
     }
 }
 

@@ -724,16 +724,26 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
         self.inner
             .writer
             .write(move |conn| {
-                conn.prepare_cached(
-                    "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                     WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2)",
-                )
-                .and_then(|mut s| s.execute(params![ended_before.millis(), limit as i64]))
-                .map_err(backend)
+                let mut delete = conn
+                    .prepare_cached(
+                        "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
+                         WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2) RETURNING name",
+                    )
+                    .map_err(backend)?;
+                let names = delete
+                    .query_map(params![ended_before.millis(), limit as i64], |row| {
+                        row.get::<_, String>(0)
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                    .map_err(backend)?;
+                names
+                    .iter()
+                    .map(|name| Name::parse(name).map_err(backend))
+                    .collect()
             })
             .await
     }

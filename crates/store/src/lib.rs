@@ -371,7 +371,7 @@ pub trait Store: Send + Sync + 'static {
     /// operations and settings stay.
     async fn unregister_project(&self, project: &str) -> Result<bool>;
 
-    /// Removes up to `limit` done operations that ended before `ended_before`; returns
-    /// how many went.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize>;
+    /// Removes up to `limit` done operations that ended before `ended_before` (retention);
+    /// returns the names of those that went, so that watchers can be told.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>>;
 }

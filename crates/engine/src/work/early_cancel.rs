@@ -105,7 +105,7 @@ impl Store for Gated {
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
         self.inner.import(operations).await
     }
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
         self.inner.expire(ended_before, limit).await
     }
     async fn asset(&self, name: &str) -> Result<Option<Asset>> {

@@ -166,10 +166,14 @@ impl Store for Watched {
         }
         Ok(())
     }
-    /// Operations removed past retention are not announced: the store does not say which
-    /// went (a watcher learns of them on its next snapshot).
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<usize> {
-        self.inner.expire(ended_before, limit).await
+    /// Operations removed past retention are announced as deleted.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
+        let expired = self.inner.expire(ended_before, limit).await?;
+        // On a shared store the notifications of the deletes reach the hub (`follow`).
+        for name in &expired {
+            self.publish(|| Kind::Deleted(name.clone()));
+        }
+        Ok(expired)
     }
 
     // Assets are not operations: nothing to watch.
@@ -279,5 +283,44 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::watch::Since;
+    use longrun_types::{Code, Outcome, Project, State, Status};
+
+    /// On a store only this server uses, the operations retention removes reach watchers
+    /// as `deleted`, like any other delete.
+    #[tokio::test]
+    async fn expired_operations_are_announced_as_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = longrun_store_sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
+        let console = super::super::Console::new(false, std::time::Duration::from_secs(1), 0);
+        let store = Watched::wrap(Arc::new(store), &console);
+        let name = Name::new(&Project::parse("p").unwrap(), "old").unwrap();
+        let op = Operation::new(name.clone(), "T".into(), Timestamp(1));
+        let new = NewOperation {
+            operation: op,
+            payload: serde_json::json!({}),
+            max_queued: 10,
+        };
+        let Inserted::Created(mut op) = store.insert(new).await.unwrap() else {
+            panic!("not created");
+        };
+        let cancelled = Outcome::Error(Status::new(Code::Cancelled, "cancelled"));
+        op.move_to(State::Cancelled, Some(cancelled), Timestamp(2));
+        store.update(op).await.unwrap();
+        let before = console.hub.position();
+
+        let expired = store.expire(Timestamp(3), 10).await.unwrap();
+        assert_eq!(expired, std::slice::from_ref(&name));
+        let Since::Changes(changes) = console.hub.since(before) else {
+            panic!("the hub forgot")
+        };
+        assert_eq!(changes.len(), 1);
+        assert!(matches!(&changes[0].kind, Kind::Deleted(n) if *n == name));
     }
 }

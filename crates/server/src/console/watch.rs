@@ -138,7 +138,7 @@ impl Position {
 }
 
 /// What came after a position.
-enum Since {
+pub(super) enum Since {
     Changes(Vec<Arc<Change>>),
     /// The position is of another epoch or older than what is kept.
     Gone,
@@ -247,7 +247,7 @@ impl Hub {
         at.epoch == log.epoch && at.seq + 1 >= log.first && at.seq <= log.last()
     }
 
-    fn since(&self, at: Position) -> Since {
+    pub(super) fn since(&self, at: Position) -> Since {
         let log = self.log.lock().expect("hub lock");
         if at.epoch != log.epoch || at.seq + 1 < log.first || at.seq > log.last() {
             return Since::Gone;
