@@ -15,6 +15,8 @@ pub struct Assignment {
     pub op_type: String,
     pub lease_id: String,
     pub payload: Value,
+    /// The `concurrencyKey` it was submitted with (contract section 12), if any.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,7 @@ impl Backend for Engine {
                 name: op.name,
                 op_type: op.op_type,
                 payload,
+                concurrency_key: op.concurrency_key,
             })
             .collect())
     }
@@ -187,6 +190,9 @@ impl Backend for HttpBackend {
                         .to_string(),
                     lease_id: lease["leaseId"].as_str().unwrap_or_default().to_string(),
                     payload: lease["payload"].clone(),
+                    concurrency_key: lease["operation"]["metadata"]["concurrencyKey"]
+                        .as_str()
+                        .map(str::to_string),
                 })
             })
             .collect()

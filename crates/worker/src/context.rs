@@ -42,6 +42,11 @@ impl Context {
         &self.assignment.payload
     }
 
+    /// The `concurrencyKey` the operation was submitted with, if any (contract section 12).
+    pub fn concurrency_key(&self) -> Option<&str> {
+        self.assignment.concurrency_key.as_deref()
+    }
+
     /// Reports progress, 0..1; sent with the next heartbeat.
     pub fn progress(&self, fraction: f64) {
         self.pending.lock().expect("report lock").progress = Some(fraction.clamp(0.0, 1.0));

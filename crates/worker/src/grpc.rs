@@ -205,6 +205,8 @@ impl Backend for GrpcBackend {
                     op_type: metadata.r#type,
                     lease_id: lease.lease_id,
                     payload: lease.payload.as_ref().map_or(Value::Null, from_value),
+                    // Empty on the wire when there is none (proto3).
+                    concurrency_key: Some(metadata.concurrency_key).filter(|k| !k.is_empty()),
                 })
             })
             .collect()

@@ -31,7 +31,7 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
 
     @worker.handler("OK")
     async def ok(ctx: longrun.Context) -> dict[str, Any]:
-        assert ctx.attempt == 1 and ctx.type == "OK"
+        assert ctx.attempt == 1 and ctx.type == "OK" and ctx.concurrency_key is None
         assert ctx.operation["name"] == ctx.name
         ctx.progress(0.5)
         ctx.stage("Writing", done=3, total=10)
@@ -43,7 +43,10 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
     @worker.handler("SYNC")
     def sync(ctx: longrun.Context) -> dict[str, Any]:
         ctx.progress(1.0)
-        return {"thread": threading.current_thread() is not threading.main_thread()}
+        return {
+            "thread": threading.current_thread() is not threading.main_thread(),
+            "key": ctx.concurrency_key,
+        }
 
     @worker.handler("NONE")
     async def none(ctx: longrun.Context) -> None:
@@ -64,7 +67,7 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
                 lambda: _progress(client, ok_op["name"]), timeout=5, every=0.02
             )
             assert progress == 0.5
-            sync_op = await client.submit("p", "SYNC")
+            sync_op = await client.submit("p", "SYNC", concurrency_key="tile-7")
             fail_op = await client.submit("p", "FAIL")
             crash_op = await client.submit("p", "CRASH")
             none_op = await client.submit("p", "NONE")
@@ -77,6 +80,7 @@ def test_outcomes_and_reports(server: Server, transport: str) -> None:
             assert done["metadata"]["stages"][0]["completeWorkUnits"] == "10"
             done = await client.wait(sync_op["name"], timeout=20)
             assert state(done) == "SUCCEEDED" and done["response"]["value"]["thread"] is True
+            assert done["response"]["value"]["key"] == "tile-7"
             assert done["metadata"]["progress"] == 1.0
             done = await client.wait(fail_op["name"], timeout=20)
             assert state(done) == "FAILED" and done["error"]["code"] == 3

@@ -48,7 +48,12 @@ fn workers(
                 .handle(KEYED, move |ctx| {
                     let running = running.clone();
                     async move {
-                        let group = ctx.payload()["group"].as_str().unwrap().to_string();
+                        let group = format!(
+                            "{}/{}",
+                            ctx.name().project(),
+                            ctx.concurrency_key().unwrap_or_default()
+                        );
+                        assert_eq!(ctx.payload()["group"], group.as_str());
                         {
                             let mut r = running.lock().unwrap();
                             let now = r.now.entry(group.clone()).or_default();

@@ -32,7 +32,7 @@ async fn runs_operations_reports_progress_and_hears_cancel<B: Backend>(
             ctx.progress(0.5);
             ctx.stage("Echo", 1, 1);
             ctx.destination("file:///out");
-            Ok(json!({"echo": ctx.payload().clone()}))
+            Ok(json!({"echo": ctx.payload().clone(), "key": ctx.concurrency_key()}))
         })
         .handle("SLOW", move |ctx| {
             let seen = seen_tx.clone();
@@ -49,12 +49,14 @@ async fn runs_operations_reports_progress_and_hears_cancel<B: Backend>(
         let _ = stopped.await;
     }));
 
+    // Every other one with a concurrency key, which the handler sees.
+    let key = |i: usize| i.is_multiple_of(2).then(|| format!("k{i}"));
     for i in 0..12 {
-        s.submit(
-            "p",
-            json!({"type": "ECHO", "operationId": format!("e{i}"), "payload": {"n": i}}),
-        )
-        .await;
+        let mut body = json!({"type": "ECHO", "operationId": format!("e{i}"), "payload": {"n": i}});
+        if let Some(key) = key(i) {
+            body["concurrencyKey"] = json!(key);
+        }
+        s.submit("p", body).await;
     }
     for i in 0..12 {
         let path = format!("/v1/projects/p/operations/e{i}:wait");
@@ -62,7 +64,10 @@ async fn runs_operations_reports_progress_and_hears_cancel<B: Backend>(
             .request("POST", &path, Some(r#"{"timeout": "10s"}"#))
             .await;
         assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
-        assert_eq!(op["response"]["value"], json!({"echo": {"n": i}}));
+        assert_eq!(
+            op["response"]["value"],
+            json!({"echo": {"n": i}, "key": key(i)})
+        );
         assert_eq!(op["metadata"]["progress"], 0.5);
         assert_eq!(op["metadata"]["destinationUris"], json!(["file:///out"]));
     }

@@ -99,6 +99,12 @@ class Context:
         return self._assignment.payload
 
     @property
+    def concurrency_key(self) -> str | None:
+        """The `concurrencyKey` given at submit, or None (contract section 12)."""
+        key = self.operation.get("metadata", {}).get("concurrencyKey")
+        return str(key) if key else None
+
+    @property
     def attempt(self) -> int:
         """Which start this is, from 1 (a lapsed lease or `Retry` starts it again)."""
         return self._assignment.attempt
