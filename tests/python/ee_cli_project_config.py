@@ -31,6 +31,15 @@ from checks import check, fail
 from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
+# An operation's metadata.state as the client's Task.status() names it.
+TASK_STATE = {
+    "PENDING": "READY",
+    "RUNNING": "RUNNING",
+    "CANCELLING": "CANCEL_REQUESTED",
+    "SUCCEEDED": "COMPLETED",
+    "FAILED": "FAILED",
+    "CANCELLED": "CANCELLED",
+}
 
 
 def main() -> None:
@@ -97,7 +106,14 @@ def main() -> None:
     most, waited = 0, False
     deadline = time.monotonic() + 60
     while True:
-        states = [t.status()["state"] for t in tasks]
+        # One list call reads every state at the same moment (statuses read one by one could
+        # see one export still running and, later, the next one already started).
+        capped = {
+            op["metadata"]["description"]: op["metadata"]["state"]
+            for op in ee.data.listOperations()
+            if op["metadata"].get("description", "").startswith("capped-")
+        }
+        states = [TASK_STATE.get(capped.get(f"capped-{i}", ""), "?") for i in range(5)]
         running = states.count("RUNNING")
         most = max(most, running)
         waited = waited or (running == 2 and "READY" in states)
