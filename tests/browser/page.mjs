@@ -91,6 +91,8 @@ const marker = await page.evaluate(() => (window.__noReload = Math.random()));
 await page.locator(`tr[data-name="projects/${project}/operations/long-run"] button`).click();
 await page.waitForFunction((id) => document.querySelector(`tr[data-name="projects/demo/operations/${id}"] .badge`)?.textContent === "CANCELLED", "long-run", { timeout: 15000 });
 assert.equal(await page.evaluate(() => window.__noReload), marker, "the page was not reloaded");
+// The chart moves it at once from the same event (its refetch waits 2 s after a change).
+await page.waitForFunction(() => { const l = document.querySelector("#legend").textContent; return l.includes("CANCELLED 3") && !l.includes("RUNNING"); }, null, { timeout: 500 });
 await step(5, "cancelled-live");
 
 // 6. Bulk cancel of a filter: type EXPORT.

@@ -5,7 +5,7 @@
 "use strict";
 const PAGE_SIZE = 50;
 const $ = (id) => document.getElementById(id);
-const state = { project: "", filter: "", tokens: [""], page: 0, ops: new Map(), next: null, watch: null, lastId: null };
+const state = { project: "", filter: "", tokens: [""], page: 0, ops: new Map(), next: null, watch: null, lastId: null, charted: null };
 
 function token() { return sessionStorage.getItem("longrun-token") || ""; }
 function headers(extra) {
@@ -139,6 +139,7 @@ function handle(block) {
   if (id && !id.endsWith("-s")) state.lastId = id;
   if (event === "reset") { load(); return; }
   if (event === "operation" || event === "deleted") {
+    redraw(event, JSON.parse(data));
     clearTimeout(state.chartTimer);
     state.chartTimer = setTimeout(chart, 2000);
   }
@@ -173,10 +174,23 @@ async function chart() {
   const q = new URLSearchParams({ pageSize: "1000", filter: 'metadata.createTime >= "' + since + '"' });
   let page;
   try { page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/operations?" + q); } catch (e) { return; }
-  const ops = page.operations || [];
+  state.charted = { full: !!page.nextPageToken, ops: new Map((page.operations || []).map((op) => [op.name, op.metadata || {}])) };
+  draw();
+}
+// A change from the stream moves its operation to its new state in the chart at once (the
+// refetch a little later also counts what the stream did not show).
+function redraw(event, data) {
+  const c = state.charted;
+  if (!c) return;
+  if (event === "deleted") c.ops.delete(data.name);
+  else if (c.ops.has(data.name) || !c.full) c.ops.set(data.name, data.metadata || {});
+  draw();
+}
+function draw() {
+  const c = state.charted;
+  const ops = [...c.ops.values()].filter((m) => Date.parse(m.createTime) >= Date.now() - 3600e3);
   const bars = Array.from({ length: 12 }, () => Object.fromEntries(STATES.map((s) => [s, 0])));
-  for (const op of ops) {
-    const m = op.metadata || {};
+  for (const m of ops) {
     const i = Math.min(11, Math.max(0, Math.floor((Date.parse(m.createTime) - (Date.now() - 3600e3)) / 300e3)));
     if (m.state in bars[i]) bars[i][m.state]++;
   }
@@ -198,7 +212,7 @@ async function chart() {
   });
   const totals = Object.fromEntries(STATES.map((s) => [s, bars.reduce((n, b) => n + b[s], 0)]));
   $("legend").replaceChildren(...STATES.filter((s) => totals[s]).map((s) => el("span", {}, el("i", { style: "background:" + COLORS[s] }), s + " " + totals[s])));
-  $("chart-note").textContent = page.nextPageToken ? "(the latest 1,000)" : "(" + ops.length + ")";
+  $("chart-note").textContent = c.full ? "(the latest 1,000)" : "(" + ops.length + ")";
 }
 
 async function cancel(name) {
@@ -255,7 +269,7 @@ async function detail(name) {
 }
 
 function open(project) {
-  state.project = project;
+  state.project = project; state.charted = null;
   state.filter = buildFilter();
   state.tokens = [""]; state.page = 0; state.lastId = null;
   const url = new URL(location.href); url.searchParams.set("project", project); history.replaceState(null, "", url);
