@@ -227,29 +227,6 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
             .await;
     }
     let servers = Arc::new(servers);
-    // Six takers on three servers lease at once, again and again: 2 of each key, no more.
-    let race = |servers: Arc<Vec<TestServer>>| async move {
-        let mut takers = Vec::new();
-        for t in 0..6 {
-            let servers = servers.clone();
-            takers.push(tokio::spawn(async move {
-                let mut got = Vec::new();
-                for _ in 0..5 {
-                    got.extend(
-                        servers[t % 3]
-                            .lease_now(&format!("w{t}"), &[KEYED], 3)
-                            .await,
-                    );
-                }
-                got
-            }));
-        }
-        let mut all = Vec::new();
-        for taker in takers {
-            all.extend(taker.await.unwrap());
-        }
-        all
-    };
     let keys = |leased: &[Value]| {
         let mut keys: Vec<String> = leased
             .iter()
@@ -263,7 +240,8 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         keys.sort();
         keys
     };
-    let first = race(servers.clone()).await;
+    // Six takers on three servers lease at once, again and again: 2 of each key, no more.
+    let first = crate::postgres::race_leases(servers.clone(), KEYED).await;
     let unique: HashSet<&str> = first
         .iter()
         .map(|l| l["operation"]["name"].as_str().unwrap())
@@ -276,7 +254,10 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         .find(|l| l["operation"]["metadata"]["concurrencyKey"] == "k")
         .unwrap();
     servers[1].succeed(k).await;
-    assert_eq!(keys(&race(servers.clone()).await), ["k"]);
+    assert_eq!(
+        keys(&crate::postgres::race_leases(servers.clone(), KEYED).await),
+        ["k"]
+    );
     let running = admin
         .query_one(
             &format!(

@@ -54,6 +54,32 @@ pub(crate) async fn server_with(
     .await
 }
 
+/// Six takers on the servers (two each on three) lease `op_type` at once, five times each,
+/// up to 3 at a time without waiting: every lease they got (for checking that a limit held
+/// across servers).
+pub(crate) async fn race_leases(
+    servers: std::sync::Arc<Vec<TestServer>>,
+    op_type: &'static str,
+) -> Vec<Value> {
+    let mut takers = Vec::new();
+    for t in 0..6 {
+        let servers = servers.clone();
+        takers.push(tokio::spawn(async move {
+            let s = &servers[t % servers.len()];
+            let mut got = Vec::new();
+            for _ in 0..5 {
+                got.extend(s.lease_now(&format!("w{t}"), &[op_type], 3).await);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for taker in takers {
+        all.extend(taker.await.unwrap());
+    }
+    all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_list_cancel_wait_lease_on_postgres() {
     let Some((client, schema, url)) = schema("one").await else {

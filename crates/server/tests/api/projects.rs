@@ -192,29 +192,7 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
     assert_eq!(status, 200);
     let servers = std::sync::Arc::new(servers);
     // Six workers on three servers lease at once, again and again: five run, no more.
-    let race = |servers: std::sync::Arc<Vec<TestServer>>| async move {
-        let mut takers = Vec::new();
-        for t in 0..6 {
-            let servers = servers.clone();
-            takers.push(tokio::spawn(async move {
-                let mut got = Vec::new();
-                for _ in 0..5 {
-                    got.extend(
-                        servers[t % 3]
-                            .lease_now(&format!("w{t}"), &["EXPORT_IMAGE"], 3)
-                            .await,
-                    );
-                }
-                got
-            }));
-        }
-        let mut all = Vec::new();
-        for taker in takers {
-            all.extend(taker.await.unwrap());
-        }
-        all
-    };
-    let first = race(servers.clone()).await;
+    let first = crate::postgres::race_leases(servers.clone(), "EXPORT_IMAGE").await;
     let unique: HashSet<&str> = first
         .iter()
         .map(|l| l["operation"]["name"].as_str().unwrap())
@@ -223,7 +201,12 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
     // Two end (on another server than the one that leased them): exactly two more start.
     servers[1].succeed(&first[0]).await;
     servers[2].succeed(&first[1]).await;
-    assert_eq!(race(servers.clone()).await.len(), 2);
+    assert_eq!(
+        crate::postgres::race_leases(servers.clone(), "EXPORT_IMAGE")
+            .await
+            .len(),
+        2
+    );
     let running = admin
         .query_one(
             &format!("SELECT count(*) FROM {schema}.operations WHERE state = 'RUNNING'"),
