@@ -3,19 +3,10 @@
 //! `FOR UPDATE`), so a folder cannot be removed while a child is being put into it.
 
 use deadpool_postgres::GenericClient;
-use longrun_store::{Asset, AssetWrite, Error, Result, is_project_parent};
+use longrun_store::{Asset, AssetWrite, Result, is_project_parent};
 use tokio_postgres::Row;
 
-fn backend(e: impl std::fmt::Display) -> Error {
-    Error::Backend(e.to_string())
-}
-
-fn pg(e: tokio_postgres::Error) -> Error {
-    match e.as_db_error() {
-        Some(db) => Error::Backend(format!("{}: {}", db.code().code(), db.message())),
-        None => backend(e),
-    }
-}
+use super::{backend, pg};
 
 const SELECT: &str = "SELECT name, parent, asset_type, record FROM assets";
 

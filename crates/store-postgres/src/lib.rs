@@ -5,6 +5,7 @@
 
 mod assets;
 mod batch;
+mod lease;
 mod listen;
 mod schema;
 
@@ -15,7 +16,6 @@ use longrun_store::{
     ServiceAccount, Store, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
-use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -246,86 +246,6 @@ fn account(row: &Row) -> ServiceAccount {
     }
 }
 
-/// Takes `project`'s leasing lock for the rest of this transaction; leases on other
-/// servers take turns with it, so the counts read under it (the running limit, the export
-/// cap, each key's `key_concurrency`) hold exactly across servers. `locked` lists the
-/// projects this lease holds already. The first is waited for; a lease that holds one only
-/// tries for another and answers false when another lease has it (the caller passes that
-/// project over for this lease), so two leases that walk the projects in different orders
-/// never wait for each other.
-async fn lock_project(
-    tx: &impl GenericClient,
-    project: &str,
-    locked: &mut HashSet<String>,
-) -> Result<bool> {
-    if locked.contains(project) {
-        return Ok(true);
-    }
-    let sql = if locked.is_empty() {
-        "SELECT true FROM pg_advisory_xact_lock(hashtext('running ' || $1))"
-    } else {
-        "SELECT pg_try_advisory_xact_lock(hashtext('running ' || $1))"
-    };
-    let lock = tx.prepare_cached(sql).await.map_err(pg)?;
-    let taken: bool = tx.query_one(&lock, &[&project]).await.map_err(pg)?.get(0);
-    if taken {
-        locked.insert(project.to_string());
-    }
-    Ok(taken)
-}
-
-/// The RUNNING and CANCELLING operations of `project` (under its leasing lock, see
-/// [`lock_project`]).
-async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
-    let count = tx
-        .prepare_cached(
-            "SELECT count(*) FROM operations WHERE project = $1 \
-             AND state IN ('RUNNING', 'CANCELLING')",
-        )
-        .await
-        .map_err(pg)?;
-    Ok(tx.query_one(&count, &[&project]).await.map_err(pg)?.get(0))
-}
-
-/// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its
-/// export cap within `plan` (under its leasing lock, see [`lock_project`]).
-async fn export_count(tx: &impl GenericClient, project: &str, plan: u64) -> Result<(i64, i64)> {
-    let count = tx
-        .prepare_cached(
-            "SELECT (SELECT count(*) FROM operations WHERE project = $1 \
-             AND state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\\_%'), \
-             (SELECT max_concurrent_exports FROM project_configs WHERE project = $1)",
-        )
-        .await
-        .map_err(pg)?;
-    let row = tx.query_one(&count, &[&project]).await.map_err(pg)?;
-    let own = row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64;
-    let cap = longrun_store::export_cap(own, plan);
-    Ok((row.get(0), i64::try_from(cap).unwrap_or(i64::MAX)))
-}
-
-/// The RUNNING and CANCELLING operations of one (project, type, concurrency key) (under
-/// the project's leasing lock, see [`lock_project`]).
-async fn key_count(
-    tx: &impl GenericClient,
-    project: &str,
-    op_type: &str,
-    key: &str,
-) -> Result<i64> {
-    let count = tx
-        .prepare_cached(
-            "SELECT count(*) FROM operations WHERE project = $1 AND op_type = $2 \
-             AND concurrency_key = $3 AND state IN ('RUNNING', 'CANCELLING')",
-        )
-        .await
-        .map_err(pg)?;
-    Ok(tx
-        .query_one(&count, &[&project, &op_type, &key])
-        .await
-        .map_err(pg)?
-        .get(0))
-}
-
 /// After a conditional write changed nothing: was the row missing, or newer?
 async fn missing_or_conflict(client: &impl GenericClient, name: &Name) -> Result<Error> {
     let exists: bool = client
@@ -550,114 +470,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let next = tx
-            .prepare_cached(
-                "SELECT project FROM operations WHERE state = 'PENDING' AND project > $1 \
-                 AND ($2::text[] IS NULL OR project = ANY($2)) ORDER BY project LIMIT 1",
-            )
-            .await
-            .map_err(pg)?;
-        // A project's queue head: the head of each type's queue (one probe of
-        // `operations_fair` each), then the first of those; rows other leases hold, capped
-        // exports ($3) and keys at their limit (the (type, key) pairs of $4 and $5) are
-        // passed over.
-        let head = tx
-            .prepare_cached(
-                "SELECT o.record, o.payload FROM unnest($2::text[]) AS t(op_type) \
-                 CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
-                 FROM operations AS q WHERE state = 'PENDING' AND project = $1 \
-                 AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
-                 AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
-                 WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
-                 ORDER BY priority DESC, create_time ASC, name ASC \
-                 LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
-                 ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1",
-            )
-            .await
-            .map_err(pg)?;
-        let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
-        let caps_exports = longrun_store::caps_exports(&query);
-        let mut fair =
-            longrun_store::fair::Rotation::new(self.fair_cursor.lock().expect("cursor").clone());
-        let mut leased = Vec::new();
-        let mut locked = HashSet::new();
-        while leased.len() < query.limit {
-            let row = tx
-                .query_opt(&next, &[&fair.after(), &query.projects])
-                .await
-                .map_err(pg)?;
-            let Some(project) = fair.visit(row.map(|r| r.get::<_, String>(0))) else {
-                break;
-            };
-            if fair.is_closed(&project) {
-                continue;
-            }
-            if max_running > 0
-                && (!lock_project(&tx, &project, &mut locked).await?
-                    || running_count(&tx, &project).await? >= max_running)
-            {
-                fair.close(&project);
-                continue;
-            }
-            let taken = loop {
-                let no_exports = fair.exports_capped(&project);
-                let (held_types, held_keys) = fair.held(&project);
-                let Some(row) = tx
-                    .query_opt(
-                        &head,
-                        &[&project, &query.types, &no_exports, &held_types, &held_keys],
-                    )
-                    .await
-                    .map_err(pg)?
-                else {
-                    break None;
-                };
-                let op = record(&row)?;
-                let limited = !no_exports
-                    && caps_exports
-                    && op.op_type.starts_with(longrun_store::EXPORT_PREFIX);
-                let keyed = longrun_store::key_limited(&query, &op);
-                if (limited || keyed.is_some()) && !lock_project(&tx, &project, &mut locked).await?
-                {
-                    break None;
-                }
-                if limited {
-                    let (count, cap) = export_count(&tx, &project, query.max_exports).await?;
-                    if count >= cap {
-                        fair.cap_exports(&project);
-                        continue;
-                    }
-                }
-                if let Some((key, limit)) = keyed
-                    && key_count(&tx, &project, &op.op_type, key).await?
-                        >= i64::try_from(limit).unwrap_or(i64::MAX)
-                {
-                    fair.hold_key(&project, &op.op_type, key);
-                    continue;
-                }
-                break Some((op, row.get::<_, String>(1)));
-            };
-            let Some((op, payload)) = taken else {
-                fair.close(&project);
-                continue;
-            };
-            // Written at once: the next head read must not see it PENDING.
-            let started = write_update(&tx, &(query.start)(op))
-                .await?
-                .ok_or_else(|| {
-                    Error::Backend(format!("leased row of {project} changed under its lock"))
-                })?;
-            leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
-            fair.took(&project);
-        }
-        tx.commit().await.map_err(pg)?;
-        // Only a lease that took something moves the rotation: a concurrent empty lease
-        // (another worker's types) must not put back the cursor it started from.
-        if !leased.is_empty() {
-            *self.fair_cursor.lock().expect("cursor") = fair.into_cursor();
-        }
-        Ok(leased)
+        lease::lease(&mut client, &query, &self.fair_cursor).await
     }
 
     async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {

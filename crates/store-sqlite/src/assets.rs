@@ -1,12 +1,9 @@
 //! The asset registry's statements (the Earth Engine emulator's assets), run by the store's
 //! reader pool and writer thread.
 
-use longrun_store::{Asset, AssetWrite, Error, Result, is_project_parent};
+use super::backend;
+use longrun_store::{Asset, AssetWrite, Result, is_project_parent};
 use rusqlite::{Connection, OptionalExtension, params};
-
-fn backend(e: impl std::fmt::Display) -> Error {
-    Error::Backend(e.to_string())
-}
 
 const SELECT: &str = "SELECT name, parent, asset_type, record FROM assets";
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use writer::Writer;
 
 mod assets;
+mod lease;
 
 /// Most reader connections; reads beyond this many at once queue for a free one. Each
 /// connection keeps its prepared statements and a page cache, so they are kept, not reopened.
@@ -439,124 +440,7 @@ impl Store for SqliteStore {
         let cursor = self.inner.fair_cursor.clone();
         self.inner
             .writer
-            .write(move |conn| {
-                // A project's queue head: the head of each type's queue (one probe of
-                // `operations_fair` each, passing over capped exports and keys at their
-                // limit), then the first of those in lease order.
-                let head = |project: &str,
-                            fair: &longrun_store::fair::Rotation|
-                 -> Result<Option<(String, String)>> {
-                    let no_exports = fair.exports_capped(project);
-                    let mut best: Option<((i64, i64, String), (String, String))> = None;
-                    for op_type in &query.types {
-                        let held = match fair.held_keys(project, op_type) {
-                            [] => Sql::Null,
-                            keys => Sql::Text(serde_json::to_string(keys).map_err(backend)?),
-                        };
-                        let found = conn
-                            .prepare_cached(
-                                "SELECT priority, create_time, name, record, payload \
-                                 FROM operations WHERE state = 'PENDING' AND project = ?1 \
-                                 AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
-                                 AND (?4 IS NULL OR concurrency_key IS NULL \
-                                 OR concurrency_key NOT IN (SELECT value FROM json_each(?4))) \
-                                 ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1",
-                            )
-                            .and_then(|mut s| {
-                                s.query_row(
-                                    rusqlite::params![
-                                        project,
-                                        op_type,
-                                        i64::from(no_exports),
-                                        held
-                                    ],
-                                    |r| {
-                                        // Lease order: priority descending, then age, then name.
-                                        let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);
-                                        Ok((key, (r.get(3)?, r.get(4)?)))
-                                    },
-                                )
-                                .optional()
-                            })
-                            .map_err(backend)?;
-                        if let Some(found) = found
-                            && best.as_ref().is_none_or(|b| found.0 < b.0)
-                        {
-                            best = Some(found);
-                        }
-                    }
-                    Ok(best.map(|(_, row)| row))
-                };
-                let within: Option<std::collections::HashSet<&String>> =
-                    query.projects.as_ref().map(|p| p.iter().collect());
-                let mut fair =
-                    longrun_store::fair::Rotation::new(cursor.lock().expect("cursor").clone());
-                let mut leased = Vec::new();
-                while leased.len() < query.limit {
-                    let next: Option<String> = conn
-                        .prepare_cached(
-                            "SELECT project FROM operations WHERE state = 'PENDING' \
-                             AND project > ?1 ORDER BY project LIMIT 1",
-                        )
-                        .and_then(|mut s| s.query_row([fair.after()], |r| r.get(0)).optional())
-                        .map_err(backend)?;
-                    let Some(project) = fair.visit(next) else {
-                        break;
-                    };
-                    if fair.is_closed(&project)
-                        || within.as_ref().is_some_and(|w| !w.contains(&project))
-                    {
-                        continue;
-                    }
-                    if query.max_running > 0 {
-                        let count: u64 = conn
-                            .prepare_cached(
-                                "SELECT count(*) FROM operations WHERE project = ?1 \
-                                 AND state IN ('RUNNING', 'CANCELLING')",
-                            )
-                            .and_then(|mut s| s.query_row([&project], |r| r.get(0)))
-                            .map_err(backend)?;
-                        if count >= query.max_running {
-                            fair.close(&project);
-                            continue;
-                        }
-                    }
-                    let taken = loop {
-                        let Some((text, payload)) = head(&project, &fair)? else {
-                            break None;
-                        };
-                        let op = record(text)?;
-                        if !fair.exports_capped(&project)
-                            && longrun_store::caps_exports(&query)
-                            && op.op_type.starts_with(longrun_store::EXPORT_PREFIX)
-                        {
-                            let (count, cap) = export_count(conn, &project, query.max_exports)?;
-                            if count >= cap {
-                                fair.cap_exports(&project);
-                                continue;
-                            }
-                        }
-                        if let Some((key, limit)) = longrun_store::key_limited(&query, &op)
-                            && key_count(conn, &project, &op.op_type, key)? >= limit
-                        {
-                            fair.hold_key(&project, &op.op_type, key);
-                            continue;
-                        }
-                        break Some((op, payload));
-                    };
-                    let Some((op, payload)) = taken else {
-                        fair.close(&project);
-                        continue;
-                    };
-                    let started = write_update(conn, (query.start)(op))?;
-                    leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
-                    fair.took(&project);
-                }
-                if !leased.is_empty() {
-                    *cursor.lock().expect("cursor") = fair.into_cursor();
-                }
-                Ok(leased)
-            })
+            .write(move |conn| lease::lease(conn, &query, &cursor))
             .await
     }
 
@@ -800,31 +684,6 @@ fn own_export_cap(conn: &Connection, project: &str) -> Result<u64> {
         .and_then(|mut s| s.query_row([project], |r| r.get(0)).optional())
         .map_err(backend)?;
     Ok(own.map_or(0, |n| n.max(0) as u64))
-}
-
-/// A project's exports RUNNING or CANCELLING, and its export cap within `plan`.
-fn export_count(conn: &Connection, project: &str, plan: u64) -> Result<(u64, u64)> {
-    let count: u64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM operations WHERE project = ?1 \
-             AND state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*'",
-        )
-        .and_then(|mut s| s.query_row([project], |r| r.get(0)))
-        .map_err(backend)?;
-    Ok((
-        count,
-        longrun_store::export_cap(own_export_cap(conn, project)?, plan),
-    ))
-}
-
-/// The RUNNING or CANCELLING operations of one (project, type, concurrency key).
-fn key_count(conn: &Connection, project: &str, op_type: &str, key: &str) -> Result<u64> {
-    conn.prepare_cached(
-        "SELECT count(*) FROM operations WHERE project = ?1 AND op_type = ?2 \
-         AND concurrency_key = ?3 AND state IN ('RUNNING', 'CANCELLING')",
-    )
-    .and_then(|mut s| s.query_row(params![project, op_type, key], |r| r.get(0)))
-    .map_err(backend)
 }
 
 const REGISTRY: &str = "SELECT project, commercial, registered_on, eligibility_verified \
