@@ -146,6 +146,18 @@ async fn a_full_disk_is_503_and_loses_nothing() {
         Err(longrun_client::Error::Api { http_status, .. }) => assert_eq!(http_status, 503),
         Err(e) => panic!("{e}"),
     }
+    // The emulator's asset registry answers a full disk with 503 too (a folder with 64 KiB
+    // of properties cannot fit in what is left).
+    let folder = serde_json::json!({"type": "FOLDER", "properties": {"n": "x".repeat(64 * 1024)}});
+    let made = client
+        .send(
+            http::Method::POST,
+            "/v1/projects/p/assets?assetId=full-folder",
+            Some(folder.to_string().as_bytes()),
+        )
+        .await
+        .unwrap();
+    assert!(made.status == 503, "{} {:?}", made.status, made.json());
 
     std::fs::remove_file(&ballast).unwrap();
     recovers(&client, "after-space-returned", &mut acknowledged).await;
