@@ -86,17 +86,18 @@ pub enum Command {
     },
 }
 
-/// Where accounts are kept: a store opened here, or a server's REST API.
-enum Registry {
+/// What a `--data-dir`/`--database-url`/`--server` choice opened: a store opened here, or a
+/// server's REST API (`service-accounts` and `projects` commands).
+pub(crate) enum Target {
     Store(std::sync::Arc<dyn longrun_store::Store>),
     Server(Box<longrun_client::Client>),
 }
 
 impl Store {
-    async fn open(&self) -> anyhow::Result<Registry> {
+    pub(crate) async fn open(&self) -> anyhow::Result<Target> {
         if let Some(server) = &self.server {
             let client = longrun_client::Client::new(server);
-            return Ok(Registry::Server(Box::new(match &self.token {
+            return Ok(Target::Server(Box::new(match &self.token {
                 Some(token) => client.with_token(token),
                 None => client,
             })));
@@ -105,7 +106,7 @@ impl Store {
             Some(url) => Location::Database(url.clone()),
             None => Location::DataDir(self.data_dir.clone()),
         };
-        Ok(Registry::Store(location.open().await?))
+        Ok(Target::Store(location.open().await?))
     }
 }
 
@@ -115,12 +116,12 @@ fn project_of(email: &str) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow::anyhow!("{email} is not an account of a longrun server"))
 }
 
-impl Registry {
+impl Target {
     /// Registers the account; false when it exists.
     async fn create(&self, account: &ServiceAccount, name: &str) -> anyhow::Result<bool> {
         match self {
-            Registry::Store(store) => Ok(store.create_account(account.clone()).await?),
-            Registry::Server(client) => {
+            Target::Store(store) => Ok(store.create_account(account.clone()).await?),
+            Target::Server(client) => {
                 let body = json!({
                     "accountId": name,
                     "keyId": account.key_id,
@@ -140,8 +141,8 @@ impl Registry {
 
     async fn list(&self, project: Option<&str>) -> anyhow::Result<Vec<ServiceAccount>> {
         let mut accounts = match self {
-            Registry::Store(store) => store.accounts().await?,
-            Registry::Server(client) => {
+            Target::Store(store) => store.accounts().await?,
+            Target::Server(client) => {
                 let project = project
                     .ok_or_else(|| anyhow::anyhow!("--project is required with --server"))?;
                 let path = format!("/v1/projects/{project}/serviceAccounts");
@@ -170,8 +171,8 @@ impl Registry {
     /// Disables or enables the account; false when there is none.
     async fn set_disabled(&self, email: &str, disabled: bool) -> anyhow::Result<bool> {
         match self {
-            Registry::Store(store) => Ok(store.set_account_disabled(email, disabled).await?),
-            Registry::Server(client) => {
+            Target::Store(store) => Ok(store.set_account_disabled(email, disabled).await?),
+            Target::Server(client) => {
                 let verb = if disabled { "disable" } else { "enable" };
                 let path = format!(
                     "/v1/projects/{}/serviceAccounts/{email}:{verb}",
@@ -185,8 +186,8 @@ impl Registry {
     /// Removes the account; false when there is none.
     async fn delete(&self, email: &str) -> anyhow::Result<bool> {
         match self {
-            Registry::Store(store) => Ok(store.delete_account(email).await?),
-            Registry::Server(client) => {
+            Target::Store(store) => Ok(store.delete_account(email).await?),
+            Target::Server(client) => {
                 let path = format!(
                     "/v1/projects/{}/serviceAccounts/{email}",
                     project_of(email)?

@@ -3,10 +3,9 @@
 //! through a server (`--server URL`, a token in `LONGRUN_TOKEN` of a member holding
 //! `roles/longrun.projectAdmin`; on `*` for `list`). Entries print as the API's JSON.
 
-use crate::accounts::Store;
+use crate::accounts::{Store, Target};
 use clap::Subcommand;
 use http::Method;
-use longrun_server::migrate::Location;
 use longrun_server::projects::registry::{Body, render, today};
 use longrun_store::Registration;
 use serde_json::{Value, json};
@@ -70,27 +69,6 @@ pub async fn run(command: Command) -> ExitCode {
     }
 }
 
-/// A store opened here, or a server.
-enum Target {
-    Store(std::sync::Arc<dyn longrun_store::Store>),
-    Server(Box<longrun_client::Client>),
-}
-
-async fn open(store: &Store) -> anyhow::Result<Target> {
-    if let Some(server) = &store.server {
-        let client = longrun_client::Client::new(server);
-        return Ok(Target::Server(Box::new(match &store.token {
-            Some(token) => client.with_token(token),
-            None => client,
-        })));
-    }
-    let location = match &store.database_url {
-        Some(url) => Location::Database(url.clone()),
-        None => Location::DataDir(store.data_dir.clone()),
-    };
-    Ok(Target::Store(location.open().await?))
-}
-
 fn checked(project: &str) -> anyhow::Result<String> {
     Ok(longrun_types::Project::parse(project)
         .map_err(|e| anyhow::anyhow!(e))?
@@ -122,7 +100,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 registered_on,
                 eligibility,
             };
-            match open(&store).await? {
+            match store.open().await? {
                 Target::Store(s) => {
                     let r = body
                         .apply(Registration {
@@ -144,7 +122,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::List { store } => match open(&store).await? {
+        Command::List { store } => match store.open().await? {
             Target::Store(s) => {
                 for r in s.registrations().await? {
                     print(&render(&r))?;
@@ -163,7 +141,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         },
         Command::Describe { project, store } => {
             let project = checked(&project)?;
-            match open(&store).await? {
+            match store.open().await? {
                 Target::Store(s) => {
                     let r = s.registration(&project).await?;
                     let r =
@@ -186,7 +164,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 registered_on,
                 eligibility,
             };
-            match open(&store).await? {
+            match store.open().await? {
                 Target::Store(s) => {
                     let stored = s.registration(&project).await?;
                     let stored = stored
@@ -206,7 +184,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Unregister { project, store } => {
             let project = checked(&project)?;
-            match open(&store).await? {
+            match store.open().await? {
                 Target::Store(s) => anyhow::ensure!(
                     s.unregister_project(&project).await?,
                     "project {project} is not registered"
