@@ -407,15 +407,16 @@ impl Engine {
     /// Cancels: PENDING ends CANCELLED at once, RUNNING becomes CANCELLING; CANCELLING and
     /// done operations are left as they are. Returns once the change is durable.
     ///
-    /// A RUNNING operation's lease watchers hear of the cancel before the commit
-    /// (`Waiters::announce_cancel`); the call returns after it.
+    /// A RUNNING operation's lease watchers hear of the cancel as the call starts, before
+    /// the read and the commit (`Waiters::announce_cancel`); the call returns after the
+    /// commit.
     #[tracing::instrument(
         name = "engine.cancel",
         skip_all,
         fields(longrun.operation.name = name.as_str())
     )]
     pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
-        let announcement = self.inner.waiters.cancel_announcement(name.as_str());
+        let _announced = self.inner.waiters.announce_cancel(name.as_str());
         self.change(name, |op, now| {
             let task_type = self.task_type(&op.op_type);
             if !task_type.cancellable {
@@ -439,9 +440,6 @@ impl Engine {
             let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
             if let Some(lease) = &mut op.lease {
                 lease.expire_time = lease.expire_time.min(grace_end);
-                if op.state == State::Cancelling {
-                    announcement.announce(&lease.id);
-                }
             }
             Ok(true)
         })

@@ -247,7 +247,7 @@ impl Engine {
                 return Ok(beat(&op));
             }
             tokio::select! {
-                _ = woken => if self.inner.waiters.cancel_announced(name.as_str(), lease_id) {
+                _ = woken => if self.cancel_announced(&op) {
                     return Ok(Beat { cancel_requested: true, ..beat(&op) });
                 },
                 _ = tokio::time::sleep_until(deadline) => return Ok(beat(&op)),
@@ -255,6 +255,14 @@ impl Engine {
                 _ = self.recheck() => {}
             }
         }
+    }
+
+    /// Whether a cancel call has announced itself for `op`, last read RUNNING under the
+    /// caller's lease: it will move the operation to CANCELLING unless its type cannot be
+    /// cancelled (`Waiters::announce_cancel`).
+    fn cancel_announced(&self, op: &Operation) -> bool {
+        self.task_type(&op.op_type).cancellable
+            && self.inner.waiters.cancel_announced(op.name.as_str())
     }
 
     /// Resolves once cancellation of the leased operation is requested (true), or once the
@@ -279,8 +287,8 @@ impl Engine {
                 return Ok(true);
             }
             tokio::select! {
-                // Announced ahead of its commit: no need to wait for it, nor to read it back.
-                _ = woken => if self.inner.waiters.cancel_announced(name.as_str(), lease_id) {
+                // Announced ahead of its read and commit: no need to wait for them.
+                _ = woken => if self.cancel_announced(&op) {
                     return Ok(true);
                 },
                 _ = closing.changed() => {}

@@ -1,6 +1,6 @@
-//! A cancel reaches the lease's watchers before its commit, and the client's answer waits
-//! for the commit: on a real SQLite store whose writes of CANCELLING records are held at a
-//! gate, so that the order is seen, not hoped for.
+//! A cancel reaches the lease's watchers before its read and its commit, and the client's
+//! answer waits for the commit: on a real SQLite store whose reads (once asked) and writes
+//! of CANCELLING records are held at gates, so that the order is seen, not hoped for.
 
 use crate::tests::{project, submission};
 use crate::{Engine, LeaseRequest, Options};
@@ -13,15 +13,21 @@ use longrun_store_sqlite::SqliteStore;
 use longrun_types::operation::{Outcome, Status};
 use longrun_types::{Code, Name, Operation, State, Timestamp};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
 
 /// SQLite, with every write of a CANCELLING record waiting for a permit (or failing, when
-/// `fail` is set, as a lost commit would).
+/// `fail` is set, as a lost commit would), and with `hold_reads` set, every read waiting for
+/// one of `reads`.
 struct Gated {
     inner: SqliteStore,
     gate: Semaphore,
-    fail: std::sync::atomic::AtomicBool,
+    fail: AtomicBool,
+    hold_reads: AtomicBool,
+    reads: Semaphore,
 }
 
 #[async_trait]
@@ -48,6 +54,9 @@ impl Store for Gated {
         self.inner.insert(new).await
     }
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
+        if self.hold_reads.load(SeqCst) {
+            self.reads.acquire().await.expect("open").forget();
+        }
         self.inner.get(name).await
     }
     async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
@@ -56,7 +65,7 @@ impl Store for Gated {
     async fn update(&self, operation: Operation) -> Result<Operation> {
         if operation.state == State::Cancelling {
             self.gate.acquire().await.expect("open").forget();
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.fail.load(SeqCst) {
                 return Err(longrun_store::Error::Conflict);
             }
         }
@@ -129,7 +138,11 @@ impl Store for Gated {
 }
 
 async fn running(store: Arc<Gated>) -> (Engine, Name, String) {
-    let engine = Engine::new(store, Options::new(b"key".to_vec()));
+    running_with(store, Options::new(b"key".to_vec())).await
+}
+
+async fn running_with(store: Arc<Gated>, options: Options) -> (Engine, Name, String) {
+    let engine = Engine::new(store, options);
     let op = engine.submit(&project(), submission("a")).await.unwrap();
     let leased = engine
         .lease(LeaseRequest {
@@ -151,6 +164,8 @@ fn gated(dir: &tempfile::TempDir) -> Arc<Gated> {
         inner: SqliteStore::open(&dir.path().join("db")).unwrap(),
         gate: Semaphore::new(0),
         fail: Default::default(),
+        hold_reads: Default::default(),
+        reads: Semaphore::new(0),
     })
 }
 
@@ -201,7 +216,7 @@ async fn the_watcher_hears_before_the_commit_and_the_client_after_it() {
 async fn a_worker_that_stops_on_a_cancel_whose_commit_fails_ends_it_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let store = gated(&dir);
-    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.fail.store(true, SeqCst);
     let (engine, name, lease_id) = running(store.clone()).await;
     let watcher = tokio::spawn({
         let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.clone());
@@ -232,4 +247,73 @@ async fn a_worker_that_stops_on_a_cancel_whose_commit_fails_ends_it_cancelled() 
         "{:?}",
         after.outcome
     );
+}
+
+/// The watcher of a lease and a waiting heartbeat, each given the chance to read the
+/// operation (RUNNING) before the cancel call comes.
+fn watchers(engine: &Engine, name: &Name, lease_id: &str) -> (JoinHandle<bool>, JoinHandle<bool>) {
+    let watcher = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.to_string());
+        async move { engine.cancel_requested(&name, &lease_id).await.unwrap() }
+    });
+    let waiting = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.to_string());
+        async move {
+            let wait = Some(Duration::from_secs(20));
+            let beat = engine.heartbeat(&name, &lease_id, Default::default(), wait);
+            beat.await.unwrap().cancel_requested
+        }
+    });
+    (watcher, waiting)
+}
+
+#[tokio::test]
+async fn the_watcher_hears_before_the_cancel_has_read_the_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    let (engine, name, lease_id) = running(store.clone()).await;
+    let (watcher, waiting) = watchers(&engine, &name, &lease_id);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.hold_reads.store(true, SeqCst);
+    let cancel = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { engine.cancel(&name, "user:a").await }
+    });
+    // Neither the cancel's read nor its write has happened: both watchers know already.
+    let heard = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    assert!(heard.unwrap().unwrap());
+    let beat = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    assert!(beat.unwrap().unwrap());
+    assert!(!cancel.is_finished());
+    store.hold_reads.store(false, SeqCst);
+    store.reads.add_permits(100);
+    store.gate.add_permits(1);
+    assert_eq!(cancel.await.unwrap().unwrap().state, State::Cancelling);
+}
+
+#[tokio::test]
+async fn a_cancel_that_cannot_be_made_is_not_announced_to_the_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    let mut options = Options::new(b"key".to_vec());
+    let uncancellable = crate::TaskType {
+        cancellable: false,
+        ..Default::default()
+    };
+    options
+        .task_types
+        .insert("EXPORT_IMAGE".into(), uncancellable);
+    let (engine, name, lease_id) = running_with(store.clone(), options).await;
+    let (watcher, waiting) = watchers(&engine, &name, &lease_id);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = engine.cancel(&name, "user:a").await;
+    assert!(
+        matches!(refused, Err(crate::Error::Unimplemented(_))),
+        "{refused:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!watcher.is_finished() && !waiting.is_finished());
+    assert_eq!(engine.get(&name).await.unwrap().state, State::Running);
+    watcher.abort();
+    waiting.abort();
 }
