@@ -139,8 +139,9 @@ class Client:
 
     def cancel(self, name: str) -> None:
         """Asks for cancellation: a PENDING operation ends CANCELLED at once, a RUNNING one
-        becomes CANCELLING and its worker is told. The intent is durable when this returns."""
-        self._rest.call("POST", path(name, "cancel"), {})
+        becomes CANCELLING and its worker is told. The intent is durable when this returns.
+        Sent with an empty body (contract section 3 accepts one), in one packet."""
+        self._rest.call("POST", path(name, "cancel"))
 
     def delete(self, name: str) -> None:
         """Removes a done operation; 400 FAILED_PRECONDITION while it is not done."""
@@ -230,7 +231,7 @@ class AsyncClient:
 
     async def cancel(self, name: str) -> None:
         """See `Client.cancel`."""
-        await self._rest.call("POST", path(name, "cancel"), {})
+        await self._rest.call("POST", path(name, "cancel"))
 
     async def delete(self, name: str) -> None:
         """See `Client.delete`."""
