@@ -12,13 +12,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct Waiters {
     by_name: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
-    /// Cancels being made: operation name → how many cancel calls are announcing it.
-    cancelling: Mutex<HashMap<String, usize>>,
+    /// Cancels being made: operation name → how many cancel calls are announcing it, and
+    /// when the first of them started.
+    cancelling: Mutex<HashMap<String, (usize, Instant)>>,
 }
 
 /// Interest in one operation; dropping it unregisters.
@@ -53,12 +55,12 @@ impl Waiters {
     /// operation; withdrawn when the returned value is dropped at the end of the cancel call
     /// (committed or not): from then on the store tells.
     pub fn announce_cancel<'a>(&'a self, name: &str) -> Announcement<'a> {
-        *self
-            .cancelling
+        self.cancelling
             .lock()
             .expect("cancelling lock")
             .entry(name.to_string())
-            .or_default() += 1;
+            .or_insert((0, Instant::now()))
+            .0 += 1;
         self.wake(name);
         Announcement {
             waiters: self,
@@ -66,12 +68,10 @@ impl Waiters {
         }
     }
 
-    /// Whether a cancel of `name` is announced and not yet withdrawn.
-    pub fn cancel_announced(&self, name: &str) -> bool {
-        self.cancelling
-            .lock()
-            .expect("cancelling lock")
-            .contains_key(name)
+    /// When a cancel of `name` that is not yet withdrawn was announced, if one is.
+    pub fn cancel_announced(&self, name: &str) -> Option<Instant> {
+        let cancelling = self.cancelling.lock().expect("cancelling lock");
+        cancelling.get(name).map(|&(_, since)| since)
     }
 
     pub fn wake(&self, name: &str) {
@@ -90,7 +90,7 @@ pub struct Announcement<'a> {
 impl Drop for Announcement<'_> {
     fn drop(&mut self) {
         let mut map = self.waiters.cancelling.lock().expect("cancelling lock");
-        if let Some(count) = map.get_mut(&self.name) {
+        if let Some((count, _)) = map.get_mut(&self.name) {
             *count -= 1;
             if *count == 0 {
                 map.remove(&self.name);

@@ -246,6 +246,13 @@ impl Engine {
             if op.state == State::Cancelling || *closing.borrow_and_update() {
                 return Ok(beat(&op));
             }
+            // Announced before `woken` was made: it will not wake it.
+            if self.cancel_announced(&op) {
+                return Ok(Beat {
+                    cancel_requested: true,
+                    ..beat(&op)
+                });
+            }
             tokio::select! {
                 _ = woken => if self.cancel_announced(&op) {
                     return Ok(Beat { cancel_requested: true, ..beat(&op) });
@@ -259,10 +266,20 @@ impl Engine {
 
     /// Whether a cancel call has announced itself for `op`, last read RUNNING under the
     /// caller's lease: it will move the operation to CANCELLING unless its type cannot be
-    /// cancelled (`Waiters::announce_cancel`).
+    /// cancelled (`Waiters::announce_cancel`). When it has, the caller is about to tell
+    /// the worker, and the delivery is observed, timed from the call's start.
     fn cancel_announced(&self, op: &Operation) -> bool {
-        self.task_type(&op.op_type).cancellable
-            && self.inner.waiters.cancel_announced(op.name.as_str())
+        if !self.task_type(&op.op_type).cancellable {
+            return false;
+        }
+        let Some(since) = self.inner.waiters.cancel_announced(op.name.as_str()) else {
+            return false;
+        };
+        self.inner
+            .options
+            .observer
+            .cancel_delivered(since.elapsed());
+        true
     }
 
     /// Resolves once cancellation of the leased operation is requested (true), or once the
@@ -284,6 +301,10 @@ impl Engine {
             }
             if op.state == State::Cancelling {
                 self.cancel_told(&op);
+                return Ok(true);
+            }
+            // Announced before `woken` was made: it will not wake it.
+            if self.cancel_announced(&op) {
                 return Ok(true);
             }
             tokio::select! {

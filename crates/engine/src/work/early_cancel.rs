@@ -267,11 +267,24 @@ fn watchers(engine: &Engine, name: &Name, lease_id: &str) -> (JoinHandle<bool>, 
     (watcher, waiting)
 }
 
+/// Counts the cancels told to workers.
+#[derive(Default)]
+struct Deliveries(std::sync::atomic::AtomicUsize);
+
+impl crate::Observer for Deliveries {
+    fn cancel_delivered(&self, _delay: Duration) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
 #[tokio::test]
 async fn the_watcher_hears_before_the_cancel_has_read_the_operation() {
     let dir = tempfile::tempdir().unwrap();
     let store = gated(&dir);
-    let (engine, name, lease_id) = running(store.clone()).await;
+    let deliveries = Arc::new(Deliveries::default());
+    let mut options = Options::new(b"key".to_vec());
+    options.observer = deliveries.clone();
+    let (engine, name, lease_id) = running_with(store.clone(), options).await;
     let (watcher, waiting) = watchers(&engine, &name, &lease_id);
     tokio::time::sleep(Duration::from_millis(50)).await;
     store.hold_reads.store(true, SeqCst);
@@ -285,6 +298,7 @@ async fn the_watcher_hears_before_the_cancel_has_read_the_operation() {
     let beat = tokio::time::timeout(Duration::from_secs(5), waiting).await;
     assert!(beat.unwrap().unwrap());
     assert!(!cancel.is_finished());
+    assert_eq!(deliveries.0.load(SeqCst), 2, "each told worker is observed");
     store.hold_reads.store(false, SeqCst);
     store.reads.add_permits(100);
     store.gate.add_permits(1);
