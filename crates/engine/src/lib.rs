@@ -416,34 +416,42 @@ impl Engine {
         fields(longrun.operation.name = name.as_str())
     )]
     pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
-        let _announced = self.inner.waiters.announce_cancel(name.as_str());
-        self.change(name, |op, now| {
-            let task_type = self.task_type(&op.op_type);
-            if !task_type.cancellable {
-                return Err(Error::Unimplemented(format!(
-                    "operations of type {} cannot be cancelled",
-                    op.op_type
-                )));
+        let announced = self.inner.waiters.announce_cancel(name.as_str());
+        let op = self
+            .change(name, |op, now| {
+                let task_type = self.task_type(&op.op_type);
+                if !task_type.cancellable {
+                    return Err(Error::Unimplemented(format!(
+                        "operations of type {} cannot be cancelled",
+                        op.op_type
+                    )));
+                }
+                let cancelled = Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER));
+                if !matches!(
+                    op.apply(Event::Cancel, Some(cancelled), now),
+                    Transition::Move(_)
+                ) {
+                    return Ok(false);
+                }
+                op.cancel = Some(CancelRequest {
+                    time: now,
+                    principal: principal.to_string(),
+                });
+                // A worker has the cancel grace to stop: its lease cannot outlive it.
+                let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
+                if let Some(lease) = &mut op.lease {
+                    lease.expire_time = lease.expire_time.min(grace_end);
+                }
+                Ok(true)
+            })
+            .await?;
+        // Workers told ahead of the commit were told as the cancel was accepted.
+        if op.state == State::Cancelling {
+            for _ in 0..announced.told() {
+                self.inner.options.observer.cancel_delivered(Duration::ZERO);
             }
-            let cancelled = Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER));
-            if !matches!(
-                op.apply(Event::Cancel, Some(cancelled), now),
-                Transition::Move(_)
-            ) {
-                return Ok(false);
-            }
-            op.cancel = Some(CancelRequest {
-                time: now,
-                principal: principal.to_string(),
-            });
-            // A worker has the cancel grace to stop: its lease cannot outlive it.
-            let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
-            if let Some(lease) = &mut op.lease {
-                lease.expire_time = lease.expire_time.min(grace_end);
-            }
-            Ok(true)
-        })
-        .await
+        }
+        Ok(op)
     }
 
     /// Deletes a done operation. Operations still queued or running are refused: delete
@@ -490,7 +498,7 @@ impl Engine {
         let mut closing = self.inner.closing.subscribe();
         loop {
             // Created before the read, so a change between the read and the await still wakes.
-            let woken = interest.notify.notified();
+            let woken = interest.notify().notified();
             let op = self.load(name).await?;
             if op.done() || *closing.borrow_and_update() {
                 return Ok(op);

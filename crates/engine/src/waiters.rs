@@ -4,50 +4,70 @@
 //! Also the cancels announced ahead of their commit: a cancel call wakes the watchers of the
 //! operation's lease as it starts, before the store has read or written anything, so that
 //! the worker hears of it while the read and the commit are on their way (the client's `{}`
-//! still waits for the commit). A watcher holds the operation RUNNING under its lease, and
-//! a cancel of a RUNNING operation of a cancellable type always moves it to CANCELLING, so
-//! the watcher acts on the announcement after checking the type. A worker that stops on a
-//! cancel whose commit then fails acknowledges it, and the state machine ends the operation
-//! CANCELLED all the same (RUNNING + AcknowledgeCancel).
+//! still waits for the commit). A watcher that read the operation RUNNING under its lease,
+//! with no change since, knows that a cancel of a cancellable type will move it to
+//! CANCELLING, so it acts on the announcement after checking the type; after a change it
+//! reads the operation again first. A worker that stops on a cancel whose commit then fails
+//! acknowledges it, and the state machine ends the operation CANCELLED all the same
+//! (RUNNING + AcknowledgeCancel).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct Waiters {
-    by_name: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    by_name: Mutex<HashMap<String, (Arc<Slot>, usize)>>,
     /// Cancels being made: operation name → how many cancel calls are announcing it, and
-    /// when the first of them started.
-    cancelling: Mutex<HashMap<String, (usize, Instant)>>,
+    /// how many watchers have told their workers of it.
+    cancelling: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+/// One operation's wake-ups: `notify` is woken by every change the store reports and by
+/// cancel announcements; `changes` counts the former.
+#[derive(Default)]
+pub struct Slot {
+    pub notify: Notify,
+    changes: AtomicU64,
 }
 
 /// Interest in one operation; dropping it unregisters.
 pub struct Interest<'a> {
     waiters: &'a Waiters,
     name: String,
-    pub notify: Arc<Notify>,
+    slot: Arc<Slot>,
+}
+
+impl Interest<'_> {
+    pub fn notify(&self) -> &Notify {
+        &self.slot.notify
+    }
+
+    /// How many changes of the operation have been reported so far: equal before and after
+    /// a wake-up, the operation is as it was read in between.
+    pub fn changes(&self) -> u64 {
+        self.slot.changes.load(Ordering::SeqCst)
+    }
 }
 
 impl Waiters {
     pub fn register(&self, name: &str) -> Interest<'_> {
         let mut map = self.by_name.lock().expect("waiters lock");
-        let entry = map
-            .entry(name.to_string())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        let entry = map.entry(name.to_string()).or_default();
         entry.1 += 1;
         Interest {
             waiters: self,
             name: name.to_string(),
-            notify: entry.0.clone(),
+            slot: entry.0.clone(),
         }
     }
 
-    /// Wakes every waiter (after signals may have been lost).
+    /// Wakes every waiter (after signals may have been lost): everything may have changed.
     pub fn wake_all(&self) {
-        for (notify, _) in self.by_name.lock().expect("waiters lock").values() {
-            notify.notify_waiters();
+        for (slot, _) in self.by_name.lock().expect("waiters lock").values() {
+            slot.changes.fetch_add(1, Ordering::SeqCst);
+            slot.notify.notify_waiters();
         }
     }
 
@@ -55,28 +75,33 @@ impl Waiters {
     /// operation; withdrawn when the returned value is dropped at the end of the cancel call
     /// (committed or not): from then on the store tells.
     pub fn announce_cancel<'a>(&'a self, name: &str) -> Announcement<'a> {
-        self.cancelling
-            .lock()
-            .expect("cancelling lock")
-            .entry(name.to_string())
-            .or_insert((0, Instant::now()))
-            .0 += 1;
-        self.wake(name);
+        let mut cancelling = self.cancelling.lock().expect("cancelling lock");
+        cancelling.entry(name.to_string()).or_default().0 += 1;
+        drop(cancelling);
+        if let Some((slot, _)) = self.by_name.lock().expect("waiters lock").get(name) {
+            slot.notify.notify_waiters();
+        }
         Announcement {
             waiters: self,
             name: name.to_string(),
         }
     }
 
-    /// When a cancel of `name` that is not yet withdrawn was announced, if one is.
-    pub fn cancel_announced(&self, name: &str) -> Option<Instant> {
-        let cancelling = self.cancelling.lock().expect("cancelling lock");
-        cancelling.get(name).map(|&(_, since)| since)
+    /// Whether a cancel of `name` is announced and not yet withdrawn; if so, the caller
+    /// tells its worker, and is counted (`Announcement::told`).
+    pub fn tell_announced(&self, name: &str) -> bool {
+        let mut cancelling = self.cancelling.lock().expect("cancelling lock");
+        cancelling
+            .get_mut(name)
+            .map(|(_, told)| *told += 1)
+            .is_some()
     }
 
+    /// The operation `name` changed: wakes its waiters.
     pub fn wake(&self, name: &str) {
-        if let Some((notify, _)) = self.by_name.lock().expect("waiters lock").get(name) {
-            notify.notify_waiters();
+        if let Some((slot, _)) = self.by_name.lock().expect("waiters lock").get(name) {
+            slot.changes.fetch_add(1, Ordering::SeqCst);
+            slot.notify.notify_waiters();
         }
     }
 }
@@ -85,6 +110,17 @@ impl Waiters {
 pub struct Announcement<'a> {
     waiters: &'a Waiters,
     name: String,
+}
+
+impl Announcement<'_> {
+    /// How many workers were told of the cancel ahead of its commit since this was last
+    /// asked (by any of the cancel calls announcing it).
+    pub fn told(&self) -> usize {
+        let mut cancelling = self.waiters.cancelling.lock().expect("cancelling lock");
+        cancelling
+            .get_mut(&self.name)
+            .map_or(0, |(_, told)| std::mem::take(told))
+    }
 }
 
 impl Drop for Announcement<'_> {

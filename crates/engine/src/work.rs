@@ -240,21 +240,22 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + wait;
         let mut closing = self.inner.closing.subscribe();
         loop {
-            let woken = interest.notify.notified();
+            let woken = interest.notify().notified();
+            let read = interest.changes();
             let op = self.load(name).await?;
             Self::check_lease(&op, lease_id, self.now())?;
             if op.state == State::Cancelling || *closing.borrow_and_update() {
                 return Ok(beat(&op));
             }
             // Announced before `woken` was made: it will not wake it.
-            if self.cancel_announced(&op) {
+            if self.told_of_announced_cancel(&op) {
                 return Ok(Beat {
                     cancel_requested: true,
                     ..beat(&op)
                 });
             }
             tokio::select! {
-                _ = woken => if self.cancel_announced(&op) {
+                _ = woken => if interest.changes() == read && self.told_of_announced_cancel(&op) {
                     return Ok(Beat { cancel_requested: true, ..beat(&op) });
                 },
                 _ = tokio::time::sleep_until(deadline) => return Ok(beat(&op)),
@@ -264,22 +265,13 @@ impl Engine {
         }
     }
 
-    /// Whether a cancel call has announced itself for `op`, last read RUNNING under the
-    /// caller's lease: it will move the operation to CANCELLING unless its type cannot be
-    /// cancelled (`Waiters::announce_cancel`). When it has, the caller is about to tell
-    /// the worker, and the delivery is observed, timed from the call's start.
-    fn cancel_announced(&self, op: &Operation) -> bool {
-        if !self.task_type(&op.op_type).cancellable {
-            return false;
-        }
-        let Some(since) = self.inner.waiters.cancel_announced(op.name.as_str()) else {
-            return false;
-        };
-        self.inner
-            .options
-            .observer
-            .cancel_delivered(since.elapsed());
-        true
+    /// Whether a cancel call has announced itself for `op`, read RUNNING under the caller's
+    /// lease with no change since: the cancel will move it to CANCELLING unless its type
+    /// cannot be cancelled (`Waiters::announce_cancel`). When it has, the caller tells the
+    /// worker, and the cancel call counts the delivery once it is durable.
+    fn told_of_announced_cancel(&self, op: &Operation) -> bool {
+        self.task_type(&op.op_type).cancellable
+            && self.inner.waiters.tell_announced(op.name.as_str())
     }
 
     /// Resolves once cancellation of the leased operation is requested (true), or once the
@@ -289,7 +281,8 @@ impl Engine {
         let interest = self.inner.waiters.register(name.as_str());
         let mut closing = self.inner.closing.subscribe();
         loop {
-            let woken = interest.notify.notified();
+            let woken = interest.notify().notified();
+            let read = interest.changes();
             let op = match self.load(name).await {
                 Ok(op) => op,
                 Err(Error::NotFound(_)) => return Ok(false),
@@ -304,12 +297,13 @@ impl Engine {
                 return Ok(true);
             }
             // Announced before `woken` was made: it will not wake it.
-            if self.cancel_announced(&op) {
+            if self.told_of_announced_cancel(&op) {
                 return Ok(true);
             }
             tokio::select! {
-                // Announced ahead of its read and commit: no need to wait for them.
-                _ = woken => if self.cancel_announced(&op) {
+                // Announced ahead of its read and commit: no need to wait for them, nor to
+                // read the operation again unless it changed since it was read.
+                _ = woken => if interest.changes() == read && self.told_of_announced_cancel(&op) {
                     return Ok(true);
                 },
                 _ = closing.changed() => {}

@@ -298,15 +298,43 @@ async fn the_watcher_hears_before_the_cancel_has_read_the_operation() {
     let beat = tokio::time::timeout(Duration::from_secs(5), waiting).await;
     assert!(beat.unwrap().unwrap());
     assert!(!cancel.is_finished());
-    assert_eq!(deliveries.0.load(SeqCst), 2, "each told worker is observed");
+    assert_eq!(
+        deliveries.0.load(SeqCst),
+        0,
+        "observed once durable, not before"
+    );
     store.hold_reads.store(false, SeqCst);
     store.reads.add_permits(100);
     store.gate.add_permits(1);
     assert_eq!(cancel.await.unwrap().unwrap().state, State::Cancelling);
+    assert_eq!(deliveries.0.load(SeqCst), 2, "each told worker is observed");
 }
 
 #[tokio::test]
-async fn a_cancel_that_cannot_be_made_is_not_announced_to_the_watchers() {
+async fn a_watcher_whose_operation_changed_reads_it_again_before_acting_on_an_announcement() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    let (engine, name, lease_id) = running(store.clone()).await;
+    let (watcher, _) = watchers(&engine, &name, &lease_id);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The lease ends (written past the engine, so that the watcher is not woken yet)...
+    let mut done = store.inner.get(&name).await.unwrap().unwrap();
+    done.state = State::Succeeded;
+    done.lease = None;
+    store.inner.update(done).await.unwrap();
+    // ...and before the watcher runs, that change is reported and a cancel announced.
+    let announced = engine.inner.waiters.announce_cancel(name.as_str());
+    engine.inner.waiters.wake(name.as_str());
+    let told = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    assert!(
+        !told.unwrap().unwrap(),
+        "a lease that ended is not told to stop"
+    );
+    assert_eq!(announced.told(), 0);
+}
+
+#[tokio::test]
+async fn watchers_do_not_act_on_a_cancel_that_cannot_be_made() {
     let dir = tempfile::tempdir().unwrap();
     let store = gated(&dir);
     let mut options = Options::new(b"key".to_vec());
