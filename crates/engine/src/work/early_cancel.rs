@@ -315,7 +315,10 @@ async fn a_watcher_whose_operation_changed_reads_it_again_before_acting_on_an_an
     let dir = tempfile::tempdir().unwrap();
     let store = gated(&dir);
     let (engine, name, lease_id) = running(store.clone()).await;
-    let (watcher, _) = watchers(&engine, &name, &lease_id);
+    let watcher = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { engine.cancel_requested(&name, &lease_id).await.unwrap() }
+    });
     tokio::time::sleep(Duration::from_millis(50)).await;
     // The lease ends (written past the engine, so that the watcher is not woken yet)...
     let mut done = store.inner.get(&name).await.unwrap().unwrap();
