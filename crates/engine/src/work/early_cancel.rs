@@ -249,13 +249,16 @@ async fn a_worker_that_stops_on_a_cancel_whose_commit_fails_ends_it_cancelled() 
     );
 }
 
+/// The watcher of a lease (`Engine::cancel_requested`).
+fn watcher(engine: &Engine, name: &Name, lease_id: &str) -> JoinHandle<bool> {
+    let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.to_string());
+    tokio::spawn(async move { engine.cancel_requested(&name, &lease_id).await.unwrap() })
+}
+
 /// The watcher of a lease and a waiting heartbeat, each given the chance to read the
 /// operation (RUNNING) before the cancel call comes.
 fn watchers(engine: &Engine, name: &Name, lease_id: &str) -> (JoinHandle<bool>, JoinHandle<bool>) {
-    let watcher = tokio::spawn({
-        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.to_string());
-        async move { engine.cancel_requested(&name, &lease_id).await.unwrap() }
-    });
+    let watcher = watcher(engine, name, lease_id);
     let waiting = tokio::spawn({
         let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.to_string());
         async move {
@@ -315,10 +318,7 @@ async fn a_watcher_whose_operation_changed_reads_it_again_before_acting_on_an_an
     let dir = tempfile::tempdir().unwrap();
     let store = gated(&dir);
     let (engine, name, lease_id) = running(store.clone()).await;
-    let watcher = tokio::spawn({
-        let (engine, name) = (engine.clone(), name.clone());
-        async move { engine.cancel_requested(&name, &lease_id).await.unwrap() }
-    });
+    let watcher = watcher(&engine, &name, &lease_id);
     tokio::time::sleep(Duration::from_millis(50)).await;
     // The lease ends (written past the engine, so that the watcher is not woken yet)...
     let mut done = store.inner.get(&name).await.unwrap().unwrap();
