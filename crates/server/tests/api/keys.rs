@@ -213,10 +213,7 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(crate::postgres::server_with(&scoped, keyed_type).await);
-    }
+    let servers = crate::postgres::three_servers(&scoped, keyed_type).await;
     for i in 0..30 {
         let key = if i % 2 == 0 { "k" } else { "j" };
         servers[i % 3]
@@ -271,13 +268,7 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         .get::<_, i64>(0);
     assert_eq!(running, 2);
     let servers = Arc::try_unwrap(servers).ok().unwrap();
-    for s in servers {
-        s.stop().await;
-    }
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::postgres::finish(&admin, &schema, servers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,20 +277,11 @@ async fn key_concurrency_holds_with_real_workers_on_several_postgres_servers() {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(crate::postgres::server_with(&scoped, keyed_type).await);
-    }
+    let servers = crate::postgres::three_servers(&scoped, keyed_type).await;
     let took = run_keyed_work(&servers.iter().collect::<Vec<_>>()).await;
     // Another server's end reaches a waiting lease within its one-second re-read.
     assert!(took < Duration::from_secs(30), "{took:?}");
-    for s in servers {
-        s.stop().await;
-    }
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::postgres::finish(&admin, &schema, servers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,33 @@ pub(crate) async fn server_with(
     .await
 }
 
+/// Three servers on the PostgreSQL store at `url`, each configured by `configure`.
+pub(crate) async fn three_servers(
+    url: &str,
+    configure: impl Fn(&mut longrun_server::Config),
+) -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(server_with(url, &configure).await);
+    }
+    servers
+}
+
+/// The end of a test on a `schema`: stops its servers, then drops the schema.
+pub(crate) async fn finish(
+    admin: &tokio_postgres::Client,
+    schema: &str,
+    servers: impl IntoIterator<Item = TestServer>,
+) {
+    for s in servers {
+        s.stop().await;
+    }
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 /// Six takers on the servers (two each on three) lease `op_type` at once, five times each,
 /// up to 3 at a time without waiting: every lease they got (for checking that a limit held
 /// across servers).
@@ -147,11 +174,7 @@ async fn submit_list_cancel_wait_lease_on_postgres() {
         (200, json!("SUCCEEDED"))
     );
 
-    s.stop().await;
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    finish(&client, &schema, [s]).await;
 }
 
 async fn post(s: &TestServer, path: &str, body: Value) -> Value {
@@ -402,13 +425,7 @@ async fn three_servers_on_one_database() {
     assert_eq!(succeeded + cancelled, 1000);
     eprintln!("cross-server races: {succeeded} succeeded, {cancelled} cancelled");
 
-    for s in [a, b, c] {
-        s.stop().await;
-    }
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    finish(&client, &schema, [a, b, c]).await;
 }
 
 /// The Earth Engine emulator's assets live in the same PostgreSQL store: two servers on one
@@ -446,10 +463,5 @@ async fn assets_on_postgres_are_shared_by_servers() {
     assert_eq!(status, 200);
     let (status, asset) = b.request("GET", "/v1/projects/p/assets/h/g", None).await;
     assert_eq!((status, asset["type"].as_str()), (200, Some("FOLDER")));
-    a.stop().await;
-    b.stop().await;
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    finish(&client, &schema, [a, b]).await;
 }

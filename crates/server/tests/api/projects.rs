@@ -171,10 +171,7 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(crate::postgres::server_on(&scoped).await);
-    }
+    let servers = crate::postgres::three_servers(&scoped, |_| {}).await;
     for i in 0..40 {
         servers[i % 3]
             .submit(
@@ -217,13 +214,7 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
         .get::<_, i64>(0);
     assert_eq!(running, 5);
     let servers = std::sync::Arc::try_unwrap(servers).ok().unwrap();
-    for s in servers {
-        s.stop().await;
-    }
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::postgres::finish(&admin, &schema, servers).await;
 }
 
 /// A queues a backlog, then B, C and D submit one each: each starts within one round.
@@ -276,9 +267,5 @@ async fn leases_take_turns_across_projects_on_postgres() {
     };
     let s = crate::postgres::server_on(&scoped).await;
     fair_round(&s).await;
-    s.stop().await;
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::postgres::finish(&admin, &schema, [s]).await;
 }

@@ -401,12 +401,7 @@ async fn changes_through_one_server_reach_watchers_on_another() {
     }
     eprintln!("a submit on A reached the watcher on B in {latency:?}");
     assert!(latency < Duration::from_secs(2), "{latency:?}");
-    a.stop().await;
-    b.stop().await;
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    crate::postgres::finish(&client, &schema, [a, b]).await;
 }
 
 /// The gRPC twin: the same snapshot, `synced`, changes and `deleted`, and resuming with the
