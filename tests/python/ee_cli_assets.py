@@ -14,46 +14,17 @@ project and of a folder, -l, -r), `asset info`, `asset set`, `mv`, `cp`, `rm` (-
 """
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import urllib.parse
 
-from checks import check, fail, poll
+from checks import check, earthengine_cli, poll
 
 
 def main() -> None:
     base, key_file, project = sys.argv[1], sys.argv[2], sys.argv[3]
-    cli = os.path.join(os.path.dirname(sys.executable), "earthengine")
-    check(os.path.exists(cli), f"no earthengine script at {cli} (install earthengine-api)")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
-        json.dump({"url": base, "project": project}, config)
-    env = dict(os.environ)
-    env["EE_CONFIG_FILE"] = config.name
-    host = urllib.parse.urlsplit(base).hostname or ""
-    env["https_proxy"] = env["HTTPS_PROXY"] = "http://127.0.0.1:9"
-    env["no_proxy"] = env["NO_PROXY"] = f"127.0.0.1,localhost,::1,{host}"
+    run = earthengine_cli(base, key_file, project)
 
     def earthengine(*args: str, rc: int = 0) -> str:
-        argv = [cli, "--service_account_file", key_file, *args]
-        try:
-            done = subprocess.run(
-                argv,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            fail(f"`earthengine {' '.join(args)}` did not finish within 120 s")
-        check(
-            done.returncode == rc,
-            f"`earthengine {' '.join(args)}` exited {done.returncode}, expected {rc}\n"
-            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}",
-        )
+        done = run(*args, rc=rc)
         return done.stdout + done.stderr
 
     root = f"projects/{project}/assets"

@@ -12,11 +12,8 @@ complete. Prints "ok" at the end.
 """
 
 import ast
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from typing import Any
@@ -27,7 +24,7 @@ if len(sys.argv) > 1:
     os.environ["no_proxy"] = os.environ["NO_PROXY"] = f"127.0.0.1,localhost,::1,{_host}"
 
 import ee
-from checks import check, fail
+from checks import check, earthengine_cli, fail
 from google.oauth2 import service_account
 
 EE_SCOPE = "https://www.googleapis.com/auth/earthengine"
@@ -44,29 +41,10 @@ TASK_STATE = {
 
 def main() -> None:
     base, key_file, project = sys.argv[1], sys.argv[2], sys.argv[3]
-    cli = os.path.join(os.path.dirname(sys.executable), "earthengine")
-    check(os.path.exists(cli), f"no earthengine script at {cli} (install earthengine-api)")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config:
-        json.dump({"url": base, "project": project}, config)
-    env = dict(os.environ)
-    env["EE_CONFIG_FILE"] = config.name
+    run = earthengine_cli(base, key_file, project)
 
     def earthengine(*args: str, rc: int = 0) -> str:
-        argv = [cli, "--service_account_file", key_file, *args]
-        done = subprocess.run(
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        check(
-            done.returncode == rc,
-            f"`earthengine {' '.join(args)}` exited {done.returncode}, expected {rc}\n"
-            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}",
-        )
+        done = run(*args, rc=rc)
         return done.stdout + done.stderr
 
     def printed(out: str) -> dict[str, Any]:
