@@ -130,12 +130,7 @@ async fn key_limit(engine: &longrun_engine::Engine, op: &Operation) -> Option<St
         literal(&op.op_type),
         literal(key)
     );
-    let running = engine
-        .list(&op.name.project(), &filter, limit.min(1000) as i64, "")
-        .await
-        .ok()?
-        .operations
-        .len() as u64;
+    let running = count_up_to(engine, op, &filter, limit).await?;
     (running >= limit).then(|| {
         format!(
             "concurrencyKey {key} of type {} in project {} is at its limit of {limit} \
@@ -146,6 +141,19 @@ async fn key_limit(engine: &longrun_engine::Engine, op: &Operation) -> Option<St
     })
 }
 
+/// How many operations of `op`'s project match `filter`, counted up to `limit` (at most
+/// 1,000, one page); None when the list fails.
+async fn count_up_to(
+    engine: &longrun_engine::Engine,
+    op: &Operation,
+    filter: &str,
+    limit: u64,
+) -> Option<u64> {
+    let project = op.name.project();
+    let page = engine.list(&project, filter, limit.min(1000) as i64, "");
+    Some(page.await.ok()?.operations.len() as u64)
+}
+
 async fn running_limit(
     engine: &longrun_engine::Engine,
     op: &Operation,
@@ -154,17 +162,8 @@ async fn running_limit(
     if max_running == 0 {
         return None;
     }
-    let running = engine
-        .list(
-            &op.name.project(),
-            "metadata.state = RUNNING OR metadata.state = CANCELLING",
-            max_running.min(1000) as i64,
-            "",
-        )
-        .await
-        .ok()?
-        .operations
-        .len() as u64;
+    let filter = "metadata.state = RUNNING OR metadata.state = CANCELLING";
+    let running = count_up_to(engine, op, filter, max_running).await?;
     (running >= max_running).then(|| {
         format!(
             "project {} is at its limit of {max_running} running operations",
