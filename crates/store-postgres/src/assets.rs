@@ -106,9 +106,18 @@ pub async fn put(
             &[&a.name, &a.parent, &a.asset_type, &record],
         )
         .await;
-    match inserted {
+    // A unique violation: a concurrent put of the same name won the race.
+    commit_unless_taken(tx, inserted).await
+}
+
+/// Commits `tx` after its last write, `written`: `Exists` when that write hit a name
+/// already taken (a unique violation), else `Done`.
+async fn commit_unless_taken(
+    tx: deadpool_postgres::Transaction<'_>,
+    written: std::result::Result<u64, tokio_postgres::Error>,
+) -> Result<AssetWrite> {
+    match written {
         Ok(_) => {}
-        // A concurrent put of the same name won the race.
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
             return Ok(AssetWrite::Exists);
         }
@@ -162,13 +171,5 @@ pub async fn rename(
             &[&from, &to, &to_parent],
         )
         .await;
-    match moved {
-        Ok(_) => {}
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            return Ok(AssetWrite::Exists);
-        }
-        Err(e) => return Err(pg(e)),
-    }
-    tx.commit().await.map_err(pg)?;
-    Ok(AssetWrite::Done)
+    commit_unless_taken(tx, moved).await
 }
