@@ -1,26 +1,33 @@
-//! The `command` executor: runs an argv (no shell) in its own process group. Cancel sends
-//! SIGTERM to the group, then SIGKILL after the grace; the group is killed when the command
-//! ends, so nothing is left behind. Stdout lines `longrun:progress 0.42`,
-//! `longrun:stage NAME DONE/TOTAL` and `longrun:destination URI` update the metadata; the
-//! child's CPU seconds are reported as `batchEecuUsageSeconds`.
+//! The `command` executor: runs an argv (no shell) under a [`supervisor`] process that
+//! owns everything the command starts, even processes that leave its process group
+//! (`setsid`, `nohup … &`, a double fork). Cancel sends SIGTERM to the command's group, then
+//! the supervisor kills everything after the grace; when the command itself exits, every
+//! process it left behind is killed, so the operation ends when its command does and nothing
+//! outlives it. Stdout lines `longrun:progress 0.42`, `longrun:stage NAME DONE/TOTAL` and
+//! `longrun:destination URI` update the metadata; the CPU seconds of the command and of
+//! everything reaped under it are reported as `batchEecuUsageSeconds`. Output is read on the
+//! async runtime, never blocking it, with memory bounded whatever the command prints.
 //!
 //! Stdout and stderr are kept, up to [`OUTPUT_LIMIT`] bytes, in a file per operation under
 //! `outputs_dir` ([`output_path`]), beside a file holding the operation's name
 //! ([`name_path`]), so that outputs of operations gone can be found and removed.
 //!
-//! Each running group is recorded as a file in `groups_dir`. The command itself dies with
-//! the server (PR_SET_PDEATHSIG); what it started may not, so on the next start
-//! [`kill_leftover_groups`] kills every group still recorded.
+//! Each running supervisor is recorded (id and start time) as a file in `groups_dir`. It
+//! ends its command's processes when the server dies (PR_SET_PDEATHSIG); should it be killed
+//! too, [`kill_leftover_groups`] tells the recorded ones still alive on the next start.
+
+mod supervisor;
 
 use crate::Context;
 use longrun_types::operation::Status;
 use longrun_types::{Code, Name};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
 /// How much of stderr's end goes into a failure message.
 const STDERR_TAIL: usize = 2048;
@@ -94,18 +101,26 @@ impl Output {
     }
 }
 
-/// Kills the process groups a previous run of the server left recorded in `groups_dir`.
+/// Ends the runs a previous server process left recorded in `groups_dir` (it was killed
+/// before it could): a recorded supervisor still alive, proven by its start time beside its
+/// id, is told to kill everything under it; a record whose process is gone, or whose id now
+/// names another process, is only removed. Returns how many were told.
 pub fn kill_leftover_groups(groups_dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(groups_dir)?;
     let mut killed = 0;
     for entry in std::fs::read_dir(groups_dir)?.flatten() {
-        if let Some(pgid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-            && pgid > 1
+        let recorded = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let mut fields = recorded.lines().next().unwrap_or("").split_whitespace();
+        if let (Some(Ok(pid)), Some(Ok(started))) = (
+            fields.next().map(str::parse::<i32>),
+            fields.next().map(str::parse::<u64>),
+        ) && pid > 1
+            && start_time(pid) == Some(started)
         {
-            signal_group(pgid, libc::SIGKILL);
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, supervisor::KILL_ALL);
+            }
             killed += 1;
         }
         let _ = std::fs::remove_file(entry.path());
@@ -176,7 +191,9 @@ impl CommandSpec {
             .collect()
     }
 
-    /// The handler body.
+    /// The handler body: runs the command under its [`supervisor`], reads its output as it
+    /// comes (memory bounded by [`MAX_LINE`] and [`STDERR_TAIL`], whatever it prints), and
+    /// returns once the command has exited and everything it started has been ended.
     pub async fn run(&self, ctx: Context) -> Result<Value, Status> {
         let argv = self
             .expand(ctx.payload())
@@ -188,14 +205,12 @@ impl CommandSpec {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe. The child dies with the thread that spawned it,
-        // a runtime worker thread that lives as long as the server, so a killed server leaves
-        // no command running.
+        // SAFETY: `split` runs as a pre_exec hook, in the forked child, calling only system
+        // calls. The supervisor dies with the thread that spawned it (PR_SET_PDEATHSIG), a
+        // runtime worker thread that lives as long as the server, and takes the command's
+        // processes with it.
         unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+            command.pre_exec(|| supervisor::split());
         }
         let mut child = command.spawn().map_err(|e| {
             Status::new(
@@ -203,45 +218,21 @@ impl CommandSpec {
                 format!("cannot start `{}`: {e}", argv[0]),
             )
         })?;
-        let pid = child.id() as i32;
-        // Kills the group however this ends: done, failed, or dropped at shutdown.
-        let record = self.groups_dir.join(pid.to_string());
-        let _ = std::fs::write(&record, argv.join(" "));
-        let _group = KillGroupOnDrop(pid, record);
+        let supervisor = Supervisor::new(child.id() as i32, &self.groups_dir, &argv);
         let path = output_path(&self.outputs_dir, ctx.name());
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Output::create(&path)));
+        let output = Arc::new(Mutex::new(Output::create(&path)));
         let _ = std::fs::write(name_path(&path), ctx.name().as_str());
-        let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
-        let stdout = child.stdout.take().expect("piped");
-        let stdout_output = output.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                stdout_output.lock().expect("output lock").append(&line);
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                line.clear();
-                if lines.send(text).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr_tail = std::thread::spawn(move || {
-            let mut tail = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().expect("output lock").append(&buf[..n]);
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            String::from_utf8_lossy(&tail).trim().to_string()
-        });
+        let stdout = tokio::spawn(read_stdout(
+            pipe(child.stdout.take().expect("piped")),
+            output.clone(),
+            ctx.clone(),
+        ));
+        let stderr = tokio::spawn(read_stderr(
+            pipe(child.stderr.take().expect("piped")),
+            output,
+        ));
+        let _readers = AbortOnDrop([stdout.abort_handle(), stderr.abort_handle()]);
+        let pid = supervisor.pid;
         let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let _ = exit_tx.send(wait4(pid));
@@ -253,23 +244,25 @@ impl CommandSpec {
             let kill_at = stop_sent.map(|t| t + self.grace);
             tokio::select! {
                 exit = &mut exit_rx => break exit.unwrap_or((-1, 0.0)),
-                Some(line) = lines_rx.recv() => apply(&ctx, &line),
                 _ = ctx.cancelled(), if stop_sent.is_none() => {
-                    signal_group(pid, libc::SIGTERM);
+                    supervisor.signal(libc::SIGTERM);
                     stop_sent = Some(tokio::time::Instant::now());
                 }
                 _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
-                    signal_group(pid, libc::SIGKILL);
+                    supervisor.signal(supervisor::KILL_ALL);
                     stop_sent = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
                 }
             }
         };
-        while let Ok(line) = lines_rx.try_recv() {
-            apply(&ctx, &line);
-        }
-        ctx.usage(cpu_seconds);
+        drop(supervisor);
         drop(child);
-        let stderr = stderr_tail.join().unwrap_or_default();
+        // Everything that held the pipes is gone; what they buffered is read within a bound.
+        let _ = tokio::time::timeout(DRAIN, stdout).await;
+        let stderr = match tokio::time::timeout(DRAIN, stderr).await {
+            Ok(Ok(tail)) => tail,
+            _ => String::new(),
+        };
+        ctx.usage(cpu_seconds);
         if stop_sent.is_some() {
             return Err(Status::new(
                 Code::Cancelled,
@@ -287,20 +280,139 @@ impl CommandSpec {
     }
 }
 
-struct KillGroupOnDrop(i32, PathBuf);
+/// How long output left in the pipes is read once the command and its processes are gone.
+const DRAIN: Duration = Duration::from_secs(2);
 
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
-        signal_group(self.0, libc::SIGKILL);
-        let _ = std::fs::remove_file(&self.1);
+/// Longest stdout line read for the progress protocol; the rest of a longer line is skipped
+/// (it is still kept in the output file, up to [`OUTPUT_LIMIT`]).
+pub const MAX_LINE: usize = 4096;
+
+fn pipe(end: impl Into<std::os::fd::OwnedFd>) -> Option<tokio::net::unix::pipe::Receiver> {
+    tokio::net::unix::pipe::Receiver::from_owned_fd(end.into())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot read command output"))
+        .ok()
+}
+
+/// Reads stdout into the output file and applies its protocol lines as they complete.
+async fn read_stdout(
+    pipe: Option<tokio::net::unix::pipe::Receiver>,
+    output: Arc<Mutex<Output>>,
+    ctx: Context,
+) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line = Vec::with_capacity(256);
+    let mut overlong = false;
+    while let Ok(n) = pipe.read(&mut buf).await
+        && n > 0
+    {
+        output.lock().expect("output lock").append(&buf[..n]);
+        for piece in buf[..n].split_inclusive(|b| *b == b'\n') {
+            let complete = piece.ends_with(b"\n");
+            let piece = piece.strip_suffix(b"\n").unwrap_or(piece);
+            if !overlong && line.len() + piece.len() <= MAX_LINE {
+                line.extend_from_slice(piece);
+            } else {
+                overlong = true;
+                line.clear();
+            }
+            if complete {
+                if !overlong {
+                    apply(&ctx, String::from_utf8_lossy(&line).trim_end());
+                }
+                line.clear();
+                overlong = false;
+            }
+        }
     }
 }
 
-fn signal_group(pid: i32, signal: i32) {
-    // SAFETY: kill(2) on a process group id has no memory-safety preconditions.
-    unsafe {
-        libc::kill(-pid, signal);
+/// Reads stderr into the output file; returns its last [`STDERR_TAIL`] bytes.
+async fn read_stderr(
+    pipe: Option<tokio::net::unix::pipe::Receiver>,
+    output: Arc<Mutex<Output>>,
+) -> String {
+    let Some(mut pipe) = pipe else {
+        return String::new();
+    };
+    let mut tail = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut buf).await
+        && n > 0
+    {
+        output.lock().expect("output lock").append(&buf[..n]);
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
     }
+    String::from_utf8_lossy(&tail).trim().to_string()
+}
+
+struct AbortOnDrop([tokio::task::AbortHandle; 2]);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The supervisor of one run, signalled through a pidfd (never another process that reused
+/// its id), and recorded in `groups_dir` while it runs. Dropped (done, or the run dropped at
+/// shutdown), it tells the supervisor to kill everything left.
+struct Supervisor {
+    pid: i32,
+    pidfd: Option<std::os::fd::OwnedFd>,
+    record: PathBuf,
+}
+
+impl Supervisor {
+    fn new(pid: i32, groups_dir: &Path, argv: &[String]) -> Supervisor {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open on our own unreaped child; the new fd is owned from here on.
+        let pidfd = unsafe {
+            let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+            (fd >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(fd))
+        };
+        let record = groups_dir.join(pid.to_string());
+        let started = start_time(pid).unwrap_or_default();
+        let _ = std::fs::write(&record, format!("{pid} {started}\n{}", argv.join(" ")));
+        Supervisor { pid, pidfd, record }
+    }
+
+    fn signal(&self, signal: i32) {
+        use std::os::fd::AsRawFd;
+        if let Some(fd) = &self.pidfd {
+            // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.signal(supervisor::KILL_ALL);
+        let _ = std::fs::remove_file(&self.record);
+    }
+}
+
+/// A process's start time, in clock ticks since boot (field 22 of `/proc/PID/stat`): with
+/// the id, it tells one process from a later one that reused the id.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Waits for `pid`; returns its raw wait status and its CPU seconds (user + system).

@@ -268,3 +268,119 @@ async fn outputs_of_operations_gone_by_retention_are_removed() {
     }
     s.stop().await;
 }
+
+/// Waits until no process's command line contains any of `needles`.
+async fn until_gone(needles: &[&str], within: Duration) {
+    let started = Instant::now();
+    loop {
+        let left: Vec<String> = needles.iter().flat_map(|n| processes_with(n)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(started.elapsed() < within, "left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_leave_children_behind_end_with_them_and_never_stall_the_server() {
+    let s = server().await;
+    // A background child in the group, one in a session of its own, a nohup'd one and a
+    // double-forked daemon: each keeps the output pipes open after the shell exits.
+    let scripts = [
+        ("bg", "sleep 44.01 & echo started"),
+        ("setsid", "setsid sleep 44.02 & echo started"),
+        ("nohup", "nohup sleep 44.03 & echo started"),
+        ("daemon", "(setsid sh -c 'sleep 44.04' &) ; echo started"),
+    ];
+    let started = Instant::now();
+    for (id, script) in scripts {
+        s.submit(
+            "p",
+            json!({"type": "SH", "operationId": id, "payload": {"script": script}}),
+        )
+        .await;
+    }
+    // The runtime is never blocked: the server answers while the commands run and end.
+    let (status, _) = s.request("GET", "/healthz", None).await;
+    assert_eq!(status, 200);
+    for (id, _) in scripts {
+        let op = wait(&s, id).await;
+        assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    until_gone(
+        &["sleep 44.01", "sleep 44.02", "sleep 44.03", "sleep 44.04"],
+        Duration::from_secs(3),
+    )
+    .await;
+    let (status, _) = s.request("GET", "/healthz", None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_ends_the_processes_that_left_the_group() {
+    let s = server().await;
+    let script = "setsid sleep 44.11 & sleep 44.12; wait";
+    s.submit(
+        "p",
+        json!({"type": "SH", "operationId": "escaped", "payload": {"script": script}}),
+    )
+    .await;
+    until_running(&s, "escaped").await;
+    let started = Instant::now();
+    while processes_with("sleep 44.11").is_empty() || processes_with("sleep 44.12").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.request(
+        "POST",
+        "/v1/projects/p/operations/escaped:cancel",
+        Some("{}"),
+    )
+    .await;
+    let op = wait(&s, "escaped").await;
+    assert_eq!(op["metadata"]["state"], "CANCELLED", "{op}");
+    until_gone(&["sleep 44.11", "sleep 44.12"], Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_without_newlines_is_read_and_kept_within_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let s = TestServer::with({
+        let data_dir = data_dir.clone();
+        move |c| {
+            c.data_dir = data_dir;
+            c.task_types.push(command_type(
+                "SH",
+                &["sh", "-c", "{payload.script}"],
+                Duration::from_secs(1),
+            ));
+        }
+    })
+    .await;
+    // 8 MiB on one line, then a protocol line: the long line is skipped, the next applies.
+    let script = "head -c 8388608 /dev/zero | tr '\\0' x; echo; echo longrun:progress 0.25";
+    s.submit(
+        "p",
+        json!({"type": "SH", "operationId": "long-line", "payload": {"script": script}}),
+    )
+    .await;
+    let op = wait(&s, "long-line").await;
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    assert_eq!(op["metadata"]["progress"], 0.25, "{op}");
+    let name = longrun_types::Name::parse("projects/p/operations/long-line").unwrap();
+    let kept = std::fs::read(longrun_worker::command::output_path(
+        &data_dir.join("outputs"),
+        &name,
+    ))
+    .unwrap();
+    let limit = longrun_worker::command::OUTPUT_LIMIT;
+    assert_eq!(kept.len(), limit + b"\n[output truncated]\n".len());
+    assert!(kept[..limit].iter().all(|b| *b == b'x'));
+}
