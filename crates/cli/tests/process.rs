@@ -613,3 +613,153 @@ async fn migrate_store_copies_every_operation_to_postgres() {
         .await
         .unwrap();
 }
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn alive(child: &mut std::process::Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+#[test]
+fn a_restart_ends_only_leftovers_proven_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let groups = data.join("command-groups");
+    std::fs::create_dir_all(&groups).unwrap();
+    // Two unrelated processes stand where a crashed server's commands were recorded: one
+    // whose id was reused (its start time is not the recorded one), and, for contrast, one
+    // whose record holds its real start time (a leftover of ours, as far as proof goes).
+    let mut reused = std::process::Command::new("sleep")
+        .arg("45.01")
+        .spawn()
+        .unwrap();
+    let mut leftover = std::process::Command::new("sleep")
+        .arg("45.02")
+        .spawn()
+        .unwrap();
+    let record = |child: &std::process::Child, started: u64| {
+        let pid = child.id();
+        std::fs::write(
+            groups.join(pid.to_string()),
+            format!("{pid} {started}\nsleep"),
+        )
+        .unwrap();
+    };
+    record(&reused, start_time(reused.id()) + 1);
+    record(&leftover, start_time(leftover.id()));
+    // A record of the previous format (a bare process group id) is not proof either.
+    std::fs::write(groups.join(reused.id().to_string() + "-old"), "").unwrap();
+    let server = Server::start(&data);
+    let started = Instant::now();
+    while alive(&mut leftover) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the leftover lives"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(alive(&mut reused), "an unrelated process was killed");
+    assert_eq!(std::fs::read_dir(&groups).unwrap().count(), 0);
+    drop(server);
+    let _ = reused.kill();
+    let _ = reused.wait();
+}
+
+/// The highest resident set size of a process so far, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mb_line_does_not_grow_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[task_type]]\ntype = \"LINE\"\nexecutor = \"command\"\n\
+         command = [\"sh\", \"-c\", \"head -c 200000000 /dev/zero | tr '\\\\0' x\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let client = Client::new(&server.base);
+    let before = peak_rss(server.child.id());
+    client
+        .submit("p", &json!({"type": "LINE", "operationId": "line"}))
+        .await
+        .unwrap();
+    let op = client
+        .wait(&name("line"), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    let grown = peak_rss(server.child.id()).saturating_sub(before);
+    assert!(grown < 32 << 20, "the server grew by {} MB", grown >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let marker = dir.path().join("first-run");
+    std::fs::write(
+        &config,
+        "[[task_type]]\ntype = \"JOB\"\nexecutor = \"command\"\n\
+         command = [\"sh\", \"-c\", \"if [ -e {payload.marker} ]; then exit 0; fi; touch {payload.marker}; sleep 45.31\"]\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    let payload = json!({"marker": marker.to_str().unwrap()});
+    client
+        .submit(
+            "p",
+            &json!({"type": "JOB", "operationId": "job", "payload": payload, "maxAttempts": 1}),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while processes_with("sleep 45.31") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The deploy: SIGTERM mid-run. The command stops with the server, and the operation
+    // goes back to the queue as it was, its one attempt unspent.
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+    assert_eq!(processes_with("sleep 45.31"), 0);
+    let store = longrun_store_sqlite::SqliteStore::open(&data.join("longrun.db")).unwrap();
+    let op = longrun_store::Store::get(&store, &name("job"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(op.state, longrun_types::State::Pending, "{op:?}");
+    assert!(op.outcome.is_none(), "{op:?}");
+    drop(store);
+
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    let op = client
+        .wait(&name("job"), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    assert_eq!(op["metadata"]["attempt"], 2);
+}

@@ -341,14 +341,10 @@ impl Engine {
                 Err(status) if status.code == Code::Cancelled as i32 => {
                     (Event::AcknowledgeCancel, Outcome::Error(status))
                 }
-                Err(status)
-                    if status.code == Code::Unavailable as i32 && op.attempt < op.max_attempts =>
-                {
-                    (
-                        Event::Release,
-                        Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER)),
-                    )
-                }
+                Err(status) if status.code == Code::Unavailable as i32 && op.attempts_remain() => (
+                    Event::Release,
+                    Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER)),
+                ),
                 Err(status) => (Event::Fail, Outcome::Error(status)),
             };
             Ok(matches!(
@@ -359,8 +355,36 @@ impl Engine {
         .await
     }
 
-    /// Ends what is overdue: operations past their timeout, cancels past their grace, and
-    /// leases that lapsed (back to the queue, or FAILED when attempts are used up).
+    /// Hands a leased operation back: a worker or server that stops before the operation
+    /// finished (a deploy, SIGTERM) releases what it holds. The operation goes back to
+    /// PENDING at once, to be leased again; the start is not counted against `maxAttempts`
+    /// (`attempt` still counts it) and nothing is recorded as an error. A CANCELLING
+    /// operation ends CANCELLED instead: its work has stopped, as the cancel asked.
+    /// Errors: `LeaseNotHeld` (ABORTED) when the lease is not the caller's any more.
+    #[tracing::instrument(
+        name = "engine.release",
+        skip_all,
+        fields(longrun.operation.name = name.as_str())
+    )]
+    pub async fn release(&self, name: &Name, lease_id: &str) -> Result<Operation> {
+        self.change(name, |op, now| {
+            Self::check_lease(op, lease_id, now)?;
+            if op.state == State::Cancelling {
+                let status = Status::new(Code::Cancelled, CANCELLED_BY_USER);
+                return Ok(matches!(
+                    op.apply(Event::AcknowledgeCancel, Some(Outcome::Error(status)), now),
+                    Transition::Move(_)
+                ));
+            }
+            let moved = matches!(op.apply(Event::Release, None, now), Transition::Move(_));
+            if moved {
+                op.releases += 1;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
     /// Reports how long after its acceptance a cancel reached the worker.
     fn cancel_told(&self, op: &Operation) {
         if let Some(cancel) = &op.cancel {
@@ -372,6 +396,8 @@ impl Engine {
         }
     }
 
+    /// Ends what is overdue: operations past their timeout, cancels past their grace, and
+    /// leases that lapsed (back to the queue, or FAILED when attempts are used up).
     pub async fn sweep(&self) -> Result<usize> {
         let due = self.inner.store.due(self.now(), 1000).await?;
         let count = due.len();
@@ -400,7 +426,7 @@ impl Engine {
                                     "Operation cancelled by user; the worker did not stop within the cancel grace period.",
                                 ),
                             ),
-                            _ if op.attempt < op.max_attempts => (
+                            _ if op.attempts_remain() => (
                                 Event::Release,
                                 Status::new(Code::Unavailable, "The worker stopped reporting."),
                             ),
@@ -408,7 +434,7 @@ impl Engine {
                                 Event::Fail,
                                 Status::new(
                                     Code::Unavailable,
-                                    format!("The worker stopped reporting; {} attempts used.", op.attempt),
+                                    format!("The worker stopped reporting; {} attempts used.", op.attempt - op.releases),
                                 ),
                             ),
                         }

@@ -23,6 +23,15 @@ pub mod longrun {
 
 pub mod any;
 
+/// The largest gRPC message either side sends or accepts, in bytes (4 MiB, gRPC's usual
+/// default): the server refuses a larger one with RESOURCE_EXHAUSTED and states the limit
+/// in the `Work` stream's initial metadata ([`MAX_MESSAGE_BYTES_HEADER`]); workers split
+/// their batches below it, and fail an operation whose single result passes it.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// The metadata key of the `Work` stream's response headers that states [`MAX_MESSAGE_BYTES`].
+pub const MAX_MESSAGE_BYTES_HEADER: &str = "longrun-max-message-bytes";
+
 /// The encoded descriptors of every file here, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 

@@ -294,7 +294,7 @@ fn operation_of(route: &rest::Route) -> Option<&longrun_types::Name> {
     use rest::Route::*;
     match route {
         Get(name) | Delete(name) | Cancel(name) | Wait(name) | Heartbeat(name) | Complete(name)
-        | Output(name) => Some(name),
+        | Release(name) | Output(name) => Some(name),
         _ => None,
     }
 }

@@ -68,9 +68,13 @@ pub struct Operation {
     pub update_time: Timestamp,
     pub start_time: Option<Timestamp>,
     pub end_time: Option<Timestamp>,
-    /// Counts starts: 1 until a retry puts the operation back in the queue.
+    /// Counts starts: 1 until a retry or a release puts the operation back in the queue.
     pub attempt: i32,
     pub max_attempts: i32,
+    /// How many of the starts were handed back by a release (a worker or server that
+    /// stopped, `:release`): they are not counted against `max_attempts`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub releases: i32,
     /// `create_time` + the effective timeout, if any.
     pub deadline: Option<Timestamp>,
     pub progress: f64,
@@ -90,6 +94,10 @@ pub struct Operation {
     pub cancel: Option<CancelRequest>,
     /// Bumped on every write; storage compares it to resolve races.
     pub version: i64,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Priority bounds and default (contract section 3.1).
@@ -113,6 +121,7 @@ impl Operation {
             end_time: None,
             attempt: 1,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            releases: 0,
             deadline: None,
             progress: 0.0,
             stages: Vec::new(),
@@ -131,6 +140,12 @@ impl Operation {
 
     pub fn done(&self) -> bool {
         self.state.is_done()
+    }
+
+    /// Whether another attempt may follow this one: the starts so far, less those handed
+    /// back by a release, are fewer than `max_attempts`.
+    pub fn attempts_remain(&self) -> bool {
+        self.attempt - self.releases < self.max_attempts
     }
 
     /// The error code when the operation ended in error.

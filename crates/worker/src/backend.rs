@@ -52,6 +52,10 @@ pub trait Backend: Send + Sync + 'static {
         assignment: &Assignment,
         result: Result<Value, Status>,
     ) -> Result<(), BackendError>;
+
+    /// Hands the operation back unfinished (the worker stops): it returns to the queue
+    /// without spending an attempt.
+    async fn release(&self, assignment: &Assignment) -> Result<(), BackendError>;
 }
 
 fn engine_error(e: longrun_engine::Error) -> BackendError {
@@ -113,6 +117,13 @@ impl Backend for Engine {
         result: Result<Value, Status>,
     ) -> Result<(), BackendError> {
         Engine::complete(self, &a.name, &a.lease_id, result)
+            .await
+            .map_err(engine_error)?;
+        Ok(())
+    }
+
+    async fn release(&self, a: &Assignment) -> Result<(), BackendError> {
+        Engine::release(self, &a.name, &a.lease_id)
             .await
             .map_err(engine_error)?;
         Ok(())
@@ -236,12 +247,41 @@ impl Backend for HttpBackend {
         a: &Assignment,
         result: Result<Value, Status>,
     ) -> Result<(), BackendError> {
-        let body = match result {
+        let mut body = match result {
             Ok(response) => json!({"leaseId": a.lease_id, "response": response}),
             Err(status) => json!({"leaseId": a.lease_id, "error": status}),
         };
+        let size = serde_json::to_vec(&body).map_or(0, |b| b.len());
+        if size > MAX_REQUEST_BODY {
+            body = json!({"leaseId": a.lease_id, "error": too_large(size, MAX_REQUEST_BODY)});
+        }
         self.post(&format!("/v1/{}:complete", a.name), &body)
             .await?;
         Ok(())
     }
+
+    async fn release(&self, a: &Assignment) -> Result<(), BackendError> {
+        self.post(
+            &format!("/v1/{}:release", a.name),
+            &json!({"leaseId": a.lease_id}),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Largest request body the REST API accepts, in bytes (1 MiB; 413 beyond).
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// The error an operation ends with when its result cannot be sent: it would pass the
+/// server's limit on one message (`size` and `limit` in bytes), so sending it again would
+/// fail again.
+pub(crate) fn too_large(size: usize, limit: usize) -> Status {
+    Status::new(
+        longrun_types::Code::ResourceExhausted,
+        format!(
+            "The result is {size} bytes, over the server's limit of {limit} bytes for one message; \
+             keep large results elsewhere (a destination URI) and return a reference."
+        ),
+    )
 }

@@ -286,10 +286,30 @@ impl Backend for GrpcBackend {
                     .collect(),
             }),
         };
-        let call = Call::Complete(pb::CompleteRequest {
+        let mut request = pb::CompleteRequest {
             name: a.name.to_string(),
             lease_id: a.lease_id.clone(),
             result: Some(result),
+        };
+        // The call's envelope (id and field tags) needs a few bytes more than the request.
+        let size = request.encoded_len() + 32;
+        if size > longrun_proto::MAX_MESSAGE_BYTES {
+            let status = crate::backend::too_large(size, longrun_proto::MAX_MESSAGE_BYTES);
+            request.result = Some(pb::complete_request::Result::Error(rpc::Status {
+                code: status.code,
+                message: status.message,
+                details: Vec::new(),
+            }));
+        }
+        let (link, _) = self.call(Call::Complete(request)).await?;
+        link.shared.cancelled.lock().unwrap().remove(&a.lease_id);
+        Ok(())
+    }
+
+    async fn release(&self, a: &Assignment) -> Result<(), BackendError> {
+        let call = Call::Release(pb::ReleaseRequest {
+            name: a.name.to_string(),
+            lease_id: a.lease_id.clone(),
         });
         let (link, _) = self.call(call).await?;
         link.shared.cancelled.lock().unwrap().remove(&a.lease_id);

@@ -1,9 +1,9 @@
 //! The worker loop: lease while there are free slots, run each operation with its heartbeat,
-//! complete it; on shutdown stop leasing, let running handlers finish within a grace, and
-//! release what is left (UNAVAILABLE, so the operation is retried).
+//! complete it; on shutdown stop leasing, let running handlers finish within a grace, then
+//! stop them and release what is left: the operations go back to the queue without spending
+//! an attempt, and nothing is recorded as an error.
 
 use crate::{Assignment, Backend, BackendError, Context};
-use longrun_types::Code;
 use longrun_types::operation::Status;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -169,8 +169,8 @@ async fn execute<B: Backend>(
     let (cancel, cancelled) = watch::channel(false);
     let ctx = Context::new(assignment.clone(), cancelled);
     let beating = tokio::spawn(heartbeat(backend.clone(), ctx.clone(), cancel, lease));
-    let run = handler(ctx.clone());
-    tokio::pin!(run);
+    // Boxed so that it can be dropped (the handler stopped) before its lease is released.
+    let mut run = handler(ctx.clone());
     let outcome = tokio::select! {
         outcome = &mut run => Some(outcome),
         _ = async {
@@ -178,34 +178,44 @@ async fn execute<B: Backend>(
             tokio::time::sleep(grace).await;
         } => None,
     };
+    drop(run);
     beating.abort();
     let lost = beating.await.ok() == Some(true);
     if lost {
         tracing::info!(operation = %assignment.name, "lease lost; the result is dropped");
         return;
     }
-    let result = match outcome {
-        Some(outcome) => {
-            let last = ctx.take_report();
-            if last.progress.is_some()
-                || last.stages.is_some()
-                || last.destination_uris.is_some()
-                || last.batch_eecu_usage_seconds.is_some()
-            {
-                let _ = backend.heartbeat(&assignment, last, Duration::ZERO).await;
-            }
-            outcome
-        }
-        None => Err(Status::new(
-            Code::Unavailable,
-            "The worker shut down before the operation finished.",
-        )),
+    let Some(result) = outcome else {
+        tracing::info!(operation = %assignment.name, "shutting down; the operation is released");
+        retry("release", &assignment, || backend.release(&assignment)).await;
+        return;
     };
+    let last = ctx.take_report();
+    if last.progress.is_some()
+        || last.stages.is_some()
+        || last.destination_uris.is_some()
+        || last.batch_eecu_usage_seconds.is_some()
+    {
+        let _ = backend.heartbeat(&assignment, last, Duration::ZERO).await;
+    }
+    retry("completion", &assignment, || {
+        backend.complete(&assignment, result.clone())
+    })
+    .await;
+}
+
+/// Makes a final report, retrying what may pass (five tries, backing off from 100 ms); a
+/// lost lease ends it (the report no longer matters).
+async fn retry<F, Fut>(what: &str, assignment: &Assignment, mut report: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), BackendError>>,
+{
     for attempt in 0..5 {
-        match backend.complete(&assignment, result.clone()).await {
+        match report().await {
             Ok(()) | Err(BackendError::LeaseLost) => return,
             Err(BackendError::Transient(e)) => {
-                tracing::warn!(operation = %assignment.name, error = %e, attempt, "completion failed; retrying");
+                tracing::warn!(operation = %assignment.name, error = %e, attempt, "{what} failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
         }

@@ -238,6 +238,64 @@ async fn lapsed_leases_are_retried_then_failed() {
 }
 
 #[tokio::test]
+async fn a_release_requeues_without_spending_an_attempt() {
+    let f = fixture(|_| {});
+    let s = Submission {
+        max_attempts: Some(1),
+        ..submission("a")
+    };
+    let op = f.engine.submit(&project(), s).await.unwrap();
+    // Released three times (three deploys) with one attempt allowed: each start is counted,
+    // none is spent.
+    let mut op = op;
+    for start in 1..=3 {
+        let running = f.start(op).await;
+        assert_eq!(running.attempt, start);
+        let released = f
+            .engine
+            .release(&running.name, &lease_id(&running))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                released.state,
+                released.lease.clone(),
+                released.outcome.clone()
+            ),
+            (State::Pending, None, None)
+        );
+        // The released lease is gone.
+        let stale = f.engine.release(&running.name, &lease_id(&running)).await;
+        assert!(matches!(stale, Err(Error::LeaseNotHeld { .. })));
+        op = released;
+    }
+    // The one attempt it has is still there: a lapsed lease now spends it.
+    let running = f.start(op).await;
+    assert_eq!(running.attempt, 4);
+    f.clock.0.fetch_add(60_001, Ordering::SeqCst);
+    f.engine.sweep().await.unwrap();
+    let failed = f.engine.get(&running.name).await.unwrap();
+    assert_eq!(
+        (failed.state, failed.error_code()),
+        (State::Failed, Some(14))
+    );
+
+    // A release of a CANCELLING operation ends it CANCELLED: its work stopped.
+    let op = f.engine.submit(&project(), submission("b")).await.unwrap();
+    let running = f.start(op).await;
+    f.engine.cancel(&running.name, "user:alice").await.unwrap();
+    let ended = f
+        .engine
+        .release(&running.name, &lease_id(&running))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ended.state, ended.error_code()),
+        (State::Cancelled, Some(1))
+    );
+}
+
+#[tokio::test]
 async fn unavailable_is_retried_other_errors_are_final() {
     let f = fixture(|_| {});
     let op = f.start(f.submit("a").await).await;

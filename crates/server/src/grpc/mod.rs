@@ -207,6 +207,22 @@ impl Grpc {
         Ok(convert::operation(&op))
     }
 
+    pub(crate) async fn release(
+        &self,
+        caller: &Caller,
+        r: pb::ReleaseRequest,
+    ) -> Result<lro::Operation, Status> {
+        let name = name(&r.name)?;
+        self.check(caller, &Route::Release(name.clone()))?;
+        let op = self
+            .app
+            .engine
+            .release(&name, &r.lease_id)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(convert::operation(&op))
+    }
+
     /// The permission check alone, for calls on a stream already authenticated.
     fn check(&self, caller: &Caller, route: &Route) -> Result<(), Status> {
         if let Some((permission, project)) = rest::permission(route) {
@@ -377,6 +393,15 @@ impl Workers for Grpc {
         Ok(Response::new(Grpc::complete(self, &caller, r).await?))
     }
 
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let caller = self.authenticate(&metadata).await?;
+        Ok(Response::new(Grpc::release(self, &caller, r).await?))
+    }
+
     type WorkStream = work::Outbound;
 
     async fn work(
@@ -385,7 +410,12 @@ impl Workers for Grpc {
     ) -> Result<Response<Self::WorkStream>, Status> {
         let (metadata, _, inbound) = request.into_parts();
         let caller = self.authenticate(&metadata).await?;
-        Ok(Response::new(work::serve(self.clone(), caller, inbound)))
+        let mut response = Response::new(work::serve(self.clone(), caller, inbound));
+        response.metadata_mut().insert(
+            longrun_proto::MAX_MESSAGE_BYTES_HEADER,
+            longrun_proto::MAX_MESSAGE_BYTES.into(),
+        );
+        Ok(response)
     }
 }
 
@@ -429,7 +459,10 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
             "/longrun.v1.Operations/{*rest}",
             pb::operations_server::OperationsServer::new(grpc.clone()),
         )
-        .route_service("/longrun.v1.Workers/{*rest}", WorkersServer::new(grpc))
+        .route_service(
+            "/longrun.v1.Workers/{*rest}",
+            WorkersServer::new(grpc).max_decoding_message_size(longrun_proto::MAX_MESSAGE_BYTES),
+        )
         .route_service("/grpc.health.v1.Health/{*rest}", health)
         .route_service(
             "/grpc.reflection.v1.ServerReflection/{*rest}",

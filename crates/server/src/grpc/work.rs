@@ -1,4 +1,4 @@
-//! The `Work` stream: a worker's lease, heartbeat and complete calls (one, or a batch) on one stream,
+//! The `Work` stream: a worker's lease, heartbeat, complete (one, or a batch) and release calls on one stream,
 //! answered in any order (each answer carries its call's id), and cancellations pushed the
 //! moment they are requested for any operation this stream leased or reported on.
 
@@ -50,7 +50,16 @@ pub fn serve(
         loop {
             tokio::select! {
                 message = inbound.message() => {
-                    let Ok(Some(request)) = message else { break };
+                    let request = match message {
+                        Ok(Some(request)) => request,
+                        Ok(None) => break,
+                        // A message over the limit, or one that does not decode: the stream
+                        // ends with the reason, never silently.
+                        Err(status) => {
+                            let _ = tx.send(Err(too_large_as_exhausted(status))).await;
+                            break;
+                        }
+                    };
                     let (grpc, caller, tx, leased) =
                         (grpc.clone(), caller.clone(), tx.clone(), leased_tx.clone());
                     calls.spawn(async move {
@@ -98,6 +107,16 @@ pub fn serve(
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
+/// A message over the size limit is RESOURCE_EXHAUSTED, as gRPC's own implementations say
+/// it (the decoder reports OUT_OF_RANGE), with the decoder's message: its size and the limit.
+fn too_large_as_exhausted(status: Status) -> Status {
+    if status.code() == tonic::Code::OutOfRange && status.message().contains("too large") {
+        Status::resource_exhausted(status.message())
+    } else {
+        status
+    }
+}
+
 /// One call's answer. Leases and heartbeats also start watching their operations.
 async fn answer(
     grpc: &Grpc,
@@ -122,6 +141,7 @@ async fn answer(
             })
         }
         Some(Call::Complete(r)) => grpc.complete(caller, r).await.map(Answer::Complete),
+        Some(Call::Release(r)) => grpc.release(caller, r).await.map(Answer::Released),
         Some(Call::CompleteBatch(batch)) => {
             Ok(Answer::Completed(complete_batch(grpc, caller, batch).await))
         }

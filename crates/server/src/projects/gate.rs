@@ -33,6 +33,7 @@ fn classify(route: &Route) -> Option<(Kind, Project)> {
         | Route::BatchCancel(_)
         | Route::Heartbeat(_)
         | Route::Complete(_)
+        | Route::Release(_)
         | Route::Lease(_)
         | Route::ListRegistrations
         | Route::Projects(

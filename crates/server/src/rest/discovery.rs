@@ -134,6 +134,18 @@ pub const METHODS: &[Method] = &[
         example: "projects/p/operations/a:complete",
     },
     Method {
+        resource: &["projects", "operations"],
+        name: "release",
+        http: "POST",
+        path: "{+name}:release",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("ReleaseRequest"),
+        response: "Operation",
+        description: "A worker that stops hands a leased operation back: PENDING again, without spending an attempt.",
+        example: "projects/p/operations/a:release",
+    },
+    Method {
         resource: &["workers"],
         name: "lease",
         http: "POST",
@@ -500,6 +512,7 @@ fn schemas() -> Value {
         "CompleteRequest": object("CompleteRequest", json!({
             "leaseId": s("string"), "response": {"type": "any"}, "error": r("Status"),
         })),
+        "ReleaseRequest": object("ReleaseRequest", json!({"leaseId": s("string")})),
         "OperationOutput": object("OperationOutput", json!({"name": s("string"), "output": s("string")})),
         "AlgorithmArgument": object("AlgorithmArgument", json!({
             "argumentName": s("string"), "type": s("string"), "description": s("string"),

@@ -73,6 +73,8 @@ pub(crate) enum Route {
     Lease(String),
     Heartbeat(Name),
     Complete(Name),
+    /// `POST …:release`: a worker hands a leased operation back.
+    Release(Name),
     Output(Name),
     /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
     Emulator(Project, crate::emulator::Call),
@@ -212,6 +214,7 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
         (&Method::POST, Some("wait")) => Ok((version, Route::Wait(name()?))),
         (&Method::POST, Some("heartbeat")) => Ok((version, Route::Heartbeat(name()?))),
         (&Method::POST, Some("complete")) => Ok((version, Route::Complete(name()?))),
+        (&Method::POST, Some("release")) => Ok((version, Route::Release(name()?))),
         (&Method::POST, Some(_)) => Err(not_found()),
         _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
     }
@@ -311,6 +314,7 @@ pub(crate) fn method_of(route: &Route) -> (String, String) {
         Route::Wait(n) => ("operations.wait", n.project().as_str().to_string()),
         Route::Heartbeat(n) => ("operations.heartbeat", n.project().as_str().to_string()),
         Route::Complete(n) => ("operations.complete", n.project().as_str().to_string()),
+        Route::Release(n) => ("operations.release", n.project().as_str().to_string()),
         Route::Output(n) => ("operationOutputs.get", n.project().as_str().to_string()),
         Route::List(p) => ("operations.list", p.as_str().to_string()),
         Route::Watch(p) => ("operations.watch", p.as_str().to_string()),
@@ -349,7 +353,7 @@ pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
         // Any authenticated caller may read what the server offers.
         Route::Emulator(project, call) => (call.permission()?, project.clone()),
         Route::Projects(project, call) => (call.permission(), project.clone()),
-        Route::Heartbeat(name) | Route::Complete(name) => {
+        Route::Heartbeat(name) | Route::Complete(name) | Route::Release(name) => {
             (Permission::WorkersExecute, name.project())
         }
         Route::ListAccounts(project)
@@ -549,6 +553,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
         Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
+        Route::Release(name) => workers::release(engine, version, &name, &bytes).await,
         Route::Emulator(project, call) => {
             crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
         }

@@ -1,4 +1,4 @@
-//! The REST worker endpoints (contract section 6): lease, heartbeat, complete.
+//! The REST worker endpoints (contract section 6): lease, heartbeat, complete, release.
 
 use super::{body, json_body, parse_duration, render};
 use crate::completion;
@@ -103,6 +103,13 @@ struct CompleteBody {
     lease_id: String,
     response: Option<serde_json::Value>,
     error: Option<StatusBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReleaseBody {
+    #[serde(alias = "lease_id")]
+    lease_id: String,
 }
 
 #[derive(Serialize)]
@@ -263,5 +270,18 @@ pub async fn complete(
         }
     };
     let op = engine.complete(name, &b.lease_id, result).await?;
+    Ok(json_body(&render::operation(&op, version)))
+}
+
+/// `POST …:release` `{"leaseId"}`: hands the leased operation back (`Engine::release`);
+/// answers the operation, PENDING again (CANCELLED if a cancel was requested).
+pub async fn release(
+    engine: &Engine,
+    version: Version,
+    name: &Name,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    let b: ReleaseBody = body::json(bytes)?;
+    let op = engine.release(name, &b.lease_id).await?;
     Ok(json_body(&render::operation(&op, version)))
 }

@@ -262,3 +262,48 @@ async fn a_batch_of_completions_is_answered_one_by_one() {
         assert_eq!(op["metadata"]["state"], state, "{op}");
     }
 }
+
+/// The Work stream states its message limit, and a message over it ends the stream with
+/// RESOURCE_EXHAUSTED naming the size and the limit (never a silent close).
+#[tokio::test]
+async fn a_work_message_over_the_limit_ends_the_stream_with_the_reason() {
+    use longrun_proto::longrun::v1 as pb;
+    use pb::work_request::Call;
+
+    let s = TestServer::start().await;
+    let (calls, outbound) = tokio::sync::mpsc::channel(8);
+    let response = pb::workers_client::WorkersClient::new(channel(&s).await)
+        .max_encoding_message_size(usize::MAX)
+        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap();
+    let stated = response
+        .metadata()
+        .get(longrun_proto::MAX_MESSAGE_BYTES_HEADER)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(stated, longrun_proto::MAX_MESSAGE_BYTES);
+    let mut inbound = response.into_inner();
+    let big = pb::CompleteRequest {
+        name: "projects/p/operations/x".into(),
+        lease_id: "l".into(),
+        result: Some(pb::complete_request::Result::Response(prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue(
+                "x".repeat(stated + 1),
+            )),
+        })),
+    };
+    calls
+        .send(pb::WorkRequest {
+            id: 1,
+            call: Some(Call::Complete(big)),
+        })
+        .await
+        .unwrap();
+    let ended = inbound.message().await.unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::ResourceExhausted, "{ended:?}");
+    assert!(ended.message().contains("too large"), "{ended:?}");
+}

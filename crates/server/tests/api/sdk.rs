@@ -109,3 +109,149 @@ async fn runs_operations_reports_progress_and_hears_cancel<B: Backend>(
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rest_a_stopping_worker_releases_and_large_results_fail_clearly() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(HttpBackend::new(&s.base));
+    releases_on_shutdown_and_fails_results_over_the_limit(s, backend, 1 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_grpc_stream_a_stopping_worker_releases_and_large_results_fail_clearly() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(GrpcBackend::new(&s.base).unwrap());
+    releases_on_shutdown_and_fails_results_over_the_limit(
+        s,
+        backend,
+        longrun_proto::MAX_MESSAGE_BYTES,
+    )
+    .await;
+}
+
+async fn state_of(s: &TestServer, id: &str) -> serde_json::Value {
+    let (status, op) = s
+        .request("GET", &format!("/v1/projects/p/operations/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{op}");
+    op
+}
+
+/// A deploy (the worker stops mid-run, with one attempt allowed) hands the operation back:
+/// PENDING, no error, its attempt not spent, so the next worker runs it to the end. Results
+/// just under the transport's limit arrive; one over it fails its operation with a clear
+/// error instead of being retried forever.
+async fn releases_on_shutdown_and_fails_results_over_the_limit<B: Backend>(
+    s: TestServer,
+    backend: Arc<B>,
+    limit: usize,
+) {
+    let worker = |runs: Arc<std::sync::atomic::AtomicUsize>| {
+        Worker::new("deploy-test")
+            .concurrency(4)
+            .shutdown_grace(Duration::from_millis(200))
+            .handle("LONG", move |_ctx| {
+                let runs = runs.clone();
+                async move {
+                    if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    Ok(json!({"finished": true}))
+                }
+            })
+            .handle("BIG", |ctx| async move {
+                let bytes = ctx.payload()["bytes"].as_u64().unwrap() as usize;
+                Ok(json!({"blob": "x".repeat(bytes)}))
+            })
+    };
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(worker(runs.clone()).run(backend.clone(), async {
+        let _ = stopped.await;
+    }));
+    s.submit(
+        "p",
+        json!({"type": "LONG", "operationId": "long", "maxAttempts": 1}),
+    )
+    .await;
+    let started = Instant::now();
+    while state_of(&s, "long").await["metadata"]["state"] != "RUNNING" {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .unwrap()
+        .unwrap();
+    let op = state_of(&s, "long").await;
+    assert_eq!(op["metadata"]["state"], "PENDING", "{op}");
+    assert_eq!(op["done"], false);
+    assert!(op.get("error").is_none(), "{op}");
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(worker(runs.clone()).run(backend, async {
+        let _ = stopped.await;
+    }));
+    let (_, op) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations/long:wait",
+            Some(r#"{"timeout": "10s"}"#),
+        )
+        .await;
+    assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    assert_eq!(op["metadata"]["attempt"], 2);
+
+    // Six results of a sixth of the limit, finishing together, all arrive; one over the
+    // limit fails its operation with the reason.
+    let fits = limit / 6 - 1024;
+    for i in 0..6 {
+        s.submit(
+            "p",
+            json!({"type": "BIG", "operationId": format!("big{i}"), "payload": {"bytes": fits}}),
+        )
+        .await;
+    }
+    s.submit(
+        "p",
+        json!({"type": "BIG", "operationId": "huge", "payload": {"bytes": limit + 1}, "maxAttempts": 3}),
+    )
+    .await;
+    for i in 0..6 {
+        let (_, op) = s
+            .request(
+                "POST",
+                &format!("/v1/projects/p/operations/big{i}:wait"),
+                Some(r#"{"timeout": "20s"}"#),
+            )
+            .await;
+        assert_eq!(op["metadata"]["state"], "SUCCEEDED", "big{i}");
+        assert_eq!(
+            op["response"]["value"]["blob"].as_str().unwrap().len(),
+            fits
+        );
+    }
+    let (_, op) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations/huge:wait",
+            Some(r#"{"timeout": "20s"}"#),
+        )
+        .await;
+    assert_eq!(op["metadata"]["state"], "FAILED", "{op}");
+    assert_eq!(op["error"]["code"], 8, "{op}");
+    assert_eq!(op["metadata"]["attempt"], 1, "{op}");
+    assert!(
+        op["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the server's limit"),
+        "{op}"
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .unwrap()
+        .unwrap();
+}
