@@ -763,3 +763,113 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
     assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
     assert_eq!(op["metadata"]["attempt"], 2);
 }
+
+/// libfaketime, from Debian's `faketime` package.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Two servers on one PostgreSQL whose clocks are 30 s apart (`faketime` on the second):
+/// a worker renewing its 5 s lease through the first every 2 s keeps it, and the second
+/// server, whose clock is ahead, neither lapses it nor leases the operation to anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_whose_clocks_disagree_agree_on_leases() {
+    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+        return;
+    };
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "libfaketime is missing: install Debian's faketime package"
+    );
+    let schema = format!("longrun_clocks_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let args = ["--store", "postgres", "--database-url", scoped.as_str()];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start_with(dir_a.path(), &args);
+    // Its wall clock 30 s ahead; its monotonic clock (timers) left alone.
+    let b = Server::start_with_env(
+        dir_b.path(),
+        &args,
+        &[
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME", "+30s"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ("FAKETIME_NO_CACHE", "1"),
+        ],
+    );
+    let (client_a, client_b) = (Client::new(&a.base), Client::new(&b.base));
+    client_a
+        .submit(
+            "p",
+            &json!({"type": "K", "operationId": "renewed", "maxAttempts": 1}),
+        )
+        .await
+        .unwrap();
+    let lease = |worker: &str| {
+        let body = json!({"types": ["K"], "waitTimeout": "0s", "leaseDuration": "5s"});
+        (format!("/v1/workers/{worker}:lease"), body)
+    };
+    let (path, body) = lease("first");
+    let leased = client_a
+        .call(http::Method::POST, &path, Some(&body))
+        .await
+        .unwrap();
+    let lease_id = leased["leases"][0]["leaseId"].as_str().unwrap().to_string();
+    let beat = json!({"leaseId": lease_id});
+    let (path_b, body_b) = lease("second");
+    // 12 s: more than twice the lease, renewed every 2 s through A, while B, its clock
+    // ahead by six leases, sweeps five times a second and is asked for work throughout.
+    let started = Instant::now();
+    let mut renewed = Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        if renewed.elapsed() >= Duration::from_secs(2) {
+            client_a
+                .call(
+                    http::Method::POST,
+                    "/v1/projects/p/operations/renewed:heartbeat",
+                    Some(&beat),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("the lease was lost at {:?}: {e}", started.elapsed()));
+            renewed = Instant::now();
+        }
+        let stolen = client_b
+            .call(http::Method::POST, &path_b, Some(&body_b))
+            .await
+            .unwrap();
+        assert!(
+            stolen.get("leases").is_none(),
+            "a second worker got it at {:?}: {stolen}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let done = client_a
+        .call(
+            http::Method::POST,
+            "/v1/projects/p/operations/renewed:complete",
+            Some(&json!({"leaseId": lease_id, "response": {"ok": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["metadata"]["state"], "SUCCEEDED", "{done}");
+    assert_eq!(done["metadata"]["attempt"], 1);
+    // Both serve the same times: the lease's end on B is A's, not 30 s later.
+    let seen_b = client_b.get(&name("renewed")).await.unwrap();
+    assert_eq!(seen_b["metadata"]["endTime"], done["metadata"]["endTime"]);
+    drop((a, b));
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

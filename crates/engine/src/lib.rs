@@ -36,6 +36,42 @@ impl Clock for SystemClock {
     }
 }
 
+/// The clock of a store that several servers share (`Store::clock`): this process's clock
+/// corrected by its offset from the store's, measured by [`StoreClock::sync`], so that every
+/// server judges leases, cancel graces and timeouts on one clock however far apart their own
+/// clocks are. The offset's error is half the round trip of the measurement.
+#[derive(Debug, Default)]
+pub struct StoreClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl StoreClock {
+    /// Measures the offset once: `Ok(false)` when the store has no clock of its own.
+    /// Errors: the store's.
+    pub async fn sync(&self, store: &dyn longrun_store::Store) -> Result<bool> {
+        let before = Timestamp::now().millis();
+        let Some(theirs) = store.clock().await? else {
+            return Ok(false);
+        };
+        let after = Timestamp::now().millis();
+        let offset = theirs.millis() - (before + after) / 2;
+        self.offset_ms
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// The offset in use, in milliseconds (the store's clock minus this process's).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clock for StoreClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_millis(self.offset_ms())
+    }
+}
+
 /// List page sizes (contract section 3.4).
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1000;

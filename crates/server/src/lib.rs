@@ -98,6 +98,16 @@ pub async fn run(
         );
     }
     let mut options = Options::new(secret);
+    // A store several servers share judges time for all of them.
+    let clock = Arc::new(longrun_engine::StoreClock::default());
+    if clock.sync(&*store).await? {
+        tracing::info!(
+            offset_ms = clock.offset_ms(),
+            "leases are timed on the store's clock"
+        );
+        options.clock = clock.clone();
+        tokio::spawn(follow_store_clock(clock, store.clone()));
+    }
     options.observer = Arc::new(console::metrics::EngineMetrics(
         console.metrics.clone(),
         console.demand.clone(),
@@ -227,6 +237,22 @@ fn only(
 {
     move |method| std::future::ready(error::ApiError::method_not_allowed(&method, allow))
 }
+
+/// Measures the store's clock again every [`CLOCK_SYNC`], for as long as the process runs.
+async fn follow_store_clock(
+    clock: Arc<longrun_engine::StoreClock>,
+    store: Arc<dyn longrun_store::Store>,
+) {
+    loop {
+        tokio::time::sleep(CLOCK_SYNC).await;
+        if let Err(e) = clock.sync(&*store).await {
+            tracing::warn!(error = %e, "cannot read the store's clock; keeping the last offset");
+        }
+    }
+}
+
+/// How often a server measures its offset from a shared store's clock.
+const CLOCK_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Lease duration of the built-in executors.
 const BUILTIN_LEASE: std::time::Duration = std::time::Duration::from_secs(10);

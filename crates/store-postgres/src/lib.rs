@@ -284,6 +284,19 @@ impl Store for PostgresStore {
         Some(self.signals.subscribe())
     }
 
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(Some(Timestamp(row.get(0))))
+    }
+
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
         let client = self.client().await?;
         client

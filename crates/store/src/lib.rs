@@ -267,6 +267,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(candidate)
     }
 
+    /// The time on the store's own clock, for a store several servers share (`None`
+    /// otherwise): the engine judges leases, graces and timeouts on it (`StoreClock`), so
+    /// that servers whose clocks disagree still agree on when a lease lapses.
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        Ok(None)
+    }
+
     /// Registers a service account; false when the email is taken.
     async fn create_account(&self, account: ServiceAccount) -> Result<bool>;
 

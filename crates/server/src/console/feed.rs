@@ -69,6 +69,9 @@ impl Store for Watched {
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
         self.inner.shared_secret(candidate).await
     }
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        self.inner.clock().await
+    }
     async fn create_account(&self, account: ServiceAccount) -> Result<bool> {
         self.inner.create_account(account).await
     }
