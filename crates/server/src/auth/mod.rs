@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use iam::{Iam, Permission, Principal};
 use jsonwebtoken::{Algorithm, Validation};
 use longrun_store::Store;
-use longrun_types::Code;
+use longrun_types::{Code, Project};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,7 +72,22 @@ pub struct Caller {
     /// `None` when auth is off.
     pub principal: Option<Principal>,
     scopes: Vec<String>,
+    /// The bearer token the caller showed, kept so that a stream can check it again.
+    token: Option<Secret>,
 }
+
+/// A credential kept in memory: never printed (`Debug` hides it).
+#[derive(Clone)]
+struct Secret(Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// How often a stream checks its caller's credentials again (`Auth::revoked`).
+pub const RECHECK: Duration = Duration::from_secs(5);
 
 impl Caller {
     /// What audit records name: the member, or nothing when auth is off.
@@ -143,9 +158,15 @@ impl Auth {
             return Ok(Caller {
                 principal: None,
                 scopes: Vec::new(),
+                token: None,
             });
         }
-        let token = bearer(headers, query)?;
+        self.verify(bearer(headers, query)?).await
+    }
+
+    /// Checks a bearer token: its signature, issuer, audience and times, and for the
+    /// server's own tokens that the service account is still enabled.
+    async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             unauthenticated("ACCESS_TOKEN_INVALID", "the access token is malformed")
         })?;
@@ -174,7 +195,39 @@ impl Auth {
         Ok(Caller {
             principal: Some(claims.principal),
             scopes: claims.scopes,
+            token: Some(Secret(token.into())),
         })
+    }
+
+    /// Resolves with the error a new call would get once the credentials `caller` opened a
+    /// stream with no longer hold: the token expired, its service account was disabled or
+    /// deleted, or it lost `permission` on the project (or, with none, the API's scopes).
+    /// Checked every [`RECHECK`]; never resolves with auth off. Streams (watch, the `Work`
+    /// stream) end with this error rather than keep serving a caller that plain calls
+    /// would refuse.
+    pub async fn revoked(
+        &self,
+        caller: &Caller,
+        permission: Option<(Permission, Project)>,
+    ) -> ApiError {
+        let Some(Secret(token)) = caller.token.clone().filter(|_| self.enabled()) else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(RECHECK).await;
+            let checked = self
+                .verify(&token)
+                .await
+                .and_then(|fresh| match &permission {
+                    Some((permission, project)) => {
+                        self.check(&fresh, *permission, project.as_str())
+                    }
+                    None => self.check_scope(&fresh),
+                });
+            if let Err(e) = checked {
+                return e;
+            }
+        }
     }
 
     /// Whether `caller` may do what needs `permission` on `project`. Checked before the
@@ -340,4 +393,21 @@ fn rejected(e: jsonwebtoken::errors::Error) -> ApiError {
         ),
         _ => unauthenticated("ACCESS_TOKEN_INVALID", "the access token is invalid"),
     }
+}
+
+/// `items`, ended by `revoked` (`Auth::revoked`) with one last item made from its error.
+pub fn until_revoked<T: Send + 'static>(
+    items: impl futures_util::Stream<Item = T> + Send + 'static,
+    revoked: impl std::future::Future<Output = ApiError> + Send + 'static,
+    last: impl FnOnce(ApiError) -> T + Send + 'static,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    use futures_util::StreamExt;
+    let state = (Box::pin(items), Some(Box::pin(revoked)), Some(last));
+    futures_util::stream::unfold(state, |(mut items, mut revoked, mut last)| async move {
+        let guard = revoked.as_mut()?;
+        tokio::select! {
+            item = items.next() => item.map(|item| (item, (items, revoked, last))),
+            error = guard => last.take().map(|last| (last(error), (items, None, None))),
+        }
+    })
 }

@@ -335,12 +335,21 @@ pub fn open(watch: Watch) -> Result<mpsc::Receiver<Item>, ApiError> {
     Ok(rx)
 }
 
-/// The REST form: 200 `text/event-stream`, one SSE event per item.
-pub fn start(watch: Watch) -> Result<Response, ApiError> {
+/// The REST form: 200 `text/event-stream`, one SSE event per item; once `revoked` resolves
+/// (the caller's credentials no longer hold), one `event: error` with the error's envelope
+/// as data, and the end.
+pub fn start(
+    watch: Watch,
+    revoked: impl std::future::Future<Output = ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
     use tokio_stream::StreamExt;
     let version = watch.version;
-    let items = tokio_stream::wrappers::ReceiverStream::new(open(watch)?);
-    let body = Body::from_stream(items.map(move |item| Ok::<_, Infallible>(sse(&item, version))));
+    let items = tokio_stream::wrappers::ReceiverStream::new(open(watch)?)
+        .map(move |item| sse(&item, version));
+    let events = crate::auth::until_revoked(items, revoked, |error| {
+        Bytes::from(format!("event: error\ndata: {}\n\n", error.body()))
+    });
+    let body = Body::from_stream(events.map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();

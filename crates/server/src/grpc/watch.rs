@@ -24,8 +24,17 @@ impl pb::operations_server::Operations for Grpc {
     ) -> Result<Response<Outbound>, Status> {
         let (metadata, _, r) = request.into_parts();
         let project = project(&r.parent)?;
-        self.authorize(&metadata, &Route::Watch(project.clone()))
+        let caller = self
+            .authorize(&metadata, &Route::Watch(project.clone()))
             .await?;
+        let (auth, permission) = (
+            self.app.auth.clone(),
+            Some((
+                crate::auth::iam::Permission::OperationsList,
+                project.clone(),
+            )),
+        );
+        let revoked = async move { auth.revoked(&caller, permission).await };
         let items = watch::open(Watch {
             engine: self.app.engine.clone(),
             hub: self.app.console.hub.clone(),
@@ -50,6 +59,7 @@ impl pb::operations_server::Operations for Grpc {
                 event: Some(event),
             }))
         });
+        let stream = crate::auth::until_revoked(stream, revoked, |e| Err(convert::error(e)));
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -43,6 +43,8 @@ pub fn serve(
     let (tx, rx) = mpsc::channel(OUTBOX);
     let (leased_tx, mut leased_rx) = mpsc::unbounded_channel::<(String, String)>();
     tokio::spawn(async move {
+        let revoked = grpc.app.auth.revoked(&caller, None);
+        tokio::pin!(revoked);
         // Cancel watchers by operation name (with the lease id they watch); they end with
         // the stream.
         let mut watchers: HashMap<String, (String, AbortHandle)> = HashMap::new();
@@ -87,6 +89,11 @@ pub fn serve(
                     watchers.retain(|_, (_, w)| !w.is_finished());
                 }
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                // The worker's credentials no longer hold: the stream ends with the reason.
+                error = &mut revoked => {
+                    let _ = tx.send(Err(convert::error(error))).await;
+                    break;
+                }
                 // The server is shutting down: the calls in flight end at once, and so
                 // does the stream, so that draining connections does not wait for it.
                 _ = grpc.app.engine.closed() => break,

@@ -533,15 +533,23 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                 next_page_token: page.next_page_token,
             }))
         }
-        Route::Watch(project) => crate::console::watch::start(crate::console::watch::Watch {
-            engine: engine.clone(),
-            hub: app.console.hub.clone(),
-            project,
-            filter_text: query.get("filter").unwrap_or("").to_string(),
-            version,
-            resume: crate::console::watch::last_event_id(&parts.headers),
-            snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
-        }),
+        Route::Watch(project) => {
+            let (auth, caller) = (app.auth.clone(), caller.clone());
+            let permission = Some((Permission::OperationsList, project.clone()));
+            let revoked = async move { auth.revoked(&caller, permission).await };
+            crate::console::watch::start(
+                crate::console::watch::Watch {
+                    engine: engine.clone(),
+                    hub: app.console.hub.clone(),
+                    project,
+                    filter_text: query.get("filter").unwrap_or("").to_string(),
+                    version,
+                    resume: crate::console::watch::last_event_id(&parts.headers),
+                    snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
+                },
+                revoked,
+            )
+        }
         Route::BatchCancel(project) => {
             let op =
                 crate::console::batch::submit(engine, &project, &caller.member(), &bytes).await?;

@@ -10,6 +10,7 @@ pub const METHODS: &[&str] = &[
     "Lease",
     "Heartbeat",
     "Complete",
+    "Release",
     "Work",
 ];
 
@@ -115,6 +116,16 @@ pub async fn status_of(
                     result: Some(pb::complete_request::Result::Response(
                         prost_types::Value::default(),
                     )),
+                },
+            ))
+            .await
+            .err(),
+        "Release" => workers()
+            .release(request(
+                a,
+                pb::ReleaseRequest {
+                    name: name.clone(),
+                    lease_id: "l".into(),
                 },
             ))
             .await

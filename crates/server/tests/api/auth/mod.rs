@@ -6,6 +6,7 @@ mod assets;
 mod grpc;
 mod metrics;
 mod projects;
+mod streams;
 
 use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -253,6 +254,12 @@ fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<Str
             "POST",
             format!("{op}:complete"),
             Some(r#"{"leaseId":"l","response":{}}"#.into()),
+        ),
+        (
+            "release",
+            "POST",
+            format!("{op}:release"),
+            Some(r#"{"leaseId":"l"}"#.into()),
         ),
         (
             "output",
