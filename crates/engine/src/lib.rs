@@ -105,7 +105,7 @@ pub trait Observer: Send + Sync {
     /// An operation of `op_type` moved from one state to another.
     fn transition(&self, _op_type: &str, _from: State, _to: State) {}
     /// A worker was told that an operation it runs is cancelled, `delay` after the cancel
-    /// was accepted (once per heartbeat or push that tells it).
+    /// was accepted (once per cancel, by the first heartbeat or push that tells it).
     fn cancel_delivered(&self, _delay: Duration) {}
     /// Leases granted in one lease call.
     fn leases_granted(&self, _count: usize) {}
@@ -244,6 +244,35 @@ struct Inner {
     /// The store is shared with other servers: waiters also re-read now and then, in case a
     /// signal was lost.
     shared: bool,
+    /// The cancels whose delivery has been observed, so that each is observed once.
+    delivered: std::sync::Mutex<Delivered>,
+}
+
+/// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
+#[derive(Default)]
+struct Delivered {
+    seen: std::collections::HashSet<(String, i64)>,
+    order: std::collections::VecDeque<(String, i64)>,
+}
+
+/// How many delivered cancels are remembered (far more than run at once).
+const DELIVERED_KEPT: usize = 16_384;
+
+impl Delivered {
+    /// True the first time this cancel of this operation is seen.
+    fn first(&mut self, name: &str, cancel_time: Timestamp) -> bool {
+        let key = (name.to_string(), cancel_time.millis());
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > DELIVERED_KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
 }
 
 /// How often waiters on a shared store re-read, which bounds the delay of a lost signal.
@@ -268,6 +297,7 @@ impl Engine {
                 waiters: Waiters::default(),
                 work: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
+                delivered: std::sync::Mutex::default(),
             }),
         }
     }
@@ -482,10 +512,8 @@ impl Engine {
             })
             .await?;
         // Workers told ahead of the commit were told as the cancel was accepted.
-        if op.state == State::Cancelling {
-            for _ in 0..announced.told() {
-                self.inner.options.observer.cancel_delivered(Duration::ZERO);
-            }
+        if op.state == State::Cancelling && announced.told() > 0 {
+            self.cancel_told(&op, Duration::ZERO);
         }
         Ok(op)
     }

@@ -224,7 +224,7 @@ impl Engine {
         let lease = op.lease.clone().expect("a held lease");
         let beat = |op: &Operation| {
             if op.state == State::Cancelling {
-                self.cancel_told(op);
+                self.cancel_told(op, None);
             }
             Beat {
                 cancel_requested: op.state == State::Cancelling,
@@ -293,7 +293,7 @@ impl Engine {
                 return Ok(false);
             }
             if op.state == State::Cancelling {
-                self.cancel_told(&op);
+                self.cancel_told(&op, None);
                 return Ok(true);
             }
             // Announced before `woken` was made: it will not wake it.
@@ -385,14 +385,22 @@ impl Engine {
         .await
     }
 
-    /// Reports how long after its acceptance a cancel reached the worker.
-    fn cancel_told(&self, op: &Operation) {
-        if let Some(cancel) = &op.cancel {
-            let delay = (self.now().millis() - cancel.time.millis()).max(0);
-            self.inner
-                .options
-                .observer
-                .cancel_delivered(Duration::from_millis(delay as u64));
+    /// Reports how long after its acceptance a cancel reached the worker (`delay`; `None`:
+    /// until now), the first time it does: later heartbeats of the CANCELLING operation
+    /// tell it again, and are not counted.
+    pub(crate) fn cancel_told(&self, op: &Operation, delay: impl Into<Option<Duration>>) {
+        let Some(cancel) = &op.cancel else { return };
+        let first = self
+            .inner
+            .delivered
+            .lock()
+            .expect("delivered lock")
+            .first(op.name.as_str(), cancel.time);
+        if first {
+            let delay = delay.into().unwrap_or_else(|| {
+                Duration::from_millis((self.now().millis() - cancel.time.millis()).max(0) as u64)
+            });
+            self.inner.options.observer.cancel_delivered(delay);
         }
     }
 

@@ -310,7 +310,21 @@ async fn the_watcher_hears_before_the_cancel_has_read_the_operation() {
     store.reads.add_permits(100);
     store.gate.add_permits(1);
     assert_eq!(cancel.await.unwrap().unwrap().state, State::Cancelling);
-    assert_eq!(deliveries.0.load(SeqCst), 2, "each told worker is observed");
+    assert_eq!(
+        deliveries.0.load(SeqCst),
+        1,
+        "one observation per cancel, however many were told"
+    );
+    // The worker's later heartbeats are told again, and not observed again.
+    store.gate.add_permits(100);
+    for _ in 0..3 {
+        let beat = engine
+            .heartbeat(&name, &lease_id, crate::Report::default(), None)
+            .await
+            .unwrap();
+        assert!(beat.cancel_requested);
+    }
+    assert_eq!(deliveries.0.load(SeqCst), 1);
 }
 
 #[tokio::test]
