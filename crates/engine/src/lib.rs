@@ -482,7 +482,11 @@ impl Engine {
         fields(longrun.operation.name = name.as_str())
     )]
     pub async fn cancel(&self, name: &Name, principal: &str) -> Result<Operation> {
-        let announced = self.inner.waiters.announce_cancel(name.as_str());
+        let request = CancelRequest {
+            time: self.now(),
+            principal: principal.to_string(),
+        };
+        let announced = self.inner.waiters.announce_cancel(name.as_str(), request);
         let op = self
             .change(name, |op, now| {
                 let task_type = self.task_type(&op.op_type);

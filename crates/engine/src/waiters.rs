@@ -11,6 +11,7 @@
 //! acknowledges it, and the state machine ends the operation CANCELLED all the same
 //! (RUNNING + AcknowledgeCancel).
 
+use longrun_types::operation::CancelRequest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,18 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct Waiters {
     by_name: Mutex<HashMap<String, (Arc<Slot>, usize)>>,
-    /// Cancels being made: operation name → how many cancel calls are announcing it, and
-    /// how many watchers have told their workers of it.
-    cancelling: Mutex<HashMap<String, (usize, usize)>>,
+    /// Cancels being made: operation name → how many cancel calls are announcing it, how
+    /// many watchers have told their workers of it, and the first call's request.
+    cancelling: Mutex<HashMap<String, Announced>>,
+}
+
+#[derive(Default)]
+struct Announced {
+    calls: usize,
+    told: usize,
+    /// Who asked first, and when: what a worker's acknowledgement that comes before the
+    /// cancel's commit records as the cancel.
+    request: Option<CancelRequest>,
 }
 
 /// One operation's wake-ups: `notify` is woken by every change the store reports and by
@@ -74,9 +84,11 @@ impl Waiters {
     /// Announces a cancel of `name` and wakes its waiters, before the cancel has read the
     /// operation; withdrawn when the returned value is dropped at the end of the cancel call
     /// (committed or not): from then on the store tells.
-    pub fn announce_cancel<'a>(&'a self, name: &str) -> Announcement<'a> {
+    pub fn announce_cancel<'a>(&'a self, name: &str, request: CancelRequest) -> Announcement<'a> {
         let mut cancelling = self.cancelling.lock().expect("cancelling lock");
-        cancelling.entry(name.to_string()).or_default().0 += 1;
+        let announced = cancelling.entry(name.to_string()).or_default();
+        announced.calls += 1;
+        announced.request.get_or_insert(request);
         drop(cancelling);
         if let Some((slot, _)) = self.by_name.lock().expect("waiters lock").get(name) {
             slot.notify.notify_waiters();
@@ -93,8 +105,14 @@ impl Waiters {
         let mut cancelling = self.cancelling.lock().expect("cancelling lock");
         cancelling
             .get_mut(name)
-            .map(|(_, told)| *told += 1)
+            .map(|announced| announced.told += 1)
             .is_some()
+    }
+
+    /// The request of a cancel of `name` announced and not yet withdrawn, if any.
+    pub fn announced_request(&self, name: &str) -> Option<CancelRequest> {
+        let cancelling = self.cancelling.lock().expect("cancelling lock");
+        cancelling.get(name).and_then(|a| a.request.clone())
     }
 
     /// The operation `name` changed: wakes its waiters.
@@ -119,16 +137,16 @@ impl Announcement<'_> {
         let mut cancelling = self.waiters.cancelling.lock().expect("cancelling lock");
         cancelling
             .get_mut(&self.name)
-            .map_or(0, |(_, told)| std::mem::take(told))
+            .map_or(0, |announced| std::mem::take(&mut announced.told))
     }
 }
 
 impl Drop for Announcement<'_> {
     fn drop(&mut self) {
         let mut map = self.waiters.cancelling.lock().expect("cancelling lock");
-        if let Some((count, _)) = map.get_mut(&self.name) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(announced) = map.get_mut(&self.name) {
+            announced.calls -= 1;
+            if announced.calls == 0 {
                 map.remove(&self.name);
             }
         }

@@ -339,6 +339,11 @@ impl Engine {
             let (event, outcome) = match result.clone() {
                 Ok(response) => (Event::Succeed, Outcome::Response(response_any(response))),
                 Err(status) if status.code == Code::Cancelled as i32 => {
+                    // A worker told ahead of the cancel's commit may answer first: the
+                    // cancel it acknowledges is recorded with it (who asked, and when).
+                    if op.cancel.is_none() {
+                        op.cancel = self.inner.waiters.announced_request(name.as_str());
+                    }
                     (Event::AcknowledgeCancel, Outcome::Error(status))
                 }
                 Err(status) if status.code == Code::Unavailable as i32 && op.attempts_remain() => (

@@ -340,7 +340,13 @@ async fn a_watcher_whose_operation_changed_reads_it_again_before_acting_on_an_an
     done.lease = None;
     store.inner.update(done).await.unwrap();
     // ...and before the watcher runs, that change is reported and a cancel announced.
-    let announced = engine.inner.waiters.announce_cancel(name.as_str());
+    let announced = engine.inner.waiters.announce_cancel(
+        name.as_str(),
+        longrun_types::operation::CancelRequest {
+            time: Timestamp(0),
+            principal: String::new(),
+        },
+    );
     engine.inner.waiters.wake(name.as_str());
     let told = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     assert!(
@@ -375,4 +381,46 @@ async fn watchers_do_not_act_on_a_cancel_that_cannot_be_made() {
     assert_eq!(engine.get(&name).await.unwrap().state, State::Running);
     watcher.abort();
     waiting.abort();
+}
+
+/// A worker told ahead of the commit may acknowledge before the cancel is written: the
+/// operation ends CANCELLED with the cancel it acknowledged, who asked and when.
+#[tokio::test]
+async fn an_acknowledgement_ahead_of_the_commit_records_who_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(&dir);
+    let (engine, name, lease_id) = running(store.clone()).await;
+    let watcher = tokio::spawn({
+        let (engine, name, lease_id) = (engine.clone(), name.clone(), lease_id.clone());
+        async move { engine.cancel_requested(&name, &lease_id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The cancel's write of CANCELLING is held at the gate.
+    let cancel = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { engine.cancel(&name, "user:alice").await }
+    });
+    let heard = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    assert!(heard.unwrap().unwrap().unwrap());
+    let acknowledged = engine
+        .complete(
+            &name,
+            &lease_id,
+            Err(Status::new(Code::Cancelled, "stopped on request")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.state, State::Cancelled);
+    store.gate.add_permits(100);
+    let answered = cancel.await.unwrap().unwrap();
+    assert_eq!(answered.state, State::Cancelled);
+    let Some(Outcome::Error(status)) = engine.get(&name).await.unwrap().outcome else {
+        panic!("an error outcome")
+    };
+    let canceller = status
+        .details
+        .iter()
+        .find(|d| d["reason"] == "CANCELLED_BY_PRINCIPAL")
+        .unwrap_or_else(|| panic!("who cancelled is lost: {status:?}"));
+    assert_eq!(canceller["metadata"]["principal"], "user:alice");
 }
