@@ -462,7 +462,7 @@ impl Engine {
             if !op.done() {
                 return Err(Error::NotDone(name.clone()));
             }
-            match self.inner.store.delete(name, op.version).await {
+            match self.inner.store.delete(&op).await {
                 Ok(()) => return Ok(()),
                 Err(longrun_store::Error::Conflict) => continue,
                 Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),

@@ -295,8 +295,10 @@ pub trait Store: Send + Sync + 'static {
     /// `operation.version`, and returns it as stored (version + 1).
     async fn update(&self, operation: Operation) -> Result<Operation>;
 
-    /// Removes the operation if its stored version equals `version`.
-    async fn delete(&self, name: &Name, version: i64) -> Result<()>;
+    /// Removes `operation` if its stored version still equals `operation.version`: the
+    /// record passed is the one removed, so that whoever is told of the delete (watchers)
+    /// knows what went, not only its name.
+    async fn delete(&self, operation: &Operation) -> Result<()>;
 
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
@@ -372,6 +374,6 @@ pub trait Store: Send + Sync + 'static {
     async fn unregister_project(&self, project: &str) -> Result<bool>;
 
     /// Removes up to `limit` done operations that ended before `ended_before` (retention);
-    /// returns the names of those that went, so that watchers can be told.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>>;
+    /// returns those that went, as they stood, so that watchers can be told.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 }

@@ -224,16 +224,14 @@ pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>)
 }
 pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let op = created(&*store, operation("p", "x", 1)).await;
-    assert!(matches!(
-        store.delete(&op.name, 7).await,
-        Err(Error::Conflict)
-    ));
-    store.delete(&op.name, 1).await.unwrap();
+    let stale = Operation {
+        version: 7,
+        ..op.clone()
+    };
+    assert!(matches!(store.delete(&stale).await, Err(Error::Conflict)));
+    store.delete(&op).await.unwrap();
     assert_eq!(store.get(&op.name).await.unwrap(), None);
-    assert!(matches!(
-        store.delete(&op.name, 1).await,
-        Err(Error::NotFound)
-    ));
+    assert!(matches!(store.delete(&op).await, Err(Error::NotFound)));
 }
 async fn collect_all<S: Store>(
     store: &S,
@@ -405,7 +403,8 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let recent = store.update(done(recent, State::Failed, 50)).await.unwrap();
     let pending = created(&*store, operation("p", "pending", 3)).await;
     let expired = store.expire(Timestamp(20), 100).await.unwrap();
-    assert_eq!(expired, std::slice::from_ref(&old.name));
+    // The record as it stood is returned, not only its name.
+    assert_eq!(expired, std::slice::from_ref(&old));
     assert_eq!(store.get(&old.name).await.unwrap(), None);
     assert_eq!(store.get(&recent.name).await.unwrap(), Some(recent));
     assert_eq!(store.get(&pending.name).await.unwrap(), Some(pending));
@@ -425,11 +424,12 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
         .await
         .unwrap()
         .into_iter()
+        .map(|op| op.name)
         .collect();
     assert_eq!(expired.len(), 3);
     let rest = store.expire(Timestamp(20), 3).await.unwrap();
     assert_eq!(rest.len(), 2);
-    expired.extend(rest);
+    expired.extend(rest.into_iter().map(|op| op.name));
     assert_eq!(expired, names);
     for name in names {
         assert_eq!(store.get(&name).await.unwrap(), None);
@@ -521,7 +521,7 @@ pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
         Err(Error::AlreadyExists(_))
     ));
     for (op, _) in &scanned {
-        store.delete(&op.name, op.version).await.unwrap();
+        store.delete(op).await.unwrap();
     }
     store.import(scanned.clone()).await.unwrap();
     for (op, payload) in &scanned {
