@@ -23,6 +23,41 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err("empty path segment".into());
     }
+    let decoded = decode(raw, Escapes::Strict)?;
+    if decoded == b"." || decoded == b".." {
+        return Err(format!(
+            "the path segment `{raw}` is a dot segment, which HTTP clients remove from paths"
+        ));
+    }
+    Ok(encode(&decoded))
+}
+
+/// The canonical form of a name, or of a part of one, as a filter writes it: each
+/// `/`-separated piece percent-decoded, then re-encoded as every name is, so that the id
+/// as the user typed it (`café`), its encoding in either case (`caf%c3%a9`) and the
+/// canonical form (`caf%C3%A9`) are one text. It refuses nothing, since a part of a name
+/// (the text around a wildcard) may start or end anywhere: a `%` that starts no escape
+/// stands for itself (`%25`), and empty or dot pieces stay as they are.
+pub fn canonical_text(text: &str) -> String {
+    text.split('/')
+        .map(|piece| {
+            encode(&decode(piece, Escapes::Lenient).expect("lenient decoding never fails"))
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What a `%` that starts no valid escape means.
+#[derive(Clone, Copy, PartialEq)]
+enum Escapes {
+    /// An error (a path segment).
+    Strict,
+    /// Itself (a piece of a name in a filter).
+    Lenient,
+}
+
+/// The bytes of `raw` with its percent-escapes decoded.
+fn decode(raw: &str, escapes: Escapes) -> Result<Vec<u8>, String> {
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -31,29 +66,40 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
             let hex = bytes
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("malformed percent-encoding in `{raw}`"))?;
-            decoded.push(hex);
-            i += 3;
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (hex, escapes) {
+                (Some(byte), _) => {
+                    decoded.push(byte);
+                    i += 3;
+                }
+                (None, Escapes::Lenient) => {
+                    decoded.push(b'%');
+                    i += 1;
+                }
+                (None, Escapes::Strict) => {
+                    return Err(format!("malformed percent-encoding in `{raw}`"));
+                }
+            }
         } else {
             decoded.push(bytes[i]);
             i += 1;
         }
     }
-    if decoded == b"." || decoded == b".." {
-        return Err(format!(
-            "the path segment `{raw}` is a dot segment, which HTTP clients remove from paths"
-        ));
-    }
-    let mut out = String::with_capacity(decoded.len());
-    for b in decoded {
+    Ok(decoded)
+}
+
+/// `bytes` with everything but the unreserved characters percent-encoded (upper case).
+fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
         if is_unreserved(b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    Ok(out)
+    out
 }
 
 /// A project id, canonical single segment.
@@ -191,6 +237,25 @@ mod tests {
         let n = Name::parse("projects/p/operations/a%2fb/c").unwrap();
         assert_eq!(n.id(), "a%2Fb/c");
         assert_eq!(n.as_str(), "projects/p/operations/a%2Fb/c");
+    }
+
+    #[test]
+    fn names_in_filters_take_the_canonical_form_whatever_was_typed() {
+        let canonical = "projects/p/operations/caf%C3%A9";
+        for typed in [
+            "projects/p/operations/café",
+            "projects/p/operations/caf%c3%a9",
+            canonical,
+        ] {
+            assert_eq!(canonical_text(typed), canonical, "{typed}");
+        }
+        // Parts of names: around a wildcard, with stray `%`, empty and dot pieces.
+        assert_eq!(canonical_text("été/"), "%C3%A9t%C3%A9/");
+        assert_eq!(canonical_text("100%"), "100%25");
+        assert_eq!(canonical_text("%4"), "%254");
+        assert_eq!(canonical_text("a%2fb"), "a%2Fb");
+        assert_eq!(canonical_text("/../a b"), "/../a%20b");
+        assert_eq!(canonical_text("*"), "%2A");
     }
 
     #[test]

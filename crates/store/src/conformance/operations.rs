@@ -396,6 +396,45 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
     // The data set is rich enough for the filters to select different subsets.
     assert!(sizes.len() > 8, "{sizes:?}");
 }
+/// A name filter written with the id as typed (non-ASCII letters unencoded, or encoded in
+/// lower case) selects the operation whose canonical name percent-encodes it, for `=`,
+/// `:` and the wildcard forms, as the reference semantics say.
+pub async fn name_filters_match_ids_as_typed<S: Store>(store: Arc<S>) {
+    let cafe = created(&*store, operation("p", "café", 1)).await;
+    let deep = created(&*store, operation("p", "exports/été/1", 2)).await;
+    let plain = created(&*store, operation("p", "plain", 3)).await;
+    assert_eq!(cafe.name.as_str(), "projects/p/operations/caf%C3%A9");
+    let cases = [
+        ("name = \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"projects/p/operations/caf%c3%a9\"", vec![&cafe]),
+        ("name : \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"*é\"", vec![&cafe]),
+        (
+            "name = \"projects/p/operations/exports/été/*\"",
+            vec![&deep],
+        ),
+        ("name : \"*été*\"", vec![&deep]),
+        (
+            "name != \"projects/p/operations/café\"",
+            vec![&plain, &deep],
+        ),
+    ];
+    for (text, expected) in cases {
+        let expr = filter::parse(text).unwrap();
+        let expected: Vec<Name> = expected.into_iter().map(|o| o.name.clone()).collect();
+        let reference: Vec<Name> = [&plain, &deep, &cafe]
+            .into_iter()
+            .filter(|op| expr.as_ref().is_none_or(|e| e.matches(op)))
+            .map(|op| op.name.clone())
+            .collect();
+        assert_eq!(reference, expected, "reference semantics of {text}");
+        assert_eq!(
+            collect_all(&*store, "p", expr, 10).await,
+            expected,
+            "filter {text}"
+        );
+    }
+}
 pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let old = created(&*store, operation("p", "old", 1)).await;
     let old = store.update(done(old, State::Succeeded, 10)).await.unwrap();
