@@ -171,7 +171,16 @@ pub fn parse_name(name: &str) -> Result<(Project, String), ApiError> {
     Ok((project, id.to_string()))
 }
 
-/// The wire form of an asset (Earth Engine's `EarthEngineAsset`).
+/// Whether assets of this type hold others (folders and image collections) rather than
+/// data (images, tables, classifiers: Earth Engine's leaf assets).
+pub fn is_container(asset_type: &str) -> bool {
+    matches!(asset_type, "FOLDER" | "IMAGE_COLLECTION")
+}
+
+/// The wire form of an asset (Earth Engine's `EarthEngineAsset`). A leaf asset carries
+/// `sizeBytes`, an int64 as a JSON string as Google writes it: the size its task recorded
+/// (see `tasks`), `"0"` for one recorded without a size; folders and collections carry none,
+/// as on Google's server.
 pub fn render(asset: &Asset) -> Value {
     let mut out = Map::new();
     out.insert("type".into(), json!(asset.asset_type));
@@ -182,8 +191,16 @@ pub fn render(asset: &Asset) -> Value {
             out.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+    if is_container(&asset.asset_type) {
+        out.remove(SIZE_BYTES);
+    } else {
+        out.entry(SIZE_BYTES).or_insert_with(|| json!("0"));
+    }
     Value::Object(out)
 }
+
+/// The field of a leaf asset's size.
+pub const SIZE_BYTES: &str = "sizeBytes";
 
 /// 404 NOT_FOUND in Earth Engine's words, ErrorInfo reason `ASSET_NOT_FOUND`.
 pub fn not_found(name: &str) -> ApiError {
@@ -370,11 +387,7 @@ pub async fn handle(
                     let parent = name(&project, id);
                     let found = store.asset(&parent).await.map_err(backend)?;
                     match found {
-                        Some(a)
-                            if a.asset_type == "FOLDER" || a.asset_type == "IMAGE_COLLECTION" =>
-                        {
-                            parent
-                        }
+                        Some(a) if is_container(&a.asset_type) => parent,
                         Some(a) => {
                             return Err(ApiError::invalid(
                                 "NOT_A_CONTAINER",
