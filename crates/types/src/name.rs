@@ -11,7 +11,33 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 /// Longest accepted operation name, in bytes of its canonical form.
-pub const MAX_NAME_LEN: usize = 1024;
+pub const MAX_NAME_LEN: usize = crate::limits::OPERATION_NAME;
+
+/// Why a project id or an operation name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// Not a name: why.
+    Invalid(String),
+    /// Longer than its limit (field `project` or `name`).
+    TooLong(crate::limits::TooLong),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Invalid(why) => f.write_str(why),
+            NameError::TooLong(too_long) => too_long.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+impl From<NameError> for String {
+    fn from(e: NameError) -> String {
+        e.to_string()
+    }
+}
 
 /// Decodes one raw path segment and re-encodes it canonically.
 ///
@@ -107,14 +133,18 @@ fn encode(bytes: &[u8]) -> String {
 pub struct Project(String);
 
 impl Project {
-    pub fn parse(raw: &str) -> Result<Project, String> {
+    /// A project id from its raw (possibly percent-encoded) form: one segment, at most
+    /// [`limits::PROJECT_ID`](crate::limits::PROJECT_ID) bytes canonical.
+    pub fn parse(raw: &str) -> Result<Project, NameError> {
         if raw.contains('/') {
-            return Err(format!("project id `{raw}` must be a single path segment"));
+            return Err(NameError::Invalid(format!(
+                "project id `{raw}` must be a single path segment"
+            )));
         }
-        let segment = canonical_segment(raw).map_err(|e| format!("invalid project id: {e}"))?;
-        if segment.len() > 256 {
-            return Err("project id is too long".into());
-        }
+        let segment = canonical_segment(raw)
+            .map_err(|e| NameError::Invalid(format!("invalid project id: {e}")))?;
+        crate::limits::check("project", &segment, crate::limits::PROJECT_ID)
+            .map_err(NameError::TooLong)?;
         Ok(Project(segment))
     }
 
@@ -146,10 +176,11 @@ const PROJECT_PREFIX: &str = "projects/";
 const OPERATIONS_INFIX: &str = "/operations/";
 
 impl Name {
-    /// Builds a name from a project and a raw (possibly multi-segment) id.
-    pub fn new(project: &Project, raw_id: &str) -> Result<Name, String> {
+    /// Builds a name from a project and a raw (possibly multi-segment) id; the name is at
+    /// most [`MAX_NAME_LEN`] bytes (a longer one is `TooLong` of field `name`).
+    pub fn new(project: &Project, raw_id: &str) -> Result<Name, NameError> {
         if raw_id.is_empty() {
-            return Err("operation id is empty".into());
+            return Err(NameError::Invalid("operation id is empty".into()));
         }
         let mut full = format!("{PROJECT_PREFIX}{project}{OPERATIONS_INFIX}");
         let project_end = PROJECT_PREFIX.len() + project.as_str().len();
@@ -158,15 +189,11 @@ impl Name {
             if i > 0 {
                 full.push('/');
             }
-            let segment =
-                canonical_segment(segment).map_err(|e| format!("invalid operation id: {e}"))?;
+            let segment = canonical_segment(segment)
+                .map_err(|e| NameError::Invalid(format!("invalid operation id: {e}")))?;
             full.push_str(&segment);
         }
-        if full.len() > MAX_NAME_LEN {
-            return Err(format!(
-                "operation name is longer than {MAX_NAME_LEN} bytes"
-            ));
-        }
+        crate::limits::check("name", &full, MAX_NAME_LEN).map_err(NameError::TooLong)?;
         Ok(Name {
             full,
             id_start,
@@ -175,8 +202,12 @@ impl Name {
     }
 
     /// Parses `projects/{p}/operations/{id...}` (raw, percent-encoded form).
-    pub fn parse(raw: &str) -> Result<Name, String> {
-        let bad = || format!("`{raw}` is not an operation name like projects/P/operations/ID");
+    pub fn parse(raw: &str) -> Result<Name, NameError> {
+        let bad = || {
+            NameError::Invalid(format!(
+                "`{raw}` is not an operation name like projects/P/operations/ID"
+            ))
+        };
         let rest = raw.strip_prefix(PROJECT_PREFIX).ok_or_else(bad)?;
         let (project, id) = rest.split_once(OPERATIONS_INFIX).ok_or_else(bad)?;
         Name::new(&Project::parse(project)?, id)
@@ -240,6 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn names_and_project_ids_longer_than_their_limits_say_which_and_how_long() {
+        let p = Project::parse(&"p".repeat(256)).unwrap();
+        let too_long = |e| match e {
+            NameError::TooLong(t) => t,
+            other => panic!("{other}"),
+        };
+        let e = too_long(Project::parse(&"p".repeat(257)).unwrap_err());
+        assert_eq!((e.field.as_str(), e.length, e.limit), ("project", 257, 256));
+        let prefix = format!("projects/{p}/operations/").len();
+        assert!(Name::new(&p, &"i".repeat(MAX_NAME_LEN - prefix)).is_ok());
+        // Canonical bytes count: `é` is `%C3%A9`, six.
+        let e = too_long(Name::new(&p, &"é".repeat(200)).unwrap_err());
+        assert_eq!(
+            (e.field.as_str(), e.length, e.limit),
+            ("name", prefix + 1200, 1024)
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "name is {} bytes long; it may be at most 1024 bytes",
+                prefix + 1200
+            )
+        );
+    }
+
+    #[test]
     fn names_in_filters_take_the_canonical_form_whatever_was_typed() {
         let canonical = "projects/p/operations/caf%C3%A9";
         for typed in [
@@ -294,7 +351,7 @@ mod tests {
         let p = Project::parse("p").unwrap();
         for id in ["..", "a/../b", "a/./b", "%2e%2E", "x/%2E"] {
             let e = Name::new(&p, id).unwrap_err();
-            assert!(e.contains("dot segment"), "{id}: {e}");
+            assert!(e.to_string().contains("dot segment"), "{id}: {e}");
         }
         assert!(Project::parse("..").is_err());
         // Dots inside a segment are ordinary characters.

@@ -52,7 +52,7 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 /// The account `NAME@PROJECT.iam.longrun`, once `name` and `project` are checked.
 pub fn email(name: &str, project: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
-        (6..=30).contains(&name.len())
+        (6..=longrun_types::limits::ACCOUNT_NAME).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
                 .chars()

@@ -187,7 +187,7 @@ impl Runner {
     /// the task as Earth Engine does.
     async fn create(&self, new: NewAsset, size: u64) -> Result<(), Status> {
         let invalid = |e: crate::error::ApiError| Status::new(e.code, e.message);
-        super::assets::parse_name(&new.name).map_err(invalid)?;
+        super::assets::parse_name("name", &new.name).map_err(invalid)?;
         let mut record = json!({
             "updateTime": Timestamp::now().to_string(),
             super::assets::SIZE_BYTES: size.to_string(),

@@ -36,9 +36,10 @@ fn name(text: &str) -> Result<Name, Status> {
 
 fn project(text: &str) -> Result<Project, Status> {
     let id = text.strip_prefix("projects/").ok_or_else(|| {
-        convert::error(rest::invalid_name(format!(
-            "`{text}` is not a project name projects/PROJECT"
-        )))
+        convert::error(ApiError::invalid(
+            "INVALID_NAME",
+            format!("`{text}` is not a project name projects/PROJECT"),
+        ))
     })?;
     rest::project_of(id).map_err(convert::error)
 }

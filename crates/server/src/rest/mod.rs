@@ -87,8 +87,12 @@ pub(crate) enum Route {
     ListRegistrations,
 }
 
-pub(crate) fn invalid_name(e: String) -> ApiError {
-    ApiError::invalid("INVALID_NAME", e)
+/// A name or project id refused: `TOO_LONG` past its limit, else `INVALID_NAME`.
+pub(crate) fn invalid_name(e: longrun_types::NameError) -> ApiError {
+    match e {
+        longrun_types::NameError::TooLong(too_long) => too_long.into(),
+        longrun_types::NameError::Invalid(why) => ApiError::invalid("INVALID_NAME", why),
+    }
 }
 
 pub(crate) fn project_of(segment: &str) -> Result<Project, ApiError> {

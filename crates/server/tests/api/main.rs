@@ -12,6 +12,7 @@ mod gate;
 mod grpc;
 mod jwks;
 mod keys;
+mod limits;
 mod list;
 mod metrics;
 mod operations;

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             awkward_values_round_trip_exactly,
             assets_keep_to_their_folders,
             assets_move_with_their_contents,
+            values_past_their_limits_are_refused_alike,
             project_export_caps_are_kept,
             lease_caps_exports_per_project,
             the_project_registry_is_kept,
