@@ -55,6 +55,8 @@ pub struct App {
     pub console: crate::console::Console,
     /// `[projects]` (contract section 12).
     pub projects: std::sync::Arc<crate::projects::Settings>,
+    /// The message types a worker's response or an error detail may be.
+    pub types: longrun_proto::any::Types,
 }
 
 /// What a request path and method resolve to.
@@ -552,7 +554,9 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             workers::lease(engine, version, worker, projects, &bytes).await
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
-        Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
+        Route::Complete(name) => {
+            workers::complete(engine, &app.types, version, &name, &bytes).await
+        }
         Route::Emulator(project, call) => {
             crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
         }

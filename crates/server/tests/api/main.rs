@@ -19,6 +19,7 @@ mod operations;
 mod page;
 mod postgres;
 mod projects;
+mod response_types;
 mod sdk;
 mod simulate;
 mod watch;
