@@ -163,7 +163,7 @@ impl Types {
         self.from_any(&self.to_any(json)?)
     }
 
-    /// A worker's response as kept (contract section 8): without `@type`, an object is kept
+    /// A worker's response as kept: without `@type`, an object is kept
     /// as a `google.protobuf.Struct` and any other value as a `google.protobuf.Value`; with
     /// `@type` it must be a described type (put in canonical form). Struct and Value carry
     /// numbers as doubles, so an integer a double does not hold exactly is refused rather

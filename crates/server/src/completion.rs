@@ -63,7 +63,7 @@ fn refused(field: String, why: Refused) -> ApiError {
     }
 }
 
-/// The response as kept (contract section 8: Struct without `@type`, Value when it is not an
+/// The response as kept (a Struct without `@type`, a Value when it is not an
 /// object, a described type in canonical form).
 pub fn response(types: &Types, json: Json) -> Result<Json, ApiError> {
     types

@@ -10,7 +10,7 @@
 //! `EPOCH-SEQ-s`, which resumes as a fresh snapshot too (a snapshot cut short cannot be
 //! continued); `synced` carries the cursor of the point the snapshot was taken.
 //!
-//! Stated choices where the contract is silent: a delete enters the hub with the operation
+//! Stated choices where the API leaves room: a delete enters the hub with the operation
 //! as it stood when deleted (as watchers were last told of it), and a filtered watch sends
 //! `deleted` only when that operation matches its filter, so a watcher hears of the delete
 //! of every operation it shows and of no other; the decision depends on the change and the

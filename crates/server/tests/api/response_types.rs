@@ -1,5 +1,5 @@
-//! A worker's `response` of a team's own message type (contract section 8): described by a
-//! descriptor set named in `[api] descriptor_sets`, it is kept as given and read back
+//! A worker's `response` of a team's own message type: described by a descriptor set
+//! named in `[api] descriptor_sets`, it is kept as given and read back
 //! intact over REST and over gRPC; a type the server cannot describe is 400 naming the type
 //! and the setting; a descriptor set that does not load stops the server at start.
 
