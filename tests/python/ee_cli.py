@@ -7,8 +7,7 @@ Same server setup as ee_client.py (auth mode "oauth", Earth Engine task types on
 BASE/token and roles/earthengine.admin on PROJECT; PROJECT starts empty).
 
 The CLI is the `earthengine` script installed next to this Python. It reads the server URL
-and the project from the JSON file named by EE_CONFIG_FILE ({"url": ..., "project": ...};
-the key file's own `project` field would do too: ee_readme.py relies on that),
+and the project from the JSON file named by EE_CONFIG_FILE ({"url": ..., "project": ...}),
 and gets its token with --service_account_file (a JWT-bearer grant at the key's token_uri).
 State is prepared with plain HTTP calls; the CLI's output is checked against the server's.
 Prints "ok" at the end; any failed check exits non-zero with a message.

@@ -9,7 +9,8 @@ server's URL and the project, and --service_account_file KEY_FILE.
 
 Checked: `create folder` (with and without --parents), `create collection`, `ls` (of the
 project and of a folder, -l, -r), `asset info`, `asset set`, `mv`, `cp`, `rm` (-r),
-`acl get`, `upload image` and `upload table` (ingestions that create assets), `task list`,
+`acl get`, `upload image` and `upload table` (ingestions that create assets), `du` of
+the assets they made, `task list`,
 `task info`, `task wait` and `task cancel`. Prints "ok" at the end.
 """
 
@@ -80,6 +81,11 @@ def main() -> None:
         "uploaded table",
     )
 
+    # `du` of a leaf asset prints the sizeBytes its getAsset carries.
+    for leaf in (f"{root}/cli/scenes/one", f"{root}/cli/plots"):
+        size = int(json.loads(earthengine("asset", "info", leaf))["sizeBytes"])
+        out = run("du", leaf).stdout.split()
+        check(out == [str(size), leaf] and size > 0, f"`du {leaf}`: {out} (sizeBytes {size})")
     earthengine("mv", f"{root}/cli/plots", f"{root}/cli/deep/plots")
     earthengine("asset", "info", f"{root}/cli/plots", rc=1)
     earthengine("cp", f"{root}/cli/deep/plots", f"{root}/cli/plots-copy")

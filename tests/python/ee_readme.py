@@ -7,7 +7,8 @@ README's "### Recipe" section and runs them, with the README's `http://127.0.0.1
 `key.json` and `my-project` replaced by BASE (with a trailing slash in the Python part, as
 users often write it), KEY_FILE and PROJECT. KEY_FILE comes from `longrun service-accounts
 create` (with auth on, its account is bound to PROJECT; with auth off it may come from any
-store). The CLI's config file has no project: the key file names it. Prints "ok" at the end.
+store). The CLI's config file names the project, as the README's does. Prints "ok" at the
+end.
 """
 
 import os

@@ -198,7 +198,7 @@ impl Target {
         } else {
             Project::parse(self.project()?).and_then(|p| Name::new(&p, operation))
         };
-        parsed.map_err(|e| Failure(3, e))
+        parsed.map_err(|e| Failure(3, e.into()))
     }
 
     fn print(&self, value: &Value) {

@@ -1,7 +1,7 @@
 //! The official Earth Engine Python client (`earthengine-api`, pinned in
 //! tests/python/requirements.txt) and its `earthengine` CLI, unmodified, against a server
 //! running examples/ee-emulator.toml with auth mode `oauth`. The checks themselves are in
-//! tests/python/ee_client.py and ee_cli.py. Needs `LONGRUN_TEST_PYTHON` (set by .ci/run,
+//! tests/python/ee_client.py, ee_cli.py and ee_key_file.py. Needs `LONGRUN_TEST_PYTHON` (set by .ci/run,
 //! which fails if the client cannot be installed); without it the tests say so and skip.
 
 mod common;
@@ -47,4 +47,79 @@ fn the_python_client() {
 #[test]
 fn the_earthengine_cli() {
     run("ee_cli.py");
+}
+
+/// The keys of Google's service-account key files, which `service-accounts create` writes,
+/// and no other: the `earthengine` CLI copies every key of the file into its settings.
+const GOOGLE_KEYS: [&str; 11] = [
+    "type",
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "client_id",
+    "auth_uri",
+    "token_uri",
+    "auth_provider_x509_cert_url",
+    "client_x509_cert_url",
+    "universe_domain",
+];
+
+/// A key file has exactly the keys of Google's format, and the `earthengine` CLI given it
+/// with `--service_account_file` talks to the configured project, not to the key's.
+#[test]
+fn key_files_are_googles_and_the_configured_project_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key_project = "key-project";
+    let mut config = String::from("[auth]\nmode = \"oauth\"\n");
+    for p in [PROJECT, key_project] {
+        config.push_str(&format!(
+            "\n[[iam.binding]]\nproject = \"{p}\"\nrole = \"roles/earthengine.admin\"\n\
+             members = [\"serviceAccount:ee-tester@{key_project}.iam.longrun\"]\n"
+        ));
+    }
+    let server = Server::start_with_config(&data, &config);
+    let key = create_account(&server, &data, "ee-tester", key_project, dir.path());
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    let mut keys: Vec<&str> = file
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    let mut google = GOOGLE_KEYS.to_vec();
+    google.sort();
+    assert_eq!(keys, google, "{file}");
+    assert!(
+        file.as_object().unwrap().values().all(|v| v.is_string()),
+        "{file}"
+    );
+    assert_eq!(file["type"], "service_account");
+    assert_eq!(file["project_id"], key_project);
+    assert_eq!(
+        file["client_email"],
+        format!("ee-tester@{key_project}.iam.longrun")
+    );
+    assert_eq!(file["token_uri"], format!("{}/token", server.base));
+    assert_eq!(file["universe_domain"], "googleapis.com");
+    let client_id = file["client_id"].as_str().unwrap();
+    assert!(
+        !client_id.is_empty() && client_id.bytes().all(|b| b.is_ascii_digit()),
+        "{client_id}"
+    );
+
+    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
+        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping ee_key_file.py (.ci/run sets it)");
+        return;
+    };
+    let (ok, text) = python(
+        &python_bin,
+        "ee_key_file.py",
+        &[&server.base, key.to_str().unwrap(), PROJECT],
+    );
+    assert!(ok, "ee_key_file.py failed:\n{text}");
+    assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
 }

@@ -1,6 +1,7 @@
 //! The engine's error type, and the one place that maps each error to a google.rpc code,
 //! an ErrorInfo reason and its metadata.
 
+use longrun_types::limits::TooLong;
 use longrun_types::{Code, Name};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,9 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// An id or name longer than its limit (`longrun_types::limits`).
+    #[error("{0}")]
+    TooLong(TooLong),
     #[error("operation {0} is not done; cancel it first or wait for it to finish")]
     NotDone(Name),
     #[error("operation {0} already exists")]
@@ -42,7 +46,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::NotFound(_) => Code::NotFound,
-            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::InvalidArgument { .. } | Error::TooLong(_) => Code::InvalidArgument,
             Error::NotDone(_) => Code::FailedPrecondition,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
@@ -58,6 +62,7 @@ impl Error {
         match self {
             Error::NotFound(_) => "OPERATION_NOT_FOUND",
             Error::InvalidArgument { reason, .. } => reason,
+            Error::TooLong(_) => "TOO_LONG",
             Error::NotDone(_) => "OPERATION_NOT_DONE",
             Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
             Error::QueueFull { .. } => "QUEUE_FULL",
@@ -80,11 +85,21 @@ impl Error {
             Error::LeaseNotHeld { name, lease_id } => {
                 vec![("name", name.to_string()), ("leaseId", lease_id.clone())]
             }
+            Error::TooLong(too_long) => vec![
+                ("field", too_long.field.clone()),
+                ("limit", too_long.limit.to_string()),
+            ],
             Error::InvalidArgument { .. }
             | Error::Unimplemented(_)
             | Error::Unavailable(_)
             | Error::Internal(_) => vec![],
         }
+    }
+}
+
+impl From<TooLong> for Error {
+    fn from(too_long: TooLong) -> Error {
+        Error::TooLong(too_long)
     }
 }
 
@@ -96,6 +111,7 @@ impl From<longrun_store::Error> for Error {
             longrun_store::Error::InvalidArgument(message) => {
                 Error::invalid("INVALID_CHARACTER", message)
             }
+            longrun_store::Error::TooLong(too_long) => Error::TooLong(too_long),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -14,8 +14,11 @@ pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Store};
 use longrun_types::filter;
+use longrun_types::limits;
 use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
-use longrun_types::{Code, Event, Name, Operation, Project, State, Timestamp, Transition};
+use longrun_types::{
+    Code, Event, Name, NameError, Operation, Project, State, Timestamp, Transition,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -152,7 +155,7 @@ impl Default for TaskType {
 }
 
 /// Longest `concurrencyKey` of a submit, in bytes (like `requestId`).
-pub const MAX_CONCURRENCY_KEY: usize = 256;
+pub const MAX_CONCURRENCY_KEY: usize = limits::CONCURRENCY_KEY;
 
 /// The message of an operation cancelled at a user's request.
 pub const CANCELLED_BY_USER: &str = "Operation cancelled by user.";
@@ -530,7 +533,7 @@ impl Engine {
             if !op.done() {
                 return Err(Error::NotDone(name.clone()));
             }
-            match self.inner.store.delete(name, op.version).await {
+            match self.inner.store.delete(&op).await {
                 Ok(()) => return Ok(()),
                 Err(longrun_store::Error::Conflict) => continue,
                 Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
@@ -607,9 +610,8 @@ impl Engine {
         if s.op_type.trim().is_empty() {
             return Err(invalid("type is required".into()));
         }
-        if s.op_type.len() > 256 || s.description.len() > 64 * 1024 {
-            return Err(invalid("type or description is too long".into()));
-        }
+        limits::check("type", &s.op_type, limits::TYPE)?;
+        limits::check("description", &s.description, limits::DESCRIPTION)?;
         let priority = s
             .priority
             .unwrap_or(i64::from(longrun_types::operation::DEFAULT_PRIORITY));
@@ -637,21 +639,29 @@ impl Engine {
                 "maxAttempts must be between 1 and 1000, not {max_attempts}"
             )));
         }
-        if let Some(id) = &s.request_id
-            && (id.is_empty() || id.len() > 256)
-        {
-            return Err(invalid("requestId must be 1 to 256 characters".into()));
+        if let Some(id) = &s.request_id {
+            if id.is_empty() {
+                return Err(invalid(format!(
+                    "requestId must be 1 to {} bytes",
+                    limits::REQUEST_ID
+                )));
+            }
+            limits::check("requestId", id, limits::REQUEST_ID)?;
         }
         if let Some(key) = &s.concurrency_key {
-            if key.is_empty() || key.len() > MAX_CONCURRENCY_KEY {
+            if key.is_empty() {
                 return Err(invalid(format!(
                     "concurrencyKey must be 1 to {MAX_CONCURRENCY_KEY} bytes"
                 )));
             }
+            limits::check("concurrencyKey", key, MAX_CONCURRENCY_KEY)?;
             longrun_store::storable_text("concurrencyKey", key)?;
         }
         let name = match &s.operation_id {
-            Some(id) => Name::new(project, id).map_err(invalid)?,
+            Some(id) => Name::new(project, id).map_err(|e| match e {
+                NameError::TooLong(too_long) => Error::TooLong(too_long.of("operationId")),
+                NameError::Invalid(why) => invalid(why),
+            })?,
             None => Name::generate(project),
         };
         let now = self.now();

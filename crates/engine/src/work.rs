@@ -4,6 +4,7 @@
 
 use crate::{CANCELLED_BY_USER, Engine, Error, Result};
 use longrun_store::LeaseQuery;
+use longrun_types::limits;
 use longrun_types::operation::{Lease, Notification, Outcome, Stage, Status};
 use longrun_types::{Code, Event, Name, Operation, State, Timestamp, Transition};
 use std::sync::Arc;
@@ -100,6 +101,10 @@ impl Engine {
         if request.worker.is_empty() {
             return Err(invalid("the worker id is empty".into()));
         }
+        limits::check("worker", &request.worker, limits::WORKER_ID)?;
+        for (i, t) in request.types.iter().enumerate() {
+            limits::check(&format!("types[{i}]"), t, limits::TYPE)?;
+        }
         self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
@@ -181,6 +186,7 @@ impl Engine {
         report: Report,
         wait_for_cancel: Option<Duration>,
     ) -> Result<Beat> {
+        limits::check("leaseId", lease_id, limits::LEASE_ID)?;
         if report.progress.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
             return Err(Error::invalid(
                 "INVALID_PROGRESS",
@@ -278,6 +284,7 @@ impl Engine {
     /// lease is no longer held, or the operation ended (false). Changes nothing: what
     /// keeps the lease alive is the worker's own heartbeats.
     pub async fn cancel_requested(&self, name: &Name, lease_id: &str) -> Result<bool> {
+        limits::check("leaseId", lease_id, limits::LEASE_ID)?;
         let interest = self.inner.waiters.register(name.as_str());
         let mut closing = self.inner.closing.subscribe();
         loop {
@@ -326,6 +333,7 @@ impl Engine {
         lease_id: &str,
         result: std::result::Result<serde_json::Value, Status>,
     ) -> Result<Operation> {
+        limits::check("leaseId", lease_id, limits::LEASE_ID)?;
         if let Err(status) = &result
             && (status.code == 0 || Code::from_i32(status.code).is_none())
         {

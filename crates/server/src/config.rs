@@ -51,6 +51,19 @@ pub struct Config {
     pub log: crate::telemetry::LogConfig,
     /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
     pub tracing: crate::telemetry::TracingConfig,
+    /// `[api]`: what the API accepts beyond its own messages.
+    pub api: ApiConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Files of `google.protobuf.FileDescriptorSet` (as `protoc --descriptor_set_out` or
+    /// `buf build` write them) whose messages a worker's `response` may be, by `@type`,
+    /// besides the built-in ones; read at start (a file that does not load stops the
+    /// server). A relative path is relative to the config file's folder.
+    pub descriptor_sets: Vec<PathBuf>,
 }
 
 /// `[earthengine]`.
@@ -234,6 +247,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: Default::default(),
             tracing: Default::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -261,8 +275,14 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        let config: Config = toml::from_str(&text)
+        let mut config: Config = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        for set in &mut config.api.descriptor_sets {
+            if set.is_relative() {
+                *set = folder.join(&*set);
+            }
+        }
         config.validate()?;
         Ok(config)
     }

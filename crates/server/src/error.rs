@@ -115,6 +115,15 @@ impl ApiError {
     }
 }
 
+/// An id or name longer than its limit: 400 `INVALID_ARGUMENT`, reason `TOO_LONG`, with
+/// the field and the limit (the engine's answer to the same, for the places that check
+/// before any engine call: paths, asset ids, service accounts).
+impl From<longrun_types::limits::TooLong> for ApiError {
+    fn from(too_long: longrun_types::limits::TooLong) -> ApiError {
+        longrun_engine::Error::TooLong(too_long).into()
+    }
+}
+
 impl From<longrun_engine::Error> for ApiError {
     fn from(e: longrun_engine::Error) -> ApiError {
         if let longrun_engine::Error::Unavailable(detail) = &e {

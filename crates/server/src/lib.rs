@@ -37,6 +37,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let types = completion::types(&config.api)?;
     let addr = listener.local_addr()?;
     anyhow::ensure!(
         addr.ip().is_loopback()
@@ -151,6 +152,7 @@ pub async fn run(
         emulator,
         console,
         projects: std::sync::Arc::new(config.projects.clone()),
+        types,
     };
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(

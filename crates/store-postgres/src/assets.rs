@@ -85,6 +85,7 @@ pub async fn put(
     a: &Asset,
     overwrite: bool,
 ) -> Result<AssetWrite> {
+    longrun_store::storable_asset(a)?;
     let tx = client.transaction().await.map_err(pg)?;
     if !is_project_parent(&a.parent) && !exists(&tx, &a.parent, "FOR SHARE").await? {
         return Ok(AssetWrite::NoParent);
@@ -162,6 +163,18 @@ pub async fn rename(
     }
     // The subtree is `from` and the names between `from/` and `from0` ('0' follows '/';
     // the columns compare bytewise, "C").
+    let longest: i32 = tx
+        .query_one(
+            "SELECT max(octet_length(name)) FROM assets \
+             WHERE name = $1 OR (name > $1 || '/' AND name < $1 || '0')",
+            &[&from],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if !longrun_store::move_fits(from, to, longest as usize) {
+        return Ok(AssetWrite::TooLong);
+    }
     let moved = tx
         .execute(
             "UPDATE assets SET \

@@ -449,7 +449,8 @@ impl Store for PostgresStore {
         self.writes.update(operation).await
     }
 
-    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+    async fn delete(&self, operation: &Operation) -> Result<()> {
+        let (name, version) = (&operation.name, operation.version);
         let client = self.client().await?;
         let changed = client
             .execute(
@@ -635,19 +636,17 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         let client = self.client().await?;
         let rows = client
             .query(
                 "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2) RETURNING name",
+                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2) RETURNING record",
                 &[&ended_before.millis(), &(limit as i64)],
             )
             .await
             .map_err(pg)?;
-        rows.iter()
-            .map(|row| Name::parse(row.get(0)).map_err(backend))
-            .collect()
+        rows.iter().map(record).collect()
     }
 }
 

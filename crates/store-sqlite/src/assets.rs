@@ -73,6 +73,7 @@ pub fn scan(conn: &Connection, after: &str, limit: usize) -> Result<Vec<Asset>> 
 
 /// `Store::put_asset`, in the caller's transaction.
 pub fn put(conn: &Connection, a: &Asset, overwrite: bool) -> Result<AssetWrite> {
+    longrun_store::storable_asset(a)?;
     if !is_project_parent(&a.parent) && !exists(conn, &a.parent)? {
         return Ok(AssetWrite::NoParent);
     }
@@ -120,6 +121,17 @@ pub fn rename(conn: &Connection, from: &str, to: &str, to_parent: &str) -> Resul
         return Ok(AssetWrite::NoParent);
     }
     // The subtree is `from` and the names between `from/` and `from0` ('0' follows '/').
+    let longest: i64 = conn
+        .query_row(
+            "SELECT max(length(CAST(name AS BLOB))) FROM assets \
+             WHERE name = ?1 OR (name > ?1 || '/' AND name < ?1 || '0')",
+            params![from],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    if !longrun_store::move_fits(from, to, longest as usize) {
+        return Ok(AssetWrite::TooLong);
+    }
     conn.execute(
         "UPDATE assets SET \
            parent = CASE WHEN name = ?1 THEN ?3 ELSE ?2 || substr(parent, length(?1) + 1) END, \

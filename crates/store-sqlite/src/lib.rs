@@ -400,8 +400,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
-        let name = name.clone();
+    async fn delete(&self, operation: &Operation) -> Result<()> {
+        let (name, version) = (operation.name.clone(), operation.version);
         self.inner
             .writer
             .write(move |conn| {
@@ -608,26 +608,23 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         self.inner
             .writer
             .write(move |conn| {
                 let mut delete = conn
                     .prepare_cached(
                         "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                         WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2) RETURNING name",
+                         WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2) RETURNING record",
                     )
                     .map_err(backend)?;
-                let names = delete
+                let records = delete
                     .query_map(params![ended_before.millis(), limit as i64], |row| {
                         row.get::<_, String>(0)
                     })
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
                     .map_err(backend)?;
-                names
-                    .iter()
-                    .map(|name| Name::parse(name).map_err(backend))
-                    .collect()
+                records.into_iter().map(record).collect()
             })
             .await
     }

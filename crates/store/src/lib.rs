@@ -9,6 +9,7 @@ pub mod sql;
 
 use async_trait::async_trait;
 use longrun_types::filter::Expr;
+use longrun_types::limits::{self, TooLong};
 use longrun_types::{Name, Operation, Project, Timestamp};
 use std::collections::HashMap;
 
@@ -26,6 +27,9 @@ pub enum Error {
     /// A value no backend can hold (see [`storable_text`]); nothing was written or read.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A value longer than its limit (`longrun_types::limits`); nothing was written.
+    #[error("{0}")]
+    TooLong(TooLong),
     /// The backend cannot take writes (or reads) for now, and nothing was done: a full
     /// disk, a failed fsync or other I/O error, a database that does not answer. Answered
     /// 503 UNAVAILABLE, which clients retry; the store recovers by itself once the cause
@@ -60,23 +64,66 @@ pub fn storable(op: &Operation) -> Result<()> {
         .map_or(Ok(()), |id| storable_text("requestId", id))?;
     op.concurrency_key
         .as_deref()
-        .map_or(Ok(()), |key| storable_text("concurrencyKey", key))
+        .map_or(Ok(()), |key| storable_text("concurrencyKey", key))?;
+    within("name", op.name.as_str(), limits::OPERATION_NAME)?;
+    within("metadata.type", &op.op_type, limits::TYPE)?;
+    within("metadata.description", &op.description, limits::DESCRIPTION)?;
+    if let Some(id) = &op.request_id {
+        within("requestId", id, limits::REQUEST_ID)?;
+    }
+    if let Some(key) = &op.concurrency_key {
+        within("concurrencyKey", key, limits::CONCURRENCY_KEY)?;
+    }
+    if let Some(lease) = &op.lease {
+        within("worker", &lease.worker, limits::WORKER_ID)?;
+    }
+    Ok(())
 }
 
-/// Checks the text fields of a service account (see [`storable_text`]).
+/// `value` unless it is longer than `limit` bytes ([`Error::TooLong`]): every backend
+/// checks the ids and names it indexes with the limits of `longrun_types::limits` before it
+/// writes, so that a value one backend takes is never refused by another's index.
+fn within(field: &str, value: &str, limit: usize) -> Result<()> {
+    limits::check(field, value, limit).map_err(Error::TooLong)
+}
+
+/// Checks the text fields of a service account (see [`storable_text`]) and its lengths.
 pub fn storable_account(account: &ServiceAccount) -> Result<()> {
     storable_text("email", &account.email)?;
     storable_text("project", &account.project)?;
     storable_text("keyId", &account.key_id)?;
-    storable_text("publicKeyPem", &account.public_key_pem)
+    storable_text("publicKeyPem", &account.public_key_pem)?;
+    let name = account.email.split('@').next().unwrap_or_default();
+    within("accountId", name, limits::ACCOUNT_NAME)?;
+    within("project", &account.project, limits::PROJECT_ID)?;
+    within("keyId", &account.key_id, limits::KEY_ID)
 }
 
-/// Checks the operation types of a lease (see [`storable_text`]).
+/// Checks the operation types of a lease (see [`storable_text`]) and their lengths.
 pub fn storable_types(types: &[String]) -> Result<()> {
-    types
-        .iter()
-        .enumerate()
-        .try_for_each(|(i, t)| storable_text(&format!("types[{i}]"), t))
+    types.iter().enumerate().try_for_each(|(i, t)| {
+        let field = format!("types[{i}]");
+        storable_text(&field, t)?;
+        within(&field, t, limits::TYPE)
+    })
+}
+
+/// The id of an asset name: what follows `/assets/` (the whole name if it has none).
+pub fn asset_id(name: &str) -> &str {
+    name.split_once("/assets/").map_or(name, |(_, id)| id)
+}
+
+/// Checks an asset's name: its id is at most [`limits::ASSET_ID`] bytes.
+pub fn storable_asset(asset: &Asset) -> Result<()> {
+    storable_text("name", &asset.name)?;
+    within("name", asset_id(&asset.name), limits::ASSET_ID)
+}
+
+/// Whether moving the assets under `from` (and `from`), whose longest name is `longest`
+/// bytes, to `to` keeps every id within [`limits::ASSET_ID`].
+pub fn move_fits(from: &str, to: &str, longest: usize) -> bool {
+    let prefix = to.len() - asset_id(to).len();
+    longest.saturating_sub(from.len()) + to.len() - prefix <= limits::ASSET_ID
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -141,6 +188,9 @@ pub enum AssetWrite {
     NoParent,
     /// The asset holds other assets.
     NotEmpty,
+    /// A move would make the id of the asset moved, or of one under it, longer than
+    /// `longrun_types::limits::ASSET_ID`; nothing moved.
+    TooLong,
 }
 
 /// True when `parent` names a project (`projects/P`) rather than an asset; projects always
@@ -165,7 +215,8 @@ pub struct Registration {
 /// Checks the text fields of a registration (see [`storable_text`]).
 pub fn storable_registration(r: &Registration) -> Result<()> {
     storable_text("project", &r.project)?;
-    storable_text("registeredOn", &r.registered_on)
+    storable_text("registeredOn", &r.registered_on)?;
+    within("project", &r.project, limits::PROJECT_ID)
 }
 
 /// Position after which a page starts, in list order (create time descending, then name).
@@ -302,8 +353,10 @@ pub trait Store: Send + Sync + 'static {
     /// `operation.version`, and returns it as stored (version + 1).
     async fn update(&self, operation: Operation) -> Result<Operation>;
 
-    /// Removes the operation if its stored version equals `version`.
-    async fn delete(&self, name: &Name, version: i64) -> Result<()>;
+    /// Removes `operation` if its stored version still equals `operation.version`: the
+    /// record passed is the one removed, so that whoever is told of the delete (watchers)
+    /// knows what went, not only its name.
+    async fn delete(&self, operation: &Operation) -> Result<()>;
 
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
@@ -379,6 +432,6 @@ pub trait Store: Send + Sync + 'static {
     async fn unregister_project(&self, project: &str) -> Result<bool>;
 
     /// Removes up to `limit` done operations that ended before `ended_before` (retention);
-    /// returns the names of those that went, so that watchers can be told.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>>;
+    /// returns those that went, as they stood, so that watchers can be told.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 }

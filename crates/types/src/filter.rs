@@ -9,6 +9,8 @@
 //! - A comparison with a field that is absent (no `startTime`, no error) is false, for `!=`
 //!   too; `NOT` / `-` negate the whole comparison.
 //! - Text `=`, `!=` and `:` accept a leading and/or trailing `*` wildcard; `\` escapes.
+//! - A `name` literal (whole or around a wildcard) is taken in the canonical form of names
+//!   (`Name`): `café` and `caf%c3%a9` both mean `caf%C3%A9`.
 
 use crate::{Operation, State, Timestamp};
 use std::fmt;
@@ -530,9 +532,14 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
             .map_err(|_| format!("`{path}` takes an integer, not `{text}`")),
         Kind::Time => Timestamp::parse(&text).map(Value::Time),
         Kind::Text => {
-            let pattern = literal.pattern();
+            let mut pattern = literal.pattern();
             if ordering && (pattern.any_prefix || pattern.any_suffix) {
                 return Err(format!("wildcards work only with =, != and : on `{path}`"));
+            }
+            if field == Field::Name {
+                // Names are compared in their canonical form, whatever the user typed
+                // (`café` for the name that holds `caf%C3%A9`).
+                pattern.text = crate::name::canonical_text(&pattern.text);
             }
             Ok(Value::Text(pattern))
         }

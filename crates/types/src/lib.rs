@@ -5,13 +5,14 @@
 pub mod code;
 pub mod duration;
 pub mod filter;
+pub mod limits;
 pub mod name;
 pub mod operation;
 pub mod state;
 pub mod timestamp;
 
 pub use code::Code;
-pub use name::{Name, Project};
+pub use name::{Name, NameError, Project};
 pub use operation::{Lease, Operation, Outcome, Stage, Status};
 pub use state::{Event, State, Transition};
 pub use timestamp::Timestamp;

@@ -11,7 +11,33 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 /// Longest accepted operation name, in bytes of its canonical form.
-pub const MAX_NAME_LEN: usize = 1024;
+pub const MAX_NAME_LEN: usize = crate::limits::OPERATION_NAME;
+
+/// Why a project id or an operation name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// Not a name: why.
+    Invalid(String),
+    /// Longer than its limit (field `project` or `name`).
+    TooLong(crate::limits::TooLong),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Invalid(why) => f.write_str(why),
+            NameError::TooLong(too_long) => too_long.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+impl From<NameError> for String {
+    fn from(e: NameError) -> String {
+        e.to_string()
+    }
+}
 
 /// Decodes one raw path segment and re-encodes it canonically.
 ///
@@ -23,6 +49,41 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err("empty path segment".into());
     }
+    let decoded = decode(raw, Escapes::Strict)?;
+    if decoded == b"." || decoded == b".." {
+        return Err(format!(
+            "the path segment `{raw}` is a dot segment, which HTTP clients remove from paths"
+        ));
+    }
+    Ok(encode(&decoded))
+}
+
+/// The canonical form of a name, or of a part of one, as a filter writes it: each
+/// `/`-separated piece percent-decoded, then re-encoded as every name is, so that the id
+/// as the user typed it (`café`), its encoding in either case (`caf%c3%a9`) and the
+/// canonical form (`caf%C3%A9`) are one text. It refuses nothing, since a part of a name
+/// (the text around a wildcard) may start or end anywhere: a `%` that starts no escape
+/// stands for itself (`%25`), and empty or dot pieces stay as they are.
+pub fn canonical_text(text: &str) -> String {
+    text.split('/')
+        .map(|piece| {
+            encode(&decode(piece, Escapes::Lenient).expect("lenient decoding never fails"))
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What a `%` that starts no valid escape means.
+#[derive(Clone, Copy, PartialEq)]
+enum Escapes {
+    /// An error (a path segment).
+    Strict,
+    /// Itself (a piece of a name in a filter).
+    Lenient,
+}
+
+/// The bytes of `raw` with its percent-escapes decoded.
+fn decode(raw: &str, escapes: Escapes) -> Result<Vec<u8>, String> {
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -31,29 +92,40 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
             let hex = bytes
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("malformed percent-encoding in `{raw}`"))?;
-            decoded.push(hex);
-            i += 3;
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (hex, escapes) {
+                (Some(byte), _) => {
+                    decoded.push(byte);
+                    i += 3;
+                }
+                (None, Escapes::Lenient) => {
+                    decoded.push(b'%');
+                    i += 1;
+                }
+                (None, Escapes::Strict) => {
+                    return Err(format!("malformed percent-encoding in `{raw}`"));
+                }
+            }
         } else {
             decoded.push(bytes[i]);
             i += 1;
         }
     }
-    if decoded == b"." || decoded == b".." {
-        return Err(format!(
-            "the path segment `{raw}` is a dot segment, which HTTP clients remove from paths"
-        ));
-    }
-    let mut out = String::with_capacity(decoded.len());
-    for b in decoded {
+    Ok(decoded)
+}
+
+/// `bytes` with everything but the unreserved characters percent-encoded (upper case).
+fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
         if is_unreserved(b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    Ok(out)
+    out
 }
 
 /// A project id, canonical single segment.
@@ -61,14 +133,18 @@ pub fn canonical_segment(raw: &str) -> Result<String, String> {
 pub struct Project(String);
 
 impl Project {
-    pub fn parse(raw: &str) -> Result<Project, String> {
+    /// A project id from its raw (possibly percent-encoded) form: one segment, at most
+    /// [`limits::PROJECT_ID`](crate::limits::PROJECT_ID) bytes canonical.
+    pub fn parse(raw: &str) -> Result<Project, NameError> {
         if raw.contains('/') {
-            return Err(format!("project id `{raw}` must be a single path segment"));
+            return Err(NameError::Invalid(format!(
+                "project id `{raw}` must be a single path segment"
+            )));
         }
-        let segment = canonical_segment(raw).map_err(|e| format!("invalid project id: {e}"))?;
-        if segment.len() > 256 {
-            return Err("project id is too long".into());
-        }
+        let segment = canonical_segment(raw)
+            .map_err(|e| NameError::Invalid(format!("invalid project id: {e}")))?;
+        crate::limits::check("project", &segment, crate::limits::PROJECT_ID)
+            .map_err(NameError::TooLong)?;
         Ok(Project(segment))
     }
 
@@ -100,10 +176,11 @@ const PROJECT_PREFIX: &str = "projects/";
 const OPERATIONS_INFIX: &str = "/operations/";
 
 impl Name {
-    /// Builds a name from a project and a raw (possibly multi-segment) id.
-    pub fn new(project: &Project, raw_id: &str) -> Result<Name, String> {
+    /// Builds a name from a project and a raw (possibly multi-segment) id; the name is at
+    /// most [`MAX_NAME_LEN`] bytes (a longer one is `TooLong` of field `name`).
+    pub fn new(project: &Project, raw_id: &str) -> Result<Name, NameError> {
         if raw_id.is_empty() {
-            return Err("operation id is empty".into());
+            return Err(NameError::Invalid("operation id is empty".into()));
         }
         let mut full = format!("{PROJECT_PREFIX}{project}{OPERATIONS_INFIX}");
         let project_end = PROJECT_PREFIX.len() + project.as_str().len();
@@ -112,15 +189,11 @@ impl Name {
             if i > 0 {
                 full.push('/');
             }
-            let segment =
-                canonical_segment(segment).map_err(|e| format!("invalid operation id: {e}"))?;
+            let segment = canonical_segment(segment)
+                .map_err(|e| NameError::Invalid(format!("invalid operation id: {e}")))?;
             full.push_str(&segment);
         }
-        if full.len() > MAX_NAME_LEN {
-            return Err(format!(
-                "operation name is longer than {MAX_NAME_LEN} bytes"
-            ));
-        }
+        crate::limits::check("name", &full, MAX_NAME_LEN).map_err(NameError::TooLong)?;
         Ok(Name {
             full,
             id_start,
@@ -129,8 +202,12 @@ impl Name {
     }
 
     /// Parses `projects/{p}/operations/{id...}` (raw, percent-encoded form).
-    pub fn parse(raw: &str) -> Result<Name, String> {
-        let bad = || format!("`{raw}` is not an operation name like projects/P/operations/ID");
+    pub fn parse(raw: &str) -> Result<Name, NameError> {
+        let bad = || {
+            NameError::Invalid(format!(
+                "`{raw}` is not an operation name like projects/P/operations/ID"
+            ))
+        };
         let rest = raw.strip_prefix(PROJECT_PREFIX).ok_or_else(bad)?;
         let (project, id) = rest.split_once(OPERATIONS_INFIX).ok_or_else(bad)?;
         Name::new(&Project::parse(project)?, id)
@@ -194,6 +271,51 @@ mod tests {
     }
 
     #[test]
+    fn names_and_project_ids_longer_than_their_limits_say_which_and_how_long() {
+        let p = Project::parse(&"p".repeat(256)).unwrap();
+        let too_long = |e| match e {
+            NameError::TooLong(t) => t,
+            other => panic!("{other}"),
+        };
+        let e = too_long(Project::parse(&"p".repeat(257)).unwrap_err());
+        assert_eq!((e.field.as_str(), e.length, e.limit), ("project", 257, 256));
+        let prefix = format!("projects/{p}/operations/").len();
+        assert!(Name::new(&p, &"i".repeat(MAX_NAME_LEN - prefix)).is_ok());
+        // Canonical bytes count: `é` is `%C3%A9`, six.
+        let e = too_long(Name::new(&p, &"é".repeat(200)).unwrap_err());
+        assert_eq!(
+            (e.field.as_str(), e.length, e.limit),
+            ("name", prefix + 1200, 1024)
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "name is {} bytes long; it may be at most 1024 bytes",
+                prefix + 1200
+            )
+        );
+    }
+
+    #[test]
+    fn names_in_filters_take_the_canonical_form_whatever_was_typed() {
+        let canonical = "projects/p/operations/caf%C3%A9";
+        for typed in [
+            "projects/p/operations/café",
+            "projects/p/operations/caf%c3%a9",
+            canonical,
+        ] {
+            assert_eq!(canonical_text(typed), canonical, "{typed}");
+        }
+        // Parts of names: around a wildcard, with stray `%`, empty and dot pieces.
+        assert_eq!(canonical_text("été/"), "%C3%A9t%C3%A9/");
+        assert_eq!(canonical_text("100%"), "100%25");
+        assert_eq!(canonical_text("%4"), "%254");
+        assert_eq!(canonical_text("a%2fb"), "a%2Fb");
+        assert_eq!(canonical_text("/../a b"), "/../a%20b");
+        assert_eq!(canonical_text("*"), "%2A");
+    }
+
+    #[test]
     fn canonical_form_decodes_unreserved_and_encodes_the_rest() {
         let n = Name::parse("projects/p/operations/%41b c:cancel").unwrap();
         assert_eq!(n.id(), "Ab%20c%3Acancel");
@@ -229,7 +351,7 @@ mod tests {
         let p = Project::parse("p").unwrap();
         for id in ["..", "a/../b", "a/./b", "%2e%2E", "x/%2E"] {
             let e = Name::new(&p, id).unwrap_err();
-            assert!(e.contains("dot segment"), "{id}: {e}");
+            assert!(e.to_string().contains("dot segment"), "{id}: {e}");
         }
         assert!(Project::parse("..").is_err());
         // Dots inside a segment are ordinary characters.

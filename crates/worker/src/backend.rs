@@ -194,7 +194,7 @@ impl Backend for HttpBackend {
             .map(|lease| {
                 let name = lease["operation"]["name"].as_str().unwrap_or_default();
                 Ok(Assignment {
-                    name: Name::parse(name).map_err(BackendError::Transient)?,
+                    name: Name::parse(name).map_err(|e| BackendError::Transient(e.into()))?,
                     op_type: lease["operation"]["metadata"]["type"]
                         .as_str()
                         .unwrap_or_default()

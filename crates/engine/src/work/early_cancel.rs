@@ -71,8 +71,8 @@ impl Store for Gated {
         }
         self.inner.update(operation).await
     }
-    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
-        self.inner.delete(name, version).await
+    async fn delete(&self, operation: &Operation) -> Result<()> {
+        self.inner.delete(operation).await
     }
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
@@ -114,7 +114,7 @@ impl Store for Gated {
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
         self.inner.import(operations).await
     }
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         self.inner.expire(ended_before, limit).await
     }
     async fn asset(&self, name: &str) -> Result<Option<Asset>> {

@@ -4,10 +4,11 @@
 //! through its signals (`follow`), which cover every server's writes, this one's included
 //! (PostgreSQL notifies every insert, update and delete), so each change enters the hub
 //! once, in the order the notifications arrive. Deletes are the exception: this server's
-//! are published by the wrapper, other servers' only for operations seen since the start
-//! (a delete's notification names an operation the store no longer has, and another
-//! schema's notifications arrive on the same channel), so the delete, through another
-//! server, of an operation untouched since this server started is not announced.
+//! are published by the wrapper, with the record deleted; other servers' only for
+//! operations seen since the start, with the record last published (a delete's
+//! notification names an operation the store no longer has, and another schema's
+//! notifications arrive on the same channel), so the delete, through another server, of an
+//! operation untouched since this server started is not announced.
 
 use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
@@ -118,19 +119,17 @@ impl Store for Watched {
         self.publish(|| Kind::operation(stored.clone()));
         Ok(stored)
     }
-    async fn delete(&self, name: &Name, version: i64) -> Result<()> {
+    async fn delete(&self, operation: &Operation) -> Result<()> {
         let started = Instant::now();
         self.inner
-            .delete(name, version)
+            .delete(operation)
             .instrument(tracing::info_span!("store.delete"))
             .await?;
         self.timed(started);
         // Also on a shared store: PostgreSQL's notification of a delete cannot be told from
         // another schema's (see `Hub::publish_deleted_if_known`).
-        match &self.hub {
-            Some(hub) => hub.publish(Kind::Deleted(name.clone())),
-            None => self.shared_hub.publish(Kind::Deleted(name.clone())),
-        }
+        let hub = self.hub.as_ref().unwrap_or(&self.shared_hub);
+        hub.publish(Kind::deleted(operation.clone()));
         Ok(())
     }
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
@@ -170,11 +169,11 @@ impl Store for Watched {
         Ok(())
     }
     /// Operations removed past retention are announced as deleted.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Name>> {
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         let expired = self.inner.expire(ended_before, limit).await?;
         // On a shared store the notifications of the deletes reach the hub (`follow`).
-        for name in &expired {
-            self.publish(|| Kind::Deleted(name.clone()));
+        for op in &expired {
+            self.publish(|| Kind::deleted(op.clone()));
         }
         Ok(expired)
     }
@@ -235,7 +234,7 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
     let Some(mut signals) = store.subscribe() else {
         return;
     };
-    hub.remember_names();
+    hub.remember_operations();
     loop {
         let first = signals.recv().await;
         let mut batch = vec![first];
@@ -278,7 +277,7 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
                 // Deleted through another server (this one's deletes are published by the
                 // wrapper), or a name of another schema notifying on the same channel.
                 Ok(None) => {
-                    hub.publish_deleted_if_known(name);
+                    hub.publish_deleted_if_known(&name);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read a changed operation; watchers start over");
@@ -319,11 +318,14 @@ mod tests {
         let before = console.hub.position();
 
         let expired = store.expire(Timestamp(3), 10).await.unwrap();
-        assert_eq!(expired, std::slice::from_ref(&name));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].name, name);
         let Since::Changes(changes) = console.hub.since(before) else {
             panic!("the hub forgot")
         };
         assert_eq!(changes.len(), 1);
-        assert!(matches!(&changes[0].kind, Kind::Deleted(n) if *n == name));
+        assert!(
+            matches!(&changes[0].kind, Kind::Deleted(op) if op.name == name && op.state == State::Cancelled)
+        );
     }
 }

@@ -10,13 +10,16 @@
 //! `EPOCH-SEQ-s`, which resumes as a fresh snapshot too (a snapshot cut short cannot be
 //! continued); `synced` carries the cursor of the point the snapshot was taken.
 //!
-//! Stated choices where the contract is silent: `deleted` is sent for every operation of
-//! the project, whatever the filter (a deleted operation has nothing left to match); an
-//! operation that stops matching the filter is sent once more, as it now stands, so the
-//! watcher sees it leave; `?snapshot=false` skips the snapshot (the stream starts with
-//! `synced`), for clients such as the page that list what they show themselves. A change
-//! still on its way to the hub when a snapshot is read may be sent again after `synced`
-//! (it is then the operation as it already stood).
+//! Stated choices where the API leaves room: a delete enters the hub with the operation
+//! as it stood when deleted (as watchers were last told of it), and a filtered watch sends
+//! `deleted` only when that operation matches its filter, so a watcher hears of the delete
+//! of every operation it shows and of no other; the decision depends on the change and the
+//! filter alone, so a stream resumed with `Last-Event-ID` sends exactly what an unbroken one
+//! would. An operation that stops matching the filter is sent once more, as it now stands,
+//! so the watcher sees it leave (and no `deleted` follows for it); `?snapshot=false` skips
+//! the snapshot (the stream starts with `synced`), for clients such as the page that list
+//! what they show themselves. A change still on its way to the hub when a snapshot is read
+//! may be sent again after `synced` (it is then the operation as it already stood).
 
 use crate::error::ApiError;
 use crate::rest::render::{self, Version};
@@ -26,7 +29,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use longrun_engine::Engine;
 use longrun_types::filter::{self, Expr};
 use longrun_types::{Name, Operation, Project};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,12 +47,20 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 pub enum Kind {
     /// The operation as it now stands (created, or changed in any way).
     Operation(Arc<Shown>),
-    Deleted(Name),
+    /// The operation removed, as it stood when removed: filters match it to decide who is
+    /// told (watchers are sent only its name).
+    Deleted(Arc<Operation>),
 }
 
 impl Kind {
+    /// The change of `op` as it now stands.
     pub fn operation(op: Operation) -> Kind {
         Kind::Operation(Arc::new(Shown::new(op)))
+    }
+
+    /// The delete of `op`, as it stood when deleted.
+    pub fn deleted(op: Operation) -> Kind {
+        Kind::Deleted(Arc::new(op))
     }
 }
 
@@ -57,14 +68,15 @@ impl Kind {
 /// many watchers send it.
 #[derive(Debug)]
 pub struct Shown {
-    pub op: Operation,
+    pub op: Arc<Operation>,
     json: [std::sync::OnceLock<String>; 3],
 }
 
 impl Shown {
+    /// `op`, its JSON not rendered yet.
     pub fn new(op: Operation) -> Shown {
         Shown {
-            op,
+            op: Arc::new(op),
             json: Default::default(),
         }
     }
@@ -104,12 +116,14 @@ impl Log {
 /// The changes this server learned of, in order (see the module doc).
 pub struct Hub {
     log: Mutex<Log>,
-    /// Operations seen in a change and not deleted since, kept once [`Hub::remember_names`]
-    /// is called (by the follower of a shared store; `None` before): on a shared store, a
-    /// notification for a name the store no longer has is a delete only if the name was seen
-    /// (another schema on the same database notifies on the same channel). Deletes past
-    /// retention notify too, so the set holds no more than the store does.
-    known: Mutex<Option<HashSet<String>>>,
+    /// Operations seen in a change and not deleted since, each as last published, kept once
+    /// [`Hub::remember_operations`] is called (by the follower of a shared store; `None`
+    /// before): on a shared store, a notification for a name the store no longer has is a
+    /// delete only if the name was seen (another schema on the same database notifies on
+    /// the same channel), and the record kept is what the delete is published with (the
+    /// store has nothing left to read). Deletes past retention notify too, so the map holds
+    /// no more than the store does; a record is shared with the log while the log keeps it.
+    known: Mutex<Option<HashMap<String, Arc<Operation>>>>,
     /// The last seq (or a new epoch): watchers wait on it.
     latest: tokio::sync::watch::Sender<u64>,
 }
@@ -164,29 +178,33 @@ impl Hub {
         }
     }
 
-    /// From now on, keeps the names of the operations published (for
+    /// From now on, keeps the last published record of each operation (for
     /// [`Hub::publish_deleted_if_known`]). A store only this server uses has its deletes
-    /// published as they are made, so it needs no such set (it would only grow).
-    pub fn remember_names(&self) {
+    /// published as they are made, with the record deleted, so it needs no such map (it
+    /// would only grow).
+    pub fn remember_operations(&self) {
         self.known
             .lock()
             .expect("hub lock")
-            .get_or_insert_with(HashSet::new);
+            .get_or_insert_with(HashMap::new);
     }
 
-    /// Publishes the delete of `name` if an operation of that name was seen since
-    /// [`Hub::remember_names`]; returns whether it did.
-    pub fn publish_deleted_if_known(&self, name: Name) -> bool {
-        let known = self
+    /// Publishes the delete of `name`, with its record as last published, if an operation
+    /// of that name was seen since [`Hub::remember_operations`]; returns whether it did.
+    pub fn publish_deleted_if_known(&self, name: &Name) -> bool {
+        let last = self
             .known
             .lock()
             .expect("hub lock")
             .as_ref()
-            .is_some_and(|known| known.contains(name.as_str()));
-        if known {
-            self.publish(Kind::Deleted(name));
+            .and_then(|known| known.get(name.as_str()).cloned());
+        match last {
+            Some(op) => {
+                self.publish(Kind::Deleted(op));
+                true
+            }
+            None => false,
         }
-        known
     }
 
     /// Adds a change and wakes the watchers.
@@ -194,18 +212,16 @@ impl Hub {
         let project = match &kind {
             Kind::Operation(shown) => {
                 let op = &shown.op;
-                if let Some(known) = self.known.lock().expect("hub lock").as_mut()
-                    && !known.contains(op.name.as_str())
-                {
-                    known.insert(op.name.as_str().to_string());
+                if let Some(known) = self.known.lock().expect("hub lock").as_mut() {
+                    known.insert(op.name.as_str().to_string(), op.clone());
                 }
                 op.name.project()
             }
-            Kind::Deleted(name) => {
+            Kind::Deleted(op) => {
                 if let Some(known) = self.known.lock().expect("hub lock").as_mut() {
-                    known.remove(name.as_str());
+                    known.remove(op.name.as_str());
                 }
-                name.project()
+                op.name.project()
             }
         }
         .as_str()
@@ -307,7 +323,7 @@ pub fn snapshot_parameter(value: Option<&str>) -> Result<bool, ApiError> {
 pub enum Item {
     /// An operation as it stands, with its cursor.
     Operation(String, Arc<Shown>),
-    /// A deleted operation, with its cursor.
+    /// A deleted operation's name, with its cursor.
     Deleted(String, Name),
     /// The snapshot or replay is complete, up to this cursor.
     Synced(String),
@@ -401,15 +417,17 @@ struct State {
 }
 
 impl State {
-    /// Whether to send this change, remembering what was sent.
+    /// Whether to send this change, remembering what was sent. A delete is sent when the
+    /// operation, as it stood when deleted, matches the filter: the change and the filter
+    /// decide, not what this stream sent before, so a resumed stream decides alike.
     fn wants(&mut self, project: &Project, change: &Change) -> bool {
         if change.project != project.as_str() {
             return false;
         }
         match (&change.kind, &self.filter) {
-            (Kind::Deleted(name), _) => {
-                self.shown.remove(name.as_str());
-                true
+            (Kind::Deleted(op), filter) => {
+                self.shown.remove(op.name.as_str());
+                filter.as_ref().is_none_or(|filter| filter.matches(op))
             }
             (Kind::Operation(_), None) => true,
             (Kind::Operation(shown), Some(filter)) => {
@@ -437,7 +455,7 @@ async fn send_change(tx: &Sender, epoch: u64, change: &Change) -> Result<(), Gon
     .id();
     tx.send(match &change.kind {
         Kind::Operation(op) => Item::Operation(id, op.clone()),
-        Kind::Deleted(name) => Item::Deleted(id, name.clone()),
+        Kind::Deleted(op) => Item::Deleted(id, op.name.clone()),
     })
     .await
 }
@@ -582,27 +600,38 @@ mod tests {
         assert!(Position::parse(&format!("{}-s", recent.id())).is_none());
     }
 
-    /// Names are kept only for a follower of a shared store, and only until deleted.
+    /// Records are kept only for a follower of a shared store, and only until deleted; a
+    /// delete is published with the record last published.
     #[test]
-    fn names_are_kept_only_when_deletes_must_be_recognised() {
+    fn records_are_kept_only_when_deletes_must_be_recognised() {
         let hub = Hub::new();
         hub.publish(Kind::operation(op("a")));
         assert!(
             hub.known.lock().unwrap().is_none(),
             "nothing kept by default"
         );
-        assert!(!hub.publish_deleted_if_known(op("a").name));
+        assert!(!hub.publish_deleted_if_known(&op("a").name));
 
-        hub.remember_names();
+        hub.remember_operations();
         hub.publish(Kind::operation(op("b")));
+        let mut b = op("b");
+        b.description = "latest".into();
+        hub.publish(Kind::operation(b));
         hub.publish(Kind::operation(op("c")));
-        hub.publish(Kind::Deleted(op("c").name));
-        assert!(hub.publish_deleted_if_known(op("b").name));
+        hub.publish(Kind::deleted(op("c")));
+        let before = hub.position();
+        assert!(hub.publish_deleted_if_known(&op("b").name));
+        let Since::Changes(changes) = hub.since(before) else {
+            panic!("gone")
+        };
         assert!(
-            !hub.publish_deleted_if_known(op("c").name),
+            matches!(&changes[..], [c] if matches!(&c.kind, Kind::Deleted(op) if op.description == "latest"))
+        );
+        assert!(
+            !hub.publish_deleted_if_known(&op("c").name),
             "already deleted"
         );
-        assert!(!hub.publish_deleted_if_known(op("x").name), "never seen");
+        assert!(!hub.publish_deleted_if_known(&op("x").name), "never seen");
         assert!(hub.known.lock().unwrap().as_ref().unwrap().is_empty());
     }
 

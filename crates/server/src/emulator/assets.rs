@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::rest::{body, json_body};
 use axum::response::Response;
 use longrun_store::{Asset, AssetWrite, Store};
-use longrun_types::{Code, Project, Timestamp};
+use longrun_types::{Code, NameError, Project, Timestamp, limits};
 use serde_json::{Map, Value, json};
 
 /// An asset method.
@@ -78,8 +78,10 @@ impl Call {
     }
 }
 
-/// Checks an asset id (the part after `assets/`).
-pub fn check_id(id: &str) -> Result<(), ApiError> {
+/// Checks an asset id (the part after `assets/`), which the request gives as `field`: at
+/// most `limits::ASSET_ID` bytes of the characters Earth Engine allows.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    limits::check(field, id, limits::ASSET_ID)?;
     let ok = !id.is_empty()
         && id.split('/').all(|s| {
             !s.is_empty()
@@ -139,7 +141,7 @@ pub fn route(http: &http::Method, path: &str) -> Option<Result<Call, ApiError>> 
             )));
         }
     };
-    Some(check_id(id).map(|()| call))
+    Some(check_id("assetId", id).map(|()| call))
 }
 
 /// `projects/P/assets/ID`.
@@ -156,8 +158,9 @@ pub fn parent_of(name: &str) -> String {
     }
 }
 
-/// Splits `projects/P/assets/ID` into the project and the id, checking both.
-pub fn parse_name(name: &str) -> Result<(Project, String), ApiError> {
+/// Splits `projects/P/assets/ID` (given as `field`) into the project and the id, checking
+/// both.
+pub fn parse_name(field: &str, name: &str) -> Result<(Project, String), ApiError> {
     let bad = || {
         ApiError::invalid(
             "INVALID_ASSET_NAME",
@@ -166,12 +169,24 @@ pub fn parse_name(name: &str) -> Result<(Project, String), ApiError> {
     };
     let rest = name.strip_prefix("projects/").ok_or_else(bad)?;
     let (project, id) = rest.split_once("/assets/").ok_or_else(bad)?;
-    let project = Project::parse(project).map_err(|_| bad())?;
-    check_id(id)?;
+    let project = Project::parse(project).map_err(|e| match e {
+        NameError::TooLong(too_long) => too_long.of(field).into(),
+        NameError::Invalid(_) => bad(),
+    })?;
+    check_id(field, id)?;
     Ok((project, id.to_string()))
 }
 
-/// The wire form of an asset (Earth Engine's `EarthEngineAsset`).
+/// Whether assets of this type hold others (folders and image collections) rather than
+/// data (images, tables, classifiers: Earth Engine's leaf assets).
+pub fn is_container(asset_type: &str) -> bool {
+    matches!(asset_type, "FOLDER" | "IMAGE_COLLECTION")
+}
+
+/// The wire form of an asset (Earth Engine's `EarthEngineAsset`). A leaf asset carries
+/// `sizeBytes`, an int64 as a JSON string as Google writes it: the size its task recorded
+/// (see `tasks`), `"0"` for one recorded without a size; folders and collections carry none,
+/// as on Google's server.
 pub fn render(asset: &Asset) -> Value {
     let mut out = Map::new();
     out.insert("type".into(), json!(asset.asset_type));
@@ -182,8 +197,16 @@ pub fn render(asset: &Asset) -> Value {
             out.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+    if is_container(&asset.asset_type) {
+        out.remove(SIZE_BYTES);
+    } else {
+        out.entry(SIZE_BYTES).or_insert_with(|| json!("0"));
+    }
     Value::Object(out)
 }
+
+/// The field of a leaf asset's size.
+pub const SIZE_BYTES: &str = "sizeBytes";
 
 /// 404 NOT_FOUND in Earth Engine's words, ErrorInfo reason `ASSET_NOT_FOUND`.
 pub fn not_found(name: &str) -> ApiError {
@@ -244,7 +267,7 @@ pub async fn put(store: &dyn Store, asset: Asset, overwrite: bool) -> Result<Ass
         )
         .with("name", asset.name)),
         AssetWrite::NotEmpty => Err(not_empty(&asset.name)),
-        AssetWrite::NoParent | AssetWrite::NotFound => {
+        AssetWrite::NoParent | AssetWrite::NotFound | AssetWrite::TooLong => {
             check_parent(store, &asset.parent, &asset.asset_type).await?;
             Err(not_found(&asset.parent))
         }
@@ -370,11 +393,7 @@ pub async fn handle(
                     let parent = name(&project, id);
                     let found = store.asset(&parent).await.map_err(backend)?;
                     match found {
-                        Some(a)
-                            if a.asset_type == "FOLDER" || a.asset_type == "IMAGE_COLLECTION" =>
-                        {
-                            parent
-                        }
+                        Some(a) if is_container(&a.asset_type) => parent,
                         Some(a) => {
                             return Err(ApiError::invalid(
                                 "NOT_A_CONTAINER",
@@ -453,7 +472,7 @@ pub async fn handle(
                         "assetId (the id under the project's assets) is required",
                     )
                 })?;
-            check_id(id)?;
+            check_id("assetId", id)?;
             let overwrite = bool_param(query, "overwrite")?;
             let b: CreateBody = body::json(bytes)?;
             let asset_type = b.asset_type.unwrap_or_default();
@@ -519,7 +538,7 @@ pub async fn handle(
                 .ok_or_else(|| {
                     ApiError::invalid("MISSING_DESTINATION", "destinationName is required")
                 })?;
-            let (dest_project, _) = parse_name(&destination)?;
+            let (dest_project, _) = parse_name("destinationName", &destination)?;
             check(Permission::AssetsCreate, dest_project.as_str())?;
             let asset = store
                 .asset(&source)
@@ -572,6 +591,19 @@ pub async fn handle(
                     ));
                 }
                 AssetWrite::NoParent => return Err(not_found(&to_parent)),
+                AssetWrite::TooLong => {
+                    return Err(ApiError::new(
+                        Code::InvalidArgument,
+                        "TOO_LONG",
+                        format!(
+                            "destinationName: moving '{source}' to '{destination}' would make \
+                             the id of an asset it holds longer than {} bytes",
+                            limits::ASSET_ID
+                        ),
+                    )
+                    .with("field", "destinationName")
+                    .with("limit", limits::ASSET_ID.to_string()));
+                }
                 _ => return Err(not_found(&source)),
             }
             let moved = store

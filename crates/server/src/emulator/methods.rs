@@ -5,7 +5,11 @@
 //! section 11). Never 5xx: the client retries those for about 20 s.
 //!
 //! The list follows what `earthengine-api` calls (`ee/data.py`: computations, maps,
-//! thumbnails, downloads, asset pixels and features, IAM writes).
+//! thumbnails, downloads, asset pixels and features, IAM writes), and what its discovery
+//! document offers beside them: `projects.assets.search`, which no client library wraps
+//! and whose `query` Earth Engine does not document, is answered `NOT_EMULATED` rather than
+//! emulated by a guess (a test that passed on a made-up query language would say nothing
+//! about Earth Engine); `listAssets` lists what the registry holds.
 
 use crate::error::ApiError;
 use crate::rest::discovery::Method;
@@ -363,6 +367,21 @@ pub const NOT_EMULATED: &[Method] = &[
         IMAGES,
         "projects/p/assets/a:listImages",
         "Not emulated: use listAssets (400 NOT_EMULATED).",
+    ),
+    named(
+        &["projects", "assets"],
+        "search",
+        "GET",
+        "{+project}/assets:search",
+        ("project", PROJECT),
+        &[
+            ("query", "string", None),
+            ("pageSize", "integer", Some("int32")),
+            ("nextPageToken", "string", None),
+        ],
+        "projects/p/assets:search",
+        "Not emulated: Earth Engine documents no query language for it and its clients never \
+         call it; list assets with listAssets (400 NOT_EMULATED).",
     ),
     named(
         &["projects", "assets"],

@@ -4,6 +4,8 @@
 //! EECU-seconds it "used", and creates the asset of an ingestion or a `toAsset` export.
 //!
 //! Usage reported: 2 EECU-seconds per simulated second (at least 0.01), as the run goes.
+//! An asset made is 1 MiB per second of the run long (`sizeBytes`, at least 1 byte), so that
+//! a script reading sizes sees them grow with the simulated work, the same on every run.
 
 use super::Emulator;
 use super::exports::{NewAsset, destinations};
@@ -23,6 +25,13 @@ const STAGES: [&str; 3] = ["Preparing", "Computing", "Writing"];
 const STEPS: u32 = 10;
 /// EECU-seconds per simulated second.
 const EECU_PER_SECOND: f64 = 2.0;
+/// Bytes of the asset a run makes per second of the run.
+const BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+
+/// The `sizeBytes` of the asset a run of `duration` makes.
+fn size_bytes(duration: Duration) -> u64 {
+    ((duration.as_secs_f64() * BYTES_PER_SECOND) as u64).max(1)
+}
 
 /// What a task's run needs besides its context.
 #[derive(Clone)]
@@ -131,7 +140,7 @@ impl Runner {
         }
         let (uris, asset) = destinations(&op.op_type, ctx.payload(), &op.description);
         if let Some(asset) = asset {
-            self.create(asset).await?;
+            self.create(asset, size_bytes(duration)).await?;
         }
         for uri in &uris {
             ctx.destination(uri);
@@ -174,12 +183,15 @@ impl Runner {
         }
     }
 
-    /// Creates the task's asset; a missing parent or a taken name fails the task as
-    /// Earth Engine does.
-    async fn create(&self, new: NewAsset) -> Result<(), Status> {
+    /// Creates the task's asset, `size` bytes large; a missing parent or a taken name fails
+    /// the task as Earth Engine does.
+    async fn create(&self, new: NewAsset, size: u64) -> Result<(), Status> {
         let invalid = |e: crate::error::ApiError| Status::new(e.code, e.message);
-        super::assets::parse_name(&new.name).map_err(invalid)?;
-        let mut record = json!({"updateTime": Timestamp::now().to_string()});
+        super::assets::parse_name("name", &new.name).map_err(invalid)?;
+        let mut record = json!({
+            "updateTime": Timestamp::now().to_string(),
+            super::assets::SIZE_BYTES: size.to_string(),
+        });
         // Manifests come in either JSON spelling (the CLI writes `start_time`).
         for (key, snake) in [
             ("properties", "properties"),

@@ -17,6 +17,7 @@ use prost_types::Any;
 use serde_json::Value as Json;
 
 pub use longrun_proto::any::STRUCT;
+use longrun_proto::any::Types;
 const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
 pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
@@ -45,20 +46,22 @@ pub fn duration(
 }
 
 /// A stored `Any` (a detail or a response, in JSON form) as a binary `Any`. Everything
-/// accepted since completions are checked (`crate::completion`) converts; a record kept from
-/// before, with a type longrun does not describe, travels as the Struct of its JSON.
-fn any(json: &Json) -> Any {
-    longrun_proto::any::to_any(json).unwrap_or_else(|_| Any {
+/// accepted since completions are checked (`crate::completion`) converts while its type is
+/// described; a record kept from before, or of a type no longer described (a descriptor set
+/// taken out of the configuration), travels as the Struct of its JSON.
+fn any(types: &Types, json: &Json) -> Any {
+    types.to_any(json).unwrap_or_else(|_| Any {
         type_url: STRUCT.into(),
         value: to_struct(json).encode_to_vec(),
     })
 }
 
-pub fn status(s: &Status) -> rpc::Status {
+/// A kept status as a google.rpc.Status, its details as binary `Any`s.
+pub fn status(types: &Types, s: &Status) -> rpc::Status {
     rpc::Status {
         code: s.code,
         message: s.message.clone(),
-        details: s.details.iter().map(any).collect(),
+        details: s.details.iter().map(|d| any(types, d)).collect(),
     }
 }
 
@@ -95,7 +98,9 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
     }
 }
 
-pub fn operation(op: &Operation) -> lro::Operation {
+/// An operation as google.longrunning's message; its response and error details as the
+/// binary `Any`s of their types (`types`).
+pub fn operation(types: &Types, op: &Operation) -> lro::Operation {
     lro::Operation {
         name: op.name.to_string(),
         metadata: Some(Any {
@@ -104,8 +109,8 @@ pub fn operation(op: &Operation) -> lro::Operation {
         }),
         done: op.done(),
         result: match &op.outcome {
-            Some(Outcome::Error(s)) => Some(lro::operation::Result::Error(status(s))),
-            Some(Outcome::Response(r)) => Some(lro::operation::Result::Response(any(r))),
+            Some(Outcome::Error(s)) => Some(lro::operation::Result::Error(status(types, s))),
+            Some(Outcome::Response(r)) => Some(lro::operation::Result::Response(any(types, r))),
             None => None,
         },
     }

@@ -36,9 +36,10 @@ fn name(text: &str) -> Result<Name, Status> {
 
 fn project(text: &str) -> Result<Project, Status> {
     let id = text.strip_prefix("projects/").ok_or_else(|| {
-        convert::error(rest::invalid_name(format!(
-            "`{text}` is not a project name projects/PROJECT"
-        )))
+        convert::error(ApiError::invalid(
+            "INVALID_NAME",
+            format!("`{text}` is not a project name projects/PROJECT"),
+        ))
     })?;
     rest::project_of(id).map_err(convert::error)
 }
@@ -127,7 +128,7 @@ impl Grpc {
                 .map(|(op, payload)| {
                     let lease = op.lease.as_ref().expect("leased operations hold a lease");
                     pb::Lease {
-                        operation: Some(convert::operation(op)),
+                        operation: Some(convert::operation(&self.app.types, op)),
                         lease_id: lease.id.clone(),
                         lease_expire_time: Some(convert::timestamp(lease.expire_time)),
                         payload: Some(convert::to_value(payload)),
@@ -185,11 +186,14 @@ impl Grpc {
         let name = name(&r.name)?;
         self.check(caller, &Route::Complete(name.clone()))?;
         let result = match r.result {
-            Some(pb::complete_request::Result::Response(value)) => {
-                Ok(completion::response(convert::from_value(&value)).map_err(convert::error)?)
-            }
+            Some(pb::complete_request::Result::Response(value)) => Ok(completion::response(
+                &self.app.types,
+                convert::from_value(&value),
+            )
+            .map_err(convert::error)?),
             Some(pb::complete_request::Result::Error(status)) => {
-                Err(completion::status_from_grpc(status).map_err(convert::error)?)
+                Err(completion::status_from_grpc(&self.app.types, status)
+                    .map_err(convert::error)?)
             }
             None => {
                 return Err(convert::error(ApiError::invalid(
@@ -204,7 +208,7 @@ impl Grpc {
             .complete(&name, &r.lease_id, result)
             .await
             .map_err(convert::engine_error)?;
-        Ok(convert::operation(&op))
+        Ok(convert::operation(&self.app.types, &op))
     }
 
     pub(crate) async fn release(
@@ -220,7 +224,7 @@ impl Grpc {
             .release(&name, &r.lease_id)
             .await
             .map_err(convert::engine_error)?;
-        Ok(convert::operation(&op))
+        Ok(convert::operation(&self.app.types, &op))
     }
 
     /// The permission check alone, for calls on a stream already authenticated.
@@ -255,7 +259,11 @@ impl Operations for Grpc {
             .await
             .map_err(convert::engine_error)?;
         Ok(Response::new(lro::ListOperationsResponse {
-            operations: page.operations.iter().map(convert::operation).collect(),
+            operations: page
+                .operations
+                .iter()
+                .map(|op| convert::operation(&self.app.types, op))
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
             unreachable: Vec::new(),
         }))
@@ -274,7 +282,7 @@ impl Operations for Grpc {
             .get(&name)
             .await
             .map_err(convert::engine_error)?;
-        Ok(Response::new(convert::operation(&op)))
+        Ok(Response::new(convert::operation(&self.app.types, &op)))
     }
 
     async fn delete_operation(
@@ -324,7 +332,7 @@ impl Operations for Grpc {
             .wait_within(&name, timeout, budget(&metadata))
             .await
             .map_err(convert::engine_error)?;
-        Ok(Response::new(convert::operation(&op)))
+        Ok(Response::new(convert::operation(&self.app.types, &op)))
     }
 }
 
@@ -358,7 +366,7 @@ impl Submissions for Grpc {
             .submit(&project, submission)
             .await
             .map_err(convert::engine_error)?;
-        Ok(Response::new(convert::operation(&op)))
+        Ok(Response::new(convert::operation(&self.app.types, &op)))
     }
 }
 

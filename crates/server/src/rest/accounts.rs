@@ -7,7 +7,7 @@ use crate::auth::{Caller, project_of};
 use crate::error::ApiError;
 use axum::response::Response;
 use longrun_store::{ServiceAccount, Store};
-use longrun_types::{Code, Project, Timestamp};
+use longrun_types::{Code, Project, Timestamp, limits};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,13 +64,12 @@ pub async fn create(
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let b: CreateBody = body::json(bytes)?;
+    limits::check("accountId", &b.account_id, limits::ACCOUNT_NAME)?;
+    limits::check("keyId", &b.key_id, limits::KEY_ID)?;
     let email = crate::auth::email(&b.account_id, project.as_str()).map_err(|e| {
         ApiError::invalid("INVALID_ARGUMENT", e.to_string()).with("field", "accountId")
     })?;
-    if b.key_id.is_empty()
-        || b.key_id.len() > 64
-        || !b.key_id.bytes().all(|c| c.is_ascii_hexdigit())
-    {
+    if b.key_id.is_empty() || !b.key_id.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err(
             ApiError::invalid("INVALID_ARGUMENT", "keyId is 1 to 64 hexadecimal digits")
                 .with("field", "keyId"),

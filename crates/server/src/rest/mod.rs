@@ -55,6 +55,8 @@ pub struct App {
     pub console: crate::console::Console,
     /// `[projects]` (contract section 12).
     pub projects: std::sync::Arc<crate::projects::Settings>,
+    /// The message types a worker's response or an error detail may be.
+    pub types: longrun_proto::any::Types,
 }
 
 /// What a request path and method resolve to.
@@ -89,8 +91,12 @@ pub(crate) enum Route {
     ListRegistrations,
 }
 
-pub(crate) fn invalid_name(e: String) -> ApiError {
-    ApiError::invalid("INVALID_NAME", e)
+/// A name or project id refused: `TOO_LONG` past its limit, else `INVALID_NAME`.
+pub(crate) fn invalid_name(e: longrun_types::NameError) -> ApiError {
+    match e {
+        longrun_types::NameError::TooLong(too_long) => too_long.into(),
+        longrun_types::NameError::Invalid(why) => ApiError::invalid("INVALID_NAME", why),
+    }
 }
 
 pub(crate) fn project_of(segment: &str) -> Result<Project, ApiError> {
@@ -560,7 +566,9 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             workers::lease(engine, version, worker, projects, &bytes).await
         }
         Route::Heartbeat(name) => workers::heartbeat(engine, &name, &bytes).await,
-        Route::Complete(name) => workers::complete(engine, version, &name, &bytes).await,
+        Route::Complete(name) => {
+            workers::complete(engine, &app.types, version, &name, &bytes).await
+        }
         Route::Release(name) => workers::release(engine, version, &name, &bytes).await,
         Route::Emulator(project, call) => {
             crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await

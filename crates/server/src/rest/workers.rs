@@ -254,14 +254,15 @@ pub async fn heartbeat(engine: &Engine, name: &Name, bytes: &[u8]) -> Result<Res
 
 pub async fn complete(
     engine: &Engine,
+    types: &longrun_proto::any::Types,
     version: Version,
     name: &Name,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let b: CompleteBody = body::json(bytes)?;
     let result = match (b.response, b.error) {
-        (Some(response), None) => Ok(completion::response(response)?),
-        (None, Some(e)) => Err(completion::status(e.code, e.message, e.details)?),
+        (Some(response), None) => Ok(completion::response(types, response)?),
+        (None, Some(e)) => Err(completion::status(types, e.code, e.message, e.details)?),
         _ => {
             return Err(ApiError::invalid(
                 "INVALID_REQUEST_BODY",

@@ -68,6 +68,11 @@ async fn methods_not_emulated_answer_at_once_naming_the_method() {
             "/v1/projects/p/assets/a:setIamPolicy",
             "assets.setIamPolicy",
         ),
+        (
+            "GET",
+            "/v1/projects/p/assets:search?query=ndvi&pageSize=10",
+            "assets.search",
+        ),
     ] {
         let started = Instant::now();
         let (status, error) = s.request(method, path, Some("{\"expression\": {}}")).await;
@@ -119,6 +124,7 @@ async fn discovery_lists_every_method_the_client_calls_also_behind_a_trailing_sl
             "assets.setIamPolicy",
             "assets.getPixels",
             "assets.listFeatures",
+            "assets.search",
             "value.compute",
             "image.computePixels",
             "image.export",
@@ -152,6 +158,16 @@ async fn discovery_lists_every_method_the_client_calls_also_behind_a_trailing_sl
             let method = &node["methods"][parts[parts.len() - 1]];
             assert_eq!(method["id"], format!("earthengine.projects.{id}"), "{id}");
         }
+        let search = &projects["resources"]["assets"]["methods"]["search"];
+        assert_eq!(
+            (&search["httpMethod"], &search["path"]),
+            (&json!("GET"), &json!("v1/{+project}/assets:search"))
+        );
+        assert_eq!(
+            search["parameters"]["project"]["pattern"],
+            "^projects/[^/]+$"
+        );
+        assert_eq!(search["parameters"]["query"]["location"], "query");
         let list = &projects["resources"]["assets"]["methods"]["listAssets"];
         assert_eq!(list["response"]["$ref"], "ListAssetsResponse");
         assert!(doc["schemas"]["ListAssetsResponse"]["properties"]["nextPageToken"].is_object());
@@ -508,6 +524,91 @@ async fn simulated_tasks_report_destinations_usage_and_make_their_assets() {
     let (_, op) = call(&s, "POST", "/v1/projects/p/image:export", into_nothing).await;
     let op = finished(&s, op["name"].as_str().unwrap()).await;
     assert_eq!(op["error"]["code"], 5, "{op}");
+}
+
+/// Leaf assets (images, tables) carry `sizeBytes`, an int64 as a JSON string, as Google's
+/// do, in `getAsset` and in `listAssets`, and a copy keeps it; folders and image
+/// collections carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_assets_carry_their_size_in_bytes() {
+    let s = simulated(vec![]).await;
+    for (id, kind) in [("out", "FOLDER"), ("out/c", "IMAGE_COLLECTION")] {
+        let (status, made) = call(
+            &s,
+            "POST",
+            &format!("/v1/projects/p/assets?assetId={id}"),
+            json!({"type": kind}),
+        )
+        .await;
+        assert_eq!(status, 200, "{made}");
+    }
+    for (path, body) in [
+        (
+            "image:export",
+            json!({"description": "i", "assetExportOptions": {"earthEngineDestination": {"name": "projects/p/assets/out/img"}}}),
+        ),
+        (
+            "table:import",
+            json!({"tableManifest": {"name": "projects/p/assets/out/t"}}),
+        ),
+    ] {
+        let (status, op) = call(&s, "POST", &format!("/v1/projects/p/{path}"), body).await;
+        assert_eq!(status, 200, "{op}");
+        let op = finished(&s, op["name"].as_str().unwrap()).await;
+        assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
+    }
+    let size = |asset: &Value| -> u64 {
+        let text = asset["sizeBytes"]
+            .as_str()
+            .unwrap_or_else(|| panic!("sizeBytes as a string: {asset}"));
+        text.parse().unwrap()
+    };
+    let mut sizes = Vec::new();
+    for id in ["out/img", "out/t"] {
+        let (status, asset) = s
+            .request("GET", &format!("/v1/projects/p/assets/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "{asset}");
+        assert!(size(&asset) > 0, "{asset}");
+        sizes.push(size(&asset));
+    }
+    for id in ["out", "out/c"] {
+        let (_, asset) = s
+            .request("GET", &format!("/v1/projects/p/assets/{id}"), None)
+            .await;
+        assert!(asset.get("sizeBytes").is_none(), "{asset}");
+    }
+    let (_, listing) = s
+        .request("GET", "/v1/projects/p/assets/out:listAssets", None)
+        .await;
+    let listed: Vec<(String, Option<u64>)> = listing["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a.get("sizeBytes").map(|_| size(a)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("projects/p/assets/out/c".into(), None),
+            ("projects/p/assets/out/img".into(), Some(sizes[0])),
+            ("projects/p/assets/out/t".into(), Some(sizes[1])),
+        ]
+    );
+    let (status, copy) = call(
+        &s,
+        "POST",
+        "/v1/projects/p/assets/out/img:copy",
+        json!({"destinationName": "projects/p/assets/out/img2"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{copy}");
+    assert_eq!(size(&copy), sizes[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,10 +174,18 @@ async fn concurrency_key_is_validated_like_other_ids() {
     let (status, body) = s
         .request("POST", path, Some(&bad(json!("k".repeat(257)))))
         .await;
-    assert_eq!(status, 400, "{body}");
     assert_eq!(
-        body["error"]["message"],
-        "concurrencyKey must be 1 to 256 bytes"
+        (status, body),
+        (
+            400,
+            envelope(
+                400,
+                "INVALID_ARGUMENT",
+                "TOO_LONG",
+                "concurrencyKey is 257 bytes long; it may be at most 256 bytes",
+                json!({"field": "concurrencyKey", "limit": "256"})
+            )
+        )
     );
     let (status, body) = s.request("POST", path, Some(&bad(json!("a\u{0}b")))).await;
     assert_eq!(status, 400, "{body}");

@@ -285,3 +285,70 @@ async fn filters_select_and_bad_filters_say_where() {
         "{message}"
     );
 }
+
+/// The names a filter selects in project `p`, over REST.
+async fn selected(s: &TestServer, filter: &str) -> Vec<String> {
+    let filter: String = form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+    let (status, page) = s
+        .request(
+            "GET",
+            &format!("/v1/projects/p/operations?filter={filter}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let mut names = names(&page);
+    names.sort();
+    names
+}
+
+/// Name filters written with the id as the user submitted it (non-ASCII letters, spaces,
+/// unencoded, or encoded in lower case) find the operation whose canonical name
+/// percent-encodes it: for `=`, `!=`, `:` and the wildcard forms.
+async fn name_filters_take_ids_as_typed(s: &TestServer) {
+    for id in ["café", "exports/été/n°1", "a b", "plain"] {
+        s.submit("p", json!({"type": "T", "operationId": id})).await;
+    }
+    let cafe = "projects/p/operations/caf%C3%A9".to_string();
+    let ete = "projects/p/operations/exports/%C3%A9t%C3%A9/n%C2%B01".to_string();
+    let space = "projects/p/operations/a%20b".to_string();
+    let plain = "projects/p/operations/plain".to_string();
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("name = \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"projects/p/operations/caf%c3%a9\"", vec![&cafe]),
+        ("name = \"projects/p/operations/caf%C3%A9\"", vec![&cafe]),
+        ("name : \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"projects/p/operations/a b\"", vec![&space]),
+        ("name = \"*é\"", vec![&cafe]),
+        ("name = \"projects/p/operations/exports/été/*\"", vec![&ete]),
+        ("name : \"*été*\"", vec![&ete]),
+        ("name = \"*n°1\"", vec![&ete]),
+        (
+            "name != \"projects/p/operations/café\"",
+            vec![&space, &ete, &plain],
+        ),
+        ("NOT name = \"*é*\"", vec![&space, &plain]),
+    ];
+    for (filter, expected) in cases {
+        let mut expected: Vec<String> = expected.into_iter().cloned().collect();
+        expected.sort();
+        assert_eq!(selected(s, filter).await, expected, "{filter}");
+    }
+}
+
+#[tokio::test]
+async fn name_filters_take_ids_as_typed_on_sqlite() {
+    let s = TestServer::start().await;
+    name_filters_take_ids_as_typed(&s).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn name_filters_take_ids_as_typed_on_postgres() {
+    let Some((client, schema, url)) = crate::postgres::schema("namefilter").await else {
+        return;
+    };
+    let s = crate::postgres::server_on(&url).await;
+    name_filters_take_ids_as_typed(&s).await;
+    crate::postgres::finish(&client, &schema, [s]).await;
+}

@@ -304,6 +304,125 @@ async fn filter_selects_and_shows_operations_leaving_it() {
     s.stop().await;
 }
 
+/// Submits, cancels and deletes `id` with `description`.
+async fn submit_cancel_delete(s: &TestServer, id: &str, description: &str) {
+    s.submit(
+        "p",
+        json!({"type": "T", "operationId": id, "description": description}),
+    )
+    .await;
+    let path = format!("/v1/projects/p/operations/{id}");
+    let (status, _) = s
+        .request("POST", &format!("{path}:cancel"), Some("{}"))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = s.request("DELETE", &path, None).await;
+    assert_eq!(status, 200);
+}
+
+/// A filtered watch sends `deleted` only for an operation that matched its filter when it
+/// was deleted (one it shows), never for the project's other operations: live, resumed
+/// with `Last-Event-ID` (the same events with the same ids), with `snapshot=false`, and
+/// over gRPC.
+#[tokio::test]
+async fn filtered_watch_sends_deleted_only_for_operations_it_matches() {
+    use longrun_proto::longrun::v1 as pb;
+    use pb::watch_operations_response::Event as E;
+    let s = TestServer::start().await;
+    let red = "metadata.description = \"red\"";
+    let mut w = s.client.watch("p", red, None, "").await.unwrap();
+    let synced = until_synced(&mut w).await;
+    assert_eq!(summary(&synced), vec![ev("synced", "", "")]);
+    let cursor = synced[0].id.clone().unwrap();
+
+    submit_cancel_delete(&s, "a", "red").await;
+    submit_cancel_delete(&s, "b", "blue").await;
+    // A marker: what comes before it is everything the watcher is sent.
+    s.submit(
+        "p",
+        json!({"type": "T", "operationId": "z", "description": "red"}),
+    )
+    .await;
+    let expected = vec![
+        ev("operation", "a", "PENDING"),
+        ev("operation", "a", "CANCELLED"),
+        ev("deleted", "a", ""),
+        ev("operation", "z", "PENDING"),
+    ];
+    let mut live = Vec::new();
+    for _ in 0..expected.len() {
+        live.push(next(&mut w).await);
+    }
+    assert_eq!(summary(&live), expected);
+
+    // Resumed from before all of it: the same events, with the same ids.
+    let mut resumed = s.client.watch("p", red, Some(&cursor), "").await.unwrap();
+    let replay = until_synced(&mut resumed).await;
+    let mut with_synced = expected.clone();
+    with_synced.push(ev("synced", "", ""));
+    assert_eq!(summary(&replay), with_synced);
+    let ids = |events: &[Event]| events.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&replay[..expected.len()]), ids(&live));
+
+    // The gRPC twin resumed from the same cursor: the same deletes.
+    let channel = tonic::transport::Channel::from_shared(s.base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = pb::operations_client::OperationsClient::new(channel)
+        .watch_operations(pb::WatchOperationsRequest {
+            parent: "projects/p".into(),
+            filter: red.into(),
+            last_event_id: cursor.clone(),
+            changes_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut deleted = Vec::new();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), grpc.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match message.event {
+            Some(E::Deleted(name)) => deleted.push(name),
+            Some(E::Synced(())) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(deleted, vec!["projects/p/operations/a".to_string()]);
+
+    // Without a snapshot, a delete of what matches is sent though this stream never sent
+    // the operation; one of what does not match is not.
+    let mut changes = s
+        .client
+        .watch("p", red, None, "snapshot=false")
+        .await
+        .unwrap();
+    until_synced(&mut changes).await;
+    for id in ["b2", "z"] {
+        if id == "b2" {
+            s.submit(
+                "p",
+                json!({"type": "T", "operationId": id, "description": "blue"}),
+            )
+            .await;
+        }
+        let path = format!("/v1/projects/p/operations/{id}");
+        s.request("POST", &format!("{path}:cancel"), Some("{}"))
+            .await;
+        s.request("DELETE", &path, None).await;
+    }
+    assert_eq!(
+        summary(&[next(&mut changes).await, next(&mut changes).await]),
+        vec![ev("operation", "z", "CANCELLED"), ev("deleted", "z", "")]
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn quiet_stream_sends_keep_alive_comments() {
     let s = TestServer::start().await;
@@ -401,6 +520,70 @@ async fn changes_through_one_server_reach_watchers_on_another() {
     }
     eprintln!("a submit on A reached the watcher on B in {latency:?}");
     assert!(latency < Duration::from_secs(2), "{latency:?}");
+    crate::postgres::finish(&client, &schema, [a, b]).await;
+}
+
+/// A filtered watcher on server B is sent the delete, made through server A, of an
+/// operation it shows, and not of one that never matched its filter (one PostgreSQL). Its
+/// project is its own: other tests' schemas notify on the same channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_watch_on_another_server_sends_only_matching_deletes() {
+    let Some((client, schema, url)) = schema("watchdel").await else {
+        return;
+    };
+    let (a, b) = (server_on(&url).await, server_on(&url).await);
+    let red = "metadata.description = \"red\"";
+    let mut w = b.client.watch("del", red, None, "").await.unwrap();
+    until_synced(&mut w).await;
+    for (id, colour) in [("a", "red"), ("b", "blue")] {
+        a.submit(
+            "del",
+            json!({"type": "T", "operationId": id, "description": colour}),
+        )
+        .await;
+    }
+    assert_eq!(
+        summary(&[next(&mut w).await]),
+        vec![(
+            "operation".to_string(),
+            "projects/del/operations/a".to_string(),
+            "PENDING".to_string()
+        )]
+    );
+    // B hears of b too (its hub has it), though the watcher is not sent it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in ["a", "b"] {
+        let path = format!("/v1/projects/del/operations/{id}");
+        a.request("POST", &format!("{path}:cancel"), Some("{}"))
+            .await;
+        a.request("DELETE", &path, None).await;
+    }
+    a.submit(
+        "del",
+        json!({"type": "T", "operationId": "z", "description": "red"}),
+    )
+    .await;
+    // Up to the marker z: a's cancel (unless the delete overtook it), a's delete, and
+    // nothing of b.
+    let mut seen = Vec::new();
+    loop {
+        let e = summary(&[next(&mut w).await]).remove(0);
+        let marker = e.1.ends_with("/z");
+        seen.push(e);
+        if marker {
+            break;
+        }
+        assert!(seen.len() < 10, "{seen:?}");
+    }
+    assert!(
+        seen.iter().all(|e| !e.1.ends_with("/b")),
+        "b never matched: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e.0 == "deleted" && e.1 == "projects/del/operations/a"),
+        "{seen:?}"
+    );
     crate::postgres::finish(&client, &schema, [a, b]).await;
 }
 

@@ -232,3 +232,90 @@ pub async fn assets_move_with_their_contents<S: Store>(store: Arc<S>) {
         ]
     );
 }
+/// Ids and names past their limits are refused alike (`Error::TooLong`, nothing written),
+/// and the longest values allowed are stored whole: an operation with a 256-byte project,
+/// type, request id and concurrency key and a 1,024-byte name, and a 512-byte asset id in
+/// a 256-byte project (PostgreSQL's index rows hold them).
+pub async fn values_past_their_limits_are_refused_alike<S: Store>(store: Arc<S>) {
+    use longrun_types::limits;
+    let too_long = |r: crate::Result<()>, field: &str, what: &str| match r {
+        Err(Error::TooLong(t)) => assert_eq!(t.field, field, "{what}"),
+        other => panic!("{what}: expected TooLong, got {other:?}"),
+    };
+    let p = "p".repeat(limits::PROJECT_ID);
+    let prefix = format!("projects/{p}/operations/");
+    let mut longest = operation(&p, &"i".repeat(limits::OPERATION_NAME - prefix.len()), 1);
+    longest.op_type = "t".repeat(limits::TYPE);
+    longest.request_id = Some("r".repeat(limits::REQUEST_ID));
+    longest.concurrency_key = Some("k".repeat(limits::CONCURRENCY_KEY));
+    let stored = created(&*store, longest.clone()).await;
+    assert_eq!(store.get(&longest.name).await.unwrap(), Some(stored));
+
+    for (field, change) in [
+        (
+            "metadata.type",
+            (|op: &mut Operation| op.op_type = "t".repeat(257)) as fn(&mut Operation),
+        ),
+        ("requestId", |op| op.request_id = Some("r".repeat(257))),
+        ("concurrencyKey", |op| {
+            op.concurrency_key = Some("k".repeat(257))
+        }),
+        ("metadata.description", |op| {
+            op.description = "d".repeat(64 * 1024 + 1)
+        }),
+    ] {
+        let mut op = operation("p", field, 1);
+        change(&mut op);
+        too_long(
+            store.insert(new(op.clone())).await.map(drop),
+            field,
+            "insert",
+        );
+        assert_eq!(store.get(&op.name).await.unwrap(), None, "{field} written");
+    }
+    too_long(
+        store
+            .lease(leasing(&["T", &"t".repeat(257)], 1, 0, 100))
+            .await
+            .map(drop),
+        "types[1]",
+        "lease",
+    );
+
+    let folder = format!("projects/{p}/assets/{}", "f".repeat(255));
+    let leaf = format!("{folder}/{}", "a".repeat(256));
+    for (name, kind) in [(&folder, "FOLDER"), (&leaf, "IMAGE_COLLECTION")] {
+        assert_eq!(
+            store.put_asset(asset(name, kind), false).await.unwrap(),
+            crate::AssetWrite::Done
+        );
+    }
+    assert_eq!(store.asset(&leaf).await.unwrap().unwrap().name, leaf);
+    too_long(
+        store
+            .put_asset(asset(&format!("{leaf}x"), "IMAGE"), false)
+            .await
+            .map(drop),
+        "name",
+        "put",
+    );
+    // A move that would lengthen an id under it past the limit moves nothing.
+    let to = format!("projects/{p}/assets/{}", "d".repeat(300));
+    assert_eq!(
+        store
+            .move_asset(&folder, &to, &format!("projects/{p}"))
+            .await
+            .unwrap(),
+        crate::AssetWrite::TooLong
+    );
+    assert!(store.asset(&leaf).await.unwrap().is_some());
+    assert!(store.asset(&to).await.unwrap().is_none());
+    let short = format!("projects/{p}/assets/{}", "d".repeat(255));
+    assert_eq!(
+        store
+            .move_asset(&folder, &short, &format!("projects/{p}"))
+            .await
+            .unwrap(),
+        crate::AssetWrite::Done
+    );
+}

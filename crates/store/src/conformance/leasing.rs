@@ -340,7 +340,7 @@ pub async fn concurrency_keys_are_kept_and_filtered<S: Store>(store: Arc<S>) {
     // Copied whole: after a scan and an import the key still limits leases.
     let scanned = store.scan(None, 10).await.unwrap();
     for (op, _) in &scanned {
-        store.delete(&op.name, op.version).await.unwrap();
+        store.delete(op).await.unwrap();
     }
     store.import(scanned).await.unwrap();
     let limited = LeaseQuery {

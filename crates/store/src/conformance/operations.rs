@@ -224,16 +224,14 @@ pub async fn concurrent_updates_have_exactly_one_winner<S: Store>(store: Arc<S>)
 }
 pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     let op = created(&*store, operation("p", "x", 1)).await;
-    assert!(matches!(
-        store.delete(&op.name, 7).await,
-        Err(Error::Conflict)
-    ));
-    store.delete(&op.name, 1).await.unwrap();
+    let stale = Operation {
+        version: 7,
+        ..op.clone()
+    };
+    assert!(matches!(store.delete(&stale).await, Err(Error::Conflict)));
+    store.delete(&op).await.unwrap();
     assert_eq!(store.get(&op.name).await.unwrap(), None);
-    assert!(matches!(
-        store.delete(&op.name, 1).await,
-        Err(Error::NotFound)
-    ));
+    assert!(matches!(store.delete(&op).await, Err(Error::NotFound)));
 }
 async fn collect_all<S: Store>(
     store: &S,
@@ -398,6 +396,45 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
     // The data set is rich enough for the filters to select different subsets.
     assert!(sizes.len() > 8, "{sizes:?}");
 }
+/// A name filter written with the id as typed (non-ASCII letters unencoded, or encoded in
+/// lower case) selects the operation whose canonical name percent-encodes it, for `=`,
+/// `:` and the wildcard forms, as the reference semantics say.
+pub async fn name_filters_match_ids_as_typed<S: Store>(store: Arc<S>) {
+    let cafe = created(&*store, operation("p", "café", 1)).await;
+    let deep = created(&*store, operation("p", "exports/été/1", 2)).await;
+    let plain = created(&*store, operation("p", "plain", 3)).await;
+    assert_eq!(cafe.name.as_str(), "projects/p/operations/caf%C3%A9");
+    let cases = [
+        ("name = \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"projects/p/operations/caf%c3%a9\"", vec![&cafe]),
+        ("name : \"projects/p/operations/café\"", vec![&cafe]),
+        ("name = \"*é\"", vec![&cafe]),
+        (
+            "name = \"projects/p/operations/exports/été/*\"",
+            vec![&deep],
+        ),
+        ("name : \"*été*\"", vec![&deep]),
+        (
+            "name != \"projects/p/operations/café\"",
+            vec![&plain, &deep],
+        ),
+    ];
+    for (text, expected) in cases {
+        let expr = filter::parse(text).unwrap();
+        let expected: Vec<Name> = expected.into_iter().map(|o| o.name.clone()).collect();
+        let reference: Vec<Name> = [&plain, &deep, &cafe]
+            .into_iter()
+            .filter(|op| expr.as_ref().is_none_or(|e| e.matches(op)))
+            .map(|op| op.name.clone())
+            .collect();
+        assert_eq!(reference, expected, "reference semantics of {text}");
+        assert_eq!(
+            collect_all(&*store, "p", expr, 10).await,
+            expected,
+            "filter {text}"
+        );
+    }
+}
 pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let old = created(&*store, operation("p", "old", 1)).await;
     let old = store.update(done(old, State::Succeeded, 10)).await.unwrap();
@@ -405,7 +442,8 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let recent = store.update(done(recent, State::Failed, 50)).await.unwrap();
     let pending = created(&*store, operation("p", "pending", 3)).await;
     let expired = store.expire(Timestamp(20), 100).await.unwrap();
-    assert_eq!(expired, std::slice::from_ref(&old.name));
+    // The record as it stood is returned, not only its name.
+    assert_eq!(expired, std::slice::from_ref(&old));
     assert_eq!(store.get(&old.name).await.unwrap(), None);
     assert_eq!(store.get(&recent.name).await.unwrap(), Some(recent));
     assert_eq!(store.get(&pending.name).await.unwrap(), Some(pending));
@@ -425,11 +463,12 @@ pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
         .await
         .unwrap()
         .into_iter()
+        .map(|op| op.name)
         .collect();
     assert_eq!(expired.len(), 3);
     let rest = store.expire(Timestamp(20), 3).await.unwrap();
     assert_eq!(rest.len(), 2);
-    expired.extend(rest);
+    expired.extend(rest.into_iter().map(|op| op.name));
     assert_eq!(expired, names);
     for name in names {
         assert_eq!(store.get(&name).await.unwrap(), None);
@@ -521,7 +560,7 @@ pub async fn scan_then_import_copies_every_operation<S: Store>(store: Arc<S>) {
         Err(Error::AlreadyExists(_))
     ));
     for (op, _) in &scanned {
-        store.delete(&op.name, op.version).await.unwrap();
+        store.delete(op).await.unwrap();
     }
     store.import(scanned.clone()).await.unwrap();
     for (op, payload) in &scanned {

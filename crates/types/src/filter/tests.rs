@@ -147,3 +147,54 @@ proptest! {
         let _ = parse(&text);
     }
 }
+
+#[test]
+fn name_literals_take_the_canonical_form_of_names() {
+    let text = |text: &str, any_prefix: bool, any_suffix: bool| {
+        Value::Text(Pattern {
+            text: text.into(),
+            any_prefix,
+            any_suffix,
+        })
+    };
+    for (filter, expected) in [
+        (
+            "name = \"projects/p/operations/café\"",
+            cmp(
+                Field::Name,
+                Op::Eq,
+                text("projects/p/operations/caf%C3%A9", false, false),
+            ),
+        ),
+        (
+            "name:\"*caf%c3%a9\"",
+            cmp(Field::Name, Op::Has, text("caf%C3%A9", true, false)),
+        ),
+        (
+            "name = \"projects/p/operations/été/*\"",
+            cmp(
+                Field::Name,
+                Op::Eq,
+                text("projects/p/operations/%C3%A9t%C3%A9/", false, true),
+            ),
+        ),
+        // Other text fields keep the literal as written.
+        (
+            "metadata.description = \"café\"",
+            cmp(Field::Description, Op::Eq, text("café", false, false)),
+        ),
+    ] {
+        assert_eq!(parse(filter).unwrap(), Some(expected), "{filter}");
+    }
+    let named = |id: &str| {
+        let mut op = op(State::Pending, "T", "", 1);
+        op.name = Name::new(&Project::parse("p").unwrap(), id).unwrap();
+        op
+    };
+    let typed = parse("name = \"projects/p/operations/a b/ü\"")
+        .unwrap()
+        .unwrap();
+    assert!(typed.matches(&named("a b/ü")));
+    assert!(typed.matches(&named("a%20b/%C3%BC")));
+    assert!(!typed.matches(&named("a b")));
+}
