@@ -476,6 +476,84 @@ async fn tokens_end_at_exp_and_providers_keep_a_small_leeway() {
     }
 }
 
+/// A token that is not valid yet is refused: an identity provider's whose `nbf` or `iat` is
+/// ahead by more than the provider's leeway (10 s), and the server's own whose `nbf` is ahead.
+#[tokio::test]
+async fn tokens_not_valid_yet_are_refused_with_the_same_leeway() {
+    let s = setup().await;
+    let provider = |extra: Value| {
+        let mut claims = json!({
+            "iss": IDP, "aud": "longrun", "email": "viewer@example.com", "scope": EE,
+            "exp": now() + 7200,
+        });
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s.idp.token(claims)
+    };
+    let own = |nbf: u64| {
+        own_token(
+            SECRET,
+            json!({
+                "iss": "longrun", "aud": "longrun", "sub": "writer-sa@p.iam.longrun",
+                "key": s.keys["writer-sa"].private_key_id, "scope": EE,
+                "iat": now(), "nbf": nbf, "exp": now() + 7200,
+            }),
+        )
+    };
+    let cases = [
+        (
+            "provider nbf an hour ahead",
+            provider(json!({"nbf": now() + 3600})),
+            401,
+        ),
+        (
+            "provider nbf 3 s ahead",
+            provider(json!({"nbf": now() + 3})),
+            200,
+        ),
+        (
+            "provider nbf passed",
+            provider(json!({"nbf": now() - 60})),
+            200,
+        ),
+        (
+            "provider iat an hour ahead",
+            provider(json!({"iat": now() + 3600})),
+            401,
+        ),
+        (
+            "provider iat 3 s ahead",
+            provider(json!({"iat": now() + 3})),
+            200,
+        ),
+        (
+            "provider iat not a time",
+            provider(json!({"iat": "soon"})),
+            401,
+        ),
+        ("own token nbf an hour ahead", own(now() + 3600), 401),
+        ("own token nbf passed", own(now() - 1), 200),
+    ];
+    for (case, token, want) in cases {
+        let got = match s.client(&token).list("p", "", 1, "").await {
+            Ok(_) => 200,
+            Err(longrun_client::Error::Api {
+                http_status, body, ..
+            }) => {
+                assert_eq!(
+                    body["error"]["details"][0]["reason"], "ACCESS_TOKEN_INVALID",
+                    "{case}"
+                );
+                http_status
+            }
+            Err(e) => panic!("{case}: {e}"),
+        };
+        assert_eq!(got, want, "{case}");
+    }
+}
+
 #[tokio::test]
 async fn roles_grant_what_they_name_and_cancels_are_audited() {
     let s = setup().await;
