@@ -166,7 +166,7 @@ pub async fn run(
                 get(rest::discovery).fallback(only("GET")),
             )
             .route("/batch", post(rest::batch::handle).fallback(only("POST")))
-            .fallback(rest::handle)
+            .fallback(fallback)
             .with_state(state.clone()),
         state.clone(),
     )?
@@ -217,6 +217,18 @@ pub async fn run(
     let _ = outputs_sweep.await;
     following.abort();
     Ok(())
+}
+
+/// What no route serves: a gRPC call of an unknown service is answered UNIMPLEMENTED as a
+/// gRPC status; everything else goes to the REST router (the API's paths, and its 404).
+async fn fallback(
+    state: axum::extract::State<rest::App>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    if console::http::is_grpc(&request) {
+        return grpc::unimplemented(request.uri().path());
+    }
+    rest::handle(state, request).await
 }
 
 /// The answer of a fixed route to any other method: 405 with `Allow`, in the envelope
