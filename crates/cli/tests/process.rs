@@ -228,6 +228,68 @@ async fn sigterm_ends_waits_and_exits_cleanly() {
     assert!(dir.path().join("secret").exists());
 }
 
+/// A data directory is one server's while it runs: a second `longrun serve` on it exits at
+/// once, naming it, and the commands that open its store offline refuse, pointing at
+/// `--server`; once the server stops they work.
+#[test]
+fn a_data_directory_is_one_servers_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let data_dir = data.to_str().unwrap();
+    let in_use = format!("the data directory {data_dir} is in use");
+    let holder = format!("process {}", server.child.id());
+    let mut second = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second server on one data directory is serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&in_use) && stderr.contains(&holder),
+        "{stderr}"
+    );
+    let offline = [
+        &["service-accounts", "list", "--data-dir", data_dir][..],
+        &["projects", "list", "--data-dir", data_dir][..],
+    ];
+    for args in offline {
+        let (ok, _, err) = common::longrun(args, &[]);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(&in_use) && err.contains("--server"), "{err}");
+    }
+    let target = dir.path().join("copy");
+    let migrate = [
+        "migrate-store",
+        "--from-data-dir",
+        data_dir,
+        "--to-data-dir",
+        target.to_str().unwrap(),
+    ];
+    let (ok, _, err) = common::longrun(&migrate, &[]);
+    assert!(!ok && err.contains(&in_use), "{err}");
+    drop(server);
+    for args in offline {
+        common::longrun_ok(args, &[]);
+    }
+    common::longrun_ok(&migrate, &[]);
+}
+
 #[test]
 fn a_non_loopback_listener_needs_an_explicit_opt_out() {
     let dir = tempfile::tempdir().unwrap();

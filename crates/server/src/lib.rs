@@ -5,6 +5,7 @@ pub mod auth;
 mod completion;
 pub mod config;
 mod console;
+pub mod data_dir;
 pub mod emulator;
 mod error;
 mod grpc;
@@ -46,18 +47,21 @@ pub async fn run(
          turn auth on ([auth] mode = \"oauth\"), or pass --allow-unauthenticated to accept \
          requests from anyone who can reach it"
     );
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create data directory {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let store: Arc<dyn longrun_store::Store> = match (config.store, &config.database_url) {
-        (config::StoreKind::Postgres, Some(url)) => {
-            Arc::new(longrun_store_postgres::PostgresStore::connect(url).await?)
-        }
-        _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
-    };
+    data_dir::prepare(&config.data_dir)?;
+    // One server per data directory: the SQLite store holds its lock while it is open; on
+    // PostgreSQL the directory still holds this server's command groups and output.
+    let (store, _data_dir_lock): (Arc<dyn longrun_store::Store>, _) =
+        match (config.store, &config.database_url) {
+            (config::StoreKind::Postgres, Some(url)) => {
+                let lock = longrun_store_sqlite::DirLock::acquire(&config.data_dir)?;
+                let store = longrun_store_postgres::PostgresStore::connect(url).await?;
+                (Arc::new(store), Some(lock))
+            }
+            _ => (
+                Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
+                None,
+            ),
+        };
     // The console's change feed sees every write: through a wrapper on a store of our own,
     // through the store's signals on a shared one.
     let console = console::Console::new(
@@ -216,6 +220,8 @@ pub async fn run(
     background.await?;
     let _ = outputs_sweep.await;
     following.abort();
+    // Nothing holds the store (and the data directory's lock) once this returns.
+    let _ = following.await;
     Ok(())
 }
 

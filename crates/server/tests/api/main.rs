@@ -4,6 +4,7 @@ mod auth;
 mod batch_cancel;
 mod command;
 mod common;
+mod data_dir;
 mod earthengine;
 mod emulator;
 mod encodings;

@@ -85,7 +85,6 @@ impl Idp {
 
 struct Setup {
     server: TestServer,
-    data_dir: std::path::PathBuf,
     keys: std::collections::HashMap<&'static str, KeyFile>,
     idp: Idp,
 }
@@ -144,7 +143,7 @@ async fn setup() -> Setup {
     )
     .unwrap();
     let jwks = dir.path().join("jwks.json");
-    let server_data = data_dir.clone();
+    let server_data = data_dir;
     let server = TestServer::with(move |c| {
         c.data_dir = server_data;
         c.auth.mode = longrun_server::auth::Mode::Oauth;
@@ -164,12 +163,7 @@ async fn setup() -> Setup {
     for key in keys.values_mut() {
         key.token_uri = format!("{}/token", server.base);
     }
-    Setup {
-        server,
-        data_dir,
-        keys,
-        idp,
-    }
+    Setup { server, keys, idp }
 }
 
 impl Setup {
@@ -420,12 +414,18 @@ impl Setup {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// Disables an account through the server (the store is the server's while it runs),
+    /// as the account admin.
     async fn disable(&self, email: &str) {
-        let store = longrun_store_sqlite::SqliteStore::open(
-            &self.data_dir.join(longrun_server::DATABASE_FILE),
-        )
-        .unwrap();
-        assert!(store.set_account_disabled(email, true).await.unwrap());
+        let admin = self.client(&self.token("keys-admin").await);
+        admin
+            .call(
+                http::Method::POST,
+                &format!("/v1/projects/p/serviceAccounts/{email}:disable"),
+                Some(&json!({})),
+            )
+            .await
+            .unwrap();
         // The server reads accounts again after at most a second.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
