@@ -290,6 +290,73 @@ fn a_data_directory_is_one_servers_at_a_time() {
     common::longrun_ok(&migrate, &[]);
 }
 
+/// A server whose open-file limit is low (128, soft and hard) still answers `/healthz`
+/// while 150 clients hold connections open and send nothing: it takes no more connections
+/// than the limit leaves room for, closes idle ones, and goes on accepting.
+#[test]
+fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[connections]\nidle_timeout = \"1s\"\n").unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("LONGRUN_LOG", "error")
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    let server = common::Server {
+        child,
+        base: format!("http://{address}"),
+    };
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    let started = Instant::now();
+    let mut health = std::net::TcpStream::connect(&address).unwrap();
+    health
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    health
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = health.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK"),
+        "no answer after {:?}: {answer:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    drop(server);
+}
+
 #[test]
 fn a_non_loopback_listener_needs_an_explicit_opt_out() {
     let dir = tempfile::tempdir().unwrap();

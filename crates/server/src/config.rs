@@ -47,6 +47,9 @@ pub struct Config {
     pub api_faults: Vec<crate::emulator::faults::ApiFault>,
     /// `[faults]`: the seed of every fault draw.
     pub faults: crate::emulator::faults::FaultSettings,
+    /// `[connections]`: the cap on open connections, and the timeouts that close slow and
+    /// idle ones.
+    pub connections: crate::connections::Settings,
     /// `[log]`: the log's format (text or JSON lines).
     pub log: crate::telemetry::LogConfig,
     /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
@@ -296,6 +299,7 @@ impl Default for Config {
             api_faults: Vec::new(),
             faults: Default::default(),
             metrics: MetricsConfig::default(),
+            connections: Default::default(),
             log: Default::default(),
             tracing: Default::default(),
         }
@@ -339,6 +343,7 @@ impl Config {
         for task_type in &self.task_types {
             task_type.validate()?;
         }
+        self.connections.validate()?;
         anyhow::ensure!(
             self.project_defaults.max_queued >= 1,
             "project_defaults.max_queued must be at least 1"
@@ -450,6 +455,34 @@ mod tests {
         ] {
             check(table).unwrap();
         }
+    }
+
+    #[test]
+    fn connections_table() {
+        let config = Config::default();
+        assert_eq!(config.connections.max, 1024);
+        assert_eq!(
+            config.connections.header_read_timeout,
+            Duration::from_secs(30)
+        );
+        let config: Config = toml::from_str(
+            "[connections]\nmax = 10\nheader_read_timeout = \"5s\"\nidle_timeout = \"1m\"\n\
+             keep_alive_interval = \"0s\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.connections.max, 10);
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(60));
+        assert!(config.connections.keep_alive_interval.is_zero());
+        for table in [
+            "max = 0",
+            "header_read_timeout = \"0s\"",
+            "idle_timeout = \"0s\"",
+        ] {
+            let config: Config = toml::from_str(&format!("[connections]\n{table}\n")).unwrap();
+            assert!(config.validate().is_err(), "{table}");
+        }
+        assert!(toml::from_str::<Config>("[connections]\nmaximum = 3\n").is_err());
     }
 
     #[test]

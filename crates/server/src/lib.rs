@@ -4,6 +4,7 @@
 pub mod auth;
 mod completion;
 pub mod config;
+pub mod connections;
 mod console;
 pub mod data_dir;
 pub mod emulator;
@@ -209,14 +210,7 @@ pub async fn run(
     };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), store = ?config.store, "serving");
     println!("listening on http://{addr}");
-    // Small writes (a pushed cancel on a gRPC stream, say) go out at once, not after the
-    // peer's delayed acknowledgement.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(draining)
-        .await?;
+    connections::serve(listener, app, config.connections.clone(), draining).await;
     background.await?;
     let _ = outputs_sweep.await;
     following.abort();
