@@ -106,7 +106,16 @@ impl Store {
             Some(url) => Location::Database(url.clone()),
             None => Location::DataDir(self.data_dir.clone()),
         };
-        Ok(Target::Store(location.open().await?))
+        let store = location.open().await.map_err(|e| match &location {
+            // A server running on the directory holds its lock: go through the server.
+            Location::DataDir(dir) => e.context(format!(
+                "cannot open the store in {} (while a server runs on it, pass --server URL \
+                 to go through the server)",
+                dir.display()
+            )),
+            Location::Database(_) => e,
+        })?;
+        Ok(Target::Store(store))
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, create_account, python};
+use common::{Server, create_account, point_at, python};
 use std::path::Path;
 
 const PROJECT: &str = "ee-project";
@@ -22,6 +22,8 @@ fn run(script: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
+    // The account is made before the server holds the data directory.
+    let key = create_account(&data, "ee-tester", PROJECT, dir.path());
     let server = Server::start_with_config(
         &data,
         &format!(
@@ -29,7 +31,7 @@ fn run(script: &str) {
              role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:ee-tester@{PROJECT}.iam.longrun\"]\n"
         ),
     );
-    let key = create_account(&server, &data, "ee-tester", PROJECT, dir.path());
+    point_at(&key, &server);
     let (ok, text) = python(
         &python_bin,
         script,

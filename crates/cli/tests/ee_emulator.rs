@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, create_account, python};
+use common::{Server, create_account, point_at, python};
 use std::path::{Path, PathBuf};
 
 const PROJECT: &str = "ee-pipeline";
@@ -57,6 +57,8 @@ fn run(script: &str, config: &str) -> Option<String> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let venv = venv(&python_bin);
+    // The account is made before the server holds the data directory.
+    let key = create_account(&data, "tester", PROJECT, dir.path());
     let server = Server::start_with_config_env(
         &data,
         config,
@@ -65,7 +67,7 @@ fn run(script: &str, config: &str) -> Option<String> {
             ("LONGRUN_EE_ALGORITHMS", ""),
         ],
     );
-    let key = create_account(&server, &data, "tester", PROJECT, dir.path());
+    point_at(&key, &server);
     let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let (ok, text) = python(
         &python_bin,
@@ -145,12 +147,12 @@ fn the_readme_recipe_without_auth() {
     );
     // The key's account lives in a store this server never sees.
     let key = create_account(
-        &server,
         &dir.path().join("elsewhere"),
         "pipeline-ci",
         "my-project",
         dir.path(),
     );
+    point_at(&key, &server);
     let (ok, text) = python(
         &python_bin,
         "ee_readme.py",

@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::{Server, create_account, longrun_ok, python};
+use common::{Server, access_token, create_account, longrun_ok, point_at, python};
 
 fn longrun(args: &[&str]) -> String {
     longrun_ok(args, &[])
 }
 
-#[test]
-fn google_auth_service_account_flow() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_auth_service_account_flow() {
     let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
         eprintln!(
             "LONGRUN_TEST_PYTHON is not set: skipping the google-auth flow (.ci/run sets it)"
@@ -22,15 +22,10 @@ fn google_auth_service_account_flow() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start_with_config(
-        &data,
-        "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
-         role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:ci-runner@p.iam.longrun\"]\n",
-    );
-    let base = server.base.clone();
-
-    let key = create_account(&server, &data, "ci-runner", "p", dir.path());
     let data_dir = data.to_str().unwrap();
+    // The accounts are made offline, before the server holds the data directory.
+    let key = create_account(&data, "ci-runner", "p", dir.path());
+    let admin_key = create_account(&data, "keys-admin", "p", dir.path());
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
     assert_eq!(file["type"], "service_account");
     assert_eq!(file["client_email"], "ci-runner@p.iam.longrun");
@@ -44,6 +39,16 @@ fn google_auth_service_account_flow() {
         longrun(&["service-accounts", "list", "--data-dir", data_dir])
             .contains("ci-runner@p.iam.longrun\t")
     );
+    let server = Server::start_with_config(
+        &data,
+        "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
+         role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:ci-runner@p.iam.longrun\"]\n\n\
+         [[iam.binding]]\nproject = \"p\"\nrole = \"roles/longrun.serviceAccountAdmin\"\n\
+         members = [\"serviceAccount:keys-admin@p.iam.longrun\"]\n",
+    );
+    let base = server.base.clone();
+    point_at(&key, &server);
+    point_at(&admin_key, &server);
 
     let (ok, out) = python(
         &python_bin,
@@ -56,13 +61,18 @@ fn google_auth_service_account_flow() {
         "{out}"
     );
 
-    longrun(&[
-        "service-accounts",
-        "disable",
-        "ci-runner@p.iam.longrun",
-        "--data-dir",
-        data_dir,
-    ]);
+    // While the server runs, accounts are managed through it.
+    let admin = access_token(&base, &admin_key).await;
+    longrun_ok(
+        &[
+            "service-accounts",
+            "disable",
+            "ci-runner@p.iam.longrun",
+            "--server",
+            &base,
+        ],
+        &[("LONGRUN_TOKEN", admin.as_str())],
+    );
     let (ok, out) = python(
         &python_bin,
         "service_account_flow.py",

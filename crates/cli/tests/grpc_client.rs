@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, access_token, create_account, python};
+use common::{Server, access_token, create_account, point_at, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client() {
@@ -15,12 +15,14 @@ async fn python_grpcio_client() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // The account is made before the server holds the data directory.
+    let key = create_account(&data, "grpc-tester", "p", dir.path());
     let server = Server::start_with_config(
         &data,
         "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
          role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:grpc-tester@p.iam.longrun\"]\n",
     );
-    let key = create_account(&server, &data, "grpc-tester", "p", dir.path());
+    point_at(&key, &server);
     let token = access_token(&server.base, &key).await;
     let (ok, text) = python(&python_bin, "grpc_operations.py", &[&server.base, &token]);
     assert!(ok, "grpc_operations.py failed:\n{text}");

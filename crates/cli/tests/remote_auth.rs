@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, access_token, create_account, longrun, longrun_ok};
+use common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -25,12 +25,12 @@ members = ["serviceAccount:keys-admin@p.iam.longrun"]
 async fn service_accounts_and_operations_through_a_server_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // The first admin is made offline, on the store, before the server holds it.
+    let admin_key = create_account(&data, "keys-admin", "p", dir.path());
     let server = Server::start_with_config(&data, CONFIG);
     let base = server.base.as_str();
     let token_uri = format!("{base}/token");
-
-    // The first admin is made offline, on the server's store.
-    let admin_key = create_account(&server, &data, "keys-admin", "p", dir.path());
+    point_at(&admin_key, &server);
     let token = access_token(base, &admin_key).await;
     let with_token = [("LONGRUN_TOKEN", token.as_str())];
 

@@ -47,6 +47,9 @@ pub struct Config {
     pub api_faults: Vec<crate::emulator::faults::ApiFault>,
     /// `[faults]`: the seed of every fault draw.
     pub faults: crate::emulator::faults::FaultSettings,
+    /// `[connections]`: the cap on open connections, and the timeouts that close slow and
+    /// idle ones.
+    pub connections: crate::connections::Settings,
     /// `[log]`: the log's format (text or JSON lines).
     pub log: crate::telemetry::LogConfig,
     /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
@@ -131,13 +134,28 @@ pub struct TaskType {
     pub key_concurrency: u64,
 }
 
+/// Who runs a task type's operations (`executor` in `[[task_type]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Executor {
+    /// Workers that lease over the API (REST or gRPC).
     #[default]
     External,
+    /// The built-in `command` executor: runs the type's `command` argv.
     Command,
+    /// The built-in `simulate` executor of the Earth Engine emulator.
     Simulate,
+}
+
+impl Executor {
+    /// The name the config file gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Executor::External => "external",
+            Executor::Command => "command",
+            Executor::Simulate => "simulate",
+        }
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -170,6 +188,55 @@ impl TaskType {
             groups_dir: data_dir.join(COMMAND_GROUPS),
             outputs_dir: data_dir.join(OUTPUTS),
         }
+    }
+
+    /// Refuses what its executor cannot run: a `command` type without an argv or with an
+    /// empty program, a `simulate` type with an unknown outcome, a built-in executor with no
+    /// slot, and settings of one executor on a type run by another (they would be ignored,
+    /// or, for `command`, turn its placeholders into required payload keys). The error names
+    /// the type.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let name = &self.op_type;
+        let executor = self.executor.as_str();
+        match self.executor {
+            Executor::Command => {
+                let Some(program) = self.command.first() else {
+                    anyhow::bail!(
+                        "task type {name}: executor = \"command\" needs `command`, the argv \
+                         to run (no shell), e.g. command = [\"sleep\", \"{{payload.seconds}}\"]"
+                    );
+                };
+                anyhow::ensure!(
+                    !program.trim().is_empty(),
+                    "task type {name}: the first word of `command` (the program to run) is empty"
+                );
+            }
+            _ => anyhow::ensure!(
+                self.command.is_empty(),
+                "task type {name}: `command` is only for executor = \"command\", \
+                 not \"{executor}\""
+            ),
+        }
+        if self.executor == Executor::Simulate {
+            self.simulation()
+                .map_err(|e| anyhow::anyhow!("task type {name}: {e}"))?;
+        } else {
+            for (key, set) in [
+                ("duration", self.duration.is_some()),
+                ("outcome", self.outcome.is_some()),
+            ] {
+                anyhow::ensure!(
+                    !set,
+                    "task type {name}: `{key}` is only for executor = \"simulate\", \
+                     not \"{executor}\""
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.executor == Executor::External || self.concurrency >= 1,
+            "task type {name}: the {executor} executor needs concurrency of at least 1"
+        );
+        Ok(())
     }
 
     /// The settings of the `simulate` executor.
@@ -245,6 +312,7 @@ impl Default for Config {
             api_faults: Vec::new(),
             faults: Default::default(),
             metrics: MetricsConfig::default(),
+            connections: Default::default(),
             log: Default::default(),
             tracing: Default::default(),
             api: ApiConfig::default(),
@@ -292,6 +360,10 @@ impl Config {
         for provider in &self.auth.identity_providers {
             provider.validate()?;
         }
+        for task_type in &self.task_types {
+            task_type.validate()?;
+        }
+        self.connections.validate()?;
         anyhow::ensure!(
             self.project_defaults.max_queued >= 1,
             "project_defaults.max_queued must be at least 1"
@@ -366,6 +438,71 @@ mod tests {
         );
         assert_eq!(config.project_defaults.max_running, 4);
         assert!(toml::from_str::<Config>("[wait]\nmax = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn task_types_their_executor_cannot_run_are_refused() {
+        let check = |table: &str| {
+            let text = format!("[[task_type]]\ntype = \"T\"\n{table}");
+            let config: Config = toml::from_str(&text).unwrap();
+            config.validate().map_err(|e| e.to_string())
+        };
+        for (table, says) in [
+            ("executor = \"command\"\n", "needs `command`"),
+            ("executor = \"command\"\ncommand = []\n", "needs `command`"),
+            ("executor = \"command\"\ncommand = [\" \"]\n", "is empty"),
+            (
+                "executor = \"command\"\ncommand = [\"true\"]\nconcurrency = 0\n",
+                "concurrency",
+            ),
+            ("command = [\"true\"]\n", "only for executor = \"command\""),
+            ("executor = \"simulate\"\noutcome = \"MAYBE\"\n", "MAYBE"),
+            (
+                "executor = \"command\"\ncommand = [\"true\"]\nduration = \"1s\"\n",
+                "only for",
+            ),
+            ("outcome = \"FAILED\"\n", "only for executor = \"simulate\""),
+        ] {
+            let error = check(table).expect_err(table);
+            assert!(error.starts_with("task type T: "), "{error}");
+            assert!(error.contains(says), "{table}: {error}");
+        }
+        for table in [
+            "",
+            "executor = \"command\"\ncommand = [\"sleep\", \"{payload.s}\"]\n",
+            "executor = \"simulate\"\noutcome = \"HANG\"\nduration = \"1s\"\n",
+            "concurrency = 0\n",
+        ] {
+            check(table).unwrap();
+        }
+    }
+
+    #[test]
+    fn connections_table() {
+        let config = Config::default();
+        assert_eq!(config.connections.max, 1024);
+        assert_eq!(
+            config.connections.header_read_timeout,
+            Duration::from_secs(30)
+        );
+        let config: Config = toml::from_str(
+            "[connections]\nmax = 10\nheader_read_timeout = \"5s\"\nidle_timeout = \"1m\"\n\
+             keep_alive_interval = \"0s\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.connections.max, 10);
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(60));
+        assert!(config.connections.keep_alive_interval.is_zero());
+        for table in [
+            "max = 0",
+            "header_read_timeout = \"0s\"",
+            "idle_timeout = \"0s\"",
+        ] {
+            let config: Config = toml::from_str(&format!("[connections]\n{table}\n")).unwrap();
+            assert!(config.validate().is_err(), "{table}");
+        }
+        assert!(toml::from_str::<Config>("[connections]\nmaximum = 3\n").is_err());
     }
 
     #[test]

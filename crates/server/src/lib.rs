@@ -4,7 +4,9 @@
 pub mod auth;
 mod completion;
 pub mod config;
+pub mod connections;
 mod console;
+pub mod data_dir;
 pub mod emulator;
 mod error;
 mod grpc;
@@ -47,18 +49,21 @@ pub async fn run(
          turn auth on ([auth] mode = \"oauth\"), or pass --allow-unauthenticated to accept \
          requests from anyone who can reach it"
     );
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create data directory {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let store: Arc<dyn longrun_store::Store> = match (config.store, &config.database_url) {
-        (config::StoreKind::Postgres, Some(url)) => {
-            Arc::new(longrun_store_postgres::PostgresStore::connect(url).await?)
-        }
-        _ => Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
-    };
+    data_dir::prepare(&config.data_dir)?;
+    // One server per data directory: the SQLite store holds its lock while it is open; on
+    // PostgreSQL the directory still holds this server's command groups and output.
+    let (store, _data_dir_lock): (Arc<dyn longrun_store::Store>, _) =
+        match (config.store, &config.database_url) {
+            (config::StoreKind::Postgres, Some(url)) => {
+                let lock = longrun_store_sqlite::DirLock::acquire(&config.data_dir)?;
+                let store = longrun_store_postgres::PostgresStore::connect(url).await?;
+                (Arc::new(store), Some(lock))
+            }
+            _ => (
+                Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?),
+                None,
+            ),
+        };
     // The console's change feed sees every write: through a wrapper on a store of our own,
     // through the store's signals on a shared one.
     let console = console::Console::new(
@@ -178,7 +183,7 @@ pub async fn run(
                 get(rest::discovery).fallback(only("GET")),
             )
             .route("/batch", post(rest::batch::handle).fallback(only("POST")))
-            .fallback(rest::handle)
+            .fallback(fallback)
             .with_state(state.clone()),
         state.clone(),
     )?
@@ -217,18 +222,25 @@ pub async fn run(
     };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), store = ?config.store, "serving");
     println!("listening on http://{addr}");
-    // Small writes (a pushed cancel on a gRPC stream, say) go out at once, not after the
-    // peer's delayed acknowledgement.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(draining)
-        .await?;
+    connections::serve(listener, app, config.connections.clone(), draining).await;
     background.await?;
     let _ = outputs_sweep.await;
     following.abort();
+    // Nothing holds the store (and the data directory's lock) once this returns.
+    let _ = following.await;
     Ok(())
+}
+
+/// What no route serves: a gRPC call of an unknown service is answered UNIMPLEMENTED as a
+/// gRPC status; everything else goes to the REST router (the API's paths, and its 404).
+async fn fallback(
+    state: axum::extract::State<rest::App>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    if console::http::is_grpc(&request) {
+        return grpc::unimplemented(request.uri().path());
+    }
+    rest::handle(state, request).await
 }
 
 /// The answer of a fixed route to any other method: 405 with `Allow`, in the envelope

@@ -1,6 +1,7 @@
 //! Copying every operation, and the Earth Engine emulator's assets, from one store to
 //! another (`longrun migrate-store`), e.g. from the embedded SQLite store to PostgreSQL. Run
-//! it while no server uses either store.
+//! it while no server uses either store (a data directory a server holds is refused: its
+//! lock is taken).
 
 use crate::config::StoreKind;
 use longrun_store::Store;
@@ -26,10 +27,13 @@ impl Location {
         }
     }
 
+    /// Opens the store. A data directory is prepared as the server prepares it (see
+    /// [`crate::data_dir::prepare`]) and locked while the store is open, so this fails
+    /// while a server (or another command) uses it.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Location::DataDir(dir) => {
-                std::fs::create_dir_all(dir)?;
+                crate::data_dir::prepare(dir)?;
                 Arc::new(SqliteStore::open(&dir.join(crate::DATABASE_FILE))?)
             }
             Location::Database(url) => Arc::new(PostgresStore::connect(url).await?),

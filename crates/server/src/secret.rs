@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::path::Path;
 
-const FILE: &str = "secret";
+/// The secret's file name in the data directory.
+pub(crate) const FILE: &str = "secret";
 
 /// A configured secret file.
 pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -19,10 +20,21 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The data directory's secret: read (and made private, 0600, if it was not), or
+/// generated on first start.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(FILE);
     match std::fs::read(&path) {
-        Ok(_) => return load(&path),
+        Ok(_) => {
+            // Private, as it was made (an earlier version, or a copy, may have opened it).
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| anyhow::anyhow!("cannot make {} private: {e}", path.display()))?;
+            }
+            return load(&path);
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
     }

@@ -4,6 +4,7 @@
 //! waiting, runs each in its own savepoint, commits once (an fsync with `synchronous=FULL`),
 //! and only then answers each caller. Concurrent writers therefore share one fsync, and an
 //! answered write is on disk. Reads use a small pool of connections on blocking threads.
+//! The directory is locked while the store is open (`lock`), and its files are private.
 
 mod schema;
 mod writer;
@@ -22,6 +23,9 @@ use writer::Writer;
 
 mod assets;
 mod lease;
+mod lock;
+
+pub use lock::{DirLock, LOCK_FILE};
 
 /// Most reader connections; reads beyond this many at once queue for a free one. Each
 /// connection keeps its prepared statements and a page cache, so they are kept, not reopened.
@@ -40,6 +44,8 @@ struct Inner {
     reader_permits: tokio::sync::Semaphore,
     /// The project the last lease took from: the next starts after it (fair leasing).
     fair_cursor: Arc<Mutex<String>>,
+    /// The directory's lock, released last: after the writer thread has stopped.
+    _lock: DirLock,
 }
 
 /// A failure as the store reports it: SQLite's full disk, I/O errors (a failed fsync
@@ -67,8 +73,18 @@ fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
+    /// Opens (creating if needed) the database file and applies pending migrations. The
+    /// store takes the lock of the file's directory (see [`DirLock`]) and holds it while any
+    /// clone of it lives, so one directory has one store open at a time, across processes:
+    /// `Unavailable` naming the directory when another holds it. The database and its WAL
+    /// and shared-memory files are made readable by their owner only (0600).
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let lock = DirLock::acquire(dir)?;
+        lock::private_files(path)?;
         let mut conn = Connection::open(path).map_err(backend)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -87,6 +103,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 reader_permits: tokio::sync::Semaphore::new(READERS),
                 fair_cursor: Arc::default(),
+                _lock: lock,
             }),
         })
     }

@@ -199,15 +199,11 @@ pub fn python(python: &str, script: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Creates the service account NAME of PROJECT in the store of `data` (offline), with its
-/// key file in `dir` naming `server`'s token endpoint; returns the key file's path.
-pub fn create_account(
-    server: &Server,
-    data: &Path,
-    name: &str,
-    project: &str,
-    dir: &Path,
-) -> std::path::PathBuf {
+/// Creates the service account NAME of PROJECT in the store of `data` offline, before a
+/// server runs on it (a running server holds its data directory), with its key file in
+/// `dir`; the key names no real token endpoint until [`point_at`] gives it the server's.
+/// Returns the key file's path.
+pub fn create_account(data: &Path, name: &str, project: &str, dir: &Path) -> std::path::PathBuf {
     let key = dir.join(format!("{name}.json"));
     longrun_ok(
         &[
@@ -219,11 +215,18 @@ pub fn create_account(
             "--key-file",
             key.to_str().unwrap(),
             "--token-uri",
-            &format!("{}/token", server.base),
+            "http://127.0.0.1:9/token",
             "--data-dir",
             data.to_str().unwrap(),
         ],
         &[],
     );
     key
+}
+
+/// Points the key file at `server`'s token endpoint, known once the server listens.
+pub fn point_at(key: &Path, server: &Server) {
+    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(key).unwrap()).unwrap();
+    file["token_uri"] = format!("{}/token", server.base).into();
+    std::fs::write(key, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
 }

@@ -4,7 +4,7 @@
 //! nothing; the fetch (hyper with rustls) is the few lines below.
 
 use super::iam::Principal;
-use super::{Verified, rejected, scopes, unauthenticated, validation};
+use super::{Verified, not_yet_valid, rejected, scopes, unauthenticated, validation};
 use crate::error::ApiError;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
@@ -38,8 +38,9 @@ pub struct ProviderConfig {
     pub jwks_url: Option<String>,
     /// PEM certificates trusted for `jwks_url` besides the public roots (a private CA).
     pub ca_file: Option<PathBuf>,
-    /// How long after its `exp` a token is still accepted, for the provider's clock being
-    /// ahead or behind (default 10 s, the clock skew Google's auth libraries allow).
+    /// How long after its `exp`, and before its `nbf` or `iat`, a token is still accepted,
+    /// for the provider's clock being ahead or behind (default 10 s, the clock skew Google's
+    /// auth libraries allow).
     #[serde(
         default = "default_leeway",
         with = "crate::config::humantime_serde_compat"
@@ -163,6 +164,20 @@ impl Provider {
         )
         .map_err(rejected)?;
         let claims = &data.claims;
+        // jsonwebtoken checked `exp` and `nbf`; an `iat` ahead of the clock is refused with
+        // the same leeway, as Google's auth libraries refuse it.
+        if let Some(iat) = claims.get("iat") {
+            let issued = iat.as_f64().ok_or_else(|| {
+                unauthenticated(
+                    "ACCESS_TOKEN_INVALID",
+                    "the access token's iat is not a time",
+                )
+            })?;
+            let now = jsonwebtoken::get_current_timestamp() as f64;
+            if issued > now + self.config.leeway.as_secs_f64() {
+                return Err(not_yet_valid());
+            }
+        }
         let id = claims["email"]
             .as_str()
             .filter(|_| claims["email_verified"] != false)

@@ -366,10 +366,20 @@ fn validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway: u64) -
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.leeway = leeway;
+    // A token whose `nbf` is more than the leeway ahead is refused (not yet valid).
+    v.validate_nbf = true;
     // jsonwebtoken accepts a token while `exp >= now - leeway`; this makes it `exp > now`.
     v.reject_tokens_expiring_in_less_than = u64::from(leeway == 0);
     v.set_required_spec_claims(&["exp", "iss", "aud"]);
     v
+}
+
+/// The 401 of a token whose `nbf` or `iat` is ahead of the clock by more than the leeway.
+fn not_yet_valid() -> ApiError {
+    unauthenticated(
+        "ACCESS_TOKEN_INVALID",
+        "the access token is not valid yet (its nbf or iat is ahead of the server's clock)",
+    )
 }
 
 /// A verification failure as the 401 it answers.
@@ -379,6 +389,7 @@ fn rejected(e: jsonwebtoken::errors::Error) -> ApiError {
         ErrorKind::ExpiredSignature => {
             unauthenticated("ACCESS_TOKEN_EXPIRED", "the access token has expired")
         }
+        ErrorKind::ImmatureSignature => not_yet_valid(),
         ErrorKind::InvalidAudience => unauthenticated(
             "ACCESS_TOKEN_INVALID",
             "the access token is for another audience",

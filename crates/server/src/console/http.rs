@@ -96,24 +96,96 @@ pub fn method_id(method: &Method, path: &str) -> String {
 }
 
 /// The layer: counts every request by method and status, and times it (to the response
-/// headers; a stream's lifetime is not its latency).
+/// headers; a stream's lifetime is not its latency). Labels come from closed sets: an HTTP
+/// request's method is a discovery method id, a fixed route's name or `unknown`; a gRPC
+/// call's is a served `service/Method` or `unknown`, and its code is the status the caller
+/// got (see [`grpc_code`]).
 pub async fn track(State(app): State<App>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let metrics = app.console.metrics.clone();
     if is_grpc(&request) {
-        let method = request.uri().path().trim_start_matches('/').to_string();
+        let method = crate::grpc::served_method(request.uri().path()).unwrap_or("unknown");
         let response = next.run(request).await;
-        let code = response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("0")
-            .to_string();
-        metrics.grpc_request(&method, &code);
-        return response;
+        // A call that failed at once answers its status in the headers (trailers-only);
+        // any other carries it in the trailers at the end of its body.
+        if let Some(code) = response.headers().get("grpc-status") {
+            metrics.grpc_request(method, grpc_code(Some(code)));
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let counted = CountedAtEnd {
+            body,
+            count: Some(Box::new(move |code| metrics.grpc_request(method, code))),
+        };
+        return Response::from_parts(parts, axum::body::Body::new(counted));
     }
     let method = method_id(request.method(), request.uri().path());
     let response = next.run(request).await;
     metrics.http_request(&method, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The google.rpc code a `grpc-status` value states, as a label: `0` to `16`; a value that
+/// is none of them, or none at all where one is due, is `2` (UNKNOWN), as a client reads it.
+pub(crate) fn grpc_code(value: Option<&HeaderValue>) -> &'static str {
+    const CODES: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .and_then(|code| CODES.get(code).copied())
+        .unwrap_or("2")
+}
+
+/// A gRPC response body that counts its call once the status is known: from the trailers
+/// as they pass; `2` (UNKNOWN) if the body ends or fails without them; `1` (CANCELLED) if it
+/// is dropped before its end (the caller went away, or the server shut down).
+struct CountedAtEnd {
+    body: axum::body::Body,
+    count: Option<Box<dyn FnOnce(&'static str) + Send>>,
+}
+
+impl CountedAtEnd {
+    fn count(&mut self, code: &'static str) {
+        if let Some(count) = self.count.take() {
+            count(code);
+        }
+    }
+}
+
+impl axum::body::HttpBody for CountedAtEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = std::task::ready!(std::pin::Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = grpc_code(trailers.get("grpc-status"));
+                    self.count(code);
+                }
+            }
+            Some(Err(_)) | None => self.count("2"),
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for CountedAtEnd {
+    fn drop(&mut self) {
+        self.count("1");
+    }
 }

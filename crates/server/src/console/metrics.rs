@@ -6,8 +6,11 @@
 //! `longrun_operations{project,type,state}` is counted from the store when scraped (one
 //! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
 //! operations past retention that are not yet removed are left out, as the API hides them.
-//! The counters and histograms are this server's own. `longrun_grpc_requests_total`'s
-//! `code` is the `grpc-status` a call answered with in its headers (errors), else `0`.
+//! The counters and histograms are this server's own. Every label value comes from a
+//! closed set: `longrun_http_requests_total`'s `method` is a discovery method id, a fixed
+//! route's name or `unknown`, `longrun_grpc_requests_total`'s a served `service/Method` or
+//! `unknown`; its `code` is the status the caller got (`0` to `16`), counted when the call
+//! ends (for a stream, when it closes).
 
 use longrun_engine::Observer;
 use longrun_store::Store;
@@ -132,7 +135,8 @@ impl Metrics {
         self.http_duration.observe(elapsed.as_secs_f64());
     }
 
-    /// Records a gRPC call: `method` is `service/Method`, `code` the google.rpc code.
+    /// Records a gRPC call: `method` is a served `service/Method` or `unknown`, `code` the
+    /// google.rpc code the caller got, `0` to `16`.
     pub fn grpc_request(&self, method: &str, code: &str) {
         self.grpc_requests
             .get_or_create(&vec![

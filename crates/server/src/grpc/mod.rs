@@ -429,16 +429,74 @@ impl Workers for Grpc {
 
 /// Adds the gRPC services to the router that serves REST: each at its `/{service}/*`
 /// path, with the standard health service and server reflection.
+/// The API's services, by full name, each at `/{service}/{method}` (and reported SERVING
+/// by the health service).
+const API_SERVICES: &[&str] = &[
+    "google.longrunning.Operations",
+    "longrun.v1.Submissions",
+    "longrun.v1.Operations",
+    "longrun.v1.Workers",
+];
+
+/// The services served beside them: health and reflection.
+const TOOL_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// The `service/Method` a gRPC request path names, when it is a method this server serves
+/// (read from the services' descriptors); `None` for any other path. Metrics label the
+/// rest `unknown`, so a caller cannot add series by making paths up.
+pub(crate) fn served_method(path: &str) -> Option<&'static str> {
+    static METHODS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    let methods = METHODS.get_or_init(|| {
+        use prost::Message;
+        [
+            longrun_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]
+        .into_iter()
+        .flat_map(|bytes| {
+            prost_types::FileDescriptorSet::decode(bytes)
+                .expect("the descriptors compiled into the binary decode")
+                .file
+        })
+        .flat_map(|file| {
+            let package = file.package().to_string();
+            file.service.into_iter().flat_map(move |service| {
+                let name = format!("{package}.{}", service.name());
+                service
+                    .method
+                    .into_iter()
+                    .map(move |method| format!("{name}/{}", method.name()))
+            })
+        })
+        .filter(|method| {
+            let service = method.split_once('/').map_or("", |(service, _)| service);
+            API_SERVICES.contains(&service) || TOOL_SERVICES.contains(&service)
+        })
+        .collect()
+    });
+    methods
+        .get(path.strip_prefix('/').unwrap_or(path))
+        .map(String::as_str)
+}
+
+/// The answer to a gRPC call of a service this server does not serve: UNIMPLEMENTED, as a
+/// gRPC status (trailers-only), which is what the caller's client reports. (A method
+/// unknown to a served service is answered the same way by that service.)
+pub fn unimplemented(path: &str) -> axum::response::Response {
+    Status::unimplemented(format!("no service serves {path}")).into_http()
+}
+
 pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
     let grpc = Grpc::new(app);
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    for service in [
-        "",
-        "google.longrunning.Operations",
-        "longrun.v1.Submissions",
-        "longrun.v1.Workers",
-        "longrun.v1.Operations",
-    ] {
+    for service in [""].iter().chain(API_SERVICES) {
         // The reporter starts out empty; setting a status only fails once it is dropped.
         let reporter = health_reporter.clone();
         tokio::spawn(async move {

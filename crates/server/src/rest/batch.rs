@@ -4,7 +4,8 @@
 //! headers, body); the answer is `multipart/mixed` too, each part the HTTP response of the
 //! part with the same position, `Content-ID: <response-ID>` for a part's `Content-ID: <ID>`.
 //! Each call goes through the same dispatch as on its own, with the outer request's
-//! `Authorization` unless it has its own. Written here because no maintained crate parses
+//! `Authorization` unless it has its own; the answer is bounded by [`MAX_RESPONSE_BYTES`].
+//! Written here because no maintained crate parses
 //! multipart/mixed bodies of embedded HTTP messages (the multipart crates serve forms).
 
 use super::{App, body, dispatch};
@@ -14,9 +15,18 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
+use longrun_types::Code;
 
 /// Most calls one batch may carry.
 const MAX_CALLS: usize = 100;
+
+/// Most bytes of a batch's answer (its parts with their heads and bodies): 8 MiB. The first
+/// part is answered whole; a later part whose answer would take the whole past this is
+/// answered 429 `RESOURCE_EXHAUSTED` (reason `BATCH_RESPONSE_TOO_LARGE`) in its place, and
+/// the calls after it are not made and answer the same. An answer is read only up to the
+/// room left, so a batch's answer never grows past this, its first part and those short
+/// errors.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 const BOUNDARY: &str = "batch_longrun_response";
 
@@ -140,46 +150,98 @@ async fn run(app: &App, request: Request) -> Result<Response, ApiError> {
             calls.len()
         )));
     }
-    let mut out = String::new();
-    for call in calls {
+    let mut out = Vec::new();
+    // The part (counted from 0) whose answer did not fit: it and those after it answer
+    // `too_large` in its place.
+    let mut full_at = None;
+    for (index, call) in calls.into_iter().enumerate() {
+        if let Some(at) = full_at {
+            let skipped = too_large(index, at, false).into_response();
+            let part = part(call.content_id.as_deref(), skipped, usize::MAX).await;
+            out.extend(part.expect("no limit"));
+            continue;
+        }
         let response = match dispatch(app, call.request).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
         };
-        let (head, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Type: application/http\r\n"
-        ));
-        if let Some(id) = &call.content_id {
-            out.push_str(&format!("Content-ID: <response-{id}>\r\n"));
+        // The first part is answered whole, so a call sent alone always gets its answer.
+        let room = match index {
+            0 => usize::MAX,
+            _ => MAX_RESPONSE_BYTES.saturating_sub(out.len() + CLOSING.len()),
+        };
+        match part(call.content_id.as_deref(), response, room).await {
+            Some(part) => out.extend(part),
+            None => {
+                full_at = Some(index);
+                let left_out = too_large(index, index, true).into_response();
+                let part = part(call.content_id.as_deref(), left_out, usize::MAX).await;
+                out.extend(part.expect("no limit"));
+            }
         }
-        out.push_str(&format!(
-            "\r\nHTTP/1.1 {} {}\r\n",
-            head.status.as_u16(),
-            head.status.canonical_reason().unwrap_or_default()
-        ));
-        for (name, value) in &head.headers {
-            out.push_str(&format!(
-                "{name}: {}\r\n",
-                value.to_str().unwrap_or_default()
-            ));
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\n\r\n{}\r\n",
-            body.len(),
-            String::from_utf8_lossy(&body)
-        ));
     }
-    out.push_str(&format!("--{BOUNDARY}--\r\n"));
+    out.extend_from_slice(CLOSING.as_bytes());
     let mut response = (http::StatusCode::OK, out).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("multipart/mixed; boundary=batch_longrun_response"),
     );
     Ok(response)
+}
+
+/// The closing delimiter of the answer.
+const CLOSING: &str = "--batch_longrun_response--\r\n";
+
+/// The error a part answers when the batch's answer has no room for it: part `index`,
+/// the answer having filled up at part `at`; `ran` when the call was made (its own answer
+/// is the one that did not fit).
+fn too_large(index: usize, at: usize, ran: bool) -> ApiError {
+    let message = if ran {
+        format!(
+            "the answer to this call (part {index} of the batch, counted from 0) would take \
+             the batch's answer past {MAX_RESPONSE_BYTES} bytes, so it is left out; the call \
+             was made: send it again on its own or in another batch"
+        )
+    } else {
+        format!(
+            "the batch's answer filled its {MAX_RESPONSE_BYTES} bytes at part {at} (counted \
+             from 0), so this call (part {index}) was not made: send it again in another batch"
+        )
+    };
+    ApiError::new(Code::ResourceExhausted, "BATCH_RESPONSE_TOO_LARGE", message)
+        .with("limitBytes", MAX_RESPONSE_BYTES.to_string())
+        .with("part", index.to_string())
+}
+
+/// One part of the answer: the `application/http` rendering of `response`, or `None` when
+/// it would be longer than `room` bytes (its body is read only up to there).
+async fn part(content_id: Option<&str>, response: Response, room: usize) -> Option<Vec<u8>> {
+    use std::fmt::Write;
+    let (head, body) = response.into_parts();
+    let mut text = format!("--{BOUNDARY}\r\nContent-Type: application/http\r\n");
+    if let Some(id) = content_id {
+        let _ = write!(text, "Content-ID: <response-{id}>\r\n");
+    }
+    let _ = write!(
+        text,
+        "\r\nHTTP/1.1 {} {}\r\n",
+        head.status.as_u16(),
+        head.status.canonical_reason().unwrap_or_default()
+    );
+    for (name, value) in &head.headers {
+        let _ = write!(text, "{name}: {}\r\n", value.to_str().unwrap_or_default());
+    }
+    // The head, `Content-Length: N` with N of up to 20 digits, the blank line, the body and
+    // its line end.
+    let framing = text.len() + "Content-Length: \r\n\r\n\r\n".len() + 20;
+    let body = http_body_util::Limited::new(body, room.checked_sub(framing)?)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    let _ = write!(text, "Content-Length: {}\r\n\r\n", body.len());
+    let mut part = text.into_bytes();
+    part.extend_from_slice(&body);
+    part.extend_from_slice(b"\r\n");
+    Some(part)
 }

@@ -384,3 +384,56 @@ async fn output_without_newlines_is_read_and_kept_within_its_limit() {
     assert_eq!(kept.len(), limit + b"\n[output truncated]\n".len());
     assert!(kept[..limit].iter().all(|b| *b == b'x'));
 }
+
+/// A `command` type the executor cannot run (no argv, an empty program) is refused as the
+/// server starts, with a message naming the type, instead of serving and panicking at the
+/// first submit of that type.
+#[tokio::test]
+async fn a_command_type_it_cannot_run_is_refused_at_start() {
+    for (argv, says) in [
+        (
+            &[][..],
+            "task type NOARGV: executor = \"command\" needs `command`",
+        ),
+        (
+            &["", "x"][..],
+            "task type NOARGV: the first word of `command`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = longrun_server::Config {
+            data_dir: dir.path().join("data"),
+            task_types: vec![command_type("NOARGV", argv, Duration::from_secs(1))],
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(longrun_server::run(
+            config,
+            listener,
+            std::future::pending(),
+        ));
+        // A server that started anyway gets the submit that used to panic it.
+        let submit = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let client = longrun_client::Client::new(&base);
+            let body = json!({"type": "NOARGV", "operationId": "x"}).to_string();
+            let answer = client
+                .send(
+                    http::Method::POST,
+                    "/v1/projects/p/operations:submit",
+                    Some(body.as_bytes()),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            answer.map(|r| r.status)
+        };
+        tokio::select! {
+            ended = served => {
+                let error = ended.unwrap().expect_err("a config the executor cannot run");
+                assert!(format!("{error:#}").contains(says), "{error:#}");
+            }
+            submitted = submit => panic!("the server started and answered the submit {submitted:?}"),
+        }
+    }
+}

@@ -209,6 +209,99 @@ async fn batch_carries_several_calls() {
     );
 }
 
+/// A batch's answer is bounded (8 MiB): 100 list calls of 200 large operations would
+/// answer about 20 MB. The parts that fit are answered; the part whose answer would pass the
+/// bound and every part after it answer 429 RESOURCE_EXHAUSTED in the envelope; the whole
+/// answer stays within the bound and those small errors. The calls left out are answered in
+/// a batch of their own.
+#[tokio::test]
+async fn a_batch_answer_is_bounded() {
+    const LIMIT: usize = 8 << 20;
+    let s = TestServer::start().await;
+    let description = "x".repeat(900);
+    let mut submits = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let (client, description) = (s.client.clone(), description.clone());
+        submits.spawn(async move {
+            for i in (task..200).step_by(8) {
+                let body = json!({"type": "T", "operationId": format!("op{i}"),
+                                  "description": description});
+                client.submit("p", &body).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = submits.join_next().await {
+        done.unwrap();
+    }
+    let batch = |calls: std::ops::Range<usize>| {
+        let mut body = String::new();
+        for i in calls {
+            body.push_str(&format!(
+                "--b\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n\
+                 GET /v1/projects/p/operations?pageSize=1000\r\n\r\n"
+            ));
+        }
+        body.push_str("--b--\r\n");
+        body
+    };
+    let client = &s.client;
+    let send = |body: String| async move {
+        let response = client
+            .send_as(
+                http::Method::POST,
+                "/batch",
+                Some(body.as_bytes()),
+                "multipart/mixed; boundary=b",
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        let text = String::from_utf8(response.body.to_vec()).unwrap();
+        let parts: Vec<String> = text
+            .split("--batch_longrun_response")
+            .filter(|p| !p.trim().is_empty() && !p.starts_with("--"))
+            .map(str::to_string)
+            .collect();
+        (text.len(), parts)
+    };
+    let (length, parts) = send(batch(0..100)).await;
+    assert_eq!(parts.len(), 100);
+    let answered = parts
+        .iter()
+        .take_while(|p| p.contains("HTTP/1.1 200 OK"))
+        .count();
+    assert!((1..100).contains(&answered), "{answered} answered");
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            part.contains(&format!("Content-ID: <response-{i}>")),
+            "{part}"
+        );
+        if i < answered {
+            assert_eq!(
+                part.matches("\"name\":\"projects/p/operations/op").count(),
+                200
+            );
+            continue;
+        }
+        assert!(part.contains("HTTP/1.1 429 Too Many Requests"), "{part}");
+        let envelope: serde_json::Value =
+            serde_json::from_str(part.split("\r\n\r\n").nth(2).unwrap().trim()).unwrap();
+        assert_eq!(envelope["error"]["status"], "RESOURCE_EXHAUSTED", "{part}");
+        assert_eq!(
+            envelope["error"]["details"][0]["reason"], "BATCH_RESPONSE_TOO_LARGE",
+            "{part}"
+        );
+        assert_eq!(
+            envelope["error"]["details"][0]["metadata"]["limitBytes"],
+            LIMIT.to_string()
+        );
+    }
+    assert!(length <= LIMIT + 100 * 1024, "{length} bytes");
+    // Sent again on their own, the calls left out are answered.
+    let (_, parts) = send(batch(answered..answered + 1)).await;
+    assert!(parts[0].contains("HTTP/1.1 200 OK"), "{}", parts[0]);
+}
+
 /// One server for the fuzz cases. Waits answer at once, so that a generated `:wait` does
 /// not hold a case for the default minute.
 fn batch_server() -> String {

@@ -4,6 +4,8 @@ mod auth;
 mod batch_cancel;
 mod command;
 mod common;
+mod connections;
+mod data_dir;
 mod earthengine;
 mod emulator;
 mod encodings;

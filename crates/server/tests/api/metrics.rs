@@ -151,3 +151,90 @@ async fn the_contracts_series_count_what_happened() {
     );
     s.stop().await;
 }
+
+/// Label values come from closed sets, whatever callers send: gRPC calls of made-up services
+/// and methods (no token needed) all count as `method="unknown"` with the code their caller
+/// got, 12 UNIMPLEMENTED; HTTP requests to made-up paths as `method="unknown"`.
+#[tokio::test]
+async fn made_up_paths_add_no_series_and_count_the_code_the_caller_got() {
+    let s = TestServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(s.base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let made_up = [
+        "/made.up.Service/Call1",
+        "/made.up.Service/Call2",
+        "/another.Made.Up/Call",
+        "/google.longrunning.Operations/MadeUp",
+        "/longrun.v1.Workers/Nope",
+        "/v1/projects/p/operations",
+    ];
+    for path in made_up {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let answer = grpc
+            .unary(
+                tonic::Request::new(()),
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            answer.code(),
+            tonic::Code::Unimplemented,
+            "{path}: {answer:?}"
+        );
+    }
+    let mut ops =
+        longrun_proto::google::longrunning::operations_client::OperationsClient::new(channel);
+    let missing = ops
+        .get_operation(longrun_proto::google::longrunning::GetOperationRequest {
+            name: "projects/p/operations/nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    for path in ["/made/up/1", "/made/up/2", "/v9/projects/p/frobnicate"] {
+        let (status, _) = s.request("GET", path, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    let text = scrape(&s).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"longrun_grpc_requests_total{method="unknown",code="12"}"#
+        ),
+        Some(made_up.len() as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"longrun_grpc_requests_total{method="google.longrunning.Operations/GetOperation",code="5"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"longrun_http_requests_total{method="unknown",code="404"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("longrun_grpc_requests_total{"))
+        .collect();
+    assert_eq!(series.len(), 2, "{text}");
+    assert!(
+        !text.contains("made") && !text.contains("frobnicate") && !text.contains("Nope"),
+        "{text}"
+    );
+    s.stop().await;
+}

@@ -86,7 +86,6 @@ impl Idp {
 
 struct Setup {
     server: TestServer,
-    data_dir: std::path::PathBuf,
     keys: std::collections::HashMap<&'static str, KeyFile>,
     idp: Idp,
 }
@@ -145,7 +144,7 @@ async fn setup() -> Setup {
     )
     .unwrap();
     let jwks = dir.path().join("jwks.json");
-    let server_data = data_dir.clone();
+    let server_data = data_dir;
     let server = TestServer::with(move |c| {
         c.data_dir = server_data;
         c.auth.mode = longrun_server::auth::Mode::Oauth;
@@ -165,12 +164,7 @@ async fn setup() -> Setup {
     for key in keys.values_mut() {
         key.token_uri = format!("{}/token", server.base);
     }
-    Setup {
-        server,
-        data_dir,
-        keys,
-        idp,
-    }
+    Setup { server, keys, idp }
 }
 
 impl Setup {
@@ -427,12 +421,18 @@ impl Setup {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// Disables an account through the server (the store is the server's while it runs),
+    /// as the account admin.
     async fn disable(&self, email: &str) {
-        let store = longrun_store_sqlite::SqliteStore::open(
-            &self.data_dir.join(longrun_server::DATABASE_FILE),
-        )
-        .unwrap();
-        assert!(store.set_account_disabled(email, true).await.unwrap());
+        let admin = self.client(&self.token("keys-admin").await);
+        admin
+            .call(
+                http::Method::POST,
+                &format!("/v1/projects/p/serviceAccounts/{email}:disable"),
+                Some(&json!({})),
+            )
+            .await
+            .unwrap();
         // The server reads accounts again after at most a second.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
@@ -473,6 +473,84 @@ async fn tokens_end_at_exp_and_providers_keep_a_small_leeway() {
             }) => {
                 assert_eq!(
                     body["error"]["details"][0]["reason"], "ACCESS_TOKEN_EXPIRED",
+                    "{case}"
+                );
+                http_status
+            }
+            Err(e) => panic!("{case}: {e}"),
+        };
+        assert_eq!(got, want, "{case}");
+    }
+}
+
+/// A token that is not valid yet is refused: an identity provider's whose `nbf` or `iat` is
+/// ahead by more than the provider's leeway (10 s), and the server's own whose `nbf` is ahead.
+#[tokio::test]
+async fn tokens_not_valid_yet_are_refused_with_the_same_leeway() {
+    let s = setup().await;
+    let provider = |extra: Value| {
+        let mut claims = json!({
+            "iss": IDP, "aud": "longrun", "email": "viewer@example.com", "scope": EE,
+            "exp": now() + 7200,
+        });
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s.idp.token(claims)
+    };
+    let own = |nbf: u64| {
+        own_token(
+            SECRET,
+            json!({
+                "iss": "longrun", "aud": "longrun", "sub": "writer-sa@p.iam.longrun",
+                "key": s.keys["writer-sa"].private_key_id, "scope": EE,
+                "iat": now(), "nbf": nbf, "exp": now() + 7200,
+            }),
+        )
+    };
+    let cases = [
+        (
+            "provider nbf an hour ahead",
+            provider(json!({"nbf": now() + 3600})),
+            401,
+        ),
+        (
+            "provider nbf 3 s ahead",
+            provider(json!({"nbf": now() + 3})),
+            200,
+        ),
+        (
+            "provider nbf passed",
+            provider(json!({"nbf": now() - 60})),
+            200,
+        ),
+        (
+            "provider iat an hour ahead",
+            provider(json!({"iat": now() + 3600})),
+            401,
+        ),
+        (
+            "provider iat 3 s ahead",
+            provider(json!({"iat": now() + 3})),
+            200,
+        ),
+        (
+            "provider iat not a time",
+            provider(json!({"iat": "soon"})),
+            401,
+        ),
+        ("own token nbf an hour ahead", own(now() + 3600), 401),
+        ("own token nbf passed", own(now() - 1), 200),
+    ];
+    for (case, token, want) in cases {
+        let got = match s.client(&token).list("p", "", 1, "").await {
+            Ok(_) => 200,
+            Err(longrun_client::Error::Api {
+                http_status, body, ..
+            }) => {
+                assert_eq!(
+                    body["error"]["details"][0]["reason"], "ACCESS_TOKEN_INVALID",
                     "{case}"
                 );
                 http_status
