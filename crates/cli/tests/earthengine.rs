@@ -81,8 +81,9 @@ fn key_files_are_googles_and_the_configured_project_wins() {
              members = [\"serviceAccount:ee-tester@{key_project}.iam.longrun\"]\n"
         ));
     }
+    let key = create_account(&data, "ee-tester", key_project, dir.path());
     let server = Server::start_with_config(&data, &config);
-    let key = create_account(&server, &data, "ee-tester", key_project, dir.path());
+    point_at(&key, &server);
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
     let mut keys: Vec<&str> = file

@@ -135,22 +135,33 @@ fn processes_with(needle: &str) -> usize {
         .count()
 }
 
+/// A config file in `dir` with a `command` type `JOB` whose first run sleeps `seconds` (a
+/// needle to find it by) and whose later runs succeed at once, and the payload that runs it.
+fn first_run_sleeps(
+    dir: &std::path::Path,
+    seconds: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
+    let config = dir.join("config.toml");
+    let marker = dir.join("first-run");
+    std::fs::write(
+        &config,
+        format!(
+            "[[task_type]]\ntype = \"JOB\"\nexecutor = \"command\"\n\
+             command = [\"sh\", \"-c\", \"if [ -e {{payload.marker}} ]; then exit 0; fi; touch {{payload.marker}}; sleep {seconds}\"]\n"
+        ),
+    )
+    .unwrap();
+    (config, json!({"marker": marker.to_str().unwrap()}))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    let marker = dir.path().join("first-attempt-ran");
-    std::fs::write(
-        &config,
-        "[[task_type]]\ntype = \"JOB\"\nexecutor = \"command\"\n\
-         command = [\"sh\", \"-c\", \"if [ -e {payload.marker} ]; then exit 0; fi; touch {payload.marker}; sleep 43.19\"]\n",
-    )
-    .unwrap();
+    let (config, payload) = first_run_sleeps(dir.path(), "43.19");
     let args = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("data");
     let server = Server::start_with(&data, &args);
     let client = Client::new(&server.base);
-    let payload = json!({"marker": marker.to_str().unwrap()});
     client
         .submit(
             "p",
@@ -502,23 +513,10 @@ async fn wait_outlasts_the_servers_cap() {
 /// through the other, and work leased by a worker that died with it is retried there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_among_several_takes_nothing_with_it() {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+    let Some(schema) = Schema::create("kill").await else {
         return;
     };
-    let schema = format!("longrun_kill_{}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let scoped = schema.url.clone();
     let args = ["--store", "postgres", "--database-url", scoped.as_str()];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start_with(dir_a.path(), &args);
@@ -607,33 +605,17 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(b);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }
 
 /// From SQLite to PostgreSQL with `longrun migrate-store`: every operation comes across
 /// exactly as the API showed it, and the server on PostgreSQL carries on with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_store_copies_every_operation_to_postgres() {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to migrate to PostgreSQL");
+    let Some(schema) = Schema::create("migrate").await else {
         return;
     };
-    let schema = format!("longrun_migrate_{}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let scoped = schema.url.clone();
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
@@ -737,10 +719,7 @@ async fn migrate_store_copies_every_operation_to_postgres() {
         .unwrap();
     assert_eq!(same["name"], "projects/q/operations/m/1");
     drop(server);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
@@ -844,19 +823,11 @@ async fn a_200_mb_line_does_not_grow_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    let marker = dir.path().join("first-run");
-    std::fs::write(
-        &config,
-        "[[task_type]]\ntype = \"JOB\"\nexecutor = \"command\"\n\
-         command = [\"sh\", \"-c\", \"if [ -e {payload.marker} ]; then exit 0; fi; touch {payload.marker}; sleep 45.31\"]\n",
-    )
-    .unwrap();
+    let (config, payload) = first_run_sleeps(dir.path(), "45.31");
     let args = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("data");
     let server = Server::start_with(&data, &args);
     let client = Client::new(&server.base);
-    let payload = json!({"marker": marker.to_str().unwrap()});
     client
         .submit(
             "p",
@@ -893,6 +864,45 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
     assert_eq!(op["metadata"]["attempt"], 2);
 }
 
+/// A schema of its own on the test PostgreSQL (`LONGRUN_TEST_DATABASE_URL`), for servers to
+/// share; `None` (with a notice) when no database is configured.
+struct Schema {
+    admin: tokio_postgres::Client,
+    name: String,
+    /// The database URL with the schema as its search path, for `--database-url`.
+    url: String,
+}
+
+impl Schema {
+    async fn create(prefix: &str) -> Option<Schema> {
+        let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+            eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+            return None;
+        };
+        let name = format!("longrun_{prefix}_{}", std::process::id());
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{name}");
+        Some(Schema { admin, name, url })
+    }
+
+    async fn drop_schema(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
+
 /// libfaketime, from Debian's `faketime` package.
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -901,27 +911,14 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// server, whose clock is ahead, neither lapses it nor leases the operation to anyone else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_whose_clocks_disagree_agree_on_leases() {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+    let Some(schema) = Schema::create("clocks").await else {
         return;
     };
     assert!(
         std::path::Path::new(LIBFAKETIME).exists(),
         "libfaketime is missing: install Debian's faketime package"
     );
-    let schema = format!("longrun_clocks_{}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let scoped = schema.url.clone();
     let args = ["--store", "postgres", "--database-url", scoped.as_str()];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start_with(dir_a.path(), &args);
@@ -997,8 +994,5 @@ async fn servers_whose_clocks_disagree_agree_on_leases() {
     let seen_b = client_b.get(&name("renewed")).await.unwrap();
     assert_eq!(seen_b["metadata"]["endTime"], done["metadata"]["endTime"]);
     drop((a, b));
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }
