@@ -34,14 +34,23 @@ members = ["serviceAccount:submitter@p.iam.longrun"]
 
 
 def account(server: Server, name: str) -> Path:
-    """Creates NAME@p.iam.longrun in the server's store; returns its key file."""
+    """Creates NAME@p.iam.longrun in the server's store; returns its key file. A server on
+    SQLite holds its data directory, so it is stopped for that and started again on its
+    port."""
     key = server.workdir / f"{name}.json"
     store = server.store_args[1:] if server.store_args else ["--data-dir", str(server.data)]
     store = [a for a in store if a != "postgres"]
-    server.cli(
-        "service-accounts", "create", name, "--project", "p", "--key-file", str(key),
-        "--token-uri", f"{server.url}/token", *store,
-    )  # fmt: skip
+    holds_directory = not server.store_args
+    if holds_directory:
+        server.kill()
+    try:
+        server.cli(
+            "service-accounts", "create", name, "--project", "p", "--key-file", str(key),
+            "--token-uri", f"{server.url}/token", *store,
+        )  # fmt: skip
+    finally:
+        if holds_directory:
+            server.restart()
     return key
 
 
