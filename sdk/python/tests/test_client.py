@@ -153,3 +153,27 @@ def test_submit_with_a_concurrency_key(tmp_path: object, store: str) -> None:
             assert client.get(second)["metadata"]["state"] == "PENDING"
     finally:
         keyed.kill()
+
+
+def test_results_are_typed(server: Server) -> None:
+    """Operations are plain wire JSON typed as `longrun.Operation`; states and codes
+    compare equal to the enums' members."""
+
+    def progress(op: longrun.Operation) -> float:  # type-checked: a known optional key
+        return op["metadata"].get("progress", 0.0)
+
+    with longrun.Client(server.url) as client:
+        op = client.submit("p", "T")
+        assert op["metadata"]["state"] == longrun.State.PENDING
+        assert longrun.State(op["metadata"]["state"]) is longrun.State.PENDING
+        assert not longrun.State.PENDING.done and longrun.State.CANCELLED.done
+        assert str(longrun.State.PENDING) == "PENDING" and progress(op) == 0.0
+        client.cancel(op["name"])
+        done = client.get(op["name"])
+        assert done["error"]["code"] == longrun.Code.CANCELLED
+        with pytest.raises(ApiError) as e:
+            client.get("projects/p/operations/nope")
+        assert e.value.code is longrun.Code.NOT_FOUND and int(e.value.code) == 5
+        assert (str(e.value.code), f"{e.value.code}") == ("5", "5")
+    assert longrun.Failed("bad", code=3).code is longrun.Code.INVALID_ARGUMENT
+    assert longrun.Retry("later").code is longrun.Code.UNAVAILABLE

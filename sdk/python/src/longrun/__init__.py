@@ -1,7 +1,8 @@
-"""longrun: clients and workers for a longrun server (contract section 14).
+"""longrun: clients and workers for a longrun server.
 
 - `Client` / `AsyncClient`: submit, get, list, cancel, delete, wait.
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
+- `Operation` (a TypedDict of the wire JSON), `State` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
 
 `Client`, `AsyncClient` and `Worker` are imported on first use, so that a gRPC worker does
@@ -14,7 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .context import Context
-from .errors import ApiError, Failed, LongrunError, Retry
+from .errors import ApiError, Code, Failed, LongrunError, Retry
+from .operation import Operation, OperationMetadata, Stage, State, Status
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -24,15 +26,25 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "Client",
+    "Code",
     "Context",
     "Failed",
     "LongrunError",
+    "Operation",
+    "OperationMetadata",
     "Retry",
+    "Stage",
+    "State",
+    "Status",
     "Worker",
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"Client": ".client", "AsyncClient": ".client", "Worker": ".worker"}
+_LAZY = {
+    "Client": ".client",
+    "AsyncClient": ".client",
+    "Worker": ".worker",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
-"""`Client` and `AsyncClient`: submit, get, list, cancel, delete and wait over REST
-(contract sections 3 and 14). Operations are the wire JSON as dicts (section 3.1)."""
+"""`Client` and `AsyncClient`: submit, get, list, cancel, delete and wait over REST.
+Operations are the wire JSON, typed as `longrun.Operation`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 from ._auth import Authorizer, Token
 from ._transport.rest import AsyncRest, Rest, path
-
-Operation = dict[str, Any]
+from .operation import Operation
 
 # Added to a wait's own timeout for the HTTP call, so the answer has time to arrive.
 _WAIT_SLACK = 10.0
@@ -71,9 +70,9 @@ class Client:
         timeout: seconds for one HTTP call (a wait's call gets its own timeout on top).
 
     Every method raises `longrun.ApiError` for an error answer (its `.code` is the
-    google.rpc code, `.reason` the ErrorInfo reason), and `ApiError` with code 14 and
-    `http_status` 0 when the server cannot be reached. Names are full operation names,
-    `projects/P/operations/ID`, as in `op["name"]`.
+    google.rpc code as a `longrun.Code`, `.reason` the ErrorInfo reason), and `ApiError`
+    with code 14 and `http_status` 0 when the server cannot be reached. Names are full
+    operation names, `projects/P/operations/ID`, as in `op["name"]`.
     """
 
     def __init__(
@@ -107,7 +106,7 @@ class Client:
         The same `request_id` again returns the first operation; a used `operation_id` is
         409 ALREADY_EXISTS; a full queue is 429 RESOURCE_EXHAUSTED. `concurrency_key`
         (1 to 256 bytes) groups operations for the type's `key_concurrency`: at most that
-        many of one key run at once in the project (contract section 12); it is read back
+        many of one key run at once in the project; it is read back
         as `metadata.concurrencyKey`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
@@ -126,7 +125,8 @@ class Client:
     def list(
         self, project: str, filter: str | None = None, page_size: int | None = None
     ) -> Iterator[Operation]:
-        """Every operation of `project` matching `filter` (AIP-160, contract 3.4), newest
+        """Every operation of `project` matching `filter` (AIP-160: `done = false`,
+        `metadata.state = "RUNNING" AND metadata.type = "EXPORT_IMAGE"`), newest
         first, fetched a page (`page_size`, default 100) at a time as the loop goes on."""
         token: str | None = None
         while True:
@@ -140,7 +140,7 @@ class Client:
     def cancel(self, name: str) -> None:
         """Asks for cancellation: a PENDING operation ends CANCELLED at once, a RUNNING one
         becomes CANCELLING and its worker is told. The intent is durable when this returns.
-        Sent with an empty body (contract section 3 accepts one), in one packet."""
+        Sent with an empty body (the server accepts one), in one packet."""
         self._rest.call("POST", path(name, "cancel"))
 
     def delete(self, name: str) -> None:
