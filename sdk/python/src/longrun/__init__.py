@@ -1,6 +1,7 @@
 """longrun: clients and workers for a longrun server.
 
-- `Client` / `AsyncClient`: submit, get, list, cancel, delete, wait.
+- `Client` / `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete,
+  and a command operation's output.
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
 - `Operation` (a TypedDict of the wire JSON), `State` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
@@ -19,7 +20,7 @@ from .errors import ApiError, Code, Failed, LongrunError, Retry
 from .operation import Operation, OperationMetadata, Stage, State, Status
 
 if TYPE_CHECKING:
-    from .client import AsyncClient, Client
+    from .client import AsyncClient, Client, WatchEvent
     from .worker import Worker
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Stage",
     "State",
     "Status",
+    "WatchEvent",
     "Worker",
 ]
 __version__ = "0.1.0"
@@ -43,6 +45,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": ".client",
     "AsyncClient": ".client",
+    "WatchEvent": ".client",
     "Worker": ".worker",
 }
 
