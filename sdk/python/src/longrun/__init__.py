@@ -5,6 +5,7 @@
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
 - `Operation` (a TypedDict of the wire JSON), `State` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
+- `longrun.testing`: runs a handler without a server.
 
 `Client`, `AsyncClient` and `Worker` are imported on first use, so that a gRPC worker does
 not load the HTTP client library (a worker's idle memory is one of its costs).
@@ -47,6 +48,7 @@ _LAZY = {
     "AsyncClient": ".client",
     "WatchEvent": ".client",
     "Worker": ".worker",
+    "testing": ".testing",
 }
 
 
@@ -54,6 +56,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'longrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    imported = importlib.import_module(module, __name__)
+    value = imported if name == "testing" else getattr(imported, name)
     globals()[name] = value
     return value
