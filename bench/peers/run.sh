@@ -14,6 +14,9 @@ if ! cmp -s requirements.txt .venv/installed-requirements.txt; then
   cp requirements.txt .venv/installed-requirements.txt
 fi
 # The SDK as it is in this checkout, every run.
+# (Its distribution was named `longrun` before `longrun-sdk`: an old install would own the
+# same files.)
+.venv/bin/pip uninstall --quiet --disable-pip-version-check -y longrun 2>/dev/null || true
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
   --force-reinstall ../../sdk/python
 if ! cmp -s package-lock.json node_modules/.installed-lock.json; then

@@ -25,10 +25,10 @@ async def countdown(ctx: longrun.Context) -> dict[str, int]:
 def resize(ctx: longrun.Context) -> dict[str, int]:  # a plain def runs in a thread
     width = int(ctx.payload.get("width", 0))
     if width <= 0:
-        raise longrun.Failed("width must be positive", code=3)  # INVALID_ARGUMENT
+        raise longrun.Failed("width must be positive", code=longrun.Code.INVALID_ARGUMENT)
     ctx.raise_if_cancelled()  # a plain def checks for a cancel where it can stop
     return {"width": width}
 
 
 if __name__ == "__main__":
-    worker.run()  # until Ctrl-C or SIGTERM: then finishes what runs (30 s grace)
+    worker.run()  # until Ctrl-C or SIGTERM: lets what runs finish (30 s grace), releases the rest

@@ -37,5 +37,5 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-def state(op: dict[str, Any]) -> str:
+def state(op: longrun.Operation) -> str:
     return str(op["metadata"]["state"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -153,3 +154,144 @@ def test_submit_with_a_concurrency_key(tmp_path: object, store: str) -> None:
             assert client.get(second)["metadata"]["state"] == "PENDING"
     finally:
         keyed.kill()
+
+
+def test_results_are_typed(server: Server) -> None:
+    """Operations are plain wire JSON typed as `longrun.Operation`; states and codes
+    compare equal to the enums' members."""
+
+    def progress(op: longrun.Operation) -> float:  # type-checked: a known optional key
+        return op["metadata"].get("progress", 0.0)
+
+    with longrun.Client(server.url) as client:
+        op = client.submit("p", "T")
+        assert op["metadata"]["state"] == longrun.State.PENDING
+        assert longrun.State(op["metadata"]["state"]) is longrun.State.PENDING
+        assert not longrun.State.PENDING.done and longrun.State.CANCELLED.done
+        assert str(longrun.State.PENDING) == "PENDING" and progress(op) == 0.0
+        client.cancel(op["name"])
+        done = client.get(op["name"])
+        assert done["error"]["code"] == longrun.Code.CANCELLED
+        with pytest.raises(ApiError) as e:
+            client.get("projects/p/operations/nope")
+        assert e.value.code is longrun.Code.NOT_FOUND and int(e.value.code) == 5
+        assert (str(e.value.code), f"{e.value.code}") == ("5", "5")
+    assert longrun.Failed("bad", code=3).code is longrun.Code.INVALID_ARGUMENT
+    assert longrun.Retry("later").code is longrun.Code.UNAVAILABLE
+
+
+def test_watch_follows_changes_and_resumes(server: Server) -> None:
+    """The snapshot, `synced`, then each change; a loop that stops and starts again with
+    the last cursor misses nothing and repeats nothing; across a server restart the
+    cursor is not recognised: `reset` and a fresh snapshot."""
+
+    def until_synced(events: Iterator[longrun.WatchEvent]) -> list[longrun.WatchEvent]:
+        seen = []
+        for event in events:
+            seen.append(event)
+            if event.kind == "synced":
+                return seen
+        raise AssertionError("the stream ended")
+
+    with longrun.Client(server.url) as client:
+        first = client.submit("w", "T", operation_id="first")
+        client.submit("other", "T")
+        events = client.watch("w", filter='metadata.type = "T"')
+        head = until_synced(events)
+        assert [(e.kind, e.name) for e in head] == [("operation", first["name"]), ("synced", "")]
+        assert head[0].operation is not None and head[0].operation["metadata"]["type"] == "T"
+        second = client.submit("w", "T", operation_id="second")
+        # (On a shared store a change in flight during the snapshot may come again.)
+        event = next(e for e in events if e.name != first["name"])
+        assert (event.kind, event.name) == ("operation", second["name"]) and event.cursor
+        events.close()  # the loop stops: the stream is closed
+
+        client.cancel(first["name"])
+        client.delete(first["name"])
+        resumed = client.watch("w", resume=event.cursor)
+        seen = until_synced(resumed)
+        assert {e.name for e in seen} == {first["name"], ""}, seen  # `second` not again
+        assert (seen[-2].kind, seen[-2].name) == ("deleted", first["name"])
+        for e in seen[:-2]:
+            assert e.kind == "deleted" or e.operation is not None
+            assert e.operation is None or e.operation["metadata"]["state"] == "CANCELLED"
+
+        server.restart()  # the stream breaks; reopened with its cursor, of the last run
+        after = until_synced(resumed)
+        assert after[0].kind == "reset"
+        assert [(e.kind, e.name) for e in after[1:]] == [
+            ("operation", second["name"]),
+            ("synced", ""),
+        ]
+        resumed.close()
+
+
+def test_async_watch_changes_only(server: Server) -> None:
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            await client.submit("w", "T")
+            events = client.watch("w", changes_only=True)
+            assert (await anext(events)).kind == "synced"
+            op = await client.submit("w", "T", description="new")
+            # On a shared store a change made just before the watch may come after `synced`.
+            event = await anext(events)
+            while event.name != op["name"]:
+                event = await anext(events)
+            assert event.kind == "operation" and event.operation is not None
+            assert event.operation["metadata"]["description"] == "new"
+            await events.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_batch_cancel(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        queued = [client.submit("b", "T", {"i": i})["name"] for i in range(3)]
+        kept = client.submit("b", "KEEP")["name"]
+        job = client.batch_cancel("b", 'metadata.type = "T"')
+        assert job["metadata"]["type"] == "BATCH_CANCEL"
+        done = client.wait(job["name"], timeout=20)
+        assert done["metadata"]["state"] == longrun.State.SUCCEEDED, done
+        counts = done["response"]
+        assert (counts["matchedCount"], counts["cancelledCount"]) == ("3", "3"), counts
+        assert all(client.get(n)["metadata"]["state"] == "CANCELLED" for n in queued)
+        assert client.get(kept)["metadata"]["state"] == "PENDING"
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            op = await client.submit("b", "T")
+            job = await client.batch_cancel("b", "done = false")
+            assert (await client.wait(job["name"], timeout=20))["done"]
+            assert (await client.get(op["name"]))["metadata"]["state"] == "CANCELLED"
+
+    asyncio.run(scenario())
+
+
+def test_the_output_of_a_command_operation(tmp_path: object, store: str) -> None:
+    from pathlib import Path
+
+    from .conftest import make_server
+
+    config = """
+[[task_type]]
+type = "ECHO"
+executor = "command"
+command = ["sh", "-c", "echo out {payload.word}; echo err >&2"]
+"""
+    server = make_server(Path(str(tmp_path)), store, config)
+    try:
+        with longrun.Client(server.url) as client:
+            op = client.submit("c", "ECHO", {"word": "hello"})
+            done = client.wait(op["name"], timeout=30)
+            assert done["metadata"]["state"] == "SUCCEEDED", done
+            output = client.output(op["name"])
+            assert "out hello" in output and "err" in output, output
+            assert client.output(client.submit("c", "T")["name"]) == ""
+
+        async def scenario() -> None:
+            async with longrun.AsyncClient(server.url) as client:
+                assert "out hello" in await client.output(op["name"])
+
+        asyncio.run(scenario())
+    finally:
+        server.kill()

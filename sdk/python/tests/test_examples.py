@@ -36,3 +36,25 @@ def test_the_examples_run_as_written(server: Server) -> None:
         assert worker.returncode == 0, err
     finally:
         worker.kill()
+
+
+def test_the_readme_handler_test() -> None:
+    """The README's "Testing a handler" example, on the example worker's handler."""
+    import asyncio
+    import importlib.util
+
+    import longrun
+    from longrun.testing import HandlerEnvironment
+
+    spec = importlib.util.spec_from_file_location("example_worker", EXAMPLES / "worker.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    countdown = example.countdown
+
+    outcome = asyncio.run(HandlerEnvironment().run(countdown, {"seconds": 2}))
+    assert outcome.state == longrun.State.SUCCEEDED and outcome.response == {"counted": 2}
+    assert outcome.progress == 1.0 and outcome.stages[0]["completeWorkUnits"] == 2
+
+    env = HandlerEnvironment(on_report=lambda reported: env.cancel())
+    assert asyncio.run(env.run(countdown, {"seconds": 5})).state == longrun.State.CANCELLED

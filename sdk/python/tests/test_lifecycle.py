@@ -121,11 +121,12 @@ def test_shutdown_past_the_grace_releases_the_operation(server: Server) -> None:
             stop.set()
             await asyncio.wait_for(run, 20)
             assert time.monotonic() - began < 5
-            # Released for another worker: queued again, as its next attempt.
+            # Released for another worker: queued again as its next start, with no error
+            # (and no attempt spent: see test_shutdown).
             again = await client.get(op["name"])
             assert state(again) == "PENDING", again
-            assert again["metadata"]["attempt"] == 2
-            assert cancelled == [False]
+            assert again["metadata"]["attempt"] == 2 and "error" not in again
+            assert cancelled == [True]
 
     asyncio.run(scenario())
 

@@ -299,3 +299,34 @@ def test_heartbeats_keep_a_long_handler_leased(server: Server, transport: str) -
             assert runs == [1] and done["metadata"]["attempt"] == 1
 
     asyncio.run(scenario())
+
+
+def test_the_worker_as_an_async_context_manager(server: Server) -> None:
+    """`async with worker:` runs it for the block; leaving the block stops it, letting a
+    running handler finish within the grace."""
+    worker = make_worker(server, "grpc")
+    started = asyncio.Event()
+
+    @worker.handler("NAP")
+    async def nap(ctx: longrun.Context) -> dict[str, bool]:
+        started.set()
+        await asyncio.sleep(0.3)
+        return {"finished": True}
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError):
+            async with make_worker(server, "grpc"):
+                pass  # no handler
+        async with longrun.AsyncClient(server.url) as client:
+            async with worker:
+                op = await client.submit("p", "NAP")
+                await asyncio.wait_for(started.wait(), 20)
+            assert state(await client.get(op["name"])) == "SUCCEEDED"
+            after = await client.submit("p", "NAP")
+            await asyncio.sleep(0.5)
+            assert state(await client.get(after["name"])) == "PENDING"  # stopped leasing
+            async with worker:  # and it runs again
+                done = await client.wait(after["name"], timeout=20)
+                assert state(done) == "SUCCEEDED", done
+
+    asyncio.run(scenario())

@@ -1,14 +1,32 @@
-"""A worker process for the shutdown tests: `python worker_process.py URL GRACE`. Its NAP
-handler prints `started NAME` and naps in 5 ms steps for `payload.seconds`."""
+"""A worker process for the shutdown tests: `python worker_process.py URL GRACE
+[--concurrency N] [--prefetch N] [--transport grpc|rest]`. Its NAP handler prints
+`started NAME` and naps in 5 ms steps for `payload.seconds`; it logs as `run()` does when
+logging is not configured (to stderr)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 
 import longrun
 
-worker = longrun.Worker(sys.argv[1], name="proc", lease_poll=0.5, shutdown_grace=float(sys.argv[2]))
+parser = argparse.ArgumentParser()
+parser.add_argument("url")
+parser.add_argument("grace", type=float)
+parser.add_argument("--concurrency", type=int, default=8)
+parser.add_argument("--prefetch", type=int, default=0)
+parser.add_argument("--transport", choices=["grpc", "rest"], default="grpc")
+args = parser.parse_args()
+
+worker = longrun.Worker(
+    args.url,
+    name="proc",
+    lease_poll=0.5,
+    shutdown_grace=args.grace,
+    concurrency=args.concurrency,
+    prefetch=args.prefetch,
+    transport=args.transport,
+)
 
 
 @worker.handler("NAP")

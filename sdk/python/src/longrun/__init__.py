@@ -1,8 +1,11 @@
-"""longrun: clients and workers for a longrun server (contract section 14).
+"""longrun: clients and workers for a longrun server.
 
-- `Client` / `AsyncClient`: submit, get, list, cancel, delete, wait.
+- `Client` / `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete,
+  and a command operation's output.
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
+- `Operation` (a TypedDict of the wire JSON), `State` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
+- `longrun.testing`: runs a handler without a server.
 
 `Client`, `AsyncClient` and `Worker` are imported on first use, so that a gRPC worker does
 not load the HTTP client library (a worker's idle memory is one of its costs).
@@ -14,31 +17,46 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .context import Context
-from .errors import ApiError, Failed, LongrunError, Retry
+from .errors import ApiError, Code, Failed, LongrunError, Retry
+from .operation import Operation, OperationMetadata, Stage, State, Status
 
 if TYPE_CHECKING:
-    from .client import AsyncClient, Client
+    from .client import AsyncClient, Client, WatchEvent
     from .worker import Worker
 
 __all__ = [
     "ApiError",
     "AsyncClient",
     "Client",
+    "Code",
     "Context",
     "Failed",
     "LongrunError",
+    "Operation",
+    "OperationMetadata",
     "Retry",
+    "Stage",
+    "State",
+    "Status",
+    "WatchEvent",
     "Worker",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_LAZY = {"Client": ".client", "AsyncClient": ".client", "Worker": ".worker"}
+_LAZY = {
+    "Client": ".client",
+    "AsyncClient": ".client",
+    "WatchEvent": ".client",
+    "Worker": ".worker",
+    "testing": ".testing",
+}
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'longrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    imported = importlib.import_module(module, __name__)
+    value = imported if name == "testing" else getattr(imported, name)
     globals()[name] = value
     return value

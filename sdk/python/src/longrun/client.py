@@ -1,19 +1,78 @@
-"""`Client` and `AsyncClient`: submit, get, list, cancel, delete and wait over REST
-(contract sections 3 and 14). Operations are the wire JSON as dicts (section 3.1)."""
+"""`Client` and `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete
+and command output over REST. Operations are the wire JSON, typed as `longrun.Operation`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import httpx
 
 from ._auth import Authorizer, Token
-from ._transport.rest import AsyncRest, Rest, path
+from ._transport.rest import AsyncRest, Rest, answer, path, unreachable
+from ._transport.sse import Parser, Raw
+from .operation import Operation
 
-Operation = dict[str, Any]
+log = logging.getLogger("longrun.client")
 
 # Added to a wait's own timeout for the HTTP call, so the answer has time to arrive.
 _WAIT_SLACK = 10.0
+# A watch stream sends a comment at least every 15 s; silence this long means it is gone.
+_WATCH_READ_TIMEOUT = 60.0
+# A watch whose connection breaks is reopened from its last cursor, this many times in a
+# row (backing off from 100 ms, doubling) before the error is raised.
+_WATCH_RECONNECTS = 5
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One event of a watch stream.
+
+    Attributes:
+        kind: `"operation"` (an operation as it now stands: at first one per matching
+            operation, then one per change), `"deleted"`, `"synced"` (the snapshot, or the
+            replay after a resume, is complete) or `"reset"` (the cursor was not recognised:
+            a fresh snapshot follows).
+        name: the operation's name (`"operation"` and `"deleted"`), else `""`.
+        operation: the operation (`"operation"` only).
+        cursor: the event's id; `watch(..., resume=cursor)` continues after it.
+    """
+
+    kind: Literal["operation", "deleted", "synced", "reset"]
+    name: str = ""
+    operation: Operation | None = None
+    cursor: str | None = None
+
+
+def _event(raw: Raw) -> WatchEvent | None:
+    data = raw.data if isinstance(raw.data, dict) else {}
+    if raw.event == "operation":
+        op = cast(Operation, data)
+        return WatchEvent("operation", str(op.get("name", "")), op, raw.id)
+    if raw.event == "deleted":
+        return WatchEvent("deleted", str(data.get("name", "")), None, raw.id)
+    if raw.event == "synced":
+        return WatchEvent("synced", cursor=raw.id)
+    if raw.event == "reset":
+        return WatchEvent("reset")
+    return None
+
+
+def _watch_params(filter: str | None, changes_only: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if filter:
+        params["filter"] = filter
+    if changes_only:
+        params["snapshot"] = "false"
+    return params
+
+
+def _watch_timeout() -> httpx.Timeout:
+    return httpx.Timeout(10.0, read=_WATCH_READ_TIMEOUT)
 
 
 def duration(seconds: float) -> str:
@@ -71,9 +130,9 @@ class Client:
         timeout: seconds for one HTTP call (a wait's call gets its own timeout on top).
 
     Every method raises `longrun.ApiError` for an error answer (its `.code` is the
-    google.rpc code, `.reason` the ErrorInfo reason), and `ApiError` with code 14 and
-    `http_status` 0 when the server cannot be reached. Names are full operation names,
-    `projects/P/operations/ID`, as in `op["name"]`.
+    google.rpc code as a `longrun.Code`, `.reason` the ErrorInfo reason), and `ApiError`
+    with code 14 and `http_status` 0 when the server cannot be reached. Names are full
+    operation names, `projects/P/operations/ID`, as in `op["name"]`.
     """
 
     def __init__(
@@ -107,7 +166,7 @@ class Client:
         The same `request_id` again returns the first operation; a used `operation_id` is
         409 ALREADY_EXISTS; a full queue is 429 RESOURCE_EXHAUSTED. `concurrency_key`
         (1 to 256 bytes) groups operations for the type's `key_concurrency`: at most that
-        many of one key run at once in the project (contract section 12); it is read back
+        many of one key run at once in the project; it is read back
         as `metadata.concurrencyKey`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
@@ -126,7 +185,8 @@ class Client:
     def list(
         self, project: str, filter: str | None = None, page_size: int | None = None
     ) -> Iterator[Operation]:
-        """Every operation of `project` matching `filter` (AIP-160, contract 3.4), newest
+        """Every operation of `project` matching `filter` (AIP-160: `done = false`,
+        `metadata.state = "RUNNING" AND metadata.type = "EXPORT_IMAGE"`), newest
         first, fetched a page (`page_size`, default 100) at a time as the loop goes on."""
         token: str | None = None
         while True:
@@ -140,12 +200,75 @@ class Client:
     def cancel(self, name: str) -> None:
         """Asks for cancellation: a PENDING operation ends CANCELLED at once, a RUNNING one
         becomes CANCELLING and its worker is told. The intent is durable when this returns.
-        Sent with an empty body (contract section 3 accepts one), in one packet."""
+        Sent with an empty body (the server accepts one), in one packet."""
         self._rest.call("POST", path(name, "cancel"))
 
     def delete(self, name: str) -> None:
         """Removes a done operation; 400 FAILED_PRECONDITION while it is not done."""
         self._rest.call("DELETE", path(name))
+
+    def batch_cancel(self, project: str, filter: str) -> Operation:
+        """Cancels every operation of `project` matching `filter` that is not done, in the
+        background: returns the `BATCH_CANCEL` operation doing it (wait for it; its
+        response counts `matchedCount`, `cancelledCount`, `alreadyDoneCount`)."""
+        url = path(f"projects/{project}/operations:batchCancel")
+        result: Operation = self._rest.call("POST", url, {"filter": filter})
+        return result
+
+    def output(self, name: str) -> str:
+        """What a `command` operation printed (stdout and stderr, the first 1 MiB); `""`
+        for other operations."""
+        answered = self._rest.call("GET", path(f"operationOutputs/{name}"))
+        return str(answered.get("output", ""))
+
+    def watch(
+        self,
+        project: str,
+        filter: str | None = None,
+        *,
+        changes_only: bool = False,
+        resume: str | None = None,
+    ) -> Generator[WatchEvent, None, None]:
+        """The operations of `project` matching `filter` as they change, from the server's
+        event stream: first each one as it stands (unless `changes_only`), then `synced`,
+        then every change, until the loop stops (`close()` ends the stream at once). A
+        connection that breaks is reopened from the last event's cursor, so nothing is lost
+        or repeated (five failed attempts in a row raise `ApiError` 14); `resume=cursor`
+        starts after that event."""
+        url = path(f"projects/{project}/operations:watch")
+        params = _watch_params(filter, changes_only)
+        cursor, failures = resume, 0
+        while True:
+            headers = {"accept": "text/event-stream"}
+            if (value := self._rest.auth.header()) is not None:
+                headers["authorization"] = value
+            if cursor:
+                headers["last-event-id"] = cursor
+            try:
+                with self._rest.http.stream(
+                    "GET", url, params=params, headers=headers, timeout=_watch_timeout()
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        answer(response)
+                    failures = 0
+                    parser = Parser()
+                    for line in response.iter_lines():
+                        raw = parser.feed(line)
+                        if raw is None:
+                            continue
+                        if raw.id:
+                            cursor = raw.id
+                        event = _event(raw)
+                        if event is not None:
+                            yield event
+            except httpx.HTTPError as e:
+                failures += 1
+                if failures > _WATCH_RECONNECTS:
+                    raise unreachable(e) from e
+                delay = 0.1 * 2 ** (failures - 1)
+                log.warning("watch of %s broke (%s); reopening in %.1f s", project, e, delay)
+                time.sleep(delay)
 
     def wait(self, name: str, timeout: float = 30.0) -> Operation:
         """Waits up to `timeout` seconds for the operation to be done and returns it (done
@@ -236,6 +359,61 @@ class AsyncClient:
     async def delete(self, name: str) -> None:
         """See `Client.delete`."""
         await self._rest.call("DELETE", path(name))
+
+    async def batch_cancel(self, project: str, filter: str) -> Operation:
+        """See `Client.batch_cancel`."""
+        url = path(f"projects/{project}/operations:batchCancel")
+        result: Operation = await self._rest.call("POST", url, {"filter": filter})
+        return result
+
+    async def output(self, name: str) -> str:
+        """See `Client.output`."""
+        answered = await self._rest.call("GET", path(f"operationOutputs/{name}"))
+        return str(answered.get("output", ""))
+
+    async def watch(
+        self,
+        project: str,
+        filter: str | None = None,
+        *,
+        changes_only: bool = False,
+        resume: str | None = None,
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """See `Client.watch`; iterate with `async for`."""
+        url = path(f"projects/{project}/operations:watch")
+        params = _watch_params(filter, changes_only)
+        cursor, failures = resume, 0
+        while True:
+            headers = {"accept": "text/event-stream"}
+            if (value := await self._rest.auth.header_async()) is not None:
+                headers["authorization"] = value
+            if cursor:
+                headers["last-event-id"] = cursor
+            try:
+                async with self._rest.http.stream(
+                    "GET", url, params=params, headers=headers, timeout=_watch_timeout()
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        answer(response)
+                    failures = 0
+                    parser = Parser()
+                    async for line in response.aiter_lines():
+                        raw = parser.feed(line)
+                        if raw is None:
+                            continue
+                        if raw.id:
+                            cursor = raw.id
+                        event = _event(raw)
+                        if event is not None:
+                            yield event
+            except httpx.HTTPError as e:
+                failures += 1
+                if failures > _WATCH_RECONNECTS:
+                    raise unreachable(e) from e
+                delay = 0.1 * 2 ** (failures - 1)
+                log.warning("watch of %s broke (%s); reopening in %.1f s", project, e, delay)
+                await asyncio.sleep(delay)
 
     async def wait(self, name: str, timeout: float = 30.0) -> Operation:
         """See `Client.wait`."""

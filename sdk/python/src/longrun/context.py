@@ -1,13 +1,18 @@
 """`Context`: what a handler gets for one operation (its name, payload and attempt), the
 reports it makes (progress, stages, destinations: sent with the next heartbeat), and the
-cancellation signal (contract sections 6 and 14)."""
+cancellation signal."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from .operation import Operation
 
 
 @dataclass
@@ -20,7 +25,7 @@ class Report:
     batch_eecu_usage_seconds: float | None = None
 
     def rest(self) -> dict[str, Any]:
-        """The report's fields of a REST heartbeat body (contract section 6)."""
+        """The report's fields of a REST heartbeat body."""
         body: dict[str, Any] = {}
         if self.progress is not None:
             body["progress"] = self.progress
@@ -53,29 +58,39 @@ class Assignment:
     payload: Any
     attempt: int
     operation_source: Any = field(default=None, repr=False)
-    _operation: dict[str, Any] | None = field(default=None, repr=False)
+    _operation: Operation | None = field(default=None, repr=False)
 
     @property
-    def operation(self) -> dict[str, Any]:
+    def operation(self) -> Operation:
         if self._operation is None:
             source = self.operation_source
             if isinstance(source, dict):
-                self._operation = source
+                self._operation = cast("Operation", source)
             else:
                 from google.protobuf import json_format
 
-                self._operation = json_format.MessageToDict(source) if source else {}
+                wire = json_format.MessageToDict(source) if source else {}
+                self._operation = cast("Operation", wire)
         return self._operation
 
 
 class Context:
     """Given to a handler. Report methods may be called from any thread (plain `def`
-    handlers run in a thread); reports go out with the next heartbeat (at most every
-    `report_interval` seconds) and before the completion."""
+    handlers run in a thread); a report reaches the server within `report_interval`
+    seconds of the call that made it (sooner when none went out for that long), and the
+    last one before the completion."""
 
-    def __init__(self, assignment: Assignment, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        assignment: Assignment,
+        loop: asyncio.AbstractEventLoop,
+        on_report: Callable[[], None] | None = None,
+    ) -> None:
         self._assignment = assignment
         self._loop = loop
+        # Called on the loop when a report is made after the last one was taken.
+        self._on_report = on_report
+        self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
         self._report = Report()
         self._stages: list[dict[str, Any]] = []
@@ -100,7 +115,7 @@ class Context:
 
     @property
     def concurrency_key(self) -> str | None:
-        """The `concurrencyKey` given at submit, or None (contract section 12)."""
+        """The `concurrencyKey` given at submit, or None."""
         key = self.operation.get("metadata", {}).get("concurrencyKey")
         return str(key) if key else None
 
@@ -115,15 +130,16 @@ class Context:
         return self._assignment.lease_id
 
     @property
-    def operation(self) -> dict[str, Any]:
-        """The operation as leased, in its wire JSON form (contract section 3.1)."""
+    def operation(self) -> Operation:
+        """The operation as leased, in its wire JSON form."""
         return self._assignment.operation
 
     def progress(self, fraction: float) -> None:
         """Reports progress, 0.0..1.0 (clamped)."""
         with self._lock:
             self._report.progress = min(max(float(fraction), 0.0), 1.0)
-            self._dirty = True
+            fresh = self._mark()
+        self._tell(fresh)
 
     def stage(
         self, display_name: str, done: int = 0, total: int = 0, description: str = ""
@@ -141,7 +157,8 @@ class Context:
                 totalWorkUnits=int(total),
             )
             self._report.stages = [dict(s) for s in self._stages]
-            self._dirty = True
+            fresh = self._mark()
+        self._tell(fresh)
 
     def destination(self, uri: str) -> None:
         """Adds a destination URI (where the results go, e.g. `gs://bucket/x.tif`)."""
@@ -150,13 +167,15 @@ class Context:
             if uri not in uris:
                 uris.append(uri)
             self._report.destination_uris = uris
-            self._dirty = True
+            fresh = self._mark()
+        self._tell(fresh)
 
     def eecu_seconds(self, seconds: float) -> None:
         """Reports the compute used so far (`batchEecuUsageSeconds`, in EECU-seconds)."""
         with self._lock:
             self._report.batch_eecu_usage_seconds = float(seconds)
-            self._dirty = True
+            fresh = self._mark()
+        self._tell(fresh)
 
     @property
     def cancelled(self) -> bool:
@@ -179,6 +198,24 @@ class Context:
 
     # The worker's side.
 
+    def _mark(self) -> bool:
+        """Marks a report as made (under the lock); True if it is the first since the last
+        one was taken."""
+        fresh = not self._dirty
+        self._dirty = True
+        return fresh
+
+    def _tell(self, fresh: bool) -> None:
+        """Tells the worker of a new report, on its loop, so that it is sent in time."""
+        if not fresh or self._on_report is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._on_report()
+        else:
+            # A closed loop: the worker is gone, and so is the report's reader.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._on_report)
+
     def _set_cancelled(self) -> None:
         """Marks the cancellation; called on the event loop."""
         self._cancelled = True
@@ -195,6 +232,17 @@ class Context:
             # Stages and destinations are sent whole each time; progress only when set.
             self._report = Report(stages=report.stages, destination_uris=report.destination_uris)
             return report
+
+    def _put_back(self, report: Report) -> None:
+        """A report that could not be sent: what was not reported again since goes with
+        the next one."""
+        with self._lock:
+            current = self._report
+            if current.progress is None:
+                current.progress = report.progress
+            if current.batch_eecu_usage_seconds is None:
+                current.batch_eecu_usage_seconds = report.batch_eecu_usage_seconds
+            self._dirty = True
 
     @property
     def _has_report(self) -> bool:

@@ -1,35 +1,56 @@
 """Errors: `ApiError` for what the server answers with Google's error envelope, and the
 exceptions a worker's handler raises to end its operation (`Failed`, `Retry`).
 
-The envelope is contract section 4: `{"error": {"code": HTTP, "message", "status",
+The envelope is Google's: `{"error": {"code": HTTP, "message", "status",
 "details": [{"@type": ".../google.rpc.ErrorInfo", "reason", "domain", "metadata"}]}}`; over
 gRPC the same google.rpc.Status arrives with its details in `grpc-status-details-bin`.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
-# google.rpc.Code names by number, and each code's HTTP status (google/rpc/code.proto).
-CODE_NAMES = {
-    0: "OK",
-    1: "CANCELLED",
-    2: "UNKNOWN",
-    3: "INVALID_ARGUMENT",
-    4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND",
-    6: "ALREADY_EXISTS",
-    7: "PERMISSION_DENIED",
-    8: "RESOURCE_EXHAUSTED",
-    9: "FAILED_PRECONDITION",
-    10: "ABORTED",
-    11: "OUT_OF_RANGE",
-    12: "UNIMPLEMENTED",
-    13: "INTERNAL",
-    14: "UNAVAILABLE",
-    15: "DATA_LOSS",
-    16: "UNAUTHENTICATED",
-}
+
+class Code(IntEnum):
+    """The google.rpc codes (google/rpc/code.proto). A member is its number:
+    `Code.NOT_FOUND == 5`, and `str(Code.NOT_FOUND)` is `"5"`."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def of(cls, number: int) -> Code:
+        """The member for `number`; UNKNOWN for a number google.rpc does not define."""
+        try:
+            return cls(number)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+# google.rpc.Code names by number, and each code's HTTP status.
+CODE_NAMES = {code.value: code.name for code in Code}
 CODES = {name: code for code, name in CODE_NAMES.items()}
 HTTP_STATUS = {
     0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
@@ -49,7 +70,7 @@ class ApiError(LongrunError):
     """The server answered an error (or could not be reached: `code` 14, `http_status` 0).
 
     Attributes:
-        code: the google.rpc code number (5 NOT_FOUND, 9 FAILED_PRECONDITION, ...).
+        code: the google.rpc code, a `Code` (`Code.NOT_FOUND`, which equals 5).
         status: its name (`"NOT_FOUND"`).
         http_status: the HTTP status of the answer (404), or 0 when no answer came.
         message: the server's message.
@@ -69,8 +90,8 @@ class ApiError(LongrunError):
         details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{CODE_NAMES.get(code, code)}: {message}")
-        self.code = code
-        self.status = CODE_NAMES.get(code, "UNKNOWN")
+        self.code = Code.of(code)
+        self.status = self.code.name
         self.http_status = HTTP_STATUS.get(code, 500) if http_status is None else http_status
         self.message = message
         self.reason = reason
@@ -100,13 +121,13 @@ class ApiError(LongrunError):
 
 class Failed(LongrunError):
     """Raised by a handler: the operation ends FAILED with this message and `code`
-    (a google.rpc code, default 2 UNKNOWN; 1 acknowledges a cancellation, 14 asks for a
-    retry; contract section 6)."""
+    (a google.rpc code, default `Code.UNKNOWN`; `Code.CANCELLED` acknowledges a
+    cancellation, `Code.UNAVAILABLE` asks for a retry)."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = Code.UNKNOWN) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = Code.of(code)
 
 
 class Retry(Failed):
@@ -114,4 +135,4 @@ class Retry(Failed):
     the operation back in the queue while attempts remain (`max_attempts`), else FAILED."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, code=14)
+        super().__init__(message, code=Code.UNAVAILABLE)

@@ -1,48 +1,49 @@
 """`Worker`: leases operations of the types it has handlers for, runs up to `concurrency`
-at once, heartbeats, turns a pushed cancellation into `asyncio.CancelledError` inside an
-`async def` handler (or `ctx.cancelled` for a plain `def` one), completes each operation
-with its outcome, and shuts down gracefully (contract sections 6 and 14)."""
+at once, heartbeats every one of them from the moment it is leased, turns a pushed
+cancellation into `asyncio.CancelledError` inside an `async def` handler (or `ctx.cancelled`
+for a plain `def` one), completes each operation with its outcome, and on shutdown hands
+back what it could not finish (README: Workers; sdk/python/README.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Literal
 
+from . import _outcome
 from ._auth import Authorizer, Token
-from ._transport.backend import Backend, LeaseLost
+from ._heartbeats import Heartbeats, Job
+from ._threads import DaemonThreads
+from ._transport.backend import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    Backend,
+    Failure,
+    LeaseLost,
+    brief,
+    unreachable,
+)
 from ._transport.stream import StreamBackend
 from .context import Assignment, Context
-from .errors import ApiError, Failed
+from .errors import ApiError, Code, Failed
 
 log = logging.getLogger("longrun.worker")
 
 Handler = Callable[[Context], Any]
 
-# Backoff after a failed lease or report: from 50 ms, doubling, at most 5 s.
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 5.0
-
-
-@dataclass(eq=False)
-class _Job:
-    assignment: Assignment
-    ctx: Context
-    is_async: bool
-    handler: asyncio.Future[Any] | None = None
-    last_beat: float = field(default_factory=time.monotonic)
-    # The server must hear of this job on the current stream (after a reconnect).
-    announce: bool = False
-    released: bool = False
+# Codes of a failed completion or release that may pass when tried again.
+_TRANSIENT = (Code.UNAVAILABLE, Code.INTERNAL, Code.DEADLINE_EXCEEDED, Code.UNAUTHENTICATED)
 
 
 class Worker:
@@ -55,19 +56,26 @@ class Worker:
             member needs `roles/longrun.worker`.
         credentials_file: instead of `token`, a service-account key file (google-auth).
         concurrency: how many handlers run at once (1..100).
-        lease_duration: seconds each lease and heartbeat extension lasts (1..600).
+        lease_duration: seconds each lease and heartbeat extension lasts (1..600); every
+            leased operation is heartbeated every third of it.
         transport: `"grpc"` (the Work stream: cancellations pushed, calls multiplexed) or
-            `"rest"` (a waiting heartbeat per running operation).
-        lease_poll: seconds one lease request waits for work; a shutdown waits for the
-            request in flight, so this bounds how long stopping takes.
-        shutdown_grace: seconds running handlers get after SIGTERM/SIGINT; then they are
-            cancelled and their operations released (code 14, retried elsewhere).
-        report_interval: at most this often (seconds) an operation's reports are sent.
+            `"rest"` (a waiting heartbeat per leased operation).
+        lease_poll: seconds one lease request waits for work (at most half of
+            `shutdown_grace`): a shutdown waits for the request in flight, since what it
+            brings must be handed back.
+        shutdown_grace: the longest a shutdown takes, in seconds. Running handlers may
+            finish until shortly before its end (a tenth of it, at most 1 s, is kept for
+            handing back); then they are cancelled and their operations released: PENDING
+            again, no attempt spent. Set it below your platform's kill timeout.
+        report_interval: a report (progress, stages, destinations) reaches the server
+            within this many seconds of the call that made it; at most one heartbeat per
+            operation goes out per interval for reports.
         prefetch: how many operations may be leased ahead of a free slot (default 0). They
             are RUNNING on the server, heartbeated, and start when a slot frees (a cancel
-            before then ends them CANCELLED without running). With short handlers this
-            hides the lease round trip (a durable write) behind running work; with long
-            ones it keeps operations from other workers, so it is off by default.
+            before then ends them CANCELLED without running; a shutdown releases them at
+            once). With short handlers this hides the lease round trip behind running
+            work; with long ones it keeps operations from other workers, so it is off by
+            default.
     """
 
     def __init__(
@@ -93,25 +101,23 @@ class Worker:
         self.lease_duration = min(max(float(lease_duration), 1.0), 600.0)
         self.transport = transport
         self.lease_poll = min(max(float(lease_poll), 0.0), 60.0)
-        self.shutdown_grace = float(shutdown_grace)
-        self.report_interval = float(report_interval)
+        self.shutdown_grace = max(float(shutdown_grace), 0.0)
+        self.report_interval = max(float(report_interval), 0.01)
         self.prefetch = min(max(int(prefetch), 0), 100)
         self._auth = Authorizer(token, credentials_file)
         self._handlers: dict[str, Handler] = {}
-        self._jobs: dict[str, _Job] = {}
-        self._backend: Backend | None = None
-        self._threads: ThreadPoolExecutor | None = None
-        self._wake_beater: asyncio.Event | None = None
-        self._backoff = _BACKOFF_FIRST
-        self._slots: asyncio.Semaphore | None = None
-        self._stop: asyncio.Event | None = None
+        self._jobs: dict[str, Job] = {}
+        self._threads: DaemonThreads | None = None
+        self._background: tuple[asyncio.Event, asyncio.Task[None]] | None = None
 
     def handler(self, type: str) -> Callable[[Handler], Handler]:
         """Decorator: `fn(ctx)` runs operations of `type`. An `async def` runs on the
         worker's event loop; a plain `def` runs in a thread. Return the response (a JSON
         object; None is `{}`) → SUCCEEDED; raise `Failed` → FAILED with its code; raise
         `Retry` → code 14, retried while attempts remain; another exception → FAILED,
-        code 2, its message; `asyncio.CancelledError` after a cancel request → CANCELLED."""
+        code 2, `Type: message`, with its traceback in the error's details (a
+        `google.rpc.DebugInfo`) and in the log; `asyncio.CancelledError` after a cancel
+        request → CANCELLED."""
 
         def register(fn: Handler) -> Handler:
             self._handlers[type] = fn
@@ -120,62 +126,123 @@ class Worker:
         return register
 
     def run(self) -> None:
-        """Runs until SIGINT or SIGTERM, then stops leasing, gives running handlers
-        `shutdown_grace` seconds, and releases the rest. Blocks."""
+        """Runs until SIGINT or SIGTERM, then stops leasing, lets running handlers finish
+        within `shutdown_grace`, and releases the rest; a second signal stops at once
+        (releasing too). Blocks. Logs to stderr at INFO unless logging is configured."""
+        _default_logging()
         asyncio.run(self.run_async())
 
     async def run_async(self, stop: asyncio.Event | None = None) -> None:
-        """Runs until `stop` is set (without one: until SIGINT or SIGTERM), then shuts
-        down as `run` does."""
+        """Runs until `stop` is set (without one: until SIGINT or SIGTERM, as `run`
+        does), then shuts down as `run` does."""
         if not self._handlers:
             raise ValueError("no handlers: register one with @worker.handler(TYPE)")
         loop = asyncio.get_running_loop()
+        force = asyncio.Event()
         signals: list[signal.Signals] = []
         if stop is None:
             stop = asyncio.Event()
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
+                    loop.add_signal_handler(sig, self._signalled, sig, stop, force)
                     signals.append(sig)
-        self._wake_beater = asyncio.Event()
+        try:
+            await self._serve(stop, force)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    async def __aenter__(self) -> Worker:
+        """`async with worker:` runs it in the background for the block; leaving the
+        block shuts it down as a signal would (handlers get the grace)."""
+        if not self._handlers:
+            raise ValueError("no handlers: register one with @worker.handler(TYPE)")
+        if self._background is not None:
+            raise RuntimeError("this worker is already running")
+        stop = asyncio.Event()
+        self._background = (stop, asyncio.create_task(self.run_async(stop)))
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._background is not None
+        stop, task = self._background
+        self._background = None
+        stop.set()
+        await task
+
+    def _signalled(self, sig: signal.Signals, stop: asyncio.Event, force: asyncio.Event) -> None:
+        if not stop.is_set():
+            log.info("%s: stopping (a second signal stops at once)", sig.name)
+            stop.set()
+        elif not force.is_set():
+            log.warning("%s again: stopping at once, releasing what runs", sig.name)
+            force.set()
+
+    # Running: leasing, handlers, completions.
+
+    async def _serve(self, stop: asyncio.Event, force: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = stop
+        self._abandon: asyncio.Future[None] = loop.create_future()
+        # Set at the stop once no lease request is in flight: operations are handed back
+        # only then, lest a request in flight lease them again.
+        self._leases_done = asyncio.Event()
+        self._jobs = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._leasing: set[asyncio.Task[None]] = set()
+        self._released = 0
+        self._backend: Backend
         if self.transport == "grpc":
             self._backend = StreamBackend(self.url, self._auth, self._pushed, self._reopened)
         else:
             from ._transport.rest_worker import RestBackend  # httpx only when it is used
 
-            self._backend = RestBackend(self.url, self._auth, self.concurrency)
-        beater = asyncio.create_task(self._beat_loop())
+            self._backend = RestBackend(self.url, self._auth, self.concurrency + self.prefetch)
+        self._beats = Heartbeats(
+            self._backend,
+            self.lease_duration,
+            self.report_interval,
+            self._cancel_requested,
+            self._lease_lost,
+        )
+        log.info(
+            "worker %s started: server %s, types %s, concurrency %d%s, transport %s",
+            self.name,
+            self.url,
+            ", ".join(sorted(self._handlers)),
+            self.concurrency,
+            f" (+{self.prefetch} prefetched)" if self.prefetch else "",
+            self.transport,
+        )
         try:
             await self._lease_loop(stop)
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-            beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beater
-            await self._backend.close()
-            if self._threads is not None:
-                self._threads.shutdown(wait=False, cancel_futures=True)
-
-    # Leasing and running.
+        except BaseException:  # cancelled, or a bug: stop at once, releasing what is held
+            stop.set()
+            force.set()
+            await self._shut_down(force)
+            raise
+        await self._shut_down(force)
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         """Leases for free slots as they free up: the slots free at the time go in one
         request, and a slot freed while a request is in flight starts another, so that
-        round trips overlap instead of queueing behind each other."""
-        running: set[asyncio.Task[None]] = set()
-        leasing: set[asyncio.Task[None]] = set()
+        round trips overlap instead of queueing behind each other. Returns at the stop."""
         # Operations leased and not yet through their handler: running ones, and at most
         # `prefetch` more waiting for a slot.
-        free = asyncio.Semaphore(self.concurrency + self.prefetch)
+        free = self._free = asyncio.Semaphore(self.concurrency + self.prefetch)
         self._slots = asyncio.Semaphore(self.concurrency)
-        self._stop = stop
-        stopping = asyncio.create_task(stop.wait())
-        self._backoff = _BACKOFF_FIRST
+        stopping = asyncio.ensure_future(stop.wait())
+        self._backoff = BACKOFF_FIRST
         try:
             while not stop.is_set():
                 if free.locked():
-                    acquire = asyncio.create_task(free.acquire())
+                    acquire = asyncio.ensure_future(free.acquire())
                     await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if not acquire.done():
                         acquire.cancel()
@@ -186,167 +253,277 @@ class Worker:
                 while not free.locked():
                     await free.acquire()
                     slots += 1
-                task = asyncio.create_task(self._lease(slots, free, stop, stopping, running))
-                leasing.add(task)
-                task.add_done_callback(leasing.discard)
+                task = asyncio.create_task(self._lease(slots, stopping))
+                self._leasing.add(task)
+                task.add_done_callback(self._leasing.discard)
                 # Let the request go out before leasing more.
                 await asyncio.sleep(0)
-            # Leases in flight are awaited: dropping one could leave operations leased to
-            # nobody until their lease lapsed. What they bring is released.
-            if leasing:
-                await asyncio.wait(leasing)
         finally:
             stopping.cancel()
-        await self._drain(running)
 
-    async def _lease(
-        self,
-        slots: int,
-        free: asyncio.Semaphore,
-        stop: asyncio.Event,
-        stopping: asyncio.Future[Any],
-        running: set[asyncio.Task[None]],
-    ) -> None:
-        """One lease request for `slots` slots; starts what it brings."""
-        assert self._backend is not None
+    async def _lease(self, slots: int, stopping: asyncio.Future[Any]) -> None:
+        """One lease request for `slots` slots; starts what it brings (or, after the stop,
+        releases it)."""
         try:
-            leased = await self._backend.lease(
-                self.name, sorted(self._handlers), slots, self.lease_poll, self.lease_duration
+            # A shutdown waits for this request: it must end within the grace.
+            poll = min(self.lease_poll, max(self.shutdown_grace / 2, 0.1))
+            leased = await asyncio.wait_for(
+                self._backend.lease(
+                    self.name, sorted(self._handlers), slots, poll, self.lease_duration
+                ),
+                poll + 30.0,
             )
-            self._backoff = _BACKOFF_FIRST
+            self._backoff = BACKOFF_FIRST
         except Exception as e:  # the server's refusal, a broken stream, or a bug: retry
-            backoff = self._backoff
-            self._backoff = min(backoff * 2, _BACKOFF_MAX)
-            log.warning("lease failed (%r); retrying in %.2f s", e, backoff)
-            # The slots stay taken for the backoff, which keeps the loop from retrying.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(stopping), backoff)
+            if not unreachable(e):  # else the transport waits and logs each attempt
+                backoff = self._backoff
+                self._backoff = min(backoff * 2, BACKOFF_MAX)
+                if isinstance(e, ApiError | asyncio.TimeoutError | OSError):
+                    log.warning("lease failed (%s); retrying in %.2f s", brief(e), backoff)
+                else:
+                    log.error("lease failed; retrying in %.2f s", backoff, exc_info=e)
+                # The slots stay taken for the backoff, which keeps the loop from retrying.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopping), backoff)
             for _ in range(slots):
-                free.release()
+                self._free.release()
             return
         for _ in range(slots - len(leased)):
-            free.release()
+            self._free.release()
         for assignment in leased:
-            if stop.is_set():
-                free.release()
-                task = asyncio.create_task(self._release(assignment))
-            else:
-                task = asyncio.create_task(self._run(assignment, free))
-            running.add(task)
-            task.add_done_callback(running.discard)
+            task = asyncio.create_task(self._run(assignment))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _drain(self, running: set[asyncio.Task[None]]) -> None:
-        """Gives running handlers the grace, then cancels the rest and releases them."""
-        if not running:
-            return
-        _, late = await asyncio.wait(running, timeout=self.shutdown_grace)
-        if late:
-            log.info("shutdown grace over: releasing %d operations", len(late))
-            for job in list(self._jobs.values()):
-                job.released = True
-                if job.handler is not None and not job.handler.done():
-                    job.handler.cancel()
-            await asyncio.wait(late)
-
-    async def _release(self, assignment: Assignment) -> None:
-        await self._complete(assignment, None, (14, "The worker shut down before it ran."))
-
-    async def _run(self, assignment: Assignment, leased: asyncio.Semaphore) -> None:
-        """Runs one leased operation: waits for a handler slot (when leased ahead), runs the
-        handler, then completes. `leased` is released once the handler is done."""
+    async def _run(self, assignment: Assignment) -> None:
+        """Runs one leased operation: heartbeats it from now, waits for a handler slot
+        (when leased ahead), runs the handler, then completes it, or releases it if the
+        worker stops first."""
         handler = self._handlers.get(assignment.type)
         loop = asyncio.get_running_loop()
-        ctx = Context(assignment, loop)
-        if handler is None:
-            leased.release()
-            message = f"This worker has no handler for {assignment.type!r}."
-            await self._complete(assignment, None, (14, message))
-            return
-        job = _Job(assignment, ctx, inspect.iscoroutinefunction(handler))
+        job: Job
+        ctx = Context(assignment, loop, lambda: self._beats.reported(job))
+        job = Job(assignment, ctx, inspect.iscoroutinefunction(handler))
         self._jobs[assignment.lease_id] = job
+        self._beats.add(job)
         waiting: asyncio.Task[None] | None = None
-        slot = self._slots
-        assert slot is not None and self._stop is not None
-        acquired = False
+        acquired = release = False
         response: Any = None
-        error: tuple[int, str] | None
+        error: Failure | None = None
         try:
-            if not self._backend_pushes():
+            if not self._backend.pushes_cancels:
                 waiting = asyncio.create_task(self._wait_for_cancel(job))
-            if slot.locked():
-                # Leased ahead: wait for a slot, or for the stop, which releases it at once.
-                take = asyncio.ensure_future(slot.acquire())
-                stopped = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait({take, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
-                if not take.done():
-                    take.cancel()
-                acquired = take.done() and not take.cancelled()
-            else:
-                await slot.acquire()
-                acquired = True
+            acquired = await self._take_slot(job)
             if ctx.cancelled:
-                response, error = None, (1, "Cancelled before it started.")
-            elif not acquired or self._stop.is_set() or job.released:
-                response, error = None, (14, "The worker shut down before it ran.")
+                error = _outcome.CANCELLED_BEFORE_START
+            elif not acquired or self._stop.is_set():
+                release = True  # leased after the stop, or waiting for a slot at it
+            elif handler is None:
+                error = Failure(Code.UNAVAILABLE, f"No handler for {assignment.type!r} here.")
             else:
                 if job.is_async:
-                    job.handler = asyncio.ensure_future(_call_async(handler, ctx))
+                    job.handler = asyncio.ensure_future(_outcome.call_async(handler, ctx))
                 else:
                     if self._threads is None:
-                        self._threads = ThreadPoolExecutor(self.concurrency, "longrun-handler")
-                    job.handler = loop.run_in_executor(self._threads, handler, ctx)
-                if self._backend_pushes() and (
-                    ctx._has_report or self.lease_duration < 3 * self.report_interval
-                ):
-                    self._wake_beater_now()
-                await asyncio.wait({job.handler})
-                response, error = _outcome(job)
+                        self._threads = DaemonThreads(self.concurrency, "longrun-handler")
+                    job.handler = self._threads.run(
+                        functools.partial(_outcome.call_sync, handler), ctx
+                    )
+                await asyncio.wait(
+                    {job.handler, self._abandon}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if job.handler.done():
+                    response, error = _outcome.of(job.handler, ctx.cancelled)
+                    self._log_crash(job)
+                else:  # the shutdown's grace is over
+                    release = True
+                    _deliver_cancel(job)
         finally:
             if acquired:
-                slot.release()
-            leased.release()
+                self._slots.release()
+            self._free.release()
             if waiting is not None:
                 waiting.cancel()
             self._jobs.pop(assignment.lease_id, None)
+            self._beats.remove(job)
+        if job.lost:
+            return
+        if release:
+            if not self._leases_done.is_set():
+                done: asyncio.Future[Any] = asyncio.ensure_future(self._leases_done.wait())
+                await asyncio.wait({done, self._abandon}, return_when=asyncio.FIRST_COMPLETED)
+                done.cancel()
+            await self._hand_back(job)
+            return
         report = ctx._take_report()
         if report is not None:
             with contextlib.suppress(ApiError, LeaseLost, OSError):
-                assert self._backend is not None
                 await self._backend.heartbeat(assignment, report, 0.0)
-        await self._complete(assignment, response, error)
+        await self._complete(job, response, error)
 
-    async def _complete(
-        self, assignment: Assignment, response: Any, error: tuple[int, str] | None
-    ) -> None:
-        """Reports the outcome, retrying a transient failure (the stream reconnecting) until
+    async def _take_slot(self, job: Job) -> bool:
+        """Waits for a handler slot; False if the stop or a cancel came first."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        take = asyncio.ensure_future(self._slots.acquire())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        cancelled = asyncio.ensure_future(job.ctx.cancellation())
+        await asyncio.wait({take, stopped, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        cancelled.cancel()
+        if not take.done():
+            take.cancel()
+            await asyncio.wait({take})
+        if take.cancelled():
+            return False
+        if job.ctx.cancelled or self._stop.is_set():
+            self._slots.release()
+            return False
+        return True
+
+    def _log_crash(self, job: Job) -> None:
+        handler = job.handler
+        assert handler is not None
+        if handler.cancelled():
+            return
+        error = handler.exception()
+        if error is None or isinstance(error, asyncio.CancelledError | Failed):
+            return
+        what = brief(f"{type(error).__name__}: {error}")
+        log.error("%s: the handler raised %s", job.assignment.name, what, exc_info=error)
+
+    async def _complete(self, job: Job, response: Any, error: Failure | None) -> None:
+        """Reports the outcome, retrying a transient failure (the server unreachable) until
         the lease would have lapsed; a fenced-off report means the result is not wanted."""
-        assert self._backend is not None
-        deadline = time.monotonic() + self.lease_duration
-        backoff = _BACKOFF_FIRST
+        a = job.assignment
+        backoff = BACKOFF_FIRST
         while True:
             try:
-                await self._backend.complete(assignment, response, error)
+                await self._backend.complete(a, response, error)
                 return
             except LeaseLost as e:
-                log.info("%s: lease lost (%s); the result is dropped", assignment.name, e)
+                log.warning("%s: lease lost (%s); the result is dropped", a.name, e)
                 return
             except ApiError as e:
-                if e.code == 9 and e.reason == "OPERATION_DONE":
+                if e.code == Code.FAILED_PRECONDITION and e.reason == "OPERATION_DONE":
                     return
-                if e.code not in (14, 13, 4, 8, 16) or time.monotonic() > deadline:
-                    log.error("%s: completion refused: %s", assignment.name, e)
+                if e.code not in _TRANSIENT or time.monotonic() > job.lease_until:
+                    log.error("%s: completion refused: %s", a.name, brief(e))
                     return
-                log.warning("%s: completion failed (%s); retrying", assignment.name, e)
+                if not unreachable(e):
+                    log.warning("%s: completion failed (%s); retrying", a.name, brief(e))
             except OSError as e:
-                log.warning("%s: completion failed (%s); retrying", assignment.name, e)
+                log.warning("%s: completion failed (%s); retrying", a.name, brief(e))
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _BACKOFF_MAX)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _hand_back(self, job: Job) -> None:
+        """Releases the operation (the worker stops): PENDING again, no attempt spent."""
+        a = job.assignment
+        backoff = BACKOFF_FIRST
+        while True:
+            try:
+                await self._backend.release(a)
+                self._released += 1
+                log.info("%s: released (queued again, no attempt spent)", a.name)
+                return
+            except LeaseLost:
+                return
+            except ApiError as e:
+                if e.code not in _TRANSIENT or time.monotonic() > job.lease_until:
+                    log.error("%s: release refused: %s", a.name, brief(e))
+                    return
+                if not unreachable(e):
+                    log.warning("%s: release failed (%s); retrying", a.name, brief(e))
+            except OSError as e:
+                log.warning("%s: release failed (%s); retrying", a.name, brief(e))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    # Shutdown.
+
+    async def _shut_down(self, force: asyncio.Event) -> None:
+        """Stops: handlers get until shortly before the end of the grace (a second signal
+        cuts it short), then the rest are cancelled and released; whatever is left at the
+        end of the grace (a server that cannot be reached) is given up."""
+        began = time.monotonic()
+        end = began + self.shutdown_grace
+        reserve = min(1.0, self.shutdown_grace / 10)
+        held = len(self._jobs)
+        if held:
+            log.info(
+                "stopping: %s held; handlers get %.1f s to finish, then what is left is released",
+                _count(held, "operation"),
+                max(self.shutdown_grace - reserve, 0.0),
+            )
+        # A lease request that cannot reach the server has brought nothing to hand back.
+        if not self._backend.connected:
+            for task in self._leasing:
+                task.cancel()
+        forced = asyncio.ensure_future(force.wait())
+        try:
+            # Lease requests in flight first (they end within half the grace); then what
+            # was leased and did not start is handed back, while the handlers run on.
+            await self._wait_for_tasks(lambda: self._leasing, end - reserve, forced)
+            self._leases_done.set()
+            await self._wait_for_tasks(self._all_tasks, end - reserve, forced)
+            if forced.done():
+                end = min(end, time.monotonic() + reserve)
+            if not self._abandon.done():
+                self._abandon.set_result(None)
+            self._leases_done.set()
+            ended = await self._wait_for_tasks(
+                self._all_tasks, end, None if forced.done() else forced
+            )
+            if not ended and forced.done():  # a second signal during the release
+                end = min(end, time.monotonic() + reserve)
+                await self._wait_for_tasks(self._all_tasks, end, None)
+            left = {t for t in self._all_tasks() if not t.done()}
+            if left:
+                log.warning(
+                    "stopping with %s not reported to the server, which could not be reached "
+                    "(leased operations among them run again once their leases lapse)",
+                    _count(len(left), "call"),
+                )
+                for task in left:
+                    task.cancel()
+                await asyncio.wait(left, timeout=1.0)
+        finally:
+            forced.cancel()
+            self._beats.close()
+            await self._backend.close(max(end - time.monotonic(), 0.1))
+        log.info(
+            "worker %s stopped in %.1f s (%s released)",
+            self.name,
+            time.monotonic() - began,
+            _count(self._released, "operation"),
+        )
+
+    def _all_tasks(self) -> set[asyncio.Task[None]]:
+        """Lease requests and leased operations."""
+        return self._tasks | self._leasing
+
+    async def _wait_for_tasks(
+        self,
+        tasks: Callable[[], set[asyncio.Task[None]]],
+        until: float,
+        forced: asyncio.Future[Any] | None,
+    ) -> bool:
+        """Waits for `tasks()` to end: True when they did, False at `until` or when
+        `forced` is done first."""
+        while True:
+            pending: set[asyncio.Future[Any]] = {t for t in tasks() if not t.done()}
+            if not pending:
+                return True
+            left = until - time.monotonic()
+            if left <= 0 or (forced is not None and forced.done()):
+                return False
+            if forced is not None:
+                pending.add(forced)
+            await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
 
     # Cancellation and heartbeats.
-
-    def _backend_pushes(self) -> bool:
-        return self._backend is not None and self._backend.pushes_cancels
 
     def _pushed(self, name: str, lease_id: str) -> None:
         """A cancellation came for `lease_id`: tell its handler."""
@@ -355,89 +532,47 @@ class Worker:
             _deliver_cancel(job)
 
     def _reopened(self) -> None:
-        """A new stream: the server must hear of every running operation on it."""
-        for job in self._jobs.values():
-            job.announce = True
-        self._wake_beater_now()
+        """A new stream: the server must hear of every leased operation on it."""
+        self._beats.announce_all()
 
-    def _wake_beater_now(self) -> None:
-        if self._wake_beater is not None:
-            self._wake_beater.set()
+    def _cancel_requested(self, job: Job) -> None:
+        _deliver_cancel(job)
 
-    async def _beat_loop(self) -> None:
-        """One task for every job's heartbeat: extends leases (every third of the lease),
-        sends reports (at most every `report_interval`), and announces jobs on a new stream.
-        With REST, the waiting heartbeats extend the leases and this only sends reports."""
-        assert self._backend is not None and self._wake_beater is not None
-        tick = min(self.report_interval, self.lease_duration / 3) / 2
-        while True:
-            if not self._jobs:
-                self._wake_beater.clear()
-                await self._wake_beater.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_beater.wait(), tick)
-            self._wake_beater.clear()
-            now = time.monotonic()
-            due = []
-            for job in list(self._jobs.values()):
-                extend = self._backend.pushes_cancels and (
-                    now - job.last_beat >= self.lease_duration / 3
-                )
-                report = job.ctx._has_report and now - job.last_beat >= self.report_interval
-                if job.announce or extend or report:
-                    job.announce = False
-                    job.last_beat = now
-                    due.append(self._beat(job))
-            if due:
-                await asyncio.gather(*due)
+    def _lease_lost(self, job: Job) -> None:
+        job.lost = True
+        _deliver_cancel(job)
 
-    async def _beat(self, job: _Job) -> None:
-        assert self._backend is not None
-        try:
-            if await self._backend.heartbeat(job.assignment, job.ctx._take_report(), 0.0):
-                _deliver_cancel(job)
-        except LeaseLost as e:
-            log.info("%s: lease lost (%s)", job.assignment.name, e)
-            job.released = True
-            _deliver_cancel(job)
-        except (ApiError, OSError) as e:
-            log.warning("%s: heartbeat failed: %s", job.assignment.name, e)
-            job.announce = True
-
-    async def _wait_for_cancel(self, job: _Job) -> None:
+    async def _wait_for_cancel(self, job: Job) -> None:
         """REST: a heartbeat that waits for a cancellation, again and again; each one also
         extends the lease."""
-        assert self._backend is not None
         wait = self.lease_duration / 3
-        backoff = _BACKOFF_FIRST
+        backoff = BACKOFF_FIRST
         while True:
             try:
+                sent = time.monotonic()
                 requested = await self._backend.heartbeat(
                     job.assignment, None, 0.0 if job.ctx.cancelled else wait
                 )
-                backoff = _BACKOFF_FIRST
+                job.lease_until = sent + self.lease_duration
+                backoff = BACKOFF_FIRST
                 if requested:
                     _deliver_cancel(job)
                 if job.ctx.cancelled:
                     await asyncio.sleep(wait)
             except LeaseLost as e:
-                log.info("%s: lease lost (%s)", job.assignment.name, e)
-                job.released = True
-                _deliver_cancel(job)
+                log.warning("%s: lease lost (%s); the handler is cancelled", job.assignment.name, e)
+                self._lease_lost(job)
                 return
             except (ApiError, OSError) as e:
-                log.warning("%s: heartbeat failed: %s", job.assignment.name, e)
+                if not unreachable(e):
+                    log.warning("%s: heartbeat failed (%s)", job.assignment.name, brief(e))
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
+                backoff = min(backoff * 2, BACKOFF_MAX)
 
 
-async def _call_async(handler: Handler, ctx: Context) -> Any:
-    result: Awaitable[Any] = handler(ctx)
-    return await result
-
-
-def _deliver_cancel(job: _Job) -> None:
-    """Sets `ctx.cancelled`; an `async def` handler's task is cancelled at its current await."""
+def _deliver_cancel(job: Job) -> None:
+    """Sets `ctx.cancelled`; an `async def` handler's task is cancelled at its current
+    await; a plain `def` handler's future is let go (its thread sees `ctx.cancelled`)."""
     if job.ctx.cancelled:
         return
     job.ctx._set_cancelled()
@@ -445,21 +580,19 @@ def _deliver_cancel(job: _Job) -> None:
         job.handler.cancel()
 
 
-def _outcome(job: _Job) -> tuple[Any, tuple[int, str] | None]:
-    """The response, or the error (code, message), of a finished handler."""
-    handler = job.handler
-    assert handler is not None
-    if handler.cancelled():
-        if job.released or not job.ctx.cancelled:
-            return None, (14, "The worker shut down before the operation finished.")
-        return None, (1, "Cancelled by the worker on request.")
-    error = handler.exception()
-    if error is None:
-        result = handler.result()
-        return ({} if result is None else result), None
-    if isinstance(error, asyncio.CancelledError):
-        return None, (1, "Cancelled by the worker on request.")
-    if isinstance(error, Failed):
-        return None, (error.code, error.message)
-    log.warning("%s: handler failed: %r", job.assignment.name, error)
-    return None, (2, str(error) or type(error).__name__)
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _default_logging() -> None:
+    """With no logging configured, the worker's INFO lines go to stderr."""
+    if logging.getLogger().handlers:
+        return
+    package = logging.getLogger("longrun")
+    if package.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.INFO)

@@ -1,8 +1,9 @@
-"""REST calls (contract section 3) with httpx, as a sync and an async twin sharing how a
-request is built and how an answer (or Google's error envelope) is read."""
+"""REST calls with httpx, as a sync and an async twin sharing how a request is built and how
+an answer (or Google's error envelope) is read."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +13,14 @@ from .._auth import Authorizer
 from ..errors import ApiError
 
 API = "/v1"
+# The largest request body the server accepts (413 beyond).
+MAX_BODY = 1 << 20
+
+
+def encode(body: Any) -> bytes:
+    """`body` as the JSON bytes of a request (as httpx would write them). Raises TypeError
+    or ValueError for what is not JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def path(name: str, verb: str = "") -> str:
@@ -37,8 +46,11 @@ def answer(response: httpx.Response) -> Any:
     raise ApiError.from_envelope(response.status_code, body)
 
 
+UNREACHABLE = "the server could not be reached: "
+
+
 def unreachable(e: httpx.HTTPError) -> ApiError:
-    return ApiError(14, f"the server could not be reached: {e}", http_status=0)
+    return ApiError(14, f"{UNREACHABLE}{e}", http_status=0)
 
 
 def _timeout(seconds: float | None) -> httpx.Timeout:
@@ -96,11 +108,16 @@ class AsyncRest:
         body: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        content: bytes | None = None,
     ) -> Any:
+        """`body` is sent as JSON; `content`, JSON already encoded, as it is."""
         headers = {}
         if (value := await self.auth.header_async()) is not None:
             headers["authorization"] = value
         extra: dict[str, Any] = {} if timeout is None else {"timeout": _timeout(timeout)}
+        if content is not None:
+            headers["content-type"] = "application/json"
+            extra["content"] = content
         try:
             response = await self.http.request(
                 method, url, json=body, params=params, headers=headers, **extra

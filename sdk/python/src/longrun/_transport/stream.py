@@ -1,18 +1,21 @@
 """The worker protocol on the gRPC `Work` stream (crates/proto/proto/longrun/v1): every
 call on one stream, answered by id in any order, with cancellations pushed by the server
 the moment they are requested. A broken stream (the server restarted) fails the calls in
-flight, and the next call opens a new one; leases live on the server and survive it."""
+flight, and the next call opens a new one; leases live on the server and survive it. No
+message passes the limit the server states when the stream opens."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import any_pb2, duration_pb2, struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from .._auth import Authorizer
@@ -20,23 +23,53 @@ from .._proto.google.earthengine.v1 import operation_metadata_pb2 as ee
 from .._proto.longrun.v1 import longrun_pb2 as pb
 from ..context import Assignment, Report
 from ..errors import CODE_NAMES, ApiError
-from .backend import LeaseLost, OnCancel
+from .backend import Failure, LeaseLost, OnCancel, Reconnects, brief, not_json, too_large
+
+log = logging.getLogger("longrun.worker")
 
 WORK = "/longrun.v1.Workers/Work"
-# Reconnect quickly after a server restart (gRPC's default first backoff is 1 s).
+# The server states its limit on one message in the stream's response headers; this is
+# the limit when it does not.
+MAX_MESSAGE_HEADER = "longrun-max-message-bytes"
+MAX_MESSAGE_DEFAULT = 4 << 20
+# A WorkRequest around a payload of n bytes: its id (at most 10 bytes and a tag), the
+# payload's tag and length (at most 6), and the completion's tag and length in a batch.
+_ENVELOPE = 32
+# How long opening a stream may take before the attempt counts as failed.
+_OPEN_TIMEOUT = 10.0
+# Reconnect quickly after a server restart (gRPC's default first backoff is 1 s). The
+# channel's own attempts (a refused connect each) stay at most 1 s apart, so that the worker's
+# attempts, which back off to 5 s, find it connected soon after the server is back.
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
 
 
 class StreamClosed(ApiError):
-    """The stream broke before the call was answered (code 14): retry on a new one."""
+    """The stream broke before the call was answered, or could not be opened (code 14,
+    `http_status` 0): retry on a new one."""
 
     def __init__(self, why: str) -> None:
         super().__init__(14, f"the work stream closed: {why}", http_status=0)
+
+
+def _varint_len(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def _status(failure: Failure) -> status_pb2.Status:
+    """The google.rpc.Status of a failed attempt, with its DebugInfo packed as an Any."""
+    status = status_pb2.Status(code=failure.code, message=failure.message)
+    if failure.stack or failure.detail:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.DebugInfo(stack_entries=list(failure.stack), detail=failure.detail)
+        )
+        status.details.append(detail)
+    return status
 
 
 def value_to_python(v: struct_pb2.Value) -> Any:
@@ -151,13 +184,23 @@ class StreamBackend:
         self._auth = auth
         self._on_cancel = on_cancel
         self._on_reopen = on_reopen
+        self._url = url
         self._link: _Link | None = None
         self._opening = asyncio.Lock()
+        self._reconnects = Reconnects(url)
+        self._closing = False
+        self._reviving: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._opened = 0
+        self.max_message = MAX_MESSAGE_DEFAULT
         self._batching = True
         self._batch: list[tuple[pb.CompleteRequest, asyncio.Future[None]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        link = self._link
+        return link is not None and link.closed is None
 
     async def _current(self) -> _Link:
         link = self._link
@@ -167,9 +210,31 @@ class StreamBackend:
             link = self._link
             if link is not None and link.closed is None:
                 return link
+            await self._reconnects.ready()
             header = await self._auth.header_async()
             metadata = None if header is None else (("authorization", header),)
-            link = _Link(self._method(metadata=metadata))
+            call = self._method(metadata=metadata)
+            # The server answers a new stream with its headers at once (they state its
+            # message limit); a stream that ends instead was refused or never connected.
+            try:
+                headers = await asyncio.wait_for(call.initial_metadata(), _OPEN_TIMEOUT)
+            except asyncio.TimeoutError:
+                call.cancel()
+                why = f"no answer within {_OPEN_TIMEOUT:.0f} s"
+                self._reconnects.failed(why)
+                raise StreamClosed(why) from None
+            if call.done():
+                code, details = await call.code(), await call.details()
+                why = f"{code.name}: {details}"
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    self._reconnects.failed(why)
+                    raise StreamClosed(why)
+                self._reconnects.failed(why, refused=True)
+                raise ApiError(code.value[0], str(details))
+            stated = dict(headers).get(MAX_MESSAGE_HEADER)
+            self.max_message = int(stated) if stated else MAX_MESSAGE_DEFAULT
+            self._reconnects.succeeded()
+            link = _Link(call)
             link.tasks = [
                 asyncio.create_task(self._read(link)),
                 asyncio.create_task(self._write(link)),
@@ -196,13 +261,33 @@ class StreamBackend:
                     future.set_result(response)
         except grpc.aio.AioRpcError as e:
             why = f"{e.code().name}: {e.details()}"
+            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                log.error("the server refused a message on the work stream: %s", brief(why))
         except asyncio.CancelledError:
             why = "closed"
         finally:
+            if not self._closing and link.closed is None:
+                log.warning("the work stream to %s ended (%s); reopening", self._url, brief(why))
             link.close(why)
             for task in link.tasks:
                 if task is not asyncio.current_task():
                     task.cancel()
+            self._revive()
+
+    def _revive(self) -> None:
+        """Opens a new stream after one ended, whether or not a call needs it: running
+        operations need one for their cancellations to be pushed."""
+        if self._closing or (self._reviving is not None and not self._reviving.done()):
+            return
+        self._reviving = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        while not self._closing:
+            try:
+                await self._current()
+                return
+            except ApiError:
+                pass  # logged; the next attempt waits for its backoff
 
     async def _write(self, link: _Link) -> None:
         try:
@@ -213,7 +298,9 @@ class StreamBackend:
                 finally:
                     link.outbox.task_done()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as e:
-            link.close(f"write failed: {e}")
+            if not self._closing and link.closed is None:
+                log.warning("the work stream to %s broke (%s); reopening", self._url, brief(e))
+            link.close(f"write failed: {brief(e)}")
             link.call.cancel()
         except asyncio.CancelledError:
             pass
@@ -283,15 +370,22 @@ class StreamBackend:
             raise
         return bool(response.heartbeat.cancel_requested)
 
-    async def complete(self, a: Assignment, response: Any, error: tuple[int, str] | None) -> None:
-        """Completions made in the same turn of the event loop go out as one
-        `CompleteBatch` message (each still answered on its own); raises `LeaseLost` when
-        the server fenced this one off."""
+    async def complete(self, a: Assignment, response: Any, error: Failure | None) -> None:
+        """Completions made in the same turn of the event loop go out together in
+        `CompleteBatch` messages, as few as the server's message limit allows (each still
+        answered on its own); raises `LeaseLost` when the server fenced this one off."""
         request = pb.CompleteRequest(name=a.name, lease_id=a.lease_id)
         if error is None:
-            python_to_value(response, request.response)
-        else:
-            request.error.code, request.error.message = error
+            try:
+                python_to_value(response, request.response)
+            except (TypeError, ValueError) as e:
+                error = not_json(e)
+        if error is not None:
+            request.ClearField("response")
+            request.error.CopyFrom(_status(error))
+        size = request.ByteSize() + _ENVELOPE
+        if size > self.max_message:
+            request.error.CopyFrom(_status(too_large(size, self.max_message)))
         if not self._batching:
             return await self._complete_one(request)
         loop = asyncio.get_running_loop()
@@ -302,7 +396,23 @@ class StreamBackend:
         await future
 
     def _flush(self) -> None:
-        batch, self._batch = self._batch, []
+        """Sends the completions gathered in this turn, in batches under the message limit."""
+        pending, self._batch = self._batch, []
+        limit = self.max_message - _ENVELOPE
+        batch: list[tuple[pb.CompleteRequest, asyncio.Future[None]]] = []
+        size = 0
+        for entry in pending:
+            n = entry[0].ByteSize()
+            n += 1 + _varint_len(n)
+            if batch and size + n > limit:
+                self._start(batch)
+                batch, size = [], 0
+            batch.append(entry)
+            size += n
+        if batch:
+            self._start(batch)
+
+    def _start(self, batch: list[tuple[pb.CompleteRequest, asyncio.Future[None]]]) -> None:
         task = asyncio.create_task(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
@@ -344,18 +454,31 @@ class StreamBackend:
         except ApiError as e:
             raise _fenced(e) from e
 
-    async def close(self) -> None:
+    async def release(self, a: Assignment) -> None:
+        try:
+            await self._call(release=pb.ReleaseRequest(name=a.name, lease_id=a.lease_id))
+        except ApiError as e:
+            raise _fenced(e) from e
+
+    async def close(self, timeout: float) -> None:
+        """Half-closes the stream (the server answers what is in flight, then ends it),
+        within `timeout` seconds, then closes the channel."""
+        self._closing = True
+        if self._reviving is not None:
+            self._reviving.cancel()
+        deadline = time.monotonic() + max(timeout, 0.0)
         link = self._link
         if link is not None:
-            # Half-close: the server answers what is in flight, then ends the stream.
             if link.closed is None:
                 try:
-                    await asyncio.wait_for(link.outbox.join(), 5.0)
-                    await asyncio.wait_for(link.call.done_writing(), 5.0)
-                    await asyncio.wait_for(asyncio.shield(link.tasks[0]), 5.0)
-                except (TimeoutError, grpc.aio.AioRpcError, grpc.aio.UsageError):
+                    await asyncio.wait_for(link.outbox.join(), deadline - time.monotonic())
+                    await asyncio.wait_for(link.call.done_writing(), deadline - time.monotonic())
+                    await asyncio.wait_for(
+                        asyncio.shield(link.tasks[0]), deadline - time.monotonic()
+                    )
+                except (asyncio.TimeoutError, grpc.aio.AioRpcError, grpc.aio.UsageError):
                     pass
             link.call.cancel()
             for task in link.tasks:
                 task.cancel()
-        await self._channel.close()
+        await self._channel.close(grace=None)
