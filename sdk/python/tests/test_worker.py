@@ -330,3 +330,37 @@ def test_the_worker_as_an_async_context_manager(server: Server) -> None:
                 assert state(done) == "SUCCEEDED", done
 
     asyncio.run(scenario())
+
+
+def test_a_cancel_pushed_before_the_lease_is_read_is_kept(server: Server) -> None:
+    """The push of a cancel may be read before the answer of the lease that brought the
+    operation has been handled (a busy event loop): the operation still ends CANCELLED
+    without running its handler, not after the cancel grace."""
+
+    class SlowToStart(longrun.Worker):
+        async def _run(self, assignment: Any) -> None:
+            leased.set()
+            await asyncio.sleep(0.5)  # the loop was busy: the push comes meanwhile
+            await super()._run(assignment)
+
+    worker = SlowToStart(server.url, name="w1", lease_poll=0.5, shutdown_grace=5.0)
+    leased = asyncio.Event()
+    ran: list[str] = []
+
+    @worker.handler("NAP")
+    async def nap(ctx: longrun.Context) -> None:
+        ran.append(ctx.name)
+        await asyncio.sleep(30)
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client, running(worker):
+            op = await client.submit("p", "NAP")
+            await asyncio.wait_for(leased.wait(), 20)
+            asked = time.monotonic()
+            await client.cancel(op["name"])
+            done = await client.wait(op["name"], timeout=20)
+            assert state(done) == "CANCELLED", done
+            assert time.monotonic() - asked < 2.0  # not the 5 s grace
+            assert ran == []
+
+    asyncio.run(scenario())

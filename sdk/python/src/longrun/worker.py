@@ -194,6 +194,7 @@ class Worker:
         # only then, lest a request in flight lease them again.
         self._leases_done = asyncio.Event()
         self._jobs = {}
+        self._early_cancels: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._leasing: set[asyncio.Task[None]] = set()
         self._released = 0
@@ -306,6 +307,8 @@ class Worker:
         job = Job(assignment, ctx, inspect.iscoroutinefunction(handler))
         self._jobs[assignment.lease_id] = job
         self._beats.add(job)
+        if self._early_cancels and self._early_cancels.pop(assignment.lease_id, 0.0):
+            ctx._set_cancelled()
         waiting: asyncio.Task[None] | None = None
         acquired = release = False
         response: Any = None
@@ -526,10 +529,18 @@ class Worker:
     # Cancellation and heartbeats.
 
     def _pushed(self, name: str, lease_id: str) -> None:
-        """A cancellation came for `lease_id`: tell its handler."""
+        """A cancellation came for `lease_id`: tell its handler. A push may come before
+        the lease's answer has been read here: it is kept for the job to find."""
         job = self._jobs.get(lease_id)
         if job is not None:
             _deliver_cancel(job)
+            return
+        now = time.monotonic()
+        early = self._early_cancels
+        early[lease_id] = now
+        if len(early) > 1000:  # pushes for leases this worker never ran (it restarted)
+            for stale in [k for k, at in early.items() if now - at > 60.0]:
+                del early[stale]
 
     def _reopened(self) -> None:
         """A new stream: the server must hear of every leased operation on it."""
