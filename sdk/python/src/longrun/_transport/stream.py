@@ -211,7 +211,12 @@ class StreamBackend:
             if link is not None and link.closed is None:
                 return link
             await self._reconnects.ready()
-            header = await self._auth.header_async()
+            try:
+                header = await self._auth.header_async()
+            except Exception as e:  # a key file's token exchange failed
+                why = f"no token: {brief(e)}"
+                self._reconnects.failed(why)
+                raise StreamClosed(why) from e
             metadata = None if header is None else (("authorization", header),)
             call = self._method(metadata=metadata)
             # The server answers a new stream with its headers at once (they state its
