@@ -112,7 +112,7 @@ def test_one_short_line_per_attempt_to_reach_a_server_that_is_down(
         attempts = lines(caplog, "cannot reach the server")
         assert 2 <= len(attempts) <= 9, attempts
         for n, line in enumerate(attempts, 1):
-            assert "\n" not in line and len(line) < 160, line
+            assert "\n" not in line and len(line) < 220, line
             assert line.startswith(f"cannot reach the server at {server.url} (")
             assert f"attempt {n}, retrying in " in line
         assert len(lines(caplog, "reached the server at")) == 1, caplog.text

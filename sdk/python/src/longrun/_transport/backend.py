@@ -114,7 +114,7 @@ class Reconnects:
             "%s the server at %s (%s); attempt %d, retrying in %.2f s",
             "refused by" if refused else "cannot reach",
             self.url,
-            brief(why),
+            brief(why, 120),
             self.failures,
             delay,
         )
