@@ -158,6 +158,14 @@ class _Link:
         self.pending.clear()
 
 
+def _unanswered(link: _Link, timeout: float) -> None:
+    """A call had no answer in time: the stream is deemed broken, and a new one opened."""
+    if link.closed is None:
+        log.warning("no answer on the work stream in %.0f s; reopening", timeout)
+        link.close(f"no answer in {timeout:.0f} s")
+        link.call.cancel()
+
+
 class StreamBackend:
     """Worker calls on the `Work` stream of the server at `url` (`http://host:port`;
     `https://` uses TLS with the system roots). `on_cancel(name, lease_id)` is called on the
@@ -310,13 +318,23 @@ class StreamBackend:
         except asyncio.CancelledError:
             pass
 
-    async def _call(self, **call: Any) -> pb.WorkResponse:
+    async def _call(self, timeout: float | None = None, **call: Any) -> pb.WorkResponse:
+        """One call on the stream; with `timeout`, StreamClosed when no answer came within
+        that many seconds (the stream is then deemed broken)."""
         link = await self._current()
         request_id = next(self._ids)
-        future: asyncio.Future[pb.WorkResponse] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[pb.WorkResponse] = loop.create_future()
         link.pending[request_id] = future
         link.outbox.put_nowait(pb.WorkRequest(id=request_id, **call))
-        response = await future
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, _unanswered, link, timeout)
+        try:
+            response = await future
+        finally:
+            if timer is not None:
+                timer.cancel()
         if response.WhichOneof("answer") == "error":
             raise _error(response.error)
         return response
@@ -331,7 +349,8 @@ class StreamBackend:
             wait_timeout=_duration(wait),
             lease_duration=_duration(lease),
         )
-        response = await self._call(lease=request)
+        # The server answers by the end of the wait; much later, the stream is broken.
+        response = await self._call(timeout=wait + 30.0, lease=request)
         leased = []
         for entry in response.lease.leases:
             op = entry.operation
