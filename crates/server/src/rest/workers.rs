@@ -1,4 +1,4 @@
-//! The REST worker endpoints (contract section 6): lease, heartbeat, complete, release.
+//! The REST worker endpoints (README "Workers"): lease, heartbeat, complete, release.
 
 use super::{body, json_body, parse_duration, render};
 use crate::completion;
