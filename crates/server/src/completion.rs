@@ -5,8 +5,7 @@
 //! ([`types`]). What cannot cross is a 400 naming the field; a type not described also
 //! names the type and the setting that would describe it.
 
-use crate::config::ApiConfig;
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use longrun_proto::any::{Refused, Types};
 use longrun_types::operation::Status;
 use serde_json::Value as Json;
@@ -15,12 +14,12 @@ use serde_json::Value as Json;
 pub const SETTING: &str = "[api] descriptor_sets";
 
 /// The types a response or an error detail may be: the built-in ones and the messages of
-/// each descriptor set `config` names, read now. A file that cannot be read, is not a
+/// each descriptor set named (`[api] descriptor_sets`), read now. A file that cannot be read, is not a
 /// descriptor set, or does not fit with the others is an error naming it (the server does
 /// not start).
-pub fn types(config: &ApiConfig) -> anyhow::Result<Types> {
+pub fn types(descriptor_sets: &[std::path::PathBuf]) -> anyhow::Result<Types> {
     let mut types = Types::builtin();
-    for path in &config.descriptor_sets {
+    for path in descriptor_sets {
         let bytes = std::fs::read(path).map_err(|e| {
             anyhow::anyhow!("api.descriptor_sets: cannot read {}: {e}", path.display())
         })?;
@@ -31,9 +30,9 @@ pub fn types(config: &ApiConfig) -> anyhow::Result<Types> {
             )
         })?;
     }
-    if !config.descriptor_sets.is_empty() {
+    if !descriptor_sets.is_empty() {
         tracing::info!(
-            sets = config.descriptor_sets.len(),
+            sets = descriptor_sets.len(),
             messages = types.len(),
             "responses may be any message described, descriptor sets included"
         );

@@ -1,6 +1,7 @@
 //! The server's configuration: one typed tree, filled from defaults, then the TOML file,
 //! then `LONGRUN_*` environment variables and flags (applied by the binary).
 
+use crate::kit::config_duration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub struct Config {
     /// (`--allow-unauthenticated`). Off: such a listener is refused.
     pub allow_unauthenticated: bool,
     /// How long done operations are kept before they expire (default 30 days).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub retention: Duration,
     pub project_defaults: ProjectDefaults,
     pub wait: Wait,
@@ -109,7 +110,7 @@ pub struct TaskType {
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// `simulate`: how long a run takes (default 10s).
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "config_duration::option")]
     pub duration: Option<Duration>,
     /// `simulate`: SUCCEEDED (default), FAILED or HANG.
     #[serde(default)]
@@ -118,13 +119,13 @@ pub struct TaskType {
     #[serde(default = "yes")]
     pub cancellable: bool,
     /// Time a worker has to stop after a cancel before its lease is revoked (default 30s).
-    #[serde(default = "default_grace", with = "humantime_serde_compat")]
+    #[serde(default = "default_grace", with = "config_duration")]
     pub cancel_grace: Duration,
     /// Starts allowed before the operation fails (default 5).
     #[serde(default = "default_attempts")]
     pub max_attempts: i32,
     /// Longest life from creation; a submit's own timeout can only shorten it.
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "config_duration::option")]
     pub timeout: Option<Duration>,
     /// Most RUNNING + CANCELLING operations of this type per project and submit
     /// `concurrencyKey` (contract section 12), held exactly at lease time on every server
@@ -285,10 +286,10 @@ pub struct ProjectDefaults {
 #[serde(deny_unknown_fields, default)]
 pub struct Wait {
     /// How long `wait` waits when the request names no timeout.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub default: Duration,
     /// Longest `wait`; longer requested timeouts are capped.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub max: Duration,
 }
 
@@ -373,27 +374,6 @@ impl Config {
             "wait.default must not exceed wait.max"
         );
         Ok(())
-    }
-}
-
-/// Durations in the config are written the human way: `"30s"`, `"240h"`, `"30d"`.
-pub(crate) mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
-    }
-
-    pub mod option {
-        use serde::Deserializer;
-        use std::time::Duration;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
     }
 }
 

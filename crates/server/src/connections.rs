@@ -3,7 +3,7 @@
 //! accept loop that backs off and goes on when accepting fails (out of file descriptors),
 //! and a drain on shutdown that waits for every connection to close.
 
-use crate::config::humantime_serde_compat;
+use crate::kit::config_duration;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -29,16 +29,16 @@ pub struct Settings {
     /// when the connection waits for a request (default 30 s). A client still sending
     /// them then is disconnected. On a kept-alive connection the count starts when the
     /// previous response is sent, so an HTTP/1.1 connection idle this long closes too.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed (default 2 min):
     /// HTTP/2 ones with a GOAWAY, any one that never sent a request. A request in flight
     /// (a long poll, a stream) keeps its connection open however long it lasts.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub idle_timeout: Duration,
     /// HTTP/2: a PING when the peer has been silent this long; a peer that does not answer
     /// within as long again is disconnected (default 30 s; `"0s"`: no pings).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "config_duration")]
     pub keep_alive_interval: Duration,
 }
 

@@ -8,8 +8,8 @@ pub mod connections;
 mod console;
 pub mod data_dir;
 pub mod emulator;
-mod error;
 mod grpc;
+mod kit;
 pub mod migrate;
 mod outputs;
 pub mod projects;
@@ -39,7 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let types = completion::types(&config.api)?;
+    let types = completion::types(&config.api.descriptor_sets)?;
     let addr = listener.local_addr()?;
     anyhow::ensure!(
         addr.ip().is_loopback()
@@ -144,8 +144,15 @@ pub async fn run(
     // Finding the algorithm list reads files and may ask a Python interpreter: off the
     // async threads.
     let emulator = {
-        let config = config.clone();
-        Arc::new(tokio::task::spawn_blocking(move || emulator::Emulator::new(&config)).await??)
+        let algorithms_file = config.earthengine.algorithms_file.clone();
+        let (task_faults, api_faults) = (config.task_faults.clone(), config.api_faults.clone());
+        let seed = config.faults.seed;
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                emulator::Emulator::new(algorithms_file.as_deref(), task_faults, api_faults, seed)
+            })
+            .await??,
+        )
     };
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
@@ -164,7 +171,7 @@ pub async fn run(
         Router::new()
             .route(
                 "/healthz",
-                get(|| async { rest::json_body(&serde_json::json!({"status": "SERVING"})) })
+                get(|| async { kit::json::json_body(&serde_json::json!({"status": "SERVING"})) })
                     .fallback(only("GET")),
             )
             .route("/token", post(rest::token).fallback(only("POST")))
@@ -247,9 +254,12 @@ async fn fallback(
 /// (contract section 8), as the API's own routes answer.
 fn only(
     allow: &'static str,
-) -> impl Fn(axum::http::Method) -> std::future::Ready<error::ApiError> + Clone + Send + Sync + 'static
-{
-    move |method| std::future::ready(error::ApiError::method_not_allowed(&method, allow))
+) -> impl Fn(axum::http::Method) -> std::future::Ready<kit::error::ApiError>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |method| std::future::ready(kit::error::ApiError::method_not_allowed(&method, allow))
 }
 
 /// Measures the store's clock again every [`CLOCK_SYNC`], for as long as the process runs.

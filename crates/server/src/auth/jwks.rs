@@ -5,7 +5,7 @@
 
 use super::iam::Principal;
 use super::{Verified, not_yet_valid, rejected, scopes, unauthenticated, validation};
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::Deserialize;
@@ -41,10 +41,7 @@ pub struct ProviderConfig {
     /// How long after its `exp`, and before its `nbf` or `iat`, a token is still accepted,
     /// for the provider's clock being ahead or behind (default 10 s, the clock skew Google's
     /// auth libraries allow).
-    #[serde(
-        default = "default_leeway",
-        with = "crate::config::humantime_serde_compat"
-    )]
+    #[serde(default = "default_leeway", with = "crate::kit::config_duration")]
     pub leeway: std::time::Duration,
 }
 

@@ -10,7 +10,7 @@ pub mod token;
 
 pub use accounts::{KeyFile, create_key, email, project_of};
 
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use iam::{Iam, Permission, Principal};
 use jsonwebtoken::{Algorithm, Validation};
 use longrun_store::Store;
@@ -42,7 +42,7 @@ pub enum Mode {
 pub struct AuthConfig {
     pub mode: Mode,
     /// Lifetime of the tokens `/token` issues.
-    #[serde(with = "crate::config::humantime_serde_compat")]
+    #[serde(with = "crate::kit::config_duration")]
     pub token_ttl: Duration,
     /// The token endpoint's URL as clients reach it: the audience that assertions must name.
     /// Default: `http://LISTEN/token`.

@@ -6,7 +6,7 @@
 
 use super::iam::Principal;
 use super::{Verified, rejected, scopes, unauthenticated, validation};
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use longrun_store::{ServiceAccount, Store};
 use serde::Deserialize;

@@ -12,8 +12,8 @@
 //! job can act on). Stated limit: after a restart, operations the first run cancelled that
 //! no longer match F (F on the state) are not counted again.
 
-use crate::error::ApiError;
-use crate::rest::body;
+use crate::kit::body;
+use crate::kit::error::ApiError;
 use longrun_engine::{Engine, Submission};
 use longrun_types::operation::Status;
 use longrun_types::{Code, Name, Operation, Project, State, filter};

@@ -2,7 +2,7 @@
 //! the layer that counts and times every HTTP request and gRPC call.
 
 use crate::auth::iam::Permission;
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use crate::rest::{self, App};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -61,7 +61,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
     };
-    let mut response = rest::json_body(&serde_json::json!({"status": text}));
+    let mut response = crate::kit::json::json_body(&serde_json::json!({"status": text}));
     *response.status_mut() = status;
     response
 }

@@ -85,6 +85,8 @@ pub async fn assets(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match file.as_str() {
         "app.js" => serve(&SCRIPT, &headers),
         "app.css" => serve(&STYLE, &headers),
-        _ => crate::error::ApiError::not_found_path(&format!("/assets/{file}")).into_response(),
+        _ => {
+            crate::kit::error::ApiError::not_found_path(&format!("/assets/{file}")).into_response()
+        }
     }
 }

@@ -21,8 +21,8 @@
 //! what they show themselves. A change still on its way to the hub when a snapshot is read
 //! may be sent again after `synced` (it is then the operation as it already stood).
 
-use crate::error::ApiError;
-use crate::rest::render::{self, Version};
+use crate::kit::error::ApiError;
+use crate::kit::render::{self, Version};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -9,8 +9,9 @@
 //! `/`-separated segments of `[A-Za-z0-9_.-]`, none of them `.` or `..`.
 
 use crate::auth::iam::Permission;
-use crate::error::ApiError;
-use crate::rest::{body, json_body};
+use crate::kit::body;
+use crate::kit::error::ApiError;
+use crate::kit::json::json_body;
 use axum::response::Response;
 use longrun_store::{Asset, AssetWrite, Store};
 use longrun_types::{Code, NameError, Project, Timestamp, limits};

@@ -1,8 +1,8 @@
 //! The task-starting methods (contract section 7): exports and ingestions become operations
 //! of the matching type with the request as payload.
 
-use crate::error::ApiError;
-use crate::rest::body;
+use crate::kit::body;
+use crate::kit::error::ApiError;
 use longrun_engine::Submission;
 use serde_json::Value;
 

@@ -10,7 +10,7 @@
 //!   of a rule draws from a hash of the seed, the rule's position and n, so a sequence of
 //!   requests meets the same faults on every run.
 
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use longrun_types::Code;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +50,7 @@ pub struct TaskFault {
     #[serde(default)]
     pub transient_failures: i32,
     /// Run length before the outcome (default: the task type's).
-    #[serde(default, with = "crate::config::humantime_serde_compat::option")]
+    #[serde(default, with = "crate::kit::config_duration::option")]
     pub duration: Option<Duration>,
     /// Keep running after a cancel, until the type's `cancel_grace` ends it.
     #[serde(default)]
@@ -78,7 +78,7 @@ pub struct ApiFault {
     #[serde(default = "one")]
     pub rate: f64,
     /// Added before answering, with or without a status.
-    #[serde(default, with = "crate::config::humantime_serde_compat::option")]
+    #[serde(default, with = "crate::kit::config_duration::option")]
     pub latency: Option<Duration>,
 }
 

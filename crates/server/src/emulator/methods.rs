@@ -11,8 +11,8 @@
 //! emulated by a guess (a test that passed on a made-up query language would say nothing
 //! about Earth Engine); `listAssets` lists what the registry holds.
 
-use crate::error::ApiError;
-use crate::rest::discovery::Method;
+use crate::kit::error::ApiError;
+use crate::kit::method::Method;
 use longrun_types::Code;
 
 const PROJECT: &str = "^projects/[^/]+$";

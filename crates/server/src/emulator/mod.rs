@@ -19,9 +19,10 @@ pub mod tasks;
 
 use crate::auth::Caller;
 use crate::auth::iam::{Iam, Permission};
-use crate::error::ApiError;
-use crate::rest::render::Version;
-use crate::rest::{App, json_body, json_bytes};
+use crate::kit::error::ApiError;
+use crate::kit::json::{json_body, json_bytes};
+use crate::kit::render::Version;
+use crate::rest::App;
 use axum::response::Response;
 use http::Method;
 use longrun_types::Project;
@@ -97,16 +98,18 @@ pub fn route(http: &Method, path: &str) -> Option<Result<Call, ApiError>> {
 }
 
 impl Emulator {
-    /// Loads the algorithm list (see `algorithms`) and says in the log what is served.
-    pub fn new(config: &crate::Config) -> anyhow::Result<Emulator> {
-        let algorithms =
-            algorithms::Algorithms::load(config.earthengine.algorithms_file.as_deref())?;
+    /// Loads the algorithm list (`algorithms_file`, else found as `algorithms` says) and
+    /// says in the log what is served; the fault rules are `[[fault]]` (`task_faults`) and
+    /// `[[api_fault]]` (`api_faults`), every draw seeded with `[faults] seed`.
+    pub fn new(
+        algorithms_file: Option<&std::path::Path>,
+        task_faults: Vec<faults::TaskFault>,
+        api_faults: Vec<faults::ApiFault>,
+        seed: u64,
+    ) -> anyhow::Result<Emulator> {
+        let algorithms = algorithms::Algorithms::load(algorithms_file)?;
         algorithms.log();
-        let faults = faults::Faults::new(
-            config.task_faults.clone(),
-            config.api_faults.clone(),
-            config.faults.seed,
-        )?;
+        let faults = faults::Faults::new(task_faults, api_faults, seed)?;
         Ok(Emulator { algorithms, faults })
     }
 }
@@ -118,7 +121,7 @@ pub async fn handle(
     version: Version,
     project: Project,
     call: Call,
-    query: &crate::rest::body::Query,
+    query: &crate::kit::body::Query,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     match call {
@@ -133,7 +136,7 @@ pub async fn handle(
                 .engine
                 .submit(&project, exports::submission(op_type, bytes)?)
                 .await?;
-            Ok(json_body(&crate::rest::render::operation(&op, version)))
+            Ok(json_body(&crate::kit::render::operation(&op, version)))
         }
         Call::NotEmulated(id) => Err(methods::not_emulated(&id)),
     }

@@ -186,7 +186,7 @@ impl Runner {
     /// Creates the task's asset, `size` bytes large; a missing parent or a taken name fails
     /// the task as Earth Engine does.
     async fn create(&self, new: NewAsset, size: u64) -> Result<(), Status> {
-        let invalid = |e: crate::error::ApiError| Status::new(e.code, e.message);
+        let invalid = |e: crate::kit::error::ApiError| Status::new(e.code, e.message);
         super::assets::parse_name("name", &new.name).map_err(invalid)?;
         let mut record = json!({
             "updateTime": Timestamp::now().to_string(),

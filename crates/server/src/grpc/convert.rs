@@ -2,8 +2,8 @@
 //! response as `google.protobuf.Any`), statuses, errors (google.rpc.Status in
 //! `grpc-status-details-bin`), JSON values, timestamps and durations.
 
-use crate::error::{ApiError, DOMAIN};
-use crate::rest::render::Version;
+use crate::kit::error::{ApiError, DOMAIN};
+use crate::kit::render::Version;
 use longrun_proto::google::earthengine::v1 as ee;
 use longrun_proto::google::longrunning as lro;
 use longrun_proto::google::rpc;

@@ -10,7 +10,7 @@ mod work;
 
 use crate::auth::Caller;
 use crate::completion;
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use crate::rest::{self, App, Route};
 use longrun_engine::{Report, Submission};
 use longrun_proto::google::longrunning as lro;
@@ -31,7 +31,7 @@ pub struct Grpc {
 }
 
 fn name(text: &str) -> Result<Name, Status> {
-    Name::parse(text).map_err(|e| convert::error(rest::invalid_name(e)))
+    Name::parse(text).map_err(|e| convert::error(crate::kit::names::invalid_name(e)))
 }
 
 fn project(text: &str) -> Result<Project, Status> {
@@ -41,7 +41,7 @@ fn project(text: &str) -> Result<Project, Status> {
             format!("`{text}` is not a project name projects/PROJECT"),
         ))
     })?;
-    rest::project_of(id).map_err(convert::error)
+    crate::kit::names::project_of(id).map_err(convert::error)
 }
 
 /// What is left of the caller's deadline (`grpc-timeout`), less a margin for the answer

@@ -3,8 +3,8 @@
 
 use super::{Grpc, convert, project};
 use crate::console::watch::{self, Item, Watch};
+use crate::kit::render::Version;
 use crate::rest::Route;
-use crate::rest::render::Version;
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::watch_operations_response::Event;
 use std::pin::Pin;

@@ -152,7 +152,7 @@ async fn answer(
         Some(Call::CompleteBatch(batch)) => {
             Ok(Answer::Completed(complete_batch(grpc, caller, batch).await))
         }
-        None => Err(convert::error(crate::error::ApiError::invalid(
+        None => Err(convert::error(crate::kit::error::ApiError::invalid(
             "INVALID_REQUEST_BODY",
             "a work request carries a lease, heartbeat or complete call",
         ))),

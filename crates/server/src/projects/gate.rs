@@ -14,7 +14,7 @@
 //! names no project, and the gate does not filter what it hands out. Both refusals carry
 //! ErrorInfo (`metadata.project`) and a `google.rpc.Help` link to `[projects] help_url`.
 
-use crate::error::ApiError;
+use crate::kit::error::ApiError;
 use crate::rest::{App, Route};
 use longrun_types::{Code, Project};
 

@@ -11,9 +11,10 @@ pub use gate::valid_date;
 pub(crate) use registry::list as list_registrations;
 
 use crate::auth::iam::Permission;
-use crate::error::ApiError;
-use crate::rest::discovery::Method;
-use crate::rest::{App, json_body};
+use crate::kit::error::ApiError;
+use crate::kit::json::json_body;
+use crate::kit::method::Method;
+use crate::rest::App;
 use axum::response::Response;
 use longrun_types::Project;
 use serde::Deserialize;
@@ -189,7 +190,7 @@ pub async fn handle(
     app: &App,
     project: Project,
     call: Call,
-    query: &crate::rest::body::Query,
+    query: &crate::kit::body::Query,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let plan = app.projects.plan_max_concurrent_exports;
@@ -221,7 +222,7 @@ pub async fn handle(
                 )
                 .with("field", "updateMask"));
             }
-            let body: ConfigBody = crate::rest::body::json(bytes)?;
+            let body: ConfigBody = crate::kit::body::json(bytes)?;
             let value = exports_value(body.max_concurrent_exports.as_ref(), plan)?;
             app.store
                 .set_max_concurrent_exports(project.as_str(), value)

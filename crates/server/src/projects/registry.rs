@@ -7,8 +7,9 @@
 use super::{Call, storage, valid_date};
 use crate::auth::Caller;
 use crate::auth::iam::Permission;
-use crate::error::ApiError;
-use crate::rest::{App, json_body};
+use crate::kit::error::ApiError;
+use crate::kit::json::json_body;
+use crate::rest::App;
 use axum::response::Response;
 use longrun_store::Registration;
 use longrun_types::{Code, Project, Timestamp};
@@ -109,7 +110,7 @@ pub async fn handle(
             )))
         }
         Call::Register => {
-            let body: Body = crate::rest::body::json(bytes)?;
+            let body: Body = crate::kit::body::json(bytes)?;
             if body.plan.is_none() {
                 return Err(ApiError::invalid(
                     "INVALID_PLAN",
@@ -135,7 +136,7 @@ pub async fn handle(
             Ok(json_body(&render(&r)))
         }
         Call::UpdateRegistration => {
-            let body: Body = crate::rest::body::json(bytes)?;
+            let body: Body = crate::kit::body::json(bytes)?;
             let stored = store.registration(p).await.map_err(storage)?;
             let r = body.apply(stored.ok_or_else(|| not_registered(&project))?)?;
             if !store.update_project(r.clone()).await.map_err(storage)? {

@@ -2,9 +2,10 @@
 //! 5.1). The client makes the key pair and sends only the public half, so a private key
 //! never crosses the network and the server never holds one.
 
-use super::{body, json_body};
 use crate::auth::{Caller, project_of};
-use crate::error::ApiError;
+use crate::kit::body;
+use crate::kit::error::ApiError;
+use crate::kit::json::json_body;
 use axum::response::Response;
 use longrun_store::{ServiceAccount, Store};
 use longrun_types::{Code, Project, Timestamp, limits};

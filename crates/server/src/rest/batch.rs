@@ -8,8 +8,9 @@
 //! Written here because no maintained crate parses
 //! multipart/mixed bodies of embedded HTTP messages (the multipart crates serve forms).
 
-use super::{App, body, dispatch};
-use crate::error::ApiError;
+use super::{App, dispatch};
+use crate::kit::body;
+use crate::kit::error::ApiError;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

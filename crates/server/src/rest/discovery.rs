@@ -3,28 +3,9 @@
 //! from. It is generated from `METHODS`, the table of what the router serves; a test routes
 //! every entry's example path, so the document cannot describe a method the server lacks.
 
-use super::render::Version;
+use crate::kit::method::Method;
+use crate::kit::render::Version;
 use serde_json::{Map, Value, json};
-
-/// One REST method as discovery describes it.
-pub struct Method {
-    /// Resources from the root: `["projects", "operations"]`.
-    pub resource: &'static [&'static str],
-    pub name: &'static str,
-    pub http: &'static str,
-    /// The path after `{version}/`, in URI-template form: `{+name}:cancel`.
-    pub path: &'static str,
-    /// The path parameter and the pattern its value must match.
-    pub param: (&'static str, &'static str),
-    /// Query parameters: (name, discovery type, format).
-    pub query: &'static [(&'static str, &'static str, Option<&'static str>)],
-    pub request: Option<&'static str>,
-    pub response: &'static str,
-    pub description: &'static str,
-    /// A concrete path (after `{version}/`) that this method serves; tests route it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub example: &'static str,
-}
 
 const PROJECT: &str = "^projects/[^/]+$";
 const OPERATION: &str = "^projects/[^/]+/operations/.+$";

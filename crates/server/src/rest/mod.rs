@@ -4,42 +4,24 @@
 
 mod accounts;
 pub(crate) mod batch;
-pub(crate) mod body;
 pub(crate) mod discovery;
-pub(crate) mod render;
 pub(crate) mod workers;
 
 use crate::auth::iam::Permission;
 use crate::auth::{Auth, Caller};
-use crate::error::ApiError;
+use crate::kit::body::{self, parse_duration};
+use crate::kit::error::ApiError;
+use crate::kit::json::{empty, json_body};
+use crate::kit::names::{invalid_name, project_of};
+use crate::kit::render::{self, Version};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use longrun_engine::{Engine, Submission};
-use longrun_types::{Name, Project, duration};
+use longrun_types::{Name, Project};
 use longrun_worker::command::output_path;
-use render::Version;
 use serde::Deserialize;
-
-/// A successful JSON response.
-pub fn json_body(value: &impl serde::Serialize) -> Response {
-    json_bytes(serde_json::to_vec(value).expect("wire types always serialize"))
-}
-
-/// A successful response of JSON already encoded.
-pub fn json_bytes(bytes: impl Into<Body>) -> Response {
-    let mut response = (StatusCode::OK, bytes.into()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
-}
-
-fn empty() -> Response {
-    json_body(&serde_json::json!({}))
-}
 
 /// What the REST handlers share.
 #[derive(Clone)]
@@ -89,18 +71,6 @@ pub(crate) enum Route {
     DeleteAccount(Project, String),
     /// `GET /{v}/projectRegistrations`: the project registry (projectAdmin on `*`).
     ListRegistrations,
-}
-
-/// A name or project id refused: `TOO_LONG` past its limit, else `INVALID_NAME`.
-pub(crate) fn invalid_name(e: longrun_types::NameError) -> ApiError {
-    match e {
-        longrun_types::NameError::TooLong(too_long) => too_long.into(),
-        longrun_types::NameError::Invalid(why) => ApiError::invalid("INVALID_NAME", why),
-    }
-}
-
-pub(crate) fn project_of(segment: &str) -> Result<Project, ApiError> {
-    Project::parse(segment).map_err(invalid_name)
 }
 
 fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
@@ -275,12 +245,6 @@ struct SubmitBody {
     timeout: Option<String>,
     #[serde(alias = "concurrency_key")]
     concurrency_key: Option<String>,
-}
-
-pub(crate) fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
-    duration::parse(text).map_err(|e| {
-        ApiError::invalid("INVALID_DURATION", format!("{field}: {e}")).with("field", field)
-    })
 }
 
 const LIST_PARAMETERS: &[(&str, &str)] = &[

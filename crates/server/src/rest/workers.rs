@@ -1,8 +1,10 @@
 //! The REST worker endpoints (README "Workers"): lease, heartbeat, complete, release.
 
-use super::{body, json_body, parse_duration, render};
 use crate::completion;
-use crate::error::ApiError;
+use crate::kit::body::{self, parse_duration};
+use crate::kit::error::ApiError;
+use crate::kit::json::json_body;
+use crate::kit::render;
 use axum::response::Response;
 use longrun_engine::{Engine, LeaseRequest, Report};
 use longrun_types::operation::{Notification, Stage};

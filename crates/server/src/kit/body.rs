@@ -1,9 +1,10 @@
 //! Request bodies and query strings: size limit, unknown fields, system parameters.
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use longrun_types::duration;
 use serde::de::DeserializeOwned;
 
 /// Largest request body accepted (1 MiB).
@@ -101,4 +102,12 @@ impl Query {
             .find(|(k, _)| *k == camel)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A duration field of a body or a message (proto3 JSON `"3.5s"`), refused as
+/// `INVALID_DURATION` naming the field.
+pub fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
+    duration::parse(text).map_err(|e| {
+        ApiError::invalid("INVALID_DURATION", format!("{field}: {e}")).with("field", field)
+    })
 }

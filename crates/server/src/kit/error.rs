@@ -154,7 +154,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, crate::rest::json_body(&self.body())).into_response();
+        let mut response = (status, super::json::json_body(&self.body())).into_response();
         if let Some(allow) = self.allow {
             response
                 .headers_mut()
