@@ -1,4 +1,4 @@
-//! The REST worker endpoints (README "Workers"): lease, heartbeat, complete, release.
+//! The REST worker endpoints (docs/workers.md): lease, heartbeat, complete, release.
 
 use super::{body, json_body, parse_duration, render};
 use crate::completion;
@@ -127,7 +127,7 @@ struct LeasesJson<'a> {
     leases: Vec<LeaseJson<'a>>,
 }
 
-/// A lease request with the contract's defaults (section 8): `maxOperations` absent or 0
+/// A lease request with its defaults (docs/choices.md#leases): `maxOperations` absent or 0
 /// is 1, `waitTimeout` 30 s, `leaseDuration` 60 s; the engine checks the bounds. Shared by
 /// REST and gRPC.
 pub(crate) fn lease_request(
