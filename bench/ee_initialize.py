@@ -1,5 +1,5 @@
 """Times the official client's `ee.Initialize` against a longrun server, and reads the
-server's resident memory: the figures the README's Earth Engine section quotes.
+server's resident memory: the figures docs/earth-engine.md#the-algorithm-list quotes.
 
 Usage: python ee_initialize.py URL [SERVER_PID] [ROUNDS]
 

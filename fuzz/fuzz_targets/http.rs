@@ -64,10 +64,10 @@ fn servers() -> &'static Servers {
     })
 }
 
-/// How long a request that may be held open by the contract is given (see [`may_hold_open`]).
+/// How long a request that the API may hold open is given (see [`may_hold_open`]).
 const HELD_OPEN: Duration = Duration::from_secs(1);
 
-/// Whether the contract lets the server keep this request's answer open: worker calls that
+/// Whether the API lets the server keep this request's answer open: worker calls that
 /// long-poll (`:lease`, `:heartbeat`, the gRPC `Workers` service), watch streams, and `/batch`,
 /// whose parts may be any of these. Every other request must be answered, however long it
 /// takes (libFuzzer's own timeout reports one that never is).

@@ -1,4 +1,4 @@
-//! Fair leasing (contract section 12): project A queues a backlog, then B..E submit one
+//! Fair leasing (docs/projects.md#fair-leasing): project A queues a backlog, then B..E submit one
 //! operation each while 4 workers drain; how long (and how many leases) each of B..E's
 //! operations waits to start. And the cost of fairness: leasing throughput with 1,000
 //! projects each holding queued work against one project holding the same work.

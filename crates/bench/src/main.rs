@@ -84,7 +84,7 @@ enum Scenario {
     CancelStream,
     CancelBuiltin,
     Throughput,
-    /// Fair leasing across projects (contract section 12): starvation and cost; not part
+    /// Fair leasing across projects (docs/projects.md#fair-leasing): starvation and cost; not part
     /// of `all`.
     Fairness,
     Postgres,

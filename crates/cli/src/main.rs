@@ -29,7 +29,7 @@ enum Command {
     /// Manage service accounts and their key files.
     #[command(subcommand)]
     ServiceAccounts(accounts::Command),
-    /// Manage the project registry (contract section 12).
+    /// Manage the project registry (docs/projects.md#registry).
     #[command(subcommand)]
     Projects(projects::Command),
     /// Copy every operation from one store to another (stop the servers first).

@@ -1,4 +1,4 @@
-//! `longrun projects`: the project registry (contract section 12), on a server's store
+//! `longrun projects`: the project registry (docs/projects.md#registry), on a server's store
 //! (`--data-dir`, `--database-url`; no server needed, running ones see changes at once) or
 //! through a server (`--server URL`, a token in `LONGRUN_TOKEN` of a member holding
 //! `roles/longrun.projectAdmin`; on `*` for `list`). Entries print as the API's JSON.

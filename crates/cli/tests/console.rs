@@ -1,4 +1,4 @@
-//! `longrun operations watch` and `batch-cancel` against a real server (contract section 13).
+//! `longrun operations watch` and `batch-cancel` against a real server (docs/watch.md).
 
 mod common;
 

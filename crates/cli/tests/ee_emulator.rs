@@ -1,4 +1,4 @@
-//! The Earth Engine emulator (contract section 11) through the official client and CLI
+//! The Earth Engine emulator (docs/earth-engine.md) through the official client and CLI
 //! (`earthengine-api`, pinned in tests/python/requirements.txt), unmodified: a realistic
 //! pipeline (tests/python/ee_pipeline.py), the CLI's asset and task commands
 //! (ee_cli_assets.py), the project config commands (ee_cli_project_config.py), and every
@@ -121,7 +121,7 @@ fn every_fault_kind_through_the_client() {
 }
 
 /// `earthengine alpha project_config get|set` unmodified, and the export cap it sets
-/// (contract section 12): tasks run 1.5 s, the plan maximum is 5.
+/// (docs/projects.md#project-config): tasks run 1.5 s, the plan maximum is 5.
 #[test]
 fn the_cli_project_config_commands() {
     let extra = "[projects]\nplan_max_concurrent_exports = 5\n";

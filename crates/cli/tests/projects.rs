@@ -1,4 +1,4 @@
-//! `longrun projects` (contract section 12): the registry on a server's store and through
+//! `longrun projects` (docs/projects.md#registry): the registry on a server's store and through
 //! the server with a project admin's token, and the gate it controls, seen by a client.
 
 mod common;

@@ -224,9 +224,9 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
-    /// Starts a bulk cancel of `project`'s operations matching `filter` (contract section
-    /// 13): returns the `BATCH_CANCEL` operation, whose response counts the matched,
-    /// cancelled and already-done operations once it is done. An empty filter is 400.
+    /// Starts a bulk cancel of `project`'s operations matching `filter`
+    /// (docs/watch.md#bulk-cancel): returns the `BATCH_CANCEL` operation, whose response counts the
+    /// matched, cancelled and already-done operations once it is done. An empty filter is 400.
     pub async fn batch_cancel(&self, project: &str, filter: &str) -> Result<Value, Error> {
         let path = format!(
             "/{}/projects/{project}/operations:batchCancel",

@@ -1,4 +1,4 @@
-//! Reading the watch stream (contract section 13): `GET …/operations:watch` as server-sent
+//! Reading the watch stream (docs/watch.md): `GET …/operations:watch` as server-sent
 //! events, one [`Event`] at a time. A small parser of the SSE text format
 //! (html.spec.whatwg.org, "server-sent events"): `event:`, `id:`, `data:` fields, comment
 //! lines, blank-line dispatch. Written here because the stream must be read with headers

@@ -75,7 +75,7 @@ impl Clock for StoreClock {
     }
 }
 
-/// List page sizes (contract section 3.4).
+/// List page sizes (docs/operations.md#list).
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1000;
 
@@ -98,7 +98,7 @@ pub struct Options {
     /// Told of what the engine does, for metrics; does nothing by default.
     pub observer: Arc<dyn Observer>,
     /// The plan maximum of concurrent exports per project (`[projects]
-    /// plan_max_concurrent_exports`, contract section 12); 0 = exports are not capped.
+    /// plan_max_concurrent_exports`, docs/projects.md); 0 = exports are not capped.
     pub max_exports: u64,
 }
 
@@ -137,7 +137,8 @@ pub struct TaskType {
     /// Keys a submit payload must have (a command's placeholders).
     pub required_payload_keys: Vec<String>,
     /// Most RUNNING + CANCELLING operations per (project, this type, `concurrencyKey`)
-    /// (contract section 12); 0 = unlimited. Operations without a key are not limited.
+    /// (docs/projects.md#concurrency-keys); 0 = unlimited. Operations without a key are not
+    /// limited.
     pub key_concurrency: u64,
 }
 
@@ -215,8 +216,8 @@ pub struct Submission {
     pub destination_uris: Vec<String>,
     pub max_attempts: Option<i64>,
     pub timeout: Option<Duration>,
-    /// Groups operations of one type for the type's `key_concurrency` (contract section
-    /// 12): 1 to 256 bytes, or `None` (not limited).
+    /// Groups operations of one type for the type's `key_concurrency`
+    /// (docs/projects.md#concurrency-keys): 1 to 256 bytes, or `None` (not limited).
     pub concurrency_key: Option<String>,
 }
 
@@ -319,10 +320,10 @@ impl Engine {
         self.task_type(op_type).key_concurrency
     }
 
-    /// Whether `op` (which just stopped running) held a place under a limit that leases
-    /// may be waiting on: its project's running limit, the export cap, or its key's
-    /// `key_concurrency` (contract section 12). Waiting leases are then woken to take the
-    /// work the place lets go.
+    /// Whether `op` (which just stopped running) held a place under a limit that leases may be
+    /// waiting on: its project's running limit, the export cap, or its key's `key_concurrency`
+    /// (docs/projects.md#concurrency-keys). Waiting leases are then woken to take the work the
+    /// place lets go.
     fn frees_limited_place(&self, op: &Operation) -> bool {
         let options = &self.inner.options;
         options.max_running > 0

@@ -1,6 +1,6 @@
 //! The worker side of the engine: leases, heartbeats (with the wait for a cancellation),
 //! completions with fencing by lease id, and the sweep of lapsed leases, cancel graces and
-//! timeouts (contract sections 3.3 and 6).
+//! timeouts (docs/operations.md#cancel, docs/workers.md).
 
 use crate::{CANCELLED_BY_USER, Engine, Error, Result};
 use longrun_store::LeaseQuery;
@@ -10,7 +10,7 @@ use longrun_types::{Code, Event, Name, Operation, State, Timestamp, Transition};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Bounds of lease requests (contract section 8).
+/// Bounds of lease requests (docs/choices.md#leases).
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(60);
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(1);
 pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(600);
@@ -52,7 +52,7 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The response as kept: an `Any` in JSON form (contract section 8). Without `@type` an
+/// The response as kept: an `Any` in JSON form (docs/choices.md#responses). Without `@type` an
 /// object becomes a `google.protobuf.Struct` and any other value a `google.protobuf.Value`.
 /// (The API checks what workers send before it gets here; built-in executors' responses
 /// are plain objects.)

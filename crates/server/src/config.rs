@@ -38,9 +38,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[earthengine]`: the emulator's settings.
     pub earthengine: EarthEngine,
-    /// `[projects]`: project settings (contract section 12).
+    /// `[projects]`: project settings (docs/projects.md).
     pub projects: crate::projects::Settings,
-    /// `[[fault]]`: the fates of simulated tasks (contract section 11).
+    /// `[[fault]]`: the fates of simulated tasks (docs/earth-engine.md#faults).
     #[serde(rename = "fault")]
     pub task_faults: Vec<crate::emulator::faults::TaskFault>,
     /// `[[api_fault]]`: failures and latency of requests.
@@ -78,7 +78,7 @@ pub struct EarthEngine {
     pub algorithms_file: Option<PathBuf>,
 }
 
-/// `[metrics]` (contract section 13).
+/// `[metrics]` (docs/watch.md#metrics).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -127,10 +127,10 @@ pub struct TaskType {
     /// Longest life from creation; a submit's own timeout can only shorten it.
     #[serde(default, with = "config_duration::option")]
     pub timeout: Option<Duration>,
-    /// Most RUNNING + CANCELLING operations of this type per project and submit
-    /// `concurrencyKey` (contract section 12), held exactly at lease time on every server
-    /// sharing the store; the rest of a key wait PENDING while other work goes. 0 (the
-    /// default) = unlimited; operations without a key are never limited by it.
+    /// Most RUNNING + CANCELLING operations of this type per project and submit `concurrencyKey`
+    /// (docs/projects.md#concurrency-keys), held exactly at lease time on every server sharing the
+    /// store; the rest of a key wait PENDING while other work goes. 0 (the default) = unlimited;
+    /// operations without a key are never limited by it.
     #[serde(default)]
     pub key_concurrency: u64,
 }

@@ -251,7 +251,7 @@ async fn fallback(
 }
 
 /// The answer of a fixed route to any other method: 405 with `Allow`, in the envelope
-/// (contract section 8), as the API's own routes answer.
+/// (docs/choices.md#http-and-routing), as the API's own routes answer.
 fn only(
     allow: &'static str,
 ) -> impl Fn(axum::http::Method) -> std::future::Ready<kit::error::ApiError>

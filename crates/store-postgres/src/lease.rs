@@ -1,4 +1,4 @@
-//! Leasing in one transaction (contract sections 4 and 12): projects in turn
+//! Leasing in one transaction (docs/projects.md#fair-leasing): projects in turn
 //! (`fair::Rotation`), each project's queue head read `FOR UPDATE SKIP LOCKED`, and the
 //! limits (`max_running`, the export cap, each type's `key_concurrency`) counted under the
 //! project's leasing lock, so that they hold exactly across servers.

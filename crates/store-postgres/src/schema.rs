@@ -179,7 +179,7 @@ CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
     r#"
 -- Watch streams on every server learn of every change: creates, leases, progress and
--- deletes too, not only the state changes that wake waiters (contract section 13). The
+-- deletes too, not only the state changes that wake waiters (docs/watch.md). The
 -- empty payload still says that work entered the queue.
 CREATE OR REPLACE FUNCTION longrun_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -200,7 +200,7 @@ CREATE TRIGGER operations_notify_delete AFTER DELETE ON operations FOR EACH ROW
     EXECUTE FUNCTION longrun_notify();
 "#,
     r#"
--- Per-project settings of contract section 12 (0 = the plan maximum).
+-- Per-project settings of docs/projects.md (0 = the plan maximum).
 CREATE TABLE project_configs (
     project                TEXT COLLATE "C" PRIMARY KEY,
     max_concurrent_exports BIGINT NOT NULL
@@ -209,7 +209,7 @@ CREATE INDEX operations_exports ON operations (project)
     WHERE state IN ('RUNNING', 'CANCELLING') AND op_type LIKE 'EXPORT\_%';
 "#,
     r#"
--- The project registry (contract section 12).
+-- The project registry (docs/projects.md#registry).
 CREATE TABLE project_registry (
     project              TEXT COLLATE "C" PRIMARY KEY,
     commercial           BOOLEAN NOT NULL,
@@ -230,7 +230,7 @@ CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, cre
     WHERE state = 'PENDING';
 "#,
     r#"
--- The submit's concurrencyKey (contract section 12), set by the insert and never changed,
+-- The submit's concurrencyKey (docs/projects.md), set by the insert and never changed,
 -- and the count of each (project, type, key)'s RUNNING and CANCELLING operations that a
 -- task type's key_concurrency limits. longrun_insert takes the keys as a last array.
 ALTER TABLE operations ADD COLUMN concurrency_key TEXT COLLATE "C";

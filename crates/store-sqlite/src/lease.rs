@@ -1,4 +1,4 @@
-//! Leasing in the writer's transaction (contract sections 4 and 12): projects in turn
+//! Leasing in the writer's transaction (docs/projects.md#fair-leasing): projects in turn
 //! (`fair::Rotation`), each project's queue head by priority then age, and the limits held
 //! exactly because nothing else writes meanwhile: `max_running`, the export cap and each
 //! type's `key_concurrency`.

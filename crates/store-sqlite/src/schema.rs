@@ -82,7 +82,7 @@ CREATE TABLE assets (
 CREATE INDEX assets_by_parent ON assets (parent, name);
 "#,
     r#"
--- Per-project settings of contract section 12 (0 = the plan maximum).
+-- Per-project settings of docs/projects.md (0 = the plan maximum).
 CREATE TABLE project_configs (
     project                TEXT PRIMARY KEY,
     max_concurrent_exports INTEGER NOT NULL
@@ -91,7 +91,7 @@ CREATE INDEX operations_exports ON operations (project)
     WHERE state IN ('RUNNING', 'CANCELLING') AND op_type GLOB 'EXPORT_*';
 "#,
     r#"
--- The project registry (contract section 12).
+-- The project registry (docs/projects.md#registry).
 CREATE TABLE project_registry (
     project              TEXT PRIMARY KEY,
     commercial           INTEGER NOT NULL,
@@ -112,7 +112,7 @@ CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, cre
     WHERE state = 'PENDING';
 "#,
     r#"
--- The submit's concurrencyKey (contract section 12), and the count of each (project, type,
+-- The submit's concurrencyKey (docs/projects.md), and the count of each (project, type,
 -- key)'s RUNNING and CANCELLING operations that a task type's key_concurrency limits.
 ALTER TABLE operations ADD COLUMN concurrency_key TEXT;
 CREATE INDEX operations_keys ON operations (project, op_type, concurrency_key)

@@ -1,4 +1,4 @@
-//! Fair leasing (contract section 12): a lease takes one operation from each project with
+//! Fair leasing (docs/projects.md#fair-leasing): a lease takes one operation from each project with
 //! PENDING work in turn, in project-id order starting after the project the previous lease
 //! took from, and goes round again until it has `limit` operations or a whole round takes
 //! nothing. Within a project the head of its queue goes first (priority, then age). So one
@@ -25,7 +25,7 @@ pub struct Rotation {
     /// Projects at their export cap: only their other work may go.
     no_exports: HashSet<String>,
     /// Concurrency keys at their limit, by (project, type): only the type's other work may
-    /// go (contract section 12, `key_concurrency`).
+    /// go (docs/projects.md#concurrency-keys).
     held_keys: HashMap<(String, String), Vec<String>>,
     /// Whether the walk went past the last project since it last started over.
     wrapped_empty: bool,

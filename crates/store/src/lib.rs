@@ -160,7 +160,7 @@ pub struct ServiceAccount {
     pub create_time: Timestamp,
 }
 
-/// An Earth Engine asset of the emulator's registry (contract section 11). Storage keeps
+/// An Earth Engine asset of the emulator's registry (docs/earth-engine.md#assets). Storage keeps
 /// the record whole; it reads only the name, the parent and the type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asset {
@@ -199,7 +199,7 @@ pub fn is_project_parent(parent: &str) -> bool {
     !parent.contains("/assets/")
 }
 
-/// A project's entry in the registry (contract section 12).
+/// A project's entry in the registry (docs/projects.md#registry).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registration {
     /// The project id.
@@ -247,15 +247,15 @@ pub struct LeaseQuery {
     pub max_running: u64,
     /// Only operations of these projects (`None`: of every project).
     pub projects: Option<Vec<String>>,
-    /// The plan maximum of concurrent exports (contract section 12): at most this many
+    /// The plan maximum of concurrent exports (docs/projects.md#the-export-cap): at most this many
     /// RUNNING or CANCELLING operations whose type starts with [`EXPORT_PREFIX`] per
     /// project, or the project's own `max_concurrent_exports` when that is set (> 0) and
     /// lower. 0 = exports are not capped.
     pub max_exports: u64,
-    /// Per operation type, its `key_concurrency` (contract section 12): at most this many
-    /// RUNNING or CANCELLING operations per (project, type, concurrency key); the rest of
-    /// a key wait PENDING while the lease takes other work. Operations without a key, and
-    /// types without an entry (or with 0), are not limited by it.
+    /// Per operation type, its `key_concurrency` (docs/projects.md#concurrency-keys): at most this
+    /// many RUNNING or CANCELLING operations per (project, type, concurrency key); the rest of a
+    /// key wait PENDING while the lease takes other work. Operations without a key, and types
+    /// without an entry (or with 0), are not limited by it.
     pub key_limits: HashMap<String, u64>,
     pub start: Start,
 }

@@ -1,4 +1,4 @@
-//! The list filter: the AIP-160 subset of contract section 3.4, parsed by hand into a typed
+//! The list filter: the AIP-160 subset of docs/operations.md#filter, parsed by hand into a typed
 //! expression (no crate implements exactly this subset with typed fields and positioned
 //! errors). Storage backends translate the expression into their query language;
 //! [`Expr::matches`] is the reference semantics they are tested against.

@@ -85,7 +85,7 @@ pub struct Operation {
     pub batch_eecu_usage_seconds: f64,
     pub outcome: Option<Outcome>,
     pub request_id: Option<String>,
-    /// The submit's `concurrencyKey` (contract section 12): a task type's
+    /// The submit's `concurrencyKey` (docs/projects.md#concurrency-keys): a task type's
     /// `key_concurrency` caps the RUNNING + CANCELLING operations of one (project, type,
     /// key). Set at submit, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,7 +100,7 @@ fn is_zero(n: &i32) -> bool {
     *n == 0
 }
 
-/// Priority bounds and default (contract section 3.1).
+/// Priority bounds and default (docs/operations.md#metadata-fields).
 pub const MIN_PRIORITY: i32 = 0;
 pub const MAX_PRIORITY: i32 = 9999;
 pub const DEFAULT_PRIORITY: i32 = 100;

@@ -78,7 +78,7 @@ impl State {
         }
     }
 
-    /// The transition function (contract section 3.2 and 3.3).
+    /// The transition function (docs/operations.md, "Lifecycle" and "Cancel").
     pub fn apply(self, event: Event) -> Transition {
         use Event as E;
         use State as S;
@@ -149,7 +149,8 @@ mod tests {
     use State as S;
     use Transition::{Move, Reject, Stay};
 
-    /// The whole table, written out by hand from the contract: every state × every event.
+    /// The whole table, written out by hand from docs/operations.md#lifecycle: every state ×
+    /// every event.
     const TABLE: [(State, [Transition; 8]); 6] = [
         // Cancel, Lease, Succeed, Fail, AckCancel, Release, Timeout, GraceExpired
         (

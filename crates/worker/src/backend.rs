@@ -15,7 +15,7 @@ pub struct Assignment {
     pub op_type: String,
     pub lease_id: String,
     pub payload: Value,
-    /// The `concurrencyKey` it was submitted with (contract section 12), if any.
+    /// The `concurrencyKey` it was submitted with (docs/projects.md#concurrency-keys), if any.
     pub concurrency_key: Option<String>,
 }
 
@@ -130,7 +130,7 @@ impl Backend for Engine {
     }
 }
 
-/// The REST worker API of a server (contract section 6).
+/// The REST worker API of a server (docs/workers.md).
 pub struct HttpBackend {
     client: Client,
 }

@@ -42,7 +42,8 @@ impl Context {
         &self.assignment.payload
     }
 
-    /// The `concurrencyKey` the operation was submitted with, if any (contract section 12).
+    /// The `concurrencyKey` the operation was submitted with, if any
+    /// (docs/projects.md#concurrency-keys).
     pub fn concurrency_key(&self) -> Option<&str> {
         self.assignment.concurrency_key.as_deref()
     }

@@ -1,5 +1,5 @@
 //! Project IAM: bindings of members to built-in roles on projects (or `*`), and the
-//! permission each method needs (contract section 3).
+//! permission each method needs (docs/auth.md#permissions).
 
 use serde::Deserialize;
 
@@ -17,13 +17,13 @@ pub enum Permission {
     AssetsCreate,
     AssetsUpdate,
     AssetsDelete,
-    /// `GET /metrics` (contract section 13), granted on `*`.
+    /// `GET /metrics` (docs/watch.md#metrics), granted on `*`.
     MetricsGet,
-    /// Read a project's config (contract section 12).
+    /// Read a project's config (docs/projects.md#project-config).
     ConfigGet,
     /// Change a project's config.
     ConfigUpdate,
-    /// Register, update and unregister projects (contract section 12).
+    /// Register, update and unregister projects (docs/projects.md#registry).
     ProjectsManage,
 }
 

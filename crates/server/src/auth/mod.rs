@@ -1,4 +1,4 @@
-//! Authentication and access (contract section 5): bearer tokens checked on every call,
+//! Authentication and access (docs/auth.md): bearer tokens checked on every call,
 //! scopes, and project IAM. Tokens come from this server's `/token` (service accounts, signed
 //! with the server secret) or from configured identity providers (checked against their JWKS).
 //! Tokens and secrets are never logged.

@@ -1,4 +1,4 @@
-//! Bulk cancel (contract section 13): `POST /{v}/projects/{p}/operations:batchCancel`
+//! Bulk cancel (docs/watch.md#bulk-cancel): `POST /{v}/projects/{p}/operations:batchCancel`
 //! `{"filter": F}` creates an operation of type `BATCH_CANCEL`, which a built-in worker
 //! runs like any other: it is leased, heartbeated, cancellable, and released on shutdown,
 //! so a restart in the middle runs it again on the next start and it finishes the job.

@@ -5,7 +5,7 @@
 //! such a type is logged. What a server knows is its own lease requests: with several
 //! servers on one store, a worker that asks another server is not seen here. A PENDING
 //! operation whose project is at its running limit (`project_defaults.max_running`), or
-//! whose `concurrencyKey` is at its type's `key_concurrency` (contract section 12), is said
+//! whose `concurrencyKey` is at its type's `key_concurrency` (docs/projects.md), is said
 //! to be held back by it (`held_back`).
 
 use longrun_types::{Operation, State, Timestamp};

@@ -1,4 +1,4 @@
-//! The console's fixed routes: `GET /metrics` and `GET /readyz` (contract section 13), and
+//! The console's fixed routes: `GET /metrics` and `GET /readyz` (docs/watch.md), and
 //! the layer that counts and times every HTTP request and gRPC call.
 
 use crate::auth::iam::Permission;

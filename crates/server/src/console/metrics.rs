@@ -1,4 +1,4 @@
-//! Metrics (contract section 13): the one place that registers every series, the handle
+//! Metrics (docs/watch.md#metrics): the one place that registers every series, the handle
 //! subsystems record through (the engine's [`Observer`], the store wrapper, the HTTP
 //! layer), `GET /metrics` in the Prometheus text format (encoded by `prometheus-client`),
 //! and `GET /readyz`.

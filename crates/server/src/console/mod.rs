@@ -1,5 +1,5 @@
-//! The console: what people and operators watch beside the operations API (contract
-//! section 13): the change feed and its server-sent event stream (`watch`), the store
+//! The console: what people and operators watch beside the operations API
+//! (docs/watch.md): the change feed and its server-sent event stream (`watch`), the store
 //! wrapper that feeds it and times writes (`feed`), bulk cancel (`batch`), metrics and
 //! readiness (`metrics`, `http`), the task manager page (`page`), why work waits
 //! (`demand`).

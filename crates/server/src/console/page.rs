@@ -1,4 +1,4 @@
-//! The task manager page (contract section 13): `/` and its assets, embedded in the
+//! The task manager page (docs/watch.md#the-task-manager-page): `/` and its assets, embedded in the
 //! binary, served with `Cache-Control: no-cache` and an ETag (a 304 when the browser has
 //! them). The page is plain HTML, CSS and JavaScript that talks to the same REST API and
 //! watch stream as any client; it needs no endpoint of its own.

@@ -1,4 +1,4 @@
-//! The watch stream (contract section 13): `GET /{v}/projects/{p}/operations:watch?filter=`
+//! The watch stream (docs/watch.md): `GET /{v}/projects/{p}/operations:watch?filter=`
 //! as server-sent events, and the hub of changes behind it.
 //!
 //! The hub keeps the last [`KEPT`] changes this server learned of, each numbered in order,
@@ -6,7 +6,7 @@
 //! been lost). A cursor (`id:`) is `EPOCH-SEQ` in hex: resuming with it replays what came
 //! after, from memory. A cursor of another epoch (another server, a restart, a lost
 //! signal) or older than what is kept is not recognised: the stream says `reset` and starts
-//! over with a fresh snapshot, as the contract allows. Snapshot events carry
+//! over with a fresh snapshot (docs/watch.md#choices). Snapshot events carry
 //! `EPOCH-SEQ-s`, which resumes as a fresh snapshot too (a snapshot cut short cannot be
 //! continued); `synced` carries the cursor of the point the snapshot was taken.
 //!
@@ -35,11 +35,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How many changes the hub keeps for resuming (the contract asks for at least 10,000).
+/// How many changes the hub keeps for resuming (at least 10,000:
+/// docs/watch.md#cursors-and-resuming).
 pub const KEPT: usize = 16_384;
 
-/// The longest a stream stays silent: a comment line goes out this often (contract: at
-/// least every 15 s).
+/// The longest a stream stays silent: a comment line goes out this often (at least
+/// every 15 s: docs/watch.md#the-watch-stream).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// What changed.

@@ -1,6 +1,7 @@
-//! The algorithm list `GET /{v}/projects/{p}/algorithms` serves (contract section 11): the
-//! signatures the official client builds `ee.Image`, `ee.ImageCollection` and every other
-//! object from. longrun computes nothing; the list only lets client code build requests.
+//! The algorithm list `GET /{v}/projects/{p}/algorithms` serves
+//! (docs/earth-engine.md#the-algorithm-list): the signatures the official client builds `ee.Image`,
+//! `ee.ImageCollection` and every other object from. longrun computes nothing; the list only lets
+//! client code build requests.
 //!
 //! Source, first found wins, read once at start and never copied into the repository:
 //! 1. `[earthengine] algorithms_file` in the config;

@@ -1,4 +1,4 @@
-//! The asset registry over REST (contract section 11): `getAsset`, `listAssets` (of a
+//! The asset registry over REST (docs/earth-engine.md#assets): `getAsset`, `listAssets` (of a
 //! project or of a folder or collection, paged), `createAsset` (FOLDER, IMAGE_COLLECTION),
 //! `deleteAsset`, `updateAsset` (`patch`: properties, start and end time), `move`, `copy`
 //! and `getIamPolicy`. Tasks add IMAGE and TABLE assets when they succeed (`tasks`).

@@ -1,5 +1,5 @@
-//! The task-starting methods (contract section 7): exports and ingestions become operations
-//! of the matching type with the request as payload.
+//! The task-starting methods (docs/earth-engine.md#task-starting-methods): exports and ingestions
+//! become operations of the matching type with the request as payload.
 
 use crate::kit::body;
 use crate::kit::error::ApiError;

@@ -1,4 +1,4 @@
-//! Fault injection (contract section 11): `[[fault]]` rules pick the fate of simulated
+//! Fault injection (docs/earth-engine.md#faults): `[[fault]]` rules pick the fate of simulated
 //! tasks, `[[api_fault]]` rules fail or delay requests, both deterministic under
 //! `[faults] seed`.
 //!

@@ -1,8 +1,8 @@
 //! The Earth Engine methods the official client can call besides the operations methods,
 //! as discovery entries (so that the client's call reaches the server at all), and the
 //! routing of the ones longrun does not emulate: they answer at once 400
-//! `FAILED_PRECONDITION` with ErrorInfo reason `NOT_EMULATED` naming the method (contract
-//! section 11). Never 5xx: the client retries those for about 20 s.
+//! `FAILED_PRECONDITION` with ErrorInfo reason `NOT_EMULATED` naming the method
+//! (docs/earth-engine.md#methods-not-emulated). Never 5xx: the client retries those for about 20 s.
 //!
 //! The list follows what `earthengine-api` calls (`ee/data.py`: computations, maps,
 //! thumbnails, downloads, asset pixels and features, IAM writes), and what its discovery
@@ -95,7 +95,7 @@ const IMAGES: &[(&str, &str, Option<&str>)] = &[
 const CREATE: &[(&str, &str, Option<&str>)] =
     &[("assetId", "string", None), ("overwrite", "boolean", None)];
 
-/// The emulated asset methods (contract section 11: the asset registry).
+/// The emulated asset methods (docs/earth-engine.md#assets).
 pub const ASSETS: &[Method] = &[
     named(
         &["projects"],
@@ -523,7 +523,7 @@ const fn start(
     }
 }
 
-/// The algorithm list and the task-starting methods (contract section 7).
+/// The algorithm list and the task-starting methods (docs/earth-engine.md).
 pub const TASKS: &[Method] = &[
     Method {
         resource: &["projects", "algorithms"],

@@ -1,4 +1,4 @@
-//! The Earth Engine emulator (contract section 11): what the official `ee` client and the
+//! The Earth Engine emulator (docs/earth-engine.md): what the official `ee` client and the
 //! `earthengine` CLI call besides the operations methods. longrun computes nothing; it
 //! serves the full algorithm list so that client code builds, starts tasks from exports and
 //! ingestions (run on the simulate executor, with configured faults), keeps an asset

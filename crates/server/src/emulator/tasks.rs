@@ -1,5 +1,5 @@
-//! The simulate executor's run of a task (contract section 11): the task type's duration
-//! and outcome, under the payload's `simulate` overrides, under the first `[[fault]]` that
+//! The simulate executor's run of a task (docs/earth-engine.md#simulated-tasks): the task type's
+//! duration and outcome, under the payload's `simulate` overrides, under the first `[[fault]]` that
 //! takes the task. A successful task reports the destinations its request names and the
 //! EECU-seconds it "used", and creates the asset of an ingestion or a `toAsset` export.
 //!

@@ -1,4 +1,4 @@
-//! `longrun.v1.Operations/WatchOperations`: the watch stream (contract section 13) as a
+//! `longrun.v1.Operations/WatchOperations`: the watch stream (docs/watch.md) as a
 //! gRPC server stream, the same items as the REST form's server-sent events.
 
 use super::{Grpc, convert, project};

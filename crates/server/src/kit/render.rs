@@ -1,5 +1,5 @@
-//! The wire form of an operation (contract section 3.1), written with serde structs so a
-//! list page renders without building intermediate JSON trees.
+//! The wire form of an operation (docs/operations.md#the-operation-resource), written with serde
+//! structs so a list page renders without building intermediate JSON trees.
 
 use longrun_types::operation::{Notification, Outcome, Stage, Status};
 use longrun_types::{Operation, Timestamp};
@@ -93,7 +93,7 @@ struct Metadata<'a> {
     notifications: Vec<NotificationJson<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     batch_eecu_usage_seconds: f64,
-    /// longrun's own: the submit's `concurrencyKey` (contract section 12).
+    /// longrun's own: the submit's `concurrencyKey` (docs/projects.md#concurrency-keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
 }

@@ -1,4 +1,5 @@
-//! The registration gate (contract section 12), on with `[projects] require_registration`.
+//! The registration gate (docs/projects.md#registration-gate), on with
+//! `[projects] require_registration`.
 //!
 //! What each state of a project allows:
 //!

@@ -1,4 +1,4 @@
-//! Projects (contract section 12): the `[projects]` settings, Earth Engine's project
+//! Projects (docs/projects.md): the `[projects]` settings, Earth Engine's project
 //! config (`GET`/`PATCH …/projects/{p}/config`, `maxConcurrentExports`), routed here by the
 //! REST router and served from the store, which enforces the export cap when it leases;
 //! and the registration gate (`gate`), which every REST and gRPC call passes after its
@@ -94,7 +94,7 @@ impl Call {
         .to_string()
     }
 
-    /// Get with the viewer role, update with the admin role (contract section 12).
+    /// Get with the viewer role, update with the admin role (docs/projects.md#project-config).
     pub fn permission(&self) -> Permission {
         match self {
             Call::GetConfig => Permission::ConfigGet,

@@ -1,4 +1,4 @@
-//! The project registry over REST (contract section 12), for `longrun projects --server`:
+//! The project registry over REST (docs/projects.md#registry), for `longrun projects --server`:
 //! `GET|POST|PATCH|DELETE /{v}/projects/P/registration` with `longrun.projects.manage` on
 //! P, and `GET /{v}/projectRegistrations` with it on every project (`*`). The wire form of
 //! an entry: `{"project", "plan": "commercial"|"noncommercial", "registeredOn":

@@ -1,6 +1,6 @@
-//! Service accounts over REST, for `longrun service-accounts --server` (contract section
-//! 5.1). The client makes the key pair and sends only the public half, so a private key
-//! never crosses the network and the server never holds one.
+//! Service accounts over REST, for `longrun service-accounts --server`
+//! (docs/auth.md#service-accounts). The client makes the key pair and sends only the public half,
+//! so a private key never crosses the network and the server never holds one.
 
 use crate::auth::{Caller, project_of};
 use crate::kit::body;

@@ -1,4 +1,4 @@
-//! The REST adapter: raw-path routing of the operations API (contract section 3) onto the
+//! The REST adapter: raw-path routing of the operations API (docs/operations.md) onto the
 //! engine. Paths are matched on the raw, still percent-encoded path so that `**` ids keep
 //! their `%2F`; the `:verb` is split off the last segment only for POST.
 
@@ -33,9 +33,9 @@ pub struct App {
     pub store: std::sync::Arc<dyn longrun_store::Store>,
     /// The Earth Engine emulator's parts (algorithm list, faults).
     pub emulator: std::sync::Arc<crate::emulator::Emulator>,
-    /// The watch stream's hub, metrics (contract section 13).
+    /// The watch stream's hub, metrics (docs/watch.md).
     pub console: crate::console::Console,
-    /// `[projects]` (contract section 12).
+    /// `[projects]` (docs/projects.md).
     pub projects: std::sync::Arc<crate::projects::Settings>,
     /// The message types a worker's response or an error detail may be.
     pub types: longrun_proto::any::Types,
@@ -265,7 +265,7 @@ pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<()
     Ok(())
 }
 
-/// `returnPartialSuccess=true` (contract section 8).
+/// `returnPartialSuccess=true` (docs/choices.md#list).
 pub(crate) fn partial_success_unsupported() -> ApiError {
     ApiError::new(
         longrun_types::Code::Unimplemented,

@@ -1,4 +1,4 @@
-//! The REST worker endpoints (README "Workers"): lease, heartbeat, complete, release.
+//! The REST worker endpoints (docs/workers.md): lease, heartbeat, complete, release.
 
 use crate::completion;
 use crate::kit::body::{self, parse_duration};
@@ -129,7 +129,7 @@ struct LeasesJson<'a> {
     leases: Vec<LeaseJson<'a>>,
 }
 
-/// A lease request with the contract's defaults (section 8): `maxOperations` absent or 0
+/// A lease request with its defaults (docs/choices.md#leases): `maxOperations` absent or 0
 /// is 1, `waitTimeout` 30 s, `leaseDuration` 60 s; the engine checks the bounds. Shared by
 /// REST and gRPC.
 pub(crate) fn lease_request(

@@ -1,4 +1,4 @@
-//! Bulk cancel (contract section 13): `:batchCancel {filter}` returns a `BATCH_CANCEL`
+//! Bulk cancel (docs/watch.md#bulk-cancel): `:batchCancel {filter}` returns a `BATCH_CANCEL`
 //! operation that cancels every match, with counts; bad requests; 10,000 queued
 //! operations (timed); a restart in the middle of the job.
 

@@ -1,4 +1,4 @@
-//! The Earth Engine emulator over HTTP (contract section 11): methods not emulated, the
+//! The Earth Engine emulator over HTTP (docs/earth-engine.md): methods not emulated, the
 //! discovery document, the asset registry, request faults, simulated tasks' destinations,
 //! usage, assets and task faults, and where the algorithm list comes from.
 

@@ -24,7 +24,7 @@ enum Api {
     Grpc(Channel),
 }
 
-/// The parts of an operation the contract fixes (times and ids aside).
+/// The parts of an operation docs/operations.md fixes (times and ids aside).
 fn summary(
     name: &str,
     done: bool,

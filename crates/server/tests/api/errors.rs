@@ -21,7 +21,7 @@ async fn unknown_paths_methods_and_verbs() {
             json!({"path": "/v2/projects/p/operations"})
         )
     );
-    // `/` is the task manager page (contract section 13).
+    // `/` is the task manager page (docs/watch.md#the-task-manager-page).
     for path in [
         "/v1",
         "/v1/projects/p",

@@ -1,5 +1,5 @@
-//! The registration gate (contract section 12) over REST and gRPC: an unregistered project
-//! gets nothing but cancel; a noncommercial one registered before the cutoff and not
+//! The registration gate (docs/projects.md#registration-gate) over REST and gRPC: an unregistered
+//! project gets nothing but cancel; a noncommercial one registered before the cutoff and not
 //! verified reads, waits, cancels and deletes but starts nothing; the registry over REST.
 
 use crate::common::{TestServer, envelope};

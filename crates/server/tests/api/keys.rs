@@ -1,5 +1,5 @@
-//! Concurrency keys (contract section 12): a submit's `concurrencyKey` and a task type's
-//! `key_concurrency`, black-box over REST with real workers, on SQLite and on several
+//! Concurrency keys (docs/projects.md#concurrency-keys): a submit's `concurrencyKey` and a task
+//! type's `key_concurrency`, black-box over REST with real workers, on SQLite and on several
 //! servers sharing PostgreSQL.
 
 use crate::common::{TestServer, envelope};

@@ -1,4 +1,4 @@
-//! `/metrics` (contract section 13): the series the contract names, with the values the
+//! `/metrics` (docs/watch.md#metrics): the series named there, with the values the
 //! calls made before the scrape imply; `/readyz`.
 
 use crate::common::TestServer;

@@ -1,4 +1,4 @@
-//! get, cancel, delete, wait and submit, as the contract words them.
+//! get, cancel, delete, wait and submit, as docs/operations.md words them.
 
 use crate::common::{TestServer, envelope, is_timestamp};
 use serde_json::{Value, json};

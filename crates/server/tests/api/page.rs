@@ -1,5 +1,5 @@
-//! The task manager page (contract section 13): `/` and its assets come from the binary,
-//! with `Cache-Control` and an ETag that answers 304; unknown assets are 404.
+//! The task manager page (docs/watch.md#the-task-manager-page): `/` and its assets come from the
+//! binary, with `Cache-Control` and an ETag that answers 304; unknown assets are 404.
 
 use crate::common::TestServer;
 

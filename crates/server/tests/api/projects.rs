@@ -1,4 +1,4 @@
-//! Projects (contract section 12): the project config over REST, and the export cap it
+//! Projects (docs/projects.md): the project config over REST, and the export cap it
 //! sets, enforced by leases on one server and across servers sharing PostgreSQL; leases
 //! taking turns across projects (fair leasing) on both stores.
 

@@ -1,4 +1,4 @@
-//! The watch stream (contract section 13) over HTTP: snapshot, `synced`, live changes,
+//! The watch stream (docs/watch.md) over HTTP: snapshot, `synced`, live changes,
 //! `deleted`, resuming with `Last-Event-ID`, `reset` for a cursor not recognised, the
 //! filter, errors, and a change made through one server reaching a watcher on another
 //! that shares its PostgreSQL database.

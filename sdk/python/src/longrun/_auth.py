@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# The scope the server requires of its tokens (contract section 5).
+# The scope the server requires of its tokens (docs/auth.md#scopes).
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 Token = str | Callable[[], str] | None

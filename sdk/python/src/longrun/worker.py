@@ -2,7 +2,7 @@
 at once, heartbeats every one of them from the moment it is leased, turns a pushed
 cancellation into `asyncio.CancelledError` inside an `async def` handler (or `ctx.cancelled`
 for a plain `def` one), completes each operation with its outcome, and on shutdown hands
-back what it could not finish (README: Workers; sdk/python/README.md)."""
+back what it could not finish (docs/workers.md#release; sdk/python/README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-//! `/metrics` with auth on (contract section 13): a token with `longrun.metrics.get` on
+//! `/metrics` with auth on (docs/watch.md#metrics): a token with `longrun.metrics.get` on
 //! `*`, else 401/403; public with `[metrics] public = true`. `/readyz` stays public.
 
 use super::*;

@@ -1,5 +1,5 @@
 //! The project config is permission-checked on its project: get with the viewer role,
-//! update with the admin role (contract section 12).
+//! update with the admin role (docs/projects.md#project-config).
 
 use super::{IDP, now, setup, status_of};
 use serde_json::json;

@@ -90,7 +90,7 @@ impl TestServer {
     }
 }
 
-/// The error envelope the contract prescribes, with one ErrorInfo.
+/// The error envelope (docs/errors.md#the-envelope), with one ErrorInfo.
 pub fn envelope(http: u16, status: &str, reason: &str, message: &str, metadata: Value) -> Value {
     serde_json::json!({"error": {
         "code": http,
