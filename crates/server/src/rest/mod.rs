@@ -586,7 +586,7 @@ mod tests {
     }
 
     #[test]
-    fn routes_follow_the_contract() {
+    fn routes_follow_the_api_reference() {
         let name = |s: &str| Name::parse(s).unwrap();
         let project = Project::parse("p").unwrap();
         assert_eq!(

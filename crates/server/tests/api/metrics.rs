@@ -26,7 +26,7 @@ async fn scrape(s: &TestServer) -> String {
 }
 
 #[tokio::test]
-async fn the_contracts_series_count_what_happened() {
+async fn the_documented_series_count_what_happened() {
     let s = TestServer::start().await;
     for id in ["a", "b", "c"] {
         s.submit("p", json!({"type": "T", "operationId": id})).await;
