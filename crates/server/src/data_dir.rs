@@ -5,9 +5,12 @@
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+/// File name of the embedded database inside the data directory.
+pub const DATABASE_FILE: &str = "longrun.db";
+
 /// Files that make a directory longrun's (any one of them).
 const OURS: &[&str] = &[
-    crate::DATABASE_FILE,
+    DATABASE_FILE,
     longrun_store_sqlite::LOCK_FILE,
     crate::secret::FILE,
 ];
@@ -76,7 +79,7 @@ mod tests {
         prepare(&empty).unwrap();
         assert_eq!(mode(&empty), 0o700);
         let ours = open("ours");
-        std::fs::write(ours.join(crate::DATABASE_FILE), "").unwrap();
+        std::fs::write(ours.join(DATABASE_FILE), "").unwrap();
         prepare(&ours).unwrap();
         assert_eq!(mode(&ours), 0o700);
         let shared = open("shared");

@@ -2,7 +2,8 @@
 //! the engine. The only crate that serves HTTP (JSON and gRPC).
 
 pub mod auth;
-mod completion;
+mod calls;
+
 pub mod config;
 pub mod connections;
 mod console;
@@ -10,26 +11,27 @@ pub mod data_dir;
 pub mod emulator;
 mod grpc;
 mod kit;
+mod layers;
 pub mod migrate;
 mod outputs;
 pub mod projects;
 mod rest;
 mod secret;
 pub mod telemetry;
+mod workers;
 
 pub use config::Config;
+pub use data_dir::DATABASE_FILE;
 
 use auth::Auth;
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
 use longrun_engine::{Engine, Options};
 use longrun_store_sqlite::SqliteStore;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// File name of the embedded database inside the data directory.
-pub const DATABASE_FILE: &str = "longrun.db";
 
 /// Runs the server on `listener` until `shutdown` resolves, then drains in-flight requests.
 /// Prints `listening on http://HOST:PORT` once connections are accepted.
@@ -39,7 +41,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let types = completion::types(&config.api.descriptor_sets)?;
+    let types = workers::completion::types(&config.api.descriptor_sets)?;
     let addr = listener.local_addr()?;
     anyhow::ensure!(
         addr.ip().is_loopback()
@@ -147,16 +149,23 @@ pub async fn run(
         let algorithms_file = config.earthengine.algorithms_file.clone();
         let (task_faults, api_faults) = (config.task_faults.clone(), config.api_faults.clone());
         let seed = config.faults.seed;
+        let handles = (engine.clone(), store.clone(), auth.clone());
         Arc::new(
             tokio::task::spawn_blocking(move || {
-                emulator::Emulator::new(algorithms_file.as_deref(), task_faults, api_faults, seed)
+                emulator::Emulator::new(
+                    algorithms_file.as_deref(),
+                    task_faults,
+                    api_faults,
+                    seed,
+                    handles,
+                )
             })
             .await??,
         )
     };
 
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
-    let state = rest::App {
+    let state = calls::App {
         engine: engine.clone(),
         auth,
         outputs_dir: outputs_dir.clone(),
@@ -177,9 +186,18 @@ pub async fn run(
             .route("/token", post(rest::token).fallback(only("POST")))
             .route(
                 "/metrics",
-                get(console::http::metrics).fallback(only("GET")),
+                get(|State(app): State<calls::App>, request| async move {
+                    console::http::metrics(&app.auth, &app.console, &*app.store, request).await
+                })
+                .fallback(only("GET")),
             )
-            .route("/readyz", get(console::http::readyz).fallback(only("GET")))
+            .route(
+                "/readyz",
+                get(|State(app): State<calls::App>| async move {
+                    console::http::readyz(&*app.store).await
+                })
+                .fallback(only("GET")),
+            )
             .route("/", get(console::page::index).fallback(only("GET")))
             .route(
                 "/assets/{file}",
@@ -196,9 +214,10 @@ pub async fn run(
     )?
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        console::http::track,
+        layers::count,
     ))
-    .layer(axum::middleware::from_fn(telemetry::layer));
+    .layer(axum::middleware::from_fn(layers::trace))
+    .layer(axum::middleware::from_fn(layers::resolve));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut executors = start_executors(&config, &engine, &stopped, &state);
@@ -241,10 +260,10 @@ pub async fn run(
 /// What no route serves: a gRPC call of an unknown service is answered UNIMPLEMENTED as a
 /// gRPC status; everything else goes to the REST router (the API's paths, and its 404).
 async fn fallback(
-    state: axum::extract::State<rest::App>,
+    state: axum::extract::State<calls::App>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    if console::http::is_grpc(&request) {
+    if layers::is_grpc(&request) {
         return grpc::unimplemented(request.uri().path());
     }
     rest::handle(state, request).await
@@ -287,7 +306,7 @@ fn start_executors(
     config: &Config,
     engine: &Engine,
     stopped: &tokio::sync::watch::Receiver<bool>,
-    app: &rest::App,
+    app: &calls::App,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     config
         .task_types
@@ -300,8 +319,6 @@ fn start_executors(
                     // Simulated tasks run as the Earth Engine emulator's (faults, destinations,
                     // assets).
                     let runner = emulator::tasks::Runner {
-                        engine: engine.clone(),
-                        store: app.store.clone(),
                         emulator: app.emulator.clone(),
                         simulation: t.simulation().expect("validated with the config"),
                     };

@@ -1,5 +1,6 @@
-//! What the `command` executor kept of operations that are gone: removed with the
-//! operation on delete here, and otherwise by a sweep (at start, then every
+//! What the `command` executor keeps of an operation's output: read
+//! (`operationOutputs.get`), removed with the operation on delete here, and otherwise by a
+//! sweep (at start, then every
 //! `SWEEP_INTERVAL`) that finds outputs whose operation no longer exists: expired by
 //! retention, or deleted through another server sharing the store.
 
@@ -9,6 +10,36 @@ use longrun_worker::command::name_path;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Deletes a done operation, and what the command executor kept of its output; the audit
+/// log names who (`by`, the caller's member string).
+pub async fn delete(
+    engine: &Engine,
+    dir: &Path,
+    by: &str,
+    name: &Name,
+) -> Result<(), crate::kit::error::ApiError> {
+    engine.delete(name).await?;
+    tracing::info!(operation = %name.as_str(), by, "deleted");
+    remove(&longrun_worker::command::output_path(dir, name));
+    Ok(())
+}
+
+/// What the command executor kept of an operation's output (empty when nothing was kept;
+/// `NOT_FOUND` when the operation does not exist), read off the async threads.
+pub async fn read(
+    engine: &Engine,
+    dir: &Path,
+    name: &Name,
+) -> Result<String, crate::kit::error::ApiError> {
+    engine.get(name).await?;
+    let path = longrun_worker::command::output_path(dir, name);
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path).unwrap_or_default())
+        .await
+        .unwrap_or_default();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// How often outputs of operations gone are looked for.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Removes an output and the file naming its operation.

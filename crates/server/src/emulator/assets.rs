@@ -18,7 +18,7 @@ use longrun_types::{Code, NameError, Project, Timestamp, limits};
 use serde_json::{Map, Value, json};
 
 /// An asset method.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// Children of a folder or collection (`Some(id)`), or the project's top level.
     List(Option<String>),

@@ -17,24 +17,34 @@ pub mod faults;
 pub mod methods;
 pub mod tasks;
 
+use crate::auth::Auth;
 use crate::auth::Caller;
 use crate::auth::iam::{Iam, Permission};
 use crate::kit::error::ApiError;
 use crate::kit::json::{json_body, json_bytes};
 use crate::kit::render::Version;
-use crate::rest::App;
+use crate::projects::Gate;
 use axum::response::Response;
 use http::Method;
+use longrun_engine::Engine;
+use longrun_store::Store;
 use longrun_types::Project;
+use std::sync::Arc;
 
 /// What the emulator serves, made once at start.
 pub struct Emulator {
     pub algorithms: algorithms::Algorithms,
     pub faults: faults::Faults,
+    /// Task starts submit to it; simulated tasks run on it.
+    pub engine: Engine,
+    /// The asset registry.
+    pub store: Arc<dyn Store>,
+    /// Asset calls check permissions on the projects they reach and show their bindings.
+    pub auth: Auth,
 }
 
 /// An emulator method a request resolved to.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// `GET projects/P/algorithms`.
     Algorithms,
@@ -63,6 +73,14 @@ impl Call {
         match self {
             Call::Asset(call) => call.parameters(),
             Call::Algorithms | Call::Start(_) | Call::NotEmulated(_) => &[],
+        }
+    }
+
+    /// What the registration gate holds the call to: a task start starts work.
+    pub fn gate(&self) -> Gate {
+        match self {
+            Call::Start(_) => Gate::Start,
+            Call::Algorithms | Call::Asset(_) | Call::NotEmulated(_) => Gate::Other,
         }
     }
 
@@ -106,39 +124,47 @@ impl Emulator {
         task_faults: Vec<faults::TaskFault>,
         api_faults: Vec<faults::ApiFault>,
         seed: u64,
+        (engine, store, auth): (Engine, Arc<dyn Store>, Auth),
     ) -> anyhow::Result<Emulator> {
         let algorithms = algorithms::Algorithms::load(algorithms_file)?;
         algorithms.log();
         let faults = faults::Faults::new(task_faults, api_faults, seed)?;
-        Ok(Emulator { algorithms, faults })
+        Ok(Emulator {
+            algorithms,
+            faults,
+            engine,
+            store,
+            auth,
+        })
     }
-}
 
-/// Serves an emulator call whose permission has been checked.
-pub async fn handle(
-    app: &App,
-    caller: &Caller,
-    version: Version,
-    project: Project,
-    call: Call,
-    query: &crate::kit::body::Query,
-    bytes: &[u8],
-) -> Result<Response, ApiError> {
-    match call {
-        Call::Asset(call) => {
-            let check = |permission, project: &str| app.auth.check(caller, permission, project);
-            let bindings = |project: &str| iam_policy(app.auth.iam(), project);
-            assets::handle(&*app.store, project, call, query, bytes, check, bindings).await
+    /// Serves an emulator call whose permission has been checked.
+    pub async fn handle(
+        &self,
+        caller: &Caller,
+        version: Version,
+        project: Project,
+        call: Call,
+        query: &crate::kit::body::Query,
+        bytes: &[u8],
+    ) -> Result<Response, ApiError> {
+        match call {
+            Call::Asset(call) => {
+                let check =
+                    |permission, project: &str| self.auth.check(caller, permission, project);
+                let bindings = |project: &str| iam_policy(self.auth.iam(), project);
+                assets::handle(&*self.store, project, call, query, bytes, check, bindings).await
+            }
+            Call::Algorithms => Ok(json_bytes(self.algorithms.bytes.clone())),
+            Call::Start(op_type) => {
+                let op = self
+                    .engine
+                    .submit(&project, exports::submission(op_type, bytes)?)
+                    .await?;
+                Ok(json_body(&crate::kit::render::operation(&op, version)))
+            }
+            Call::NotEmulated(id) => Err(methods::not_emulated(&id)),
         }
-        Call::Algorithms => Ok(json_bytes(app.emulator.algorithms.bytes.clone())),
-        Call::Start(op_type) => {
-            let op = app
-                .engine
-                .submit(&project, exports::submission(op_type, bytes)?)
-                .await?;
-            Ok(json_body(&crate::kit::render::operation(&op, version)))
-        }
-        Call::NotEmulated(id) => Err(methods::not_emulated(&id)),
     }
 }
 

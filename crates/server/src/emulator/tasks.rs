@@ -10,7 +10,7 @@
 use super::Emulator;
 use super::exports::{NewAsset, destinations};
 use longrun_engine::Engine;
-use longrun_store::{Asset, Store};
+use longrun_store::Asset;
 use longrun_types::operation::Status;
 use longrun_types::{Code, Timestamp};
 use longrun_worker::Context;
@@ -36,8 +36,7 @@ fn size_bytes(duration: Duration) -> u64 {
 /// What a task's run needs besides its context.
 #[derive(Clone)]
 pub struct Runner {
-    pub engine: Engine,
-    pub store: Arc<dyn Store>,
+    /// Its engine and asset registry too.
     pub emulator: Arc<Emulator>,
     /// The task type's settings.
     pub simulation: Simulation,
@@ -59,6 +58,7 @@ impl Runner {
     /// The handler body.
     pub async fn run(self, ctx: Context) -> Result<Value, Status> {
         let op = self
+            .emulator
             .engine
             .get(ctx.name())
             .await
@@ -163,7 +163,7 @@ impl Runner {
             // Ignoring a cancel: look now and then whether the operation has ended.
             let until = Instant::now() + step;
             while Instant::now() < until {
-                if ended(&self.engine, ctx).await {
+                if ended(&self.emulator.engine, ctx).await {
                     return Err(cancelled());
                 }
                 tokio::time::sleep(step.min(Duration::from_millis(250))).await;
@@ -209,7 +209,7 @@ impl Runner {
             asset_type: new.asset_type.to_string(),
             record,
         };
-        super::assets::put(&*self.store, asset, new.overwrite)
+        super::assets::put(&*self.emulator.store, asset, new.overwrite)
             .await
             .map(|_| ())
             .map_err(invalid)

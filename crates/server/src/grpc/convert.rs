@@ -46,7 +46,7 @@ pub fn duration(
 }
 
 /// A stored `Any` (a detail or a response, in JSON form) as a binary `Any`. Everything
-/// accepted since completions are checked (`crate::completion`) converts while its type is
+/// accepted since completions are checked (`crate::workers::completion`) converts while its type is
 /// described; a record kept from before, or of a type no longer described (a descriptor set
 /// taken out of the configuration), travels as the Struct of its JSON.
 fn any(types: &Types, json: &Json) -> Any {

@@ -1,7 +1,7 @@
 //! The gRPC adapter: `google.longrunning.Operations`, and longrun's `Submissions` and
 //! `Workers` (with the `Work` stream that pushes cancellations), served on the REST
 //! listener (HTTP/2 without TLS). Every call goes through the same authentication, the same
-//! permission table (`rest::permission` of the equivalent REST route) and the same engine
+//! call table (`calls::Route::meta` of the equivalent REST route) and the same engine
 //! calls as REST: only the encoding differs.
 
 mod convert;
@@ -9,9 +9,10 @@ mod watch;
 mod work;
 
 use crate::auth::Caller;
-use crate::completion;
+use crate::calls::{App, Route};
 use crate::kit::error::ApiError;
-use crate::rest::{self, App, Route};
+use crate::kit::names::{invalid_name, project_of};
+use crate::workers::{self, completion};
 use longrun_engine::{Report, Submission};
 use longrun_proto::google::longrunning as lro;
 use longrun_proto::google::longrunning::operations_server::{Operations, OperationsServer};
@@ -31,7 +32,7 @@ pub struct Grpc {
 }
 
 fn name(text: &str) -> Result<Name, Status> {
-    Name::parse(text).map_err(|e| convert::error(crate::kit::names::invalid_name(e)))
+    Name::parse(text).map_err(|e| convert::error(invalid_name(e)))
 }
 
 fn project(text: &str) -> Result<Project, Status> {
@@ -41,7 +42,7 @@ fn project(text: &str) -> Result<Project, Status> {
             format!("`{text}` is not a project name projects/PROJECT"),
         ))
     })?;
-    crate::kit::names::project_of(id).map_err(convert::error)
+    project_of(id).map_err(convert::error)
 }
 
 /// What is left of the caller's deadline (`grpc-timeout`), less a margin for the answer
@@ -71,14 +72,8 @@ impl Grpc {
     /// The caller, once their token holds and they may do what `route` does.
     async fn authorize(&self, metadata: &MetadataMap, route: &Route) -> Result<Caller, Status> {
         let caller = self.authenticate(metadata).await?;
-        match rest::permission(route) {
-            Some((permission, project)) => {
-                self.app.auth.check(&caller, permission, project.as_str())
-            }
-            None => self.app.auth.check_scope(&caller),
-        }
-        .map_err(convert::error)?;
-        crate::projects::gate(&self.app, route)
+        self.app
+            .authorize(&caller, &route.meta())
             .await
             .map_err(convert::error)?;
         Ok(caller)
@@ -107,7 +102,7 @@ impl Grpc {
         let wait = convert::duration("waitTimeout", r.wait_timeout).map_err(convert::error)?;
         let lease_duration =
             convert::duration("leaseDuration", r.lease_duration).map_err(convert::error)?;
-        let request = rest::workers::lease_request(
+        let request = workers::lease_request(
             r.worker,
             r.types,
             Some(r.max_operations.into()),
@@ -229,13 +224,9 @@ impl Grpc {
 
     /// The permission check alone, for calls on a stream already authenticated.
     fn check(&self, caller: &Caller, route: &Route) -> Result<(), Status> {
-        if let Some((permission, project)) = rest::permission(route) {
-            self.app
-                .auth
-                .check(caller, permission, project.as_str())
-                .map_err(convert::error)?;
-        }
-        Ok(())
+        self.app
+            .check(caller, &route.meta())
+            .map_err(convert::error)
     }
 }
 
@@ -250,7 +241,7 @@ impl Operations for Grpc {
         self.authorize(&metadata, &Route::List(project.clone()))
             .await?;
         if r.return_partial_success {
-            return Err(convert::error(rest::partial_success_unsupported()));
+            return Err(convert::error(ApiError::partial_success_unsupported()));
         }
         let page = self
             .app
@@ -294,9 +285,14 @@ impl Operations for Grpc {
         let caller = self
             .authorize(&metadata, &Route::Delete(name.clone()))
             .await?;
-        rest::delete(&self.app, &caller, &name)
-            .await
-            .map_err(convert::error)?;
+        crate::outputs::delete(
+            &self.app.engine,
+            &self.app.outputs_dir,
+            &caller.member(),
+            &name,
+        )
+        .await
+        .map_err(convert::error)?;
         Ok(Response::new(()))
     }
 

@@ -2,9 +2,9 @@
 //! gRPC server stream, the same items as the REST form's server-sent events.
 
 use super::{Grpc, convert, project};
+use crate::calls::Route;
 use crate::console::watch::{self, Item, Watch};
 use crate::kit::render::Version;
-use crate::rest::Route;
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::watch_operations_response::Event;
 use std::pin::Pin;

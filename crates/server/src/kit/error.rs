@@ -25,6 +25,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// `returnPartialSuccess=true` of a list: every project is reachable, so no partial
+    /// answer exists (docs/choices.md).
+    pub fn partial_success_unsupported() -> ApiError {
+        ApiError::new(
+            Code::Unimplemented,
+            "NOT_SUPPORTED",
+            "returnPartialSuccess is not supported: every project is reachable",
+        )
+    }
+
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             code,

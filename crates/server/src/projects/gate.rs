@@ -15,12 +15,14 @@
 //! names no project, and the gate does not filter what it hands out. Both refusals carry
 //! ErrorInfo (`metadata.project`) and a `google.rpc.Help` link to `[projects] help_url`.
 
+use super::Settings;
 use crate::kit::error::ApiError;
-use crate::rest::{App, Route};
+use longrun_store::Store;
 use longrun_types::{Code, Project};
 
-/// What a call does to a project, as the gate sees it.
-enum Kind {
+/// What a call does to a project, as the gate sees it (calls it never refuses have none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
     /// Starts work: submit, task starts.
     Start,
     /// Anything else on the project (reads, waits, watches, deletes, assets, config,
@@ -28,59 +30,24 @@ enum Kind {
     Other,
 }
 
-fn classify(route: &Route) -> Option<(Kind, Project)> {
-    Some(match route {
-        Route::Cancel(_)
-        | Route::BatchCancel(_)
-        | Route::Heartbeat(_)
-        | Route::Complete(_)
-        | Route::Release(_)
-        | Route::Lease(_)
-        | Route::ListRegistrations
-        | Route::Projects(
-            _,
-            super::Call::Describe
-            | super::Call::Register
-            | super::Call::UpdateRegistration
-            | super::Call::Unregister,
-        ) => {
-            return None;
-        }
-        Route::Submit(p) => (Kind::Start, p.clone()),
-        Route::Emulator(p, crate::emulator::Call::Start(_)) => (Kind::Start, p.clone()),
-        Route::Get(n) | Route::Delete(n) | Route::Wait(n) | Route::Output(n) => {
-            (Kind::Other, n.project())
-        }
-        Route::List(p)
-        | Route::Watch(p)
-        | Route::ListAccounts(p)
-        | Route::CreateAccount(p)
-        | Route::SetAccountDisabled(p, ..)
-        | Route::DeleteAccount(p, _)
-        | Route::Emulator(p, _)
-        | Route::Projects(p, _) => (Kind::Other, p.clone()),
-    })
-}
-
-/// Refuses `route` when the registry says its project may not do it (see the module
-/// docs); `Ok` when the gate is off.
-pub(crate) async fn gate(app: &App, route: &Route) -> Result<(), ApiError> {
-    if !app.projects.require_registration {
+/// Refuses a call of `kind` on `project` when the registry of `store` says the project may
+/// not make it (see the module docs); `Ok` when the gate is off.
+pub async fn gate(
+    settings: &Settings,
+    store: &dyn Store,
+    kind: Gate,
+    project: &Project,
+) -> Result<(), ApiError> {
+    if !settings.require_registration {
         return Ok(());
     }
-    let Some((kind, project)) = classify(route) else {
-        return Ok(());
-    };
-    let registration = app
-        .store
+    let registration = store
         .registration(project.as_str())
         .await
         .map_err(super::storage)?;
     let help = |e: ApiError| {
-        e.with("project", project.as_str()).with_help(
-            "Earth Engine access and registration",
-            &app.projects.help_url,
-        )
+        e.with("project", project.as_str())
+            .with_help("Earth Engine access and registration", &settings.help_url)
     };
     let Some(r) = registration else {
         return Err(help(ApiError::new(
@@ -94,8 +61,8 @@ pub(crate) async fn gate(app: &App, route: &Route) -> Result<(), ApiError> {
     };
     let unverified = !r.commercial
         && !r.eligibility_verified
-        && r.registered_on.as_str() < app.projects.eligibility_cutoff.as_str();
-    if unverified && matches!(kind, Kind::Start) {
+        && r.registered_on.as_str() < settings.eligibility_cutoff.as_str();
+    if unverified && kind == Gate::Start {
         return Err(help(ApiError::new(
             Code::PermissionDenied,
             "ELIGIBILITY_NOT_VERIFIED",
@@ -104,7 +71,7 @@ pub(crate) async fn gate(app: &App, route: &Route) -> Result<(), ApiError> {
                  not verified: it may read, wait for, cancel and delete its operations, but \
                  start nothing new",
                 project.as_str(),
-                app.projects.eligibility_cutoff
+                settings.eligibility_cutoff
             ),
         )));
     }

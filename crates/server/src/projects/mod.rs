@@ -6,16 +6,16 @@
 
 mod gate;
 pub mod registry;
-pub(crate) use gate::gate;
 pub use gate::valid_date;
+pub use gate::{Gate, gate};
 pub(crate) use registry::list as list_registrations;
 
 use crate::auth::iam::Permission;
 use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use crate::kit::method::Method;
-use crate::rest::App;
 use axum::response::Response;
+use longrun_store::Store;
 use longrun_types::Project;
 use serde::Deserialize;
 
@@ -66,7 +66,7 @@ impl Settings {
 }
 
 /// A projects method, routed.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     GetConfig,
     UpdateConfig,
@@ -100,6 +100,15 @@ impl Call {
             Call::GetConfig => Permission::ConfigGet,
             Call::UpdateConfig => Permission::ConfigUpdate,
             _ => Permission::ProjectsManage,
+        }
+    }
+
+    /// What the registration gate holds the call to: the config is the project's like any
+    /// other call; the registry's own calls are never refused (managing it lifts the gate).
+    pub fn gate(&self) -> Option<Gate> {
+        match self {
+            Call::GetConfig | Call::UpdateConfig => Some(Gate::Other),
+            Call::Describe | Call::Register | Call::UpdateRegistration | Call::Unregister => None,
         }
     }
 
@@ -185,19 +194,21 @@ struct ConfigBody {
     plan_max_concurrent_exports: Option<serde_json::Value>,
 }
 
-/// Serves a projects call whose permission has been checked.
+/// Serves a projects call whose permission has been checked, on the registry and settings
+/// of `store`.
 pub async fn handle(
-    app: &App,
+    settings: &Settings,
+    store: &dyn Store,
     project: Project,
     call: Call,
     query: &crate::kit::body::Query,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
-    let plan = app.projects.plan_max_concurrent_exports;
+    let plan = settings.plan_max_concurrent_exports;
     match call {
         Call::GetConfig => {}
         Call::Describe | Call::Register | Call::UpdateRegistration | Call::Unregister => {
-            return registry::handle(app, project, call, bytes).await;
+            return registry::handle(store, project, call, bytes).await;
         }
         Call::UpdateConfig => {
             let mask = query.get("updateMask").unwrap_or("");
@@ -224,19 +235,17 @@ pub async fn handle(
             }
             let body: ConfigBody = crate::kit::body::json(bytes)?;
             let value = exports_value(body.max_concurrent_exports.as_ref(), plan)?;
-            app.store
+            store
                 .set_max_concurrent_exports(project.as_str(), value)
                 .await
                 .map_err(storage)?;
         }
     }
-    let own = app
-        .store
+    let own = store
         .max_concurrent_exports(project.as_str())
         .await
         .map_err(storage)?;
-    let registration = app
-        .store
+    let registration = store
         .registration(project.as_str())
         .await
         .map_err(storage)?;

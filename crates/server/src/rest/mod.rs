@@ -8,7 +8,7 @@ pub(crate) mod discovery;
 pub(crate) mod workers;
 
 use crate::auth::iam::Permission;
-use crate::auth::{Auth, Caller};
+use crate::calls::{App, Resolved, Route};
 use crate::kit::body::{self, parse_duration};
 use crate::kit::error::ApiError;
 use crate::kit::json::{empty, json_body};
@@ -18,62 +18,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use longrun_engine::{Engine, Submission};
-use longrun_types::{Name, Project};
-use longrun_worker::command::output_path;
+use longrun_engine::Submission;
+use longrun_types::Name;
 use serde::Deserialize;
 
-/// What the REST handlers share.
-#[derive(Clone)]
-pub struct App {
-    pub engine: Engine,
-    pub auth: Auth,
-    /// Where the command executor keeps output.
-    pub outputs_dir: std::path::PathBuf,
-    pub store: std::sync::Arc<dyn longrun_store::Store>,
-    /// The Earth Engine emulator's parts (algorithm list, faults).
-    pub emulator: std::sync::Arc<crate::emulator::Emulator>,
-    /// The watch stream's hub, metrics (docs/watch.md).
-    pub console: crate::console::Console,
-    /// `[projects]` (docs/projects.md).
-    pub projects: std::sync::Arc<crate::projects::Settings>,
-    /// The message types a worker's response or an error detail may be.
-    pub types: longrun_proto::any::Types,
-}
-
-/// What a request path and method resolve to.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Route {
-    Get(Name),
-    Delete(Name),
-    Cancel(Name),
-    Wait(Name),
-    List(Project),
-    /// `GET …/operations:watch`: the server-sent event stream of changes.
-    Watch(Project),
-    /// `POST …/operations:batchCancel`: a bulk cancel job.
-    BatchCancel(Project),
-    Submit(Project),
-    Lease(String),
-    Heartbeat(Name),
-    Complete(Name),
-    /// `POST …:release`: a worker hands a leased operation back.
-    Release(Name),
-    Output(Name),
-    /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
-    Emulator(Project, crate::emulator::Call),
-    /// A projects method (the project config).
-    Projects(Project, crate::projects::Call),
-    ListAccounts(Project),
-    CreateAccount(Project),
-    /// Disable (true) or enable (false) an account.
-    SetAccountDisabled(Project, String, bool),
-    DeleteAccount(Project, String),
-    /// `GET /{v}/projectRegistrations`: the project registry (projectAdmin on `*`).
-    ListRegistrations,
-}
-
-fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
+/// The route of a REST request and the version prefix it came under; the error it is
+/// answered with when no route serves it (404, or 405 with `Allow`).
+pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     let not_found = || ApiError::not_found_path(path);
     let rest = path.strip_prefix('/').ok_or_else(not_found)?;
     let (version, rest) = rest.split_once('/').ok_or_else(not_found)?;
@@ -196,11 +147,6 @@ fn route(method: &Method, path: &str) -> Result<(Version, Route), ApiError> {
     }
 }
 
-/// The route of a request, if one serves it (for metrics labels).
-pub(crate) fn route_of(method: &Method, path: &str) -> Option<Route> {
-    route(method, path).ok().map(|(_, route)| route)
-}
-
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
     // A base URL with a trailing slash (`http://host:port/`) makes the client ask for
@@ -245,96 +191,6 @@ struct SubmitBody {
     timeout: Option<String>,
     #[serde(alias = "concurrency_key")]
     concurrency_key: Option<String>,
-}
-
-const LIST_PARAMETERS: &[(&str, &str)] = &[
-    ("filter", "filter"),
-    ("pageSize", "page_size"),
-    ("pageToken", "page_token"),
-    ("returnPartialSuccess", "return_partial_success"),
-];
-
-const WATCH_PARAMETERS: &[(&str, &str)] = &[("filter", "filter"), ("snapshot", "snapshot")];
-
-/// Deletes a done operation, and what the command executor kept of its output; the
-/// audit log names who.
-pub(crate) async fn delete(app: &App, caller: &Caller, name: &Name) -> Result<(), ApiError> {
-    app.engine.delete(name).await?;
-    tracing::info!(operation = %name.as_str(), by = %caller.member(), "deleted");
-    crate::outputs::remove(&output_path(&app.outputs_dir, name));
-    Ok(())
-}
-
-/// `returnPartialSuccess=true` (docs/choices.md#list).
-pub(crate) fn partial_success_unsupported() -> ApiError {
-    ApiError::new(
-        longrun_types::Code::Unimplemented,
-        "NOT_SUPPORTED",
-        "returnPartialSuccess is not supported: every project is reachable",
-    )
-}
-
-/// The discovery id of a route's method without `earthengine.projects.` (what
-/// `[[api_fault]] method` matches), and the project it names (empty: none).
-pub(crate) fn method_of(route: &Route) -> (String, String) {
-    let (id, project) = match route {
-        Route::Get(n) => ("operations.get", n.project().as_str().to_string()),
-        Route::Delete(n) => ("operations.delete", n.project().as_str().to_string()),
-        Route::Cancel(n) => ("operations.cancel", n.project().as_str().to_string()),
-        Route::Wait(n) => ("operations.wait", n.project().as_str().to_string()),
-        Route::Heartbeat(n) => ("operations.heartbeat", n.project().as_str().to_string()),
-        Route::Complete(n) => ("operations.complete", n.project().as_str().to_string()),
-        Route::Release(n) => ("operations.release", n.project().as_str().to_string()),
-        Route::Output(n) => ("operationOutputs.get", n.project().as_str().to_string()),
-        Route::List(p) => ("operations.list", p.as_str().to_string()),
-        Route::Watch(p) => ("operations.watch", p.as_str().to_string()),
-        Route::BatchCancel(p) => ("operations.batchCancel", p.as_str().to_string()),
-        Route::Submit(p) => ("operations.submit", p.as_str().to_string()),
-        Route::Lease(_) => ("workers.lease", String::new()),
-        Route::ListRegistrations => ("projectRegistrations.list", String::new()),
-        Route::ListAccounts(p) => ("serviceAccounts.list", p.as_str().to_string()),
-        Route::CreateAccount(p) => ("serviceAccounts.create", p.as_str().to_string()),
-        Route::SetAccountDisabled(p, _, true) => {
-            ("serviceAccounts.disable", p.as_str().to_string())
-        }
-        Route::SetAccountDisabled(p, _, false) => {
-            ("serviceAccounts.enable", p.as_str().to_string())
-        }
-        Route::DeleteAccount(p, _) => ("serviceAccounts.delete", p.as_str().to_string()),
-        Route::Emulator(p, call) => return (call.method_id(), p.as_str().to_string()),
-        Route::Projects(p, call) => return (call.method_id(), p.as_str().to_string()),
-    };
-    (id.to_string(), project)
-}
-
-/// The permission a route needs, and on which project.
-pub(crate) fn permission(route: &Route) -> Option<(Permission, Project)> {
-    Some(match route {
-        Route::Get(name) | Route::Wait(name) | Route::Output(name) => {
-            (Permission::OperationsGet, name.project())
-        }
-        Route::List(project) | Route::Watch(project) => {
-            (Permission::OperationsList, project.clone())
-        }
-        Route::Cancel(name) => (Permission::OperationsUpdate, name.project()),
-        Route::BatchCancel(project) => (Permission::OperationsUpdate, project.clone()),
-        Route::Delete(name) => (Permission::OperationsDelete, name.project()),
-        Route::Submit(project) => (Permission::OperationsCreate, project.clone()),
-        // Any authenticated caller may read what the server offers.
-        Route::Emulator(project, call) => (call.permission()?, project.clone()),
-        Route::Projects(project, call) => (call.permission(), project.clone()),
-        Route::Heartbeat(name) | Route::Complete(name) | Route::Release(name) => {
-            (Permission::WorkersExecute, name.project())
-        }
-        Route::ListAccounts(project)
-        | Route::CreateAccount(project)
-        | Route::SetAccountDisabled(project, ..)
-        | Route::DeleteAccount(project, _) => (Permission::ServiceAccountsManage, project.clone()),
-        // Leases span projects: see `Auth::lease_scope`.
-        Route::Lease(_) => return None,
-        // Checked on every project (`*`) by the handler.
-        Route::ListRegistrations => return None,
-    })
 }
 
 /// `GET /$discovery/rest?version=v1|v1beta|v1alpha`: the discovery document, public like
@@ -391,34 +247,32 @@ pub async fn token(State(app): State<App>, body: axum::body::Bytes) -> Response 
 
 async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     let engine = &app.engine;
-    let (parts, body) = request.into_parts();
-    let (version, route) = route(&parts.method, parts.uri.path())?;
+    let (mut parts, body) = request.into_parts();
+    // Resolved once by the outermost layer; a request that missed it (a part of `/batch`)
+    // and one no route serves (for its error) are resolved here.
+    let resolved = parts.extensions.remove::<Resolved>().and_then(|r| r.route);
+    let (version, route) = match resolved {
+        Some(resolved) => resolved,
+        None => route(&parts.method, parts.uri.path())?,
+    };
+    let meta = route.meta();
     if app.emulator.faults.has_request_faults() {
-        let (method_id, project) = method_of(&route);
-        app.emulator.faults.request(&method_id, &project).await?;
+        let project = meta.project.as_ref().map_or("", |p| p.as_str());
+        app.emulator
+            .faults
+            .request(&meta.method_id, project)
+            .await?;
     }
     let caller = app
         .auth
         .authenticate(&parts.headers, parts.uri.query())
         .await?;
-    match permission(&route) {
-        Some((permission, project)) => app.auth.check(&caller, permission, project.as_str())?,
-        None => app.auth.check_scope(&caller)?,
-    }
-    crate::projects::gate(app, &route).await?;
-    let query = parts.uri.query();
+    app.authorize(&caller, &meta).await?;
     // Methods not emulated answer at once, whatever their parameters and body.
     if let Route::Emulator(_, crate::emulator::Call::NotEmulated(id)) = &route {
         return Err(crate::emulator::methods::not_emulated(id));
     }
-    let known: &[(&str, &str)] = match &route {
-        Route::List(_) => LIST_PARAMETERS,
-        Route::Watch(_) => WATCH_PARAMETERS,
-        Route::Emulator(_, call) => call.parameters(),
-        Route::Projects(_, call) => call.parameters(),
-        _ => &[],
-    };
-    let query = body::Query::parse(query, known)?;
+    let query = body::Query::parse(parts.uri.query(), meta.parameters)?;
     let bytes = body::read(Body::new(body)).await?;
     match route {
         Route::Get(name) => {
@@ -440,19 +294,14 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             Ok(response)
         }
         Route::Delete(name) => {
-            delete(app, &caller, &name).await?;
+            crate::outputs::delete(engine, &app.outputs_dir, &caller.member(), &name).await?;
             Ok(empty())
         }
         Route::Output(name) => {
-            engine.get(&name).await?;
-            let path = output_path(&app.outputs_dir, &name);
-            let bytes =
-                tokio::task::spawn_blocking(move || std::fs::read(path).unwrap_or_default())
-                    .await
-                    .unwrap_or_default();
+            let output = crate::outputs::read(engine, &app.outputs_dir, &name).await?;
             Ok(json_body(&serde_json::json!({
                 "name": name.as_str(),
-                "output": String::from_utf8_lossy(&bytes),
+                "output": output,
             })))
         }
         Route::Cancel(name) => {
@@ -478,7 +327,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             };
             match query.get("returnPartialSuccess") {
                 None | Some("false") | Some("") => {}
-                Some("true") => return Err(partial_success_unsupported()),
+                Some("true") => return Err(ApiError::partial_success_unsupported()),
                 Some(other) => {
                     return Err(ApiError::invalid(
                         "INVALID_ARGUMENT",
@@ -535,12 +384,14 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::Release(name) => workers::release(engine, version, &name, &bytes).await,
         Route::Emulator(project, call) => {
-            crate::emulator::handle(app, &caller, version, project, call, &query, &bytes).await
+            (app.emulator)
+                .handle(&caller, version, project, call, &query, &bytes)
+                .await
         }
         Route::Projects(project, call) => {
-            crate::projects::handle(app, project, call, &query, &bytes).await
+            crate::projects::handle(&app.projects, &*app.store, project, call, &query, &bytes).await
         }
-        Route::ListRegistrations => crate::projects::list_registrations(app, &caller).await,
+        Route::ListRegistrations => crate::projects::list_registrations(&*app.store).await,
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await
@@ -576,6 +427,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use longrun_types::Project;
 
     fn ok(method: Method, path: &str) -> Route {
         route(&method, path).unwrap().1

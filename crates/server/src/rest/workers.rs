@@ -1,17 +1,17 @@
 //! The REST worker endpoints (docs/workers.md): lease, heartbeat, complete, release.
 
-use crate::completion;
 use crate::kit::body::{self, parse_duration};
 use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use crate::kit::render;
+use crate::workers::completion;
+use crate::workers::lease_request;
 use axum::response::Response;
-use longrun_engine::{Engine, LeaseRequest, Report};
+use longrun_engine::{Engine, Report};
 use longrun_types::operation::{Notification, Stage};
 use longrun_types::{Name, Timestamp};
 use render::Version;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -127,36 +127,6 @@ struct LeaseJson<'a> {
 struct LeasesJson<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     leases: Vec<LeaseJson<'a>>,
-}
-
-/// A lease request with its defaults (docs/choices.md#leases): `maxOperations` absent or 0
-/// is 1, `waitTimeout` 30 s, `leaseDuration` 60 s; the engine checks the bounds. Shared by
-/// REST and gRPC.
-pub(crate) fn lease_request(
-    worker: String,
-    types: Vec<String>,
-    max_operations: Option<i64>,
-    wait: Option<Duration>,
-    lease_duration: Option<Duration>,
-    projects: Option<Vec<String>>,
-) -> Result<LeaseRequest, ApiError> {
-    let max_operations = match max_operations {
-        None | Some(0) => 1,
-        Some(n) => usize::try_from(n).map_err(|_| {
-            ApiError::invalid(
-                "INVALID_LEASE_REQUEST",
-                "maxOperations must be between 1 and 100",
-            )
-        })?,
-    };
-    Ok(LeaseRequest {
-        worker,
-        types,
-        max_operations,
-        wait: wait.unwrap_or(Duration::from_secs(30)),
-        lease_duration: lease_duration.unwrap_or(Duration::from_secs(60)),
-        projects,
-    })
 }
 
 pub async fn lease(
