@@ -1,6 +1,7 @@
 //! The longrun server: configuration, the listener, and the REST and gRPC adapters over
 //! the engine. The only crate that serves HTTP (JSON and gRPC).
 
+mod accounts;
 pub mod auth;
 mod calls;
 

@@ -1,12 +1,13 @@
-//! The REST adapter: raw-path routing of the operations API (docs/operations.md) onto the
-//! engine. Paths are matched on the raw, still percent-encoded path so that `**` ids keep
-//! their `%2F`; the `:verb` is split off the last segment only for POST.
+//! The REST adapter: raw-path routing of the API (docs/operations.md) onto the call table
+//! (`calls::Route`), and the dispatch of each route to its feature. Paths are matched on
+//! the raw, still percent-encoded path so that `**` ids keep their `%2F`; the `:verb` is
+//! split off the last segment only for POST.
 
-mod accounts;
 pub(crate) mod batch;
 pub(crate) mod discovery;
 pub(crate) mod workers;
 
+use crate::accounts;
 use crate::auth::iam::Permission;
 use crate::calls::{App, Resolved, Route};
 use crate::kit::body::{self, parse_duration};

@@ -1,4 +1,4 @@
-//! Service accounts over REST, for `longrun service-accounts --server`
+//! Service accounts over REST (a feature of the REST adapter alone), for `longrun service-accounts --server`
 //! (docs/auth.md#service-accounts). The client makes the key pair and sends only the public half,
 //! so a private key never crosses the network and the server never holds one.
 
