@@ -12,7 +12,7 @@ pub use error::Error;
 pub use page_token::PageTokens;
 pub use work::{Beat, LeaseRequest, Report};
 
-use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Store};
+use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
 use longrun_types::filter;
 use longrun_types::limits;
 use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
@@ -39,7 +39,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// The clock of a store that several servers share (`Store::clock`): this process's clock
+/// The clock of a store that several servers share (`Leasing::clock`): this process's clock
 /// corrected by its offset from the store's, measured by [`StoreClock::sync`], so that every
 /// server judges leases, cancel graces and timeouts on one clock however far apart their own
 /// clocks are. The offset's error is half the round trip of the measurement.
@@ -51,7 +51,7 @@ pub struct StoreClock {
 impl StoreClock {
     /// Measures the offset once: `Ok(false)` when the store has no clock of its own.
     /// Errors: the store's.
-    pub async fn sync(&self, store: &dyn longrun_store::Store) -> Result<bool> {
+    pub async fn sync(&self, store: &dyn longrun_store::Leasing) -> Result<bool> {
         let before = Timestamp::now().millis();
         let Some(theirs) = store.clock().await? else {
             return Ok(false);
@@ -234,7 +234,8 @@ pub struct Engine {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    /// The only handle that changes operations.
+    store: Arc<dyn Queue>,
     options: Options,
     tokens: PageTokens,
     waiters: Waiters,
@@ -288,7 +289,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_RACE_RETRIES: usize = 100;
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, options: Options) -> Engine {
+    /// An engine on `store`: a whole store (`Arc<dyn Store>`) upcasts to the part it takes.
+    pub fn new(store: Arc<dyn Queue>, options: Options) -> Engine {
         let signals = store.subscribe();
         Engine {
             inner: Arc::new(Inner {

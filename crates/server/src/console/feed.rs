@@ -14,8 +14,8 @@ use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
-    ServiceAccount, Signal, Store,
+    Accounts, Asset, AssetWrite, Assets, Inserted, LeaseQuery, Leasing, ListQuery, NewOperation,
+    Operations, Projects, Registration, Result, ServiceAccount, Signal, Store,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use std::sync::Arc;
@@ -63,31 +63,15 @@ impl Watched {
 }
 
 #[async_trait]
-impl Store for Watched {
+impl Operations for Watched {
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>> {
         self.inner.subscribe()
     }
+
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
         self.inner.shared_secret(candidate).await
     }
-    async fn clock(&self) -> Result<Option<Timestamp>> {
-        self.inner.clock().await
-    }
-    async fn create_account(&self, account: ServiceAccount) -> Result<bool> {
-        self.inner.create_account(account).await
-    }
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
-        self.inner.account(email).await
-    }
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
-        self.inner.accounts().await
-    }
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
-        self.inner.set_account_disabled(email, disabled).await
-    }
-    async fn delete_account(&self, email: &str) -> Result<bool> {
-        self.inner.delete_account(email).await
-    }
+
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         let started = Instant::now();
         let inserted = self
@@ -102,12 +86,15 @@ impl Store for Watched {
         }
         Ok(inserted)
     }
+
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
         self.inner.get(name).await
     }
+
     async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
         self.inner.list(query).await
     }
+
     async fn update(&self, operation: Operation) -> Result<Operation> {
         let started = Instant::now();
         let stored = self
@@ -119,6 +106,7 @@ impl Store for Watched {
         self.publish(|| Kind::operation(stored.clone()));
         Ok(stored)
     }
+
     async fn delete(&self, operation: &Operation) -> Result<()> {
         let started = Instant::now();
         self.inner
@@ -132,9 +120,45 @@ impl Store for Watched {
         hub.publish(Kind::deleted(operation.clone()));
         Ok(())
     }
+
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
     }
+
+    /// Operations removed past retention are announced as deleted.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        let expired = self.inner.expire(ended_before, limit).await?;
+        // On a shared store the notifications of the deletes reach the hub (`follow`).
+        for op in &expired {
+            self.publish(|| Kind::deleted(op.clone()));
+        }
+        Ok(expired)
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.inner.due(now, limit).await
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        self.inner.scan(after, limit).await
+    }
+
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        let ops: Vec<Operation> = operations.iter().map(|(op, _)| op.clone()).collect();
+        self.inner.import(operations).await?;
+        for op in ops {
+            self.publish(|| Kind::operation(op));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Leasing for Watched {
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         let started = Instant::now();
         let leased = self
@@ -150,73 +174,90 @@ impl Store for Watched {
         }
         Ok(leased)
     }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        self.inner.due(now, limit).await
+
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        self.inner.clock().await
     }
-    async fn scan(
-        &self,
-        after: Option<&Name>,
-        limit: usize,
-    ) -> Result<Vec<(Operation, serde_json::Value)>> {
-        self.inner.scan(after, limit).await
-    }
-    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
-        let ops: Vec<Operation> = operations.iter().map(|(op, _)| op.clone()).collect();
-        self.inner.import(operations).await?;
-        for op in ops {
-            self.publish(|| Kind::operation(op));
-        }
-        Ok(())
-    }
-    /// Operations removed past retention are announced as deleted.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        let expired = self.inner.expire(ended_before, limit).await?;
-        // On a shared store the notifications of the deletes reach the hub (`follow`).
-        for op in &expired {
-            self.publish(|| Kind::deleted(op.clone()));
-        }
-        Ok(expired)
+}
+
+#[async_trait]
+impl Accounts for Watched {
+    async fn create_account(&self, account: ServiceAccount) -> Result<bool> {
+        self.inner.create_account(account).await
     }
 
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        self.inner.account(email).await
+    }
+
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        self.inner.accounts().await
+    }
+
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        self.inner.set_account_disabled(email, disabled).await
+    }
+
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        self.inner.delete_account(email).await
+    }
+}
+
+#[async_trait]
+impl Assets for Watched {
     // Assets are not operations: nothing to watch.
     async fn asset(&self, name: &str) -> Result<Option<Asset>> {
         self.inner.asset(name).await
     }
+
     async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
         self.inner.assets(parent, after, limit).await
     }
+
     async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
         self.inner.put_asset(asset, overwrite).await
     }
+
     async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
         self.inner.delete_asset(name).await
     }
+
     async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
         self.inner.move_asset(from, to, to_parent).await
     }
+
     async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
         self.inner.scan_assets(after, limit).await
     }
+}
 
+#[async_trait]
+impl Projects for Watched {
     // Nor are projects' settings and registrations.
     async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
         self.inner.max_concurrent_exports(project).await
     }
+
     async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
         self.inner.set_max_concurrent_exports(project, value).await
     }
+
     async fn register_project(&self, registration: Registration) -> Result<bool> {
         self.inner.register_project(registration).await
     }
+
     async fn update_project(&self, registration: Registration) -> Result<bool> {
         self.inner.update_project(registration).await
     }
+
     async fn registration(&self, project: &str) -> Result<Option<Registration>> {
         self.inner.registration(project).await
     }
+
     async fn registrations(&self) -> Result<Vec<Registration>> {
         self.inner.registrations().await
     }
+
     async fn unregister_project(&self, project: &str) -> Result<bool> {
         self.inner.unregister_project(project).await
     }
