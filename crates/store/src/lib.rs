@@ -1,9 +1,11 @@
 //! The storage boundary: narrow traits in domain terms, one per concern ([`Operations`],
 //! [`Leasing`], [`Accounts`], [`Assets`], [`Projects`]) under one [`Store`], and the
-//! conformance suite that every backend must pass. Storage keeps operation records without interpreting them; it
+//! conformance suite that every backend must pass (behind the `conformance` feature, which
+//! backends enable for their tests only). Storage keeps operation records without interpreting them; it
 //! only indexes the fields that queries need, and it applies every update as a
 //! compare-and-set on the record's version.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod fair;
 pub mod sql;
