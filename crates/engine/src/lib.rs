@@ -4,11 +4,13 @@
 //! it; only the engine changes an operation's state.
 
 mod error;
+mod observer;
 mod page_token;
 mod waiters;
 mod work;
 
 pub use error::Error;
+pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
 pub use work::{Beat, LeaseRequest, Report};
 
@@ -22,6 +24,7 @@ use longrun_types::{
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tracing::Instrument;
 use waiters::Waiters;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -75,6 +78,16 @@ impl Clock for StoreClock {
     }
 }
 
+/// The span a store write runs in.
+fn write_span(write: Write) -> tracing::Span {
+    match write {
+        Write::Insert => tracing::info_span!("store.insert"),
+        Write::Update => tracing::info_span!("store.update"),
+        Write::Delete => tracing::info_span!("store.delete"),
+        Write::Lease => tracing::info_span!("store.lease"),
+    }
+}
+
 /// List page sizes (contract section 3.4).
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -101,27 +114,6 @@ pub struct Options {
     /// plan_max_concurrent_exports`, contract section 12); 0 = exports are not capped.
     pub max_exports: u64,
 }
-
-/// What the engine reports as it works (the server's metrics record it). Every method has
-/// a default that does nothing; calls are made after the change is durable.
-pub trait Observer: Send + Sync {
-    /// An operation of `op_type` moved from one state to another.
-    fn transition(&self, _op_type: &str, _from: State, _to: State) {}
-    /// A worker was told that an operation it runs is cancelled, `delay` after the cancel
-    /// was accepted (once per cancel, by the first heartbeat or push that tells it).
-    fn cancel_delivered(&self, _delay: Duration) {}
-    /// Leases granted in one lease call.
-    fn leases_granted(&self, _count: usize) {}
-    /// A lease lapsed (the worker stopped reporting or ignored a cancel).
-    fn lease_expired(&self) {}
-    /// A worker or executor asked for operations of these types.
-    fn lease_requested(&self, _types: &[String]) {}
-}
-
-/// The observer that does nothing.
-pub struct Unobserved;
-
-impl Observer for Unobserved {}
 
 /// How operations of one type are run.
 #[derive(Debug, Clone)]
@@ -346,6 +338,29 @@ impl Engine {
         self.inner.options.clock.now()
     }
 
+    /// Runs a store write in its span (`store.insert`, `store.update`, `store.delete`) and
+    /// reports how long the store took to acknowledge it.
+    async fn write<T>(
+        &self,
+        write: Write,
+        future: impl std::future::Future<Output = longrun_store::Result<T>>,
+    ) -> longrun_store::Result<T> {
+        let started = std::time::Instant::now();
+        let result = future.instrument(write_span(write)).await;
+        if result.is_ok() {
+            self.inner
+                .options
+                .observer
+                .store_write(write, started.elapsed());
+        }
+        result
+    }
+
+    /// Tells the observer of a change the store acknowledged.
+    fn committed(&self, change: Change) {
+        self.inner.options.observer.committed(&change);
+    }
+
     fn expired(&self, op: &Operation) -> bool {
         let retention = self.inner.options.retention.as_millis() as i64;
         op.end_time
@@ -446,8 +461,9 @@ impl Engine {
                 return Ok(op);
             }
             record_canceller(&mut op);
-            match self.inner.store.update(op).await {
+            match self.write(Write::Update, self.inner.store.update(op)).await {
                 Ok(stored) => {
+                    self.committed(Change::Updated(stored.clone()));
                     if stored.state != before {
                         self.inner.options.observer.transition(
                             &stored.op_type,
@@ -535,8 +551,14 @@ impl Engine {
             if !op.done() {
                 return Err(Error::NotDone(name.clone()));
             }
-            match self.inner.store.delete(&op).await {
-                Ok(()) => return Ok(()),
+            match self
+                .write(Write::Delete, self.inner.store.delete(&op))
+                .await
+            {
+                Ok(()) => {
+                    self.committed(Change::Deleted(op));
+                    return Ok(());
+                }
                 Err(longrun_store::Error::Conflict) => continue,
                 Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
                 Err(e) => return Err(e.into()),
@@ -687,12 +709,15 @@ impl Engine {
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
         };
-        let inserted = self.inner.store.insert(new).await;
+        let inserted = self
+            .write(Write::Insert, self.inner.store.insert(new))
+            .await;
         if let Ok(Inserted::Created(op) | Inserted::Existing(op)) = &inserted {
             tracing::Span::current().record("longrun.operation.name", op.name.as_str());
         }
         match inserted {
             Ok(Inserted::Created(op)) => {
+                self.committed(Change::Created(op.clone()));
                 self.inner.work.notify_waiters();
                 Ok(op)
             }
@@ -711,7 +736,11 @@ impl Engine {
         let cutoff = self.now().plus_millis(-retention);
         let mut total = 0;
         loop {
-            let n = self.inner.store.expire(cutoff, 1000).await?.len();
+            let expired = self.inner.store.expire(cutoff, 1000).await?;
+            let n = expired.len();
+            for op in expired {
+                self.committed(Change::Expired(op));
+            }
             total += n;
             if n < 1000 {
                 return Ok(total);

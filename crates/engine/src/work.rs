@@ -2,13 +2,14 @@
 //! completions with fencing by lease id, and the sweep of lapsed leases, cancel graces and
 //! timeouts (contract sections 3.3 and 6).
 
-use crate::{CANCELLED_BY_USER, Engine, Error, Result};
+use crate::{CANCELLED_BY_USER, Change, Engine, Error, Result, Write};
 use longrun_store::LeaseQuery;
 use longrun_types::limits;
 use longrun_types::operation::{Lease, Notification, Outcome, Stage, Status};
 use longrun_types::{Code, Event, Name, Operation, State, Timestamp, Transition};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Bounds of lease requests (contract section 8).
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(60);
@@ -139,9 +140,19 @@ impl Engine {
                     op
                 }),
             };
-            let leased = self.inner.store.lease(query).await?;
+            let started = std::time::Instant::now();
+            let leased = self
+                .inner
+                .store
+                .lease(query)
+                .instrument(crate::write_span(Write::Lease))
+                .await?;
             if !leased.is_empty() {
                 let observer = &self.inner.options.observer;
+                observer.store_write(Write::Lease, started.elapsed());
+                for (op, _) in &leased {
+                    self.committed(Change::Leased(op.clone()));
+                }
                 observer.leases_granted(leased.len());
                 for (op, _) in &leased {
                     observer.transition(&op.op_type, State::Pending, op.state);

@@ -1,7 +1,7 @@
 //! Metrics (contract section 13): the one place that registers every series, the handle
-//! subsystems record through (the engine's [`Observer`], the store wrapper, the HTTP
-//! layer), `GET /metrics` in the Prometheus text format (encoded by `prometheus-client`),
-//! and `GET /readyz`.
+//! subsystems record through (the engine's [`Observer`], store write times included, and
+//! the HTTP layer), `GET /metrics` in the Prometheus text format (encoded by
+//! `prometheus-client`), and `GET /readyz`.
 //!
 //! `longrun_operations{project,type,state}` is counted from the store when scraped (one
 //! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
@@ -237,5 +237,8 @@ impl Observer for EngineMetrics {
     }
     fn lease_requested(&self, types: &[String]) {
         self.1.asked(types);
+    }
+    fn store_write(&self, _write: longrun_engine::Write, elapsed: Duration) {
+        self.0.store_commit(elapsed);
     }
 }

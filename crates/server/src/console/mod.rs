@@ -1,8 +1,8 @@
 //! The console: what people and operators watch beside the operations API (contract
-//! section 13): the change feed and its server-sent event stream (`watch`), the store
-//! wrapper that feeds it and times writes (`feed`), bulk cancel (`batch`), metrics and
-//! readiness (`metrics`, `http`), the task manager page (`page`), why work waits
-//! (`demand`).
+//! section 13): the change feed and its server-sent event stream (`watch`), what feeds it
+//! from the engine's announcements or a shared store's signals (`feed`), bulk cancel
+//! (`batch`), metrics and readiness (`metrics`, `http`), the task manager page (`page`),
+//! why work waits (`demand`).
 
 pub(crate) mod batch;
 pub(crate) mod demand;
