@@ -3,6 +3,7 @@
 //! tokens, the queue limit and retention. The server's REST (and later gRPC) adapters call
 //! it; only the engine changes an operation's state.
 
+mod demand;
 mod error;
 mod observer;
 mod page_token;
@@ -242,6 +243,8 @@ struct Inner {
     shared: bool,
     /// The cancels whose delivery has been observed, so that each is observed once.
     delivered: std::sync::Mutex<Delivered>,
+    /// The types lease requests ask for (why work waits).
+    demand: demand::Demand,
 }
 
 /// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
@@ -295,6 +298,7 @@ impl Engine {
                 work: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
                 delivered: std::sync::Mutex::default(),
+                demand: demand::Demand::new(),
             }),
         }
     }
@@ -718,6 +722,7 @@ impl Engine {
         match inserted {
             Ok(Inserted::Created(op)) => {
                 self.committed(Change::Created(op.clone()));
+                self.inner.demand.queued(&op);
                 self.inner.work.notify_waiters();
                 Ok(op)
             }

@@ -106,6 +106,7 @@ impl Engine {
         for (i, t) in request.types.iter().enumerate() {
             limits::check(&format!("types[{i}]"), t, limits::TYPE)?;
         }
+        self.inner.demand.asked(&request.types);
         self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;

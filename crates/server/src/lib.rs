@@ -66,11 +66,7 @@ pub async fn run(
         };
     // The console's change feed sees every write: the engine's announcements on a store of
     // our own, the store's signals on a shared one.
-    let console = console::Console::new(
-        config.metrics.public,
-        config.retention,
-        config.project_defaults.max_running,
-    );
+    let console = console::Console::new(config.metrics.public, config.retention);
     let shared = store.subscribe().is_some();
     let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {
@@ -115,7 +111,7 @@ pub async fn run(
         tokio::spawn(follow_store_clock(clock, store.clone()));
     }
     options.observer = Arc::new((
-        console::metrics::EngineMetrics(console.metrics.clone(), console.demand.clone()),
+        console::metrics::EngineMetrics(console.metrics.clone()),
         console::feed::Feed::new(&console, shared),
     ));
     options.max_queued = config.project_defaults.max_queued;

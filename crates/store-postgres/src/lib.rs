@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use longrun_store::{
     Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
-    NewOperation, Operations, Projects, Registration, Result, ServiceAccount, sql,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -456,6 +456,10 @@ impl Leasing for PostgresStore {
         }
         let mut client = self.client().await?;
         lease::lease(&mut client, &query, &self.fair_cursor).await
+    }
+
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        lease::running(&self.client().await?, project, op_type, key).await
     }
 
     async fn clock(&self) -> Result<Option<Timestamp>> {

@@ -12,7 +12,7 @@ mod writer;
 use async_trait::async_trait;
 use longrun_store::{
     Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
-    NewOperation, Operations, Projects, Registration, Result, ServiceAccount,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
@@ -438,6 +438,13 @@ impl Leasing for SqliteStore {
         self.inner
             .writer
             .write(move |conn| lease::lease(conn, &query, &cursor))
+            .await
+    }
+
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        let (project, op_type) = (project.to_string(), op_type.to_string());
+        let key = key.map(str::to_string);
+        self.read(move |conn| lease::running(conn, &project, &op_type, key.as_deref()))
             .await
     }
 }

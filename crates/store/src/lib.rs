@@ -292,6 +292,22 @@ pub fn export_cap(own: u64, plan: u64) -> u64 {
     if own == 0 { plan } else { own.min(plan) }
 }
 
+/// The RUNNING or CANCELLING operations of a project that a lease's limits count
+/// ([`Leasing::running`]), and the project's own export cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Running {
+    /// All of them (the running limit, `LeaseQuery::max_running`).
+    pub all: u64,
+    /// Those whose type starts with [`EXPORT_PREFIX`] (the export cap).
+    pub exports: u64,
+    /// Those of the type and concurrency key asked about (`key_concurrency`); 0 without a
+    /// key.
+    pub keyed: u64,
+    /// The project's `maxConcurrentExports` ([`Projects::max_concurrent_exports`]; 0 when
+    /// unset).
+    pub own_export_cap: u64,
+}
+
 /// What other processes sharing the store changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
@@ -376,6 +392,11 @@ pub trait Leasing: Send + Sync + 'static {
     /// skipping projects at their running limit: each is passed through `start` and written
     /// in one transaction. Returns them with their payloads.
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
+
+    /// What a lease of a PENDING operation of `project`, of type `op_type` and with
+    /// concurrency key `key`, counts against its limits, read in one query (see
+    /// [`Running`]).
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running>;
 
     /// The time on the store's own clock, for a store several servers share (`None`
     /// otherwise): the engine judges leases, graces and timeouts on it (`StoreClock`), so

@@ -6,7 +6,7 @@ use crate::tests::{project, submission};
 use crate::{Engine, LeaseRequest, Options};
 use async_trait::async_trait;
 use longrun_store::{
-    Inserted, LeaseQuery, Leasing, ListQuery, NewOperation, Operations, Result, Signal,
+    Inserted, LeaseQuery, Leasing, ListQuery, NewOperation, Operations, Result, Running, Signal,
 };
 use longrun_store_sqlite::SqliteStore;
 use longrun_types::operation::{Outcome, Status};
@@ -83,6 +83,9 @@ impl Operations for Gated {
 impl Leasing for Gated {
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         self.inner.lease(query).await
+    }
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        self.inner.running(project, op_type, key).await
     }
 }
 

@@ -17,13 +17,11 @@ use longrun_store::{Signal, Store};
 use longrun_types::Name;
 use std::sync::Arc;
 
-/// Publishes the changes the engine commits to the hub, and tells `Demand` of queued
-/// operations.
+/// Publishes the changes the engine commits to the hub.
 pub struct Feed {
     hub: Arc<Hub>,
     /// The store is shared: `follow` publishes everything but this server's deletes.
     shared: bool,
-    demand: Arc<super::demand::Demand>,
 }
 
 impl Feed {
@@ -32,7 +30,6 @@ impl Feed {
         Feed {
             hub: console.hub.clone(),
             shared,
-            demand: console.demand.clone(),
         }
     }
 }
@@ -40,13 +37,7 @@ impl Feed {
 impl Observer for Feed {
     fn committed(&self, change: &Change) {
         match change {
-            Change::Created(op) => {
-                self.demand.queued(op);
-                if !self.shared {
-                    self.hub.publish(Kind::operation(op.clone()));
-                }
-            }
-            Change::Updated(op) | Change::Leased(op) => {
+            Change::Created(op) | Change::Updated(op) | Change::Leased(op) => {
                 if !self.shared {
                     self.hub.publish(Kind::operation(op.clone()));
                 }
@@ -145,7 +136,7 @@ mod tests {
     async fn expired_operations_are_announced_as_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = longrun_store_sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
-        let console = super::super::Console::new(false, Duration::from_secs(1), 0);
+        let console = super::super::Console::new(false, Duration::from_secs(1));
         let mut options = Options::new(b"key".to_vec());
         options.retention = Duration::ZERO;
         options.observer = Arc::new(Feed::new(&console, false));

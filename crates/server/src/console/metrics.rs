@@ -212,8 +212,8 @@ impl Default for Metrics {
     }
 }
 
-/// The engine records through this (metrics, and the types workers ask for).
-pub struct EngineMetrics(pub Arc<Metrics>, pub Arc<super::demand::Demand>);
+/// The engine records through this.
+pub struct EngineMetrics(pub Arc<Metrics>);
 
 impl Observer for EngineMetrics {
     fn transition(&self, op_type: &str, from: State, to: State) {
@@ -234,9 +234,6 @@ impl Observer for EngineMetrics {
     }
     fn lease_expired(&self) {
         self.0.leases_expired.inc();
-    }
-    fn lease_requested(&self, types: &[String]) {
-        self.1.asked(types);
     }
     fn store_write(&self, _write: longrun_engine::Write, elapsed: Duration) {
         self.0.store_commit(elapsed);

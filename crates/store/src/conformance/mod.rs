@@ -50,7 +50,8 @@ macro_rules! conformance_suite {
             lease_limits_each_concurrency_key,
             lease_limits_keys_with_turns_across_projects,
             concurrent_leases_keep_key_limits,
-            concurrency_keys_are_kept_and_filtered
+            concurrency_keys_are_kept_and_filtered,
+            running_counts_what_leases_are_limited_by
         );
     };
     (@each $make:expr; $($test:ident),*) => {
