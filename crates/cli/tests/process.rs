@@ -846,7 +846,7 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
     assert!(server.wait_exit(Duration::from_secs(10)).success());
     assert_eq!(processes_with("sleep 45.31"), 0);
     let store = longrun_store_sqlite::SqliteStore::open(&data.join("longrun.db")).unwrap();
-    let op = longrun_store::Store::get(&store, &name("job"))
+    let op = longrun_store::Operations::get(&store, &name("job"))
         .await
         .unwrap()
         .unwrap();

@@ -3,16 +3,19 @@
 //! tokens, the queue limit and retention. The server's REST (and later gRPC) adapters call
 //! it; only the engine changes an operation's state.
 
+mod demand;
 mod error;
+mod observer;
 mod page_token;
 mod waiters;
 mod work;
 
 pub use error::Error;
+pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
 pub use work::{Beat, LeaseRequest, Report};
 
-use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Store};
+use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
 use longrun_types::filter;
 use longrun_types::limits;
 use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
@@ -22,6 +25,7 @@ use longrun_types::{
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tracing::Instrument;
 use waiters::Waiters;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -39,7 +43,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// The clock of a store that several servers share (`Store::clock`): this process's clock
+/// The clock of a store that several servers share (`Leasing::clock`): this process's clock
 /// corrected by its offset from the store's, measured by [`StoreClock::sync`], so that every
 /// server judges leases, cancel graces and timeouts on one clock however far apart their own
 /// clocks are. The offset's error is half the round trip of the measurement.
@@ -51,7 +55,7 @@ pub struct StoreClock {
 impl StoreClock {
     /// Measures the offset once: `Ok(false)` when the store has no clock of its own.
     /// Errors: the store's.
-    pub async fn sync(&self, store: &dyn longrun_store::Store) -> Result<bool> {
+    pub async fn sync(&self, store: &dyn longrun_store::Leasing) -> Result<bool> {
         let before = Timestamp::now().millis();
         let Some(theirs) = store.clock().await? else {
             return Ok(false);
@@ -72,6 +76,16 @@ impl StoreClock {
 impl Clock for StoreClock {
     fn now(&self) -> Timestamp {
         Timestamp::now().plus_millis(self.offset_ms())
+    }
+}
+
+/// The span a store write runs in.
+fn write_span(write: Write) -> tracing::Span {
+    match write {
+        Write::Insert => tracing::info_span!("store.insert"),
+        Write::Update => tracing::info_span!("store.update"),
+        Write::Delete => tracing::info_span!("store.delete"),
+        Write::Lease => tracing::info_span!("store.lease"),
     }
 }
 
@@ -102,27 +116,6 @@ pub struct Options {
     pub max_exports: u64,
 }
 
-/// What the engine reports as it works (the server's metrics record it). Every method has
-/// a default that does nothing; calls are made after the change is durable.
-pub trait Observer: Send + Sync {
-    /// An operation of `op_type` moved from one state to another.
-    fn transition(&self, _op_type: &str, _from: State, _to: State) {}
-    /// A worker was told that an operation it runs is cancelled, `delay` after the cancel
-    /// was accepted (once per cancel, by the first heartbeat or push that tells it).
-    fn cancel_delivered(&self, _delay: Duration) {}
-    /// Leases granted in one lease call.
-    fn leases_granted(&self, _count: usize) {}
-    /// A lease lapsed (the worker stopped reporting or ignored a cancel).
-    fn lease_expired(&self) {}
-    /// A worker or executor asked for operations of these types.
-    fn lease_requested(&self, _types: &[String]) {}
-}
-
-/// The observer that does nothing.
-pub struct Unobserved;
-
-impl Observer for Unobserved {}
-
 /// How operations of one type are run.
 #[derive(Debug, Clone)]
 pub struct TaskType {
@@ -137,8 +130,7 @@ pub struct TaskType {
     /// Keys a submit payload must have (a command's placeholders).
     pub required_payload_keys: Vec<String>,
     /// Most RUNNING + CANCELLING operations per (project, this type, `concurrencyKey`)
-    /// (docs/projects.md#concurrency-keys); 0 = unlimited. Operations without a key are not
-    /// limited.
+    /// (docs/projects.md#concurrency-keys); 0 = unlimited. Operations without a key are not limited.
     pub key_concurrency: u64,
 }
 
@@ -235,7 +227,8 @@ pub struct Engine {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    /// The only handle that changes operations.
+    store: Arc<dyn Queue>,
     options: Options,
     tokens: PageTokens,
     waiters: Waiters,
@@ -250,6 +243,8 @@ struct Inner {
     shared: bool,
     /// The cancels whose delivery has been observed, so that each is observed once.
     delivered: std::sync::Mutex<Delivered>,
+    /// The types lease requests ask for (why work waits).
+    demand: demand::Demand,
 }
 
 /// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
@@ -289,7 +284,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_RACE_RETRIES: usize = 100;
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, options: Options) -> Engine {
+    /// An engine on `store`: a whole store (`Arc<dyn Store>`) upcasts to the part it takes.
+    pub fn new(store: Arc<dyn Queue>, options: Options) -> Engine {
         let signals = store.subscribe();
         Engine {
             inner: Arc::new(Inner {
@@ -302,6 +298,7 @@ impl Engine {
                 work: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
                 delivered: std::sync::Mutex::default(),
+                demand: demand::Demand::new(),
             }),
         }
     }
@@ -320,10 +317,10 @@ impl Engine {
         self.task_type(op_type).key_concurrency
     }
 
-    /// Whether `op` (which just stopped running) held a place under a limit that leases may be
-    /// waiting on: its project's running limit, the export cap, or its key's `key_concurrency`
-    /// (docs/projects.md#concurrency-keys). Waiting leases are then woken to take the work the
-    /// place lets go.
+    /// Whether `op` (which just stopped running) held a place under a limit that leases
+    /// may be waiting on: its project's running limit, the export cap, or its key's
+    /// `key_concurrency` (docs/projects.md#concurrency-keys). Waiting leases are then woken to take the
+    /// work the place lets go.
     fn frees_limited_place(&self, op: &Operation) -> bool {
         let options = &self.inner.options;
         options.max_running > 0
@@ -343,6 +340,29 @@ impl Engine {
 
     fn now(&self) -> Timestamp {
         self.inner.options.clock.now()
+    }
+
+    /// Runs a store write in its span (`store.insert`, `store.update`, `store.delete`) and
+    /// reports how long the store took to acknowledge it.
+    async fn write<T>(
+        &self,
+        write: Write,
+        future: impl std::future::Future<Output = longrun_store::Result<T>>,
+    ) -> longrun_store::Result<T> {
+        let started = std::time::Instant::now();
+        let result = future.instrument(write_span(write)).await;
+        if result.is_ok() {
+            self.inner
+                .options
+                .observer
+                .store_write(write, started.elapsed());
+        }
+        result
+    }
+
+    /// Tells the observer of a change the store acknowledged.
+    fn committed(&self, change: Change) {
+        self.inner.options.observer.committed(&change);
     }
 
     fn expired(&self, op: &Operation) -> bool {
@@ -445,8 +465,9 @@ impl Engine {
                 return Ok(op);
             }
             record_canceller(&mut op);
-            match self.inner.store.update(op).await {
+            match self.write(Write::Update, self.inner.store.update(op)).await {
                 Ok(stored) => {
+                    self.committed(Change::Updated(stored.clone()));
                     if stored.state != before {
                         self.inner.options.observer.transition(
                             &stored.op_type,
@@ -534,8 +555,14 @@ impl Engine {
             if !op.done() {
                 return Err(Error::NotDone(name.clone()));
             }
-            match self.inner.store.delete(&op).await {
-                Ok(()) => return Ok(()),
+            match self
+                .write(Write::Delete, self.inner.store.delete(&op))
+                .await
+            {
+                Ok(()) => {
+                    self.committed(Change::Deleted(op));
+                    return Ok(());
+                }
                 Err(longrun_store::Error::Conflict) => continue,
                 Err(longrun_store::Error::NotFound) => return Err(Error::NotFound(name.clone())),
                 Err(e) => return Err(e.into()),
@@ -686,12 +713,16 @@ impl Engine {
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
         };
-        let inserted = self.inner.store.insert(new).await;
+        let inserted = self
+            .write(Write::Insert, self.inner.store.insert(new))
+            .await;
         if let Ok(Inserted::Created(op) | Inserted::Existing(op)) = &inserted {
             tracing::Span::current().record("longrun.operation.name", op.name.as_str());
         }
         match inserted {
             Ok(Inserted::Created(op)) => {
+                self.committed(Change::Created(op.clone()));
+                self.inner.demand.queued(&op);
                 self.inner.work.notify_waiters();
                 Ok(op)
             }
@@ -710,7 +741,11 @@ impl Engine {
         let cutoff = self.now().plus_millis(-retention);
         let mut total = 0;
         loop {
-            let n = self.inner.store.expire(cutoff, 1000).await?.len();
+            let expired = self.inner.store.expire(cutoff, 1000).await?;
+            let n = expired.len();
+            for op in expired {
+                self.committed(Change::Expired(op));
+            }
             total += n;
             if n < 1000 {
                 return Ok(total);

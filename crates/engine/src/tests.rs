@@ -1,6 +1,7 @@
 //! Engine rules on a real SQLite store with an injected clock.
 
 use super::*;
+use longrun_store::Operations;
 use longrun_store_sqlite::SqliteStore;
 use std::sync::atomic::{AtomicI64, Ordering};
 

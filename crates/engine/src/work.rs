@@ -2,13 +2,14 @@
 //! completions with fencing by lease id, and the sweep of lapsed leases, cancel graces and
 //! timeouts (docs/operations.md#cancel, docs/workers.md).
 
-use crate::{CANCELLED_BY_USER, Engine, Error, Result};
+use crate::{CANCELLED_BY_USER, Change, Engine, Error, Result, Write};
 use longrun_store::LeaseQuery;
 use longrun_types::limits;
 use longrun_types::operation::{Lease, Notification, Outcome, Stage, Status};
 use longrun_types::{Code, Event, Name, Operation, State, Timestamp, Transition};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Bounds of lease requests (docs/choices.md#leases).
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(60);
@@ -105,6 +106,7 @@ impl Engine {
         for (i, t) in request.types.iter().enumerate() {
             limits::check(&format!("types[{i}]"), t, limits::TYPE)?;
         }
+        self.inner.demand.asked(&request.types);
         self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
@@ -139,9 +141,19 @@ impl Engine {
                     op
                 }),
             };
-            let leased = self.inner.store.lease(query).await?;
+            let started = std::time::Instant::now();
+            let leased = self
+                .inner
+                .store
+                .lease(query)
+                .instrument(crate::write_span(Write::Lease))
+                .await?;
             if !leased.is_empty() {
                 let observer = &self.inner.options.observer;
+                observer.store_write(Write::Lease, started.elapsed());
+                for (op, _) in &leased {
+                    self.committed(Change::Leased(op.clone()));
+                }
                 observer.leases_granted(leased.len());
                 for (op, _) in &leased {
                     observer.transition(&op.op_type, State::Pending, op.state);

@@ -67,14 +67,10 @@ pub async fn run(
                 None,
             ),
         };
-    // The console's change feed sees every write: through a wrapper on a store of our own,
-    // through the store's signals on a shared one.
-    let console = console::Console::new(
-        config.metrics.public,
-        config.retention,
-        config.project_defaults.max_running,
-    );
-    let store = console::feed::Watched::wrap(store, &console);
+    // The console's change feed sees every write: the engine's announcements on a store of
+    // our own, the store's signals on a shared one.
+    let console = console::Console::new(config.metrics.public, config.retention);
+    let shared = store.subscribe().is_some();
     let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
@@ -117,9 +113,9 @@ pub async fn run(
         options.clock = clock.clone();
         tokio::spawn(follow_store_clock(clock, store.clone()));
     }
-    options.observer = Arc::new(console::metrics::EngineMetrics(
-        console.metrics.clone(),
-        console.demand.clone(),
+    options.observer = Arc::new((
+        console::metrics::EngineMetrics(console.metrics.clone()),
+        console::feed::Feed::new(&console, shared),
     ));
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;

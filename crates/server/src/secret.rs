@@ -1,6 +1,6 @@
 //! The server secret: 32 random bytes generated into the data directory on first start
 //! (mode 0600). It signs page tokens. Servers sharing a store use the one stored there
-//! (`Store::shared_secret`), which the first of them set from its own file.
+//! (`Operations::shared_secret`), which the first of them set from its own file.
 
 use std::io::Write;
 use std::path::Path;

@@ -39,7 +39,7 @@ async fn has_children(client: &impl GenericClient, name: &str) -> Result<bool> {
         .is_some())
 }
 
-/// `Store::asset`.
+/// `Assets::asset`.
 pub async fn get(client: &impl GenericClient, name: &str) -> Result<Option<Asset>> {
     client
         .query_opt(&format!("{SELECT} WHERE name = $1"), &[&name])
@@ -50,7 +50,7 @@ pub async fn get(client: &impl GenericClient, name: &str) -> Result<Option<Asset
         .transpose()
 }
 
-/// `Store::assets`: children of `parent` after `after` (`""`: from the start).
+/// `Assets::assets`: children of `parent` after `after` (`""`: from the start).
 pub async fn children(
     client: &impl GenericClient,
     parent: &str,
@@ -67,7 +67,7 @@ pub async fn children(
     rows.iter().map(decode).collect()
 }
 
-/// `Store::scan_assets` (`after` `""`: from the start).
+/// `Assets::scan_assets` (`after` `""`: from the start).
 pub async fn scan(client: &impl GenericClient, after: &str, limit: usize) -> Result<Vec<Asset>> {
     let rows = client
         .query(
@@ -79,7 +79,7 @@ pub async fn scan(client: &impl GenericClient, after: &str, limit: usize) -> Res
     rows.iter().map(decode).collect()
 }
 
-/// `Store::put_asset`, in one transaction.
+/// `Assets::put_asset`, in one transaction.
 pub async fn put(
     client: &mut deadpool_postgres::Object,
     a: &Asset,
@@ -128,7 +128,7 @@ async fn commit_unless_taken(
     Ok(AssetWrite::Done)
 }
 
-/// `Store::delete_asset`.
+/// `Assets::delete_asset`.
 pub async fn delete(client: &mut deadpool_postgres::Object, name: &str) -> Result<AssetWrite> {
     let tx = client.transaction().await.map_err(pg)?;
     if !exists(&tx, name, "FOR UPDATE").await? {
@@ -144,7 +144,7 @@ pub async fn delete(client: &mut deadpool_postgres::Object, name: &str) -> Resul
     Ok(AssetWrite::Done)
 }
 
-/// `Store::move_asset`.
+/// `Assets::move_asset`.
 pub async fn rename(
     client: &mut deadpool_postgres::Object,
     from: &str,

@@ -5,7 +5,7 @@
 
 use super::{backend, pg, record, write_update};
 use deadpool_postgres::GenericClient;
-use longrun_store::{Error, LeaseQuery, Result};
+use longrun_store::{Error, LeaseQuery, Result, Running};
 use longrun_types::Operation;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -163,6 +163,35 @@ async fn running_count(tx: &impl GenericClient, project: &str) -> Result<i64> {
         .await
         .map_err(pg)?;
     Ok(tx.query_one(&count, &[&project]).await.map_err(pg)?.get(0))
+}
+
+/// `Leasing::running`: one read of the counts a lease's limits apply to.
+pub(crate) async fn running(
+    client: &impl GenericClient,
+    project: &str,
+    op_type: &str,
+    key: Option<&str>,
+) -> Result<Running> {
+    let counts = client
+        .prepare_cached(
+            "SELECT count(*), count(*) FILTER (WHERE op_type LIKE 'EXPORT\\_%'), \
+             count(*) FILTER (WHERE op_type = $2 AND concurrency_key = $3), \
+             (SELECT max_concurrent_exports FROM project_configs WHERE project = $1) \
+             FROM operations WHERE project = $1 AND state IN ('RUNNING', 'CANCELLING')",
+        )
+        .await
+        .map_err(pg)?;
+    let row = client
+        .query_one(&counts, &[&project, &op_type, &key])
+        .await
+        .map_err(pg)?;
+    let count = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+    Ok(Running {
+        all: count(0),
+        exports: count(1),
+        keyed: count(2),
+        own_export_cap: row.get::<_, Option<i64>>(3).unwrap_or(0).max(0) as u64,
+    })
 }
 
 /// The exports (types starting `EXPORT_`) RUNNING or CANCELLING of `project` and its

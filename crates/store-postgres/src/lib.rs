@@ -12,8 +12,8 @@ mod schema;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
-    ServiceAccount, Store, sql,
+    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount, sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -279,22 +279,9 @@ fn numbered(sql: &str, first: usize) -> String {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Operations for PostgresStore {
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<longrun_store::Signal>> {
         Some(self.signals.subscribe())
-    }
-
-    async fn clock(&self) -> Result<Option<Timestamp>> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8",
-                &[],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(Some(Timestamp(row.get(0))))
     }
 
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
@@ -311,90 +298,6 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(row.get(0))
-    }
-
-    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
-        assets::get(&self.client().await?, name).await
-    }
-
-    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        assets::children(&self.client().await?, parent, after.unwrap_or(""), limit).await
-    }
-
-    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        assets::scan(&self.client().await?, after.unwrap_or(""), limit).await
-    }
-
-    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
-        assets::put(&mut self.client().await?, &asset, overwrite).await
-    }
-
-    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
-        assets::delete(&mut self.client().await?, name).await
-    }
-
-    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
-        assets::rename(&mut self.client().await?, from, to, to_parent).await
-    }
-
-    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
-        longrun_store::storable_account(&a)?;
-        let client = self.client().await?;
-        let created = client
-            .execute(
-                "INSERT INTO service_accounts (email, project, key_id, public_key_pem, disabled, \
-                 create_time) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
-                &[
-                    &a.email,
-                    &a.project,
-                    &a.key_id,
-                    &a.public_key_pem,
-                    &a.disabled,
-                    &a.create_time.millis(),
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(created == 1)
-    }
-
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(&format!("{ACCOUNTS} WHERE email = $1"), &[&email])
-            .await
-            .map_err(pg)?;
-        Ok(row.as_ref().map(account))
-    }
-
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(&format!("{ACCOUNTS} ORDER BY email"), &[])
-            .await
-            .map_err(pg)?;
-        Ok(rows.iter().map(account).collect())
-    }
-
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
-        let client = self.client().await?;
-        let changed = client
-            .execute(
-                "UPDATE service_accounts SET disabled = $2 WHERE email = $1",
-                &[&email, &disabled],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(changed == 1)
-    }
-
-    async fn delete_account(&self, email: &str) -> Result<bool> {
-        let client = self.client().await?;
-        let changed = client
-            .execute("DELETE FROM service_accounts WHERE email = $1", &[&email])
-            .await
-            .map_err(pg)?;
-        Ok(changed == 1)
     }
 
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
@@ -478,6 +381,74 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
+                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2) RETURNING record",
+                &[&ended_before.millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM operations WHERE lease_expire < $1 UNION \
+                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL LIMIT $2",
+                &[&now.millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record, payload FROM operations WHERE name > $1 ORDER BY name LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    record(r)?,
+                    serde_json::from_str(&r.get::<_, String>(1)).map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        for (op, payload) in operations {
+            let payload = serde_json::to_string(&payload).map_err(backend)?;
+            if let Err(e) = tx.execute(INSERT, &refs(&row(&op, &payload)?)).await {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    return Err(Error::AlreadyExists(op.name));
+                }
+                return Err(pg(e));
+            }
+        }
+        tx.commit().await.map_err(pg)
+    }
+}
+
+#[async_trait]
+impl Leasing for PostgresStore {
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         longrun_store::storable_types(&query.types)?;
         if query.types.is_empty() || query.limit == 0 {
@@ -487,6 +458,116 @@ impl Store for PostgresStore {
         lease::lease(&mut client, &query, &self.fair_cursor).await
     }
 
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        lease::running(&self.client().await?, project, op_type, key).await
+    }
+
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(Some(Timestamp(row.get(0))))
+    }
+}
+
+#[async_trait]
+impl Accounts for PostgresStore {
+    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        longrun_store::storable_account(&a)?;
+        let client = self.client().await?;
+        let created = client
+            .execute(
+                "INSERT INTO service_accounts (email, project, key_id, public_key_pem, disabled, \
+                 create_time) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
+                &[
+                    &a.email,
+                    &a.project,
+                    &a.key_id,
+                    &a.public_key_pem,
+                    &a.disabled,
+                    &a.create_time.millis(),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(created == 1)
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{ACCOUNTS} WHERE email = $1"), &[&email])
+            .await
+            .map_err(pg)?;
+        Ok(row.as_ref().map(account))
+    }
+
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("{ACCOUNTS} ORDER BY email"), &[])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(account).collect())
+    }
+
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE service_accounts SET disabled = $2 WHERE email = $1",
+                &[&email, &disabled],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(changed == 1)
+    }
+
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = client
+            .execute("DELETE FROM service_accounts WHERE email = $1", &[&email])
+            .await
+            .map_err(pg)?;
+        Ok(changed == 1)
+    }
+}
+
+#[async_trait]
+impl Assets for PostgresStore {
+    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
+        assets::get(&self.client().await?, name).await
+    }
+
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        assets::children(&self.client().await?, parent, after.unwrap_or(""), limit).await
+    }
+
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
+        assets::put(&mut self.client().await?, &asset, overwrite).await
+    }
+
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
+        assets::delete(&mut self.client().await?, name).await
+    }
+
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
+        assets::rename(&mut self.client().await?, from, to, to_parent).await
+    }
+
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        assets::scan(&self.client().await?, after.unwrap_or(""), limit).await
+    }
+}
+
+#[async_trait]
+impl Projects for PostgresStore {
     async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
         let client = self.client().await?;
         let row = client
@@ -582,71 +663,6 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(n == 1)
-    }
-
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record FROM operations WHERE lease_expire < $1 UNION \
-                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL LIMIT $2",
-                &[&now.millis(), &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        rows.iter().map(record).collect()
-    }
-
-    async fn scan(
-        &self,
-        after: Option<&Name>,
-        limit: usize,
-    ) -> Result<Vec<(Operation, serde_json::Value)>> {
-        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record, payload FROM operations WHERE name > $1 ORDER BY name LIMIT $2",
-                &[&after, &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    record(r)?,
-                    serde_json::from_str(&r.get::<_, String>(1)).map_err(backend)?,
-                ))
-            })
-            .collect()
-    }
-
-    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        for (op, payload) in operations {
-            let payload = serde_json::to_string(&payload).map_err(backend)?;
-            if let Err(e) = tx.execute(INSERT, &refs(&row(&op, &payload)?)).await {
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                    return Err(Error::AlreadyExists(op.name));
-                }
-                return Err(pg(e));
-            }
-        }
-        tx.commit().await.map_err(pg)
-    }
-
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                 WHERE end_time IS NOT NULL AND end_time < $1 LIMIT $2) RETURNING record",
-                &[&ended_before.millis(), &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        rows.iter().map(record).collect()
     }
 }
 

@@ -38,7 +38,7 @@ fn has_children(conn: &Connection, name: &str) -> Result<bool> {
     .map_err(backend)
 }
 
-/// `Store::asset`.
+/// `Assets::asset`.
 pub fn get(conn: &Connection, name: &str) -> Result<Option<Asset>> {
     conn.query_row(&format!("{SELECT} WHERE name = ?1"), [name], asset)
         .optional()
@@ -47,7 +47,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Option<Asset>> {
         .transpose()
 }
 
-/// `Store::assets`: children of `parent` after `after` (`""`: from the start).
+/// `Assets::assets`: children of `parent` after `after` (`""`: from the start).
 pub fn children(conn: &Connection, parent: &str, after: &str, limit: usize) -> Result<Vec<Asset>> {
     let mut statement = conn
         .prepare_cached(&format!(
@@ -60,7 +60,7 @@ pub fn children(conn: &Connection, parent: &str, after: &str, limit: usize) -> R
     rows.map(|r| decode(r.map_err(backend)?)).collect()
 }
 
-/// `Store::scan_assets` (`after` `""`: from the start).
+/// `Assets::scan_assets` (`after` `""`: from the start).
 pub fn scan(conn: &Connection, after: &str, limit: usize) -> Result<Vec<Asset>> {
     let mut statement = conn
         .prepare_cached(&format!("{SELECT} WHERE name > ?1 ORDER BY name LIMIT ?2"))
@@ -71,7 +71,7 @@ pub fn scan(conn: &Connection, after: &str, limit: usize) -> Result<Vec<Asset>> 
     rows.map(|r| decode(r.map_err(backend)?)).collect()
 }
 
-/// `Store::put_asset`, in the caller's transaction.
+/// `Assets::put_asset`, in the caller's transaction.
 pub fn put(conn: &Connection, a: &Asset, overwrite: bool) -> Result<AssetWrite> {
     longrun_store::storable_asset(a)?;
     if !is_project_parent(&a.parent) && !exists(conn, &a.parent)? {
@@ -96,7 +96,7 @@ pub fn put(conn: &Connection, a: &Asset, overwrite: bool) -> Result<AssetWrite> 
     Ok(AssetWrite::Done)
 }
 
-/// `Store::delete_asset`.
+/// `Assets::delete_asset`.
 pub fn delete(conn: &Connection, name: &str) -> Result<AssetWrite> {
     if !exists(conn, name)? {
         return Ok(AssetWrite::NotFound);
@@ -109,7 +109,7 @@ pub fn delete(conn: &Connection, name: &str) -> Result<AssetWrite> {
     Ok(AssetWrite::Done)
 }
 
-/// `Store::move_asset`.
+/// `Assets::move_asset`.
 pub fn rename(conn: &Connection, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
     if !exists(conn, from)? {
         return Ok(AssetWrite::NotFound);

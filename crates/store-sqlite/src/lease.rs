@@ -4,7 +4,7 @@
 //! type's `key_concurrency`.
 
 use super::{backend, own_export_cap, record, write_update};
-use longrun_store::{LeaseQuery, Result};
+use longrun_store::{LeaseQuery, Result, Running};
 use longrun_types::Operation;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -127,6 +127,32 @@ pub(crate) fn lease(
         *cursor.lock().expect("cursor") = fair.into_cursor();
     }
     Ok(leased)
+}
+
+/// `Leasing::running`: one read of the counts a lease's limits apply to.
+pub(crate) fn running(
+    conn: &Connection,
+    project: &str,
+    op_type: &str,
+    key: Option<&str>,
+) -> Result<Running> {
+    conn.prepare_cached(
+        "SELECT count(*), coalesce(sum(op_type GLOB 'EXPORT_*'), 0), \
+         coalesce(sum(op_type = ?2 AND concurrency_key = ?3), 0), \
+         (SELECT max_concurrent_exports FROM project_configs WHERE project = ?1) \
+         FROM operations WHERE project = ?1 AND state IN ('RUNNING', 'CANCELLING')",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![project, op_type, key], |r| {
+            Ok(Running {
+                all: r.get(0)?,
+                exports: r.get(1)?,
+                keyed: r.get(2)?,
+                own_export_cap: r.get::<_, Option<i64>>(3)?.map_or(0, |n| n.max(0) as u64),
+            })
+        })
+    })
+    .map_err(backend)
 }
 
 /// A project's exports RUNNING or CANCELLING, and its export cap within `plan`.

@@ -11,8 +11,8 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Error, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
-    ServiceAccount, Store,
+    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
@@ -211,118 +211,7 @@ fn get_record(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
-        let name = name.to_string();
-        self.read(move |conn| assets::get(conn, &name)).await
-    }
-
-    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        let (parent, after) = (parent.to_string(), after.unwrap_or("").to_string());
-        self.read(move |conn| assets::children(conn, &parent, &after, limit))
-            .await
-    }
-
-    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        let after = after.unwrap_or("").to_string();
-        self.read(move |conn| assets::scan(conn, &after, limit))
-            .await
-    }
-
-    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
-        self.inner
-            .writer
-            .write(move |conn| assets::put(conn, &asset, overwrite))
-            .await
-    }
-
-    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
-        let name = name.to_string();
-        self.inner
-            .writer
-            .write(move |conn| assets::delete(conn, &name))
-            .await
-    }
-
-    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
-        let (from, to, to_parent) = (from.to_string(), to.to_string(), to_parent.to_string());
-        self.inner
-            .writer
-            .write(move |conn| assets::rename(conn, &from, &to, &to_parent))
-            .await
-    }
-
-    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
-        longrun_store::storable_account(&a)?;
-        self.inner
-            .writer
-            .write(move |conn| {
-                conn.execute(
-                    "INSERT OR IGNORE INTO service_accounts (email, project, key_id, \
-                     public_key_pem, disabled, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        a.email,
-                        a.project,
-                        a.key_id,
-                        a.public_key_pem,
-                        a.disabled,
-                        a.create_time.millis()
-                    ],
-                )
-                .map(|n| n == 1)
-                .map_err(backend)
-            })
-            .await
-    }
-
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
-        let email = email.to_string();
-        self.read(move |conn| {
-            conn.query_row(&format!("{ACCOUNTS} WHERE email = ?1"), [email], account)
-                .optional()
-                .map_err(backend)
-        })
-        .await
-    }
-
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare(&format!("{ACCOUNTS} ORDER BY email"))
-                .map_err(backend)?;
-            let rows = statement.query_map([], account).map_err(backend)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(backend)
-        })
-        .await
-    }
-
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
-        let email = email.to_string();
-        self.inner
-            .writer
-            .write(move |conn| {
-                conn.execute(
-                    "UPDATE service_accounts SET disabled = ?2 WHERE email = ?1",
-                    params![email, disabled],
-                )
-                .map(|n| n == 1)
-                .map_err(backend)
-            })
-            .await
-    }
-
-    async fn delete_account(&self, email: &str) -> Result<bool> {
-        let email = email.to_string();
-        self.inner
-            .writer
-            .write(move |conn| {
-                conn.execute("DELETE FROM service_accounts WHERE email = ?1", [email])
-                    .map(|n| n == 1)
-                    .map_err(backend)
-            })
-            .await
-    }
-
+impl Operations for SqliteStore {
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         let payload = serde_json::to_string(&new.payload).map_err(backend)?;
         self.inner
@@ -446,6 +335,97 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut delete = conn
+                    .prepare_cached(
+                        "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
+                         WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2) RETURNING record",
+                    )
+                    .map_err(backend)?;
+                let records = delete
+                    .query_map(params![ended_before.millis(), limit as i64], |row| {
+                        row.get::<_, String>(0)
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                    .map_err(backend)?;
+                records.into_iter().map(record).collect()
+            })
+            .await
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM operations WHERE lease_expire < ?1 UNION \
+                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now.millis(), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| record(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record, payload FROM operations WHERE name > ?1 ORDER BY name LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            rows.map(|r| {
+                let (text, payload) = r.map_err(backend)?;
+                Ok((
+                    record(text)?,
+                    serde_json::from_str(&payload).map_err(backend)?,
+                ))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
+                for (op, payload) in operations {
+                    let payload = serde_json::to_string(&payload).map_err(backend)?;
+                    match stmt.execute(rusqlite::params_from_iter(row(&op, &payload)?)) {
+                        Ok(_) => {}
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                        {
+                            return Err(Error::AlreadyExists(op.name));
+                        }
+                        Err(e) => return Err(backend(e)),
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Leasing for SqliteStore {
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
         longrun_store::storable_types(&query.types)?;
         if query.types.is_empty()
@@ -461,6 +441,133 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        let (project, op_type) = (project.to_string(), op_type.to_string());
+        let key = key.map(str::to_string);
+        self.read(move |conn| lease::running(conn, &project, &op_type, key.as_deref()))
+            .await
+    }
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
+        longrun_store::storable_account(&a)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO service_accounts (email, project, key_id, \
+                     public_key_pem, disabled, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        a.email,
+                        a.project,
+                        a.key_id,
+                        a.public_key_pem,
+                        a.disabled,
+                        a.create_time.millis()
+                    ],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
+        let email = email.to_string();
+        self.read(move |conn| {
+            conn.query_row(&format!("{ACCOUNTS} WHERE email = ?1"), [email], account)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(&format!("{ACCOUNTS} ORDER BY email"))
+                .map_err(backend)?;
+            let rows = statement.query_map([], account).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
+        let email = email.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE service_accounts SET disabled = ?2 WHERE email = ?1",
+                    params![email, disabled],
+                )
+                .map(|n| n == 1)
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn delete_account(&self, email: &str) -> Result<bool> {
+        let email = email.to_string();
+        self.inner
+            .writer
+            .write(move |conn| {
+                conn.execute("DELETE FROM service_accounts WHERE email = ?1", [email])
+                    .map(|n| n == 1)
+                    .map_err(backend)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Assets for SqliteStore {
+    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
+        let name = name.to_string();
+        self.read(move |conn| assets::get(conn, &name)).await
+    }
+
+    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        let (parent, after) = (parent.to_string(), after.unwrap_or("").to_string());
+        self.read(move |conn| assets::children(conn, &parent, &after, limit))
+            .await
+    }
+
+    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
+        self.inner
+            .writer
+            .write(move |conn| assets::put(conn, &asset, overwrite))
+            .await
+    }
+
+    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
+        let name = name.to_string();
+        self.inner
+            .writer
+            .write(move |conn| assets::delete(conn, &name))
+            .await
+    }
+
+    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
+        let (from, to, to_parent) = (from.to_string(), to.to_string(), to_parent.to_string());
+        self.inner
+            .writer
+            .write(move |conn| assets::rename(conn, &from, &to, &to_parent))
+            .await
+    }
+
+    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
+        let after = after.unwrap_or("").to_string();
+        self.read(move |conn| assets::scan(conn, &after, limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl Projects for SqliteStore {
     async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
         let project = project.to_string();
         self.read(move |conn| own_export_cap(conn, &project)).await
@@ -554,94 +661,6 @@ impl Store for SqliteStore {
                 conn.execute("DELETE FROM project_registry WHERE project = ?1", [project])
                     .map(|n| n == 1)
                     .map_err(backend)
-            })
-            .await
-    }
-
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT record FROM operations WHERE lease_expire < ?1 UNION \
-                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL LIMIT ?2",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![now.millis(), limit as i64], |r| r.get::<_, String>(0))
-                .map_err(backend)?;
-            rows.map(|r| record(r.map_err(backend)?)).collect()
-        })
-        .await
-    }
-
-    async fn scan(
-        &self,
-        after: Option<&Name>,
-        limit: usize,
-    ) -> Result<Vec<(Operation, serde_json::Value)>> {
-        let after = after.map(|n| n.as_str().to_string()).unwrap_or_default();
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT record, payload FROM operations WHERE name > ?1 ORDER BY name LIMIT ?2",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(backend)?;
-            rows.map(|r| {
-                let (text, payload) = r.map_err(backend)?;
-                Ok((
-                    record(text)?,
-                    serde_json::from_str(&payload).map_err(backend)?,
-                ))
-            })
-            .collect()
-        })
-        .await
-    }
-
-    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
-        self.inner
-            .writer
-            .write(move |conn| {
-                let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
-                for (op, payload) in operations {
-                    let payload = serde_json::to_string(&payload).map_err(backend)?;
-                    match stmt.execute(rusqlite::params_from_iter(row(&op, &payload)?)) {
-                        Ok(_) => {}
-                        Err(rusqlite::Error::SqliteFailure(e, _))
-                            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                        {
-                            return Err(Error::AlreadyExists(op.name));
-                        }
-                        Err(e) => return Err(backend(e)),
-                    }
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        self.inner
-            .writer
-            .write(move |conn| {
-                let mut delete = conn
-                    .prepare_cached(
-                        "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
-                         WHERE end_time IS NOT NULL AND end_time < ?1 LIMIT ?2) RETURNING record",
-                    )
-                    .map_err(backend)?;
-                let records = delete
-                    .query_map(params![ended_before.millis(), limit as i64], |row| {
-                        row.get::<_, String>(0)
-                    })
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
-                    .map_err(backend)?;
-                records.into_iter().map(record).collect()
             })
             .await
     }

@@ -1,8 +1,11 @@
-//! The storage boundary: a narrow trait in domain terms, and the conformance suite that
-//! every backend must pass. Storage keeps operation records without interpreting them; it
+//! The storage boundary: narrow traits in domain terms, one per concern ([`Operations`],
+//! [`Leasing`], [`Accounts`], [`Assets`], [`Projects`]) under one [`Store`], and the
+//! conformance suite that every backend must pass (behind the `conformance` feature, which
+//! backends enable for their tests only). Storage keeps operation records without interpreting them; it
 //! only indexes the fields that queries need, and it applies every update as a
 //! compare-and-set on the record's version.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod fair;
 pub mod sql;
@@ -289,6 +292,22 @@ pub fn export_cap(own: u64, plan: u64) -> u64 {
     if own == 0 { plan } else { own.min(plan) }
 }
 
+/// The RUNNING or CANCELLING operations of a project that a lease's limits count
+/// ([`Leasing::running`]), and the project's own export cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Running {
+    /// All of them (the running limit, `LeaseQuery::max_running`).
+    pub all: u64,
+    /// Those whose type starts with [`EXPORT_PREFIX`] (the export cap).
+    pub exports: u64,
+    /// Those of the type and concurrency key asked about (`key_concurrency`); 0 without a
+    /// key.
+    pub keyed: u64,
+    /// The project's `maxConcurrentExports` ([`Projects::max_concurrent_exports`]; 0 when
+    /// unset).
+    pub own_export_cap: u64,
+}
+
 /// What other processes sharing the store changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
@@ -300,8 +319,11 @@ pub enum Signal {
     Resync,
 }
 
+/// Operation records: insert, read, list, compare-and-set, delete, retention and copying,
+/// with the signals of other servers' changes and the secret that signs page tokens. The
+/// engine alone holds it (through [`Queue`]): every change of an operation is the engine's.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Operations: Send + Sync + 'static {
     /// Signals of changes made through other connections to the same store (other servers),
     /// for a store that several servers share; `None` for a store only this process uses.
     /// Signals are hints: they can be lost, so waiters on a shared store also re-read now
@@ -317,27 +339,6 @@ pub trait Store: Send + Sync + 'static {
     async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
         Ok(candidate)
     }
-
-    /// The time on the store's own clock, for a store several servers share (`None`
-    /// otherwise): the engine judges leases, graces and timeouts on it (`StoreClock`), so
-    /// that servers whose clocks disagree still agree on when a lease lapses.
-    async fn clock(&self) -> Result<Option<Timestamp>> {
-        Ok(None)
-    }
-
-    /// Registers a service account; false when the email is taken.
-    async fn create_account(&self, account: ServiceAccount) -> Result<bool>;
-
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>>;
-
-    /// Every service account, by email.
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>>;
-
-    /// Disables or enables an account; false when there is none.
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool>;
-
-    /// Removes an account; false when there is none.
-    async fn delete_account(&self, email: &str) -> Result<bool>;
 
     /// Inserts a PENDING operation with version 1, unless the project already has one
     /// with the same request id (then returns it untouched). Fails with `AlreadyExists`
@@ -361,11 +362,9 @@ pub trait Store: Send + Sync + 'static {
     /// The submit payload of an operation.
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>>;
 
-    /// Leases PENDING operations of the given types round-robin across the projects that
-    /// have some (see [`fair`]), within a project highest priority first, then oldest,
-    /// skipping projects at their running limit: each is passed through `start` and written
-    /// in one transaction. Returns them with their payloads.
-    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
+    /// Removes up to `limit` done operations that ended before `ended_before` (retention);
+    /// returns those that went, as they stood, so that watchers can be told.
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 
     /// Up to `limit` operations with a timer due at `now`: a lease that expired before
     /// `now`, or a deadline before `now` on an operation that is not done.
@@ -382,7 +381,57 @@ pub trait Store: Send + Sync + 'static {
     /// Writes operations exactly as given (version, times and leases included), in one
     /// transaction. Fails with `AlreadyExists` if any name is taken. For copying a store.
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()>;
+}
 
+/// Leasing PENDING operations to workers within the limits of docs/projects.md, on the
+/// store's clock when several servers share it.
+#[async_trait]
+pub trait Leasing: Send + Sync + 'static {
+    /// Leases PENDING operations of the given types round-robin across the projects that
+    /// have some (see [`fair`]), within a project highest priority first, then oldest,
+    /// skipping projects at their running limit: each is passed through `start` and written
+    /// in one transaction. Returns them with their payloads.
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
+
+    /// What a lease of a PENDING operation of `project`, of type `op_type` and with
+    /// concurrency key `key`, counts against its limits, read in one query (see
+    /// [`Running`]).
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running>;
+
+    /// The time on the store's own clock, for a store several servers share (`None`
+    /// otherwise): the engine judges leases, graces and timeouts on it (`StoreClock`), so
+    /// that servers whose clocks disagree still agree on when a lease lapses.
+    async fn clock(&self) -> Result<Option<Timestamp>> {
+        Ok(None)
+    }
+}
+
+/// What the engine holds: operations and their leasing. Every store is one.
+pub trait Queue: Operations + Leasing {}
+
+impl<T: Operations + Leasing + ?Sized> Queue for T {}
+
+/// Service accounts, kept in the store so that every server sharing it knows them.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
+    /// Registers a service account; false when the email is taken.
+    async fn create_account(&self, account: ServiceAccount) -> Result<bool>;
+
+    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>>;
+
+    /// Every service account, by email.
+    async fn accounts(&self) -> Result<Vec<ServiceAccount>>;
+
+    /// Disables or enables an account; false when there is none.
+    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool>;
+
+    /// Removes an account; false when there is none.
+    async fn delete_account(&self, email: &str) -> Result<bool>;
+}
+
+/// The Earth Engine emulator's asset registry (docs/earth-engine.md).
+#[async_trait]
+pub trait Assets: Send + Sync + 'static {
     /// An asset by name.
     async fn asset(&self, name: &str) -> Result<Option<Asset>>;
 
@@ -406,9 +455,14 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` assets of every project in name order (bytewise) after `after`, for
     /// copying a store; a parent comes before what it holds.
     async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>>;
+}
 
-    /// A project's `maxConcurrentExports` as set with [`Store::set_max_concurrent_exports`];
-    /// 0 when never set (the plan maximum applies).
+/// The project registry (docs/projects.md) and each project's settings.
+#[async_trait]
+pub trait Projects: Send + Sync + 'static {
+    /// A project's `maxConcurrentExports` as set with
+    /// [`Projects::set_max_concurrent_exports`]; 0 when never set (the plan maximum
+    /// applies).
     async fn max_concurrent_exports(&self, project: &str) -> Result<u64>;
 
     /// Sets a project's `maxConcurrentExports` (0: back to the plan maximum); the next
@@ -430,8 +484,11 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a project from the registry; false when it was not registered. Its
     /// operations and settings stay.
     async fn unregister_project(&self, project: &str) -> Result<bool>;
-
-    /// Removes up to `limit` done operations that ended before `ended_before` (retention);
-    /// returns those that went, as they stood, so that watchers can be told.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 }
+
+/// A whole store: every concern, implemented by each backend as one `impl` per trait.
+/// `Arc<dyn Store>` upcasts to the part a caller needs (`Arc<dyn Accounts>`, the engine's
+/// `Arc<dyn Queue>`, ...).
+pub trait Store: Queue + Accounts + Assets + Projects {}
+
+impl<T: Queue + Accounts + Assets + Projects + ?Sized> Store for T {}

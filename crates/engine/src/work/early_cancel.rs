@@ -6,8 +6,7 @@ use crate::tests::{project, submission};
 use crate::{Engine, LeaseRequest, Options};
 use async_trait::async_trait;
 use longrun_store::{
-    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Result, ServiceAccount,
-    Signal, Store,
+    Inserted, LeaseQuery, Leasing, ListQuery, NewOperation, Operations, Result, Running, Signal,
 };
 use longrun_store_sqlite::SqliteStore;
 use longrun_types::operation::{Outcome, Status};
@@ -31,24 +30,9 @@ struct Gated {
 }
 
 #[async_trait]
-impl Store for Gated {
+impl Operations for Gated {
     fn subscribe(&self) -> Option<broadcast::Receiver<Signal>> {
         self.inner.subscribe()
-    }
-    async fn create_account(&self, a: ServiceAccount) -> Result<bool> {
-        self.inner.create_account(a).await
-    }
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
-        self.inner.account(email).await
-    }
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
-        self.inner.accounts().await
-    }
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
-        self.inner.set_account_disabled(email, disabled).await
-    }
-    async fn delete_account(&self, email: &str) -> Result<bool> {
-        self.inner.delete_account(email).await
     }
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         self.inner.insert(new).await
@@ -77,29 +61,8 @@ impl Store for Gated {
     async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
         self.inner.payload(name).await
     }
-    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
-        self.inner.max_concurrent_exports(project).await
-    }
-    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
-        self.inner.set_max_concurrent_exports(project, value).await
-    }
-    async fn register_project(&self, r: longrun_store::Registration) -> Result<bool> {
-        self.inner.register_project(r).await
-    }
-    async fn update_project(&self, r: longrun_store::Registration) -> Result<bool> {
-        self.inner.update_project(r).await
-    }
-    async fn registration(&self, p: &str) -> Result<Option<longrun_store::Registration>> {
-        self.inner.registration(p).await
-    }
-    async fn registrations(&self) -> Result<Vec<longrun_store::Registration>> {
-        self.inner.registrations().await
-    }
-    async fn unregister_project(&self, p: &str) -> Result<bool> {
-        self.inner.unregister_project(p).await
-    }
-    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
-        self.inner.lease(query).await
+    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
+        self.inner.expire(ended_before, limit).await
     }
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         self.inner.due(now, limit).await
@@ -114,26 +77,15 @@ impl Store for Gated {
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
         self.inner.import(operations).await
     }
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        self.inner.expire(ended_before, limit).await
+}
+
+#[async_trait]
+impl Leasing for Gated {
+    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
+        self.inner.lease(query).await
     }
-    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
-        self.inner.asset(name).await
-    }
-    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        self.inner.assets(parent, after, limit).await
-    }
-    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
-        self.inner.put_asset(asset, overwrite).await
-    }
-    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
-        self.inner.delete_asset(name).await
-    }
-    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
-        self.inner.move_asset(from, to, to_parent).await
-    }
-    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        self.inner.scan_assets(after, limit).await
+    async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
+        self.inner.running(project, op_type, key).await
     }
 }
 

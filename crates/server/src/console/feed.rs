@@ -1,224 +1,58 @@
-//! Feeds the change hub, and times the store's writes for metrics. A store only this
-//! server uses has every write it acknowledges published by the wrapper (`Watched`); a
-//! store several servers share is followed
-//! through its signals (`follow`), which cover every server's writes, this one's included
-//! (PostgreSQL notifies every insert, update and delete), so each change enters the hub
-//! once, in the order the notifications arrive. Deletes are the exception: this server's
-//! are published by the wrapper, with the record deleted; other servers' only for
-//! operations seen since the start, with the record last published (a delete's
-//! notification names an operation the store no longer has, and another schema's
-//! notifications arrive on the same channel), so the delete, through another server, of an
-//! operation untouched since this server started is not announced.
+//! Feeds the change hub. The engine announces every change it commits
+//! (`longrun_engine::Observer::committed`); on a store only this server uses, [`Feed`]
+//! publishes each of them, so every acknowledged write enters the hub once, in the order of
+//! its commits. A store several servers share is followed through its signals (`follow`),
+//! which cover every server's writes, this one's included (PostgreSQL notifies every insert,
+//! update and delete), so each change enters the hub once, in the order the notifications
+//! arrive. Deletes are the exception: this server's are published from the engine's
+//! announcement, with the record deleted; other servers' only for operations seen since the
+//! start, with the record last published (a delete's notification names an operation the
+//! store no longer has, and another schema's notifications arrive on the same channel), so
+//! the delete, through another server, of an operation untouched since this server started
+//! is not announced.
 
-use super::metrics::Metrics;
 use super::watch::{Hub, Kind};
-use async_trait::async_trait;
-use longrun_store::{
-    Asset, AssetWrite, Inserted, LeaseQuery, ListQuery, NewOperation, Registration, Result,
-    ServiceAccount, Signal, Store,
-};
-use longrun_types::{Name, Operation, Timestamp};
+use longrun_engine::{Change, Observer};
+use longrun_store::{Signal, Store};
+use longrun_types::Name;
 use std::sync::Arc;
-use std::time::Instant;
-use tracing::Instrument;
 
-/// A store that times its writes (each in a span: `store.insert`, `store.update`,
-/// `store.delete`, `store.lease`, exported inside a traced request) and, for a store without `subscribe` (SQLite: nothing
-/// else writes to it), reports each acknowledged write to the hub.
-pub struct Watched {
-    inner: Arc<dyn Store>,
-    /// `None` for a shared store: `follow` feeds the hub.
-    hub: Option<Arc<Hub>>,
-    /// The hub, for the deletes this server makes on a shared store.
-    shared_hub: Arc<Hub>,
-    metrics: Arc<Metrics>,
-    demand: Arc<super::demand::Demand>,
+/// Publishes the changes the engine commits to the hub.
+pub struct Feed {
+    hub: Arc<Hub>,
+    /// The store is shared: `follow` publishes everything but this server's deletes.
+    shared: bool,
 }
 
-impl Watched {
-    pub fn wrap(store: Arc<dyn Store>, console: &super::Console) -> Arc<dyn Store> {
-        let hub = console.hub.clone();
-        let metrics = console.metrics.clone();
-        let demand = console.demand.clone();
-        let shared_hub = hub.clone();
-        let hub = store.subscribe().is_none().then_some(hub);
-        Arc::new(Watched {
-            inner: store,
-            hub,
-            shared_hub,
-            metrics,
-            demand,
-        })
-    }
-
-    fn publish(&self, kind: impl FnOnce() -> Kind) {
-        if let Some(hub) = &self.hub {
-            hub.publish(kind());
+impl Feed {
+    /// The feed of `console`'s hub; `shared` when the store has signals (`subscribe`).
+    pub fn new(console: &super::Console, shared: bool) -> Feed {
+        Feed {
+            hub: console.hub.clone(),
+            shared,
         }
-    }
-
-    fn timed(&self, started: Instant) {
-        self.metrics.store_commit(started.elapsed());
     }
 }
 
-#[async_trait]
-impl Store for Watched {
-    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>> {
-        self.inner.subscribe()
-    }
-    async fn shared_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
-        self.inner.shared_secret(candidate).await
-    }
-    async fn clock(&self) -> Result<Option<Timestamp>> {
-        self.inner.clock().await
-    }
-    async fn create_account(&self, account: ServiceAccount) -> Result<bool> {
-        self.inner.create_account(account).await
-    }
-    async fn account(&self, email: &str) -> Result<Option<ServiceAccount>> {
-        self.inner.account(email).await
-    }
-    async fn accounts(&self) -> Result<Vec<ServiceAccount>> {
-        self.inner.accounts().await
-    }
-    async fn set_account_disabled(&self, email: &str, disabled: bool) -> Result<bool> {
-        self.inner.set_account_disabled(email, disabled).await
-    }
-    async fn delete_account(&self, email: &str) -> Result<bool> {
-        self.inner.delete_account(email).await
-    }
-    async fn insert(&self, new: NewOperation) -> Result<Inserted> {
-        let started = Instant::now();
-        let inserted = self
-            .inner
-            .insert(new)
-            .instrument(tracing::info_span!("store.insert"))
-            .await?;
-        self.timed(started);
-        if let Inserted::Created(op) = &inserted {
-            self.demand.queued(op);
-            self.publish(|| Kind::operation(op.clone()));
+impl Observer for Feed {
+    fn committed(&self, change: &Change) {
+        match change {
+            Change::Created(op) | Change::Updated(op) | Change::Leased(op) => {
+                if !self.shared {
+                    self.hub.publish(Kind::operation(op.clone()));
+                }
+            }
+            // Also on a shared store: PostgreSQL's notification of a delete cannot be told
+            // from another schema's (see `Hub::publish_deleted_if_known`).
+            Change::Deleted(op) => self.hub.publish(Kind::deleted(op.clone())),
+            // Operations removed past retention are announced as deleted; on a shared store
+            // the notifications of the deletes reach the hub (`follow`).
+            Change::Expired(op) => {
+                if !self.shared {
+                    self.hub.publish(Kind::deleted(op.clone()));
+                }
+            }
         }
-        Ok(inserted)
-    }
-    async fn get(&self, name: &Name) -> Result<Option<Operation>> {
-        self.inner.get(name).await
-    }
-    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
-        self.inner.list(query).await
-    }
-    async fn update(&self, operation: Operation) -> Result<Operation> {
-        let started = Instant::now();
-        let stored = self
-            .inner
-            .update(operation)
-            .instrument(tracing::info_span!("store.update"))
-            .await?;
-        self.timed(started);
-        self.publish(|| Kind::operation(stored.clone()));
-        Ok(stored)
-    }
-    async fn delete(&self, operation: &Operation) -> Result<()> {
-        let started = Instant::now();
-        self.inner
-            .delete(operation)
-            .instrument(tracing::info_span!("store.delete"))
-            .await?;
-        self.timed(started);
-        // Also on a shared store: PostgreSQL's notification of a delete cannot be told from
-        // another schema's (see `Hub::publish_deleted_if_known`).
-        let hub = self.hub.as_ref().unwrap_or(&self.shared_hub);
-        hub.publish(Kind::deleted(operation.clone()));
-        Ok(())
-    }
-    async fn payload(&self, name: &Name) -> Result<Option<serde_json::Value>> {
-        self.inner.payload(name).await
-    }
-    async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>> {
-        let started = Instant::now();
-        let leased = self
-            .inner
-            .lease(query)
-            .instrument(tracing::info_span!("store.lease"))
-            .await?;
-        if !leased.is_empty() {
-            self.timed(started);
-        }
-        for (op, _) in &leased {
-            self.publish(|| Kind::operation(op.clone()));
-        }
-        Ok(leased)
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        self.inner.due(now, limit).await
-    }
-    async fn scan(
-        &self,
-        after: Option<&Name>,
-        limit: usize,
-    ) -> Result<Vec<(Operation, serde_json::Value)>> {
-        self.inner.scan(after, limit).await
-    }
-    async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
-        let ops: Vec<Operation> = operations.iter().map(|(op, _)| op.clone()).collect();
-        self.inner.import(operations).await?;
-        for op in ops {
-            self.publish(|| Kind::operation(op));
-        }
-        Ok(())
-    }
-    /// Operations removed past retention are announced as deleted.
-    async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
-        let expired = self.inner.expire(ended_before, limit).await?;
-        // On a shared store the notifications of the deletes reach the hub (`follow`).
-        for op in &expired {
-            self.publish(|| Kind::deleted(op.clone()));
-        }
-        Ok(expired)
-    }
-
-    // Assets are not operations: nothing to watch.
-    async fn asset(&self, name: &str) -> Result<Option<Asset>> {
-        self.inner.asset(name).await
-    }
-    async fn assets(&self, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        self.inner.assets(parent, after, limit).await
-    }
-    async fn put_asset(&self, asset: Asset, overwrite: bool) -> Result<AssetWrite> {
-        self.inner.put_asset(asset, overwrite).await
-    }
-    async fn delete_asset(&self, name: &str) -> Result<AssetWrite> {
-        self.inner.delete_asset(name).await
-    }
-    async fn move_asset(&self, from: &str, to: &str, to_parent: &str) -> Result<AssetWrite> {
-        self.inner.move_asset(from, to, to_parent).await
-    }
-    async fn scan_assets(&self, after: Option<&str>, limit: usize) -> Result<Vec<Asset>> {
-        self.inner.scan_assets(after, limit).await
-    }
-
-    // Nor are projects' settings and registrations.
-    async fn max_concurrent_exports(&self, project: &str) -> Result<u64> {
-        self.inner.max_concurrent_exports(project).await
-    }
-    async fn set_max_concurrent_exports(&self, project: &str, value: u64) -> Result<()> {
-        self.inner.set_max_concurrent_exports(project, value).await
-    }
-    async fn register_project(&self, registration: Registration) -> Result<bool> {
-        self.inner.register_project(registration).await
-    }
-    async fn update_project(&self, registration: Registration) -> Result<bool> {
-        self.inner.update_project(registration).await
-    }
-    async fn registration(&self, project: &str) -> Result<Option<Registration>> {
-        self.inner.registration(project).await
-    }
-    async fn registrations(&self) -> Result<Vec<Registration>> {
-        self.inner.registrations().await
-    }
-    async fn unregister_project(&self, project: &str) -> Result<bool> {
-        self.inner.unregister_project(project).await
     }
 }
 
@@ -274,8 +108,8 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
         for (read, name) in futures_util::future::join_all(reads).await {
             match read {
                 Ok(Some(op)) => hub.publish(Kind::operation(op)),
-                // Deleted through another server (this one's deletes are published by the
-                // wrapper), or a name of another schema notifying on the same channel.
+                // Deleted through another server (this one's deletes are published from the
+                // engine's announcement), or a name of another schema notifying on the same channel.
                 Ok(None) => {
                     hub.publish_deleted_if_known(&name);
                 }
@@ -292,7 +126,9 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
 mod tests {
     use super::*;
     use crate::console::watch::Since;
-    use longrun_types::{Code, Outcome, Project, State, Status};
+    use longrun_engine::{Engine, Options, Submission};
+    use longrun_types::{Project, State};
+    use std::time::Duration;
 
     /// On a store only this server uses, the operations retention removes reach watchers
     /// as `deleted`, like any other delete.
@@ -300,32 +136,29 @@ mod tests {
     async fn expired_operations_are_announced_as_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = longrun_store_sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
-        let console = super::super::Console::new(false, std::time::Duration::from_secs(1), 0);
-        let store = Watched::wrap(Arc::new(store), &console);
-        let name = Name::new(&Project::parse("p").unwrap(), "old").unwrap();
-        let op = Operation::new(name.clone(), "T".into(), Timestamp(1));
-        let new = NewOperation {
-            operation: op,
-            payload: serde_json::json!({}),
-            max_queued: 10,
+        let console = super::super::Console::new(false, Duration::from_secs(1));
+        let mut options = Options::new(b"key".to_vec());
+        options.retention = Duration::ZERO;
+        options.observer = Arc::new(Feed::new(&console, false));
+        let engine = Engine::new(Arc::new(store), options);
+        let submission = Submission {
+            op_type: "T".into(),
+            ..Submission::default()
         };
-        let Inserted::Created(mut op) = store.insert(new).await.unwrap() else {
-            panic!("not created");
-        };
-        let cancelled = Outcome::Error(Status::new(Code::Cancelled, "cancelled"));
-        op.move_to(State::Cancelled, Some(cancelled), Timestamp(2));
-        store.update(op).await.unwrap();
+        let project = Project::parse("p").unwrap();
+        let op = engine.submit(&project, submission).await.unwrap();
+        let cancelled = engine.cancel(&op.name, "").await.unwrap();
+        assert_eq!(cancelled.state, State::Cancelled);
         let before = console.hub.position();
+        tokio::time::sleep(Duration::from_millis(5)).await;
 
-        let expired = store.expire(Timestamp(3), 10).await.unwrap();
-        assert_eq!(expired.len(), 1);
-        assert_eq!(expired[0].name, name);
+        assert_eq!(engine.expire().await.unwrap(), 1);
         let Since::Changes(changes) = console.hub.since(before) else {
             panic!("the hub forgot")
         };
         assert_eq!(changes.len(), 1);
         assert!(
-            matches!(&changes[0].kind, Kind::Deleted(op) if op.name == name && op.state == State::Cancelled)
+            matches!(&changes[0].kind, Kind::Deleted(gone) if gone.name == op.name && gone.state == State::Cancelled)
         );
     }
 }

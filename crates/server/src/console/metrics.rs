@@ -1,7 +1,7 @@
 //! Metrics (docs/watch.md#metrics): the one place that registers every series, the handle
-//! subsystems record through (the engine's [`Observer`], the store wrapper, the HTTP
-//! layer), `GET /metrics` in the Prometheus text format (encoded by `prometheus-client`),
-//! and `GET /readyz`.
+//! subsystems record through (the engine's [`Observer`], store write times included, and
+//! the HTTP layer), `GET /metrics` in the Prometheus text format (encoded by
+//! `prometheus-client`), and `GET /readyz`.
 //!
 //! `longrun_operations{project,type,state}` is counted from the store when scraped (one
 //! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
@@ -212,8 +212,8 @@ impl Default for Metrics {
     }
 }
 
-/// The engine records through this (metrics, and the types workers ask for).
-pub struct EngineMetrics(pub Arc<Metrics>, pub Arc<super::demand::Demand>);
+/// The engine records through this.
+pub struct EngineMetrics(pub Arc<Metrics>);
 
 impl Observer for EngineMetrics {
     fn transition(&self, op_type: &str, from: State, to: State) {
@@ -235,7 +235,7 @@ impl Observer for EngineMetrics {
     fn lease_expired(&self) {
         self.0.leases_expired.inc();
     }
-    fn lease_requested(&self, types: &[String]) {
-        self.1.asked(types);
+    fn store_write(&self, _write: longrun_engine::Write, elapsed: Duration) {
+        self.0.store_commit(elapsed);
     }
 }

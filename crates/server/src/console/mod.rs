@@ -1,8 +1,8 @@
 //! The console: what people and operators watch beside the operations API
-//! (docs/watch.md): the change feed and its server-sent event stream (`watch`), the store
-//! wrapper that feeds it and times writes (`feed`), bulk cancel (`batch`), metrics and
-//! readiness (`metrics`, `http`), the task manager page (`page`), why work waits
-//! (`demand`).
+//! (docs/watch.md): the change feed and its server-sent event stream (`watch`), what feeds it
+//! from the engine's announcements or a shared store's signals (`feed`), bulk cancel
+//! (`batch`), metrics and readiness (`metrics`, `http`), the task manager page (`page`),
+//! the header that says why work waits (`demand`).
 
 pub(crate) mod batch;
 pub(crate) mod demand;
@@ -22,25 +22,19 @@ pub struct Console {
     pub hub: Arc<watch::Hub>,
     /// Every metric series.
     pub metrics: Arc<metrics::Metrics>,
-    /// The operation types workers ask for (why work waits).
-    pub demand: Arc<demand::Demand>,
     /// `[metrics] public`: `/metrics` needs no token even with auth on.
     pub metrics_public: bool,
     /// How long done operations are kept (the operations gauge leaves out older ones).
     pub retention: Duration,
-    /// `project_defaults.max_running` (0: none), to say when it holds work back.
-    pub max_running: u64,
 }
 
 impl Console {
-    pub fn new(metrics_public: bool, retention: Duration, max_running: u64) -> Console {
+    pub fn new(metrics_public: bool, retention: Duration) -> Console {
         Console {
             hub: Arc::new(watch::Hub::new()),
             metrics: Arc::new(metrics::Metrics::new()),
-            demand: Arc::new(demand::Demand::new()),
             metrics_public,
             retention,
-            max_running,
         }
     }
 }

@@ -280,13 +280,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             let op = engine.get(&name).await?;
             let mut response = json_body(&render::operation(&op, version));
             // Why a PENDING operation waits, when this server can tell.
-            let why = match app.console.demand.why_waiting(&op) {
-                Some(why) => Some(why),
-                None => {
-                    crate::console::demand::held_back(engine, &op, app.console.max_running).await
-                }
-            };
-            if let Some(why) = why
+            if let Some(why) = engine.why_waiting(&op).await
                 && let Ok(value) = HeaderValue::from_str(&why)
             {
                 let headers = response.headers_mut();

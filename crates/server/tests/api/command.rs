@@ -251,7 +251,7 @@ async fn outputs_of_operations_gone_by_retention_are_removed() {
         longrun_store_sqlite::SqliteStore::open(&data_dir.join(longrun_server::DATABASE_FILE))
             .unwrap();
     let far = longrun_types::Timestamp::now().plus_millis(86_400_000);
-    let expired = longrun_store::Store::expire(&store, far, 100)
+    let expired = longrun_store::Operations::expire(&store, far, 100)
         .await
         .unwrap();
     assert_eq!(expired.len(), 1);

@@ -100,3 +100,53 @@ async fn the_running_limit_holds_work_back() {
     assert_eq!(why, "project p is at its limit of 1 running operations");
     s.stop().await;
 }
+
+/// A PENDING export of a project at its export cap (docs/projects.md) says the cap
+/// holds it back; an operation that is not an export does not wait for it.
+#[tokio::test]
+async fn the_export_cap_holds_exports_back() {
+    let s = TestServer::with(|c| c.projects.plan_max_concurrent_exports = 1).await;
+    for id in ["a", "b"] {
+        s.submit(
+            "p",
+            serde_json::json!({"type": "EXPORT_IMAGE", "operationId": id}),
+        )
+        .await;
+    }
+    s.submit(
+        "p",
+        serde_json::json!({"type": "INGEST_IMAGE", "operationId": "in"}),
+    )
+    .await;
+    let body = r#"{"types": ["EXPORT_IMAGE"], "waitTimeout": "0s", "leaseDuration": "60s", "maxOperations": 2}"#;
+    let (_, leased) = s.request("POST", "/v1/workers/w:lease", Some(body)).await;
+    assert_eq!(leased["leases"].as_array().unwrap().len(), 1, "{leased}");
+    let waiting = if leased["leases"][0]["operation"]["name"] == "projects/p/operations/a" {
+        "b"
+    } else {
+        "a"
+    };
+    let path = format!("/v1/projects/p/operations/{waiting}");
+    let r = s.client.send(http::Method::GET, &path, None).await.unwrap();
+    let why = r.headers["x-longrun-waiting"].to_str().unwrap();
+    assert_eq!(
+        why,
+        "project p is at its limit of 1 running exports (maxConcurrentExports)"
+    );
+    let body = r#"{"types": ["INGEST_IMAGE"], "waitTimeout": "0s", "leaseDuration": "1s", "maxOperations": 1}"#;
+    let (status, _) = s.request("POST", "/v1/workers/v:lease", Some(body)).await;
+    assert_eq!(status, 200);
+    s.submit(
+        "p",
+        serde_json::json!({"type": "INGEST_IMAGE", "operationId": "in2"}),
+    )
+    .await;
+    let path = "/v1/projects/p/operations/in2";
+    let r = s.client.send(http::Method::GET, path, None).await.unwrap();
+    assert!(
+        !r.headers.contains_key("x-longrun-waiting"),
+        "{:?}",
+        r.headers
+    );
+    s.stop().await;
+}

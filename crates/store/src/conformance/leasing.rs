@@ -419,3 +419,68 @@ pub async fn concurrent_leases_keep_key_limits<S: Store>(store: Arc<S>) {
         .collect();
     assert_eq!(groups, expected);
 }
+
+/// `Leasing::running` counts what a lease's limits count: a project's RUNNING and
+/// CANCELLING operations, its exports among them, those of one type and key, and the
+/// project's own export cap; PENDING and done operations, and other projects', are not
+/// counted.
+pub async fn running_counts_what_leases_are_limited_by<S: Store>(store: Arc<S>) {
+    let store = &*store;
+    keyed(store, "p", "ingest", "INGEST_IMAGE", Some("k"), 1).await;
+    keyed(store, "p", "a", "EXPORT_IMAGE", Some("k"), 2).await;
+    keyed(store, "p", "b", "EXPORT_IMAGE", Some("k"), 3).await;
+    keyed(store, "p", "c", "EXPORT_IMAGE", None, 4).await;
+    keyed(store, "p", "d", "EXPORT_TABLE", Some("k"), 5).await;
+    keyed(store, "q", "x", "EXPORT_IMAGE", Some("k"), 6).await;
+    let none = crate::Running::default();
+    assert_eq!(
+        store.running("p", "EXPORT_IMAGE", Some("k")).await.unwrap(),
+        none
+    );
+    let types = ["EXPORT_IMAGE", "EXPORT_TABLE", "INGEST_IMAGE"];
+    let leased = store.lease(leasing(&types, 100, 0, 1_000)).await.unwrap();
+    assert_eq!(leased.len(), 6);
+    let leased = |id: &str| {
+        let (op, _) = leased
+            .iter()
+            .find(|(op, _)| op.name.project().as_str() == "p" && op.name.id() == id)
+            .unwrap();
+        op.clone()
+    };
+    let mut b = leased("b");
+    let cancelled = Outcome::Error(Status::new(Code::Cancelled, "cancelled"));
+    b.apply(Event::Cancel, Some(cancelled), Timestamp(1_000));
+    assert_eq!(store.update(b).await.unwrap().state, State::Cancelling);
+    store
+        .update(done(leased("c"), State::Succeeded, 1_000))
+        .await
+        .unwrap();
+    keyed(store, "p", "e", "EXPORT_IMAGE", Some("k"), 7).await;
+
+    let running = store.running("p", "EXPORT_IMAGE", Some("k")).await.unwrap();
+    let expected = crate::Running {
+        all: 4,
+        exports: 3,
+        keyed: 2,
+        own_export_cap: 0,
+    };
+    assert_eq!(running, expected);
+    store.set_max_concurrent_exports("p", 5).await.unwrap();
+    let unkeyed = store.running("p", "EXPORT_IMAGE", None).await.unwrap();
+    let expected = crate::Running {
+        keyed: 0,
+        own_export_cap: 5,
+        ..expected
+    };
+    assert_eq!(unkeyed, expected);
+    let other_type = store.running("p", "EXPORT_TABLE", Some("k")).await.unwrap();
+    assert_eq!(other_type.keyed, 1);
+    let q = store.running("q", "EXPORT_IMAGE", Some("k")).await.unwrap();
+    let expected = crate::Running {
+        all: 1,
+        exports: 1,
+        keyed: 1,
+        own_export_cap: 0,
+    };
+    assert_eq!(q, expected);
+}

@@ -11,10 +11,14 @@ use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timesta
 use std::collections::HashSet;
 use std::sync::Arc;
 
+/// Instantiates the suite: one `#[tokio::test]` per case, named after it, and
+/// `every_case_is_in_the_suite`, which fails when a `pub async fn` of
+/// `crates/store/src/conformance/*.rs` is missing from the list below (the only list of
+/// cases) or the list names one that is not there.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($make:expr) => {
-        $crate::conformance_suite!(@each $make;
+    (@cases [$($then:tt)*]) => {
+        $crate::conformance_suite!($($then)*;
             insert_then_get_returns_the_whole_record,
             request_ids_deduplicate_per_project,
             names_are_unique,
@@ -46,7 +50,8 @@ macro_rules! conformance_suite {
             lease_limits_each_concurrency_key,
             lease_limits_keys_with_turns_across_projects,
             concurrent_leases_keep_key_limits,
-            concurrency_keys_are_kept_and_filtered
+            concurrency_keys_are_kept_and_filtered,
+            running_counts_what_leases_are_limited_by
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -57,7 +62,48 @@ macro_rules! conformance_suite {
                 $crate::conformance::$test(::std::sync::Arc::new(store)).await;
             }
         )*
+
+        #[test]
+        fn every_case_is_in_the_suite() {
+            $crate::conformance::check_cases(&[$(stringify!($test)),*]);
+        }
     };
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases [@each $make]);
+    };
+}
+
+/// Where the cases are defined: read by [`check_cases`] when a backend's tests run.
+const SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/conformance");
+
+/// Panics unless `listed` (the suite's list) names exactly the `pub async fn`s of the
+/// files in [`SOURCES`]: a case written but not listed would never run.
+pub fn check_cases(listed: &[&str]) {
+    let mut defined = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(SOURCES).expect("the conformance sources are readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a conformance source is readable");
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("pub async fn ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                defined.insert(name);
+            }
+        }
+    }
+    let listed: std::collections::BTreeSet<String> =
+        listed.iter().map(|name| name.to_string()).collect();
+    let unlisted: Vec<_> = defined.difference(&listed).collect();
+    let undefined: Vec<_> = listed.difference(&defined).collect();
+    assert!(
+        unlisted.is_empty() && undefined.is_empty(),
+        "conformance_suite! must list every case: not listed {unlisted:?}, not defined {undefined:?}"
+    );
 }
 
 mod assets;
@@ -124,4 +170,13 @@ fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> Lease
 }
 async fn created_op<S: Store>(store: &S, op: Operation) -> Operation {
     created(store, op).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "not listed")]
+    fn a_case_left_out_of_the_list_fails_the_check() {
+        super::check_cases(&["names_are_unique"]);
+    }
 }

@@ -12,7 +12,7 @@ use crate::common::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use longrun_client::Client;
 use longrun_server::auth::{KeyFile, create_key};
-use longrun_store::Store;
+use longrun_store::Accounts;
 use longrun_types::Timestamp;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
