@@ -3,7 +3,7 @@
 Usage: ee_cli_assets.py BASE KEY_FILE PROJECT
 
 Server as for ee_pipeline.py (tasks run about a second; a [[fault]] makes tasks whose
-description matches "*slow*" run 4 s). The CLI is the `earthengine` script next to this
+description matches "*slow*" run 60 s). The CLI is the `earthengine` script next to this
 Python, configured the way the README says: a JSON file named by EE_CONFIG_FILE with the
 server's URL and the project, and --service_account_file KEY_FILE.
 
@@ -106,7 +106,7 @@ def main() -> None:
     earthengine("rm", "-r", f"{root}/cli/deep")
     check(earthengine("ls", f"{root}/cli").split() == [], "`rm -r` left something")
 
-    # Task commands on an ingestion that runs 4 s (its description matches "*slow*").
+    # Task commands on an ingestion that runs 60 s (its description matches "*slow*").
     out = earthengine(
         "upload", "table", f"--asset_id={root}/cli/slow-table", "gs://bucket/slow.csv"
     )

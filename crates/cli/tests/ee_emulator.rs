@@ -98,9 +98,13 @@ fn a_realistic_pipeline_runs_offline() {
 /// Tasks whose description matches `*slow*` run 4 s.
 const SLOW: &str = "[[fault]]\ndescription = \"*slow*\"\nduration = \"4s\"\n";
 
+/// For the CLI's task commands, such tasks run 60 s: long enough that a loaded machine
+/// still lists, describes and cancels one while it runs.
+const SLOW_CLI: &str = "[[fault]]\ndescription = \"*slow*\"\nduration = \"60s\"\n";
+
 #[test]
 fn the_cli_asset_and_task_commands() {
-    run("ee_cli_assets.py", &config("1s", "30s", SLOW));
+    run("ee_cli_assets.py", &config("1s", "30s", SLOW_CLI));
 }
 
 #[test]

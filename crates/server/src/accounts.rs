@@ -7,7 +7,7 @@ use crate::kit::body;
 use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use axum::response::Response;
-use longrun_store::{ServiceAccount, Store};
+use longrun_store::{Accounts, ServiceAccount};
 use longrun_types::{Code, Project, Timestamp, limits};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -59,7 +59,7 @@ pub fn email_in(project: &Project, segment: &str) -> Result<String, ApiError> {
 }
 
 pub async fn create(
-    store: &dyn Store,
+    store: &dyn Accounts,
     caller: &Caller,
     project: &Project,
     bytes: &[u8],
@@ -107,7 +107,7 @@ pub async fn create(
     Ok(json_body(&render(&account)))
 }
 
-pub async fn list(store: &dyn Store, project: &Project) -> Result<Response, ApiError> {
+pub async fn list(store: &dyn Accounts, project: &Project) -> Result<Response, ApiError> {
     let accounts: Vec<Value> = store
         .accounts()
         .await
@@ -120,7 +120,7 @@ pub async fn list(store: &dyn Store, project: &Project) -> Result<Response, ApiE
 }
 
 pub async fn set_disabled(
-    store: &dyn Store,
+    store: &dyn Accounts,
     caller: &Caller,
     email: &str,
     disabled: bool,
@@ -140,7 +140,11 @@ pub async fn set_disabled(
     ))
 }
 
-pub async fn delete(store: &dyn Store, caller: &Caller, email: &str) -> Result<Response, ApiError> {
+pub async fn delete(
+    store: &dyn Accounts,
+    caller: &Caller,
+    email: &str,
+) -> Result<Response, ApiError> {
     if !store.delete_account(email).await.map_err(storage)? {
         return Err(not_found(email));
     }

@@ -25,8 +25,10 @@ pub struct App {
     pub store: Arc<dyn longrun_store::Store>,
     /// The Earth Engine emulator (algorithm list, faults, assets, task starts).
     pub emulator: Arc<crate::emulator::Emulator>,
-    /// The watch stream's hub, metrics (docs/watch.md).
-    pub console: crate::console::Console,
+    /// Every change this server learns of, in order, for the watch stream.
+    pub hub: Arc<crate::changes::watch::Hub>,
+    /// Every metric series.
+    pub metrics: Arc<crate::observe::metrics::Metrics>,
     /// `[projects]` (docs/projects.md).
     pub projects: Arc<crate::projects::Settings>,
     /// The message types a worker's response or an error detail may be.

@@ -52,9 +52,9 @@ pub struct Config {
     /// idle ones.
     pub connections: crate::connections::Settings,
     /// `[log]`: the log's format (text or JSON lines).
-    pub log: crate::telemetry::LogConfig,
+    pub log: crate::observe::telemetry::LogConfig,
     /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
-    pub tracing: crate::telemetry::TracingConfig,
+    pub tracing: crate::observe::telemetry::TracingConfig,
     /// `[api]`: what the API accepts beyond its own messages.
     pub api: ApiConfig,
 }
@@ -488,14 +488,20 @@ mod tests {
     #[test]
     fn log_and_tracing_tables() {
         let config = Config::default();
-        assert_eq!(config.log.format, crate::telemetry::LogFormat::Text);
+        assert_eq!(
+            config.log.format,
+            crate::observe::telemetry::LogFormat::Text
+        );
         assert_eq!(config.tracing.otlp_endpoint, None);
         let config: Config = toml::from_str(
             "[log]\nformat = \"json\"\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\n\
              service_name = \"jobs\"\n",
         )
         .unwrap();
-        assert_eq!(config.log.format, crate::telemetry::LogFormat::Json);
+        assert_eq!(
+            config.log.format,
+            crate::observe::telemetry::LogFormat::Json
+        );
         assert_eq!(
             config.tracing.otlp_endpoint.as_deref(),
             Some("http://127.0.0.1:4317")

@@ -6,7 +6,7 @@
 //! `unknown`.
 
 use crate::calls::{App, Resolved};
-use crate::telemetry::REQUEST_TARGET;
+use crate::observe::telemetry::REQUEST_TARGET;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -88,7 +88,7 @@ pub fn is_grpc(request: &Request) -> bool {
 /// got (see [`grpc_code`]).
 pub async fn count(State(app): State<App>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let metrics = app.console.metrics.clone();
+    let metrics = app.metrics.clone();
     if is_grpc(&request) {
         let method = resolved(&request).grpc_method;
         let response = next.run(request).await;

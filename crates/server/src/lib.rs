@@ -5,24 +5,27 @@ mod accounts;
 pub mod auth;
 mod calls;
 
+mod bulk;
+mod changes;
 pub mod config;
 pub mod connections;
-mod console;
 pub mod data_dir;
 pub mod emulator;
 mod grpc;
 mod kit;
 mod layers;
 pub mod migrate;
+mod observe;
 mod outputs;
+mod page;
 pub mod projects;
 mod rest;
 mod secret;
-pub mod telemetry;
 mod workers;
 
 pub use config::Config;
 pub use data_dir::DATABASE_FILE;
+pub use observe::telemetry;
 
 use auth::Auth;
 use axum::Router;
@@ -67,11 +70,12 @@ pub async fn run(
                 None,
             ),
         };
-    // The console's change feed sees every write: the engine's announcements on a store of
-    // our own, the store's signals on a shared one.
-    let console = console::Console::new(config.metrics.public, config.retention);
+    // The hub of changes sees every write: the engine's announcements on a store of our
+    // own, the store's signals on a shared one.
+    let hub = Arc::new(changes::watch::Hub::new());
+    let metrics = Arc::new(observe::metrics::Metrics::new());
     let shared = store.subscribe().is_some();
-    let following = tokio::spawn(console::feed::follow(store.clone(), console.hub.clone()));
+    let following = tokio::spawn(changes::feed::follow(store.clone(), hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
         None => {
@@ -114,8 +118,8 @@ pub async fn run(
         tokio::spawn(follow_store_clock(clock, store.clone()));
     }
     options.observer = Arc::new((
-        console::metrics::EngineMetrics(console.metrics.clone()),
-        console::feed::Feed::new(&console, shared),
+        observe::metrics::EngineMetrics(metrics.clone()),
+        changes::feed::Feed::new(hub.clone(), shared),
     ));
     options.max_queued = config.project_defaults.max_queued;
     options.retention = config.retention;
@@ -146,7 +150,8 @@ pub async fn run(
         let algorithms_file = config.earthengine.algorithms_file.clone();
         let (task_faults, api_faults) = (config.task_faults.clone(), config.api_faults.clone());
         let seed = config.faults.seed;
-        let handles = (engine.clone(), store.clone(), auth.clone());
+        let assets: Arc<dyn longrun_store::Assets> = store.clone();
+        let handles = (engine.clone(), assets, auth.clone());
         Arc::new(
             tokio::task::spawn_blocking(move || {
                 emulator::Emulator::new(
@@ -168,10 +173,12 @@ pub async fn run(
         outputs_dir: outputs_dir.clone(),
         store,
         emulator,
-        console,
+        hub,
+        metrics,
         projects: std::sync::Arc::new(config.projects.clone()),
         types,
     };
+    let (metrics_public, retention) = (config.metrics.public, config.retention);
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(
         Router::new()
@@ -183,23 +190,23 @@ pub async fn run(
             .route("/token", post(rest::token).fallback(only("POST")))
             .route(
                 "/metrics",
-                get(|State(app): State<calls::App>, request| async move {
-                    console::http::metrics(&app.auth, &app.console, &*app.store, request).await
+                get(move |State(app): State<calls::App>, request| async move {
+                    let settings = (metrics_public, retention);
+                    let metrics = &app.metrics;
+                    observe::endpoints::metrics(&app.auth, metrics, settings, &*app.store, request)
+                        .await
                 })
                 .fallback(only("GET")),
             )
             .route(
                 "/readyz",
                 get(|State(app): State<calls::App>| async move {
-                    console::http::readyz(&*app.store).await
+                    observe::endpoints::readyz(&*app.store).await
                 })
                 .fallback(only("GET")),
             )
-            .route("/", get(console::page::index).fallback(only("GET")))
-            .route(
-                "/assets/{file}",
-                get(console::page::assets).fallback(only("GET")),
-            )
+            .route("/", get(page::index).fallback(only("GET")))
+            .route("/assets/{file}", get(page::assets).fallback(only("GET")))
             .route(
                 "/$discovery/rest",
                 get(rest::discovery).fallback(only("GET")),
@@ -218,7 +225,7 @@ pub async fn run(
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut executors = start_executors(&config, &engine, &stopped, &state);
-    executors.push(console::batch::start(&engine, &stopped));
+    executors.push(bulk::start(&engine, &stopped));
     let background = {
         let engine = engine.clone();
         let mut stopped = stopped.clone();

@@ -13,7 +13,7 @@ pub use accounts::{KeyFile, create_key, email, project_of};
 use crate::kit::error::ApiError;
 use iam::{Iam, Permission, Principal};
 use jsonwebtoken::{Algorithm, Validation};
-use longrun_store::Store;
+use longrun_store::Accounts;
 use longrun_types::{Code, Project};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -117,7 +117,7 @@ impl Auth {
         iam: Iam,
         secret: &[u8],
         token_uri: String,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Accounts>,
     ) -> anyhow::Result<Auth> {
         Ok(Auth {
             inner: Arc::new(Inner {

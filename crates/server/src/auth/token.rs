@@ -8,7 +8,7 @@ use super::iam::Principal;
 use super::{Verified, rejected, scopes, unauthenticated, validation};
 use crate::kit::error::ApiError;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use longrun_store::{ServiceAccount, Store};
+use longrun_store::{Accounts, ServiceAccount};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ pub struct Tokens {
     decoding: DecodingKey,
     token_uri: String,
     ttl: Duration,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Accounts>,
     accounts: Mutex<HashMap<String, (Option<ServiceAccount>, Instant)>>,
 }
 
@@ -87,7 +87,7 @@ impl Tokens {
         secret: &[u8],
         token_uri: String,
         ttl: Duration,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Accounts>,
     ) -> anyhow::Result<Tokens> {
         Ok(Tokens {
             encoding: EncodingKey::from_secret(secret)?,

@@ -13,7 +13,7 @@ use crate::kit::body;
 use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use axum::response::Response;
-use longrun_store::{Asset, AssetWrite, Store};
+use longrun_store::{Asset, AssetWrite, Assets};
 use longrun_types::{Code, NameError, Project, Timestamp, limits};
 use serde_json::{Map, Value, json};
 
@@ -226,7 +226,7 @@ fn backend(e: longrun_store::Error) -> ApiError {
 /// Whether an asset of `asset_type` may go under `parent`: the parent exists and is a
 /// folder, or an image collection and the asset an image.
 pub async fn check_parent(
-    store: &dyn Store,
+    store: &dyn Assets,
     parent: &str,
     asset_type: &str,
 ) -> Result<(), ApiError> {
@@ -253,7 +253,7 @@ pub async fn check_parent(
 }
 
 /// Writes `asset` after checking its parent; the store's answer as Google's error.
-pub async fn put(store: &dyn Store, asset: Asset, overwrite: bool) -> Result<Asset, ApiError> {
+pub async fn put(store: &dyn Assets, asset: Asset, overwrite: bool) -> Result<Asset, ApiError> {
     check_parent(store, &asset.parent, &asset.asset_type).await?;
     match store
         .put_asset(asset.clone(), overwrite)
@@ -369,7 +369,7 @@ fn bool_param(query: &body::Query, key: &'static str) -> Result<bool, ApiError> 
 /// Serves an asset call whose permission on `project` has been checked; `check` checks a
 /// permission on another project (a move's or copy's destination).
 pub async fn handle(
-    store: &dyn Store,
+    store: &dyn Assets,
     project: Project,
     call: Call,
     query: &body::Query,

@@ -27,7 +27,7 @@ use crate::projects::Gate;
 use axum::response::Response;
 use http::Method;
 use longrun_engine::Engine;
-use longrun_store::Store;
+use longrun_store::Assets;
 use longrun_types::Project;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub struct Emulator {
     /// Task starts submit to it; simulated tasks run on it.
     pub engine: Engine,
     /// The asset registry.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Assets>,
     /// Asset calls check permissions on the projects they reach and show their bindings.
     pub auth: Auth,
 }
@@ -124,7 +124,7 @@ impl Emulator {
         task_faults: Vec<faults::TaskFault>,
         api_faults: Vec<faults::ApiFault>,
         seed: u64,
-        (engine, store, auth): (Engine, Arc<dyn Store>, Auth),
+        (engine, store, auth): (Engine, Arc<dyn Assets>, Auth),
     ) -> anyhow::Result<Emulator> {
         let algorithms = algorithms::Algorithms::load(algorithms_file)?;
         algorithms.log();

@@ -3,7 +3,7 @@
 
 use super::{Grpc, convert, project};
 use crate::calls::Route;
-use crate::console::watch::{self, Item, Watch};
+use crate::changes::watch::{self, Item, Watch};
 use crate::kit::render::Version;
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::watch_operations_response::Event;
@@ -37,7 +37,7 @@ impl pb::operations_server::Operations for Grpc {
         let revoked = async move { auth.revoked(&caller, permission).await };
         let items = watch::open(Watch {
             engine: self.app.engine.clone(),
-            hub: self.app.console.hub.clone(),
+            hub: self.app.hub.clone(),
             project,
             filter_text: r.filter,
             version: Version::V1,

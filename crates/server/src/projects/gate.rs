@@ -17,7 +17,7 @@
 
 use super::Settings;
 use crate::kit::error::ApiError;
-use longrun_store::Store;
+use longrun_store::Projects;
 use longrun_types::{Code, Project};
 
 /// What a call does to a project, as the gate sees it (calls it never refuses have none).
@@ -34,7 +34,7 @@ pub enum Gate {
 /// not make it (see the module docs); `Ok` when the gate is off.
 pub async fn gate(
     settings: &Settings,
-    store: &dyn Store,
+    store: &dyn Projects,
     kind: Gate,
     project: &Project,
 ) -> Result<(), ApiError> {

@@ -15,7 +15,7 @@ use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use crate::kit::method::Method;
 use axum::response::Response;
-use longrun_store::Store;
+use longrun_store::Projects;
 use longrun_types::Project;
 use serde::Deserialize;
 
@@ -198,7 +198,7 @@ struct ConfigBody {
 /// of `store`.
 pub async fn handle(
     settings: &Settings,
-    store: &dyn Store,
+    store: &dyn Projects,
     project: Project,
     call: Call,
     query: &crate::kit::body::Query,

@@ -8,7 +8,7 @@ use super::{Call, storage, valid_date};
 use crate::kit::error::ApiError;
 use crate::kit::json::json_body;
 use axum::response::Response;
-use longrun_store::{Registration, Store};
+use longrun_store::{Projects, Registration};
 use longrun_types::{Code, Project, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -92,7 +92,7 @@ fn not_registered(project: &Project) -> ApiError {
 
 /// Serves a registry call on one project whose permission has been checked.
 pub async fn handle(
-    store: &dyn Store,
+    store: &dyn Projects,
     project: Project,
     call: Call,
     bytes: &[u8],
@@ -153,7 +153,7 @@ pub async fn handle(
 
 /// `GET /{v}/projectRegistrations`: every entry, by project id (the caller's permission on
 /// every project, `*`, checked).
-pub async fn list(store: &dyn Store) -> Result<Response, ApiError> {
+pub async fn list(store: &dyn Projects) -> Result<Response, ApiError> {
     let all = store.registrations().await.map_err(storage)?;
     Ok(json_body(&json!({
         "registrations": all.iter().map(render).collect::<Vec<_>>(),

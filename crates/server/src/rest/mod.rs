@@ -148,6 +148,10 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
     }
 }
 
+/// The header of a get of a PENDING operation that says why it waits
+/// (`Engine::why_waiting`; docs/watch.md#why-work-waits).
+pub const WAITING_HEADER: &str = "x-longrun-waiting";
+
 /// The fallback handler: every path under `/v1`, `/v1beta`, `/v1alpha`.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
     // A base URL with a trailing slash (`http://host:port/`) makes the client ask for
@@ -284,7 +288,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                 && let Ok(value) = HeaderValue::from_str(&why)
             {
                 let headers = response.headers_mut();
-                headers.insert(crate::console::demand::HEADER, value);
+                headers.insert(WAITING_HEADER, value);
             }
             Ok(response)
         }
@@ -351,22 +355,21 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             let (auth, caller) = (app.auth.clone(), caller.clone());
             let permission = Some((Permission::OperationsList, project.clone()));
             let revoked = async move { auth.revoked(&caller, permission).await };
-            crate::console::watch::start(
-                crate::console::watch::Watch {
+            crate::changes::watch::start(
+                crate::changes::watch::Watch {
                     engine: engine.clone(),
-                    hub: app.console.hub.clone(),
+                    hub: app.hub.clone(),
                     project,
                     filter_text: query.get("filter").unwrap_or("").to_string(),
                     version,
-                    resume: crate::console::watch::last_event_id(&parts.headers),
-                    snapshot: crate::console::watch::snapshot_parameter(query.get("snapshot"))?,
+                    resume: crate::changes::watch::last_event_id(&parts.headers),
+                    snapshot: crate::changes::watch::snapshot_parameter(query.get("snapshot"))?,
                 },
                 revoked,
             )
         }
         Route::BatchCancel(project) => {
-            let op =
-                crate::console::batch::submit(engine, &project, &caller.member(), &bytes).await?;
+            let op = crate::bulk::submit(engine, &project, &caller.member(), &bytes).await?;
             Ok(json_body(&render::operation(&op, version)))
         }
         Route::Lease(worker) => {

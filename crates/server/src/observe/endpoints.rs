@@ -1,34 +1,35 @@
-//! The console's fixed routes: `GET /metrics` and `GET /readyz` (docs/watch.md). The layer
-//! that counts every request is `layers::count`.
+//! The fixed routes operators read: `GET /metrics` and `GET /readyz` (docs/watch.md). The
+//! layer that counts every request is `layers::count`.
 
-use super::Console;
+use super::metrics::Metrics;
 use crate::auth::Auth;
 use crate::auth::iam::Permission;
 use crate::kit::error::ApiError;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use longrun_store::Store;
+use longrun_store::Operations;
 use longrun_types::Name;
 use std::time::Duration;
 
 /// `GET /metrics`: the Prometheus text format. With auth on, the caller needs
-/// `longrun.metrics.get` on every project (a binding on `*`), unless `[metrics] public`.
+/// `longrun.metrics.get` on every project (a binding on `*`), unless `public` (`[metrics]
+/// public`). The operations gauge leaves out done operations older than `retention`.
 pub async fn metrics(
     auth: &Auth,
-    console: &Console,
-    store: &dyn Store,
+    metrics: &Metrics,
+    (public, retention): (bool, Duration),
+    store: &dyn Operations,
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
     let answer = async {
-        if !console.metrics_public {
+        if !public {
             let caller = auth.authenticate(&parts.headers, parts.uri.query()).await?;
             auth.check(&caller, Permission::MetricsGet, "*")?;
         }
-        let text = console
-            .metrics
-            .render(store, console.retention)
+        let text = metrics
+            .render(store, retention)
             .await
             .map_err(longrun_engine::Error::from)?;
         Ok::<_, ApiError>(text)
@@ -52,7 +53,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: 200 when the store answers a read within 2 s, 503 otherwise. Public, like
 /// `/healthz`.
-pub async fn readyz(store: &dyn Store) -> Response {
+pub async fn readyz(store: &dyn Operations) -> Response {
     let probe = Name::parse("projects/readyz/operations/probe").expect("a valid name");
     let answer = tokio::time::timeout(READY_TIMEOUT, store.get(&probe)).await;
     let (status, text) = match answer {

@@ -33,20 +33,12 @@ fn asset(bytes: &'static [u8], content_type: &'static str) -> Asset {
     }
 }
 
-static INDEX: LazyLock<Asset> = LazyLock::new(|| {
-    asset(
-        include_bytes!("page/index.html"),
-        "text/html; charset=utf-8",
-    )
-});
-static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
-    asset(
-        include_bytes!("page/app.js"),
-        "text/javascript; charset=utf-8",
-    )
-});
+static INDEX: LazyLock<Asset> =
+    LazyLock::new(|| asset(include_bytes!("index.html"), "text/html; charset=utf-8"));
+static SCRIPT: LazyLock<Asset> =
+    LazyLock::new(|| asset(include_bytes!("app.js"), "text/javascript; charset=utf-8"));
 static STYLE: LazyLock<Asset> =
-    LazyLock::new(|| asset(include_bytes!("page/app.css"), "text/css; charset=utf-8"));
+    LazyLock::new(|| asset(include_bytes!("app.css"), "text/css; charset=utf-8"));
 
 fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     let fresh = request

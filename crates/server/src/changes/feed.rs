@@ -13,7 +13,7 @@
 
 use super::watch::{Hub, Kind};
 use longrun_engine::{Change, Observer};
-use longrun_store::{Signal, Store};
+use longrun_store::{Operations, Signal};
 use longrun_types::Name;
 use std::sync::Arc;
 
@@ -25,12 +25,9 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// The feed of `console`'s hub; `shared` when the store has signals (`subscribe`).
-    pub fn new(console: &super::Console, shared: bool) -> Feed {
-        Feed {
-            hub: console.hub.clone(),
-            shared,
-        }
+    /// The feed of `hub`; `shared` when the store has signals (`subscribe`).
+    pub fn new(hub: Arc<Hub>, shared: bool) -> Feed {
+        Feed { hub, shared }
     }
 }
 
@@ -63,7 +60,7 @@ const BATCH: usize = 256;
 /// named operation is read once per batch (a deleted one becomes `deleted`); a lost signal
 /// (`Resync`, or this reader falling behind) resets the hub, so every watcher starts over
 /// from a fresh snapshot rather than miss a change.
-pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
+pub async fn follow(store: Arc<dyn Operations>, hub: Arc<Hub>) {
     use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     let Some(mut signals) = store.subscribe() else {
         return;
@@ -125,7 +122,7 @@ pub async fn follow(store: Arc<dyn Store>, hub: Arc<Hub>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::watch::Since;
+    use crate::changes::watch::Since;
     use longrun_engine::{Engine, Options, Submission};
     use longrun_types::{Project, State};
     use std::time::Duration;
@@ -136,10 +133,10 @@ mod tests {
     async fn expired_operations_are_announced_as_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = longrun_store_sqlite::SqliteStore::open(&dir.path().join("db")).unwrap();
-        let console = super::super::Console::new(false, Duration::from_secs(1));
+        let hub = Arc::new(Hub::new());
         let mut options = Options::new(b"key".to_vec());
         options.retention = Duration::ZERO;
-        options.observer = Arc::new(Feed::new(&console, false));
+        options.observer = Arc::new(Feed::new(hub.clone(), false));
         let engine = Engine::new(Arc::new(store), options);
         let submission = Submission {
             op_type: "T".into(),
@@ -149,11 +146,11 @@ mod tests {
         let op = engine.submit(&project, submission).await.unwrap();
         let cancelled = engine.cancel(&op.name, "").await.unwrap();
         assert_eq!(cancelled.state, State::Cancelled);
-        let before = console.hub.position();
+        let before = hub.position();
         tokio::time::sleep(Duration::from_millis(5)).await;
 
         assert_eq!(engine.expire().await.unwrap(), 1);
-        let Since::Changes(changes) = console.hub.since(before) else {
+        let Since::Changes(changes) = hub.since(before) else {
             panic!("the hub forgot")
         };
         assert_eq!(changes.len(), 1);

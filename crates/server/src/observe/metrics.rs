@@ -13,7 +13,7 @@
 //! ends (for a stream, when it closes).
 
 use longrun_engine::Observer;
-use longrun_store::Store;
+use longrun_store::Operations;
 use longrun_types::{State, Timestamp};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -153,7 +153,11 @@ impl Metrics {
 
     /// Counts operations by project, type and state from `store`, unless counted within
     /// [`GAUGE_TTL`].
-    async fn count(&self, store: &dyn Store, retention: Duration) -> longrun_store::Result<()> {
+    async fn count(
+        &self,
+        store: &dyn Operations,
+        retention: Duration,
+    ) -> longrun_store::Result<()> {
         let mut counted = self.counted.lock().await;
         if counted.is_some_and(|at| at.elapsed() < GAUGE_TTL) {
             return Ok(());
@@ -196,7 +200,7 @@ impl Metrics {
     /// The exposition: every series in the Prometheus text format.
     pub async fn render(
         &self,
-        store: &dyn Store,
+        store: &dyn Operations,
         retention: Duration,
     ) -> longrun_store::Result<String> {
         self.count(store, retention).await?;
