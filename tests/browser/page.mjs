@@ -1,13 +1,16 @@
 // The task manager page in a real browser (Debian's Chromium driven by playwright-core):
-// load, see the seeded operations, filter, open a detail, cancel a running operation and
-// see its badge turn CANCELLED without a reload, bulk-cancel a filter, and read it at
-// phone width. Screenshots of each step go to $SHOTS (target/browser).
-// Usage: node page.mjs http://127.0.0.1:PORT
+// load, see the seeded operations with every row's actions in view at 1280 px, filter,
+// open a detail (also from a link to one operation), cancel a running operation and see
+// its badge turn CANCELLED without a reload, bulk-cancel a filter, read it at phone width,
+// and hear that a server with auth on rejected the token. Screenshots of each step go to
+// $SHOTS (target/browser).
+// Usage: node page.mjs http://127.0.0.1:PORT http://127.0.0.1:AUTH_PORT
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
 
 const base = process.argv[2];
+const authBase = process.argv[3];
 const shots = process.env.SHOTS || "../../target/browser";
 mkdirSync(shots, { recursive: true });
 const project = "demo";
@@ -19,7 +22,8 @@ async function api(method, path, body) {
   return json;
 }
 
-// Seed: five exports (stay PENDING), two done, one SIMULATE that runs until cancelled.
+// Seed: five exports (stay PENDING), two cancelled, one report a worker completed (its
+// worker never reported progress), one SIMULATE that runs until cancelled.
 for (let i = 1; i <= 5; i++) {
   await api("POST", `/v1/projects/${project}/operations:submit`, { type: "EXPORT", operationId: `export-${i}`, description: `Export tile ${i} to gs://bucket/tiles/${i}.tif` });
 }
@@ -27,6 +31,10 @@ for (const id of ["old-a", "old-b"]) {
   await api("POST", `/v1/projects/${project}/operations:submit`, { type: "INGEST", operationId: id, description: `Ingest ${id}` });
   await api("POST", `/v1/projects/${project}/operations/${id}:cancel`, {});
 }
+await api("POST", `/v1/projects/${project}/operations:submit`, { type: "REPORT", operationId: "report", description: "A finished report" });
+const leased = await api("POST", "/v1/workers/browser-test:lease", { types: ["REPORT"], waitTimeout: "5s" });
+assert.equal(leased.leases.length, 1);
+await api("POST", `/v1/projects/${project}/operations/report:complete`, { leaseId: leased.leases[0].leaseId, response: { rows: 3 } });
 await api("POST", `/v1/projects/${project}/operations:submit`, { type: "SIMULATE", operationId: "long-run", description: "A long simulation" });
 for (let i = 0; ; i++) {
   const op = await api("GET", `/v1/projects/${project}/operations/long-run`);
@@ -47,12 +55,19 @@ page.on("dialog", (d) => d.accept());
 const badge = (id) => page.locator(`tr[data-name="projects/${project}/operations/${id}"] .badge`);
 const step = async (n, name) => page.screenshot({ path: `${shots}/${n}-${name}.png`, fullPage: true });
 
-// 1. Load: every seeded operation is listed, newest first.
+// 1. Load: every seeded operation is listed, newest first, each with its Cancel or Delete
+// button in view; the succeeded one shows its progress whole.
 await page.goto(`${base}/?project=${project}`);
 await page.locator("tbody tr[data-name]").first().waitFor();
-assert.equal(await page.locator("tbody tr[data-name]").count(), 8);
+assert.equal(await page.locator("tbody tr[data-name]").count(), 9);
 assert.equal(await badge("long-run").textContent(), "RUNNING");
 await page.locator(".live.on").waitFor();
+for (const button of await page.locator("tbody tr[data-name] button").all()) {
+  const box = await button.boundingBox();
+  assert.ok(box && box.x >= 0 && box.x + box.width <= 1280, `a row's action is in view at 1280 px: ${JSON.stringify(box)}`);
+}
+const report = page.locator(`tr[data-name="projects/${project}/operations/report"] [role=progressbar]`);
+assert.equal(await report.getAttribute("aria-valuenow"), "100");
 await step(1, "loaded");
 
 // 2. Filter by state (through the list filter), with the keyboard.
@@ -69,7 +84,7 @@ await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]"
 await step(3, "search");
 await page.fill("#f-text", "");
 await page.press("#f-text", "Enter");
-await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 8);
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 9);
 
 // 4. Detail of the running operation.
 await page.locator(`tr[data-name="projects/${project}/operations/long-run"] td.op a`).click();
@@ -85,6 +100,14 @@ assert.match(await page.locator("#detail-body .waiting").textContent(), /no exec
 await step(4, "detail-waiting");
 await page.keyboard.press("Escape");
 await page.locator("#detail[open]").waitFor({ state: "detached" }).catch(() => {});
+// A link to one operation opens it, in a fresh tab.
+const linked = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+linked.on("pageerror", (e) => errors.push(String(e)));
+await linked.goto(`${base}/?project=${project}&operation=long-run`);
+await linked.locator("#detail[open] #detail-body dl").waitFor();
+assert.match(await linked.locator("#detail-body").textContent(), /A long simulation/);
+await linked.screenshot({ path: `${shots}/4-linked.png`, fullPage: true });
+await linked.close();
 
 // 5. Cancel the running one: its badge turns CANCELLED from the watch stream, no reload.
 const marker = await page.evaluate(() => (window.__noReload = Math.random()));
@@ -108,11 +131,23 @@ const done = await api("POST", `/v1/${job.name}:wait`, { timeout: "20s" });
 assert.equal(done.response.cancelledCount, "5");
 
 // 7. Phone width: the table still reads (some columns hidden).
-await page.setViewportSize({ width: 390, height: 800 });
+await page.setViewportSize({ width: 390, height: 844 });
 await page.fill("#f-type", "");
 await page.press("#f-type", "Enter");
-await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length >= 9);
+await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length >= 10);
 await step(7, "phone");
+
+// 8. A server with auth on, and a token it does not take: the page says it was rejected
+// and why, and asks for another.
+const authed = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+authed.on("pageerror", (e) => errors.push(String(e)));
+await authed.addInitScript(() => sessionStorage.setItem("longrun-token", "not-a-token"));
+await authed.goto(`${authBase}/?project=${project}`);
+await authed.locator("#message:not([hidden])").waitFor();
+assert.match(await authed.locator("#message").textContent(), /The server rejected the token: .+/);
+assert.equal(await authed.locator("#token-box").isHidden(), false);
+await authed.screenshot({ path: `${shots}/8-token-rejected.png`, fullPage: true });
+await authed.close();
 
 assert.deepEqual(errors, [], "no script errors");
 await browser.close();

@@ -16,12 +16,19 @@ function headers(extra) {
 async function api(method, path, body) {
   const r = await fetch(path, { method, headers: headers(), body: body === undefined ? undefined : JSON.stringify(body) });
   const json = await r.json().catch(() => ({}));
-  if (r.status === 401) { askToken(); throw new Error("This server needs a token."); }
+  if (r.status === 401) throw unauthenticated(json);
   if (!r.ok) throw new Error((json.error && json.error.message) || ("HTTP " + r.status));
   return json;
 }
 function say(text) { const m = $("message"); m.textContent = text || ""; m.hidden = !text; }
 function askToken() { $("token-box").hidden = false; $("token").focus(); }
+// A 401: without a token the server needs one; with one, it rejected it, and says why.
+function unauthenticated(json) {
+  askToken();
+  const why = (json && json.error && json.error.message) || "";
+  const said = why ? ": " + why.replace(/\.?$/, ".") : ".";
+  return new Error(token() ? "The server rejected the token" + said + " Paste another." : "This server needs a token.");
+}
 
 // Filters → the list filter (AIP-160).
 function quote(s) { return '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\*/g, "\\*") + '"'; }
@@ -51,24 +58,50 @@ function el(tag, attrs, ...children) {
   return e;
 }
 function idOf(name) { return name.split("/operations/")[1] || name; }
+// The page's address of one operation: `/?project=P&operation=ID` opens it.
+function link(name) {
+  const url = new URL(location.href);
+  url.searchParams.set("operation", idOf(name));
+  return url.pathname + url.search;
+}
+function showInAddress(name) {
+  const url = new URL(location.href);
+  if (name) url.searchParams.set("operation", idOf(name)); else url.searchParams.delete("operation");
+  history.replaceState(null, "", url);
+}
 function time(iso) { return iso ? el("time", { datetime: iso, title: iso }, rel(iso)) : ""; }
 function stageOf(m) {
   const st = (m.stages || []).find((s) => s.completeWorkUnits !== s.totalWorkUnits) || (m.stages || []).slice(-1)[0];
   return st ? st.displayName || "" : "";
 }
 
+// Progress in percent: a succeeded operation is whole, whatever its worker last reported.
+function percent(m) { return m.state === "SUCCEEDED" ? 100 : Math.round((m.progress || 0) * 100); }
+// Why a PENDING operation waits: the server's sentence, else its reason.
+const WAITING = {
+  SCHEDULED: "scheduled: waits for its scheduleTime",
+  PAUSED: "its queue is paused",
+  PARENT: "waits for its parent to run",
+  PROJECT_RUNNING_LIMIT: "the project is at its running limit",
+  EXPORT_LIMIT: "the project is at its limit of running exports",
+  KEY_LIMIT: "its concurrency key is at its limit",
+  NO_WORKER: "no worker has asked for its type in the last minute",
+  QUEUED: "queued: other work is ahead of it",
+};
+function waitingText(m, said) { return said || WAITING[m.waitingReason] || m.waitingReason || ""; }
+
 function row(op) {
   const m = op.metadata || {};
-  const pct = Math.round((m.progress || 0) * 100);
+  const pct = percent(m);
   const done = op.done === true;
   const tr = el("tr", { "data-name": op.name });
   const open = (e) => { e.preventDefault(); detail(op.name); };
   tr.addEventListener("click", (e) => { if (!e.target.closest("button")) detail(op.name); });
   tr.append(
     el("td", {}, el("span", { class: "badge " + m.state }, m.state || "")),
-    el("td", { class: "op" }, el("a", { href: "#" + op.name, onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
+    el("td", { class: "op" }, el("a", { href: link(op.name), onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
     el("td", {}, m.type || ""),
-    el("td", {}, el("span", { class: "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
+    el("td", {}, el("span", { class: m.state === "SUCCEEDED" ? "bar done" : "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
     el("td", {}, stageOf(m)),
     el("td", {}, m.attempt ? String(m.attempt) : ""),
     el("td", {}, time(m.createTime)),
@@ -113,7 +146,7 @@ async function watch() {
   if (state.lastId) h["Last-Event-ID"] = state.lastId;
   try {
     const r = await fetch("/v1/projects/" + encodeURIComponent(state.project) + "/operations:watch?" + q, { headers: h, signal: ctl.signal });
-    if (r.status === 401) { askToken(); return; }
+    if (r.status === 401) { say(unauthenticated(await r.json().catch(() => ({}))).message); return; }
     if (!r.ok) throw new Error("watch: HTTP " + r.status);
     $("live").textContent = "live"; $("live").classList.add("on");
     const reader = r.body.getReader(), dec = new TextDecoder();
@@ -238,8 +271,8 @@ async function detail(name) {
   let op, waiting = null;
   try {
     const r = await fetch("/v1/" + name, { headers: headers() });
-    if (r.status === 401) { askToken(); return; }
-    op = await r.json();
+    op = await r.json().catch(() => ({}));
+    if (r.status === 401) throw unauthenticated(op);
     if (!r.ok) throw new Error((op.error && op.error.message) || ("HTTP " + r.status));
     waiting = r.headers.get("x-longrun-waiting");
   } catch (e) { say(e.message); return; }
@@ -248,9 +281,10 @@ async function detail(name) {
   const dl = el("dl");
   const add = (k, v) => { if (v !== undefined && v !== null && v !== "") dl.append(el("dt", {}, k), el("dd", {}, v)); };
   add("Name", op.name); add("State", el("span", { class: "badge " + m.state }, m.state)); add("Type", m.type);
-  if (waiting) add("Waiting", el("span", { class: "waiting" }, waiting));
+  const why = m.state === "PENDING" ? waitingText(m, waiting) : "";
+  if (why) add("Waiting", el("span", { class: "waiting" }, why));
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
-  add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", Math.round((m.progress || 0) * 100) + "%");
+  add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", percent(m) + "%");
   add("Concurrency key", m.concurrencyKey);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
   add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
@@ -264,6 +298,7 @@ async function detail(name) {
   const out = el("pre", {}, "…");
   parts.push(el("h3", {}, "Command output"), out);
   $("detail-body").replaceChildren(...parts);
+  showInAddress(name);
   if (!d.open) d.showModal();
   api("GET", "/v1/operationOutputs/" + name).then((o) => { out.textContent = o.output || "(none)"; }).catch(() => { out.textContent = "(none)"; });
 }
@@ -272,7 +307,9 @@ function open(project) {
   state.project = project; state.charted = null;
   state.filter = buildFilter();
   state.tokens = [""]; state.page = 0; state.lastId = null;
-  const url = new URL(location.href); url.searchParams.set("project", project); history.replaceState(null, "", url);
+  const url = new URL(location.href);
+  if (url.searchParams.get("project") !== project) url.searchParams.delete("operation");
+  url.searchParams.set("project", project); history.replaceState(null, "", url);
   const recent = JSON.parse(localStorage.getItem("longrun-projects") || "[]").filter((p) => p !== project);
   recent.unshift(project); localStorage.setItem("longrun-projects", JSON.stringify(recent.slice(0, 10)));
   $("recent-projects").replaceChildren(...recent.map((p) => el("option", { value: p })));
@@ -298,5 +335,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("next").addEventListener("click", () => { if (state.next) { state.tokens[state.page + 1] = state.next; state.page++; load(); } });
   setInterval(() => { if (state.project) chart(); }, 30000);
   setInterval(() => document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = rel(t.getAttribute("datetime")); }), 15000);
+  $("detail").addEventListener("close", () => showInAddress(null));
   if ($("project").value) open($("project").value);
+  // A link to one operation opens it.
+  const operation = params.get("operation");
+  if (operation && $("project").value) detail("projects/" + $("project").value + "/operations/" + operation);
 });
