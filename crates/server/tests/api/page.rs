@@ -77,17 +77,14 @@ async fn why_work_waits() {
     s.stop().await;
 }
 
-/// A PENDING operation of a project at its running limit says the limit holds it back.
-#[tokio::test]
-async fn the_running_limit_holds_work_back() {
-    let s = TestServer::with(|c| c.project_defaults.max_running = 1).await;
-    for id in ["a", "b"] {
-        s.submit("p", serde_json::json!({"type": "T", "operationId": id}))
-            .await;
-    }
-    let body =
-        r#"{"types": ["T"], "waitTimeout": "0s", "leaseDuration": "60s", "maxOperations": 2}"#;
-    let (_, leased) = s.request("POST", "/v1/workers/w:lease", Some(body)).await;
+/// Asks for two operations of `op_type` when a limit lets one go (operations `a` and `b`
+/// of project `p`), and answers why the other waits, as a get of it says.
+async fn lease_one_of_two(s: &TestServer, op_type: &str) -> String {
+    let body = serde_json::json!({
+        "types": [op_type], "waitTimeout": "0s", "leaseDuration": "60s", "maxOperations": 2,
+    })
+    .to_string();
+    let (_, leased) = s.request("POST", "/v1/workers/w:lease", Some(&body)).await;
     assert_eq!(leased["leases"].as_array().unwrap().len(), 1, "{leased}");
     let waiting = if leased["leases"][0]["operation"]["name"] == "projects/p/operations/a" {
         "b"
@@ -96,7 +93,18 @@ async fn the_running_limit_holds_work_back() {
     };
     let path = format!("/v1/projects/p/operations/{waiting}");
     let r = s.client.send(http::Method::GET, &path, None).await.unwrap();
-    let why = r.headers["x-longrun-waiting"].to_str().unwrap();
+    r.headers["x-longrun-waiting"].to_str().unwrap().to_string()
+}
+
+/// A PENDING operation of a project at its running limit says the limit holds it back.
+#[tokio::test]
+async fn the_running_limit_holds_work_back() {
+    let s = TestServer::with(|c| c.project_defaults.max_running = 1).await;
+    for id in ["a", "b"] {
+        s.submit("p", serde_json::json!({"type": "T", "operationId": id}))
+            .await;
+    }
+    let why = lease_one_of_two(&s, "T").await;
     assert_eq!(why, "project p is at its limit of 1 running operations");
     s.stop().await;
 }
@@ -118,17 +126,7 @@ async fn the_export_cap_holds_exports_back() {
         serde_json::json!({"type": "INGEST_IMAGE", "operationId": "in"}),
     )
     .await;
-    let body = r#"{"types": ["EXPORT_IMAGE"], "waitTimeout": "0s", "leaseDuration": "60s", "maxOperations": 2}"#;
-    let (_, leased) = s.request("POST", "/v1/workers/w:lease", Some(body)).await;
-    assert_eq!(leased["leases"].as_array().unwrap().len(), 1, "{leased}");
-    let waiting = if leased["leases"][0]["operation"]["name"] == "projects/p/operations/a" {
-        "b"
-    } else {
-        "a"
-    };
-    let path = format!("/v1/projects/p/operations/{waiting}");
-    let r = s.client.send(http::Method::GET, &path, None).await.unwrap();
-    let why = r.headers["x-longrun-waiting"].to_str().unwrap();
+    let why = lease_one_of_two(&s, "EXPORT_IMAGE").await;
     assert_eq!(
         why,
         "project p is at its limit of 1 running exports (maxConcurrentExports)"
