@@ -4,7 +4,8 @@
 //! failed precondition; 4 not found; 5 already exists or aborted; 6 permission denied or
 //! unauthenticated; 7 resource exhausted; 8 unimplemented. `wait` also exits 10 when the
 //! operation FAILED, 11 when it was CANCELLED and 12 when it is not done at the timeout; so
-//! does `batch-cancel --wait`, for its BATCH_CANCEL operation.
+//! do `batch-cancel --wait` and `batch-retry --wait`, for their BATCH_CANCEL and BATCH_RETRY
+//! operations.
 
 use longrun_client::{Client, Error};
 use longrun_types::{Name, Project};
@@ -75,6 +76,36 @@ pub enum Command {
         #[arg(long)]
         filter: String,
         /// Wait until every match is cancelled (or found done) and print the counts.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait with --wait, e.g. 30s or 5m.
+        #[arg(long, default_value = "10m")]
+        timeout: humantime::Duration,
+    },
+    /// Run a done operation again as a new operation with what it was submitted with (its
+    /// metadata.retryOf names the original); prints the new operation's name.
+    Retry {
+        #[command(flatten)]
+        target: Target,
+        /// The done operation: its id, or a full name projects/P/operations/ID.
+        operation: String,
+        /// The new operation's id (may have several segments); generated when absent.
+        #[arg(long)]
+        operation_id: Option<String>,
+        /// Idempotency key: the same id again returns the same retry.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Retry every done operation of the project that matches a filter, as one BATCH_RETRY
+    /// operation on the server; prints its name, or with --wait its counts once it is done.
+    BatchRetry {
+        #[command(flatten)]
+        target: Target,
+        /// AIP-160 filter the operations must match, e.g. 'metadata.state = FAILED'
+        /// (required: the server refuses an empty one).
+        #[arg(long)]
+        filter: String,
+        /// Wait until every match is retried (or found not done) and print the counts.
         #[arg(long)]
         wait: bool,
         /// Longest wait with --wait, e.g. 30s or 5m.
@@ -292,34 +323,46 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             timeout,
         } => {
             let client = target.client();
-            let mut op = client.batch_cancel(target.project()?, &filter).await?;
-            if wait {
-                let name = Name::parse(op["name"].as_str().unwrap_or_default())
-                    .map_err(|e| Failure(1, format!("the server named no operation: {e}")))?;
-                op = client.wait(&name, Some(*timeout)).await?;
-            }
+            let op = client.batch_cancel(target.project()?, &filter).await?;
+            let counts = [
+                ("matched", "matchedCount"),
+                ("cancelled", "cancelledCount"),
+                ("already done", "alreadyDoneCount"),
+            ];
+            bulk_job(&target, op, wait.then_some(*timeout), &counts).await
+        }
+        Command::BatchRetry {
+            target,
+            filter,
+            wait,
+            timeout,
+        } => {
+            let client = target.client();
+            let op = client.batch_retry(target.project()?, &filter).await?;
+            let counts = [
+                ("matched", "matchedCount"),
+                ("retried", "retriedCount"),
+                ("not done", "notDoneCount"),
+            ];
+            bulk_job(&target, op, wait.then_some(*timeout), &counts).await
+        }
+        Command::Retry {
+            target,
+            operation,
+            operation_id,
+            request_id,
+        } => {
+            let name = target.name(&operation)?;
+            let op = target
+                .client()
+                .retry(&name, operation_id.as_deref(), request_id.as_deref())
+                .await?;
             if target.format == Format::Json {
                 target.print(&op);
-            } else if op["done"] != true {
-                println!("{}", op["name"].as_str().unwrap_or_default());
-            } else if let Some(error) = op.get("error") {
-                println!(
-                    "{}: code {} {}",
-                    op["name"].as_str().unwrap_or_default(),
-                    error["code"],
-                    error["message"].as_str().unwrap_or_default()
-                );
             } else {
-                let r = &op["response"];
-                let count = |k: &str| r[k].as_str().unwrap_or("0").to_string();
-                println!(
-                    "matched {}, cancelled {}, already done {}",
-                    count("matchedCount"),
-                    count("cancelledCount"),
-                    count("alreadyDoneCount")
-                );
+                println!("{}", op["name"].as_str().unwrap_or_default());
             }
-            Ok(if wait { waited(&op) } else { 0 })
+            Ok(0)
         }
         Command::Output { target, operation } => {
             let output = target.client().output(&target.name(&operation)?).await?;
@@ -525,6 +568,43 @@ fn finish_progress() {
 }
 
 /// The exit code after a wait: 0 SUCCEEDED, 10 FAILED, 11 CANCELLED, 12 not done.
+/// A bulk job `op` just created: waited for up to `wait` when given, then printed (its
+/// name while not done, its error, or its `counts`: (label, response field)).
+async fn bulk_job(
+    target: &Target,
+    mut op: Value,
+    wait: Option<std::time::Duration>,
+    counts: &[(&str, &str)],
+) -> Result<u8, Failure> {
+    if let Some(timeout) = wait {
+        let name = Name::parse(op["name"].as_str().unwrap_or_default())
+            .map_err(|e| Failure(1, format!("the server named no operation: {e}")))?;
+        op = target.client().wait(&name, Some(timeout)).await?;
+    }
+    if target.format == Format::Json {
+        target.print(&op);
+    } else if op["done"] != true {
+        println!("{}", op["name"].as_str().unwrap_or_default());
+    } else if let Some(error) = op.get("error") {
+        println!(
+            "{}: code {} {}",
+            op["name"].as_str().unwrap_or_default(),
+            error["code"],
+            error["message"].as_str().unwrap_or_default()
+        );
+    } else {
+        let line: Vec<String> = counts
+            .iter()
+            .map(|(label, field)| {
+                let n = op["response"][field].as_str().unwrap_or("0");
+                format!("{label} {n}")
+            })
+            .collect();
+        println!("{}", line.join(", "));
+    }
+    Ok(if wait.is_some() { waited(&op) } else { 0 })
+}
+
 fn waited(op: &Value) -> u8 {
     match op["metadata"]["state"].as_str() {
         Some("SUCCEEDED") => 0,

@@ -1,4 +1,5 @@
-//! `longrun operations watch` and `batch-cancel` against a real server (docs/watch.md).
+//! `longrun operations watch`, `batch-cancel`, `retry` and `batch-retry` against a real
+//! server (docs/watch.md, docs/operations.md).
 
 mod common;
 
@@ -207,5 +208,66 @@ fn batch_cancel_cancels_the_matches_and_counts_them() {
     assert_eq!(op["response"]["cancelledCount"], "1", "{op}");
 
     let (code, _, err) = operations(base, &["batch-cancel", "--filter", ""]);
+    assert_eq!(code, 3, "INVALID_ARGUMENT: {err}");
+}
+
+/// `retry` prints the new operation's name (`--operation-id`, `--request-id` as on submit);
+/// not done exits 3; `batch-retry --wait` retries every done match and prints the counts.
+#[test]
+fn retry_and_batch_retry_run_done_operations_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+    for id in ["r0", "r1", "r2"] {
+        submit(base, "R", id);
+    }
+    let (code, _, err) = operations(base, &["retry", "r0"]);
+    assert_eq!(code, 3, "FAILED_PRECONDITION: {err}");
+    for id in ["r0", "r1"] {
+        assert_eq!(operations(base, &["cancel", id]).0, 0);
+    }
+    let args = [
+        "retry",
+        "r0",
+        "--operation-id",
+        "again",
+        "--request-id",
+        "q",
+    ];
+    let (code, out, err) = operations(base, &args);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "projects/p/operations/again"),
+        "{err}"
+    );
+    let (code, out, _) = operations(base, &["retry", "r0", "--request-id", "q"]);
+    assert_eq!((code, out.trim()), (0, "projects/p/operations/again"));
+    let (_, out, _) = operations(base, &["describe", "again", "--format", "json"]);
+    let op: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        op["metadata"]["retryOf"], "projects/p/operations/r0",
+        "{op}"
+    );
+
+    // r0 and r1 are done, r2 and the retry are not.
+    let (code, out, err) = operations(
+        base,
+        &["batch-retry", "--filter", "metadata.type = R", "--wait"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "matched 4, retried 2, not done 2");
+    let (_, out, _) = operations(
+        base,
+        &[
+            "list",
+            "--format",
+            "json",
+            "--filter",
+            "metadata.retryOf = \"projects/p/operations/r1\"",
+        ],
+    );
+    let retries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(retries.len(), 1, "{out}");
+    let (code, _, err) = operations(base, &["batch-retry", "--filter", ""]);
     assert_eq!(code, 3, "INVALID_ARGUMENT: {err}");
 }

@@ -236,6 +236,36 @@ impl Client {
         self.call(Method::POST, &path, Some(&body)).await
     }
 
+    /// Starts a bulk retry of `project`'s done operations matching `filter`
+    /// (docs/operations.md#batch-retry): returns the `BATCH_RETRY` operation, whose response
+    /// counts the matched, retried and not-done operations once it is done. An empty filter
+    /// is 400.
+    pub async fn batch_retry(&self, project: &str, filter: &str) -> Result<Value, Error> {
+        let path = format!("/{}/projects/{project}/operations:batchRetry", self.version);
+        let body = serde_json::json!({ "filter": filter });
+        self.call(Method::POST, &path, Some(&body)).await
+    }
+
+    /// Runs the done operation `name` again as a new operation (docs/operations.md#retry),
+    /// named `operation_id` when given; the same `request_id` again answers the same retry.
+    pub async fn retry(
+        &self,
+        name: &Name,
+        operation_id: Option<&str>,
+        request_id: Option<&str>,
+    ) -> Result<Value, Error> {
+        let mut body = serde_json::Map::new();
+        if let Some(id) = operation_id {
+            body.insert("operationId".into(), id.into());
+        }
+        if let Some(id) = request_id {
+            body.insert("requestId".into(), id.into());
+        }
+        let path = self.path(name, ":retry");
+        self.call(Method::POST, &path, Some(&Value::Object(body)))
+            .await
+    }
+
     /// What the `command` executor kept of an operation's output.
     pub async fn output(&self, name: &Name) -> Result<Value, Error> {
         let path = format!("/{}/operationOutputs/{name}", self.version);

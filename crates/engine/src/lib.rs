@@ -7,12 +7,14 @@ mod demand;
 mod error;
 mod observer;
 mod page_token;
+mod retry;
 mod waiters;
 mod work;
 
 pub use error::Error;
 pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
+pub use retry::{Retry, retry_request_id};
 pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
@@ -634,6 +636,17 @@ impl Engine {
         )
     )]
     pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
+        self.create(project, s, None).await
+    }
+
+    /// Queues a new operation from `s`, the retry of `retry_of` when one is named
+    /// ([`Engine::retry`]), in the span of the call that asked.
+    async fn create(
+        &self,
+        project: &Project,
+        s: Submission,
+        retry_of: Option<Name>,
+    ) -> Result<Operation> {
         let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
         if s.op_type.trim().is_empty() {
             return Err(invalid("type is required".into()));
@@ -699,6 +712,7 @@ impl Engine {
         op.max_attempts = max_attempts as i32;
         op.request_id = s.request_id;
         op.concurrency_key = s.concurrency_key;
+        op.retry_of = retry_of;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {

@@ -48,6 +48,10 @@ pub enum Route {
     /// `POST …/operations:batchCancel`: a bulk cancel job.
     BatchCancel(Project),
     Submit(Project),
+    /// `POST …:retry`: a done operation queued again as a new one.
+    Retry(Name),
+    /// `POST …/operations:batchRetry`: a bulk retry job.
+    BatchRetry(Project),
     /// A lease by the worker of this id.
     Lease(String),
     Heartbeat(Name),
@@ -141,6 +145,19 @@ impl Route {
             }
             Route::Submit(p) => on_project(
                 "operations.submit",
+                p,
+                P::OperationsCreate,
+                Some(Gate::Start),
+            ),
+            // A retry starts work, as a submit does.
+            Route::Retry(n) => on_operation(
+                "operations.retry",
+                n,
+                P::OperationsCreate,
+                Some(Gate::Start),
+            ),
+            Route::BatchRetry(p) => on_project(
+                "operations.batchRetry",
                 p,
                 P::OperationsCreate,
                 Some(Gate::Start),

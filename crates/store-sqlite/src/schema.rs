@@ -118,6 +118,12 @@ ALTER TABLE operations ADD COLUMN concurrency_key TEXT;
 CREATE INDEX operations_keys ON operations (project, op_type, concurrency_key)
     WHERE state IN ('RUNNING', 'CANCELLING') AND concurrency_key IS NOT NULL;
 "#,
+    r#"
+-- The operation a retry retries (docs/operations.md#retry), set by the insert and never
+-- changed; a filter on metadata.retryOf lists the retries of one operation.
+ALTER TABLE operations ADD COLUMN retry_of TEXT;
+CREATE INDEX operations_retries ON operations (project, retry_of) WHERE retry_of IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -30,6 +30,8 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::ErrorCode => ("error_code", true),
         // An operation without a key has "" (the reference semantics).
         Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
+        // An operation that retries none has "".
+        Field::RetryOf => ("coalesce(retry_of, '')", false),
     }
 }
 
@@ -88,9 +90,11 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
             match value {
                 Value::Present => {
                     let present = match field {
-                        Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => {
-                            format!("({col} != '')")
-                        }
+                        Field::Name
+                        | Field::Type
+                        | Field::Description
+                        | Field::ConcurrencyKey
+                        | Field::RetryOf => format!("({col} != '')"),
                         _ if nullable => format!("({col} IS NOT NULL)"),
                         _ => "(1)".to_string(),
                     };

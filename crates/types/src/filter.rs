@@ -9,8 +9,8 @@
 //! - A comparison with a field that is absent (no `startTime`, no error) is false, for `!=`
 //!   too; `NOT` / `-` negate the whole comparison.
 //! - Text `=`, `!=` and `:` accept a leading and/or trailing `*` wildcard; `\` escapes.
-//! - A `name` literal (whole or around a wildcard) is taken in the canonical form of names
-//!   (`Name`): `café` and `caf%c3%a9` both mean `caf%C3%A9`.
+//! - A `name` or `metadata.retryOf` literal (whole or around a wildcard) is taken in the
+//!   canonical form of names (`Name`): `café` and `caf%c3%a9` both mean `caf%C3%A9`.
 
 use crate::{Operation, State, Timestamp};
 use std::fmt;
@@ -36,6 +36,9 @@ pub enum Field {
     ErrorCode,
     /// `metadata.concurrencyKey`; an operation without a key has `""`.
     ConcurrencyKey,
+    /// `metadata.retryOf`, a name (canonicalised as `name` is); `""` on an operation that
+    /// retries none.
+    RetryOf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +51,7 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 13] = [
+    const PATHS: [(&'static str, Field); 14] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -62,12 +65,17 @@ impl Field {
         ("metadata.endTime", Field::EndTime),
         ("error.code", Field::ErrorCode),
         ("metadata.concurrencyKey", Field::ConcurrencyKey),
+        ("metadata.retryOf", Field::RetryOf),
     ];
 
     fn kind(self) -> Kind {
         match self {
             Field::Done => Kind::Bool,
-            Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => Kind::Text,
+            Field::Name
+            | Field::Type
+            | Field::Description
+            | Field::ConcurrencyKey
+            | Field::RetryOf => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
             Field::CreateTime | Field::UpdateTime | Field::StartTime | Field::EndTime => Kind::Time,
@@ -536,7 +544,7 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
             if ordering && (pattern.any_prefix || pattern.any_suffix) {
                 return Err(format!("wildcards work only with =, != and : on `{path}`"));
             }
-            if field == Field::Name {
+            if matches!(field, Field::Name | Field::RetryOf) {
                 // Names are compared in their canonical form, whatever the user typed
                 // (`café` for the name that holds `caf%C3%A9`).
                 pattern.text = crate::name::canonical_text(&pattern.text);
@@ -578,6 +586,7 @@ fn actual(field: Field, op: &Operation) -> Actual<'_> {
         Field::StartTime => Actual::Time(op.start_time),
         Field::EndTime => Actual::Time(op.end_time),
         Field::ConcurrencyKey => Actual::Text(op.concurrency_key.as_deref().unwrap_or("")),
+        Field::RetryOf => Actual::Text(op.retry_of.as_ref().map_or("", |n| n.as_str())),
     }
 }
 

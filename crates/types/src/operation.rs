@@ -90,6 +90,10 @@ pub struct Operation {
     /// key). Set at submit, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// The operation this one retries (`:retry`, docs/operations.md#retry): set at
+    /// creation, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<Name>,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
     /// Bumped on every write; storage compares it to resolve races.
@@ -132,6 +136,7 @@ impl Operation {
             outcome: None,
             request_id: None,
             concurrency_key: None,
+            retry_of: None,
             lease: None,
             cancel: None,
             version: 0,

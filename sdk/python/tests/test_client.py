@@ -267,6 +267,52 @@ def test_batch_cancel(server: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_retry_and_batch_retry(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        op = client.submit("r", "T", {"x": 1}, description="d", priority=7, concurrency_key="k")
+        with pytest.raises(longrun.ApiError) as refused:
+            client.retry(op["name"])
+        assert (refused.value.status, refused.value.reason) == (
+            "FAILED_PRECONDITION",
+            "OPERATION_NOT_DONE",
+        )
+        client.cancel(op["name"])
+        again = client.retry(op["name"], operation_id="again", request_id="q")
+        assert again["name"] == "projects/r/operations/again"
+        metadata = again["metadata"]
+        assert metadata["retryOf"] == op["name"]
+        assert (metadata["state"], metadata["priority"], metadata["description"]) == (
+            "PENDING",
+            7,
+            "d",
+        )
+        assert metadata.get("concurrencyKey") == "k"
+        assert client.retry(op["name"], request_id="q")["name"] == again["name"]
+        job = client.batch_retry("r", 'metadata.type = "T"')
+        assert job["metadata"]["type"] == "BATCH_RETRY"
+        done = client.wait(job["name"], timeout=20)
+        counts = done["response"]
+        assert (counts["matchedCount"], counts["retriedCount"], counts["notDoneCount"]) == (
+            "2",
+            "1",
+            "1",
+        ), counts
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            retries = [o async for o in client.list("r", f'metadata.retryOf = "{op["name"]}"')]
+            assert len(retries) == 2, retries
+            first = retries[0]["name"]
+            await client.cancel(first)
+            retried = await client.retry(first, request_id="a1")
+            assert retried["metadata"]["retryOf"] == first
+            assert (await client.retry(first, request_id="a1"))["name"] == retried["name"]
+            job = await client.batch_retry("r", f'name = "{first}"')
+            assert (await client.wait(job["name"], timeout=20))["response"]["retriedCount"] == "1"
+
+    asyncio.run(scenario())
+
+
 def test_the_output_of_a_command_operation(tmp_path: object, store: str) -> None:
     from pathlib import Path
 

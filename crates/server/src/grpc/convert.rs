@@ -95,6 +95,10 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
         notifications: op.notifications.iter().map(report::notification).collect(),
         batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
         concurrency_key: op.concurrency_key.clone().unwrap_or_default(),
+        retry_of: op
+            .retry_of
+            .as_ref()
+            .map_or_else(String::new, |n| n.to_string()),
     }
 }
 

@@ -364,6 +364,42 @@ impl Submissions for Grpc {
             .map_err(convert::engine_error)?;
         Ok(Response::new(convert::operation(&self.app.types, &op)))
     }
+
+    async fn retry_operation(
+        &self,
+        request: Request<pb::RetryOperationRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let name = name(&r.name)?;
+        self.authorize(&metadata, &Route::Retry(name.clone()))
+            .await?;
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        let retry = longrun_engine::Retry {
+            operation_id: nonempty(r.operation_id),
+            request_id: nonempty(r.request_id),
+        };
+        let op = self
+            .app
+            .engine
+            .retry(&name, retry)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(convert::operation(&self.app.types, &op)))
+    }
+
+    async fn batch_retry_operations(
+        &self,
+        request: Request<pb::BatchRetryOperationsRequest>,
+    ) -> Result<Response<lro::Operation>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let project = project(&r.parent)?;
+        self.authorize(&metadata, &Route::BatchRetry(project.clone()))
+            .await?;
+        let op = crate::bulk::retry::submit(&self.app.engine, &project, r.filter)
+            .await
+            .map_err(convert::error)?;
+        Ok(Response::new(convert::operation(&self.app.types, &op)))
+    }
 }
 
 #[tonic::async_trait]

@@ -96,6 +96,9 @@ struct Metadata<'a> {
     /// longrun's own: the submit's `concurrencyKey` (docs/projects.md#concurrency-keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
+    /// longrun's own: the operation this one retries (docs/operations.md#retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_of: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +165,7 @@ pub fn operation(op: &Operation, version: Version) -> OperationJson<'_> {
                 .collect(),
             batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
             concurrency_key: op.concurrency_key.as_deref(),
+            retry_of: op.retry_of.as_ref().map(|n| n.as_str()),
         },
         done: op.done(),
         error: match &op.outcome {

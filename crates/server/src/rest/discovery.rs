@@ -92,6 +92,30 @@ pub const METHODS: &[Method] = &[
     },
     Method {
         resource: &["projects", "operations"],
+        name: "retry",
+        http: "POST",
+        path: "{+name}:retry",
+        param: ("name", OPERATION),
+        query: &[],
+        request: Some("RetryOperationRequest"),
+        response: "Operation",
+        description: "Runs a done operation again as a new one (a longrun extension).",
+        example: "projects/p/operations/a:retry",
+    },
+    Method {
+        resource: &["projects", "operations"],
+        name: "batchRetry",
+        http: "POST",
+        path: "{+parent}/operations:batchRetry",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: Some("BatchRetryOperationsRequest"),
+        response: "Operation",
+        description: "Retries every done operation that matches a filter, as one BATCH_RETRY operation (a longrun extension).",
+        example: "projects/p/operations:batchRetry",
+    },
+    Method {
+        resource: &["projects", "operations"],
         name: "heartbeat",
         http: "POST",
         path: "{+name}:heartbeat",
@@ -446,6 +470,7 @@ fn schemas() -> Value {
             "notifications": array(r("OperationNotification")),
             "batchEecuUsageSeconds": {"type": "number", "format": "double"},
             "concurrencyKey": s("string"),
+            "retryOf": s("string"),
         })),
         "ListOperationsResponse": object("ListOperationsResponse", json!({
             "operations": array(r("Operation")),
@@ -464,6 +489,12 @@ fn schemas() -> Value {
             "maxAttempts": {"type": "integer", "format": "int32"},
             "timeout": {"type": "string", "format": "google-duration"},
             "concurrencyKey": s("string"),
+        })),
+        "RetryOperationRequest": object("RetryOperationRequest", json!({
+            "operationId": s("string"), "requestId": s("string"),
+        })),
+        "BatchRetryOperationsRequest": object("BatchRetryOperationsRequest", json!({
+            "filter": s("string"),
         })),
         "LeaseRequest": object("LeaseRequest", json!({
             "types": array(s("string")),

@@ -120,6 +120,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
             (&Method::GET, None) => Ok((version, Route::List(project()?))),
             (&Method::POST, Some("submit")) => Ok((version, Route::Submit(project()?))),
             (&Method::POST, Some("batchCancel")) => Ok((version, Route::BatchCancel(project()?))),
+            (&Method::POST, Some("batchRetry")) => Ok((version, Route::BatchRetry(project()?))),
             (&Method::POST, Some(_)) => Err(not_found()),
             _ => Err(ApiError::method_not_allowed(method, "GET")),
         };
@@ -143,6 +144,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
         (&Method::POST, Some("heartbeat")) => Ok((version, Route::Heartbeat(name()?))),
         (&Method::POST, Some("complete")) => Ok((version, Route::Complete(name()?))),
         (&Method::POST, Some("release")) => Ok((version, Route::Release(name()?))),
+        (&Method::POST, Some("retry")) => Ok((version, Route::Retry(name()?))),
         (&Method::POST, Some(_)) => Err(not_found()),
         _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
     }
@@ -173,6 +175,15 @@ struct CancelBody {}
 #[serde(deny_unknown_fields)]
 struct WaitBody {
     timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RetryBody {
+    #[serde(alias = "operation_id")]
+    operation_id: Option<String>,
+    #[serde(alias = "request_id")]
+    request_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -369,7 +380,21 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             )
         }
         Route::BatchCancel(project) => {
-            let op = crate::bulk::submit(engine, &project, &caller.member(), &bytes).await?;
+            let op =
+                crate::bulk::cancel::submit(engine, &project, &caller.member(), &bytes).await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
+        Route::BatchRetry(project) => {
+            let op = crate::bulk::retry::submit_json(engine, &project, &bytes).await?;
+            Ok(json_body(&render::operation(&op, version)))
+        }
+        Route::Retry(name) => {
+            let b: RetryBody = body::json(&bytes)?;
+            let retry = longrun_engine::Retry {
+                operation_id: b.operation_id,
+                request_id: b.request_id,
+            };
+            let op = engine.retry(&name, retry).await?;
             Ok(json_body(&render::operation(&op, version)))
         }
         Route::Lease(worker) => {
@@ -474,6 +499,14 @@ mod tests {
                 "/v1/operationOutputs/projects/p/operations/x/y"
             ),
             Route::Output(name("projects/p/operations/x/y"))
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1/projects/p/operations/a/b:retry"),
+            Route::Retry(name("projects/p/operations/a/b"))
+        );
+        assert_eq!(
+            ok(Method::POST, "/v1/projects/p/operations:batchRetry"),
+            Route::BatchRetry(Project::parse("p").unwrap())
         );
         assert_eq!(
             ok(Method::POST, "/v1/workers/w1:lease"),

@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
             list_pages_in_order_without_skips_or_repeats,
             list_filters_agree_with_the_reference_semantics,
             name_filters_match_ids_as_typed,
+            retries_are_kept_and_filtered,
             expire_removes_only_old_done_operations,
             payload_is_kept_apart,
             lease_takes_priority_then_age_within_limits,

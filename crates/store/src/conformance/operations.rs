@@ -328,6 +328,8 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
         op.priority = (i * 37 % 200) as i32;
         op.concurrency_key =
             [Some("k1"), None, Some("k2"), Some("k1*x"), None][i as usize % 5].map(str::to_string);
+        op.retry_of = [Some("f/00"), None, Some("f/01"), None][i as usize % 4]
+            .map(|id| Name::new(&project("p"), id).unwrap());
         let mut op = created(&*store, op).await;
         let state = states[i as usize % 6];
         if state != State::Pending {
@@ -379,6 +381,11 @@ pub async fn list_filters_agree_with_the_reference_semantics<S: Store>(store: Ar
         "metadata.concurrencyKey:*",
         "NOT metadata.concurrencyKey:*",
         "metadata.concurrencyKey > k1",
+        "metadata.retryOf = \"projects/p/operations/f/00\"",
+        "metadata.retryOf != \"projects/p/operations/f/00\" AND done = true",
+        "metadata.retryOf = \"*/f/0*\"",
+        "metadata.retryOf:*",
+        "NOT metadata.retryOf:*",
     ];
     let mut sizes = HashSet::new();
     for text in filters {
@@ -434,6 +441,58 @@ pub async fn name_filters_match_ids_as_typed<S: Store>(store: Arc<S>) {
             "filter {text}"
         );
     }
+}
+/// The operation a retry retries is kept with it, never changed by an update, copied by a
+/// scan and an import, and filtered on with the name as typed (as `name` literals are).
+pub async fn retries_are_kept_and_filtered<S: Store>(store: Arc<S>) {
+    let original = created(&*store, operation("p", "café", 1)).await;
+    let original = store
+        .update(done(original, State::Failed, 2))
+        .await
+        .unwrap();
+    let mut retry = operation("p", "retry", 3);
+    retry.retry_of = Some(original.name.clone());
+    let retry = created(&*store, retry).await;
+    created(&*store, operation("p", "other", 4)).await;
+    assert_eq!(store.get(&retry.name).await.unwrap().as_ref(), Some(&retry));
+    let mut running = retry.clone();
+    running.move_to(State::Running, None, Timestamp(5));
+    let running = store.update(running).await.unwrap();
+    assert_eq!(running.retry_of.as_ref(), Some(&original.name));
+    let ids = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let expr = filter::parse(text).unwrap();
+            let names = collect_all(&*store, "p", expr, 10).await;
+            names.iter().map(|n| n.id().to_string()).collect::<Vec<_>>()
+        }
+    };
+    for text in [
+        "metadata.retryOf = \"projects/p/operations/café\"",
+        "metadata.retryOf = \"projects/p/operations/caf%c3%a9\"",
+        "metadata.retryOf : \"*é\"",
+        "metadata.retryOf:*",
+    ] {
+        assert_eq!(ids(text).await, ["retry"], "{text}");
+    }
+    assert_eq!(
+        ids("NOT metadata.retryOf:*").await,
+        ["other", "caf%C3%A9"],
+        "newest first"
+    );
+    let scanned = store.scan(None, 10).await.unwrap();
+    for (op, _) in &scanned {
+        store.delete(op).await.unwrap();
+    }
+    store.import(scanned).await.unwrap();
+    assert_eq!(
+        store.get(&retry.name).await.unwrap().as_ref(),
+        Some(&running)
+    );
+    assert_eq!(
+        ids("metadata.retryOf = \"projects/p/operations/café\"").await,
+        ["retry"]
+    );
 }
 pub async fn expire_removes_only_old_done_operations<S: Store>(store: Arc<S>) {
     let old = created(&*store, operation("p", "old", 1)).await;

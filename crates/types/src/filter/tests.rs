@@ -178,6 +178,14 @@ fn name_literals_take_the_canonical_form_of_names() {
                 text("projects/p/operations/%C3%A9t%C3%A9/", false, true),
             ),
         ),
+        (
+            "metadata.retryOf = \"projects/p/operations/café\"",
+            cmp(
+                Field::RetryOf,
+                Op::Eq,
+                text("projects/p/operations/caf%C3%A9", false, false),
+            ),
+        ),
         // Other text fields keep the literal as written.
         (
             "metadata.description = \"café\"",
@@ -197,4 +205,18 @@ fn name_literals_take_the_canonical_form_of_names() {
     assert!(typed.matches(&named("a b/ü")));
     assert!(typed.matches(&named("a%20b/%C3%BC")));
     assert!(!typed.matches(&named("a b")));
+    // An operation that retries none has `""` as its retryOf.
+    let retries = parse("metadata.retryOf = \"projects/p/operations/a b/ü\"")
+        .unwrap()
+        .unwrap();
+    let mut retry = named("r");
+    assert!(!retries.matches(&retry));
+    assert!(
+        parse("NOT metadata.retryOf:*")
+            .unwrap()
+            .unwrap()
+            .matches(&retry)
+    );
+    retry.retry_of = Some(named("a b/ü").name);
+    assert!(retries.matches(&retry));
 }

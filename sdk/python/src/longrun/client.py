@@ -109,6 +109,16 @@ def _submission(
     return body
 
 
+def _retry(operation_id: str | None, request_id: str | None) -> dict[str, Any]:
+    """The body of a retry."""
+    body: dict[str, Any] = {}
+    if operation_id is not None:
+        body["operationId"] = operation_id
+    if request_id is not None:
+        body["requestId"] = request_id
+    return body
+
+
 def _page_params(filter: str | None, page_size: int | None, token: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if filter:
@@ -212,6 +222,27 @@ class Client:
         background: returns the `BATCH_CANCEL` operation doing it (wait for it; its
         response counts `matchedCount`, `cancelledCount`, `alreadyDoneCount`)."""
         url = path(f"projects/{project}/operations:batchCancel")
+        result: Operation = self._rest.call("POST", url, {"filter": filter})
+        return result
+
+    def retry(
+        self, name: str, operation_id: str | None = None, request_id: str | None = None
+    ) -> Operation:
+        """Runs the done operation `name` again: returns a new PENDING operation with the
+        type, payload, description, priority, `concurrency_key`, attempts and timeout it was
+        submitted with, whose `metadata.retryOf` names it (the original is not changed).
+        `operation_id` names the new one; the same `request_id` again returns the same
+        retry. Not done: 400 FAILED_PRECONDITION."""
+        result: Operation = self._rest.call(
+            "POST", path(name, "retry"), _retry(operation_id, request_id)
+        )
+        return result
+
+    def batch_retry(self, project: str, filter: str) -> Operation:
+        """Retries every done operation of `project` matching `filter`, in the background:
+        returns the `BATCH_RETRY` operation doing it (wait for it; its response counts
+        `matchedCount`, `retriedCount`, `notDoneCount`)."""
+        url = path(f"projects/{project}/operations:batchRetry")
         result: Operation = self._rest.call("POST", url, {"filter": filter})
         return result
 
@@ -363,6 +394,20 @@ class AsyncClient:
     async def batch_cancel(self, project: str, filter: str) -> Operation:
         """See `Client.batch_cancel`."""
         url = path(f"projects/{project}/operations:batchCancel")
+        result: Operation = await self._rest.call("POST", url, {"filter": filter})
+        return result
+
+    async def retry(
+        self, name: str, operation_id: str | None = None, request_id: str | None = None
+    ) -> Operation:
+        """See `Client.retry`."""
+        body = _retry(operation_id, request_id)
+        result: Operation = await self._rest.call("POST", path(name, "retry"), body)
+        return result
+
+    async def batch_retry(self, project: str, filter: str) -> Operation:
+        """See `Client.batch_retry`."""
+        url = path(f"projects/{project}/operations:batchRetry")
         result: Operation = await self._rest.call("POST", url, {"filter": filter})
         return result
 

@@ -84,6 +84,8 @@ class OperationMetadata(_MetadataRequired, total=False):
     notifications: list[Notification]
     batchEecuUsageSeconds: float
     concurrencyKey: str
+    # The operation this one retries (`Client.retry`).
+    retryOf: str
 
 
 class _StatusRequired(TypedDict):

@@ -206,6 +206,18 @@ impl Setup {
     }
 }
 
+/// A server in auth mode `oauth`, and clients of project `p`'s writer (who may submit) and
+/// of its viewer (who may only read): for the permission tests of other modules.
+pub(crate) async fn writer_and_viewer() -> (TestServer, Client, Client) {
+    let s = setup().await;
+    let writer = s.client(&s.token("writer-sa").await);
+    let viewer = s.client(&s.idp.token(json!({
+        "iss": IDP, "aud": "longrun", "sub": "1234", "email": "viewer@example.com",
+        "scope": EE, "exp": now() + 600,
+    })));
+    (s.server, writer, viewer)
+}
+
 /// Every REST method on project `project`: (what, method, path, body).
 fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<String>)> {
     let op = format!("/v1/projects/{project}/operations/x");
