@@ -4,9 +4,7 @@
 //! tests/python/ee_client.py, ee_cli.py and ee_key_file.py. Needs `LONGRUN_TEST_PYTHON` (set by .ci/run,
 //! which fails if the client cannot be installed); without it the tests say so and skip.
 
-mod common;
-
-use common::{Server, create_account, point_at, python};
+use crate::common::{Server, create_account, point_at, python};
 use std::path::Path;
 
 const PROJECT: &str = "ee-project";

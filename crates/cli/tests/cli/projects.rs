@@ -1,9 +1,7 @@
 //! `longrun projects` (contract section 12): the registry on a server's store and through
 //! the server with a project admin's token, and the gate it controls, seen by a client.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
+use crate::common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"

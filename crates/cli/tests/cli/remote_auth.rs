@@ -1,9 +1,7 @@
 //! The CLI against a server in auth mode `oauth`: `service-accounts --server` with an admin
 //! token, and `operations` with `LONGRUN_TOKEN`.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
+use crate::common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
 use serde_json::Value;
 
 const CONFIG: &str = r#"

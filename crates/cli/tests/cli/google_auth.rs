@@ -4,9 +4,7 @@
 //! Needs `LONGRUN_TEST_PYTHON`, a Python with tests/python/requirements.txt installed (set
 //! by .ci/run); without it the test says so and skips.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun_ok, point_at, python};
+use crate::common::{Server, access_token, create_account, longrun_ok, point_at, python};
 
 fn longrun(args: &[&str]) -> String {
     longrun_ok(args, &[])

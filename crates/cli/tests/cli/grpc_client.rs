@@ -3,9 +3,7 @@
 //! grpc_operations.py), against a server in auth mode `oauth`. Needs `LONGRUN_TEST_PYTHON`
 //! (set by .ci/run); without it the test says so and skips.
 
-mod common;
-
-use common::{Server, access_token, create_account, point_at, python};
+use crate::common::{Server, access_token, create_account, point_at, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client() {

@@ -1,8 +1,6 @@
 //! `longrun operations watch` and `batch-cancel` against a real server (contract section 13).
 
-mod common;
-
-use common::{BIN, Server, operations};
+use crate::common::{BIN, Server, operations};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -6,9 +6,7 @@
 //! algorithm list in the client's virtualenv the way a user's does: `VIRTUAL_ENV` names it.
 //! Needs `LONGRUN_TEST_PYTHON` (set by .ci/run); without it the tests say so and skip.
 
-mod common;
-
-use common::{Server, create_account, point_at, python};
+use crate::common::{Server, create_account, point_at, python};
 use std::path::{Path, PathBuf};
 
 const PROJECT: &str = "ee-pipeline";

@@ -1,6 +1,5 @@
 //! What the binary's tests share: starting `longrun serve` as a child process and running
 //! the CLI.
-#![allow(dead_code)] // each test file uses its own part of this
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
