@@ -1,6 +1,6 @@
 //! `longrun operations watch` and `batch-cancel` against a real server (contract section 13).
 
-use crate::common::{BIN, Server, operations};
+use longrun_testkit::process::{Server, bin, operations};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -20,7 +20,7 @@ struct Watch {
 
 impl Watch {
     fn start(base: &str, args: &[&str]) -> Watch {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["operations", "watch", "--server", base, "--project", "p"])
             .args(args)
             .stdout(Stdio::piped())

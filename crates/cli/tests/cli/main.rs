@@ -1,7 +1,6 @@
 //! The `longrun` binary's tests, as users run it: `longrun serve` as a child process on
 //! port 0, the CLI's commands, and Google's own Python clients (tests/python) against it.
 
-mod common;
 mod console;
 mod earthengine;
 mod ee_emulator;

@@ -2,24 +2,10 @@
 //! restart after it, released on a deploy, and no larger server for a huge output line.
 
 use super::name;
-use crate::common::Server;
 use longrun_client::Client;
+use longrun_testkit::process::{Server, processes_with};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// Processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| {
-            String::from_utf8_lossy(c)
-                .replace('\0', " ")
-                .contains(needle)
-        })
-        .count()
-}
 
 /// A config file in `dir` with a `command` type `JOB` whose first run sleeps `seconds` (a
 /// needle to find it by) and whose later runs succeed at once, and the payload that runs it.
@@ -56,7 +42,7 @@ async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart
         .await
         .unwrap();
     let started = Instant::now();
-    while processes_with("sleep 43.19") == 0 {
+    while processes_with("sleep 43.19").is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the command never started"
@@ -79,7 +65,7 @@ async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart
     // operation runs again, and succeeds.
     let server = Server::start_with(&data, &args);
     let restarted = Instant::now();
-    while processes_with("sleep 43.19") > 0 {
+    while !processes_with("sleep 43.19").is_empty() {
         assert!(
             restarted.elapsed() < Duration::from_secs(3),
             "the command outlived the restart"
@@ -113,7 +99,7 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
         .await
         .unwrap();
     let started = Instant::now();
-    while processes_with("sleep 45.31") == 0 {
+    while processes_with("sleep 45.31").is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10), "never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -121,7 +107,7 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
     // goes back to the queue as it was, its one attempt unspent.
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
-    assert_eq!(processes_with("sleep 45.31"), 0);
+    assert_eq!(processes_with("sleep 45.31"), Vec::<String>::new());
     let store = longrun_store_sqlite::SqliteStore::open(&data.join("longrun.db")).unwrap();
     let op = longrun_store::Store::get(&store, &name("job"))
         .await

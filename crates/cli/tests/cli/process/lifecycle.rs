@@ -1,8 +1,8 @@
 //! Restarts: kill -9 and SIGTERM, and the same data directory served again.
 
 use super::name;
-use crate::common::Server;
 use longrun_client::Client;
+use longrun_testkit::process::Server;
 use serde_json::json;
 use std::time::Duration;
 

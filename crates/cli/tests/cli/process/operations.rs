@@ -1,6 +1,6 @@
 //! The `operations` commands and their exit codes.
 
-use crate::common::{Server, operations};
+use longrun_testkit::process::{Server, operations};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

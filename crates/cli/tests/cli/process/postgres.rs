@@ -2,8 +2,9 @@
 //! and clocks that disagree.
 
 use super::name;
-use crate::common::{BIN, Server};
 use longrun_client::Client;
+use longrun_testkit::postgres::Schema;
+use longrun_testkit::process::{Server, bin};
 use longrun_types::Name;
 use serde_json::json;
 use std::process::Command;
@@ -16,7 +17,7 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
     let Some(schema) = Schema::create("kill").await else {
         return;
     };
-    let scoped = schema.url.clone();
+    let scoped = schema.url().to_string();
     let args = ["--store", "postgres", "--database-url", scoped.as_str()];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start_with(dir_a.path(), &args);
@@ -105,7 +106,7 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(b);
-    schema.drop_schema().await;
+    schema.remove().await.unwrap();
 }
 
 /// From SQLite to PostgreSQL with `longrun migrate-store`: every operation comes across
@@ -115,7 +116,7 @@ async fn migrate_store_copies_every_operation_to_postgres() {
     let Some(schema) = Schema::create("migrate").await else {
         return;
     };
-    let scoped = schema.url.clone();
+    let scoped = schema.url().to_string();
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
@@ -177,7 +178,7 @@ async fn migrate_store_copies_every_operation_to_postgres() {
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
 
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["migrate-store", "--from-data-dir"])
         .arg(dir.path())
         .args(["--to-database-url", &scoped])
@@ -190,7 +191,7 @@ async fn migrate_store_copies_every_operation_to_postgres() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("copied 40 operations"));
     // A second copy into the same database is refused, not merged.
-    let again = Command::new(BIN)
+    let again = Command::new(bin())
         .args(["migrate-store", "--from-data-dir"])
         .arg(dir.path())
         .args(["--to-database-url", &scoped])
@@ -219,46 +220,7 @@ async fn migrate_store_copies_every_operation_to_postgres() {
         .unwrap();
     assert_eq!(same["name"], "projects/q/operations/m/1");
     drop(server);
-    schema.drop_schema().await;
-}
-
-/// A schema of its own on the test PostgreSQL (`LONGRUN_TEST_DATABASE_URL`), for servers to
-/// share; `None` (with a notice) when no database is configured.
-struct Schema {
-    admin: tokio_postgres::Client,
-    name: String,
-    /// The database URL with the schema as its search path, for `--database-url`.
-    url: String,
-}
-
-impl Schema {
-    async fn create(prefix: &str) -> Option<Schema> {
-        let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-            eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
-            return None;
-        };
-        let name = format!("longrun_{prefix}_{}", std::process::id());
-        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        admin
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .unwrap();
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{separator}options=-c%20search_path%3D{name}");
-        Some(Schema { admin, name, url })
-    }
-
-    async fn drop_schema(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .unwrap();
-    }
+    schema.remove().await.unwrap();
 }
 
 /// libfaketime, from Debian's `faketime` package.
@@ -276,7 +238,7 @@ async fn servers_whose_clocks_disagree_agree_on_leases() {
         std::path::Path::new(LIBFAKETIME).exists(),
         "libfaketime is missing: install Debian's faketime package"
     );
-    let scoped = schema.url.clone();
+    let scoped = schema.url().to_string();
     let args = ["--store", "postgres", "--database-url", scoped.as_str()];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start_with(dir_a.path(), &args);
@@ -352,5 +314,5 @@ async fn servers_whose_clocks_disagree_agree_on_leases() {
     let seen_b = client_b.get(&name("renewed")).await.unwrap();
     assert_eq!(seen_b["metadata"]["endTime"], done["metadata"]["endTime"]);
     drop((a, b));
-    schema.drop_schema().await;
+    schema.remove().await.unwrap();
 }

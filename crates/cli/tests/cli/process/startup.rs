@@ -1,7 +1,7 @@
 //! Starting `longrun serve`: one server per data directory, a low open-file limit, and
 //! the opt-out a non-loopback listener needs.
 
-use crate::common::{BIN, Server};
+use longrun_testkit::process::{Server, bin, listening, longrun, longrun_ok};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ fn a_data_directory_is_one_servers_at_a_time() {
     let data_dir = data.to_str().unwrap();
     let in_use = format!("the data directory {data_dir} is in use");
     let holder = format!("process {}", server.child.id());
-    let mut second = Command::new(BIN)
+    let mut second = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -46,7 +46,7 @@ fn a_data_directory_is_one_servers_at_a_time() {
         &["projects", "list", "--data-dir", data_dir][..],
     ];
     for args in offline {
-        let (ok, _, err) = crate::common::longrun(args, &[]);
+        let (ok, _, err) = longrun(args, &[]);
         assert!(!ok, "{args:?}");
         assert!(err.contains(&in_use) && err.contains("--server"), "{err}");
     }
@@ -58,13 +58,13 @@ fn a_data_directory_is_one_servers_at_a_time() {
         "--to-data-dir",
         target.to_str().unwrap(),
     ];
-    let (ok, _, err) = crate::common::longrun(&migrate, &[]);
+    let (ok, _, err) = longrun(&migrate, &[]);
     assert!(!ok && err.contains(&in_use), "{err}");
     drop(server);
     for args in offline {
-        crate::common::longrun_ok(args, &[]);
+        longrun_ok(args, &[]);
     }
-    crate::common::longrun_ok(&migrate, &[]);
+    longrun_ok(&migrate, &[]);
 }
 
 /// A server whose open-file limit is low (128, soft and hard) still answers `/healthz`
@@ -72,12 +72,12 @@ fn a_data_directory_is_one_servers_at_a_time() {
 /// than the limit leaves room for, closes idle ones, and goes on accepting.
 #[test]
 fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[connections]\nidle_timeout = \"1s\"\n").unwrap();
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin());
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
@@ -99,19 +99,9 @@ fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
         });
     }
     let mut child = command.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    let server = crate::common::Server {
-        child,
-        base: format!("http://{address}"),
-    };
+    let base = listening(&mut child);
+    let address = base.strip_prefix("http://").unwrap().to_string();
+    let server = Server { child, base };
     let idle: Vec<std::net::TcpStream> = (0..150)
         .map(|_| std::net::TcpStream::connect(&address).unwrap())
         .collect();
@@ -137,7 +127,7 @@ fn idle_connections_past_the_open_file_limit_do_not_stop_the_server() {
 #[test]
 fn a_non_loopback_listener_needs_an_explicit_opt_out() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(dir.path())
         .output()
