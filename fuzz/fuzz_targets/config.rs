@@ -1,12 +1,7 @@
-//! The config file: any text is a config or an error, never a panic, and a config that
-//! parses either validates or says why.
+//! The config file: any text is a config or an error, and a config validates or says why.
+//! The check is `longrun_testkit::fuzz::config` (its full statement there), which the kit's
+//! tests also replay over `corpus/config` in `cargo test`.
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|text: &str| {
-    if let Ok(config) = toml::from_str::<longrun_server::Config>(text) {
-        let _ = config.validate();
-    }
-});
+libfuzzer_sys::fuzz_target!(|text: &str| longrun_testkit::fuzz::config(text));

@@ -3,7 +3,7 @@
 Usage: ee_faults.py BASE KEY_FILE PROJECT
 
 The server at BASE runs every Earth Engine task type on the `simulate` executor (1 s, cancel
-grace 2 s) with these rules (crates/cli/tests/ee_emulator.rs), seed 7:
+grace 2 s) with these rules (crates/cli/tests/cli/ee_emulator.rs), seed 7:
 - [[fault]] description "*fail*": FAILED, code 3, "Simulated bad input.";
 - "*flaky*": transient_failures = 2; "*stubborn*": HANG, ignore_cancel;
 - "*slow*": duration 4 s; "*coin*": FAILED with probability 0.5;

@@ -6,7 +6,6 @@
 mod fairness;
 mod listing;
 mod load;
-mod postgres;
 mod procfs;
 mod scenarios;
 mod server;
@@ -17,6 +16,7 @@ mod workers;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use longrun_testkit::postgres::Schema;
 use scenarios::Setup;
 use server::Server;
 use std::path::{Path, PathBuf};
@@ -248,12 +248,16 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             "the postgres scenario needs a database: pass --database-url or set \
              LONGRUN_TEST_DATABASE_URL",
         )?;
-        let schema = runtime.block_on(postgres::Schema::create(url))?;
+        // A schema of its own (replacing a leftover of the same name), dropped at the end.
+        let name = format!("longrun_bench_{}", std::process::id());
+        let schema = runtime
+            .block_on(Schema::create_in(url, &name))
+            .with_context(|| format!("cannot create schema {name}"))?;
         println!("PostgreSQL schema {}", schema.name());
-        let measured = on_postgres(&bin, &schema.scoped_url(), args, &runtime, &mut summary);
-        let dropped = runtime.block_on(schema.drop());
+        let measured = on_postgres(&bin, schema.url(), args, &runtime, &mut summary);
+        let dropped = runtime.block_on(schema.remove());
         measured?;
-        dropped?;
+        dropped.with_context(|| format!("cannot drop schema {name}"))?;
     }
     Ok(summary)
 }

@@ -75,6 +75,7 @@ pub async fn run(
     let hub = Arc::new(changes::watch::Hub::new());
     let metrics = Arc::new(observe::metrics::Metrics::new());
     let shared = store.subscribe().is_some();
+    let store_held = Arc::downgrade(&store);
     let following = tokio::spawn(changes::feed::follow(store.clone(), hub.clone()));
     let secret = match &config.auth.secret_file {
         Some(path) => secret::load(path)?,
@@ -107,6 +108,7 @@ pub async fn run(
         );
     }
     let mut options = Options::new(secret);
+    let mut clock_sync = None;
     // A store several servers share judges time for all of them.
     let clock = Arc::new(longrun_engine::StoreClock::default());
     if clock.sync(&*store).await? {
@@ -115,7 +117,7 @@ pub async fn run(
             "leases are timed on the store's clock"
         );
         options.clock = clock.clone();
-        tokio::spawn(follow_store_clock(clock, store.clone()));
+        clock_sync = Some(tokio::spawn(follow_store_clock(clock, store.clone())));
     }
     options.observer = Arc::new((
         observe::metrics::EngineMetrics(metrics.clone()),
@@ -256,9 +258,36 @@ pub async fn run(
     background.await?;
     let _ = outputs_sweep.await;
     following.abort();
-    // Nothing holds the store (and the data directory's lock) once this returns.
     let _ = following.await;
+    if let Some(clock_sync) = clock_sync {
+        clock_sync.abort();
+        let _ = clock_sync.await;
+    }
+    // Nothing holds the store (and the data directory's lock) once this returns.
+    drop((state, engine));
+    store_released(store_held).await;
     Ok(())
+}
+
+/// How long `run` waits, after the drain, for the last tasks to let go of the store.
+const STORE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until nothing holds the store: tasks that served the last calls (a stream's
+/// watchers, completions in flight) end moments after the connections are drained, and the
+/// data directory's lock goes with the store's last holder, so a server started on the
+/// same directory right after `run` returns finds it free. Polls, at shutdown only.
+async fn store_released(store: std::sync::Weak<dyn longrun_store::Store>) {
+    let deadline = tokio::time::Instant::now() + STORE_RELEASE;
+    while store.strong_count() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                holders = store.strong_count(),
+                "the store is still held after the drain"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// What no route serves: a gRPC call of an unknown service is answered UNIMPLEMENTED as a

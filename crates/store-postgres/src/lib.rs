@@ -8,6 +8,8 @@ mod batch;
 mod lease;
 mod listen;
 mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -3,6 +3,7 @@
 
 use crate::common::TestServer;
 use longrun_server::config::{Executor, TaskType};
+use longrun_testkit::process::processes_with;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -55,20 +56,6 @@ async fn until_running(s: &TestServer, id: &str) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) {
-                found.push(cmdline);
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! The Earth Engine client endpoints over HTTP: discovery, algorithms, task starting.
-//! (The official client itself runs against them in crates/cli/tests/earthengine.rs.)
+//! (The official client itself runs against them in crates/cli/tests/cli/earthengine.rs.)
 
 use crate::common::TestServer;
 use serde_json::json;

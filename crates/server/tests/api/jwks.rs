@@ -3,44 +3,19 @@
 //! every 10 s).
 
 use crate::common::TestServer;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use longrun_client::Client;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
+use longrun_testkit::auth::{EARTHENGINE_SCOPE, IdpKey, now};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const EE: &str = "https://www.googleapis.com/auth/earthengine";
-
-/// A signing key with id `kid`, and its public half as a JWK.
-fn key(kid: &str) -> (EncodingKey, Value) {
-    let private = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
-    let public = private.to_public_key();
-    let b64 = |bytes: Vec<u8>| {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
-    let jwk = json!({
-        "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-        "n": b64(public.n().to_be_bytes().to_vec()), "e": b64(public.e().to_be_bytes().to_vec()),
-    });
-    let pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
-    (EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(), jwk)
-}
-
-fn token(key: &EncodingKey, kid: &str, issuer: &str) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.into());
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
+/// A token of `issuer` for alice, signed with `key`.
+fn token(key: &IdpKey, issuer: &str) -> String {
+    let exp = now() + 600;
     let claims = json!({"iss": issuer, "aud": "longrun", "email": "alice@example.com",
-                        "scope": EE, "exp": exp});
-    jsonwebtoken::encode(&header, &claims, key).unwrap()
+                        "scope": EARTHENGINE_SCOPE, "exp": exp});
+    key.sign(&claims)
 }
 
 /// An https server for `localhost` with a self-signed certificate (written to `ca_file`),
@@ -102,8 +77,8 @@ async fn jwks_server(
 async fn keys_from_an_https_url_are_verified_cached_and_refreshed() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
-    let (key1, jwk1) = key("k1");
-    let keys = Arc::new(Mutex::new(json!({"keys": [jwk1]})));
+    let key1 = IdpKey::generate("k1");
+    let keys = Arc::new(Mutex::new(json!({"keys": [key1.jwk()]})));
     let (port, fetched) = jwks_server(keys.clone(), &ca_file).await;
     let url = format!("https://localhost:{port}/jwks.json");
     let config = format!(
@@ -135,21 +110,21 @@ async fn keys_from_an_https_url_are_verified_cached_and_refreshed() {
         }
     };
     // Fetched once, then kept.
-    assert_eq!(list(token(&key1, "k1", "https://trusted.test")).await, 200);
-    assert_eq!(list(token(&key1, "k1", "https://trusted.test")).await, 200);
+    assert_eq!(list(token(&key1, "https://trusted.test")).await, 200);
+    assert_eq!(list(token(&key1, "https://trusted.test")).await, 200);
     assert_eq!(fetched.load(Ordering::SeqCst), 1);
     // The same URL without the CA: the certificate is not trusted, nothing is fetched.
-    assert_eq!(list(token(&key1, "k1", "https://no-ca.test")).await, 401);
+    assert_eq!(list(token(&key1, "https://no-ca.test")).await, 401);
     assert_eq!(fetched.load(Ordering::SeqCst), 1);
     // The provider rotates its key: a token with the new key id makes the server read the
     // keys again, but not more often than every 10 s.
-    let (key2, jwk2) = key("k2");
-    *keys.lock().unwrap() = json!({"keys": [jwk2]});
-    assert_eq!(list(token(&key2, "k2", "https://trusted.test")).await, 401);
+    let key2 = IdpKey::generate("k2");
+    *keys.lock().unwrap() = json!({"keys": [key2.jwk()]});
+    assert_eq!(list(token(&key2, "https://trusted.test")).await, 401);
     assert_eq!(fetched.load(Ordering::SeqCst), 1);
     tokio::time::sleep(std::time::Duration::from_millis(10_100)).await;
-    assert_eq!(list(token(&key2, "k2", "https://trusted.test")).await, 200);
+    assert_eq!(list(token(&key2, "https://trusted.test")).await, 200);
     assert_eq!(fetched.load(Ordering::SeqCst), 2);
     // The old key is gone from the set: its tokens no longer hold.
-    assert_eq!(list(token(&key1, "k1", "https://trusted.test")).await, 401);
+    assert_eq!(list(token(&key1, "https://trusted.test")).await, 401);
 }

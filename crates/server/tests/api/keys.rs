@@ -4,6 +4,7 @@
 
 use crate::common::{TestServer, envelope};
 use longrun_server::config::TaskType;
+use longrun_testkit::postgres::Schema;
 use longrun_worker::{HttpBackend, Worker};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -217,11 +218,11 @@ async fn concurrency_key_is_validated_like_other_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_concurrency_is_exact_across_servers_on_postgres() {
-    let Some((admin, schema, scoped)) = crate::postgres::schema("keys").await else {
+    let Some(schema) = Schema::create("keys").await else {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let servers = crate::postgres::three_servers(&scoped, keyed_type).await;
+    let servers = crate::postgres::three_servers(schema.url(), keyed_type).await;
     for i in 0..30 {
         let key = if i % 2 == 0 { "k" } else { "j" };
         servers[i % 3]
@@ -263,11 +264,13 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         keys(&crate::postgres::race_leases(servers.clone(), KEYED).await),
         ["k"]
     );
-    let running = admin
+    let running = schema
+        .admin()
         .query_one(
             &format!(
-                "SELECT count(*) FROM {schema}.operations WHERE state = 'RUNNING' \
-                 AND concurrency_key = 'k'"
+                "SELECT count(*) FROM {}.operations WHERE state = 'RUNNING' \
+                 AND concurrency_key = 'k'",
+                schema.name()
             ),
             &[],
         )
@@ -276,20 +279,20 @@ async fn key_concurrency_is_exact_across_servers_on_postgres() {
         .get::<_, i64>(0);
     assert_eq!(running, 2);
     let servers = Arc::try_unwrap(servers).ok().unwrap();
-    crate::postgres::finish(&admin, &schema, servers).await;
+    crate::postgres::finish(schema, servers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_concurrency_holds_with_real_workers_on_several_postgres_servers() {
-    let Some((admin, schema, scoped)) = crate::postgres::schema("keywork").await else {
+    let Some(schema) = Schema::create("keywork").await else {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let servers = crate::postgres::three_servers(&scoped, keyed_type).await;
+    let servers = crate::postgres::three_servers(schema.url(), keyed_type).await;
     let took = run_keyed_work(&servers.iter().collect::<Vec<_>>()).await;
     // Another server's end reaches a waiting lease within its one-second re-read.
     assert!(took < Duration::from_secs(30), "{took:?}");
-    crate::postgres::finish(&admin, &schema, servers).await;
+    crate::postgres::finish(schema, servers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

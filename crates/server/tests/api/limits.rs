@@ -4,6 +4,7 @@
 //! (PostgreSQL's index rows included).
 
 use crate::common::TestServer;
+use longrun_testkit::postgres::Schema;
 use serde_json::{Value, json};
 
 /// A request that must be refused for `field` being longer than `limit` bytes.
@@ -225,10 +226,10 @@ async fn long_ids_are_refused_alike_on_sqlite() {
 
 #[tokio::test]
 async fn long_ids_are_refused_alike_on_postgres() {
-    let Some((client, schema, url)) = crate::postgres::schema("limits").await else {
+    let Some(schema) = Schema::create("limits").await else {
         return;
     };
-    let s = crate::postgres::server_on(&url).await;
+    let s = crate::postgres::server_on(schema.url()).await;
     long_ids_are_refused_alike(&s).await;
-    crate::postgres::finish(&client, &schema, [s]).await;
+    crate::postgres::finish(schema, [s]).await;
 }

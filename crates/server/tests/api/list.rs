@@ -1,6 +1,7 @@
 //! list: order, full pages, tokens bound to parent and filter, filters, limits.
 
 use crate::common::TestServer;
+use longrun_testkit::postgres::Schema;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -345,10 +346,10 @@ async fn name_filters_take_ids_as_typed_on_sqlite() {
 
 #[tokio::test]
 async fn name_filters_take_ids_as_typed_on_postgres() {
-    let Some((client, schema, url)) = crate::postgres::schema("namefilter").await else {
+    let Some(schema) = Schema::create("namefilter").await else {
         return;
     };
-    let s = crate::postgres::server_on(&url).await;
+    let s = crate::postgres::server_on(schema.url()).await;
     name_filters_take_ids_as_typed(&s).await;
-    crate::postgres::finish(&client, &schema, [s]).await;
+    crate::postgres::finish(schema, [s]).await;
 }

@@ -3,31 +3,10 @@
 
 use crate::common::TestServer;
 use longrun_server::config::StoreKind;
+use longrun_testkit::postgres::Schema;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-/// A fresh schema in the test database: its admin client, its name, and a URL scoped to it.
-pub(crate) async fn schema(tag: &str) -> Option<(tokio_postgres::Client, String, String)> {
-    let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-        eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run the server on PostgreSQL");
-        return None;
-    };
-    let schema = format!("longrun_api_{tag}_{}", std::process::id());
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    Some((client, schema, scoped))
-}
 
 /// Tests that start three servers on PostgreSQL take turns: each server keeps up to 16
 /// connections, so several such tests at once pass the database's `max_connections`
@@ -67,18 +46,11 @@ pub(crate) async fn three_servers(
 }
 
 /// The end of a test on a `schema`: stops its servers, then drops the schema.
-pub(crate) async fn finish(
-    admin: &tokio_postgres::Client,
-    schema: &str,
-    servers: impl IntoIterator<Item = TestServer>,
-) {
+pub(crate) async fn finish(schema: Schema, servers: impl IntoIterator<Item = TestServer>) {
     for s in servers {
         s.stop().await;
     }
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.remove().await.unwrap();
 }
 
 /// Six takers on the servers (two each on three) lease `op_type` at once, five times each,
@@ -109,10 +81,10 @@ pub(crate) async fn race_leases(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_list_cancel_wait_lease_on_postgres() {
-    let Some((client, schema, url)) = schema("one").await else {
+    let Some(schema) = Schema::create("one").await else {
         return;
     };
-    let s = server_on(&url).await;
+    let s = server_on(schema.url()).await;
 
     for i in 0..7 {
         s.submit("p", json!({"type": "T", "operationId": format!("op{i}")}))
@@ -174,7 +146,7 @@ async fn submit_list_cancel_wait_lease_on_postgres() {
         (200, json!("SUCCEEDED"))
     );
 
-    finish(&client, &schema, [s]).await;
+    finish(schema, [s]).await;
 }
 
 async fn post(s: &TestServer, path: &str, body: Value) -> Value {
@@ -188,14 +160,14 @@ async fn post(s: &TestServer, path: &str, body: Value) -> Value {
 /// no operation is ever leased twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_on_one_database() {
-    let Some((client, schema, url)) = schema("three").await else {
+    let Some(schema) = Schema::create("three").await else {
         return;
     };
     let _turn = several_servers().await;
     let (a, b, c) = (
-        server_on(&url).await,
-        server_on(&url).await,
-        server_on(&url).await,
+        server_on(schema.url()).await,
+        server_on(schema.url()).await,
+        server_on(schema.url()).await,
     );
 
     // A lease waiting on B is woken by a submit on A.
@@ -425,17 +397,17 @@ async fn three_servers_on_one_database() {
     assert_eq!(succeeded + cancelled, 1000);
     eprintln!("cross-server races: {succeeded} succeeded, {cancelled} cancelled");
 
-    finish(&client, &schema, [a, b, c]).await;
+    finish(schema, [a, b, c]).await;
 }
 
 /// The Earth Engine emulator's assets live in the same PostgreSQL store: two servers on one
 /// database see one registry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assets_on_postgres_are_shared_by_servers() {
-    let Some((client, schema, url)) = schema("assets").await else {
+    let Some(schema) = Schema::create("assets").await else {
         return;
     };
-    let (a, b) = (server_on(&url).await, server_on(&url).await);
+    let (a, b) = (server_on(schema.url()).await, server_on(schema.url()).await);
     let folder = json!({"type": "FOLDER"}).to_string();
     let (status, _) = a
         .request("POST", "/v1/projects/p/assets?assetId=f", Some(&folder))
@@ -463,5 +435,5 @@ async fn assets_on_postgres_are_shared_by_servers() {
     assert_eq!(status, 200);
     let (status, asset) = b.request("GET", "/v1/projects/p/assets/h/g", None).await;
     assert_eq!((status, asset["type"].as_str()), (200, Some("FOLDER")));
-    finish(&client, &schema, [a, b]).await;
+    finish(schema, [a, b]).await;
 }

@@ -3,6 +3,7 @@
 //! taking turns across projects (fair leasing) on both stores.
 
 use crate::common::{TestServer, envelope};
+use longrun_testkit::postgres::Schema;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -167,11 +168,11 @@ async fn leases_keep_each_project_within_its_export_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_cap_is_exact_across_servers_on_postgres() {
-    let Some((admin, schema, scoped)) = crate::postgres::schema("exports").await else {
+    let Some(schema) = Schema::create("exports").await else {
         return;
     };
     let _turn = crate::postgres::several_servers().await;
-    let servers = crate::postgres::three_servers(&scoped, |_| {}).await;
+    let servers = crate::postgres::three_servers(schema.url(), |_| {}).await;
     for i in 0..40 {
         servers[i % 3]
             .submit(
@@ -204,9 +205,13 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
             .len(),
         2
     );
-    let running = admin
+    let running = schema
+        .admin()
         .query_one(
-            &format!("SELECT count(*) FROM {schema}.operations WHERE state = 'RUNNING'"),
+            &format!(
+                "SELECT count(*) FROM {}.operations WHERE state = 'RUNNING'",
+                schema.name()
+            ),
             &[],
         )
         .await
@@ -214,7 +219,7 @@ async fn export_cap_is_exact_across_servers_on_postgres() {
         .get::<_, i64>(0);
     assert_eq!(running, 5);
     let servers = std::sync::Arc::try_unwrap(servers).ok().unwrap();
-    crate::postgres::finish(&admin, &schema, servers).await;
+    crate::postgres::finish(schema, servers).await;
 }
 
 /// A queues a backlog, then B, C and D submit one each: each starts within one round.
@@ -262,10 +267,10 @@ async fn leases_take_turns_across_projects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_take_turns_across_projects_on_postgres() {
-    let Some((admin, schema, scoped)) = crate::postgres::schema("fair").await else {
+    let Some(schema) = Schema::create("fair").await else {
         return;
     };
-    let s = crate::postgres::server_on(&scoped).await;
+    let s = crate::postgres::server_on(schema.url()).await;
     fair_round(&s).await;
-    crate::postgres::finish(&admin, &schema, [s]).await;
+    crate::postgres::finish(schema, [s]).await;
 }

@@ -5,6 +5,7 @@
 //! gRPC. On SQLite and PostgreSQL.
 
 use crate::common::{TestServer, envelope};
+use longrun_testkit::postgres::Schema;
 use longrun_types::Name;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -384,15 +385,15 @@ async fn retry_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_on_postgres() {
-    let Some((client, schema, url)) = crate::postgres::schema("retry").await else {
+    let Some(schema) = Schema::create("retry").await else {
         return;
     };
-    let s = crate::postgres::server_on(&url).await;
+    let s = crate::postgres::server_on(schema.url()).await;
     retries_copy_the_submission(&s).await;
     retry_rules(&s).await;
     retries_are_filtered(&s).await;
     batch_retry_counts(&s).await;
-    crate::postgres::finish(&client, &schema, [s]).await;
+    crate::postgres::finish(schema, [s]).await;
 }
 
 /// How many done operations the restart test retries.
@@ -483,14 +484,15 @@ async fn a_restart_in_the_middle_retries_each_once_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_retries_each_once_on_postgres() {
-    let Some((client, schema, url)) = crate::postgres::schema("bulkretry").await else {
+    let Some(schema) = Schema::create("bulkretry").await else {
         return;
     };
+    let url = schema.url().to_string();
     a_restart_in_the_middle_retries_each_once(async || {
         crate::postgres::server_with(&url, |c| c.project_defaults.max_queued = 20_000).await
     })
     .await;
-    crate::postgres::finish(&client, &schema, Vec::<TestServer>::new()).await;
+    crate::postgres::finish(schema, Vec::<TestServer>::new()).await;
 }
 
 /// Retry and batchRetry need submit's permission: a viewer is refused both, before the

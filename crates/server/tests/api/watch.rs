@@ -4,8 +4,9 @@
 //! that shares its PostgreSQL database.
 
 use crate::common::TestServer;
-use crate::postgres::{schema, server_on};
+use crate::postgres::server_on;
 use longrun_client::{Event, Watcher};
+use longrun_testkit::postgres::Schema;
 use serde_json::json;
 use std::time::Duration;
 
@@ -440,10 +441,10 @@ async fn quiet_stream_sends_keep_alive_comments() {
 /// A change made through server A reaches a watcher on server B (one PostgreSQL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_through_one_server_reach_watchers_on_another() {
-    let Some((client, schema, url)) = schema("watch").await else {
+    let Some(schema) = Schema::create("watch").await else {
         return;
     };
-    let (a, b) = (server_on(&url).await, server_on(&url).await);
+    let (a, b) = (server_on(schema.url()).await, server_on(schema.url()).await);
     a.submit("p", json!({"type": "T", "operationId": "a"}))
         .await;
     // B hears of the submit through its notification: once it has, the snapshot holds it
@@ -520,7 +521,7 @@ async fn changes_through_one_server_reach_watchers_on_another() {
     }
     eprintln!("a submit on A reached the watcher on B in {latency:?}");
     assert!(latency < Duration::from_secs(2), "{latency:?}");
-    crate::postgres::finish(&client, &schema, [a, b]).await;
+    crate::postgres::finish(schema, [a, b]).await;
 }
 
 /// A filtered watcher on server B is sent the delete, made through server A, of an
@@ -528,10 +529,10 @@ async fn changes_through_one_server_reach_watchers_on_another() {
 /// project is its own: other tests' schemas notify on the same channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_watch_on_another_server_sends_only_matching_deletes() {
-    let Some((client, schema, url)) = schema("watchdel").await else {
+    let Some(schema) = Schema::create("watchdel").await else {
         return;
     };
-    let (a, b) = (server_on(&url).await, server_on(&url).await);
+    let (a, b) = (server_on(schema.url()).await, server_on(schema.url()).await);
     let red = "metadata.description = \"red\"";
     let mut w = b.client.watch("del", red, None, "").await.unwrap();
     until_synced(&mut w).await;
@@ -584,7 +585,7 @@ async fn filtered_watch_on_another_server_sends_only_matching_deletes() {
             .any(|e| e.0 == "deleted" && e.1 == "projects/del/operations/a"),
         "{seen:?}"
     );
-    crate::postgres::finish(&client, &schema, [a, b]).await;
+    crate::postgres::finish(schema, [a, b]).await;
 }
 
 /// The gRPC twin: the same snapshot, `synced`, changes and `deleted`, and resuming with the

@@ -53,10 +53,10 @@ async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
 #[tokio::test]
 async fn metrics_need_their_permission_unless_public() {
     let dir = tempfile::tempdir().unwrap();
-    let idp = Idp::new(&dir.path().join("jwks.json"));
+    let idp = idp(&dir.path().join("jwks.json"));
     let token = |email: &str| {
-        idp.token(
-            json!({"iss": IDP, "aud": "longrun", "email": email, "scope": EE, "exp": now() + 600}),
+        idp.sign(
+            &json!({"iss": IDP, "aud": "longrun", "email": email, "scope": EE, "exp": now() + 600}),
         )
     };
     let private = server(false, dir.path()).await;

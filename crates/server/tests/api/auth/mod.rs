@@ -13,22 +13,13 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use longrun_client::Client;
 use longrun_server::auth::{KeyFile, create_key};
 use longrun_store::Accounts;
+use longrun_testkit::auth::{EARTHENGINE_SCOPE as EE, IdpKey, now};
 use longrun_types::Timestamp;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use std::path::Path;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
-const EE: &str = "https://www.googleapis.com/auth/earthengine";
 const IDP: &str = "https://idp.test";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// A token shaped like the server's own, signed with `secret`.
 fn own_token(secret: &[u8], claims: Value) -> String {
@@ -42,52 +33,20 @@ fn own_token(secret: &[u8], claims: Value) -> String {
 
 /// Signs `claims` with the service account's key, as Google's libraries sign assertions.
 fn assertion(key: &KeyFile, claims: Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(key.private_key_id.clone());
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_rsa_pem(key.private_key.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    longrun_testkit::auth::assertion(&key.private_key, &key.private_key_id, &claims)
 }
 
-struct Idp {
-    key: EncodingKey,
-}
-
-impl Idp {
-    /// A provider key, and its JWKS written to `path`.
-    fn new(path: &Path) -> Idp {
-        let private = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
-        let public = private.to_public_key();
-        let b64 = |bytes: Vec<u8>| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        };
-        let jwks = json!({"keys": [{
-            "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
-            "n": b64(public.n().to_be_bytes().to_vec()),
-            "e": b64(public.e().to_be_bytes().to_vec()),
-        }]});
-        std::fs::write(path, jwks.to_string()).unwrap();
-        let pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
-        Idp {
-            key: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-        }
-    }
-
-    fn token(&self, claims: Value) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some("k1".into());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
+/// The identity provider's key (id `k1`), its JWKS written to `path`.
+fn idp(path: &Path) -> IdpKey {
+    let key = IdpKey::generate("k1");
+    key.write_jwks(path);
+    key
 }
 
 struct Setup {
     server: TestServer,
     keys: std::collections::HashMap<&'static str, KeyFile>,
-    idp: Idp,
+    idp: IdpKey,
 }
 
 const ACCOUNTS: &[&str] = &[
@@ -104,7 +63,7 @@ async fn setup() -> Setup {
     let data_dir = dir.path().join("data");
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
-    let idp = Idp::new(&dir.path().join("jwks.json"));
+    let idp = idp(&dir.path().join("jwks.json"));
     // Accounts go into the store before the server opens it; the token URI is not known
     // yet, so the key files name it later.
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -183,16 +142,7 @@ impl Setup {
     }
 
     async fn exchange(&self, assertion: &str) -> (u16, Value) {
-        let form = format!(
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-        );
-        let response = self
-            .server
-            .client
-            .send(http::Method::POST, "/token", Some(form.as_bytes()))
-            .await
-            .unwrap();
-        (response.status, response.json())
+        longrun_testkit::auth::exchange(&self.server.base, assertion).await
     }
 
     async fn token(&self, account: &str) -> String {
@@ -211,7 +161,7 @@ impl Setup {
 pub(crate) async fn writer_and_viewer() -> (TestServer, Client, Client) {
     let s = setup().await;
     let writer = s.client(&s.token("writer-sa").await);
-    let viewer = s.client(&s.idp.token(json!({
+    let viewer = s.client(&s.idp.sign(&json!({
         "iss": IDP, "aud": "longrun", "sub": "1234", "email": "viewer@example.com",
         "scope": EE, "exp": now() + 600,
     })));
@@ -364,7 +314,7 @@ async fn every_method_refuses_every_bad_credential() {
         ("expired", Some(format!("Bearer {}", own(base(json!({"iat": now() - 7200, "exp": now() - 3600}))))), "p", 401, "ACCESS_TOKEN_EXPIRED"),
         ("wrong audience", Some(format!("Bearer {}", own(base(json!({"aud": "someone-else"}))))), "p", 401, "ACCESS_TOKEN_INVALID"),
         ("wrong issuer", Some(format!("Bearer {}", own(base(json!({"iss": "someone-else"}))))), "p", 401, "ACCESS_TOKEN_INVALID"),
-        ("untrusted provider", Some(format!("Bearer {}", s.idp.token(json!({"iss": "https://evil.test", "aud": "longrun", "email": "viewer@example.com", "scope": EE, "exp": now() + 600})))), "p", 401, "ACCESS_TOKEN_INVALID"),
+        ("untrusted provider", Some(format!("Bearer {}", s.idp.sign(&json!({"iss": "https://evil.test", "aud": "longrun", "email": "viewer@example.com", "scope": EE, "exp": now() + 600})))), "p", 401, "ACCESS_TOKEN_INVALID"),
         ("missing scope", Some(format!("Bearer {no_scope}")), "p", 403, "ACCESS_TOKEN_SCOPE_INSUFFICIENT"),
         ("no permission", Some(format!("Bearer {nobody}")), "p", 403, "IAM_PERMISSION_DENIED"),
         ("another project", Some(format!("Bearer {writer}")), "q", 403, "IAM_PERMISSION_DENIED"),
@@ -466,7 +416,7 @@ async fn tokens_end_at_exp_and_providers_keep_a_small_leeway() {
         )
     };
     let provider = |exp: u64| {
-        s.idp.token(json!({
+        s.idp.sign(&json!({
             "iss": IDP, "aud": "longrun", "email": "viewer@example.com", "scope": EE, "exp": exp,
         }))
     };
@@ -509,7 +459,7 @@ async fn tokens_not_valid_yet_are_refused_with_the_same_leeway() {
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        s.idp.token(claims)
+        s.idp.sign(&claims)
     };
     let own = |nbf: u64| {
         own_token(
@@ -579,7 +529,7 @@ async fn roles_grant_what_they_name_and_cancels_are_audited() {
     let writer = s.client(&s.token("writer-sa").await);
     let admin = s.client(&s.token("admin-sa").await);
     let worker = s.client(&s.token("worker-sa").await);
-    let viewer = s.client(&s.idp.token(json!({
+    let viewer = s.client(&s.idp.sign(&json!({
         "iss": IDP, "aud": "longrun", "sub": "1234", "email": "viewer@example.com",
         "scope": EE, "exp": now() + 600,
     })));

@@ -11,7 +11,7 @@ async fn config_get_needs_a_viewer_and_update_an_admin() {
     let writer = s.client(&s.token("writer-sa").await);
     let nobody = s.client(&s.token("nobody-sa").await);
     let worker = s.client(&s.token("worker-sa").await);
-    let viewer = s.client(&s.idp.token(json!({
+    let viewer = s.client(&s.idp.sign(&json!({
         "iss": IDP, "aud": "longrun", "email": "viewer@example.com",
         "scope": super::EE, "exp": now() + 600,
     })));

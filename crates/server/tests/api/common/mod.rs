@@ -1,94 +1,7 @@
-//! A real server on 127.0.0.1:0, started in-process with `longrun_server::run`, and a
-//! client for it.
+//! The API suite's own checks; its servers are the test kit's.
 
-#![allow(dead_code)]
-
-use longrun_client::Client;
-use longrun_server::Config;
+pub use longrun_testkit::server::{TestServer, shared};
 use serde_json::Value;
-
-pub struct TestServer {
-    pub base: String,
-    pub client: Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    pub async fn start() -> TestServer {
-        TestServer::with(|_| {}).await
-    }
-
-    pub async fn with(configure: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        // The built-in list, as a file: the same list whatever Python is installed, and no
-        // interpreter asked at every start.
-        config.earthengine.algorithms_file =
-            Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/algorithms.json"));
-        configure(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(longrun_server::run(config, listener, async {
-            let _ = rx.await;
-        }));
-        let client = Client::new(&base);
-        TestServer {
-            base,
-            client,
-            shutdown: Some(tx),
-            task: Some(task),
-            dir,
-        }
-    }
-
-    /// Stops the server and waits for it to drain.
-    pub async fn stop(mut self) {
-        self.shutdown.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap().await.unwrap().unwrap();
-    }
-
-    pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = self
-            .client
-            .send(method, path, body.map(str::as_bytes))
-            .await
-            .unwrap();
-        (response.status, response.json())
-    }
-
-    pub async fn submit(&self, project: &str, body: Value) -> Value {
-        let path = format!("/v1/projects/{project}/operations:submit");
-        let (status, op) = self.request("POST", &path, Some(&body.to_string())).await;
-        assert_eq!(status, 200, "{op}");
-        op
-    }
-
-    /// Leases up to `max` operations of `types` as worker `worker` without waiting; the
-    /// leases (`{"operation", "leaseId", …}`).
-    pub async fn lease_now(&self, worker: &str, types: &[&str], max: usize) -> Vec<Value> {
-        let body = serde_json::json!({"types": types, "maxOperations": max, "waitTimeout": "0s"});
-        let path = format!("/v1/workers/{worker}:lease");
-        let (status, answer) = self.request("POST", &path, Some(&body.to_string())).await;
-        assert_eq!(status, 200, "{answer}");
-        answer["leases"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Completes a lease from [`TestServer::lease_now`] with an empty response.
-    pub async fn succeed(&self, leased: &Value) {
-        let name = leased["operation"]["name"].as_str().unwrap();
-        let body = serde_json::json!({"leaseId": leased["leaseId"], "response": {}});
-        let path = format!("/v1/{name}:complete");
-        let (status, done) = self.request("POST", &path, Some(&body.to_string())).await;
-        assert_eq!(status, 200, "{done}");
-    }
-}
 
 /// The error envelope (docs/errors.md#the-envelope), with one ErrorInfo.
 pub fn envelope(http: u16, status: &str, reason: &str, message: &str, metadata: Value) -> Value {
@@ -118,21 +31,4 @@ pub fn is_timestamp(v: &Value) -> bool {
             23 => *c == b'Z',
             _ => c.is_ascii_digit(),
         })
-}
-
-/// A server on a thread of its own, living as long as the test process, for property tests
-/// (each case runs its own runtime): started once per `cell`, configured by `configure`.
-pub fn shared(cell: &'static std::sync::OnceLock<String>, configure: fn(&mut Config)) -> String {
-    cell.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let server = TestServer::with(configure).await;
-                tx.send(server.base.clone()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
-    })
-    .clone()
 }

@@ -6,10 +6,9 @@
 //! algorithm list in the client's virtualenv the way a user's does: `VIRTUAL_ENV` names it.
 //! Needs `LONGRUN_TEST_PYTHON` (set by .ci/run); without it the tests say so and skip.
 
-mod common;
-
-use common::{Server, create_account, point_at, python};
-use std::path::{Path, PathBuf};
+use longrun_testkit::auth::{create_account, point_at};
+use longrun_testkit::process::Server;
+use longrun_testkit::python::Python;
 
 const PROJECT: &str = "ee-pipeline";
 const TYPES: [&str; 8] = [
@@ -39,24 +38,12 @@ pub fn config(duration: &str, cancel_grace: &str, extra: &str) -> String {
     config + extra
 }
 
-/// The virtualenv of the test Python (`…/venv/bin/python` → `…/venv`).
-fn venv(python: &str) -> PathBuf {
-    Path::new(python)
-        .parent()
-        .and_then(Path::parent)
-        .expect("LONGRUN_TEST_PYTHON is …/bin/python")
-        .to_path_buf()
-}
-
 /// Runs tests/python/SCRIPT against a fresh server with `config`; returns its output.
 fn run(script: &str, config: &str) -> Option<String> {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping {script} (.ci/run sets it)");
-        return None;
-    };
+    let python = Python::from_env(script)?;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let venv = venv(&python_bin);
+    let venv = python.venv();
     // The account is made before the server holds the data directory.
     let key = create_account(&data, "tester", PROJECT, dir.path());
     let server = Server::start_with_config_env(
@@ -67,21 +54,15 @@ fn run(script: &str, config: &str) -> Option<String> {
             ("LONGRUN_EE_ALGORITHMS", ""),
         ],
     );
-    point_at(&key, &server);
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let (ok, text) = python(
-        &python_bin,
-        script,
-        &[
-            &server.base,
-            key.to_str().unwrap(),
-            PROJECT,
-            readme.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{script} failed:\n{text}");
-    assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
-    Some(text)
+    point_at(&key, &server.base);
+    let readme = longrun_testkit::repo_root().join("README.md");
+    let args = [
+        server.base.as_str(),
+        key.to_str().unwrap(),
+        PROJECT,
+        readme.to_str().unwrap(),
+    ];
+    Some(python.run_ok(script, &args))
 }
 
 #[test]
@@ -136,14 +117,13 @@ fn the_cli_project_config_commands() {
 /// another store, which an auth-off server accepts too.
 #[test]
 fn the_readme_recipe_without_auth() {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping ee_readme.py (.ci/run sets it)");
+    let Some(python) = Python::from_env("ee_readme.py") else {
         return;
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = longrun_testkit::repo_root();
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
-    let venv = venv(&python_bin);
+    let venv = python.venv();
     let server = Server::start_with_config_env(
         &dir.path().join("data"),
         &example,
@@ -156,30 +136,23 @@ fn the_readme_recipe_without_auth() {
         "my-project",
         dir.path(),
     );
-    point_at(&key, &server);
-    let (ok, text) = python(
-        &python_bin,
-        "ee_readme.py",
-        &[
-            &server.base,
-            key.to_str().unwrap(),
-            "my-project",
-            root.join("README.md").to_str().unwrap(),
-        ],
-    );
-    assert!(
-        ok && text.lines().any(|l| l.trim() == "ok"),
-        "ee_readme.py:\n{text}"
-    );
+    point_at(&key, &server.base);
+    let readme = root.join("README.md");
+    let args = [
+        server.base.as_str(),
+        key.to_str().unwrap(),
+        "my-project",
+        readme.to_str().unwrap(),
+    ];
+    python.run_ok("ee_readme.py", &args);
 }
 
 /// The README's recipe with auth on: the same client code, the account bound to the project.
 #[test]
 fn the_readme_recipe_with_auth() {
-    let example = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ee-emulator.toml"),
-    )
-    .unwrap();
+    let example =
+        std::fs::read_to_string(longrun_testkit::repo_root().join("examples/ee-emulator.toml"))
+            .unwrap();
     let config = format!(
         "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
          role = \"roles/earthengine.writer\"\nmembers = [\"serviceAccount:tester@{PROJECT}.iam.longrun\"]\n"

@@ -1,9 +1,8 @@
 //! `longrun projects` (docs/projects.md#registry): the registry on a server's store and through
 //! the server with a project admin's token, and the gate it controls, seen by a client.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
+use longrun_testkit::auth::{access_token, create_account, point_at};
+use longrun_testkit::process::{Server, longrun, longrun_ok};
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -39,8 +38,8 @@ async fn the_registry_on_the_store_and_through_the_server() {
     let registrar_key = create_account(&data, "registrar", "p", dir.path());
     let writer_key = create_account(&data, "writer", "p", dir.path());
     let server = Server::start_with_config(&data, CONFIG);
-    point_at(&registrar_key, &server);
-    point_at(&writer_key, &server);
+    point_at(&registrar_key, &server.base);
+    point_at(&writer_key, &server.base);
     // The server's own tokens: they hold across its restarts (the secret is kept).
     let registrar = access_token(&server.base, &registrar_key).await;
     let writer = access_token(&server.base, &writer_key).await;

@@ -7,10 +7,8 @@
 //! The full disk needs root (to mount a tmpfs) and the shim needs a C compiler; without
 //! them each test says so and skips.
 
-mod common;
-
-use common::Server;
 use longrun_client::Client;
+use longrun_testkit::process::Server;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,9 +1,7 @@
 //! `longrun operations watch`, `batch-cancel`, `retry` and `batch-retry` against a real
 //! server (docs/watch.md, docs/operations.md).
 
-mod common;
-
-use common::{BIN, Server, operations};
+use longrun_testkit::process::{Server, bin, operations};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -23,7 +21,7 @@ struct Watch {
 
 impl Watch {
     fn start(base: &str, args: &[&str]) -> Watch {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["operations", "watch", "--server", base, "--project", "p"])
             .args(args)
             .stdout(Stdio::piped())

@@ -1,9 +1,8 @@
 //! The CLI against a server in auth mode `oauth`: `service-accounts --server` with an admin
 //! token, and `operations` with `LONGRUN_TOKEN`.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun, longrun_ok, point_at};
+use longrun_testkit::auth::{access_token, create_account, point_at};
+use longrun_testkit::process::{Server, longrun, longrun_ok};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -30,7 +29,7 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
     let server = Server::start_with_config(&data, CONFIG);
     let base = server.base.as_str();
     let token_uri = format!("{base}/token");
-    point_at(&admin_key, &server);
+    point_at(&admin_key, &server.base);
     let token = access_token(base, &admin_key).await;
     let with_token = [("LONGRUN_TOKEN", token.as_str())];
 

@@ -3,14 +3,13 @@
 //! grpc_operations.py), against a server in auth mode `oauth`. Needs `LONGRUN_TEST_PYTHON`
 //! (set by .ci/run); without it the test says so and skips.
 
-mod common;
-
-use common::{Server, access_token, create_account, point_at, python};
+use longrun_testkit::auth::{access_token, create_account, point_at};
+use longrun_testkit::process::Server;
+use longrun_testkit::python::Python;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client() {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping the grpcio client (.ci/run sets it)");
+    let Some(python) = Python::from_env("the grpcio client") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -22,11 +21,9 @@ async fn python_grpcio_client() {
         "[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"p\"\n\
          role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:grpc-tester@p.iam.longrun\"]\n",
     );
-    point_at(&key, &server);
+    point_at(&key, &server.base);
     let token = access_token(&server.base, &key).await;
-    let (ok, text) = python(&python_bin, "grpc_operations.py", &[&server.base, &token]);
-    assert!(ok, "grpc_operations.py failed:\n{text}");
-    assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
+    python.run_ok("grpc_operations.py", &[&server.base, &token]);
 }
 
 /// Every operation served parses with protobuf's `json_format` into Google's
@@ -34,19 +31,15 @@ async fn python_grpcio_client() {
 /// and gRPC → REST → gRPC intact (tests/python/proto_json.py).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proto3_json_fidelity() {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping proto_json.py (.ci/run sets it)");
+    let Some(python) = Python::from_env("proto_json.py") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let descriptors = dir.path().join("descriptors.bin");
     std::fs::write(&descriptors, longrun_proto::FILE_DESCRIPTOR_SET).unwrap();
-    let (ok, text) = python(
-        &python_bin,
+    python.run_ok(
         "proto_json.py",
         &[&server.base, descriptors.to_str().unwrap()],
     );
-    assert!(ok, "proto_json.py failed:\n{text}");
-    assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
 }

@@ -4,21 +4,19 @@
 //! tests/python/ee_client.py, ee_cli.py and ee_key_file.py. Needs `LONGRUN_TEST_PYTHON` (set by .ci/run,
 //! which fails if the client cannot be installed); without it the tests say so and skip.
 
-mod common;
-
-use common::{Server, create_account, point_at, python};
-use std::path::Path;
+use longrun_testkit::auth::{create_account, point_at};
+use longrun_testkit::process::Server;
+use longrun_testkit::python::Python;
 
 const PROJECT: &str = "ee-project";
 
 /// Runs tests/python/SCRIPT against a fresh emulator, with a key holding
 /// `roles/earthengine.admin` on `PROJECT`.
 fn run(script: &str) {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping {script} (.ci/run sets it)");
+    let Some(python) = Python::from_env(script) else {
         return;
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = longrun_testkit::repo_root();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
@@ -31,14 +29,8 @@ fn run(script: &str) {
              role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:ee-tester@{PROJECT}.iam.longrun\"]\n"
         ),
     );
-    point_at(&key, &server);
-    let (ok, text) = python(
-        &python_bin,
-        script,
-        &[&server.base, key.to_str().unwrap(), PROJECT],
-    );
-    assert!(ok, "{script} failed:\n{text}");
-    assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
+    point_at(&key, &server.base);
+    python.run_ok(script, &[&server.base, key.to_str().unwrap(), PROJECT]);
 }
 
 #[test]
@@ -83,7 +75,7 @@ fn key_files_are_googles_and_the_configured_project_wins() {
     }
     let key = create_account(&data, "ee-tester", key_project, dir.path());
     let server = Server::start_with_config(&data, &config);
-    point_at(&key, &server);
+    point_at(&key, &server.base);
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
     let mut keys: Vec<&str> = file
@@ -114,15 +106,10 @@ fn key_files_are_googles_and_the_configured_project_wins() {
         "{client_id}"
     );
 
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!("LONGRUN_TEST_PYTHON is not set: skipping ee_key_file.py (.ci/run sets it)");
-        return;
-    };
-    let (ok, text) = python(
-        &python_bin,
-        "ee_key_file.py",
-        &[&server.base, key.to_str().unwrap(), PROJECT],
-    );
-    assert!(ok, "ee_key_file.py failed:\n{text}");
-    assert!(text.lines().any(|l| l.trim() == "ok"), "{text}");
+    if let Some(python) = Python::from_env("ee_key_file.py") {
+        python.run_ok(
+            "ee_key_file.py",
+            &[&server.base, key.to_str().unwrap(), PROJECT],
+        );
+    }
 }

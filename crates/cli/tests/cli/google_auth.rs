@@ -4,9 +4,9 @@
 //! Needs `LONGRUN_TEST_PYTHON`, a Python with tests/python/requirements.txt installed (set
 //! by .ci/run); without it the test says so and skips.
 
-mod common;
-
-use common::{Server, access_token, create_account, longrun_ok, point_at, python};
+use longrun_testkit::auth::{access_token, create_account, point_at};
+use longrun_testkit::process::{Server, longrun_ok};
+use longrun_testkit::python::Python;
 
 fn longrun(args: &[&str]) -> String {
     longrun_ok(args, &[])
@@ -14,10 +14,7 @@ fn longrun(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn google_auth_service_account_flow() {
-    let Ok(python_bin) = std::env::var("LONGRUN_TEST_PYTHON") else {
-        eprintln!(
-            "LONGRUN_TEST_PYTHON is not set: skipping the google-auth flow (.ci/run sets it)"
-        );
+    let Some(python) = Python::from_env("the google-auth flow") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -47,11 +44,10 @@ async fn google_auth_service_account_flow() {
          members = [\"serviceAccount:keys-admin@p.iam.longrun\"]\n",
     );
     let base = server.base.clone();
-    point_at(&key, &server);
-    point_at(&admin_key, &server);
+    point_at(&key, &base);
+    point_at(&admin_key, &base);
 
-    let (ok, out) = python(
-        &python_bin,
+    let (ok, out) = python.run(
         "service_account_flow.py",
         &[&base, key.to_str().unwrap(), "allowed"],
     );
@@ -73,8 +69,7 @@ async fn google_auth_service_account_flow() {
         ],
         &[("LONGRUN_TOKEN", admin.as_str())],
     );
-    let (ok, out) = python(
-        &python_bin,
+    let (ok, out) = python.run(
         "service_account_flow.py",
         &[&base, key.to_str().unwrap(), "refused"],
     );

@@ -2,10 +2,8 @@
 //! a real receiver (the OTLP collector's `TraceService`, served here by tonic), continuing
 //! the client's W3C `traceparent`; nothing exported when no endpoint is configured.
 
-mod common;
-
-use common::Server;
 use longrun_proto::google::longrunning as lro;
+use longrun_testkit::process::{Server, longrun};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -122,12 +120,12 @@ async fn json_logs_are_one_object_per_line_and_log_requests_without_secrets() {
 
 #[test]
 fn log_format_flag_is_checked() {
-    let (ok, _, err) = common::longrun(&["serve", "--log-format", "xml"], &[]);
+    let (ok, _, err) = longrun(&["serve", "--log-format", "xml"], &[]);
     assert!(!ok);
     assert!(err.contains("xml"), "{err}");
     // An endpoint the exporter cannot use stops the start, with the reason.
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, err) = common::longrun(
+    let (ok, _, err) = longrun(
         &[
             "serve",
             "--listen",

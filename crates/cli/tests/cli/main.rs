@@ -1,0 +1,13 @@
+//! The `longrun` binary's tests, as users run it: `longrun serve` as a child process on
+//! port 0, the CLI's commands, and Google's own Python clients (tests/python) against it.
+
+mod console;
+mod earthengine;
+mod ee_emulator;
+mod google_auth;
+mod grpc_client;
+mod process;
+mod projects;
+mod remote_auth;
+mod storage_faults;
+mod telemetry;

@@ -1,0 +1,130 @@
+//! The `operations` commands and their exit codes.
+
+use longrun_testkit::process::{Server, operations};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+
+    let (code, out, _) = operations(
+        base,
+        &[
+            "submit",
+            "--type",
+            "EXPORT_IMAGE",
+            "--description",
+            "nightly",
+            "--operation-id",
+            "jobs/a",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "projects/p/operations/jobs/a"));
+    let (code, out, _) = operations(
+        base,
+        &[
+            "submit",
+            "--type",
+            "T",
+            "--payload",
+            "{\"seconds\": 5}",
+            "--priority",
+            "5",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let op: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(op["metadata"]["priority"], 5);
+
+    let (code, out, _) = operations(base, &["list"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("ID") && lines[0].contains("STATE"));
+    assert!(out.contains("jobs/a") && out.contains("nightly") && out.contains("PENDING"));
+    let (code, out, _) = operations(
+        base,
+        &[
+            "list",
+            "--format",
+            "json",
+            "--filter",
+            "metadata.type = EXPORT_IMAGE",
+        ],
+    );
+    assert_eq!(code, 0);
+    let ops: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ops.as_array().unwrap().len(), 1);
+
+    let (code, out, _) = operations(base, &["describe", "jobs/a"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state:       PENDING"), "{out}");
+    let (code, _, _) = operations(base, &["wait", "jobs/a", "--timeout", "100ms"]);
+    assert_eq!(code, 12, "not done at the timeout");
+    let (code, _, err) = operations(base, &["delete", "jobs/a"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, out, _) = operations(base, &["cancel", "projects/p/operations/jobs/a"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "cancellation requested for projects/p/operations/jobs/a")
+    );
+    let (code, _, _) = operations(base, &["wait", "jobs/a"]);
+    assert_eq!(code, 11, "cancelled");
+    let (code, _, _) = operations(base, &["delete", "jobs/a"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = operations(base, &["describe", "jobs/a"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--operation-id", "dup"]);
+    assert_eq!(code, 5);
+    let (code, _, _) = operations(base, &["submit", "--type", "T", "--priority", "10000"]);
+    assert_eq!(code, 3);
+    let (code, _, err) = operations("http://127.0.0.1:1", &["list"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+/// `wait --timeout` longer than the server's `wait.max` keeps waiting (the call is repeated)
+/// until the operation is done, or until the client's own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_outlasts_the_servers_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(
+        dir.path(),
+        "[wait]\nmax = \"1s\"\ndefault = \"1s\"\n\n[[task_type]]\ntype = \"SLOW\"\n\
+         executor = \"simulate\"\nduration = \"2500ms\"\n",
+    );
+    let base = server.base.as_str();
+    let (code, _, _) = operations(
+        base,
+        &["submit", "--type", "SLOW", "--operation-id", "slow"],
+    );
+    assert_eq!(code, 0);
+    let started = Instant::now();
+    let (code, out, err) = operations(base, &["wait", "slow", "--timeout", "30s"]);
+    let waited = started.elapsed();
+    assert_eq!(code, 0, "SUCCEEDED after the server's cap: {out}{err}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // Nothing to wait for: the client's own deadline ends it, past the server's cap.
+    let (code, _, _) = operations(
+        base,
+        &["submit", "--type", "NOBODY", "--operation-id", "idle"],
+    );
+    assert_eq!(code, 0);
+    let started = Instant::now();
+    let (code, _, _) = operations(base, &["wait", "idle", "--timeout", "2500ms"]);
+    let waited = started.elapsed();
+    assert_eq!(code, 12);
+    assert!(
+        waited >= Duration::from_millis(2400) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+}

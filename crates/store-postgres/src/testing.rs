@@ -1,0 +1,119 @@
+//! A fresh schema in the test database, for a store or for servers to share: every test
+//! on PostgreSQL runs in a schema of its own, named after the process, so that tests and
+//! test runs side by side never meet. Behind the `testing` feature; the test kit
+//! (`longrun_testkit::postgres`) hands it on to every suite.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio_postgres::NoTls;
+
+/// The variable naming the test database; without it PostgreSQL tests skip.
+pub const DATABASE_URL: &str = "LONGRUN_TEST_DATABASE_URL";
+
+/// A schema of its own in a database, dropped with everything in it when the value is
+/// dropped (or by [`Schema::remove`], which reports a failure).
+pub struct Schema {
+    admin: tokio_postgres::Client,
+    database_url: String,
+    name: String,
+    url: String,
+    removed: bool,
+}
+
+impl Schema {
+    /// A fresh schema `longrun_<tag>_<pid>_<n>` in the test database
+    /// (`LONGRUN_TEST_DATABASE_URL`); `None`, with a notice, when that is not set.
+    pub async fn create(tag: &str) -> Option<Schema> {
+        let Ok(url) = std::env::var(DATABASE_URL) else {
+            eprintln!("skipped: set {DATABASE_URL} to run the tests on PostgreSQL");
+            return None;
+        };
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "longrun_{tag}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Some(Schema::create_in(&url, &name).await.unwrap())
+    }
+
+    /// Creates the schema `name` in the database at `database_url`, replacing a leftover of
+    /// the same name.
+    pub async fn create_in(
+        database_url: &str,
+        name: &str,
+    ) -> Result<Schema, tokio_postgres::Error> {
+        let (admin, connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await?;
+        let separator = if database_url.contains('?') { '&' } else { '?' };
+        Ok(Schema {
+            admin,
+            database_url: database_url.to_string(),
+            name: name.to_string(),
+            url: format!("{database_url}{separator}options=-c%20search_path%3D{name}"),
+            removed: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database URL with the schema as its search path (`--database-url`,
+    /// `Config::database_url`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection configuration with the schema as its search path
+    /// (`PostgresStore::connect_with`).
+    pub fn config(&self) -> tokio_postgres::Config {
+        let mut config: tokio_postgres::Config = self.database_url.parse().unwrap();
+        config.options(format!("-c search_path={}", self.name));
+        config
+    }
+
+    /// A connection of the schema's creator, for the checks a test makes in SQL (name the
+    /// schema's tables as `{schema}.operations`).
+    pub fn admin(&self) -> &tokio_postgres::Client {
+        &self.admin
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn remove(mut self) -> Result<(), tokio_postgres::Error> {
+        self.removed = true;
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        let (url, name) = (self.database_url.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime may be ending: a short-lived runtime on
+        // a thread of its own drops the schema.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
