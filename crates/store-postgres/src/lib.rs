@@ -109,9 +109,10 @@ impl PostgresStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, \
+    schedule_time, start_timeout, start_deadline) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20)";
+    $20, $21, $22, $23)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
@@ -120,8 +121,8 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
-/// them into arrays (`batch::Rows`). `concurrency_key` is written by inserts only: no
-/// update changes it.
+/// them into arrays (`batch::Rows`). `concurrency_key` and the delayed start's columns are
+/// written by inserts only: no update changes them.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -142,6 +143,9 @@ pub(crate) struct Columns {
     pub version: i64,
     pub record: String,
     pub concurrency_key: Option<String>,
+    pub schedule_time: Option<i64>,
+    pub start_timeout: Option<i64>,
+    pub start_deadline: Option<i64>,
 }
 
 impl Columns {
@@ -168,12 +172,16 @@ impl Columns {
             version: op.version,
             record: serde_json::to_string(op).map_err(backend)?,
             concurrency_key: op.concurrency_key.clone(),
+            schedule_time: opt(op.schedule_time),
+            start_timeout: op.start_timeout_ms,
+            start_deadline: opt(op.start_deadline()),
         })
     }
 }
 
-/// The parameters of `INSERT`: the columns of one operation, then its payload and its
-/// concurrency key (which `UPDATE` leaves out: neither ever changes).
+/// The parameters of `INSERT`: the columns of one operation, then its payload, its
+/// concurrency key and its delayed start's columns (which `UPDATE` leaves out: none ever
+/// changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -197,6 +205,9 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.record),
         Box::new(payload.to_string()),
         Box::new(c.concurrency_key),
+        Box::new(c.schedule_time),
+        Box::new(c.start_timeout),
+        Box::new(c.start_deadline),
     ])
 }
 
@@ -222,7 +233,7 @@ async fn write_update(client: &impl GenericClient, op: &Operation) -> Result<Opt
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.truncate(values.len() - 2); // the payload and the key never change
+    values.truncate(values.len() - 5); // the payload, the key and the delayed start never change
     values.push(Box::new(expected));
     let statement = client.prepare_cached(UPDATE).await.map_err(pg)?;
     let changed = client
@@ -399,7 +410,9 @@ impl Operations for PostgresStore {
         let rows = client
             .query(
                 "SELECT record FROM operations WHERE lease_expire < $1 UNION \
-                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL LIMIT $2",
+                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL UNION \
+                 SELECT record FROM operations WHERE start_deadline < $1 \
+                 AND state = 'PENDING' AND start_time IS NULL LIMIT $2",
                 &[&now.millis(), &(limit as i64)],
             )
             .await
@@ -460,6 +473,22 @@ impl Leasing for PostgresStore {
 
     async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
         lease::running(&self.client().await?, project, op_type, key).await
+    }
+
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        let client = self.client().await?;
+        let next = client
+            .prepare_cached(
+                "SELECT min(schedule_time) FROM operations WHERE state = 'PENDING' \
+                 AND schedule_time IS NOT NULL AND schedule_time > $1",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one(&next, &[&after.millis()])
+            .await
+            .map_err(pg)?;
+        Ok(row.get::<_, Option<i64>>(0).map(Timestamp))
     }
 
     async fn clock(&self) -> Result<Option<Timestamp>> {

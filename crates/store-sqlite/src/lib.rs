@@ -153,18 +153,19 @@ impl SqliteStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, \
+    schedule_time, start_timeout, start_deadline) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20)";
+    ?20, ?21, ?22, ?23)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
     end_time = ?11, error_code = ?12, request_id = ?13, lease_expire = ?14, deadline = ?15, \
     cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
 
-/// The indexed columns and the record of one operation, in `INSERT` order. The payload and
-/// the concurrency key (the last two) never change after the insert, so `UPDATE` leaves
-/// them out.
+/// The indexed columns and the record of one operation, in `INSERT` order. The payload, the
+/// concurrency key and the delayed start's columns (the last five) never change after the
+/// insert, so `UPDATE` leaves them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -191,6 +192,9 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         Sql::Text(record),
         Sql::Text(payload.to_string()),
         op.concurrency_key.clone().map_or(Sql::Null, Sql::Text),
+        opt(op.schedule_time),
+        op.start_timeout_ms.map_or(Sql::Null, Sql::Integer),
+        opt(op.start_deadline()),
     ])
 }
 
@@ -361,11 +365,15 @@ impl Operations for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT record FROM operations WHERE lease_expire < ?1 UNION \
-                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL LIMIT ?2",
+                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL UNION \
+                     SELECT record FROM operations WHERE start_deadline < ?1 \
+                     AND state = 'PENDING' AND start_time IS NULL LIMIT ?2",
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params![now.millis(), limit as i64], |r| r.get::<_, String>(0))
+                .query_map(params![now.millis(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?;
             rows.map(|r| record(r.map_err(backend)?)).collect()
         })
@@ -446,6 +454,19 @@ impl Leasing for SqliteStore {
         let key = key.map(str::to_string);
         self.read(move |conn| lease::running(conn, &project, &op_type, key.as_deref()))
             .await
+    }
+
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT min(schedule_time) FROM operations WHERE state = 'PENDING' \
+                 AND schedule_time IS NOT NULL AND schedule_time > ?1",
+            )
+            .and_then(|mut s| s.query_row([after.millis()], |r| r.get::<_, Option<i64>>(0)))
+            .map(|t| t.map(Timestamp))
+            .map_err(backend)
+        })
+        .await
     }
 }
 
@@ -685,7 +706,7 @@ fn write_update(conn: &Connection, mut op: Operation) -> Result<Operation> {
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.truncate(values.len() - 2); // the payload and the key never change
+    values.truncate(values.len() - 5); // the payload, the key and the delayed start never change
     values.push(Sql::Integer(expected));
     let changed = conn
         .prepare_cached(UPDATE)

@@ -30,6 +30,11 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::ErrorCode => ("error_code", true),
         // An operation without a key has "" (the reference semantics).
         Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
+        Field::ScheduleTime => ("schedule_time", true),
+        Field::StartTimeout => ("start_timeout", true),
+        // Not stored: storage sees every operation without one (`Expr::matches`); the
+        // engine takes such terms out of what it asks (`Expr::without_waiting_reason`).
+        Field::WaitingReason => ("''", false),
     }
 }
 
@@ -88,7 +93,11 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
             match value {
                 Value::Present => {
                     let present = match field {
-                        Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => {
+                        Field::Name
+                        | Field::Type
+                        | Field::Description
+                        | Field::ConcurrencyKey
+                        | Field::WaitingReason => {
                             format!("({col} != '')")
                         }
                         _ if nullable => format!("({col} IS NOT NULL)"),

@@ -446,6 +446,9 @@ fn schemas() -> Value {
             "notifications": array(r("OperationNotification")),
             "batchEecuUsageSeconds": {"type": "number", "format": "double"},
             "concurrencyKey": s("string"),
+            "scheduleTime": {"type": "string", "format": "google-datetime"},
+            "startTimeout": {"type": "string", "format": "google-duration"},
+            "waitingReason": s("string"),
         })),
         "ListOperationsResponse": object("ListOperationsResponse", json!({
             "operations": array(r("Operation")),
@@ -464,6 +467,8 @@ fn schemas() -> Value {
             "maxAttempts": {"type": "integer", "format": "int32"},
             "timeout": {"type": "string", "format": "google-duration"},
             "concurrencyKey": s("string"),
+            "scheduleTime": {"type": "string", "format": "google-datetime"},
+            "startTimeout": {"type": "string", "format": "google-duration"},
         })),
         "LeaseRequest": object("LeaseRequest", json!({
             "types": array(s("string")),
