@@ -65,7 +65,7 @@ function row(op) {
   const open = (e) => { e.preventDefault(); detail(op.name); };
   tr.addEventListener("click", (e) => { if (!e.target.closest("button")) detail(op.name); });
   tr.append(
-    el("td", {}, el("span", { class: "badge " + m.state }, m.state || "")),
+    el("td", {}, el("span", m.waitingReason ? { class: "badge " + m.state, title: "waiting: " + m.waitingReason } : { class: "badge " + m.state }, m.state || "")),
     el("td", { class: "op" }, el("a", { href: "#" + op.name, onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
     el("td", {}, m.type || ""),
     el("td", {}, el("span", { class: "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
@@ -248,10 +248,12 @@ async function detail(name) {
   const dl = el("dl");
   const add = (k, v) => { if (v !== undefined && v !== null && v !== "") dl.append(el("dt", {}, k), el("dd", {}, v)); };
   add("Name", op.name); add("State", el("span", { class: "badge " + m.state }, m.state)); add("Type", m.type);
+  add("Waiting reason", m.waitingReason);
   if (waiting) add("Waiting", el("span", { class: "waiting" }, waiting));
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", Math.round((m.progress || 0) * 100) + "%");
   add("Concurrency key", m.concurrencyKey);
+  add("Scheduled for", m.scheduleTime); add("Start timeout", m.startTimeout);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
   add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
   const actions = el("div", { class: "actions" },
