@@ -174,6 +174,13 @@ pub enum Command {
         /// key run at once in a project).
         #[arg(long)]
         concurrency_key: Option<String>,
+        /// Not started before this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
+        #[arg(long)]
+        schedule_time: Option<String>,
+        /// Fails the operation if it has not started this long after --schedule-time (or
+        /// its creation), e.g. 10m.
+        #[arg(long)]
+        start_timeout: Option<humantime::Duration>,
     },
 }
 
@@ -414,6 +421,8 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             max_attempts,
             timeout,
             concurrency_key,
+            schedule_time,
+            start_timeout,
         } => {
             let payload: Value = match payload {
                 Some(text) => serde_json::from_str(&text)
@@ -430,6 +439,11 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                 (
                     "timeout",
                     timeout.map(|t| Value::from(longrun_types::duration::format(*t))),
+                ),
+                ("scheduleTime", schedule_time.map(Value::from)),
+                (
+                    "startTimeout",
+                    start_timeout.map(|t| Value::from(longrun_types::duration::format(*t))),
                 ),
             ];
             for (key, value) in fields {

@@ -1,27 +1,57 @@
-//! Why a PENDING operation waits (`Engine::why_waiting`): the rules a lease applies, told
-//! in words. Nobody asked for its type: the engine learns which types workers and
-//! built-in executors ask for from the lease requests it serves (what it knows is its own
-//! lease requests: with several servers on one store, a worker that asks another server is
-//! not seen here), and logs the first submit of a type nobody asked for. Or a limit holds
-//! it back: its project's running limit (`Options::max_running`), the export cap (the
-//! project's `maxConcurrentExports` within `Options::max_exports`, docs/projects.md), or
-//! its type's `key_concurrency` for its `concurrencyKey`, counted from the store in one
-//! read (`Leasing::running`).
+//! Why a PENDING operation waits (`metadata.waitingReason`, docs/operations.md#why-work-waits):
+//! the rules a lease applies, as a reason (`waiting::Reason`) and in words (the
+//! `x-longrun-waiting` header of a get). Its `scheduleTime` has not come. Or nobody asked
+//! for its type: the engine learns which types workers and built-in executors ask for from
+//! the lease requests it serves (what it knows is its own lease requests: with several
+//! servers on one store, a worker that asks another server is not seen here), counts a type
+//! as asked for while a lease request naming it waits and for a minute after, and logs the
+//! first submit of a type nobody asked for. Or a limit holds it back: its project's running
+//! limit (`Options::max_running`), the export cap (the project's `maxConcurrentExports`
+//! within `Options::max_exports`, docs/projects.md), or its type's `key_concurrency` for
+//! its `concurrencyKey`, counted from the store in one read (`Leasing::running`) per
+//! (project, type, key), however many operations of a page share it. Else it is `QUEUED`:
+//! other work is ahead of it.
 
 use crate::Engine;
+use longrun_store::Running;
+use longrun_types::waiting::Reason;
 use longrun_types::{Operation, State, Timestamp};
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// How long after its last lease request a type still counts as asked for.
+const ASKED_WITHIN_MS: i64 = 60_000;
 
 /// The operation types lease requests named, and when.
 #[derive(Debug)]
 pub(crate) struct Demand {
     /// When this engine started serving lease requests.
     since: Timestamp,
-    /// Type → the last time a lease request named it.
-    asked: Mutex<HashMap<String, Timestamp>>,
+    /// Type → the last time a lease request naming it started or ended, and how many such
+    /// requests wait now.
+    asked: Mutex<HashMap<String, (Timestamp, usize)>>,
     /// Types already logged as queued with nobody asking.
     warned: Mutex<HashSet<String>>,
+}
+
+/// A lease request in progress: its types count as asked for until it is dropped, and for
+/// a minute after.
+pub(crate) struct Asking {
+    demand: Arc<Demand>,
+    types: Vec<String>,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        let now = Timestamp::now();
+        let mut asked = self.demand.asked.lock().expect("demand lock");
+        for t in &self.types {
+            if let Some((last, waiting)) = asked.get_mut(t) {
+                *last = now;
+                *waiting = waiting.saturating_sub(1);
+            }
+        }
+    }
 }
 
 impl Demand {
@@ -33,32 +63,45 @@ impl Demand {
         }
     }
 
-    /// A lease request named these types.
-    pub(crate) fn asked(&self, types: &[String]) {
+    /// A lease request names these types, until the guard is dropped.
+    pub(crate) fn asking(self: &Arc<Demand>, types: &[String]) -> Asking {
         let now = Timestamp::now();
         let mut asked = self.asked.lock().expect("demand lock");
         for t in types {
-            asked.insert(t.clone(), now);
+            let entry = asked.entry(t.clone()).or_insert((now, 0));
+            *entry = (now, entry.1 + 1);
+        }
+        Asking {
+            demand: self.clone(),
+            types: types.to_vec(),
         }
     }
 
     fn was_asked(&self, op_type: &str) -> bool {
+        let now = Timestamp::now();
         self.asked
             .lock()
             .expect("demand lock")
-            .contains_key(op_type)
+            .get(op_type)
+            .is_some_and(|(last, waiting)| *waiting > 0 || last.plus_millis(ASKED_WITHIN_MS) >= now)
     }
 
     /// Why `op` waits if nobody asked for its type.
     fn unasked(&self, op: &Operation) -> Option<String> {
-        (!self.was_asked(&op.op_type)).then(|| {
-            format!(
-                "no executor or worker has asked for operations of type {} since {} (when \
-                 this server started); configure a [[task_type]] executor for it or start a \
-                 worker that serves it",
-                op.op_type, self.since
-            )
-        })
+        if self.was_asked(&op.op_type) {
+            return None;
+        }
+        let a_minute_ago = Timestamp::now().plus_millis(-ASKED_WITHIN_MS);
+        let since = if a_minute_ago > self.since {
+            format!("{a_minute_ago} (a minute ago)")
+        } else {
+            format!("{} (when this server started)", self.since)
+        };
+        Some(format!(
+            "no executor or worker has asked for operations of type {} since {since}; \
+             configure a [[task_type]] executor for it or start a worker that serves it",
+            op.op_type
+        ))
     }
 
     /// An operation entered the queue: logs once per type that nobody has asked for.
@@ -82,18 +125,46 @@ impl Demand {
     }
 }
 
+/// The counts of [`Leasing::running`](longrun_store::Leasing::running) read for one
+/// (project, type, key) while explaining a page (`None`: none needed, or the read failed).
+pub(crate) type Counts = HashMap<(String, String, Option<String>), Option<Running>>;
+
 impl Engine {
-    /// Why `op` waits, if it is PENDING and a lease would pass it over: nobody asked for
-    /// its type since this engine started, or its project is at its running limit, at its
-    /// export cap (an export), or its `concurrencyKey` at its type's `key_concurrency`.
-    /// Reads the store at most once, and only when a limit applies to `op`; `None` also
-    /// when that read fails.
+    /// Why `op` waits, in words, if it is PENDING and something a lease applies holds it
+    /// back: its `scheduleTime`, nobody asking for its type, its project's running limit,
+    /// its export cap, its key's `key_concurrency` (the `x-longrun-waiting` header). `None`
+    /// when it is not PENDING or only waits its turn (`QUEUED`).
     pub async fn why_waiting(&self, op: &Operation) -> Option<String> {
+        self.waiting(op, &mut Counts::new()).await.1
+    }
+
+    /// Sets `waiting_reason` of each operation: its reason when PENDING, `None` otherwise.
+    /// Reads the store at most once per (project, type, key) that a limit applies to.
+    pub async fn explain(&self, ops: &mut [Operation]) {
+        let mut counts = Counts::new();
+        for op in ops {
+            op.waiting_reason = self.waiting(op, &mut counts).await.0;
+        }
+    }
+
+    /// The reason `op` waits and the words for it (see [`Engine::why_waiting`]), with the
+    /// counts already read in `counts`.
+    pub(crate) async fn waiting(
+        &self,
+        op: &Operation,
+        counts: &mut Counts,
+    ) -> (Option<Reason>, Option<String>) {
         if op.state != State::Pending {
-            return None;
+            return (None, None);
+        }
+        if let Some(at) = op.schedule_time.filter(|t| *t > self.now()) {
+            return (
+                Some(Reason::Scheduled),
+                Some(format!("scheduled to start at {at} (scheduleTime)")),
+            );
         }
         if let Some(why) = self.inner.demand.unasked(op) {
-            return Some(why);
+            return (Some(Reason::NoWorker), Some(why));
         }
         let options = &self.inner.options;
         let export =
@@ -101,36 +172,61 @@ impl Engine {
         let key_limit = self.key_concurrency(&op.op_type);
         let key = op.concurrency_key.as_deref().filter(|_| key_limit > 0);
         if options.max_running == 0 && !export && key.is_none() {
-            return None;
+            return (Some(Reason::Queued), None);
         }
         let project = op.name.project();
         let project = project.as_str();
-        let running = self
-            .inner
-            .store
-            .running(project, &op.op_type, key)
-            .await
-            .ok()?;
+        let slot = (
+            project.to_string(),
+            op.op_type.clone(),
+            key.map(str::to_string),
+        );
+        let running = match counts.get(&slot) {
+            Some(running) => *running,
+            None => {
+                let read = match self.inner.store.running(project, &op.op_type, key).await {
+                    Ok(running) => Some(running),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read what limits a lease");
+                        None
+                    }
+                };
+                counts.insert(slot, read);
+                read
+            }
+        };
+        let Some(running) = running else {
+            return (Some(Reason::Queued), None);
+        };
         if options.max_running > 0 && running.all >= options.max_running {
-            return Some(format!(
-                "project {project} is at its limit of {} running operations",
-                options.max_running
-            ));
+            return (
+                Some(Reason::ProjectRunningLimit),
+                Some(format!(
+                    "project {project} is at its limit of {} running operations",
+                    options.max_running
+                )),
+            );
         }
         let cap = longrun_store::export_cap(running.own_export_cap, options.max_exports);
         if export && running.exports >= cap {
-            return Some(format!(
-                "project {project} is at its limit of {cap} running exports \
-                 (maxConcurrentExports)"
-            ));
+            return (
+                Some(Reason::ExportLimit),
+                Some(format!(
+                    "project {project} is at its limit of {cap} running exports \
+                     (maxConcurrentExports)"
+                )),
+            );
         }
         match key {
-            Some(key) if running.keyed >= key_limit => Some(format!(
-                "concurrencyKey {key} of type {} in project {project} is at its limit of \
-                 {key_limit} running operations (key_concurrency)",
-                op.op_type
-            )),
-            _ => None,
+            Some(key) if running.keyed >= key_limit => (
+                Some(Reason::KeyLimit),
+                Some(format!(
+                    "concurrencyKey {key} of type {} in project {project} is at its limit of \
+                     {key_limit} running operations (key_concurrency)",
+                    op.op_type
+                )),
+            ),
+            _ => (Some(Reason::Queued), None),
         }
     }
 }

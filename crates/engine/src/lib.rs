@@ -18,7 +18,7 @@ pub use retry::{Retry, retry_request_id};
 pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
-use longrun_types::filter;
+use longrun_types::filter::{self, Field};
 use longrun_types::limits;
 use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
 use longrun_types::{
@@ -213,6 +213,11 @@ pub struct Submission {
     /// Groups operations of one type for the type's `key_concurrency`
     /// (docs/projects.md#concurrency-keys): 1 to 256 bytes, or `None` (not limited).
     pub concurrency_key: Option<String>,
+    /// Not leased before this time (docs/operations.md#delayed-start).
+    pub schedule_time: Option<Timestamp>,
+    /// Not started this long after `schedule_time` (or the creation), the operation fails
+    /// instead; more than zero.
+    pub start_timeout: Option<Duration>,
 }
 
 /// One page of a list.
@@ -246,7 +251,10 @@ struct Inner {
     /// The cancels whose delivery has been observed, so that each is observed once.
     delivered: std::sync::Mutex<Delivered>,
     /// The types lease requests ask for (why work waits).
-    demand: demand::Demand,
+    demand: Arc<demand::Demand>,
+    /// The earliest `scheduleTime` still to come that the engine knows of: waiting leases
+    /// are woken then (`run_background`).
+    next_due: tokio::sync::watch::Sender<Option<Timestamp>>,
 }
 
 /// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
@@ -282,6 +290,13 @@ const SHARED_RECHECK: Duration = Duration::from_secs(1);
 /// How often lapsed leases, cancel graces and timeouts are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How many operations a list page whose filter compares `metadata.waitingReason` examines
+/// at most (docs/operations.md#filter).
+pub const WAITING_SCAN: usize = 10_000;
+
+/// How many operations such a page reads from storage at a time.
+const WAITING_BATCH: usize = 500;
+
 /// How many times a read-transition-write is retried when another writer wins the race.
 const MAX_RACE_RETRIES: usize = 100;
 
@@ -300,7 +315,8 @@ impl Engine {
                 work: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
                 delivered: std::sync::Mutex::default(),
-                demand: demand::Demand::new(),
+                demand: Arc::new(demand::Demand::new()),
+                next_due: tokio::sync::watch::Sender::new(None),
             }),
         }
     }
@@ -381,8 +397,11 @@ impl Engine {
         }
     }
 
+    /// The operation, with why it waits when PENDING (`waiting_reason`).
     pub async fn get(&self, name: &Name) -> Result<Operation> {
-        self.load(name).await
+        let mut op = self.load(name).await?;
+        self.explain(std::slice::from_mut(&mut op)).await;
+        Ok(op)
     }
 
     pub async fn list(
@@ -419,6 +438,11 @@ impl Engine {
                     })?,
             ),
         };
+        if let Some(expr) = filter.as_ref().filter(|f| f.mentions(Field::WaitingReason)) {
+            return self
+                .list_waiting(project, expr, filter_text, limit, after)
+                .await;
+        }
         // One extra row tells whether another page follows, so the last page has no token.
         let mut operations = self
             .inner
@@ -446,9 +470,83 @@ impl Engine {
         };
         // Expired operations not yet swept are hidden; a page may then be short.
         operations.retain(|op| !self.expired(op));
+        self.explain(&mut operations).await;
         Ok(Page {
             operations,
             next_page_token,
+        })
+    }
+
+    /// A list page whose filter compares `metadata.waitingReason`, which storage does not
+    /// know: storage is asked for what the rest of the filter keeps
+    /// (`Expr::without_waiting_reason`), in batches, and the engine keeps what the whole
+    /// filter matches once each operation's reason is known, examining at most
+    /// [`WAITING_SCAN`] operations; when those run out first, the page is short and its token
+    /// continues after the last one examined (docs/operations.md#filter).
+    async fn list_waiting(
+        &self,
+        project: &Project,
+        expr: &filter::Expr,
+        filter_text: &str,
+        limit: usize,
+        mut after: Option<Cursor>,
+    ) -> Result<Page> {
+        let parent = project.resource_name();
+        let asked = expr.without_waiting_reason();
+        let batch = (limit + 1).max(WAITING_BATCH);
+        let mut counts = demand::Counts::new();
+        let mut operations = Vec::new();
+        let mut examined = 0;
+        let mut more = true;
+        'pages: while operations.len() <= limit {
+            if examined >= WAITING_SCAN {
+                break;
+            }
+            let ops = self
+                .inner
+                .store
+                .list(ListQuery {
+                    project: project.clone(),
+                    filter: asked.clone(),
+                    after: after.clone(),
+                    limit: batch,
+                })
+                .await?;
+            more = ops.len() == batch;
+            for mut op in ops {
+                examined += 1;
+                after = Some(Cursor {
+                    create_time: op.create_time,
+                    name: op.name.clone(),
+                });
+                op.waiting_reason = self.waiting(&op, &mut counts).await.0;
+                let reason = op.waiting_reason.map_or("", |r| r.as_str());
+                if !self.expired(&op) && expr.matches_waiting(&op, reason) {
+                    operations.push(op);
+                    if operations.len() > limit {
+                        break 'pages;
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        let cursor = if operations.len() > limit {
+            operations.truncate(limit);
+            operations.last().map(|last| Cursor {
+                create_time: last.create_time,
+                name: last.name.clone(),
+            })
+        } else if more {
+            // The scan ran out first: the next page goes on after the last row examined.
+            after
+        } else {
+            None
+        };
+        Ok(Page {
+            operations,
+            next_page_token: cursor.map(|c| self.inner.tokens.encode(&parent, filter_text, &c)),
         })
     }
 
@@ -600,13 +698,14 @@ impl Engine {
         loop {
             // Created before the read, so a change between the read and the await still wakes.
             let woken = interest.notify().notified();
-            let op = self.load(name).await?;
+            let mut op = self.load(name).await?;
             if op.done() || *closing.borrow_and_update() {
+                self.explain(std::slice::from_mut(&mut op)).await;
                 return Ok(op);
             }
             tokio::select! {
                 _ = woken => {}
-                _ = tokio::time::sleep_until(deadline) => return self.load(name).await,
+                _ = tokio::time::sleep_until(deadline) => return self.get(name).await,
                 _ = closing.changed() => {}
                 _ = self.recheck() => {}
             }
@@ -689,6 +788,12 @@ impl Engine {
             }
             limits::check("requestId", id, limits::REQUEST_ID)?;
         }
+        if s.start_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::invalid(
+                "INVALID_START_TIMEOUT",
+                "startTimeout must be more than zero",
+            ));
+        }
         if let Some(key) = &s.concurrency_key {
             if key.is_empty() {
                 return Err(invalid(format!(
@@ -713,6 +818,10 @@ impl Engine {
         op.request_id = s.request_id;
         op.concurrency_key = s.concurrency_key;
         op.retry_of = retry_of;
+        op.schedule_time = s.schedule_time;
+        op.start_timeout_ms = s
+            .start_timeout
+            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {
@@ -734,13 +843,26 @@ impl Engine {
             tracing::Span::current().record("longrun.operation.name", op.name.as_str());
         }
         match inserted {
-            Ok(Inserted::Created(op)) => {
+            Ok(Inserted::Created(mut op)) => {
                 self.committed(Change::Created(op.clone()));
                 self.inner.demand.queued(&op);
+                if let Some(at) = op.schedule_time.filter(|t| *t > now) {
+                    self.inner.next_due.send_if_modified(|next| {
+                        let sooner = next.is_none_or(|n| at < n);
+                        if sooner {
+                            *next = Some(at);
+                        }
+                        sooner
+                    });
+                }
                 self.inner.work.notify_waiters();
+                self.explain(std::slice::from_mut(&mut op)).await;
                 Ok(op)
             }
-            Ok(Inserted::Existing(op)) => Ok(op),
+            Ok(Inserted::Existing(mut op)) => {
+                self.explain(std::slice::from_mut(&mut op)).await;
+                Ok(op)
+            }
             Err(longrun_store::Error::QueueFull { limit }) => Err(Error::QueueFull {
                 project: project.to_string(),
                 limit,
@@ -767,16 +889,54 @@ impl Engine {
         }
     }
 
+    /// Reads from the store when the next scheduled operation comes due and keeps it as the
+    /// time to wake waiting leases, unless a submit made since knows of a sooner one. `fired`:
+    /// the time that just came (replaced whatever happens).
+    async fn refresh_next_due(&self, fired: Option<Timestamp>) {
+        let now = self.now();
+        let found = match self.inner.store.next_scheduled(now).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the next scheduled operation");
+                // Tried again on the next sweep.
+                Some(now.plus_millis(SWEEP_INTERVAL.as_millis() as i64))
+            }
+        };
+        self.inner.next_due.send_if_modified(|next| {
+            let keep = next.filter(|n| *n > now && Some(*n) != fired);
+            let new = match (keep, found) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let changed = new != *next;
+            *next = new;
+            changed
+        });
+    }
+
     /// Runs the background duties (retention) until `shutdown` resolves.
     pub async fn run_background(&self, shutdown: impl std::future::Future<Output = ()>) {
         let mut retention = tokio::time::interval(Duration::from_secs(60));
         let mut timers = tokio::time::interval(SWEEP_INTERVAL);
         timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut signals = self.inner.signals.lock().expect("signals lock").take();
+        let mut next_due = self.inner.next_due.subscribe();
+        self.refresh_next_due(None).await;
         tokio::pin!(shutdown);
         loop {
+            let due = *next_due.borrow_and_update();
+            // Woken a millisecond after the time, so that the lease it wakes finds it due.
+            let until_due = due.map(|at| {
+                let ms = (at.millis() - self.now().millis() + 1).max(0) as u64;
+                tokio::time::Instant::now() + Duration::from_millis(ms)
+            });
             tokio::select! {
                 _ = &mut shutdown => return,
+                _ = next_due.changed() => {}
+                _ = async { tokio::time::sleep_until(until_due.expect("guarded by the branch condition")).await }, if until_due.is_some() => {
+                    self.inner.work.notify_waiters();
+                    self.refresh_next_due(due).await;
+                }
                 signal = async { signals.as_mut().expect("guarded by the branch condition").recv().await }, if signals.is_some() => {
                     use longrun_store::Signal;
                     use tokio::sync::broadcast::error::RecvError;
@@ -790,8 +950,14 @@ impl Engine {
                         Err(RecvError::Closed) => signals = None,
                     }
                 }
-                _ = timers.tick() => if let Err(e) = self.sweep().await {
-                    tracing::warn!(error = %e, "timer sweep failed");
+                _ = timers.tick() => {
+                    if let Err(e) = self.sweep().await {
+                        tracing::warn!(error = %e, "timer sweep failed");
+                    }
+                    // Other servers' scheduled submits are learnt from the store.
+                    if self.inner.shared {
+                        self.refresh_next_due(None).await;
+                    }
                 },
                 _ = retention.tick() => match self.expire().await {
                     Ok(0) => {}

@@ -53,8 +53,10 @@ fn resubmission(original: &Operation, payload: serde_json::Value, r: Retry) -> S
             Duration::from_millis(u64::try_from(ms).unwrap_or(0))
         }),
         concurrency_key: original.concurrency_key.clone(),
-        // Whatever else a submit sets on an operation that a retry keeps (a scheduled start,
-        // a parent) is copied here from `original`.
+        // A retry is queued now: the original's scheduleTime and startTimeout, about when
+        // it was to start, are not carried over.
+        schedule_time: None,
+        start_timeout: None,
     }
 }
 

@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
+/// The error message of an operation that did not start within its `startTimeout`
+/// (docs/operations.md#delayed-start).
+pub const NOT_STARTED_IN_TIME: &str = "not started within startTimeout";
+
 /// Bounds of lease requests (docs/choices.md#leases).
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(60);
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(1);
@@ -106,7 +110,7 @@ impl Engine {
         for (i, t) in request.types.iter().enumerate() {
             limits::check(&format!("types[{i}]"), t, limits::TYPE)?;
         }
-        self.inner.demand.asked(&request.types);
+        let _asking = self.inner.demand.asking(&request.types);
         self.inner.options.observer.lease_requested(&request.types);
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
@@ -118,6 +122,7 @@ impl Engine {
             let worker = request.worker.clone();
             let query = LeaseQuery {
                 types: request.types.clone(),
+                now: self.now(),
                 limit: request.max_operations,
                 max_running: self.inner.options.max_running,
                 max_exports: self.inner.options.max_exports,
@@ -443,7 +448,15 @@ impl Engine {
                     if op.done() {
                         return Ok(false);
                     }
-                    let (event, outcome) = if op.deadline.is_some_and(|d| d < now) {
+                    let (event, outcome) = if op.state == State::Pending
+                        && op.start_time.is_none()
+                        && op.start_deadline().is_some_and(|d| d < now)
+                    {
+                        (
+                            Event::Timeout,
+                            Status::new(Code::DeadlineExceeded, NOT_STARTED_IN_TIME),
+                        )
+                    } else if op.deadline.is_some_and(|d| d < now) {
                         let status = if op.state == State::Cancelling {
                             Status::new(Code::Cancelled, CANCELLED_BY_USER)
                         } else {

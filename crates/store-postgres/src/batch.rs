@@ -138,7 +138,8 @@ impl Batch for NewOperation {
         let statement = client
             .prepare_cached(
                 "SELECT outcome, existing FROM longrun_insert($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+                 $25)",
             )
             .await
             .map_err(pg)?;
@@ -147,6 +148,9 @@ impl Batch for NewOperation {
         params.push(&limits);
         params.push(&rows.concurrency_key);
         params.push(&rows.retry_of);
+        params.push(&rows.schedule_time);
+        params.push(&rows.start_timeout);
+        params.push(&rows.start_deadline);
         let outcomes = client.query(&statement, &params).await.map_err(pg)?;
         if outcomes.len() != batch.len() {
             return Err(Error::Backend(format!(
@@ -262,10 +266,13 @@ struct Rows {
     cancel_time: Vec<Option<i64>>,
     version: Vec<i64>,
     record: Vec<String>,
-    /// Not among `params`: only inserts write it.
+    /// Not among `params`: only inserts write it (and the three below).
     concurrency_key: Vec<Option<String>>,
     /// Not among `params`: only inserts write it.
     retry_of: Vec<Option<String>>,
+    schedule_time: Vec<Option<i64>>,
+    start_timeout: Vec<Option<i64>>,
+    start_deadline: Vec<Option<i64>>,
 }
 
 impl Rows {
@@ -291,6 +298,9 @@ impl Rows {
         self.record.push(c.record);
         self.concurrency_key.push(c.concurrency_key);
         self.retry_of.push(c.retry_of);
+        self.schedule_time.push(c.schedule_time);
+        self.start_timeout.push(c.start_timeout);
+        self.start_deadline.push(c.start_deadline);
         Ok(())
     }
 

@@ -26,23 +26,21 @@ pub(crate) async fn lease(
         .await
         .map_err(pg)?;
     // A project's queue head: the head of each type's queue (one probe of
-    // `operations_fair` each), then the first of those; rows other leases hold, capped
-    // exports ($3) and keys at their limit (the (type, key) pairs of $4 and $5) are
-    // passed over.
-    let head = tx
-        .prepare_cached(
-            "SELECT o.record, o.payload FROM unnest($2::text[]) AS t(op_type) \
-             CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
-             FROM operations AS q WHERE state = 'PENDING' AND project = $1 \
-             AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
-             AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
-             WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
-             ORDER BY priority DESC, create_time ASC, name ASC \
-             LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
-             ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1",
-        )
+    // `operations_fair` each for operations without a scheduleTime, one of
+    // `operations_scheduled` for scheduled ones that are due), then the first of those;
+    // rows other leases hold, capped exports ($3), keys at their limit (the (type, key)
+    // pairs of $4 and $5) and operations past their start deadline at $6 are passed over.
+    let heads = [
+        tx.prepare_cached(&head_query("schedule_time IS NULL"))
+            .await
+            .map_err(pg)?,
+        tx.prepare_cached(&head_query(
+            "schedule_time IS NOT NULL AND schedule_time <= $6",
+        ))
         .await
-        .map_err(pg)?;
+        .map_err(pg)?,
+    ];
+    let now = query.now.millis();
     let max_running = i64::try_from(query.max_running).unwrap_or(i64::MAX);
     let caps_exports = longrun_store::caps_exports(query);
     let mut fair = longrun_store::fair::Rotation::new(cursor.lock().expect("cursor").clone());
@@ -69,14 +67,29 @@ pub(crate) async fn lease(
         let taken = loop {
             let no_exports = fair.exports_capped(&project);
             let (held_types, held_keys) = fair.held(&project);
-            let Some(row) = tx
-                .query_opt(
-                    &head,
-                    &[&project, &query.types, &no_exports, &held_types, &held_keys],
-                )
-                .await
-                .map_err(pg)?
-            else {
+            let mut best: Option<tokio_postgres::Row> = None;
+            for head in &heads {
+                let found = tx
+                    .query_opt(
+                        head,
+                        &[
+                            &project,
+                            &query.types,
+                            &no_exports,
+                            &held_types,
+                            &held_keys,
+                            &now,
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if let Some(found) = found
+                    && best.as_ref().is_none_or(|b| rank(&found) < rank(b))
+                {
+                    best = Some(found);
+                }
+            }
+            let Some(row) = best else {
                 break None;
             };
             let op = record(&row)?;
@@ -122,6 +135,29 @@ pub(crate) async fn lease(
         *cursor.lock().expect("cursor") = fair.into_cursor();
     }
     Ok(leased)
+}
+
+/// The queue head of (project $1, types $2) among the rows that meet `which` (see
+/// [`lease`]): record, payload, and its place in lease order.
+fn head_query(which: &str) -> String {
+    format!(
+        "SELECT o.record, o.payload, o.priority, o.create_time, o.name \
+         FROM unnest($2::text[]) AS t(op_type) \
+         CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
+         FROM operations AS q WHERE state = 'PENDING' AND {which} AND project = $1 \
+         AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+         AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
+         WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
+         AND (start_deadline IS NULL OR start_deadline >= $6::bigint OR start_time IS NOT NULL) \
+         ORDER BY priority DESC, create_time ASC, name ASC \
+         LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
+         ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1"
+    )
+}
+
+/// A head's place in lease order: priority descending, then age, then name.
+fn rank(row: &tokio_postgres::Row) -> (i64, i64, String) {
+    (-row.get::<_, i64>(2), row.get(3), row.get(4))
 }
 
 /// Takes `project`'s leasing lock for the rest of this transaction; leases on other

@@ -111,9 +111,10 @@ impl PostgresStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
+    schedule_time, start_timeout, start_deadline) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21)";
+    $20, $21, $22, $23, $24)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
@@ -122,8 +123,8 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
-/// them into arrays (`batch::Rows`). `concurrency_key` and `retry_of` are written by inserts
-/// only: no update changes them.
+/// them into arrays (`batch::Rows`). `concurrency_key`, `retry_of` and the delayed start's
+/// columns are written by inserts only: no update changes them.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -145,6 +146,9 @@ pub(crate) struct Columns {
     pub record: String,
     pub concurrency_key: Option<String>,
     pub retry_of: Option<String>,
+    pub schedule_time: Option<i64>,
+    pub start_timeout: Option<i64>,
+    pub start_deadline: Option<i64>,
 }
 
 impl Columns {
@@ -172,13 +176,16 @@ impl Columns {
             record: serde_json::to_string(op).map_err(backend)?,
             concurrency_key: op.concurrency_key.clone(),
             retry_of: op.retry_of.as_ref().map(|n| n.as_str().to_string()),
+            schedule_time: opt(op.schedule_time),
+            start_timeout: op.start_timeout_ms,
+            start_deadline: opt(op.start_deadline()),
         })
     }
 }
 
 /// The parameters of `INSERT`: the columns of one operation, then its payload, its
-/// concurrency key and the operation it retries (the last [`INSERT_ONLY`], which `UPDATE`
-/// leaves out: none ever changes).
+/// concurrency key, the operation it retries and its delayed start's columns (the last
+/// [`INSERT_ONLY`], which `UPDATE` leaves out: none ever changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -203,11 +210,14 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(payload.to_string()),
         Box::new(c.concurrency_key),
         Box::new(c.retry_of),
+        Box::new(c.schedule_time),
+        Box::new(c.start_timeout),
+        Box::new(c.start_deadline),
     ])
 }
 
 /// How many of [`row`]'s last parameters only an insert writes.
-const INSERT_ONLY: usize = 3;
+const INSERT_ONLY: usize = 6;
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
@@ -408,7 +418,9 @@ impl Operations for PostgresStore {
         let rows = client
             .query(
                 "SELECT record FROM operations WHERE lease_expire < $1 UNION \
-                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL LIMIT $2",
+                 SELECT record FROM operations WHERE deadline < $1 AND end_time IS NULL UNION \
+                 SELECT record FROM operations WHERE start_deadline < $1 \
+                 AND state = 'PENDING' AND start_time IS NULL LIMIT $2",
                 &[&now.millis(), &(limit as i64)],
             )
             .await
@@ -469,6 +481,22 @@ impl Leasing for PostgresStore {
 
     async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
         lease::running(&self.client().await?, project, op_type, key).await
+    }
+
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        let client = self.client().await?;
+        let next = client
+            .prepare_cached(
+                "SELECT min(schedule_time) FROM operations WHERE state = 'PENDING' \
+                 AND schedule_time IS NOT NULL AND schedule_time > $1",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one(&next, &[&after.millis()])
+            .await
+            .map_err(pg)?;
+        Ok(row.get::<_, Option<i64>>(0).map(Timestamp))
     }
 
     async fn clock(&self) -> Result<Option<Timestamp>> {

@@ -360,6 +360,85 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+-- Delayed start (docs/operations.md#delayed-start): the submit's scheduleTime and
+-- startTimeout, and the start deadline they make (a timer, like lease_expire), set by the
+-- insert and never changed. Leases read the queue heads of operations without a
+-- scheduleTime from operations_fair and those of scheduled ones that are due from
+-- operations_scheduled, so that operations waiting for their time cost a lease nothing.
+-- longrun_insert takes the three as its last arrays.
+ALTER TABLE operations ADD COLUMN schedule_time BIGINT;
+ALTER TABLE operations ADD COLUMN start_timeout BIGINT;
+ALTER TABLE operations ADD COLUMN start_deadline BIGINT;
+DROP INDEX operations_fair;
+CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, create_time, name)
+    WHERE state = 'PENDING' AND schedule_time IS NULL;
+CREATE INDEX operations_scheduled ON operations (project, op_type, schedule_time)
+    WHERE state = 'PENDING' AND schedule_time IS NOT NULL;
+CREATE INDEX operations_next_scheduled ON operations (schedule_time)
+    WHERE state = 'PENDING' AND schedule_time IS NOT NULL;
+CREATE INDEX operations_start_deadline ON operations (start_deadline)
+    WHERE state = 'PENDING' AND start_time IS NULL AND start_deadline IS NOT NULL;
+DROP FUNCTION longrun_insert(TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], BIGINT[],
+    BIGINT[], BIGINT[], BIGINT[], BIGINT[], BIGINT[], TEXT[], BIGINT[], BIGINT[], BIGINT[],
+    BIGINT[], TEXT[], TEXT[], BIGINT[], TEXT[], TEXT[]);
+CREATE FUNCTION longrun_insert(
+    names TEXT[], projects TEXT[], states TEXT[], op_types TEXT[], descriptions TEXT[],
+    priorities BIGINT[], attempts BIGINT[], create_times BIGINT[], update_times BIGINT[],
+    start_times BIGINT[], end_times BIGINT[], error_codes BIGINT[], request_ids TEXT[],
+    lease_expires BIGINT[], deadlines BIGINT[], cancel_times BIGINT[], versions BIGINT[],
+    records TEXT[], payloads TEXT[], limits BIGINT[], concurrency_keys TEXT[], retry_ofs TEXT[],
+    schedule_times BIGINT[], start_timeouts BIGINT[], start_deadlines BIGINT[]
+) RETURNS TABLE (outcome TEXT, existing TEXT) LANGUAGE plpgsql AS $$
+DECLARE
+    locked TEXT;
+    queued BIGINT;
+BEGIN
+    FOR locked IN SELECT DISTINCT p FROM unnest(projects) AS p ORDER BY p LOOP
+        PERFORM pg_advisory_xact_lock(hashtext(locked));
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
+        existing := NULL;
+        IF request_ids[i] IS NOT NULL THEN
+            SELECT o.record INTO existing FROM operations AS o
+                WHERE o.project = projects[i] AND o.request_id = request_ids[i];
+            IF FOUND THEN
+                outcome := 'existing';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF EXISTS (SELECT 1 FROM operations AS o WHERE o.name = names[i]) THEN
+            outcome := 'taken';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        SELECT b.pending INTO queued FROM queue_bounds AS b WHERE b.project = projects[i];
+        IF queued IS NULL OR queued >= limits[i] THEN
+            SELECT count(*) INTO queued FROM (SELECT 1 FROM operations AS o
+                WHERE o.project = projects[i] AND o.state = 'PENDING' LIMIT limits[i]) AS q;
+        END IF;
+        IF queued >= limits[i] THEN
+            outcome := 'full';
+        ELSE
+            INSERT INTO operations (name, project, state, op_type, description, priority,
+                attempt, create_time, update_time, start_time, end_time, error_code,
+                request_id, lease_expire, deadline, cancel_time, version, record, payload,
+                concurrency_key, retry_of, schedule_time, start_timeout, start_deadline)
+            VALUES (names[i], projects[i], states[i], op_types[i], descriptions[i],
+                priorities[i], attempts[i], create_times[i], update_times[i], start_times[i],
+                end_times[i], error_codes[i], request_ids[i], lease_expires[i], deadlines[i],
+                cancel_times[i], versions[i], records[i], payloads[i], concurrency_keys[i],
+                retry_ofs[i], schedule_times[i], start_timeouts[i], start_deadlines[i]);
+            queued := queued + 1;
+            outcome := 'created';
+        END IF;
+        INSERT INTO queue_bounds (project, pending) VALUES (projects[i], queued)
+            ON CONFLICT (project) DO UPDATE SET pending = excluded.pending;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -10,6 +10,34 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Mutex;
 
+/// The conditions of a queue head of (project ?1, type ?2) at time ?5: no capped export
+/// (?3), no key at its limit (?4, a JSON list), not past its start deadline.
+macro_rules! head_conditions {
+    () => {
+        "project = ?1 AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
+         AND (?4 IS NULL OR concurrency_key IS NULL \
+         OR concurrency_key NOT IN (SELECT value FROM json_each(?4))) \
+         AND (start_deadline IS NULL OR start_deadline >= ?5 OR start_time IS NOT NULL)"
+    };
+}
+
+/// The queue head among operations without a scheduleTime (`operations_fair`).
+const HEAD_READY: &str = concat!(
+    "SELECT priority, create_time, name, record, payload FROM operations \
+     WHERE state = 'PENDING' AND schedule_time IS NULL AND ",
+    head_conditions!(),
+    " ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1"
+);
+
+/// The queue head among scheduled operations that are due (`operations_scheduled`: the due
+/// ones are read and ranked, and they are few, as leases take them when they come due).
+const HEAD_SCHEDULED: &str = concat!(
+    "SELECT priority, create_time, name, record, payload FROM operations \
+     WHERE state = 'PENDING' AND schedule_time IS NOT NULL AND schedule_time <= ?5 AND ",
+    head_conditions!(),
+    " ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1"
+);
+
 /// A row's place in lease order: priority negated (highest first), then age, then name.
 type Rank = (i64, i64, String);
 
@@ -21,8 +49,10 @@ pub(crate) fn lease(
     cursor: &Mutex<String>,
 ) -> Result<Vec<(Operation, serde_json::Value)>> {
     // A project's queue head: the head of each type's queue (one probe of
-    // `operations_fair` each, passing over capped exports and keys at their
-    // limit), then the first of those in lease order.
+    // `operations_fair` for operations without a scheduleTime and one of
+    // `operations_scheduled` for those that are due, passing over capped exports, keys at
+    // their limit and operations past their start deadline), then the first of those in
+    // lease order.
     let head =
         |project: &str, fair: &longrun_store::fair::Rotation| -> Result<Option<(String, String)>> {
             let no_exports = fair.exports_capped(project);
@@ -32,31 +62,32 @@ pub(crate) fn lease(
                     [] => Sql::Null,
                     keys => Sql::Text(serde_json::to_string(keys).map_err(backend)?),
                 };
-                let found = conn
-                    .prepare_cached(
-                        "SELECT priority, create_time, name, record, payload \
-                     FROM operations WHERE state = 'PENDING' AND project = ?1 \
-                     AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
-                     AND (?4 IS NULL OR concurrency_key IS NULL \
-                     OR concurrency_key NOT IN (SELECT value FROM json_each(?4))) \
-                     ORDER BY priority DESC, create_time ASC, name ASC LIMIT 1",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(
-                            rusqlite::params![project, op_type, i64::from(no_exports), held],
-                            |r| {
-                                // Lease order: priority descending, then age, then name.
-                                let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);
-                                Ok((key, (r.get(3)?, r.get(4)?)))
-                            },
-                        )
-                        .optional()
-                    })
-                    .map_err(backend)?;
-                if let Some(found) = found
-                    && best.as_ref().is_none_or(|b| found.0 < b.0)
-                {
-                    best = Some(found);
+                for sql in [HEAD_READY, HEAD_SCHEDULED] {
+                    let found = conn
+                        .prepare_cached(sql)
+                        .and_then(|mut s| {
+                            s.query_row(
+                                rusqlite::params![
+                                    project,
+                                    op_type,
+                                    i64::from(no_exports),
+                                    held,
+                                    query.now.millis()
+                                ],
+                                |r| {
+                                    // Lease order: priority descending, then age, then name.
+                                    let key = (-r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?);
+                                    Ok((key, (r.get(3)?, r.get(4)?)))
+                                },
+                            )
+                            .optional()
+                        })
+                        .map_err(backend)?;
+                    if let Some(found) = found
+                        && best.as_ref().is_none_or(|b| found.0 < b.0)
+                    {
+                        best = Some(found);
+                    }
                 }
             }
             Ok(best.map(|(_, row)| row))

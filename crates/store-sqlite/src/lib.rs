@@ -153,9 +153,10 @@ impl SqliteStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
+    schedule_time, start_timeout, start_deadline) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21)";
+    ?20, ?21, ?22, ?23, ?24)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
@@ -163,8 +164,8 @@ const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, descriptio
     cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
 
 /// The indexed columns and the record of one operation, in `INSERT` order. The payload, the
-/// concurrency key and the operation retried (the last [`INSERT_ONLY`]) never change after
-/// the insert, so `UPDATE` leaves them out.
+/// concurrency key, the operation retried and the delayed start's columns (the last
+/// [`INSERT_ONLY`]) never change after the insert, so `UPDATE` leaves them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -194,11 +195,14 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         op.retry_of
             .as_ref()
             .map_or(Sql::Null, |n| Sql::Text(n.as_str().to_string())),
+        opt(op.schedule_time),
+        op.start_timeout_ms.map_or(Sql::Null, Sql::Integer),
+        opt(op.start_deadline()),
     ])
 }
 
 /// How many of [`row`]'s last values only an insert writes.
-const INSERT_ONLY: usize = 3;
+const INSERT_ONLY: usize = 6;
 
 fn record(text: String) -> Result<Operation> {
     serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
@@ -367,11 +371,15 @@ impl Operations for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT record FROM operations WHERE lease_expire < ?1 UNION \
-                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL LIMIT ?2",
+                     SELECT record FROM operations WHERE deadline < ?1 AND end_time IS NULL UNION \
+                     SELECT record FROM operations WHERE start_deadline < ?1 \
+                     AND state = 'PENDING' AND start_time IS NULL LIMIT ?2",
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params![now.millis(), limit as i64], |r| r.get::<_, String>(0))
+                .query_map(params![now.millis(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?;
             rows.map(|r| record(r.map_err(backend)?)).collect()
         })
@@ -452,6 +460,19 @@ impl Leasing for SqliteStore {
         let key = key.map(str::to_string);
         self.read(move |conn| lease::running(conn, &project, &op_type, key.as_deref()))
             .await
+    }
+
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT min(schedule_time) FROM operations WHERE state = 'PENDING' \
+                 AND schedule_time IS NOT NULL AND schedule_time > ?1",
+            )
+            .and_then(|mut s| s.query_row([after.millis()], |r| r.get::<_, Option<i64>>(0)))
+            .map(|t| t.map(Timestamp))
+            .map_err(backend)
+        })
+        .await
     }
 }
 

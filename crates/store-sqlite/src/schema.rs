@@ -124,6 +124,26 @@ CREATE INDEX operations_keys ON operations (project, op_type, concurrency_key)
 ALTER TABLE operations ADD COLUMN retry_of TEXT;
 CREATE INDEX operations_retries ON operations (project, retry_of) WHERE retry_of IS NOT NULL;
 "#,
+    r#"
+-- Delayed start (docs/operations.md#delayed-start): the submit's scheduleTime and
+-- startTimeout, and the start deadline they make (a timer, like lease_expire). Leases read
+-- the queue heads of operations without a scheduleTime from operations_fair and those of
+-- scheduled ones that are due from operations_scheduled, so that operations waiting for
+-- their time cost a lease nothing.
+ALTER TABLE operations ADD COLUMN schedule_time INTEGER;
+ALTER TABLE operations ADD COLUMN start_timeout INTEGER;
+ALTER TABLE operations ADD COLUMN start_deadline INTEGER;
+CREATE INDEX operations_pending ON operations (project) WHERE state = 'PENDING';
+DROP INDEX operations_fair;
+CREATE INDEX operations_fair ON operations (project, op_type, priority DESC, create_time, name)
+    WHERE state = 'PENDING' AND schedule_time IS NULL;
+CREATE INDEX operations_scheduled ON operations (project, op_type, schedule_time)
+    WHERE state = 'PENDING' AND schedule_time IS NOT NULL;
+CREATE INDEX operations_next_scheduled ON operations (schedule_time)
+    WHERE state = 'PENDING' AND schedule_time IS NOT NULL;
+CREATE INDEX operations_start_deadline ON operations (start_deadline)
+    WHERE state = 'PENDING' AND start_time IS NULL AND start_deadline IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

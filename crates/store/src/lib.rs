@@ -244,6 +244,10 @@ pub type Start = std::sync::Arc<dyn Fn(Operation) -> Operation + Send + Sync>;
 pub struct LeaseQuery {
     /// Operation types the worker serves.
     pub types: Vec<String>,
+    /// The time of the lease: operations whose `scheduleTime` is after it are not leased,
+    /// nor those whose start deadline (`Operation::start_deadline`) is before it and that
+    /// never started (docs/operations.md#delayed-start).
+    pub now: Timestamp,
     /// Most operations to lease.
     pub limit: usize,
     /// Most RUNNING or CANCELLING operations per project; 0 = unlimited.
@@ -367,7 +371,9 @@ pub trait Operations: Send + Sync + 'static {
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 
     /// Up to `limit` operations with a timer due at `now`: a lease that expired before
-    /// `now`, or a deadline before `now` on an operation that is not done.
+    /// `now`, a deadline before `now` on an operation that is not done, or a start
+    /// deadline (`Operation::start_deadline`) before `now` on a PENDING operation that
+    /// never started.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Operation>>;
 
     /// Up to `limit` operations with their payloads, in name order after `after`: every
@@ -397,6 +403,10 @@ pub trait Leasing: Send + Sync + 'static {
     /// concurrency key `key`, counts against its limits, read in one query (see
     /// [`Running`]).
     async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running>;
+
+    /// The earliest `scheduleTime` after `after` of a PENDING operation, if any: when the
+    /// next scheduled operation becomes due (the engine wakes waiting leases then).
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>>;
 
     /// The time on the store's own clock, for a store several servers share (`None`
     /// otherwise): the engine judges leases, graces and timeouts on it (`StoreClock`), so

@@ -32,6 +32,11 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
         // An operation that retries none has "".
         Field::RetryOf => ("coalesce(retry_of, '')", false),
+        Field::ScheduleTime => ("schedule_time", true),
+        Field::StartTimeout => ("start_timeout", true),
+        // Not stored: storage sees every operation without one (`Expr::matches`); the
+        // engine takes such terms out of what it asks (`Expr::without_waiting_reason`).
+        Field::WaitingReason => ("''", false),
     }
 }
 
@@ -94,7 +99,8 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
                         | Field::Type
                         | Field::Description
                         | Field::ConcurrencyKey
-                        | Field::RetryOf => format!("({col} != '')"),
+                        | Field::RetryOf
+                        | Field::WaitingReason => format!("({col} != '')"),
                         _ if nullable => format!("({col} IS NOT NULL)"),
                         _ => "(1)".to_string(),
                     };

@@ -39,6 +39,14 @@ pub enum Field {
     /// `metadata.retryOf`, a name (canonicalised as `name` is); `""` on an operation that
     /// retries none.
     RetryOf,
+    /// `metadata.scheduleTime`; absent without one.
+    ScheduleTime,
+    /// `metadata.startTimeout`, compared with a duration literal (`"30s"`); absent without
+    /// one.
+    StartTimeout,
+    /// `metadata.waitingReason` (`crate::waiting::Reason`); `""` when the operation does not
+    /// wait. Computed, not stored: the engine evaluates it ([`Expr::matches_waiting`]).
+    WaitingReason,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +56,14 @@ enum Kind {
     State,
     Int,
     Time,
+    /// A duration literal, compared in milliseconds.
+    Duration,
+    /// A waiting reason's name.
+    Reason,
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 14] = [
+    const PATHS: [(&'static str, Field); 17] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -66,6 +78,9 @@ impl Field {
         ("error.code", Field::ErrorCode),
         ("metadata.concurrencyKey", Field::ConcurrencyKey),
         ("metadata.retryOf", Field::RetryOf),
+        ("metadata.scheduleTime", Field::ScheduleTime),
+        ("metadata.startTimeout", Field::StartTimeout),
+        ("metadata.waitingReason", Field::WaitingReason),
     ];
 
     fn kind(self) -> Kind {
@@ -78,7 +93,13 @@ impl Field {
             | Field::RetryOf => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
-            Field::CreateTime | Field::UpdateTime | Field::StartTime | Field::EndTime => Kind::Time,
+            Field::CreateTime
+            | Field::UpdateTime
+            | Field::StartTime
+            | Field::EndTime
+            | Field::ScheduleTime => Kind::Time,
+            Field::StartTimeout => Kind::Duration,
+            Field::WaitingReason => Kind::Reason,
         }
     }
 
@@ -539,6 +560,22 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
             .map(Value::Int)
             .map_err(|_| format!("`{path}` takes an integer, not `{text}`")),
         Kind::Time => Timestamp::parse(&text).map(Value::Time),
+        Kind::Duration => crate::duration::parse(&text)
+            .map(|d| Value::Int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+            .map_err(|e| format!("`{path}` takes a duration: {e}")),
+        Kind::Reason => {
+            if ordering {
+                return Err(format!(
+                    "operator is not supported on `{path}` (use =, != or :)"
+                ));
+            }
+            let reason: crate::waiting::Reason = text.parse()?;
+            Ok(Value::Text(Pattern {
+                text: reason.as_str().to_string(),
+                any_prefix: false,
+                any_suffix: false,
+            }))
+        }
         Kind::Text => {
             let mut pattern = literal.pattern();
             if ordering && (pattern.any_prefix || pattern.any_suffix) {
@@ -571,7 +608,7 @@ enum Actual<'a> {
     Time(Option<Timestamp>),
 }
 
-fn actual(field: Field, op: &Operation) -> Actual<'_> {
+fn actual<'a>(field: Field, op: &'a Operation, reason: &'a str) -> Actual<'a> {
     match field {
         Field::Done => Actual::Bool(op.done()),
         Field::Name => Actual::Text(op.name.as_str()),
@@ -587,6 +624,9 @@ fn actual(field: Field, op: &Operation) -> Actual<'_> {
         Field::EndTime => Actual::Time(op.end_time),
         Field::ConcurrencyKey => Actual::Text(op.concurrency_key.as_deref().unwrap_or("")),
         Field::RetryOf => Actual::Text(op.retry_of.as_ref().map_or("", |n| n.as_str())),
+        Field::ScheduleTime => Actual::Time(op.schedule_time),
+        Field::StartTimeout => Actual::Int(op.start_timeout_ms),
+        Field::WaitingReason => Actual::Text(reason),
     }
 }
 
@@ -613,17 +653,25 @@ impl Pattern {
 }
 
 impl Expr {
-    /// The reference semantics of the filter on one operation.
+    /// The reference semantics of the filter on one operation, as storage sees it: the
+    /// waiting reason, which storage does not know, is `""` (see
+    /// [`Expr::matches_waiting`]).
     pub fn matches(&self, op: &Operation) -> bool {
+        self.matches_waiting(op, "")
+    }
+
+    /// The semantics of the filter on one operation whose waiting reason is `reason` (`""`
+    /// when it does not wait).
+    pub fn matches_waiting(&self, op: &Operation, reason: &str) -> bool {
         match self {
-            Expr::And(items) => items.iter().all(|e| e.matches(op)),
-            Expr::Or(items) => items.iter().any(|e| e.matches(op)),
-            Expr::Not(inner) => !inner.matches(op),
+            Expr::And(items) => items.iter().all(|e| e.matches_waiting(op, reason)),
+            Expr::Or(items) => items.iter().any(|e| e.matches_waiting(op, reason)),
+            Expr::Not(inner) => !inner.matches_waiting(op, reason),
             Expr::Compare {
                 field,
                 op: cmp,
                 value,
-            } => match (actual(*field, op), value) {
+            } => match (actual(*field, op, reason), value) {
                 (Actual::Text(v), Value::Present) => !v.is_empty(),
                 (Actual::Int(v), Value::Present) => v.is_some(),
                 (Actual::Time(v), Value::Present) => v.is_some(),
@@ -638,6 +686,56 @@ impl Expr {
                 (Actual::Text(a), Value::Text(p)) => compare(a, *cmp, p.text.as_str()),
                 _ => false,
             },
+        }
+    }
+}
+
+impl Expr {
+    /// Whether any comparison is on `field`.
+    pub fn mentions(&self, field: Field) -> bool {
+        match self {
+            Expr::And(items) | Expr::Or(items) => items.iter().any(|e| e.mentions(field)),
+            Expr::Not(inner) => inner.mentions(field),
+            Expr::Compare { field: f, .. } => *f == field,
+        }
+    }
+
+    /// A filter storage can answer that keeps every operation this one keeps, when this
+    /// one compares the waiting reason (which storage does not know): the top-level
+    /// conditions that do not mention it, and `metadata.state = PENDING` when one of them
+    /// asks for a reason (`=` or `:` a reason, or `:*`), which only PENDING operations
+    /// have. `None`: storage must return every operation (the engine applies the rest).
+    pub fn without_waiting_reason(&self) -> Option<Expr> {
+        let items = match self {
+            Expr::And(items) => items.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        let mut kept: Vec<Expr> = items
+            .iter()
+            .filter(|e| !e.mentions(Field::WaitingReason))
+            .cloned()
+            .collect();
+        let asks_for_a_reason = items.iter().any(|e| {
+            matches!(
+                e,
+                Expr::Compare {
+                    field: Field::WaitingReason,
+                    op: Op::Eq | Op::Has,
+                    ..
+                }
+            )
+        });
+        if asks_for_a_reason {
+            kept.push(Expr::Compare {
+                field: Field::State,
+                op: Op::Eq,
+                value: Value::State(State::Pending),
+            });
+        }
+        match kept.len() {
+            0 => None,
+            1 => kept.pop(),
+            _ => Some(Expr::And(kept)),
         }
     }
 }

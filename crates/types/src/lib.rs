@@ -10,6 +10,7 @@ pub mod name;
 pub mod operation;
 pub mod state;
 pub mod timestamp;
+pub mod waiting;
 
 pub use code::Code;
 pub use name::{Name, NameError, Project};

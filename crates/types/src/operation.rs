@@ -94,8 +94,21 @@ pub struct Operation {
     /// creation, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<Name>,
+    /// The submit's `scheduleTime` (docs/operations.md#delayed-start): not leased before it.
+    /// Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_time: Option<Timestamp>,
+    /// The submit's `startTimeout` in milliseconds: not started by `scheduleTime` (or
+    /// `createTime`) + this, it ends FAILED and never runs ([`Operation::start_deadline`]).
+    /// Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout_ms: Option<i64>,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
+    /// Why it waits, while PENDING (`metadata.waitingReason`): computed by the engine when it
+    /// serves the operation (get, list, wait, submit, watch), never stored.
+    #[serde(skip)]
+    pub waiting_reason: Option<crate::waiting::Reason>,
     /// Bumped on every write; storage compares it to resolve races.
     pub version: i64,
 }
@@ -137,8 +150,11 @@ impl Operation {
             request_id: None,
             concurrency_key: None,
             retry_of: None,
+            schedule_time: None,
+            start_timeout_ms: None,
             lease: None,
             cancel: None,
+            waiting_reason: None,
             version: 0,
         }
     }
@@ -151,6 +167,23 @@ impl Operation {
     /// back by a release, are fewer than `max_attempts`.
     pub fn attempts_remain(&self) -> bool {
         self.attempt - self.releases < self.max_attempts
+    }
+
+    /// When an operation that has not started by then fails instead (`startTimeout` after
+    /// `scheduleTime`, or after `createTime` when there is none); `None` without a
+    /// `startTimeout`.
+    pub fn start_deadline(&self) -> Option<Timestamp> {
+        let timeout = self.start_timeout_ms?;
+        Some(
+            self.schedule_time
+                .unwrap_or(self.create_time)
+                .plus_millis(timeout),
+        )
+    }
+
+    /// Whether its `scheduleTime` is still to come at `now`.
+    pub fn scheduled_after(&self, now: Timestamp) -> bool {
+        self.schedule_time.is_some_and(|t| t > now)
     }
 
     /// The error code when the operation ended in error.

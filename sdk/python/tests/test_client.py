@@ -156,6 +156,23 @@ def test_submit_with_a_concurrency_key(tmp_path: object, store: str) -> None:
         keyed.kill()
 
 
+def test_submit_with_a_schedule_time_and_a_start_timeout(server: Server) -> None:
+    import datetime
+
+    later = datetime.datetime(2099, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
+    with longrun.Client(server.url) as client:
+        op = client.submit("p", "LATER", schedule_time=later, start_timeout=90.5)
+        metadata = op["metadata"]
+        assert metadata["scheduleTime"] == "2099-01-02T03:04:05.678Z"
+        assert metadata["startTimeout"] == "90.500s"
+        assert metadata["waitingReason"] == longrun.WaitingReason.SCHEDULED
+        listed = [o["name"] for o in client.list("p", filter="metadata.waitingReason = SCHEDULED")]
+        assert listed == [op["name"]]
+        with pytest.raises(ApiError) as e:
+            client.submit("p", "LATER", start_timeout=0)
+        assert (e.value.http_status, e.value.reason) == (400, "INVALID_START_TIMEOUT")
+
+
 def test_results_are_typed(server: Server) -> None:
     """Operations are plain wire JSON typed as `longrun.Operation`; states and codes
     compare equal to the enums' members."""

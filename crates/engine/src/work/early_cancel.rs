@@ -87,6 +87,9 @@ impl Leasing for Gated {
     async fn running(&self, project: &str, op_type: &str, key: Option<&str>) -> Result<Running> {
         self.inner.running(project, op_type, key).await
     }
+    async fn next_scheduled(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        self.inner.next_scheduled(after).await
+    }
 }
 
 async fn running(store: Arc<Gated>) -> (Engine, Name, String) {

@@ -65,11 +65,14 @@ impl Kind {
     }
 }
 
-/// An operation as sent to watchers: its JSON is rendered once per API version, however
-/// many watchers send it.
+/// An operation as sent to watchers: why it waits is asked of the engine once
+/// ([`Shown::explain`]), and its JSON is rendered once per API version, however many
+/// watchers send it.
 #[derive(Debug)]
 pub struct Shown {
     pub op: Arc<Operation>,
+    /// `op` with its `waiting_reason`, once explained.
+    explained: tokio::sync::OnceCell<Operation>,
     json: [std::sync::OnceLock<String>; 3],
 }
 
@@ -78,8 +81,29 @@ impl Shown {
     pub fn new(op: Operation) -> Shown {
         Shown {
             op: Arc::new(op),
+            explained: tokio::sync::OnceCell::new(),
             json: Default::default(),
         }
+    }
+
+    /// `op` as it is sent: with why it waits once explained.
+    pub fn current(&self) -> &Operation {
+        self.explained.get().unwrap_or(&self.op)
+    }
+
+    /// Asks the engine why the operation waits, if it is PENDING (once for every watcher),
+    /// before it is first sent (`metadata.waitingReason`, docs/operations.md#why-work-waits).
+    pub async fn explain(&self, engine: &Engine) {
+        if self.op.state != longrun_types::State::Pending || self.op.waiting_reason.is_some() {
+            return;
+        }
+        self.explained
+            .get_or_init(|| async {
+                let mut op = (*self.op).clone();
+                engine.explain(std::slice::from_mut(&mut op)).await;
+                op
+            })
+            .await;
     }
 
     /// The wire JSON for `version`, on one line.
@@ -89,7 +113,7 @@ impl Shown {
             Version::V1beta => 1,
             Version::V1alpha => 2,
         };
-        self.json[i].get_or_init(|| operation_json(&self.op, version))
+        self.json[i].get_or_init(|| operation_json(self.current(), version))
     }
 }
 
@@ -432,8 +456,9 @@ impl State {
             }
             (Kind::Operation(_), None) => true,
             (Kind::Operation(shown), Some(filter)) => {
-                let op = &shown.op;
-                if filter.matches(op) {
+                let op = shown.current();
+                let reason = op.waiting_reason.map_or("", |r| r.as_str());
+                if filter.matches_waiting(op, reason) {
                     self.shown.insert(op.name.as_str().to_string());
                     true
                 } else {
@@ -446,6 +471,16 @@ impl State {
 
 fn operation_json(op: &Operation, version: Version) -> String {
     serde_json::to_string(&render::operation(op, version)).expect("wire types always serialize")
+}
+
+/// Makes a change of `watch`'s project ready to be matched and sent: a PENDING operation
+/// learns why it waits.
+async fn explain(watch: &Watch, change: &Change) {
+    if let Kind::Operation(shown) = &change.kind
+        && change.project == watch.project.as_str()
+    {
+        shown.explain(&watch.engine).await;
+    }
 }
 
 async fn send_change(tx: &Sender, epoch: u64, change: &Change) -> Result<(), Gone> {
@@ -516,6 +551,7 @@ async fn run(watch: Watch, filter: Option<Expr>, tx: Sender) -> Result<(), Gone>
             if let Since::Changes(changes) = watch.hub.since(at) {
                 for change in changes {
                     at.seq = change.seq;
+                    explain(&watch, &change).await;
                     if state.wants(&watch.project, &change) {
                         send_change(&tx, at.epoch, &change).await?;
                     }
@@ -545,6 +581,7 @@ async fn run(watch: Watch, filter: Option<Expr>, tx: Sender) -> Result<(), Gone>
             Since::Changes(changes) => {
                 for change in changes {
                     at.seq = change.seq;
+                    explain(&watch, &change).await;
                     if state.wants(&watch.project, &change) {
                         send_change(&tx, at.epoch, &change).await?;
                     }

@@ -11,6 +11,7 @@ use longrun_proto::json::to_struct;
 pub use longrun_proto::json::{from_value, to_value};
 use longrun_proto::report;
 use longrun_types::operation::{Outcome, Status};
+use longrun_types::waiting::Reason;
 use longrun_types::{Operation, State, Timestamp};
 use prost::Message;
 use prost_types::Any;
@@ -26,6 +27,15 @@ pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     }
+}
+
+/// A request's time, to the millisecond.
+pub fn time(t: prost_types::Timestamp) -> Timestamp {
+    Timestamp(
+        t.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000)),
+    )
 }
 
 /// A request's duration; negative or out of range is a client mistake.
@@ -99,6 +109,26 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
             .retry_of
             .as_ref()
             .map_or_else(String::new, |n| n.to_string()),
+        schedule_time: op.schedule_time.map(timestamp),
+        start_timeout: op.start_timeout_ms.map(|ms| prost_types::Duration {
+            seconds: ms / 1000,
+            nanos: (ms % 1000) as i32 * 1_000_000,
+        }),
+        waiting_reason: op.waiting_reason.map_or(0, |r| waiting_reason(r) as i32),
+    }
+}
+
+fn waiting_reason(r: Reason) -> ee::operation_metadata::WaitingReason {
+    use ee::operation_metadata::WaitingReason as W;
+    match r {
+        Reason::Scheduled => W::Scheduled,
+        Reason::Paused => W::Paused,
+        Reason::Parent => W::Parent,
+        Reason::NoWorker => W::NoWorker,
+        Reason::ProjectRunningLimit => W::ProjectRunningLimit,
+        Reason::ExportLimit => W::ExportLimit,
+        Reason::KeyLimit => W::KeyLimit,
+        Reason::Queued => W::Queued,
     }
 }
 

@@ -355,6 +355,9 @@ impl Submissions for Grpc {
             max_attempts: r.max_attempts.map(i64::from),
             timeout: convert::duration("timeout", r.timeout).map_err(convert::error)?,
             concurrency_key: nonempty(r.concurrency_key),
+            schedule_time: r.schedule_time.map(convert::time),
+            start_timeout: convert::duration("startTimeout", r.start_timeout)
+                .map_err(convert::error)?,
         };
         let op = self
             .app

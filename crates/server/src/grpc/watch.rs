@@ -48,9 +48,10 @@ impl pb::operations_server::Operations for Grpc {
         let types = self.app.types.clone();
         let stream = tokio_stream::wrappers::ReceiverStream::new(items).filter_map(move |item| {
             let (id, event) = match item {
-                Item::Operation(id, shown) => {
-                    (id, Event::Operation(convert::operation(&types, &shown.op)))
-                }
+                Item::Operation(id, shown) => (
+                    id,
+                    Event::Operation(convert::operation(&types, shown.current())),
+                ),
                 Item::Deleted(id, name) => (id, Event::Deleted(name.as_str().to_string())),
                 Item::Synced(id) => (id, Event::Synced(())),
                 Item::Reset => (String::new(), Event::Reset(())),

@@ -106,6 +106,13 @@ impl Query {
 
 /// A duration field of a body or a message (proto3 JSON `"3.5s"`), refused as
 /// `INVALID_DURATION` naming the field.
+/// An RFC 3339 time given in a body field (`field`, as the API spells it).
+pub fn parse_time(field: &str, text: &str) -> Result<longrun_types::Timestamp, ApiError> {
+    longrun_types::Timestamp::parse(text).map_err(|e| {
+        ApiError::invalid("INVALID_TIME", format!("{field}: {e}")).with("field", field)
+    })
+}
+
 pub fn parse_duration(field: &str, text: &str) -> Result<std::time::Duration, ApiError> {
     duration::parse(text).map_err(|e| {
         ApiError::invalid("INVALID_DURATION", format!("{field}: {e}")).with("field", field)

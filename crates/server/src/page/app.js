@@ -98,7 +98,7 @@ function row(op) {
   const open = (e) => { e.preventDefault(); detail(op.name); };
   tr.addEventListener("click", (e) => { if (!e.target.closest("button")) detail(op.name); });
   tr.append(
-    el("td", {}, el("span", { class: "badge " + m.state }, m.state || "")),
+    el("td", {}, el("span", m.waitingReason ? { class: "badge " + m.state, title: "waiting: " + m.waitingReason } : { class: "badge " + m.state }, m.state || "")),
     el("td", { class: "op" }, el("a", { href: link(op.name), onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
     el("td", {}, m.type || ""),
     el("td", {}, el("span", { class: m.state === "SUCCEEDED" ? "bar done" : "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
@@ -286,6 +286,7 @@ async function detail(name) {
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", percent(m) + "%");
   add("Concurrency key", m.concurrencyKey);
+  add("Scheduled for", m.scheduleTime); add("Start timeout", m.startTimeout);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
   add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
   const actions = el("div", { class: "actions" },

@@ -471,6 +471,9 @@ fn schemas() -> Value {
             "batchEecuUsageSeconds": {"type": "number", "format": "double"},
             "concurrencyKey": s("string"),
             "retryOf": s("string"),
+            "scheduleTime": {"type": "string", "format": "google-datetime"},
+            "startTimeout": {"type": "string", "format": "google-duration"},
+            "waitingReason": s("string"),
         })),
         "ListOperationsResponse": object("ListOperationsResponse", json!({
             "operations": array(r("Operation")),
@@ -489,6 +492,8 @@ fn schemas() -> Value {
             "maxAttempts": {"type": "integer", "format": "int32"},
             "timeout": {"type": "string", "format": "google-duration"},
             "concurrencyKey": s("string"),
+            "scheduleTime": {"type": "string", "format": "google-datetime"},
+            "startTimeout": {"type": "string", "format": "google-duration"},
         })),
         "RetryOperationRequest": object("RetryOperationRequest", json!({
             "operationId": s("string"), "requestId": s("string"),

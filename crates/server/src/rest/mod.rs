@@ -207,6 +207,10 @@ struct SubmitBody {
     timeout: Option<String>,
     #[serde(alias = "concurrency_key")]
     concurrency_key: Option<String>,
+    #[serde(alias = "schedule_time")]
+    schedule_time: Option<String>,
+    #[serde(alias = "start_timeout")]
+    start_timeout: Option<String>,
 }
 
 /// `GET /$discovery/rest?version=v1|v1beta|v1alpha`: the discovery document, public like
@@ -440,6 +444,14 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
                     .map(|t| parse_duration("timeout", &t))
                     .transpose()?,
                 concurrency_key: b.concurrency_key,
+                schedule_time: b
+                    .schedule_time
+                    .map(|t| body::parse_time("scheduleTime", &t))
+                    .transpose()?,
+                start_timeout: b
+                    .start_timeout
+                    .map(|t| parse_duration("startTimeout", &t))
+                    .transpose()?,
             };
             let op = engine.submit(&project, submission).await?;
             Ok(json_body(&render::operation(&op, version)))

@@ -38,6 +38,8 @@ async fn submit_then_get_returns_the_whole_operation() {
             "attempt": 1,
             "scriptUri": "file:///s.js",
             "destinationUris": ["file:///exports/a.tif"],
+            // PENDING, and nobody asked for its type (docs/operations.md#why-work-waits).
+            "waitingReason": "NO_WORKER",
         },
         "done": false,
     });

@@ -52,7 +52,10 @@ macro_rules! conformance_suite {
             lease_limits_keys_with_turns_across_projects,
             concurrent_leases_keep_key_limits,
             concurrency_keys_are_kept_and_filtered,
-            running_counts_what_leases_are_limited_by
+            running_counts_what_leases_are_limited_by,
+            lease_waits_for_the_schedule_time,
+            start_deadlines_are_due_and_never_leased,
+            schedule_fields_are_kept_and_filtered
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -111,11 +114,13 @@ mod assets;
 mod leasing;
 mod operations;
 mod projects;
+mod schedule;
 
 pub use assets::*;
 pub use leasing::*;
 pub use operations::*;
 pub use projects::*;
+pub use schedule::*;
 
 fn project(p: &str) -> Project {
     Project::parse(p).unwrap()
@@ -152,6 +157,7 @@ fn done(mut op: Operation, state: State, at: i64) -> Operation {
 fn leasing(types: &[&str], limit: usize, max_running: u64, expire: i64) -> LeaseQuery {
     LeaseQuery {
         types: types.iter().map(|t| t.to_string()).collect(),
+        now: Timestamp(expire - 10),
         limit,
         max_running,
         projects: None,

@@ -233,7 +233,7 @@ pub async fn delete_is_a_compare_and_set<S: Store>(store: Arc<S>) {
     assert_eq!(store.get(&op.name).await.unwrap(), None);
     assert!(matches!(store.delete(&op).await, Err(Error::NotFound)));
 }
-async fn collect_all<S: Store>(
+pub(super) async fn collect_all<S: Store>(
     store: &S,
     p: &str,
     filter: Option<filter::Expr>,

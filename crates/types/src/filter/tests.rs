@@ -220,3 +220,57 @@ fn name_literals_take_the_canonical_form_of_names() {
     retry.retry_of = Some(named("a b/ü").name);
     assert!(retries.matches(&retry));
 }
+
+#[test]
+fn schedule_fields_and_waiting_reasons() {
+    let parsed = |f: &str| parse(f).unwrap().unwrap();
+    let mut scheduled = op(State::Pending, "T", "", 1);
+    scheduled.schedule_time = Some(Timestamp(5_000));
+    scheduled.start_timeout_ms = Some(30_000);
+    let plain = op(State::Pending, "T", "", 1);
+    let e = parsed("metadata.scheduleTime > 1970-01-01T00:00:04Z");
+    assert!(e.matches(&scheduled) && !e.matches(&plain));
+    assert!(parsed("metadata.scheduleTime:*").matches(&scheduled));
+    assert!(!parsed("metadata.scheduleTime:*").matches(&plain));
+    let e = parsed("metadata.startTimeout = \"30s\"");
+    assert!(e.matches(&scheduled) && !e.matches(&plain));
+    assert!(parsed("metadata.startTimeout < 31s").matches(&scheduled));
+    // Storage sees no reason; the engine passes the one it computed.
+    let e = parsed("metadata.waitingReason = KEY_LIMIT");
+    assert!(!e.matches(&plain));
+    assert!(e.matches_waiting(&plain, "KEY_LIMIT"));
+    assert!(!e.matches_waiting(&plain, "QUEUED"));
+    assert!(parsed("NOT metadata.waitingReason:*").matches(&plain));
+    for (filter, message) in [
+        ("metadata.waitingReason = WAITING", "not a waiting reason"),
+        (
+            "metadata.waitingReason > QUEUED",
+            "operator is not supported",
+        ),
+        ("metadata.startTimeout = 5m", "takes a duration"),
+    ] {
+        let error = parse(filter).unwrap_err();
+        assert!(error.message.contains(message), "{filter}: {error}");
+    }
+}
+
+#[test]
+fn storage_gets_a_superset_of_a_waiting_reason_filter() {
+    let parsed = |f: &str| parse(f).unwrap().unwrap();
+    assert_eq!(
+        parsed("metadata.waitingReason = KEY_LIMIT AND metadata.type = T").without_waiting_reason(),
+        Some(parsed("metadata.type = T AND metadata.state = PENDING"))
+    );
+    assert_eq!(
+        parsed("metadata.waitingReason = QUEUED").without_waiting_reason(),
+        Some(parsed("metadata.state = PENDING"))
+    );
+    assert_eq!(
+        parsed("metadata.waitingReason != QUEUED").without_waiting_reason(),
+        None
+    );
+    assert_eq!(
+        parsed("metadata.waitingReason = QUEUED OR done = true").without_waiting_reason(),
+        None
+    );
+}

@@ -3,7 +3,7 @@
 - `Client` / `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete,
   and a command operation's output.
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
-- `Operation` (a TypedDict of the wire JSON), `State` and `Code` (enums).
+- `Operation` (a TypedDict of the wire JSON), `State`, `WaitingReason` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
 - `longrun.testing`: runs a handler without a server.
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import Context
 from .errors import ApiError, Code, Failed, LongrunError, Retry
-from .operation import Operation, OperationMetadata, Stage, State, Status
+from .operation import Operation, OperationMetadata, Stage, State, Status, WaitingReason
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client, WatchEvent
@@ -38,6 +38,7 @@ __all__ = [
     "Stage",
     "State",
     "Status",
+    "WaitingReason",
     "WatchEvent",
     "Worker",
 ]

@@ -4,6 +4,7 @@ and command output over REST. Operations are the wire JSON, typed as `longrun.Op
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -80,6 +81,16 @@ def duration(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}s"
 
 
+def _time(t: datetime.datetime | str) -> str:
+    """An RFC 3339 time as the server reads it; a naive datetime is taken as UTC."""
+    if isinstance(t, str):
+        return t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    t = t.astimezone(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
 def _submission(
     type: str,
     payload: Any,
@@ -92,6 +103,8 @@ def _submission(
     script_uri: str | None,
     destination_uris: list[str] | None,
     concurrency_key: str | None,
+    schedule_time: datetime.datetime | str | None,
+    start_timeout: float | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type, "description": description}
     optional = {
@@ -104,6 +117,8 @@ def _submission(
         "scriptUri": script_uri,
         "destinationUris": destination_uris,
         "concurrencyKey": concurrency_key,
+        "scheduleTime": None if schedule_time is None else _time(schedule_time),
+        "startTimeout": None if start_timeout is None else duration(start_timeout),
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
@@ -170,6 +185,8 @@ class Client:
         script_uri: str | None = None,
         destination_uris: list[str] | None = None,
         concurrency_key: str | None = None,
+        schedule_time: datetime.datetime | str | None = None,
+        start_timeout: float | None = None,
     ) -> Operation:
         """Queues an operation of `type` in `project`; returns it PENDING. `payload` is any
         JSON value, handed to the worker; `timeout` is in seconds (then FAILED with code 4).
@@ -177,10 +194,15 @@ class Client:
         409 ALREADY_EXISTS; a full queue is 429 RESOURCE_EXHAUSTED. `concurrency_key`
         (1 to 256 bytes) groups operations for the type's `key_concurrency`: at most that
         many of one key run at once in the project; it is read back
-        as `metadata.concurrencyKey`."""
+        as `metadata.concurrencyKey`. `schedule_time` (a datetime, naive ones in UTC, or an
+        RFC 3339 string) holds the operation back until then; `start_timeout` (seconds, more
+        than zero) fails it with code 4 if it has not started that long after
+        `schedule_time` (or its creation). While PENDING, `metadata.waitingReason` says why
+        it waits (`longrun.WaitingReason`)."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
             max_attempts, timeout, script_uri, destination_uris, concurrency_key,
+            schedule_time, start_timeout,
         )  # fmt: skip
         result: Operation = self._rest.call(
             "POST", path(f"projects/{project}/operations:submit"), body
@@ -353,11 +375,14 @@ class AsyncClient:
         script_uri: str | None = None,
         destination_uris: list[str] | None = None,
         concurrency_key: str | None = None,
+        schedule_time: datetime.datetime | str | None = None,
+        start_timeout: float | None = None,
     ) -> Operation:
         """See `Client.submit`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
             max_attempts, timeout, script_uri, destination_uris, concurrency_key,
+            schedule_time, start_timeout,
         )  # fmt: skip
         url = path(f"projects/{project}/operations:submit")
         result: Operation = await self._rest.call("POST", url, body)

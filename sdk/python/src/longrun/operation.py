@@ -31,6 +31,23 @@ class State(str, Enum):
         return self in (State.SUCCEEDED, State.FAILED, State.CANCELLED)
 
 
+class WaitingReason(str, Enum):
+    """Why a PENDING operation waits (`metadata.waitingReason`). `PAUSED` and `PARENT` are
+    reserved: the server does not give them yet."""
+
+    SCHEDULED = "SCHEDULED"
+    PAUSED = "PAUSED"
+    PARENT = "PARENT"
+    NO_WORKER = "NO_WORKER"
+    PROJECT_RUNNING_LIMIT = "PROJECT_RUNNING_LIMIT"
+    EXPORT_LIMIT = "EXPORT_LIMIT"
+    KEY_LIMIT = "KEY_LIMIT"
+    QUEUED = "QUEUED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 StateName = Literal["PENDING", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 
@@ -86,6 +103,11 @@ class OperationMetadata(_MetadataRequired, total=False):
     concurrencyKey: str
     # The operation this one retries (`Client.retry`).
     retryOf: str
+    scheduleTime: str
+    # A duration, e.g. "90s".
+    startTimeout: str
+    # While PENDING: a `WaitingReason` name.
+    waitingReason: str
 
 
 class _StatusRequired(TypedDict):
