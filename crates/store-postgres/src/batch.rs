@@ -138,7 +138,7 @@ impl Batch for NewOperation {
         let statement = client
             .prepare_cached(
                 "SELECT outcome, existing FROM longrun_insert($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
             )
             .await
             .map_err(pg)?;
@@ -146,6 +146,7 @@ impl Batch for NewOperation {
         params.push(&payloads);
         params.push(&limits);
         params.push(&rows.concurrency_key);
+        params.push(&rows.schedule);
         let outcomes = client.query(&statement, &params).await.map_err(pg)?;
         if outcomes.len() != batch.len() {
             return Err(Error::Backend(format!(
@@ -261,8 +262,9 @@ struct Rows {
     cancel_time: Vec<Option<i64>>,
     version: Vec<i64>,
     record: Vec<String>,
-    /// Not among `params`: only inserts write it.
+    /// Not among `params`: only inserts write these.
     concurrency_key: Vec<Option<String>>,
+    schedule: Vec<Option<String>>,
 }
 
 impl Rows {
@@ -287,6 +289,7 @@ impl Rows {
         self.version.push(c.version);
         self.record.push(c.record);
         self.concurrency_key.push(c.concurrency_key);
+        self.schedule.push(c.schedule);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod assets;
 mod batch;
 mod lease;
 mod listen;
+mod schedules;
 mod schema;
 
 use async_trait::async_trait;
@@ -109,9 +110,9 @@ impl PostgresStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, schedule) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20)";
+    $20, $21)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
@@ -120,8 +121,8 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
-/// them into arrays (`batch::Rows`). `concurrency_key` is written by inserts only: no
-/// update changes it.
+/// them into arrays (`batch::Rows`). `concurrency_key` and `schedule` are written by
+/// inserts only: no update changes them.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -142,6 +143,7 @@ pub(crate) struct Columns {
     pub version: i64,
     pub record: String,
     pub concurrency_key: Option<String>,
+    pub schedule: Option<String>,
 }
 
 impl Columns {
@@ -168,12 +170,13 @@ impl Columns {
             version: op.version,
             record: serde_json::to_string(op).map_err(backend)?,
             concurrency_key: op.concurrency_key.clone(),
+            schedule: op.schedule.clone(),
         })
     }
 }
 
-/// The parameters of `INSERT`: the columns of one operation, then its payload and its
-/// concurrency key (which `UPDATE` leaves out: neither ever changes).
+/// The parameters of `INSERT`: the columns of one operation, then its payload, its
+/// concurrency key and its schedule (which `UPDATE` leaves out: none ever changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -197,6 +200,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.record),
         Box::new(payload.to_string()),
         Box::new(c.concurrency_key),
+        Box::new(c.schedule),
     ])
 }
 
@@ -222,7 +226,7 @@ async fn write_update(client: &impl GenericClient, op: &Operation) -> Result<Opt
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.truncate(values.len() - 2); // the payload and the key never change
+    values.truncate(values.len() - 3); // the payload, the key and the schedule never change
     values.push(Box::new(expected));
     let statement = client.prepare_cached(UPDATE).await.map_err(pg)?;
     let changed = client

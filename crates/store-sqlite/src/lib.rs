@@ -24,6 +24,7 @@ use writer::Writer;
 mod assets;
 mod lease;
 mod lock;
+mod schedules;
 
 pub use lock::{DirLock, LOCK_FILE};
 
@@ -153,18 +154,18 @@ impl SqliteStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key) \
+    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, schedule) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20)";
+    ?20, ?21)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
     end_time = ?11, error_code = ?12, request_id = ?13, lease_expire = ?14, deadline = ?15, \
     cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
 
-/// The indexed columns and the record of one operation, in `INSERT` order. The payload and
-/// the concurrency key (the last two) never change after the insert, so `UPDATE` leaves
-/// them out.
+/// The indexed columns and the record of one operation, in `INSERT` order. The payload,
+/// the concurrency key and the schedule (the last three) never change after the insert, so
+/// `UPDATE` leaves them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -191,6 +192,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         Sql::Text(record),
         Sql::Text(payload.to_string()),
         op.concurrency_key.clone().map_or(Sql::Null, Sql::Text),
+        op.schedule.clone().map_or(Sql::Null, Sql::Text),
     ])
 }
 
@@ -685,7 +687,7 @@ fn write_update(conn: &Connection, mut op: Operation) -> Result<Operation> {
     let expected = op.version;
     op.version += 1;
     let mut values = row(&op, "")?;
-    values.truncate(values.len() - 2); // the payload and the key never change
+    values.truncate(values.len() - 3); // the payload, the key and the schedule never change
     values.push(Sql::Integer(expected));
     let changed = conn
         .prepare_cached(UPDATE)

@@ -30,6 +30,7 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::ErrorCode => ("error_code", true),
         // An operation without a key has "" (the reference semantics).
         Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
+        Field::Schedule => ("coalesce(schedule, '')", false),
     }
 }
 
@@ -88,7 +89,11 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
             match value {
                 Value::Present => {
                     let present = match field {
-                        Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => {
+                        Field::Name
+                        | Field::Type
+                        | Field::Description
+                        | Field::ConcurrencyKey
+                        | Field::Schedule => {
                             format!("({col} != '')")
                         }
                         _ if nullable => format!("({col} IS NOT NULL)"),

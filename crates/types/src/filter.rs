@@ -36,6 +36,8 @@ pub enum Field {
     ErrorCode,
     /// `metadata.concurrencyKey`; an operation without a key has `""`.
     ConcurrencyKey,
+    /// `metadata.schedule`; an operation no schedule started has `""`.
+    Schedule,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +50,7 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 13] = [
+    const PATHS: [(&'static str, Field); 14] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -62,12 +64,17 @@ impl Field {
         ("metadata.endTime", Field::EndTime),
         ("error.code", Field::ErrorCode),
         ("metadata.concurrencyKey", Field::ConcurrencyKey),
+        ("metadata.schedule", Field::Schedule),
     ];
 
     fn kind(self) -> Kind {
         match self {
             Field::Done => Kind::Bool,
-            Field::Name | Field::Type | Field::Description | Field::ConcurrencyKey => Kind::Text,
+            Field::Name
+            | Field::Type
+            | Field::Description
+            | Field::ConcurrencyKey
+            | Field::Schedule => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
             Field::CreateTime | Field::UpdateTime | Field::StartTime | Field::EndTime => Kind::Time,
@@ -578,6 +585,7 @@ fn actual(field: Field, op: &Operation) -> Actual<'_> {
         Field::StartTime => Actual::Time(op.start_time),
         Field::EndTime => Actual::Time(op.end_time),
         Field::ConcurrencyKey => Actual::Text(op.concurrency_key.as_deref().unwrap_or("")),
+        Field::Schedule => Actual::Text(op.schedule.as_deref().unwrap_or("")),
     }
 }
 

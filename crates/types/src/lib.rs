@@ -8,11 +8,13 @@ pub mod filter;
 pub mod limits;
 pub mod name;
 pub mod operation;
+pub mod schedule;
 pub mod state;
 pub mod timestamp;
 
 pub use code::Code;
 pub use name::{Name, NameError, Project};
 pub use operation::{Lease, Operation, Outcome, Stage, Status};
+pub use schedule::Schedule;
 pub use state::{Event, State, Transition};
 pub use timestamp::Timestamp;

@@ -90,6 +90,10 @@ pub struct Operation {
     /// key). Set at submit, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// The schedule whose firing submitted it (`projects/{p}/schedules/{id}`;
+    /// docs/schedules.md). Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
     /// Bumped on every write; storage compares it to resolve races.
@@ -132,6 +136,7 @@ impl Operation {
             outcome: None,
             request_id: None,
             concurrency_key: None,
+            schedule: None,
             lease: None,
             cancel: None,
             version: 0,

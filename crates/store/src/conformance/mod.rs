@@ -51,7 +51,11 @@ macro_rules! conformance_suite {
             lease_limits_keys_with_turns_across_projects,
             concurrent_leases_keep_key_limits,
             concurrency_keys_are_kept_and_filtered,
-            running_counts_what_leases_are_limited_by
+            running_counts_what_leases_are_limited_by,
+            schedules_are_kept_and_listed_by_name,
+            schedule_updates_are_a_compare_and_set,
+            due_schedules_come_by_next_fire_time,
+            operations_keep_their_schedule_and_filter_by_it
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -110,11 +114,13 @@ mod assets;
 mod leasing;
 mod operations;
 mod projects;
+mod schedules;
 
 pub use assets::*;
 pub use leasing::*;
 pub use operations::*;
 pub use projects::*;
+pub use schedules::*;
 
 fn project(p: &str) -> Project {
     Project::parse(p).unwrap()
