@@ -7,6 +7,7 @@ mod demand;
 mod error;
 mod observer;
 mod page_token;
+pub mod schedules;
 mod waiters;
 mod work;
 
@@ -211,6 +212,8 @@ pub struct Submission {
     /// Groups operations of one type for the type's `key_concurrency`
     /// (docs/projects.md#concurrency-keys): 1 to 256 bytes, or `None` (not limited).
     pub concurrency_key: Option<String>,
+    /// The schedule whose firing submits it (docs/schedules.md); set by the scheduler only.
+    pub schedule: Option<String>,
 }
 
 /// One page of a list.
@@ -634,6 +637,13 @@ impl Engine {
         )
     )]
     pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
+        let new = self.prepare(project, s)?;
+        self.insert(project, new).await
+    }
+
+    /// The operation a submission would create, checked as submit checks it; nothing is
+    /// written. Schedules check their operation with it (docs/schedules.md).
+    fn prepare(&self, project: &Project, s: Submission) -> Result<NewOperation> {
         let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
         if s.op_type.trim().is_empty() {
             return Err(invalid("type is required".into()));
@@ -699,6 +709,7 @@ impl Engine {
         op.max_attempts = max_attempts as i32;
         op.request_id = s.request_id;
         op.concurrency_key = s.concurrency_key;
+        op.schedule = s.schedule;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {
@@ -706,13 +717,17 @@ impl Engine {
             (a, b) => a.or(b),
         };
         op.deadline = timeout.map(|t| now.plus_millis(t.as_millis() as i64));
-        let new = NewOperation {
+        Ok(NewOperation {
             operation: op,
             payload: s
                 .payload
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
-        };
+        })
+    }
+
+    /// Inserts what [`Engine::prepare`] made and announces it.
+    async fn insert(&self, project: &Project, new: NewOperation) -> Result<Operation> {
         let inserted = self
             .write(Write::Insert, self.inner.store.insert(new))
             .await;
