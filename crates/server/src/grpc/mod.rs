@@ -355,6 +355,7 @@ impl Submissions for Grpc {
             max_attempts: r.max_attempts.map(i64::from),
             timeout: convert::duration("timeout", r.timeout).map_err(convert::error)?,
             concurrency_key: nonempty(r.concurrency_key),
+            ..Default::default()
         };
         let op = self
             .app

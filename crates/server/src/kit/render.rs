@@ -41,7 +41,7 @@ impl Version {
 }
 
 /// A timestamp in its wire form.
-struct Time(Timestamp);
+pub(crate) struct Time(pub(crate) Timestamp);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -96,6 +96,9 @@ struct Metadata<'a> {
     /// longrun's own: the submit's `concurrencyKey` (docs/projects.md#concurrency-keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
+    /// longrun's own: the schedule that started it (docs/schedules.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +165,7 @@ pub fn operation(op: &Operation, version: Version) -> OperationJson<'_> {
                 .collect(),
             batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
             concurrency_key: op.concurrency_key.as_deref(),
+            schedule: op.schedule.as_deref(),
         },
         done: op.done(),
         error: match &op.outcome {

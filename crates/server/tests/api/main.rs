@@ -22,6 +22,7 @@ mod page;
 mod postgres;
 mod projects;
 mod response_types;
+mod schedules;
 mod sdk;
 mod simulate;
 mod watch;
