@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Server, operations};
+use common::{BIN, Schema, Server, operations};
 
 fn name(id: &str) -> Name {
     Name::parse(&format!("projects/p/operations/{id}")).unwrap()
@@ -862,45 +862,6 @@ async fn a_deploy_releases_the_work_in_flight_without_spending_an_attempt() {
         .unwrap();
     assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
     assert_eq!(op["metadata"]["attempt"], 2);
-}
-
-/// A schema of its own on the test PostgreSQL (`LONGRUN_TEST_DATABASE_URL`), for servers to
-/// share; `None` (with a notice) when no database is configured.
-struct Schema {
-    admin: tokio_postgres::Client,
-    name: String,
-    /// The database URL with the schema as its search path, for `--database-url`.
-    url: String,
-}
-
-impl Schema {
-    async fn create(prefix: &str) -> Option<Schema> {
-        let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
-            eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
-            return None;
-        };
-        let name = format!("longrun_{prefix}_{}", std::process::id());
-        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        admin
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .unwrap();
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{separator}options=-c%20search_path%3D{name}");
-        Some(Schema { admin, name, url })
-    }
-
-    async fn drop_schema(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .unwrap();
-    }
 }
 
 /// libfaketime, from Debian's `faketime` package.
