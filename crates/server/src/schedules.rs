@@ -167,6 +167,7 @@ pub const METHODS: &[Method] = &[
 /// accepted and ignored, so a schedule read can be written back.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // the output-only fields are read to be ignored
 pub struct Body {
     #[serde(alias = "schedule_id")]
     pub schedule_id: Option<String>,
@@ -177,23 +178,17 @@ pub struct Body {
     #[serde(alias = "overlap_policy")]
     pub overlap_policy: Option<String>,
     pub paused: Option<bool>,
-    #[allow(dead_code)]
-    name: Option<Value>,
-    #[allow(dead_code)]
+    pub name: Option<Value>,
     #[serde(alias = "next_fire_time")]
-    next_fire_time: Option<Value>,
-    #[allow(dead_code)]
+    pub next_fire_time: Option<Value>,
     #[serde(alias = "last_fire_time")]
-    last_fire_time: Option<Value>,
-    #[allow(dead_code)]
+    pub last_fire_time: Option<Value>,
     #[serde(alias = "last_operation")]
-    last_operation: Option<Value>,
-    #[allow(dead_code)]
+    pub last_operation: Option<Value>,
     #[serde(alias = "create_time")]
-    create_time: Option<Value>,
-    #[allow(dead_code)]
+    pub create_time: Option<Value>,
     #[serde(alias = "update_time")]
-    update_time: Option<Value>,
+    pub update_time: Option<Value>,
 }
 
 fn required(field: &'static str) -> ApiError {
@@ -312,6 +307,20 @@ pub fn render(s: &Schedule) -> Value {
         out["lastOperation"] = json!(op);
     }
     out
+}
+
+/// A schedule's name as a call gives it (`projects/P/schedules/ID`): its project and id.
+pub fn split(name: &str) -> Result<(Project, String), ApiError> {
+    let (project, id) = Schedule::split_name(name).ok_or_else(|| {
+        ApiError::invalid(
+            "INVALID_NAME",
+            format!("`{name}` is not a schedule name like projects/P/schedules/ID"),
+        )
+    })?;
+    Ok((
+        crate::kit::names::project_of(project)?,
+        parse_id(id).map_err(invalid_name)?,
+    ))
 }
 
 /// A page size query parameter.

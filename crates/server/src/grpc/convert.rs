@@ -95,6 +95,7 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
         notifications: op.notifications.iter().map(report::notification).collect(),
         batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
         concurrency_key: op.concurrency_key.clone().unwrap_or_default(),
+        schedule: op.schedule.clone().unwrap_or_default(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! calls as REST: only the encoding differs.
 
 mod convert;
+mod schedules;
 mod watch;
 mod work;
 
@@ -433,6 +434,7 @@ const API_SERVICES: &[&str] = &[
     "longrun.v1.Submissions",
     "longrun.v1.Operations",
     "longrun.v1.Workers",
+    "longrun.v1.Schedules",
 ];
 
 /// The services served beside them: health and reflection.
@@ -521,6 +523,10 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         .route_service(
             "/longrun.v1.Operations/{*rest}",
             pb::operations_server::OperationsServer::new(grpc.clone()),
+        )
+        .route_service(
+            "/longrun.v1.Schedules/{*rest}",
+            pb::schedules_server::SchedulesServer::new(grpc.clone()),
         )
         .route_service(
             "/longrun.v1.Workers/{*rest}",

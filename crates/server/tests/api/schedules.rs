@@ -435,3 +435,140 @@ async fn overlap_policies() {
     .await;
     s.stop().await;
 }
+
+/// `longrun.v1.Schedules`: the same calls over gRPC, and the operations' `schedule` in
+/// their `OperationMetadata`.
+#[tokio::test]
+async fn the_same_calls_over_grpc() {
+    use longrun_proto::google::earthengine::v1 as ee;
+    use longrun_proto::google::longrunning as lro;
+    use longrun_proto::google::longrunning::operations_client::OperationsClient;
+    use longrun_proto::json::{from_struct, to_struct};
+    use longrun_proto::longrun::v1 as pb;
+    use longrun_proto::longrun::v1::schedule::OverlapPolicy;
+    use longrun_proto::longrun::v1::schedules_client::SchedulesClient;
+    use prost::Message;
+
+    let s = TestServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(s.base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut schedules = SchedulesClient::new(channel.clone());
+    let operation = json!({"type": "GRPC_TICK", "payload": {"k": [1, 2]}});
+    let created = schedules
+        .create_schedule(pb::CreateScheduleRequest {
+            parent: "projects/p".into(),
+            schedule_id: "g".into(),
+            schedule: Some(pb::Schedule {
+                cron: "* * * * * *".into(),
+                time_zone: "America/New_York".into(),
+                operation: Some(to_struct(&operation)),
+                overlap_policy: OverlapPolicy::Allow as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.name, "projects/p/schedules/g");
+    assert_eq!(created.overlap_policy, OverlapPolicy::Allow as i32);
+    assert_eq!(from_struct(created.operation.as_ref().unwrap()), operation);
+    assert!(created.next_fire_time.is_some() && created.create_time.is_some());
+    // REST sees the same schedule.
+    let (status, rest) = s.request("GET", "/v1/projects/p/schedules/g", None).await;
+    assert_eq!(
+        (status, &rest["timeZone"]),
+        (200, &json!("America/New_York"))
+    );
+
+    // Its operations carry the schedule over gRPC too.
+    let ops = until(
+        &s,
+        "projects/p/schedules/g",
+        Duration::from_secs(10),
+        |ops| !ops.is_empty(),
+    )
+    .await;
+    let mut operations = OperationsClient::new(channel.clone());
+    let op = operations
+        .get_operation(lro::GetOperationRequest {
+            name: ops[0]["name"].as_str().unwrap().into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let metadata = ee::OperationMetadata::decode(op.metadata.unwrap().value.as_slice()).unwrap();
+    assert_eq!(metadata.schedule, "projects/p/schedules/g");
+
+    // Pause: an update of `paused` with its mask.
+    let paused = schedules
+        .update_schedule(pb::UpdateScheduleRequest {
+            schedule: Some(pb::Schedule {
+                name: "projects/p/schedules/g".into(),
+                paused: true,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["paused".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(paused.paused && paused.next_fire_time.is_none());
+    assert_eq!(paused.cron, "* * * * * *");
+    let listed = schedules
+        .list_schedules(pb::ListSchedulesRequest {
+            parent: "projects/p".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.schedules,
+        vec![
+            schedules
+                .get_schedule(pb::GetScheduleRequest {
+                    name: "projects/p/schedules/g".into()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        ]
+    );
+
+    // Validation: INVALID_ARGUMENT naming the field.
+    let refused = schedules
+        .create_schedule(pb::CreateScheduleRequest {
+            parent: "projects/p".into(),
+            schedule_id: "bad".into(),
+            schedule: Some(pb::Schedule {
+                cron: "0 3 * * *".into(),
+                time_zone: "Nowhere/Else".into(),
+                operation: Some(to_struct(&json!({"type": "T"}))),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("timeZone"), "{refused:?}");
+
+    schedules
+        .delete_schedule(pb::DeleteScheduleRequest {
+            name: "projects/p/schedules/g".into(),
+        })
+        .await
+        .unwrap();
+    let gone = schedules
+        .get_schedule(pb::GetScheduleRequest {
+            name: "projects/p/schedules/g".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    s.stop().await;
+}
