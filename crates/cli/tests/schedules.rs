@@ -1,6 +1,6 @@
 //! Schedules with real server processes (docs/schedules.md): three `longrun serve` on one
 //! PostgreSQL fire one schedule every second while one of them is killed and restarted, and
-//! every fire time starts exactly one operation.
+//! every fire time starts exactly one operation; and the `longrun schedules` commands.
 
 use longrun_client::Client;
 use serde_json::{Value, json};
@@ -9,7 +9,22 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Schema, Server};
+use common::{BIN, Schema, Server};
+
+/// Runs `longrun schedules ARGS` against `base`, project p: exit code, stdout, stderr.
+fn schedules(base: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("schedules")
+        .args(args)
+        .args(["--server", base, "--project", "p"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
 
 /// The fire time an operation of a schedule was started for, from its id
 /// (`{schedule}-YYYYMMDDTHHMMSSZ`), in Unix seconds.
@@ -125,4 +140,90 @@ async fn three_servers_fire_each_second_once_through_a_kill_and_a_restart() {
     );
     drop((a, c, restarted));
     schema.drop_schema().await;
+}
+
+#[test]
+fn schedules_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+    let json = |out: &str| serde_json::from_str::<Value>(out).unwrap();
+
+    let (code, out, err) = schedules(
+        base,
+        &[
+            "create",
+            "nightly",
+            "--cron",
+            "0 3 * * *",
+            "--time-zone",
+            "Europe/Paris",
+            "--type",
+            "EXPORT_IMAGE",
+            "--payload",
+            r#"{"a": 1}"#,
+            "--overlap-policy",
+            "cancel-previous",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let created = json(&out);
+    assert_eq!(created["name"], "projects/p/schedules/nightly");
+    assert_eq!(created["overlapPolicy"], "CANCEL_PREVIOUS");
+    assert_eq!(
+        created["operation"],
+        json!({"type": "EXPORT_IMAGE", "payload": {"a": 1}})
+    );
+
+    let (code, out, _) = schedules(base, &["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("ID") && out.contains("nightly") && out.contains("Europe/Paris"),
+        "{out}"
+    );
+
+    let (code, out, _) = schedules(base, &["pause", "nightly", "--format", "json"]);
+    assert_eq!((code, json(&out)["paused"].clone()), (0, json!(true)));
+    let (code, out, _) = schedules(base, &["describe", "projects/p/schedules/nightly"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("paused:        true"), "{out}");
+    let (code, out, _) = schedules(base, &["resume", "nightly", "--format", "json"]);
+    assert_eq!(code, 0);
+    assert!(json(&out)["nextFireTime"].is_string(), "{out}");
+    let (code, out, err) = schedules(
+        base,
+        &[
+            "update",
+            "nightly",
+            "--cron",
+            "*/5 * * * * *",
+            "--operation",
+            r#"{"type": "T"}"#,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (json(&out)["cron"].clone(), json(&out)["operation"].clone()),
+        (json!("*/5 * * * * *"), json!({"type": "T"}))
+    );
+
+    // Exit codes: 3 invalid argument, 4 not found, 5 already exists, 2 usage.
+    let (code, _, err) = schedules(base, &["create", "x", "--cron", "nope", "--type", "T"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cron"), "{err}");
+    let (code, _, _) = schedules(
+        base,
+        &["create", "nightly", "--cron", "0 3 * * *", "--type", "T"],
+    );
+    assert_eq!(code, 5);
+    let (code, _, _) = schedules(base, &["create", "y", "--cron", "0 3 * * *"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = schedules(base, &["delete", "nightly"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = schedules(base, &["describe", "nightly"]);
+    assert_eq!(code, 4);
 }
