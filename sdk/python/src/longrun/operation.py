@@ -84,6 +84,8 @@ class OperationMetadata(_MetadataRequired, total=False):
     notifications: list[Notification]
     batchEecuUsageSeconds: float
     concurrencyKey: str
+    # The schedule that started it (`projects/P/schedules/ID`), when one did.
+    schedule: str
 
 
 class _StatusRequired(TypedDict):
