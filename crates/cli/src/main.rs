@@ -3,6 +3,7 @@
 mod accounts;
 mod operations;
 mod projects;
+mod schedules;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ enum Command {
     /// Manage the project registry (docs/projects.md#registry).
     #[command(subcommand)]
     Projects(projects::Command),
+    /// Manage schedules: operations submitted at the fire times of a cron pattern
+    /// (docs/schedules.md).
+    #[command(subcommand)]
+    Schedules(schedules::Command),
     /// Copy every operation from one store to another (stop the servers first).
     MigrateStore(MigrateStore),
 }
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Operations(command) => runtime.block_on(operations::run(command)),
         Command::ServiceAccounts(command) => runtime.block_on(accounts::run(command)),
         Command::Projects(command) => runtime.block_on(projects::run(command)),
+        Command::Schedules(command) => runtime.block_on(schedules::run(command)),
         Command::MigrateStore(args) => runtime.block_on(migrate_store(args)),
     }
 }

@@ -185,7 +185,7 @@ pub enum Command {
 }
 
 /// A failure with its exit code.
-struct Failure(u8, String);
+pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
@@ -216,7 +216,7 @@ pub async fn run(command: Command) -> ExitCode {
 }
 
 impl Target {
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         let client = Client::new(&self.server);
         match &self.token {
             Some(token) => client.with_token(token),
@@ -224,7 +224,7 @@ impl Target {
         }
     }
 
-    fn project(&self) -> Result<&str, Failure> {
+    pub(crate) fn project(&self) -> Result<&str, Failure> {
         self.project
             .as_deref()
             .ok_or_else(|| Failure(2, "--project (or LONGRUN_PROJECT) is required".into()))
@@ -239,7 +239,12 @@ impl Target {
         parsed.map_err(|e| Failure(3, e.into()))
     }
 
-    fn print(&self, value: &Value) {
+    /// Whether output is a table (else JSON).
+    pub(crate) fn table(&self) -> bool {
+        self.format == Format::Table
+    }
+
+    pub(crate) fn print(&self, value: &Value) {
         println!(
             "{}",
             serde_json::to_string_pretty(value).expect("JSON values serialize")

@@ -25,6 +25,11 @@ pub enum Error {
     QueueFull { project: String, limit: u64 },
     #[error("{0}")]
     Unimplemented(String),
+    /// A schedule (docs/schedules.md) that does not exist.
+    #[error("schedule {0} not found")]
+    ScheduleNotFound(String),
+    #[error("schedule {0} already exists")]
+    ScheduleExists(String),
     /// A worker report whose lease is no longer held.
     #[error("lease {lease_id} on {name} is not held")]
     LeaseNotHeld { name: Name, lease_id: String },
@@ -51,6 +56,8 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
+            Error::ScheduleNotFound(_) => Code::NotFound,
+            Error::ScheduleExists(_) => Code::AlreadyExists,
             Error::LeaseNotHeld { .. } => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
@@ -67,6 +74,8 @@ impl Error {
             Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::Unimplemented(_) => "NOT_SUPPORTED",
+            Error::ScheduleNotFound(_) => "SCHEDULE_NOT_FOUND",
+            Error::ScheduleExists(_) => "SCHEDULE_ALREADY_EXISTS",
             Error::LeaseNotHeld { .. } => "LEASE_NOT_HELD",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -84,6 +93,9 @@ impl Error {
             }
             Error::LeaseNotHeld { name, lease_id } => {
                 vec![("name", name.to_string()), ("leaseId", lease_id.clone())]
+            }
+            Error::ScheduleNotFound(name) | Error::ScheduleExists(name) => {
+                vec![("name", name.clone())]
             }
             Error::TooLong(too_long) => vec![
                 ("field", too_long.field.clone()),

@@ -8,6 +8,7 @@ mod error;
 mod observer;
 mod page_token;
 mod retry;
+pub mod schedules;
 mod waiters;
 mod work;
 
@@ -218,6 +219,8 @@ pub struct Submission {
     /// Not started this long after `schedule_time` (or the creation), the operation fails
     /// instead; more than zero.
     pub start_timeout: Option<Duration>,
+    /// The schedule whose firing submits it (docs/schedules.md); set by the scheduler only.
+    pub schedule: Option<String>,
 }
 
 /// One page of a list.
@@ -746,6 +749,14 @@ impl Engine {
         s: Submission,
         retry_of: Option<Name>,
     ) -> Result<Operation> {
+        let mut new = self.prepare(project, s)?;
+        new.operation.retry_of = retry_of;
+        self.insert(project, new).await
+    }
+
+    /// The operation a submission would create, checked as submit checks it; nothing is
+    /// written. Schedules check their operation with it (docs/schedules.md).
+    fn prepare(&self, project: &Project, s: Submission) -> Result<NewOperation> {
         let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
         if s.op_type.trim().is_empty() {
             return Err(invalid("type is required".into()));
@@ -817,11 +828,11 @@ impl Engine {
         op.max_attempts = max_attempts as i32;
         op.request_id = s.request_id;
         op.concurrency_key = s.concurrency_key;
-        op.retry_of = retry_of;
         op.schedule_time = s.schedule_time;
         op.start_timeout_ms = s
             .start_timeout
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
+        op.schedule = s.schedule;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {
@@ -829,13 +840,17 @@ impl Engine {
             (a, b) => a.or(b),
         };
         op.deadline = timeout.map(|t| now.plus_millis(t.as_millis() as i64));
-        let new = NewOperation {
+        Ok(NewOperation {
             operation: op,
             payload: s
                 .payload
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
-        };
+        })
+    }
+
+    /// Inserts what [`Engine::prepare`] made and announces it.
+    async fn insert(&self, project: &Project, new: NewOperation) -> Result<Operation> {
         let inserted = self
             .write(Write::Insert, self.inner.store.insert(new))
             .await;
@@ -846,6 +861,7 @@ impl Engine {
             Ok(Inserted::Created(mut op)) => {
                 self.committed(Change::Created(op.clone()));
                 self.inner.demand.queued(&op);
+                let now = self.now();
                 if let Some(at) = op.schedule_time.filter(|t| *t > now) {
                     self.inner.next_due.send_if_modified(|next| {
                         let sooner = next.is_none_or(|n| at < n);

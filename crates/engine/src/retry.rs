@@ -57,6 +57,8 @@ fn resubmission(original: &Operation, payload: serde_json::Value, r: Retry) -> S
         // it was to start, are not carried over.
         schedule_time: None,
         start_timeout: None,
+        // Its own run, not a firing of the original's schedule.
+        schedule: None,
     }
 }
 

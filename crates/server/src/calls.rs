@@ -33,6 +33,8 @@ pub struct App {
     pub projects: Arc<crate::projects::Settings>,
     /// The message types a worker's response or an error detail may be.
     pub types: longrun_proto::any::Types,
+    /// Schedules (docs/schedules.md): their rules and firing.
+    pub schedules: longrun_engine::schedules::Scheduler,
 }
 
 /// A call of the API, resolved from a REST path or a gRPC method.
@@ -70,6 +72,8 @@ pub enum Route {
     DeleteAccount(Project, String),
     /// `GET /{v}/projectRegistrations`: the project registry.
     ListRegistrations,
+    /// A schedules method (docs/schedules.md).
+    Schedules(Project, crate::schedules::Call),
 }
 
 /// A request resolved once by the outermost layer (`layers::resolve`) and kept in its
@@ -196,6 +200,10 @@ impl Route {
                 permission: Some(call.permission()),
                 gate: call.gate(),
                 parameters: call.parameters(),
+            },
+            Route::Schedules(p, call) => Meta {
+                parameters: call.parameters(),
+                ..on_project(call.method_id(), p, call.permission(), Some(call.gate()))
             },
             // Leases span projects: see `Auth::lease_scope`.
             Route::Lease(_) => Meta {

@@ -20,6 +20,7 @@ mod outputs;
 mod page;
 pub mod projects;
 mod rest;
+mod schedules;
 mod secret;
 mod workers;
 
@@ -168,6 +169,15 @@ pub async fn run(
         )
     };
 
+    // Schedules read their operation as submit reads its body (docs/schedules.md).
+    let scheduler = longrun_engine::schedules::Scheduler::new(
+        engine.clone(),
+        store.clone(),
+        Arc::new(|operation: &serde_json::Value| {
+            let bytes = serde_json::to_vec(operation).map_err(|e| e.to_string())?;
+            rest::submission(&bytes).map_err(|e| e.message)
+        }),
+    );
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = calls::App {
         engine: engine.clone(),
@@ -179,6 +189,7 @@ pub async fn run(
         metrics,
         projects: std::sync::Arc::new(config.projects.clone()),
         types,
+        schedules: scheduler.clone(),
     };
     let (metrics_public, retention) = (config.metrics.public, config.retention);
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
@@ -240,6 +251,16 @@ pub async fn run(
         })
     };
     let outputs_sweep = tokio::spawn(outputs::run(engine.clone(), outputs_dir, stopped.clone()));
+    let firing = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            scheduler
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
     let draining = {
         let engine = engine.clone();
         async move {
@@ -257,6 +278,7 @@ pub async fn run(
     connections::serve(listener, app, config.connections.clone(), draining).await;
     background.await?;
     let _ = outputs_sweep.await;
+    let _ = firing.await;
     following.abort();
     let _ = following.await;
     if let Some(clock_sync) = clock_sync {

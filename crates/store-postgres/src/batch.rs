@@ -139,7 +139,7 @@ impl Batch for NewOperation {
             .prepare_cached(
                 "SELECT outcome, existing FROM longrun_insert($1, $2, $3, $4, $5, $6, $7, $8, \
                  $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-                 $25)",
+                 $25, $26)",
             )
             .await
             .map_err(pg)?;
@@ -151,6 +151,7 @@ impl Batch for NewOperation {
         params.push(&rows.schedule_time);
         params.push(&rows.start_timeout);
         params.push(&rows.start_deadline);
+        params.push(&rows.schedule);
         let outcomes = client.query(&statement, &params).await.map_err(pg)?;
         if outcomes.len() != batch.len() {
             return Err(Error::Backend(format!(
@@ -266,13 +267,13 @@ struct Rows {
     cancel_time: Vec<Option<i64>>,
     version: Vec<i64>,
     record: Vec<String>,
-    /// Not among `params`: only inserts write it (and the three below).
+    /// Not among `params`: only inserts write it (and the five below).
     concurrency_key: Vec<Option<String>>,
-    /// Not among `params`: only inserts write it.
     retry_of: Vec<Option<String>>,
     schedule_time: Vec<Option<i64>>,
     start_timeout: Vec<Option<i64>>,
     start_deadline: Vec<Option<i64>>,
+    schedule: Vec<Option<String>>,
 }
 
 impl Rows {
@@ -301,6 +302,7 @@ impl Rows {
         self.schedule_time.push(c.schedule_time);
         self.start_timeout.push(c.start_timeout);
         self.start_deadline.push(c.start_deadline);
+        self.schedule.push(c.schedule);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod assets;
 mod batch;
 mod lease;
 mod listen;
+mod schedules;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -112,9 +113,9 @@ impl PostgresStore {
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
     lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
-    schedule_time, start_timeout, start_deadline) \
+    schedule_time, start_timeout, start_deadline, schedule) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24)";
+    $20, $21, $22, $23, $24, $25)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
@@ -123,8 +124,8 @@ const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = 
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
-/// them into arrays (`batch::Rows`). `concurrency_key`, `retry_of` and the delayed start's
-/// columns are written by inserts only: no update changes them.
+/// them into arrays (`batch::Rows`). `concurrency_key`, `retry_of`, the delayed start's
+/// columns and `schedule` are written by inserts only: no update changes them.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -149,6 +150,7 @@ pub(crate) struct Columns {
     pub schedule_time: Option<i64>,
     pub start_timeout: Option<i64>,
     pub start_deadline: Option<i64>,
+    pub schedule: Option<String>,
 }
 
 impl Columns {
@@ -179,13 +181,14 @@ impl Columns {
             schedule_time: opt(op.schedule_time),
             start_timeout: op.start_timeout_ms,
             start_deadline: opt(op.start_deadline()),
+            schedule: op.schedule.clone(),
         })
     }
 }
 
 /// The parameters of `INSERT`: the columns of one operation, then its payload, its
-/// concurrency key, the operation it retries and its delayed start's columns (the last
-/// [`INSERT_ONLY`], which `UPDATE` leaves out: none ever changes).
+/// concurrency key, the operation it retries, its delayed start's columns and its schedule
+/// (the last [`INSERT_ONLY`], which `UPDATE` leaves out: none ever changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -213,11 +216,12 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.schedule_time),
         Box::new(c.start_timeout),
         Box::new(c.start_deadline),
+        Box::new(c.schedule),
     ])
 }
 
 /// How many of [`row`]'s last parameters only an insert writes.
-const INSERT_ONLY: usize = 6;
+const INSERT_ONLY: usize = 7;
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params

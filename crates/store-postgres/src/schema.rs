@@ -439,6 +439,82 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+-- Schedules (docs/schedules.md), kept whole in `record`; the due ones are found by their
+-- next fire time (none while paused). Each operation a firing submits records its
+-- schedule, set by the insert and never changed, for `metadata.schedule` filters:
+-- longrun_insert takes the schedules as a last array.
+CREATE TABLE schedules (
+    name           TEXT COLLATE "C" PRIMARY KEY,
+    project        TEXT COLLATE "C" NOT NULL,
+    next_fire_time BIGINT,
+    version        BIGINT NOT NULL,
+    record         TEXT NOT NULL
+);
+CREATE INDEX schedules_project ON schedules (project, name);
+CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE next_fire_time IS NOT NULL;
+ALTER TABLE operations ADD COLUMN schedule TEXT COLLATE "C";
+CREATE INDEX operations_schedule ON operations (project, schedule) WHERE schedule IS NOT NULL;
+DROP FUNCTION longrun_insert(TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], BIGINT[],
+    BIGINT[], BIGINT[], BIGINT[], BIGINT[], BIGINT[], TEXT[], BIGINT[], BIGINT[], BIGINT[],
+    BIGINT[], TEXT[], TEXT[], BIGINT[], TEXT[], TEXT[], BIGINT[], BIGINT[], BIGINT[]);
+CREATE FUNCTION longrun_insert(
+    names TEXT[], projects TEXT[], states TEXT[], op_types TEXT[], descriptions TEXT[],
+    priorities BIGINT[], attempts BIGINT[], create_times BIGINT[], update_times BIGINT[],
+    start_times BIGINT[], end_times BIGINT[], error_codes BIGINT[], request_ids TEXT[],
+    lease_expires BIGINT[], deadlines BIGINT[], cancel_times BIGINT[], versions BIGINT[],
+    records TEXT[], payloads TEXT[], limits BIGINT[], concurrency_keys TEXT[], retry_ofs TEXT[],
+    schedule_times BIGINT[], start_timeouts BIGINT[], start_deadlines BIGINT[], schedules TEXT[]
+) RETURNS TABLE (outcome TEXT, existing TEXT) LANGUAGE plpgsql AS $$
+DECLARE
+    locked TEXT;
+    queued BIGINT;
+BEGIN
+    FOR locked IN SELECT DISTINCT p FROM unnest(projects) AS p ORDER BY p LOOP
+        PERFORM pg_advisory_xact_lock(hashtext(locked));
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
+        existing := NULL;
+        IF request_ids[i] IS NOT NULL THEN
+            SELECT o.record INTO existing FROM operations AS o
+                WHERE o.project = projects[i] AND o.request_id = request_ids[i];
+            IF FOUND THEN
+                outcome := 'existing';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF EXISTS (SELECT 1 FROM operations AS o WHERE o.name = names[i]) THEN
+            outcome := 'taken';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        SELECT b.pending INTO queued FROM queue_bounds AS b WHERE b.project = projects[i];
+        IF queued IS NULL OR queued >= limits[i] THEN
+            SELECT count(*) INTO queued FROM (SELECT 1 FROM operations AS o
+                WHERE o.project = projects[i] AND o.state = 'PENDING' LIMIT limits[i]) AS q;
+        END IF;
+        IF queued >= limits[i] THEN
+            outcome := 'full';
+        ELSE
+            INSERT INTO operations (name, project, state, op_type, description, priority,
+                attempt, create_time, update_time, start_time, end_time, error_code,
+                request_id, lease_expire, deadline, cancel_time, version, record, payload,
+                concurrency_key, retry_of, schedule_time, start_timeout, start_deadline, schedule)
+            VALUES (names[i], projects[i], states[i], op_types[i], descriptions[i],
+                priorities[i], attempts[i], create_times[i], update_times[i], start_times[i],
+                end_times[i], error_codes[i], request_ids[i], lease_expires[i], deadlines[i],
+                cancel_times[i], versions[i], records[i], payloads[i], concurrency_keys[i],
+                retry_ofs[i], schedule_times[i], start_timeouts[i], start_deadlines[i], schedules[i]);
+            queued := queued + 1;
+            outcome := 'created';
+        END IF;
+        INSERT INTO queue_bounds (project, pending) VALUES (projects[i], queued)
+            ON CONFLICT (project) DO UPDATE SET pending = excluded.pending;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -24,6 +24,7 @@ use writer::Writer;
 mod assets;
 mod lease;
 mod lock;
+mod schedules;
 
 pub use lock::{DirLock, LOCK_FILE};
 
@@ -154,9 +155,9 @@ impl SqliteStore {
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
     lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
-    schedule_time, start_timeout, start_deadline) \
+    schedule_time, start_timeout, start_deadline, schedule) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21, ?22, ?23, ?24)";
+    ?20, ?21, ?22, ?23, ?24, ?25)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
@@ -164,8 +165,8 @@ const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, descriptio
     cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
 
 /// The indexed columns and the record of one operation, in `INSERT` order. The payload, the
-/// concurrency key, the operation retried and the delayed start's columns (the last
-/// [`INSERT_ONLY`]) never change after the insert, so `UPDATE` leaves them out.
+/// concurrency key, the operation retried, the delayed start's columns and the schedule (the
+/// last [`INSERT_ONLY`]) never change after the insert, so `UPDATE` leaves them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -198,11 +199,12 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         opt(op.schedule_time),
         op.start_timeout_ms.map_or(Sql::Null, Sql::Integer),
         opt(op.start_deadline()),
+        op.schedule.clone().map_or(Sql::Null, Sql::Text),
     ])
 }
 
 /// How many of [`row`]'s last values only an insert writes.
-const INSERT_ONLY: usize = 6;
+const INSERT_ONLY: usize = 7;
 
 fn record(text: String) -> Result<Operation> {
     serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))

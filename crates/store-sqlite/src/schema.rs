@@ -144,6 +144,22 @@ CREATE INDEX operations_next_scheduled ON operations (schedule_time)
 CREATE INDEX operations_start_deadline ON operations (start_deadline)
     WHERE state = 'PENDING' AND start_time IS NULL AND start_deadline IS NOT NULL;
 "#,
+    r#"
+-- Schedules (docs/schedules.md), kept whole in `record`; the due ones are found by their
+-- next fire time (none while paused). Each operation a firing submits records its schedule,
+-- set by the insert and never changed, for `metadata.schedule` filters.
+CREATE TABLE schedules (
+    name           TEXT PRIMARY KEY,
+    project        TEXT NOT NULL,
+    next_fire_time INTEGER,
+    version        INTEGER NOT NULL,
+    record         TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX schedules_project ON schedules (project, name);
+CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE next_fire_time IS NOT NULL;
+ALTER TABLE operations ADD COLUMN schedule TEXT;
+CREATE INDEX operations_schedule ON operations (project, schedule) WHERE schedule IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -37,6 +37,7 @@ fn column(field: Field) -> (&'static str, bool) {
         // Not stored: storage sees every operation without one (`Expr::matches`); the
         // engine takes such terms out of what it asks (`Expr::without_waiting_reason`).
         Field::WaitingReason => ("''", false),
+        Field::Schedule => ("coalesce(schedule, '')", false),
     }
 }
 
@@ -100,7 +101,8 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
                         | Field::Description
                         | Field::ConcurrencyKey
                         | Field::RetryOf
-                        | Field::WaitingReason => format!("({col} != '')"),
+                        | Field::WaitingReason
+                        | Field::Schedule => format!("({col} != '')"),
                         _ if nullable => format!("({col} IS NOT NULL)"),
                         _ => "(1)".to_string(),
                     };

@@ -187,3 +187,42 @@ pub fn processes_with(needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// A schema of its own on the test PostgreSQL (`LONGRUN_TEST_DATABASE_URL`), for servers to
+/// share; `None` (with a notice) when no database is configured.
+pub struct Schema {
+    pub admin: tokio_postgres::Client,
+    pub name: String,
+    /// The database URL with the schema as its search path, for `--database-url`.
+    pub url: String,
+}
+
+impl Schema {
+    pub async fn create(prefix: &str) -> Option<Schema> {
+        let Ok(url) = std::env::var("LONGRUN_TEST_DATABASE_URL") else {
+            eprintln!("skipped: set LONGRUN_TEST_DATABASE_URL to run servers on PostgreSQL");
+            return None;
+        };
+        let name = format!("longrun_{prefix}_{}", std::process::id());
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{name}");
+        Some(Schema { admin, name, url })
+    }
+
+    pub async fn drop_schema(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}

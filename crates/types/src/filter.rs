@@ -47,6 +47,8 @@ pub enum Field {
     /// `metadata.waitingReason` (`crate::waiting::Reason`); `""` when the operation does not
     /// wait. Computed, not stored: the engine evaluates it ([`Expr::matches_waiting`]).
     WaitingReason,
+    /// `metadata.schedule`; an operation no schedule started has `""`.
+    Schedule,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +65,7 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 17] = [
+    const PATHS: [(&'static str, Field); 18] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -81,6 +83,7 @@ impl Field {
         ("metadata.scheduleTime", Field::ScheduleTime),
         ("metadata.startTimeout", Field::StartTimeout),
         ("metadata.waitingReason", Field::WaitingReason),
+        ("metadata.schedule", Field::Schedule),
     ];
 
     fn kind(self) -> Kind {
@@ -90,7 +93,8 @@ impl Field {
             | Field::Type
             | Field::Description
             | Field::ConcurrencyKey
-            | Field::RetryOf => Kind::Text,
+            | Field::RetryOf
+            | Field::Schedule => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
             Field::CreateTime
@@ -627,6 +631,7 @@ fn actual<'a>(field: Field, op: &'a Operation, reason: &'a str) -> Actual<'a> {
         Field::ScheduleTime => Actual::Time(op.schedule_time),
         Field::StartTimeout => Actual::Int(op.start_timeout_ms),
         Field::WaitingReason => Actual::Text(reason),
+        Field::Schedule => Actual::Text(op.schedule.as_deref().unwrap_or("")),
     }
 }
 

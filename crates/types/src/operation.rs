@@ -103,6 +103,10 @@ pub struct Operation {
     /// Set at submit, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_timeout_ms: Option<i64>,
+    /// The schedule whose firing submitted it (`projects/{p}/schedules/{id}`;
+    /// docs/schedules.md). Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
     /// Why it waits, while PENDING (`metadata.waitingReason`): computed by the engine when it
@@ -152,6 +156,7 @@ impl Operation {
             retry_of: None,
             schedule_time: None,
             start_timeout_ms: None,
+            schedule: None,
             lease: None,
             cancel: None,
             waiting_reason: None,

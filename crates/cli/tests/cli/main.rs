@@ -9,5 +9,6 @@ mod grpc_client;
 mod process;
 mod projects;
 mod remote_auth;
+mod schedules;
 mod storage_faults;
 mod telemetry;

@@ -90,8 +90,7 @@ pub fn submission(op_type: &str, bytes: &[u8]) -> Result<Submission, ApiError> {
         max_attempts: None,
         timeout: None,
         concurrency_key: None,
-        schedule_time: None,
-        start_timeout: None,
+        ..Default::default()
     })
 }
 

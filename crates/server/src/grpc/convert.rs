@@ -115,6 +115,7 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
             nanos: (ms % 1000) as i32 * 1_000_000,
         }),
         waiting_reason: op.waiting_reason.map_or(0, |r| waiting_reason(r) as i32),
+        schedule: op.schedule.clone().unwrap_or_default(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! calls as REST: only the encoding differs.
 
 mod convert;
+mod schedules;
 mod watch;
 mod work;
 
@@ -358,6 +359,7 @@ impl Submissions for Grpc {
             schedule_time: r.schedule_time.map(convert::time),
             start_timeout: convert::duration("startTimeout", r.start_timeout)
                 .map_err(convert::error)?,
+            ..Default::default()
         };
         let op = self
             .app
@@ -471,6 +473,7 @@ const API_SERVICES: &[&str] = &[
     "longrun.v1.Submissions",
     "longrun.v1.Operations",
     "longrun.v1.Workers",
+    "longrun.v1.Schedules",
 ];
 
 /// The services served beside them: health and reflection.
@@ -559,6 +562,10 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         .route_service(
             "/longrun.v1.Operations/{*rest}",
             pb::operations_server::OperationsServer::new(grpc.clone()),
+        )
+        .route_service(
+            "/longrun.v1.Schedules/{*rest}",
+            pb::schedules_server::SchedulesServer::new(grpc.clone()),
         )
         .route_service(
             "/longrun.v1.Workers/{*rest}",

@@ -41,7 +41,7 @@ impl Version {
 }
 
 /// A timestamp in its wire form.
-struct Time(Timestamp);
+pub(crate) struct Time(pub(crate) Timestamp);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +107,9 @@ struct Metadata<'a> {
     start_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_reason: Option<&'static str>,
+    /// longrun's own: the schedule that started it (docs/schedules.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -179,6 +182,7 @@ pub fn operation(op: &Operation, version: Version) -> OperationJson<'_> {
                 longrun_types::duration::format(std::time::Duration::from_millis(ms.max(0) as u64))
             }),
             waiting_reason: op.waiting_reason.map(|r| r.as_str()),
+            schedule: op.schedule.as_deref(),
         },
         done: op.done(),
         error: match &op.outcome {

@@ -354,6 +354,7 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
         .chain(crate::emulator::methods::ASSETS)
         .chain(crate::emulator::methods::NOT_EMULATED)
         .chain(crate::projects::METHODS)
+        .chain(crate::schedules::METHODS)
 }
 
 /// The document for `version`, with `root` (`http://host/`) as its root URL.

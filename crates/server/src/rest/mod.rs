@@ -73,6 +73,9 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
         .strip_prefix("operations")
         .is_some_and(|after| after.is_empty() || after.starts_with(['/', ':']));
     if !operations {
+        if let Some(call) = crate::schedules::route(method, rest) {
+            return Ok((version, Route::Schedules(project_of(project)?, call?)));
+        }
         if let Some(call) = crate::projects::route(method, rest) {
             return Ok((version, Route::Projects(project_of(project)?, call?)));
         }
@@ -419,6 +422,9 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             crate::projects::handle(&app.projects, &*app.store, project, call, &query, &bytes).await
         }
         Route::ListRegistrations => crate::projects::list_registrations(&*app.store).await,
+        Route::Schedules(project, call) => {
+            crate::schedules::handle(&app.schedules, project, call, &query, &bytes).await
+        }
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await
@@ -428,35 +434,41 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         }
         Route::DeleteAccount(_, email) => accounts::delete(&*app.store, &caller, &email).await,
         Route::Submit(project) => {
-            let b: SubmitBody = body::json(&bytes)?;
-            let submission = Submission {
-                op_type: b.op_type.unwrap_or_default(),
-                description: b.description.unwrap_or_default(),
-                priority: b.priority,
-                request_id: b.request_id,
-                operation_id: b.operation_id,
-                payload: b.payload,
-                script_uri: b.script_uri.unwrap_or_default(),
-                destination_uris: b.destination_uris.unwrap_or_default(),
-                max_attempts: b.max_attempts,
-                timeout: b
-                    .timeout
-                    .map(|t| parse_duration("timeout", &t))
-                    .transpose()?,
-                concurrency_key: b.concurrency_key,
-                schedule_time: b
-                    .schedule_time
-                    .map(|t| body::parse_time("scheduleTime", &t))
-                    .transpose()?,
-                start_timeout: b
-                    .start_timeout
-                    .map(|t| parse_duration("startTimeout", &t))
-                    .transpose()?,
-            };
-            let op = engine.submit(&project, submission).await?;
+            let op = engine.submit(&project, submission(&bytes)?).await?;
             Ok(json_body(&render::operation(&op, version)))
         }
     }
+}
+
+/// A submit body as submit reads it; a schedule's `operation` is read by it too
+/// (docs/schedules.md).
+pub(crate) fn submission(bytes: &[u8]) -> Result<Submission, ApiError> {
+    let b: SubmitBody = body::json(bytes)?;
+    Ok(Submission {
+        op_type: b.op_type.unwrap_or_default(),
+        description: b.description.unwrap_or_default(),
+        priority: b.priority,
+        request_id: b.request_id,
+        operation_id: b.operation_id,
+        payload: b.payload,
+        script_uri: b.script_uri.unwrap_or_default(),
+        destination_uris: b.destination_uris.unwrap_or_default(),
+        max_attempts: b.max_attempts,
+        timeout: b
+            .timeout
+            .map(|t| parse_duration("timeout", &t))
+            .transpose()?,
+        concurrency_key: b.concurrency_key,
+        schedule_time: b
+            .schedule_time
+            .map(|t| body::parse_time("scheduleTime", &t))
+            .transpose()?,
+        start_timeout: b
+            .start_timeout
+            .map(|t| parse_duration("startTimeout", &t))
+            .transpose()?,
+        schedule: None,
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod postgres;
 mod projects;
 mod response_types;
 mod retry;
+mod schedules;
 mod sdk;
 mod simulate;
 mod waiting;

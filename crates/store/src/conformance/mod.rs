@@ -55,7 +55,11 @@ macro_rules! conformance_suite {
             running_counts_what_leases_are_limited_by,
             lease_waits_for_the_schedule_time,
             start_deadlines_are_due_and_never_leased,
-            schedule_fields_are_kept_and_filtered
+            schedule_fields_are_kept_and_filtered,
+            schedules_are_kept_and_listed_by_name,
+            schedule_updates_are_a_compare_and_set,
+            due_schedules_come_by_next_fire_time,
+            operations_keep_their_schedule_and_filter_by_it
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -115,12 +119,14 @@ mod leasing;
 mod operations;
 mod projects;
 mod schedule;
+mod schedules;
 
 pub use assets::*;
 pub use leasing::*;
 pub use operations::*;
 pub use projects::*;
 pub use schedule::*;
+pub use schedules::*;
 
 fn project(p: &str) -> Project {
     Project::parse(p).unwrap()

@@ -108,6 +108,8 @@ class OperationMetadata(_MetadataRequired, total=False):
     startTimeout: str
     # While PENDING: a `WaitingReason` name.
     waitingReason: str
+    # The schedule that started it (`projects/P/schedules/ID`), when one did.
+    schedule: str
 
 
 class _StatusRequired(TypedDict):
