@@ -36,6 +36,7 @@ const leased = await api("POST", "/v1/workers/browser-test:lease", { types: ["RE
 assert.equal(leased.leases.length, 1);
 await api("POST", `/v1/projects/${project}/operations/report:complete`, { leaseId: leased.leases[0].leaseId, response: { rows: 3 } });
 await api("POST", `/v1/projects/${project}/operations:submit`, { type: "SIMULATE", operationId: "long-run", description: "A long simulation" });
+await api("POST", `/v1/projects/${project}/schedules`, { scheduleId: "nightly", cron: "0 3 * * *", timeZone: "Europe/Paris", operation: { type: "EXPORT", description: "Nightly export" } });
 for (let i = 0; ; i++) {
   const op = await api("GET", `/v1/projects/${project}/operations/long-run`);
   if (op.metadata.state === "RUNNING") break;
@@ -129,6 +130,21 @@ await step(6, "bulk-cancelled");
 const job = (await api("GET", `/v1/projects/${project}/operations?filter=${encodeURIComponent('metadata.type = "BATCH_CANCEL"')}`)).operations[0];
 const done = await api("POST", `/v1/${job.name}:wait`, { timeout: "20s" });
 assert.equal(done.response.cancelledCount, "5");
+
+// 6b. Retry a cancelled operation from its detail: the new one opens, naming the original.
+await page.fill("#f-type", "");
+await page.press("#f-type", "Enter");
+await page.locator(`tr[data-name="projects/${project}/operations/old-a"] td.op a`).click();
+await page.locator("#detail-body .actions button", { hasText: "Retry" }).click();
+await page.waitForFunction(() => /Retry of\s*old-a/.test(document.querySelector("#detail-body dl")?.textContent || ""));
+assert.match(await page.locator("#message").textContent(), /Retried as/);
+await step(6, "retried");
+await page.keyboard.press("Escape");
+// The project's schedules are listed.
+await page.locator("#schedules-box summary").click();
+await page.waitForFunction(() => document.querySelector("#schedules tbody")?.textContent.includes("nightly"));
+assert.match(await page.locator("#schedules tbody").textContent(), /0 3 \* \* \*.*Europe\/Paris.*EXPORT/);
+await step(6, "schedules");
 
 // 7. Phone width: the table still reads (some columns hidden).
 await page.setViewportSize({ width: 390, height: 844 });

@@ -256,6 +256,37 @@ async function remove(name) {
   if (!confirm("Delete " + idOf(name) + "? This cannot be undone.")) return;
   try { await api("DELETE", "/v1/" + name); state.ops.delete(name); render(); } catch (e) { say(e.message); }
 }
+async function retry(name) {
+  try {
+    const op = await api("POST", "/v1/" + name + ":retry", {});
+    say("Retried as " + idOf(op.name));
+    detail(op.name);
+  } catch (e) { say(e.message); }
+}
+async function bulkRetry() {
+  const filter = state.filter || "done = true";
+  if (!confirm("Retry every done operation of " + state.project + " matching:\n" + filter + " ?")) return;
+  try {
+    const op = await api("POST", "/v1/projects/" + encodeURIComponent(state.project) + "/operations:batchRetry", { filter });
+    say("Bulk retry started: " + idOf(op.name));
+  } catch (e) { say(e.message); }
+}
+
+// The project's schedules (docs/schedules.md): one page, refreshed with the chart.
+async function schedules() {
+  let page;
+  try { page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/schedules?pageSize=100"); } catch (e) { return; }
+  const list = page.schedules || [];
+  $("schedules-count").textContent = String(list.length);
+  const body = $("schedules").tBodies[0];
+  body.replaceChildren(...list.map((sc) => el("tr", {},
+    el("td", { class: "op" }, sc.name.split("/schedules/")[1] || sc.name),
+    el("td", {}, el("code", {}, sc.cron)), el("td", {}, sc.timeZone || "UTC"),
+    el("td", {}, (sc.operation || {}).type || ""),
+    el("td", {}, sc.paused ? "paused" : time(sc.nextFireTime)), el("td", {}, time(sc.lastFireTime)))));
+  if (!list.length) body.append(el("tr", {}, el("td", { colspan: "6" }, "No schedules.")));
+}
+
 async function bulkCancel() {
   const filter = state.filter || "done = false";
   if (!confirm("Cancel every operation of " + state.project + " matching:\n" + filter + " ?")) return;
@@ -286,12 +317,15 @@ async function detail(name) {
   add("Description", m.description); add("Priority", m.priority !== undefined ? String(m.priority) : "");
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", percent(m) + "%");
   add("Concurrency key", m.concurrencyKey);
+  if (m.retryOf) add("Retry of", el("a", { href: link(m.retryOf), onclick: (e) => { e.preventDefault(); detail(m.retryOf); } }, idOf(m.retryOf)));
+  add("Schedule", m.schedule);
   add("Scheduled for", m.scheduleTime); add("Start timeout", m.startTimeout);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
   add("Destinations", (m.destinationUris || []).length ? el("ul", {}, ...m.destinationUris.map((u) => el("li", {}, u))) : "");
   const actions = el("div", { class: "actions" },
-    op.done ? el("button", { type: "button", class: "danger", onclick: () => remove(name) }, "Delete")
-            : el("button", { type: "button", onclick: () => cancel(name) }, "Cancel"));
+    ...(op.done ? [el("button", { type: "button", onclick: () => retry(name) }, "Retry"),
+                   el("button", { type: "button", class: "danger", onclick: () => remove(name) }, "Delete")]
+                : [el("button", { type: "button", onclick: () => cancel(name) }, "Cancel")]));
   const parts = [dl, actions];
   if (op.error) parts.push(el("h3", {}, "Error"), el("pre", {}, JSON.stringify(op.error, null, 2)));
   if (op.response) parts.push(el("h3", {}, "Response"), el("pre", {}, JSON.stringify(op.response, null, 2)));
@@ -317,6 +351,7 @@ function open(project) {
   document.title = "longrun · " + project;
   load().then(watch);
   chart();
+  schedules();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -328,13 +363,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); open(state.project || $("project").value.trim()); });
   $("f-state").addEventListener("change", () => open(state.project || $("project").value.trim()));
   $("bulk-cancel").addEventListener("click", bulkCancel);
+  $("bulk-retry").addEventListener("click", bulkRetry);
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault(); sessionStorage.setItem("longrun-token", $("token").value.trim());
     $("token-box").hidden = true; if (state.project) open(state.project);
   });
   $("prev").addEventListener("click", () => { if (state.page > 0) { state.page--; load(); } });
   $("next").addEventListener("click", () => { if (state.next) { state.tokens[state.page + 1] = state.next; state.page++; load(); } });
-  setInterval(() => { if (state.project) chart(); }, 30000);
+  setInterval(() => { if (state.project) { chart(); schedules(); } }, 30000);
   setInterval(() => document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = rel(t.getAttribute("datetime")); }), 15000);
   $("detail").addEventListener("close", () => showInAddress(null));
   if ($("project").value) open($("project").value);
