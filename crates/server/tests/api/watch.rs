@@ -12,7 +12,7 @@ use std::time::Duration;
 
 async fn next(w: &mut Watcher) -> Event {
     // Generous: on PostgreSQL, other tests' schemas notify on the same channel, and each
-    // server reads every operation named (see `console::feed`).
+    // server reads every operation named (see `changes::feed`).
     tokio::time::timeout(Duration::from_secs(30), w.next())
         .await
         .expect("an event within 30 s")
