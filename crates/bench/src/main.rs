@@ -8,6 +8,7 @@ mod listing;
 mod load;
 mod procfs;
 mod scenarios;
+mod schedules;
 mod server;
 mod soak;
 mod summary;
@@ -62,6 +63,9 @@ struct Args {
     /// Concurrent watch streams for the `watch` scenario.
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
+    /// Schedules created for the `schedules` scenario.
+    #[arg(long, default_value_t = 10_000)]
+    schedules: usize,
     /// How often the `soak` scenario prints a row, in seconds (its length is `--seconds`).
     #[arg(long, default_value_t = 60)]
     interval: u64,
@@ -93,6 +97,9 @@ enum Scenario {
     Soak,
     /// `--watchers` watch streams; `--rounds` changes, each timed to every watcher.
     Watch,
+    /// `--schedules` schedules, then the server idle for `--seconds`: its CPU and memory;
+    /// not part of `all`.
+    Schedules,
 }
 
 impl Scenario {
@@ -225,6 +232,13 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             fairness::starvation(&setup, 10_000, &mut summary).await?;
             fairness::cost(&setup, 5_000, &mut summary).await
         })?;
+        stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Schedules {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        runtime.block_on(schedules::idle(&setup, args.schedules, &mut summary))?;
         stop(server, &mut summary);
     }
 
