@@ -153,6 +153,15 @@ await page.press("#f-type", "Enter");
 await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length >= 10);
 await step(7, "phone");
 
+// 7b. Work scheduled for later is marked so in the list, with its time.
+await page.setViewportSize({ width: 1280, height: 800 });
+const later = new Date(Date.now() + 3600e3).toISOString();
+await api("POST", `/v1/projects/${project}/operations:submit`, { type: "EXPORT", operationId: "later", description: "Runs in an hour", scheduleTime: later });
+const laterRow = page.locator(`tr[data-name="projects/${project}/operations/later"]`);
+await laterRow.waitFor();
+assert.match(await laterRow.locator(".scheduled").textContent(), /scheduled in (59 min|1 h)/);
+await step(7, "scheduled");
+
 // 8. A server with auth on, and a token it does not take: the page says it was rejected
 // and why, and asks for another.
 const authed = await browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -102,7 +102,7 @@ function row(op) {
     el("td", { class: "op" }, el("a", { href: link(op.name), onclick: open }, idOf(op.name)), m.description ? el("small", { title: m.description }, m.description) : null),
     el("td", {}, m.type || ""),
     el("td", {}, el("span", { class: m.state === "SUCCEEDED" ? "bar done" : "bar", role: "progressbar", "aria-valuenow": String(pct), "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, el("span", { style: "width:" + pct + "%" })), " " + pct + "%"),
-    el("td", {}, stageOf(m)),
+    el("td", {}, m.waitingReason === "SCHEDULED" && m.scheduleTime ? el("span", { class: "scheduled" }, "scheduled ", time(m.scheduleTime)) : stageOf(m)),
     el("td", {}, m.attempt ? String(m.attempt) : ""),
     el("td", {}, time(m.createTime)),
     el("td", {}, time(m.startTime)),
