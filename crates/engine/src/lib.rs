@@ -5,10 +5,12 @@
 
 mod demand;
 mod error;
+mod list;
 mod observer;
 mod page_token;
 mod retry;
 pub mod schedules;
+mod submit;
 mod waiters;
 mod work;
 
@@ -16,6 +18,7 @@ pub use error::Error;
 pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
 pub use retry::{Retry, retry_request_id};
+pub use submit::Submission;
 pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
@@ -196,31 +199,6 @@ impl Options {
             max_exports: 100,
         }
     }
-}
-
-/// A request to create an operation (the submit extension).
-#[derive(Debug, Clone, Default)]
-pub struct Submission {
-    pub op_type: String,
-    pub description: String,
-    pub priority: Option<i64>,
-    pub request_id: Option<String>,
-    pub operation_id: Option<String>,
-    pub payload: Option<serde_json::Value>,
-    pub script_uri: String,
-    pub destination_uris: Vec<String>,
-    pub max_attempts: Option<i64>,
-    pub timeout: Option<Duration>,
-    /// Groups operations of one type for the type's `key_concurrency`
-    /// (docs/projects.md#concurrency-keys): 1 to 256 bytes, or `None` (not limited).
-    pub concurrency_key: Option<String>,
-    /// Not leased before this time (docs/operations.md#delayed-start).
-    pub schedule_time: Option<Timestamp>,
-    /// Not started this long after `schedule_time` (or the creation), the operation fails
-    /// instead; more than zero.
-    pub start_timeout: Option<Duration>,
-    /// The schedule whose firing submits it (docs/schedules.md); set by the scheduler only.
-    pub schedule: Option<String>,
 }
 
 /// One page of a list.
@@ -407,152 +385,6 @@ impl Engine {
         Ok(op)
     }
 
-    pub async fn list(
-        &self,
-        project: &Project,
-        filter_text: &str,
-        page_size: i64,
-        page_token: &str,
-    ) -> Result<Page> {
-        let limit = match page_size {
-            n if n < 0 => {
-                return Err(Error::invalid(
-                    "INVALID_PAGE_SIZE",
-                    "pageSize must not be negative",
-                ));
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            n => (n as usize).min(MAX_PAGE_SIZE),
-        };
-        let filter = filter::parse(filter_text)
-            .map_err(|e| Error::invalid("INVALID_FILTER", e.to_string()))?;
-        let parent = project.resource_name();
-        let after = match page_token {
-            "" => None,
-            token => Some(
-                self.inner
-                    .tokens
-                    .decode(&parent, filter_text, token)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "INVALID_PAGE_TOKEN",
-                            "pageToken is not valid for this parent and filter",
-                        )
-                    })?,
-            ),
-        };
-        if let Some(expr) = filter.as_ref().filter(|f| f.mentions(Field::WaitingReason)) {
-            return self
-                .list_waiting(project, expr, filter_text, limit, after)
-                .await;
-        }
-        // One extra row tells whether another page follows, so the last page has no token.
-        let mut operations = self
-            .inner
-            .store
-            .list(ListQuery {
-                project: project.clone(),
-                filter,
-                after,
-                limit: limit + 1,
-            })
-            .await?;
-        let next_page_token = if operations.len() > limit {
-            operations.truncate(limit);
-            let last = operations.last().expect("limit is at least 1");
-            Some(self.inner.tokens.encode(
-                &parent,
-                filter_text,
-                &Cursor {
-                    create_time: last.create_time,
-                    name: last.name.clone(),
-                },
-            ))
-        } else {
-            None
-        };
-        // Expired operations not yet swept are hidden; a page may then be short.
-        operations.retain(|op| !self.expired(op));
-        self.explain(&mut operations).await;
-        Ok(Page {
-            operations,
-            next_page_token,
-        })
-    }
-
-    /// A list page whose filter compares `metadata.waitingReason`, which storage does not
-    /// know: storage is asked for what the rest of the filter keeps
-    /// (`Expr::without_waiting_reason`), in batches, and the engine keeps what the whole
-    /// filter matches once each operation's reason is known, examining at most
-    /// [`WAITING_SCAN`] operations; when those run out first, the page is short and its token
-    /// continues after the last one examined (docs/operations.md#filter).
-    async fn list_waiting(
-        &self,
-        project: &Project,
-        expr: &filter::Expr,
-        filter_text: &str,
-        limit: usize,
-        mut after: Option<Cursor>,
-    ) -> Result<Page> {
-        let parent = project.resource_name();
-        let asked = expr.without_waiting_reason();
-        let batch = (limit + 1).max(WAITING_BATCH);
-        let mut counts = demand::Counts::new();
-        let mut operations = Vec::new();
-        let mut examined = 0;
-        let mut more = true;
-        'pages: while operations.len() <= limit {
-            if examined >= WAITING_SCAN {
-                break;
-            }
-            let ops = self
-                .inner
-                .store
-                .list(ListQuery {
-                    project: project.clone(),
-                    filter: asked.clone(),
-                    after: after.clone(),
-                    limit: batch,
-                })
-                .await?;
-            more = ops.len() == batch;
-            for mut op in ops {
-                examined += 1;
-                after = Some(Cursor {
-                    create_time: op.create_time,
-                    name: op.name.clone(),
-                });
-                op.waiting_reason = self.waiting(&op, &mut counts).await.0;
-                let reason = op.waiting_reason.map_or("", |r| r.as_str());
-                if !self.expired(&op) && expr.matches_waiting(&op, reason) {
-                    operations.push(op);
-                    if operations.len() > limit {
-                        break 'pages;
-                    }
-                }
-            }
-            if !more {
-                break;
-            }
-        }
-        let cursor = if operations.len() > limit {
-            operations.truncate(limit);
-            operations.last().map(|last| Cursor {
-                create_time: last.create_time,
-                name: last.name.clone(),
-            })
-        } else if more {
-            // The scan ran out first: the next page goes on after the last row examined.
-            after
-        } else {
-            None
-        };
-        Ok(Page {
-            operations,
-            next_page_token: cursor.map(|c| self.inner.tokens.encode(&parent, filter_text, &c)),
-        })
-    }
-
     /// Reads the operation, lets `decide` change it (through `Operation::apply`) and writes
     /// it back with a compare-and-set, retrying from a fresh read when another writer won.
     /// `decide` returns whether to write. Returns the operation as it stands afterwards.
@@ -725,166 +557,6 @@ impl Engine {
     pub async fn closed(&self) {
         let mut closing = self.inner.closing.subscribe();
         let _ = closing.wait_for(|closed| *closed).await;
-    }
-
-    /// Queues a new operation (or returns the one a repeated `request_id` created).
-    #[tracing::instrument(
-        name = "engine.submit",
-        skip_all,
-        fields(
-            longrun.project = project.as_str(),
-            longrun.operation.type = s.op_type.as_str(),
-            longrun.operation.name = tracing::field::Empty,
-        )
-    )]
-    pub async fn submit(&self, project: &Project, s: Submission) -> Result<Operation> {
-        self.create(project, s, None).await
-    }
-
-    /// Queues a new operation from `s`, the retry of `retry_of` when one is named
-    /// ([`Engine::retry`]), in the span of the call that asked.
-    async fn create(
-        &self,
-        project: &Project,
-        s: Submission,
-        retry_of: Option<Name>,
-    ) -> Result<Operation> {
-        let mut new = self.prepare(project, s)?;
-        new.operation.retry_of = retry_of;
-        self.insert(project, new).await
-    }
-
-    /// The operation a submission would create, checked as submit checks it; nothing is
-    /// written. Schedules check their operation with it (docs/schedules.md).
-    fn prepare(&self, project: &Project, s: Submission) -> Result<NewOperation> {
-        let invalid = |message: String| Error::invalid("INVALID_SUBMISSION", message);
-        if s.op_type.trim().is_empty() {
-            return Err(invalid("type is required".into()));
-        }
-        limits::check("type", &s.op_type, limits::TYPE)?;
-        limits::check("description", &s.description, limits::DESCRIPTION)?;
-        let priority = s
-            .priority
-            .unwrap_or(i64::from(longrun_types::operation::DEFAULT_PRIORITY));
-        if !(i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&priority) {
-            return Err(invalid(format!(
-                "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {priority}"
-            )));
-        }
-        let task_type = self.task_type(&s.op_type).clone();
-        for key in &task_type.required_payload_keys {
-            if s.payload
-                .as_ref()
-                .and_then(|p| p.get(key))
-                .is_none_or(serde_json::Value::is_null)
-            {
-                return Err(invalid(format!(
-                    "payload.{key} is required: operations of type {} use it",
-                    s.op_type
-                )));
-            }
-        }
-        let max_attempts = s.max_attempts.unwrap_or(i64::from(task_type.max_attempts));
-        if !(1..=1000).contains(&max_attempts) {
-            return Err(invalid(format!(
-                "maxAttempts must be between 1 and 1000, not {max_attempts}"
-            )));
-        }
-        if let Some(id) = &s.request_id {
-            if id.is_empty() {
-                return Err(invalid(format!(
-                    "requestId must be 1 to {} bytes",
-                    limits::REQUEST_ID
-                )));
-            }
-            limits::check("requestId", id, limits::REQUEST_ID)?;
-        }
-        if s.start_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::invalid(
-                "INVALID_START_TIMEOUT",
-                "startTimeout must be more than zero",
-            ));
-        }
-        if let Some(key) = &s.concurrency_key {
-            if key.is_empty() {
-                return Err(invalid(format!(
-                    "concurrencyKey must be 1 to {MAX_CONCURRENCY_KEY} bytes"
-                )));
-            }
-            limits::check("concurrencyKey", key, MAX_CONCURRENCY_KEY)?;
-            longrun_store::storable_text("concurrencyKey", key)?;
-        }
-        let name = match &s.operation_id {
-            Some(id) => Name::new(project, id).map_err(|e| match e {
-                NameError::TooLong(too_long) => Error::TooLong(too_long.of("operationId")),
-                NameError::Invalid(why) => invalid(why),
-            })?,
-            None => Name::generate(project),
-        };
-        let now = self.now();
-        let mut op = Operation::new(name, s.op_type, now);
-        op.description = s.description;
-        op.priority = priority as i32;
-        op.max_attempts = max_attempts as i32;
-        op.request_id = s.request_id;
-        op.concurrency_key = s.concurrency_key;
-        op.schedule_time = s.schedule_time;
-        op.start_timeout_ms = s
-            .start_timeout
-            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
-        op.schedule = s.schedule;
-        op.script_uri = s.script_uri;
-        op.destination_uris = s.destination_uris;
-        let timeout = match (s.timeout, task_type.timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        op.deadline = timeout.map(|t| now.plus_millis(t.as_millis() as i64));
-        Ok(NewOperation {
-            operation: op,
-            payload: s
-                .payload
-                .unwrap_or(serde_json::Value::Object(Default::default())),
-            max_queued: self.inner.options.max_queued,
-        })
-    }
-
-    /// Inserts what [`Engine::prepare`] made and announces it.
-    async fn insert(&self, project: &Project, new: NewOperation) -> Result<Operation> {
-        let inserted = self
-            .write(Write::Insert, self.inner.store.insert(new))
-            .await;
-        if let Ok(Inserted::Created(op) | Inserted::Existing(op)) = &inserted {
-            tracing::Span::current().record("longrun.operation.name", op.name.as_str());
-        }
-        match inserted {
-            Ok(Inserted::Created(mut op)) => {
-                self.committed(Change::Created(op.clone()));
-                self.inner.demand.queued(&op);
-                let now = self.now();
-                if let Some(at) = op.schedule_time.filter(|t| *t > now) {
-                    self.inner.next_due.send_if_modified(|next| {
-                        let sooner = next.is_none_or(|n| at < n);
-                        if sooner {
-                            *next = Some(at);
-                        }
-                        sooner
-                    });
-                }
-                self.inner.work.notify_waiters();
-                self.explain(std::slice::from_mut(&mut op)).await;
-                Ok(op)
-            }
-            Ok(Inserted::Existing(mut op)) => {
-                self.explain(std::slice::from_mut(&mut op)).await;
-                Ok(op)
-            }
-            Err(longrun_store::Error::QueueFull { limit }) => Err(Error::QueueFull {
-                project: project.to_string(),
-                limit,
-            }),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Deletes done operations past retention. Returns how many went.
