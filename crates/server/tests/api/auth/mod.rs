@@ -428,19 +428,7 @@ async fn tokens_end_at_exp_and_providers_keep_a_small_leeway() {
         ("provider token 30 s past exp", provider(now() - 30), 401),
     ];
     for (case, token, want) in cases {
-        let got = match s.client(&token).list("p", "", 1, "").await {
-            Ok(_) => 200,
-            Err(longrun_client::Error::Api {
-                http_status, body, ..
-            }) => {
-                assert_eq!(
-                    body["error"]["details"][0]["reason"], "ACCESS_TOKEN_EXPIRED",
-                    "{case}"
-                );
-                http_status
-            }
-            Err(e) => panic!("{case}: {e}"),
-        };
+        let got = list_status(&s.client(&token), "ACCESS_TOKEN_EXPIRED", case).await;
         assert_eq!(got, want, "{case}");
     }
 }
@@ -506,19 +494,7 @@ async fn tokens_not_valid_yet_are_refused_with_the_same_leeway() {
         ("own token nbf passed", own(now() - 1), 200),
     ];
     for (case, token, want) in cases {
-        let got = match s.client(&token).list("p", "", 1, "").await {
-            Ok(_) => 200,
-            Err(longrun_client::Error::Api {
-                http_status, body, ..
-            }) => {
-                assert_eq!(
-                    body["error"]["details"][0]["reason"], "ACCESS_TOKEN_INVALID",
-                    "{case}"
-                );
-                http_status
-            }
-            Err(e) => panic!("{case}: {e}"),
-        };
+        let got = list_status(&s.client(&token), "ACCESS_TOKEN_INVALID", case).await;
         assert_eq!(got, want, "{case}");
     }
 }
@@ -788,4 +764,19 @@ proptest::proptest! {
 fn fuzz_server() -> String {
     static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     crate::common::shared(&BASE, |c| c.auth.mode = longrun_server::auth::Mode::Oauth)
+}
+
+/// The HTTP status of a list of project `p` by `client`: 200, or a refusal whose reason
+/// must be `reason` (`case` names the call in a failure).
+async fn list_status(client: &Client, reason: &str, case: &str) -> u16 {
+    match client.list("p", "", 1, "").await {
+        Ok(_) => 200,
+        Err(longrun_client::Error::Api {
+            http_status, body, ..
+        }) => {
+            assert_eq!(body["error"]["details"][0]["reason"], reason, "{case}");
+            http_status
+        }
+        Err(e) => panic!("{case}: {e}"),
+    }
 }
