@@ -103,7 +103,7 @@ async fn writer<W: Batch>(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job<W>>>>)
 }
 
 async fn write<W: Batch>(pool: &Pool, writes: &[W]) -> Result<Vec<Result<W::Output>>> {
-    let client = pool.get().await.map_err(crate::unreachable)?;
+    let client = crate::connection(pool).await?;
     W::write(&client, writes).await
 }
 

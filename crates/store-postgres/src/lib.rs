@@ -61,9 +61,38 @@ fn pg(e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// A connection the pool could not give: the database does not answer.
-fn unreachable(e: deadpool_postgres::PoolError) -> Error {
-    Error::Unavailable(e.to_string())
+/// How long a call waits for a connection while the database refuses new ones because it
+/// has too many (SQLSTATE 53300: its `max_connections` or the role's connection limit).
+const REFUSED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection from `pool`. When the database refuses a new one because it has too many
+/// connections, the call waits (backing off from 5 ms to 100 ms, at most [`REFUSED_WAIT`])
+/// for one to come back to the pool or for the database to take another, rather than failing
+/// at once: with several servers on one database, a burst on one would otherwise answer 503
+/// while connections free up elsewhere. Errors: `Unavailable` when the database does not
+/// answer, or still refuses after the wait.
+pub(crate) async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object> {
+    let deadline = tokio::time::Instant::now() + REFUSED_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match pool.get().await {
+            Ok(client) => return Ok(client),
+            Err(deadpool_postgres::PoolError::Backend(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS)
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(deadpool_postgres::PoolError::Backend(e)) => {
+                return Err(match pg(e) {
+                    Error::Backend(message) => Error::Unavailable(message),
+                    unavailable => unavailable,
+                });
+            }
+            Err(e) => return Err(Error::Unavailable(e.to_string())),
+        }
+    }
 }
 
 /// Connections kept by each server.
@@ -106,7 +135,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(unreachable)
+        connection(&self.pool).await
     }
 }
 
