@@ -8,6 +8,7 @@ mod listing;
 mod load;
 mod procfs;
 mod scenarios;
+mod scheduled;
 mod schedules;
 mod server;
 mod soak;
@@ -66,6 +67,9 @@ struct Args {
     /// Schedules created for the `schedules` scenario.
     #[arg(long, default_value_t = 10_000)]
     schedules: usize,
+    /// Operations scheduled for later in the `scheduled` scenario.
+    #[arg(long, default_value_t = 100_000)]
+    scheduled: usize,
     /// How often the `soak` scenario prints a row, in seconds (its length is `--seconds`).
     #[arg(long, default_value_t = 60)]
     interval: u64,
@@ -100,6 +104,9 @@ enum Scenario {
     /// `--schedules` schedules, then the server idle for `--seconds`: its CPU and memory;
     /// not part of `all`.
     Schedules,
+    /// `--scheduled` operations due across one minute: their start lag; and the drain of
+    /// `--drain` operations with `--scheduled` waiting against none; not part of `all`.
+    Scheduled,
 }
 
 impl Scenario {
@@ -132,8 +139,8 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         "--seconds, --concurrency and --list-clients must be at least 1"
     );
     anyhow::ensure!(
-        args.operations >= 1 && args.rounds >= 1 && args.drain >= 1,
-        "--operations, --rounds and --drain must be at least 1"
+        args.operations >= 1 && args.rounds >= 1 && args.drain >= 1 && args.scheduled >= 1,
+        "--operations, --rounds, --drain and --scheduled must be at least 1"
     );
     let bin = match &args.server_bin {
         Some(bin) => bin.clone(),
@@ -240,6 +247,27 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(schedules::idle(&setup, args.schedules, &mut summary))?;
         stop(server, &mut summary);
+    }
+
+    if args.scenario == Scenario::Scheduled {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        runtime.block_on(scheduled::start_lag(&setup, args.scheduled, &mut summary))?;
+        stop(server, &mut summary);
+        let empty = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&empty], args.concurrency, duration);
+        let alone = runtime.block_on(workers::drain(&setup, args.drain, &mut summary))?;
+        stop(empty, &mut summary);
+        let waiting = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&waiting], args.concurrency, duration);
+        runtime.block_on(scheduled::waiting_throughput(
+            &setup,
+            alone,
+            args.scheduled,
+            args.drain,
+            &mut summary,
+        ))?;
+        stop(waiting, &mut summary);
     }
 
     if args.scenario == Scenario::Soak {
