@@ -37,7 +37,8 @@ enum Command {
     /// (docs/schedules.md).
     #[command(subcommand)]
     Schedules(schedules::Command),
-    /// Copy every operation from one store to another (stop the servers first).
+    /// Copy a whole store to another: operations, assets, schedules, service accounts and
+    /// projects (stop the servers first).
     MigrateStore(MigrateStore),
 }
 

@@ -72,6 +72,21 @@ impl Schedules for PostgresStore {
             .collect()
     }
 
+    async fn scan_schedules(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT record FROM schedules WHERE name > $1 ORDER BY name LIMIT $2",
+                &[&after.unwrap_or(""), &limit],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(record)
+            .collect()
+    }
+
     async fn update_schedule(&self, mut schedule: Schedule) -> Result<Schedule> {
         storable_schedule(&schedule)?;
         let expected = schedule.version;

@@ -84,6 +84,19 @@ impl Schedules for SqliteStore {
         .await
     }
 
+    async fn scan_schedules(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>> {
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            records(
+                conn,
+                "SELECT record FROM schedules WHERE name > ?1 ORDER BY name LIMIT ?2",
+                params![after, limit],
+            )
+        })
+        .await
+    }
+
     async fn update_schedule(&self, mut schedule: Schedule) -> Result<Schedule> {
         storable_schedule(&schedule)?;
         let expected = schedule.version;

@@ -23,6 +23,10 @@ pub trait Schedules: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Schedule>>;
 
+    /// Up to `limit` schedules of every project in name order (bytewise) after `after`, for
+    /// copying a store.
+    async fn scan_schedules(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>>;
+
     /// Compare-and-set: writes `schedule` if the stored version equals
     /// `schedule.version`, and returns it as stored (version + 1). `NotFound` without
     /// it, `Conflict` when another write came first.

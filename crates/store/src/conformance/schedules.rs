@@ -76,6 +76,26 @@ pub async fn schedules_are_kept_and_listed_by_name<S: Store>(store: Arc<S>) {
         ["c"]
     );
     assert_eq!(ids(store.schedules("q", None, 10).await.unwrap()), ["a"]);
+    // Across projects, for copying a store.
+    let names = |list: Vec<Schedule>| list.into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.scan_schedules(None, 10).await.unwrap()),
+        [
+            "projects/p/schedules/a",
+            "projects/p/schedules/b",
+            "projects/p/schedules/c",
+            "projects/q/schedules/a"
+        ]
+    );
+    assert_eq!(
+        names(
+            store
+                .scan_schedules(Some("projects/p/schedules/b"), 1)
+                .await
+                .unwrap()
+        ),
+        ["projects/p/schedules/c"]
+    );
     assert!(
         store
             .delete_schedule("projects/p/schedules/b")

@@ -4,7 +4,7 @@
 use super::name;
 use longrun_client::Client;
 use longrun_testkit::postgres::Schema;
-use longrun_testkit::process::{Server, bin};
+use longrun_testkit::process::{Server, bin, longrun_ok};
 use longrun_types::Name;
 use serde_json::json;
 use std::process::Command;
@@ -109,8 +109,9 @@ async fn a_server_killed_among_several_takes_nothing_with_it() {
     schema.remove().await.unwrap();
 }
 
-/// From SQLite to PostgreSQL with `longrun migrate-store`: every operation comes across
-/// exactly as the API showed it, and the server on PostgreSQL carries on with them.
+/// From SQLite to PostgreSQL with `longrun migrate-store`: every operation, asset, schedule,
+/// export cap, service account and registration comes across exactly as the API and the CLI
+/// showed it, and the server on PostgreSQL carries on with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_store_copies_every_operation_to_postgres() {
     let Some(schema) = Schema::create("migrate").await else {
@@ -171,12 +172,67 @@ async fn migrate_store_copies_every_operation_to_postgres() {
     for (project, id, _) in assets {
         assets_before.push(asset_of(&client, project, id).await);
     }
+    // A schedule (due once a year) and a project's export cap.
+    let schedule = json!({"scheduleId": "nightly", "cron": "0 3 1 1 *", "timeZone": "Europe/Paris",
+                          "operation": {"type": "T", "payload": {"k": 1}}});
+    let made = client
+        .send(
+            http::Method::POST,
+            "/v1/projects/p/schedules",
+            Some(schedule.to_string().as_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.status, 200, "{:?}", made.json());
+    let config = client
+        .send(
+            http::Method::PATCH,
+            "/v1/projects/q/config?updateMask=max_concurrent_exports",
+            Some(br#"{"maxConcurrentExports": 7}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(config.status, 200, "{:?}", config.json());
+    let settings_of = |client: &Client| {
+        let client = client.clone();
+        async move {
+            let mut got = Vec::new();
+            for path in ["/v1/projects/p/schedules/nightly", "/v1/projects/q/config"] {
+                let answer = client.send(http::Method::GET, path, None).await.unwrap();
+                assert_eq!(answer.status, 200, "{path}");
+                got.push(answer.json());
+            }
+            got
+        }
+    };
+    let settings_before = settings_of(&client).await;
     let before = [
         client.list("p", "", 1000, "").await.unwrap(),
         client.list("q", "", 1000, "").await.unwrap(),
     ];
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
+    // A service account and a registration, made offline.
+    let data = dir.path().to_str().unwrap();
+    longrun_testkit::auth::create_account(dir.path(), "ci-runner", "p", dir.path());
+    let register = [
+        "projects",
+        "register",
+        "p",
+        "--plan",
+        "commercial",
+        "--data-dir",
+        data,
+    ];
+    longrun_ok(&register, &[]);
+    let registry = |store: &[&str]| {
+        [
+            longrun_ok(&[&["service-accounts", "list"], store].concat(), &[]),
+            longrun_ok(&[&["projects", "list"], store].concat(), &[]),
+        ]
+    };
+    let registry_before = registry(&["--data-dir", data]);
+    assert!(registry_before[0].contains("ci-runner@p.iam.longrun"));
 
     let out = Command::new(bin())
         .args(["migrate-store", "--from-data-dir"])
@@ -213,6 +269,11 @@ async fn migrate_store_copies_every_operation_to_postgres() {
     for ((project, id, _), before) in assets.iter().zip(&assets_before) {
         assert_eq!(&asset_of(&client, project, id).await, before);
     }
+    // The schedule (its next fire time too), the export cap, the account and the registry.
+    let settings_after = settings_of(&client).await;
+    assert_eq!(settings_after, settings_before);
+    assert_eq!(settings_after[1]["maxConcurrentExports"], 7);
+    assert_eq!(registry(&["--database-url", &scoped]), registry_before);
     // Request ids came along: the same submit returns the same operation.
     let same = client
         .submit("q", &json!({"type": "T", "requestId": "r1"}))
