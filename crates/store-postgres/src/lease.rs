@@ -20,7 +20,11 @@ pub(crate) async fn lease(
     let tx = client.transaction().await.map_err(pg)?;
     let next = tx
         .prepare_cached(
-            "SELECT project FROM operations WHERE state = 'PENDING' AND project > $1 \
+            // The project's queue lock, shared, is taken for the row returned only (a
+            // volatile function is evaluated after ORDER BY and LIMIT), before its queue
+            // heads are read: a pause waits for this lease to end (see `queues`).
+            "SELECT project, pg_advisory_xact_lock_shared($3, hashtext(project)) IS NULL \
+             FROM operations WHERE state = 'PENDING' AND project > $1 \
              AND ($2::text[] IS NULL OR project = ANY($2)) ORDER BY project LIMIT 1",
         )
         .await
@@ -28,8 +32,9 @@ pub(crate) async fn lease(
     // A project's queue head: the head of each type's queue (one probe of
     // `operations_fair` each for operations without a scheduleTime, one of
     // `operations_scheduled` for scheduled ones that are due), then the first of those;
-    // rows other leases hold, capped exports ($3), keys at their limit (the (type, key)
-    // pairs of $4 and $5) and operations past their start deadline at $6 are passed over.
+    // rows other leases hold, paused queues, capped exports ($3), keys at their limit (the
+    // (type, key) pairs of $4 and $5) and operations past their start deadline at $6 are
+    // passed over.
     let heads = [
         tx.prepare_cached(&head_query("schedule_time IS NULL"))
             .await
@@ -48,7 +53,10 @@ pub(crate) async fn lease(
     let mut locked = HashSet::new();
     while leased.len() < query.limit {
         let row = tx
-            .query_opt(&next, &[&fair.after(), &query.projects])
+            .query_opt(
+                &next,
+                &[&fair.after(), &query.projects, &crate::queues::QUEUE_LOCK],
+            )
             .await
             .map_err(pg)?;
         let Some(project) = fair.visit(row.map(|r| r.get::<_, String>(0))) else {
@@ -146,6 +154,8 @@ fn head_query(which: &str) -> String {
          CROSS JOIN LATERAL (SELECT record, payload, priority, create_time, name \
          FROM operations AS q WHERE state = 'PENDING' AND {which} AND project = $1 \
          AND op_type = t.op_type AND (NOT $3 OR op_type NOT LIKE 'EXPORT\\_%') \
+         AND NOT EXISTS (SELECT 1 FROM queue_pauses AS p WHERE p.project = $1 \
+         AND p.op_type IN (t.op_type, '-')) \
          AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
          WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
          AND (start_deadline IS NULL OR start_deadline >= $6::bigint OR start_time IS NOT NULL) \

@@ -7,6 +7,7 @@ mod assets;
 mod batch;
 mod lease;
 mod listen;
+mod queues;
 mod schedules;
 mod schema;
 #[cfg(feature = "testing")]
@@ -123,6 +124,10 @@ impl PostgresStore {
         let signals = std::sync::Arc::new(tokio::sync::broadcast::channel(4096).0);
         tokio::spawn(listen::run(
             listen_config,
+            std::sync::Arc::downgrade(&signals),
+        ));
+        tokio::spawn(queues::fold(
+            pool.clone(),
             std::sync::Arc::downgrade(&signals),
         ));
         let writes = batch::Writers::start(&pool);

@@ -515,6 +515,71 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+-- Queues (docs/queues.md). Each statement that changes operations appends its net change
+-- of each (project, type)'s PENDING and RUNNING-or-CANCELLING counts to queue_counts, in
+-- its own transaction: appends never wait for each other, as updates of one counter row
+-- would. A queue's counts are the sums of its rows (exact as of the read, scanning no
+-- operations); each server folds the rows of every queue into one every second. The
+-- oldest leasable PENDING operation of a queue is one probe of operations_oldest (or
+-- operations_scheduled). A pause is a row of queue_pauses (op_type '-': every type of the
+-- project), read by every lease under the project's shared queue lock, which a pause
+-- takes exclusively: once a pause commits, no lease that read the queue before it is
+-- still open.
+CREATE TABLE queue_counts (
+    project TEXT COLLATE "C" NOT NULL,
+    op_type TEXT COLLATE "C" NOT NULL,
+    pending BIGINT NOT NULL,
+    running BIGINT NOT NULL
+);
+CREATE INDEX queue_counts_queue ON queue_counts (project, op_type);
+INSERT INTO queue_counts (project, op_type, pending, running)
+    SELECT project, op_type, count(*) FILTER (WHERE state = 'PENDING'),
+        count(*) FILTER (WHERE state <> 'PENDING')
+    FROM operations WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING')
+    GROUP BY project, op_type;
+CREATE FUNCTION longrun_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO queue_counts (project, op_type, pending, running)
+            SELECT project, op_type, count(*) FILTER (WHERE state = 'PENDING'),
+                count(*) FILTER (WHERE state <> 'PENDING')
+            FROM new_rows WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING')
+            GROUP BY project, op_type;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO queue_counts (project, op_type, pending, running)
+            SELECT project, op_type, -count(*) FILTER (WHERE state = 'PENDING'),
+                -count(*) FILTER (WHERE state <> 'PENDING')
+            FROM old_rows WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING')
+            GROUP BY project, op_type;
+    ELSE
+        INSERT INTO queue_counts (project, op_type, pending, running)
+            SELECT project, op_type, sum(pending), sum(running) FROM (
+                SELECT project, op_type, (state = 'PENDING')::int AS pending,
+                    (state IN ('RUNNING', 'CANCELLING'))::int AS running FROM new_rows
+                UNION ALL
+                SELECT project, op_type, -(state = 'PENDING')::int,
+                    -(state IN ('RUNNING', 'CANCELLING'))::int FROM old_rows
+            ) AS change
+            GROUP BY project, op_type HAVING sum(pending) <> 0 OR sum(running) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_count_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION longrun_count();
+CREATE TRIGGER operations_count_update AFTER UPDATE ON operations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION longrun_count();
+CREATE TRIGGER operations_count_delete AFTER DELETE ON operations
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION longrun_count();
+CREATE INDEX operations_oldest ON operations (project, op_type, create_time)
+    WHERE state = 'PENDING' AND schedule_time IS NULL;
+CREATE TABLE queue_pauses (
+    project TEXT COLLATE "C" NOT NULL,
+    op_type TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (project, op_type)
+);
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

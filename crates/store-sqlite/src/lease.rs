@@ -58,6 +58,9 @@ pub(crate) fn lease(
             let no_exports = fair.exports_capped(project);
             let mut best: Option<(Rank, (String, String))> = None;
             for op_type in &query.types {
+                if paused(conn, project, op_type)? {
+                    continue;
+                }
                 let held = match fair.held_keys(project, op_type) {
                     [] => Sql::Null,
                     keys => Sql::Text(serde_json::to_string(keys).map_err(backend)?),
@@ -208,5 +211,15 @@ fn key_count(conn: &Connection, project: &str, op_type: &str, key: &str) -> Resu
          AND concurrency_key = ?3 AND state IN ('RUNNING', 'CANCELLING')",
     )
     .and_then(|mut s| s.query_row(params![project, op_type, key], |r| r.get(0)))
+    .map_err(backend)
+}
+
+/// Whether the queue of `op_type` in `project` is paused, alone or with every type of the
+/// project (docs/queues.md).
+fn paused(conn: &Connection, project: &str, op_type: &str) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM queue_pauses WHERE project = ?1 AND op_type IN (?2, '-'))",
+    )
+    .and_then(|mut s| s.query_row(params![project, op_type], |r| r.get(0)))
     .map_err(backend)
 }

@@ -24,6 +24,7 @@ use writer::Writer;
 mod assets;
 mod lease;
 mod lock;
+mod queues;
 mod schedules;
 
 pub use lock::{DirLock, LOCK_FILE};

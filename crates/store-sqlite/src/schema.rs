@@ -160,6 +160,58 @@ CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE next_fire_time IS
 ALTER TABLE operations ADD COLUMN schedule TEXT;
 CREATE INDEX operations_schedule ON operations (project, schedule) WHERE schedule IS NOT NULL;
 "#,
+    r#"
+-- Queues (docs/queues.md): each (project, type)'s PENDING and RUNNING-or-CANCELLING counts,
+-- kept by the triggers below in the transaction of every change, so that reading them
+-- scans nothing; the oldest leasable PENDING operation of a queue is one probe of
+-- operations_oldest (or operations_scheduled). A pause is a row of queue_pauses (op_type
+-- '-': every type of the project), read by every lease.
+CREATE TABLE queue_counts (
+    project TEXT NOT NULL,
+    op_type TEXT NOT NULL,
+    pending INTEGER NOT NULL,
+    running INTEGER NOT NULL,
+    PRIMARY KEY (project, op_type)
+) STRICT, WITHOUT ROWID;
+INSERT INTO queue_counts (project, op_type, pending, running)
+    SELECT project, op_type, sum(state = 'PENDING'), sum(state IN ('RUNNING', 'CANCELLING'))
+    FROM operations WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING')
+    GROUP BY project, op_type;
+CREATE TRIGGER operations_count_insert AFTER INSERT ON operations
+    WHEN NEW.state IN ('PENDING', 'RUNNING', 'CANCELLING')
+BEGIN
+    INSERT INTO queue_counts (project, op_type, pending, running)
+        VALUES (NEW.project, NEW.op_type, NEW.state = 'PENDING', NEW.state <> 'PENDING')
+        ON CONFLICT (project, op_type) DO UPDATE SET pending = pending + excluded.pending,
+            running = running + excluded.running;
+END;
+CREATE TRIGGER operations_count_update AFTER UPDATE OF state ON operations
+    WHEN OLD.state IS NOT NEW.state
+BEGIN
+    UPDATE queue_counts SET pending = pending - (OLD.state = 'PENDING'),
+        running = running - (OLD.state IN ('RUNNING', 'CANCELLING'))
+        WHERE project = OLD.project AND op_type = OLD.op_type;
+    INSERT INTO queue_counts (project, op_type, pending, running)
+        VALUES (NEW.project, NEW.op_type, NEW.state = 'PENDING',
+            NEW.state IN ('RUNNING', 'CANCELLING'))
+        ON CONFLICT (project, op_type) DO UPDATE SET pending = pending + excluded.pending,
+            running = running + excluded.running;
+END;
+CREATE TRIGGER operations_count_delete AFTER DELETE ON operations
+    WHEN OLD.state IN ('PENDING', 'RUNNING', 'CANCELLING')
+BEGIN
+    UPDATE queue_counts SET pending = pending - (OLD.state = 'PENDING'),
+        running = running - (OLD.state <> 'PENDING')
+        WHERE project = OLD.project AND op_type = OLD.op_type;
+END;
+CREATE INDEX operations_oldest ON operations (project, op_type, create_time)
+    WHERE state = 'PENDING' AND schedule_time IS NULL;
+CREATE TABLE queue_pauses (
+    project TEXT NOT NULL,
+    op_type TEXT NOT NULL,
+    PRIMARY KEY (project, op_type)
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

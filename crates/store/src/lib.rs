@@ -1,5 +1,5 @@
 //! The storage boundary: narrow traits in domain terms, one per concern ([`Operations`],
-//! [`Leasing`], [`Accounts`], [`Assets`], [`Projects`], [`Schedules`]) under one [`Store`], and the
+//! [`Leasing`], [`Accounts`], [`Assets`], [`Projects`], [`Schedules`], [`Queues`]) under one [`Store`], and the
 //! conformance suite that every backend must pass (behind the `conformance` feature, which
 //! backends enable for their tests only). Storage keeps operation records without interpreting them; it
 //! only indexes the fields that queries need, and it applies every update as a
@@ -8,6 +8,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod fair;
+mod queues;
 mod schedules;
 pub mod sql;
 
@@ -17,6 +18,7 @@ use longrun_types::limits::{self, TooLong};
 use longrun_types::{Name, Operation, Project, Timestamp};
 use std::collections::HashMap;
 
+pub use queues::{EVERY_TYPE, QueueCounts, QueueStat, Queues};
 pub use schedules::{Schedules, storable_schedule};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -506,6 +508,6 @@ pub trait Projects: Send + Sync + 'static {
 /// A whole store: every concern, implemented by each backend as one `impl` per trait.
 /// `Arc<dyn Store>` upcasts to the part a caller needs (`Arc<dyn Accounts>`, the engine's
 /// `Arc<dyn Queue>`, ...).
-pub trait Store: Queue + Accounts + Assets + Projects + Schedules {}
+pub trait Store: Queue + Accounts + Assets + Projects + Schedules + Queues {}
 
-impl<T: Queue + Accounts + Assets + Projects + Schedules + ?Sized> Store for T {}
+impl<T: Queue + Accounts + Assets + Projects + Schedules + Queues + ?Sized> Store for T {}

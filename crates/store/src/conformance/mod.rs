@@ -59,7 +59,10 @@ macro_rules! conformance_suite {
             schedules_are_kept_and_listed_by_name,
             schedule_updates_are_a_compare_and_set,
             due_schedules_come_by_next_fire_time,
-            operations_keep_their_schedule_and_filter_by_it
+            operations_keep_their_schedule_and_filter_by_it,
+            queue_counts_follow_every_change,
+            queue_counts_are_exact_under_concurrent_changes,
+            paused_queues_are_not_leased
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -118,6 +121,7 @@ mod assets;
 mod leasing;
 mod operations;
 mod projects;
+mod queues;
 mod schedule;
 mod schedules;
 
@@ -125,6 +129,7 @@ pub use assets::*;
 pub use leasing::*;
 pub use operations::*;
 pub use projects::*;
+pub use queues::*;
 pub use schedule::*;
 pub use schedules::*;
 
