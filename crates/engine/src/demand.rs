@@ -1,6 +1,7 @@
 //! Why a PENDING operation waits (`metadata.waitingReason`, docs/operations.md#why-work-waits):
 //! the rules a lease applies, as a reason (`waiting::Reason`) and in words (the
-//! `x-longrun-waiting` header of a get). Its `scheduleTime` has not come. Or nobody asked
+//! `x-longrun-waiting` header of a get). Its `scheduleTime` has not come. Or its queue is
+//! paused (docs/queues.md), read from the store once per project of a page. Or nobody asked
 //! for its type: the engine learns which types workers and built-in executors ask for from
 //! the lease requests it serves (what it knows is its own lease requests: with several
 //! servers on one store, a worker that asks another server is not seen here), counts a type
@@ -125,13 +126,25 @@ impl Demand {
     }
 }
 
-/// The counts of [`Leasing::running`](longrun_store::Leasing::running) read for one
-/// (project, type, key) while explaining a page (`None`: none needed, or the read failed).
-pub(crate) type Counts = HashMap<(String, String, Option<String>), Option<Running>>;
+/// What explaining a page read from the store, read once however many of its operations
+/// need it (`None`: the read failed).
+#[derive(Default)]
+pub(crate) struct Counts {
+    /// [`Leasing::running`](longrun_store::Leasing::running) per (project, type, key).
+    running: HashMap<(String, String, Option<String>), Option<Running>>,
+    /// The paused queues of each project (`Queues::paused_queues`).
+    pauses: HashMap<String, Option<Vec<String>>>,
+}
+
+impl Counts {
+    pub(crate) fn new() -> Counts {
+        Counts::default()
+    }
+}
 
 impl Engine {
     /// Why `op` waits, in words, if it is PENDING and something a lease applies holds it
-    /// back: its `scheduleTime`, nobody asking for its type, its project's running limit,
+    /// back: its `scheduleTime`, its queue's pause, nobody asking for its type, its project's running limit,
     /// its export cap, its key's `key_concurrency` (the `x-longrun-waiting` header). `None`
     /// when it is not PENDING or only waits its turn (`QUEUED`).
     pub async fn why_waiting(&self, op: &Operation) -> Option<String> {
@@ -163,6 +176,31 @@ impl Engine {
                 Some(format!("scheduled to start at {at} (scheduleTime)")),
             );
         }
+        let project = op.name.project();
+        let project = project.as_str();
+        if !counts.pauses.contains_key(project) {
+            let read = match self.inner.store.paused_queues(Some(project)).await {
+                Ok(paused) => Some(paused.into_iter().map(|(_, t)| t).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the paused queues");
+                    None
+                }
+            };
+            counts.pauses.insert(project.to_string(), read);
+        }
+        if let Some(Some(paused)) = counts.pauses.get(project)
+            && let Some(which) = paused
+                .iter()
+                .find(|t| *t == &op.op_type || *t == longrun_store::EVERY_TYPE)
+        {
+            return (
+                Some(Reason::Paused),
+                Some(format!(
+                    "queue projects/{project}/queues/{which} is paused; resume it to lease \
+                     its operations"
+                )),
+            );
+        }
         if let Some(why) = self.inner.demand.unasked(op) {
             return (Some(Reason::NoWorker), Some(why));
         }
@@ -174,14 +212,12 @@ impl Engine {
         if options.max_running == 0 && !export && key.is_none() {
             return (Some(Reason::Queued), None);
         }
-        let project = op.name.project();
-        let project = project.as_str();
         let slot = (
             project.to_string(),
             op.op_type.clone(),
             key.map(str::to_string),
         );
-        let running = match counts.get(&slot) {
+        let running = match counts.running.get(&slot) {
             Some(running) => *running,
             None => {
                 let read = match self.inner.store.running(project, &op.op_type, key).await {
@@ -191,7 +227,7 @@ impl Engine {
                         None
                     }
                 };
-                counts.insert(slot, read);
+                counts.running.insert(slot, read);
                 read
             }
         };

@@ -30,6 +30,9 @@ pub enum Error {
     ScheduleNotFound(String),
     #[error("schedule {0} already exists")]
     ScheduleExists(String),
+    /// A resume of one queue while every queue of its project is paused (docs/queues.md).
+    #[error("every queue of project {0} is paused; resume projects/{0}/queues/- first")]
+    ProjectPaused(String),
     /// A worker report whose lease is no longer held.
     #[error("lease {lease_id} on {name} is not held")]
     LeaseNotHeld { name: Name, lease_id: String },
@@ -52,7 +55,7 @@ impl Error {
         match self {
             Error::NotFound(_) => Code::NotFound,
             Error::InvalidArgument { .. } | Error::TooLong(_) => Code::InvalidArgument,
-            Error::NotDone(_) => Code::FailedPrecondition,
+            Error::NotDone(_) | Error::ProjectPaused(_) => Code::FailedPrecondition,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
@@ -76,6 +79,7 @@ impl Error {
             Error::Unimplemented(_) => "NOT_SUPPORTED",
             Error::ScheduleNotFound(_) => "SCHEDULE_NOT_FOUND",
             Error::ScheduleExists(_) => "SCHEDULE_ALREADY_EXISTS",
+            Error::ProjectPaused(_) => "PROJECT_PAUSED",
             Error::LeaseNotHeld { .. } => "LEASE_NOT_HELD",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -97,6 +101,7 @@ impl Error {
             Error::ScheduleNotFound(name) | Error::ScheduleExists(name) => {
                 vec![("name", name.clone())]
             }
+            Error::ProjectPaused(project) => vec![("project", project.clone())],
             Error::TooLong(too_long) => vec![
                 ("field", too_long.field.clone()),
                 ("limit", too_long.limit.to_string()),

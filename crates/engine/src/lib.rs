@@ -8,6 +8,7 @@ mod error;
 mod list;
 mod observer;
 mod page_token;
+pub mod queues;
 mod retry;
 pub mod schedules;
 mod submit;

@@ -74,6 +74,8 @@ pub enum Route {
     ListRegistrations,
     /// A schedules method (docs/schedules.md).
     Schedules(Project, crate::schedules::Call),
+    /// A queues method (docs/queues.md).
+    Queues(Project, crate::queues::Call),
 }
 
 /// A request resolved once by the outermost layer (`layers::resolve`) and kept in its
@@ -205,6 +207,9 @@ impl Route {
                 parameters: call.parameters(),
                 ..on_project(call.method_id(), p, call.permission(), Some(call.gate()))
             },
+            Route::Queues(p, call) => {
+                on_project(call.method_id(), p, call.permission(), Some(call.gate()))
+            }
             // Leases span projects: see `Auth::lease_scope`.
             Route::Lease(_) => Meta {
                 method_id: Cow::Borrowed("workers.lease"),

@@ -19,6 +19,7 @@ mod observe;
 mod outputs;
 mod page;
 pub mod projects;
+mod queues;
 mod rest;
 mod schedules;
 mod secret;

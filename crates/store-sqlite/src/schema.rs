@@ -187,13 +187,13 @@ BEGIN
 END;
 CREATE TRIGGER operations_count_update AFTER UPDATE OF state ON operations
     WHEN OLD.state IS NOT NEW.state
+        AND (OLD.state IN ('PENDING', 'RUNNING', 'CANCELLING')
+            OR NEW.state IN ('PENDING', 'RUNNING', 'CANCELLING'))
 BEGIN
-    UPDATE queue_counts SET pending = pending - (OLD.state = 'PENDING'),
-        running = running - (OLD.state IN ('RUNNING', 'CANCELLING'))
-        WHERE project = OLD.project AND op_type = OLD.op_type;
     INSERT INTO queue_counts (project, op_type, pending, running)
-        VALUES (NEW.project, NEW.op_type, NEW.state = 'PENDING',
-            NEW.state IN ('RUNNING', 'CANCELLING'))
+        VALUES (NEW.project, NEW.op_type,
+            (NEW.state = 'PENDING') - (OLD.state = 'PENDING'),
+            (NEW.state IN ('RUNNING', 'CANCELLING')) - (OLD.state IN ('RUNNING', 'CANCELLING')))
         ON CONFLICT (project, op_type) DO UPDATE SET pending = pending + excluded.pending,
             running = running + excluded.running;
 END;

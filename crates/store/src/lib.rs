@@ -425,10 +425,11 @@ pub trait Leasing: Send + Sync + 'static {
     }
 }
 
-/// What the engine holds: operations and their leasing. Every store is one.
-pub trait Queue: Operations + Leasing {}
+/// What the engine holds: operations, their leasing and the queues' counts and pauses.
+/// Every store is one.
+pub trait Queue: Operations + Leasing + Queues {}
 
-impl<T: Operations + Leasing + ?Sized> Queue for T {}
+impl<T: Operations + Leasing + Queues + ?Sized> Queue for T {}
 
 /// Service accounts, kept in the store so that every server sharing it knows them.
 #[async_trait]
@@ -508,6 +509,6 @@ pub trait Projects: Send + Sync + 'static {
 /// A whole store: every concern, implemented by each backend as one `impl` per trait.
 /// `Arc<dyn Store>` upcasts to the part a caller needs (`Arc<dyn Accounts>`, the engine's
 /// `Arc<dyn Queue>`, ...).
-pub trait Store: Queue + Accounts + Assets + Projects + Schedules + Queues {}
+pub trait Store: Queue + Accounts + Assets + Projects + Schedules {}
 
-impl<T: Queue + Accounts + Assets + Projects + Schedules + Queues + ?Sized> Store for T {}
+impl<T: Queue + Accounts + Assets + Projects + Schedules + ?Sized> Store for T {}

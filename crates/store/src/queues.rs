@@ -47,8 +47,12 @@ pub trait Queues: Send + Sync + 'static {
     /// The counts of the queue of `op_type` in `project` at `now` (which decides the
     /// scheduled operations that count for `oldest_pending`); all zero for a queue that has
     /// none.
-    async fn queue_counts(&self, project: &str, op_type: &str, now: Timestamp)
-    -> Result<QueueCounts>;
+    async fn queue_counts(
+        &self,
+        project: &str,
+        op_type: &str,
+        now: Timestamp,
+    ) -> Result<QueueCounts>;
 
     /// Every queue with PENDING or RUNNING work, of `project` or of every project, by
     /// (project, type) bytewise, with its counts at `now`.

@@ -92,6 +92,31 @@ impl Leasing for Gated {
     }
 }
 
+#[async_trait]
+impl longrun_store::Queues for Gated {
+    async fn set_queue_paused(&self, project: &str, op_type: &str, paused: bool) -> Result<()> {
+        self.inner.set_queue_paused(project, op_type, paused).await
+    }
+    async fn paused_queues(&self, project: Option<&str>) -> Result<Vec<(String, String)>> {
+        self.inner.paused_queues(project).await
+    }
+    async fn queue_counts(
+        &self,
+        project: &str,
+        op_type: &str,
+        now: Timestamp,
+    ) -> Result<longrun_store::QueueCounts> {
+        self.inner.queue_counts(project, op_type, now).await
+    }
+    async fn queues(
+        &self,
+        project: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<longrun_store::QueueStat>> {
+        self.inner.queues(project, now).await
+    }
+}
+
 async fn running(store: Arc<Gated>) -> (Engine, Name, String) {
     running_with(store, Options::new(b"key".to_vec())).await
 }

@@ -25,6 +25,8 @@ pub enum Permission {
     ConfigUpdate,
     /// Register, update and unregister projects (docs/projects.md#registry).
     ProjectsManage,
+    /// Pause and resume a project's queues (docs/queues.md).
+    QueuesUpdate,
 }
 
 impl Permission {
@@ -46,6 +48,7 @@ impl Permission {
             Permission::ConfigGet => "earthengine.config.get",
             Permission::ConfigUpdate => "earthengine.config.update",
             Permission::ProjectsManage => "longrun.projects.manage",
+            Permission::QueuesUpdate => "longrun.queues.update",
         }
     }
 }
@@ -94,6 +97,7 @@ pub const ROLES: &[(&str, &[Permission])] = {
                 AssetsDelete,
                 ConfigGet,
                 ConfigUpdate,
+                QueuesUpdate,
             ],
         ),
         ("roles/longrun.worker", &[WorkersExecute, OperationsGet]),

@@ -5,6 +5,7 @@
 //! calls as REST: only the encoding differs.
 
 mod convert;
+mod queues;
 mod schedules;
 mod watch;
 mod work;
@@ -474,6 +475,7 @@ const API_SERVICES: &[&str] = &[
     "longrun.v1.Operations",
     "longrun.v1.Workers",
     "longrun.v1.Schedules",
+    "longrun.v1.Queues",
 ];
 
 /// The services served beside them: health and reflection.
@@ -566,6 +568,10 @@ pub fn routes(router: axum::Router, app: App) -> anyhow::Result<axum::Router> {
         .route_service(
             "/longrun.v1.Schedules/{*rest}",
             pb::schedules_server::SchedulesServer::new(grpc.clone()),
+        )
+        .route_service(
+            "/longrun.v1.Queues/{*rest}",
+            pb::queues_server::QueuesServer::new(grpc.clone()),
         )
         .route_service(
             "/longrun.v1.Workers/{*rest}",

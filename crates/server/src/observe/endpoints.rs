@@ -19,7 +19,7 @@ pub async fn metrics(
     auth: &Auth,
     metrics: &Metrics,
     (public, retention): (bool, Duration),
-    store: &dyn Operations,
+    store: &dyn longrun_store::Queue,
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();

@@ -6,6 +6,10 @@
 //! `longrun_operations{project,type,state}` is counted from the store when scraped (one
 //! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
 //! operations past retention that are not yet removed are left out, as the API hides them.
+//! The queue gauges (`longrun_queue_pending`, `longrun_queue_running`,
+//! `longrun_queue_oldest_pending_seconds`, `longrun_queue_paused`, by project and type;
+//! docs/queues.md) are read from the store's queue counts at each scrape, scanning no
+//! operations: what an autoscaler scales workers on.
 //! The counters and histograms are this server's own. Every label value comes from a
 //! closed set: `longrun_http_requests_total`'s `method` is a discovery method id, a fixed
 //! route's name or `unknown`, `longrun_grpc_requests_total`'s a served `service/Method` or
@@ -13,7 +17,7 @@
 //! ends (for a stream, when it closes).
 
 use longrun_engine::Observer;
-use longrun_store::Operations;
+use longrun_store::{Operations, Queue};
 use longrun_types::{State, Timestamp};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +49,10 @@ pub struct Metrics {
     leases_expired: Counter,
     store_commit: Histogram,
     counted: tokio::sync::Mutex<Option<Instant>>,
+    queue_pending: Family<Labels, Gauge>,
+    queue_running: Family<Labels, Gauge>,
+    queue_oldest: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    queue_paused: Family<Labels, Gauge>,
 }
 
 /// Seconds buckets from 1 ms to about 33 s.
@@ -103,6 +111,30 @@ impl Metrics {
             "Leases that lapsed",
             leases_expired.clone(),
         );
+        let queue_pending = Family::<Labels, Gauge>::default();
+        registry.register(
+            "longrun_queue_pending",
+            "PENDING operations of each queue (project and type), scheduled ones included",
+            queue_pending.clone(),
+        );
+        let queue_running = Family::<Labels, Gauge>::default();
+        registry.register(
+            "longrun_queue_running",
+            "RUNNING and CANCELLING operations of each queue (project and type)",
+            queue_running.clone(),
+        );
+        let queue_oldest = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "longrun_queue_oldest_pending_seconds",
+            "How long the longest-waiting leasable PENDING operation of each queue has waited",
+            queue_oldest.clone(),
+        );
+        let queue_paused = Family::<Labels, Gauge>::default();
+        registry.register(
+            "longrun_queue_paused",
+            "1 for each paused queue (type `-`: every type of the project)",
+            queue_paused.clone(),
+        );
         let store_commit = seconds();
         registry.register(
             "longrun_store_commit_seconds",
@@ -120,6 +152,10 @@ impl Metrics {
             leases_granted,
             leases_expired,
             store_commit,
+            queue_pending,
+            queue_running,
+            queue_oldest,
+            queue_paused,
             counted: tokio::sync::Mutex::new(None),
         }
     }
@@ -197,13 +233,59 @@ impl Metrics {
         Ok(())
     }
 
+    /// Sets the queue gauges from the store's queue counts and pauses.
+    async fn count_queues(&self, store: &dyn Queue) -> longrun_store::Result<()> {
+        let now = Timestamp::now();
+        let queues = store.queues(None, now).await?;
+        let paused = store.paused_queues(None).await?;
+        let labels = |project: &str, op_type: &str| -> Labels {
+            vec![
+                ("project", project.to_string()),
+                ("type", op_type.to_string()),
+            ]
+        };
+        for family in [&self.queue_pending, &self.queue_running, &self.queue_paused] {
+            family.clear();
+        }
+        self.queue_oldest.clear();
+        for q in &queues {
+            let labels = labels(&q.project, &q.op_type);
+            self.queue_pending
+                .get_or_create(&labels)
+                .set(q.counts.pending as i64);
+            self.queue_running
+                .get_or_create(&labels)
+                .set(q.counts.running as i64);
+            let waited = q
+                .counts
+                .oldest_pending
+                .map_or(0, |t| (now.millis() - t.millis()).max(0));
+            self.queue_oldest
+                .get_or_create(&labels)
+                .set(waited as f64 / 1000.0);
+            let whole = paused
+                .iter()
+                .any(|(p, t)| p == &q.project && t == longrun_store::EVERY_TYPE);
+            self.queue_paused
+                .get_or_create(&labels)
+                .set(i64::from(whole));
+        }
+        for (project, op_type) in &paused {
+            self.queue_paused
+                .get_or_create(&labels(project, op_type))
+                .set(1);
+        }
+        Ok(())
+    }
+
     /// The exposition: every series in the Prometheus text format.
     pub async fn render(
         &self,
-        store: &dyn Operations,
+        store: &dyn Queue,
         retention: Duration,
     ) -> longrun_store::Result<String> {
         self.count(store, retention).await?;
+        self.count_queues(store).await?;
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         Ok(text)

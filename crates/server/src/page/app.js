@@ -287,6 +287,37 @@ async function schedules() {
   if (!list.length) body.append(el("tr", {}, el("td", { colspan: "6" }, "No schedules.")));
 }
 
+// The project's queues (docs/queues.md): counts, the oldest waiting operation, and pause
+// and resume (the admin role's); refreshed with the chart and after each pause or resume.
+async function queues() {
+  let page;
+  try { page = await api("GET", "/v1/projects/" + encodeURIComponent(state.project) + "/queues"); } catch (e) { return; }
+  const list = page.queues || [];
+  $("queues-count").textContent = String(list.filter((q) => !q.name.endsWith("/queues/-")).length);
+  const body = $("queues").tBodies[0];
+  body.replaceChildren(...list.map((q) => {
+    const type = q.name.split("/queues/")[1] || q.name;
+    const paused = q.state === "PAUSED";
+    const verb = paused ? "resume" : "pause";
+    return el("tr", {},
+      el("td", { class: "op" }, type === "-" ? "every type" : type),
+      el("td", {}, el("span", { class: "badge " + (paused ? "PAUSED" : "RUNNING") }, paused ? "paused" : "running")),
+      el("td", {}, q.pendingCount), el("td", {}, q.runningCount),
+      el("td", {}, q.oldestPendingTime ? time(q.oldestPendingTime) : ""),
+      el("td", {}, el("button", { type: "button", onclick: () => pauseQueue(type, verb) }, paused ? "Resume" : "Pause")));
+  }));
+  if (!list.length) body.append(el("tr", {}, el("td", { colspan: "6" }, "No queued or running work.")));
+}
+async function pauseQueue(type, verb) {
+  const name = "projects/" + state.project + "/queues/" + type;
+  if (verb === "pause" && !confirm("Pause " + name + "? Nothing of it is leased, on any server, until it is resumed.")) return;
+  try {
+    await api("POST", "/v1/projects/" + encodeURIComponent(state.project) + "/queues/" + encodeURIComponent(type) + ":" + verb, {});
+    say((verb === "pause" ? "Paused " : "Resumed ") + name);
+  } catch (e) { say(e.message); }
+  queues();
+}
+
 async function bulkCancel() {
   const filter = state.filter || "done = false";
   if (!confirm("Cancel every operation of " + state.project + " matching:\n" + filter + " ?")) return;
@@ -351,6 +382,7 @@ function open(project) {
   document.title = "longrun · " + project;
   load().then(watch);
   chart();
+  queues();
   schedules();
 }
 
@@ -370,7 +402,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("prev").addEventListener("click", () => { if (state.page > 0) { state.page--; load(); } });
   $("next").addEventListener("click", () => { if (state.next) { state.tokens[state.page + 1] = state.next; state.page++; load(); } });
-  setInterval(() => { if (state.project) { chart(); schedules(); } }, 30000);
+  setInterval(() => { if (state.project) { chart(); queues(); schedules(); } }, 30000);
   setInterval(() => document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = rel(t.getAttribute("datetime")); }), 15000);
   $("detail").addEventListener("close", () => showInAddress(null));
   if ($("project").value) open($("project").value);

@@ -355,6 +355,7 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
         .chain(crate::emulator::methods::NOT_EMULATED)
         .chain(crate::projects::METHODS)
         .chain(crate::schedules::METHODS)
+        .chain(crate::queues::METHODS)
 }
 
 /// The document for `version`, with `root` (`http://host/`) as its root URL.

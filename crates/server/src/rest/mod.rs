@@ -76,6 +76,9 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
         if let Some(call) = crate::schedules::route(method, rest) {
             return Ok((version, Route::Schedules(project_of(project)?, call?)));
         }
+        if let Some(call) = crate::queues::route(method, rest) {
+            return Ok((version, Route::Queues(project_of(project)?, call?)));
+        }
         if let Some(call) = crate::projects::route(method, rest) {
             return Ok((version, Route::Projects(project_of(project)?, call?)));
         }
@@ -425,6 +428,7 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
         Route::Schedules(project, call) => {
             crate::schedules::handle(&app.schedules, project, call, &query, &bytes).await
         }
+        Route::Queues(project, call) => crate::queues::handle(engine, project, call).await,
         Route::ListAccounts(project) => accounts::list(&*app.store, &project).await,
         Route::CreateAccount(project) => {
             accounts::create(&*app.store, &caller, &project, &bytes).await

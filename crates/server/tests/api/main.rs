@@ -22,6 +22,7 @@ mod operations;
 mod page;
 mod postgres;
 mod projects;
+mod queues;
 mod response_types;
 mod retry;
 mod schedules;

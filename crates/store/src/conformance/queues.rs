@@ -57,12 +57,13 @@ pub async fn queue_counts_follow_every_change<S: Store>(store: Arc<S>) {
     );
     assert_eq!(
         listed(&*store, None).await,
-        [row("p", "A", 5, 0), row("p", "B", 1, 0), row("q", "A", 1, 0)]
+        [
+            row("p", "A", 5, 0),
+            row("p", "B", 1, 0),
+            row("q", "A", 1, 0)
+        ]
     );
-    assert_eq!(
-        listed(&*store, Some("q")).await,
-        [row("q", "A", 1, 0)]
-    );
+    assert_eq!(listed(&*store, Some("q")).await, [row("q", "A", 1, 0)]);
 
     // Leased in turns across projects and by age: a2, q's a1, a3 (a4, due at 15, was
     // created at 40, after a3)...
@@ -96,7 +97,11 @@ pub async fn queue_counts_follow_every_change<S: Store>(store: Arc<S>) {
     let cancelling = store.update(cancelling).await.unwrap();
     assert_eq!(cancelling.state, State::Cancelling);
     store
-        .update(done(op("projects/p/operations/a3"), State::Succeeded, 1_000))
+        .update(done(
+            op("projects/p/operations/a3"),
+            State::Succeeded,
+            1_000,
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -145,7 +150,10 @@ pub async fn queue_counts_are_exact_under_concurrent_changes<S: Store>(store: Ar
         let store = store.clone();
         tasks.spawn(async move {
             for _ in 0..20 {
-                let leased = store.lease(leasing(&["A", "B"], 3, 0, 2_000)).await.unwrap();
+                let leased = store
+                    .lease(leasing(&["A", "B"], 3, 0, 2_000))
+                    .await
+                    .unwrap();
                 for (op, _) in leased.into_iter().step_by(2) {
                     store
                         .update(done(op, State::Succeeded, 1_000))
@@ -175,10 +183,7 @@ pub async fn queue_counts_are_exact_under_concurrent_changes<S: Store>(store: Ar
                 .filter(|op| op.op_type == t && op.state == state)
                 .count() as u64
         };
-        let got = store
-            .queue_counts("p", t, Timestamp(1_000))
-            .await
-            .unwrap();
+        let got = store.queue_counts("p", t, Timestamp(1_000)).await.unwrap();
         assert_eq!(
             (got.pending, got.running),
             (of(State::Pending), of(State::Running)),
@@ -221,7 +226,10 @@ pub async fn paused_queues_are_not_leased<S: Store>(store: Arc<S>) {
     );
     // Resuming every type removes every pause of the project, and no other's.
     store.set_queue_paused("p", "A", true).await.unwrap();
-    store.set_queue_paused("p", EVERY_TYPE, false).await.unwrap();
+    store
+        .set_queue_paused("p", EVERY_TYPE, false)
+        .await
+        .unwrap();
     assert_eq!(
         store.paused_queues(None).await.unwrap(),
         [("q".into(), "B".into())]

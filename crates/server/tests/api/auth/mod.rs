@@ -6,6 +6,7 @@ mod assets;
 mod grpc;
 mod metrics;
 mod projects;
+mod queues;
 mod streams;
 
 use crate::common::TestServer;
@@ -254,6 +255,30 @@ fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<Str
             "DELETE",
             format!("/v1/projects/{project}/serviceAccounts/writer-sa@{project}.iam.longrun"),
             None,
+        ),
+        (
+            "get queue",
+            "GET",
+            format!("/v1/projects/{project}/queues/T"),
+            None,
+        ),
+        (
+            "list queues",
+            "GET",
+            format!("/v1/projects/{project}/queues"),
+            None,
+        ),
+        (
+            "pause queue",
+            "POST",
+            format!("/v1/projects/{project}/queues/T:pause"),
+            Some("{}".into()),
+        ),
+        (
+            "resume queue",
+            "POST",
+            format!("/v1/projects/{project}/queues/T:resume"),
+            Some("{}".into()),
         ),
     ]
 }
