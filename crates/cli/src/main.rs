@@ -3,6 +3,7 @@
 mod accounts;
 mod operations;
 mod projects;
+mod queues;
 mod schedules;
 mod serve;
 
@@ -37,6 +38,10 @@ enum Command {
     /// (docs/schedules.md).
     #[command(subcommand)]
     Schedules(schedules::Command),
+    /// Queues: a project's operations of one type; their counts, pause and resume
+    /// (docs/queues.md).
+    #[command(subcommand)]
+    Queues(queues::Command),
     /// Copy a whole store to another: operations, assets, schedules, service accounts and
     /// projects (stop the servers first).
     MigrateStore(MigrateStore),
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         Command::ServiceAccounts(command) => runtime.block_on(accounts::run(command)),
         Command::Projects(command) => runtime.block_on(projects::run(command)),
         Command::Schedules(command) => runtime.block_on(schedules::run(command)),
+        Command::Queues(command) => runtime.block_on(queues::run(command)),
         Command::MigrateStore(args) => runtime.block_on(migrate_store(args)),
     }
 }

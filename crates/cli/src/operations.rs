@@ -654,14 +654,22 @@ fn print_table(operations: &[Value]) {
             ]
         })
         .collect();
-    let header = ["ID", "TYPE", "STATE", "PRIORITY", "CREATED", "DESCRIPTION"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    print_columns(
+        ["ID", "TYPE", "STATE", "PRIORITY", "CREATED", "DESCRIPTION"],
+        &rows,
+    );
+}
+
+/// Prints `rows` under `header` in columns as wide as their widest cell.
+pub(crate) fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)

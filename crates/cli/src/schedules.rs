@@ -340,19 +340,5 @@ fn print_table(schedules: &[Value]) {
             ]
         })
         .collect();
-    let header = ["ID", "CRON", "TIME ZONE", "NEXT FIRE", "OVERLAP"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    crate::operations::print_columns(["ID", "CRON", "TIME ZONE", "NEXT FIRE", "OVERLAP"], &rows);
 }
