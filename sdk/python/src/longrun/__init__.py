@@ -1,7 +1,7 @@
 """longrun: clients and workers for a longrun server.
 
 - `Client` / `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete,
-  a command operation's output, and schedules (`Schedule`).
+  a command operation's output, schedules (`Schedule`) and queues (`Queue`).
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
 - `Operation` (a TypedDict of the wire JSON), `State`, `WaitingReason` and `Code` (enums).
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 from .errors import ApiError, Code, Failed, LongrunError, Retry
 from .operation import Operation, OperationMetadata, Stage, State, Status, WaitingReason
+from .queue import Queue, QueueState
 from .schedule import OverlapPolicy, Schedule
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ __all__ = [
     "Operation",
     "OperationMetadata",
     "OverlapPolicy",
+    "Queue",
+    "QueueState",
     "Retry",
     "Schedule",
     "Stage",

@@ -1,10 +1,11 @@
 """`Client` and `AsyncClient`: submit, get, list, wait, watch, cancel, batch cancel, delete,
-command output and schedules over REST. Operations are the wire JSON, typed as
-`longrun.Operation`; schedules as `longrun.Schedule`."""
+command output, schedules and queues over REST. Operations are the wire JSON, typed as
+`longrun.Operation`; schedules as `longrun.Schedule`, queues as `longrun.Queue`."""
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime
 import logging
 import time
@@ -18,6 +19,7 @@ from ._auth import Authorizer, Token
 from ._transport.rest import AsyncRest, Rest, answer, path, unreachable
 from ._transport.sse import Parser, Raw
 from .operation import Operation
+from .queue import Queue, queue_path, queues_path
 from .schedule import OverlapPolicy, Schedule, schedule_body
 
 log = logging.getLogger("longrun.client")
@@ -342,6 +344,32 @@ class Client:
         """Removes the schedule; the operations it started stay."""
         self._rest.call("DELETE", path(name))
 
+    def get_queue(self, project: str, op_type: str) -> Queue:
+        """The queue of `op_type` in `project` (`"-"`: every type together): its state, its
+        exact PENDING and RUNNING counts and its oldest PENDING time. A type that never had
+        work answers an empty queue."""
+        result: Queue = self._rest.call("GET", queue_path(project, op_type))
+        return result
+
+    def list_queues(self, project: str) -> builtins.list[Queue]:
+        """The project's queues with PENDING or RUNNING work or a pause, by type."""
+        page = self._rest.call("GET", queues_path(project))
+        queues: builtins.list[Queue] = page.get("queues", [])
+        return queues
+
+    def pause_queue(self, project: str, op_type: str) -> Queue:
+        """Stops every server leasing from the queue (`"-"`: every type of the project)
+        until it is resumed; submits, cancels and running work go on. Needs the admin
+        role."""
+        result: Queue = self._rest.call("POST", queue_path(project, op_type, "pause"))
+        return result
+
+    def resume_queue(self, project: str, op_type: str) -> Queue:
+        """Leases from the queue again (`"-"`: every queue of the project); waiting workers
+        are woken at once. 400 FAILED_PRECONDITION for one type while `"-"` is paused."""
+        result: Queue = self._rest.call("POST", queue_path(project, op_type, "resume"))
+        return result
+
     def watch(
         self,
         project: str,
@@ -575,6 +603,27 @@ class AsyncClient:
     async def delete_schedule(self, name: str) -> None:
         """See `Client.delete_schedule`."""
         await self._rest.call("DELETE", path(name))
+
+    async def get_queue(self, project: str, op_type: str) -> Queue:
+        """See `Client.get_queue`."""
+        result: Queue = await self._rest.call("GET", queue_path(project, op_type))
+        return result
+
+    async def list_queues(self, project: str) -> builtins.list[Queue]:
+        """See `Client.list_queues`."""
+        page = await self._rest.call("GET", queues_path(project))
+        queues: builtins.list[Queue] = page.get("queues", [])
+        return queues
+
+    async def pause_queue(self, project: str, op_type: str) -> Queue:
+        """See `Client.pause_queue`."""
+        result: Queue = await self._rest.call("POST", queue_path(project, op_type, "pause"))
+        return result
+
+    async def resume_queue(self, project: str, op_type: str) -> Queue:
+        """See `Client.resume_queue`."""
+        result: Queue = await self._rest.call("POST", queue_path(project, op_type, "resume"))
+        return result
 
     async def watch(
         self,
