@@ -194,6 +194,8 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
         );
     }
 
+    queue_get(setup, operations, summary).await?;
+
     let memory = procfs::memory(setup.servers[0].pid)?;
     println!(
         "server memory with {operations} stored operations, after the list runs: RSS {:.0} MB, \
@@ -211,6 +213,48 @@ pub async fn list(setup: &Setup, operations: usize, summary: &mut Summary) -> an
         memory.peak_mb,
         "MB",
         Target::AtMost(200.0),
+    );
+    Ok(())
+}
+
+/// Gets of the seeded operations' queue (docs/queues.md) for `--seconds`: its counts are
+/// kept by the store, so a get reads no operations however many are stored. Checks the
+/// count (every tenth seeded operation is PENDING) and reports the latency.
+async fn queue_get(setup: &Setup, operations: usize, summary: &mut Summary) -> anyhow::Result<()> {
+    let path = format!("/v1/projects/{PROJECT}/queues/EXPORT_IMAGE");
+    let queue = setup.client().call(http::Method::GET, &path, None).await?;
+    let pending = operations.div_ceil(10).to_string();
+    if queue["pendingCount"].as_str() != Some(pending.as_str()) {
+        summary.problem(format!(
+            "queue get: pendingCount {} with {pending} PENDING stored",
+            queue["pendingCount"]
+        ));
+    }
+    let report = load::run(
+        setup.clients,
+        setup.duration,
+        &setup.pids(),
+        |_, mut rec| {
+            let (client, path) = (setup.client().clone(), path.clone());
+            async move {
+                while rec.running() {
+                    rec.time(client.call(http::Method::GET, &path, None)).await;
+                }
+                rec
+            }
+        },
+    )
+    .await?;
+    println!(
+        "queue get with {operations} stored ({pending} PENDING in the queue): {}",
+        report.line("requests")
+    );
+    summary.check("queue get", &report);
+    summary.figure(
+        &format!("queue get p99, {operations} stored"),
+        report.percentile_ms(99.0),
+        "ms",
+        Target::AtMost(10.0),
     );
     Ok(())
 }

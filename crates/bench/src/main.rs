@@ -6,6 +6,7 @@
 mod fairness;
 mod listing;
 mod load;
+mod pause;
 mod procfs;
 mod scenarios;
 mod scheduled;
@@ -107,6 +108,9 @@ enum Scenario {
     /// `--scheduled` operations due across one minute: their start lag; and the drain of
     /// `--drain` operations with `--scheduled` waiting against none; not part of `all`.
     Scheduled,
+    /// Three servers sharing a PostgreSQL store: `--rounds` (at most 50) pauses of a queue
+    /// that workers on each drain, timed until in effect; not part of `all`.
+    Pause,
 }
 
 impl Scenario {
@@ -285,9 +289,9 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(server, &mut summary);
     }
 
-    if args.scenario == Scenario::Postgres {
+    if matches!(args.scenario, Scenario::Postgres | Scenario::Pause) {
         let url = args.database_url.as_deref().context(
-            "the postgres scenario needs a database: pass --database-url or set \
+            "the postgres and pause scenarios need a database: pass --database-url or set \
              LONGRUN_TEST_DATABASE_URL",
         )?;
         // A schema of its own (replacing a leftover of the same name), dropped at the end.
@@ -296,7 +300,11 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             .block_on(Schema::create_in(url, &name))
             .with_context(|| format!("cannot create schema {name}"))?;
         println!("PostgreSQL schema {}", schema.name());
-        let measured = on_postgres(&bin, schema.url(), args, &runtime, &mut summary);
+        let measured = if args.scenario == Scenario::Pause {
+            pause_on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
+        } else {
+            on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
+        };
         let dropped = runtime.block_on(schema.remove());
         measured?;
         dropped.with_context(|| format!("cannot drop schema {name}"))?;
@@ -328,6 +336,30 @@ fn on_postgres(
     })?;
     stop(a, summary);
     stop(b, summary);
+    Ok(())
+}
+
+/// Starts three servers on the PostgreSQL store at `url` and times pauses across them.
+fn pause_on_postgres(
+    bin: &Path,
+    url: &str,
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let store = ["--store", "postgres", "--database-url", url];
+    let servers = (0..3)
+        .map(|_| start(bin, server::data_dir()?, &store))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let setup = Setup::new(
+        &servers.iter().collect::<Vec<_>>(),
+        args.concurrency,
+        Duration::from_secs(args.seconds),
+    );
+    runtime.block_on(pause::pause(&setup, args.rounds, summary))?;
+    for server in servers {
+        stop(server, summary);
+    }
     Ok(())
 }
 
