@@ -1,5 +1,6 @@
 // The task manager page in a real browser (Debian's Chromium driven by playwright-core):
-// load, see the seeded operations with every row's actions in view at 1280 px, filter,
+// load, see the seeded operations with every row's actions in view at 1280 px, pause and
+// resume a queue, filter,
 // open a detail (also from a link to one operation), cancel a running operation and see
 // its badge turn CANCELLED without a reload, bulk-cancel a filter, read it at phone width,
 // and hear that a server with auth on rejected the token. Screenshots of each step go to
@@ -71,11 +72,24 @@ const report = page.locator(`tr[data-name="projects/${project}/operations/report
 assert.equal(await report.getAttribute("aria-valuenow"), "100");
 await step(1, "loaded");
 
+// The project's queues: counts and the oldest waiting; a pause and a resume from the page.
+const queueRow = (type) => page.locator("#queues tbody tr").filter({ has: page.locator("td.op", { hasText: new RegExp(`^${type}$`) }) });
+await queueRow("EXPORT").waitFor();
+assert.deepEqual((await queueRow("EXPORT").locator("td").allTextContents()).slice(0, 4), ["EXPORT", "running", "5", "0"]);
+assert.deepEqual((await queueRow("SIMULATE").locator("td").allTextContents()).slice(1, 4), ["running", "0", "1"]);
+await queueRow("EXPORT").locator("button", { hasText: "Pause" }).click();
+await page.waitForFunction(() => [...document.querySelectorAll("#queues tbody tr")].some((r) => r.textContent.startsWith("EXPORTpaused")));
+assert.equal((await api("GET", `/v1/projects/${project}/queues/EXPORT`)).state, "PAUSED");
+await step(1, "queue-paused");
+await queueRow("EXPORT").locator("button", { hasText: "Resume" }).click();
+await page.waitForFunction(() => [...document.querySelectorAll("#queues tbody tr")].some((r) => r.textContent.startsWith("EXPORTrunning")));
+assert.equal((await api("GET", `/v1/projects/${project}/queues/EXPORT`)).state, "RUNNING");
+
 // 2. Filter by state (through the list filter), with the keyboard.
 await page.locator("#f-state").focus();
 await page.keyboard.press("ArrowDown"); // PENDING
 await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-name]").length === 5);
-for (const text of await page.locator("tbody .badge").allTextContents()) assert.equal(text, "PENDING");
+for (const text of await page.locator("#ops tbody .badge").allTextContents()) assert.equal(text, "PENDING");
 await step(2, "filtered-pending");
 // Description search: one export.
 await page.selectOption("#f-state", "");

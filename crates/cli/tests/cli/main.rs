@@ -8,6 +8,7 @@ mod google_auth;
 mod grpc_client;
 mod process;
 mod projects;
+mod queues;
 mod remote_auth;
 mod schedules;
 mod storage_faults;
