@@ -36,9 +36,18 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(longrun_server::run(config, listener, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            let ended = longrun_server::run(config, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+            // Said at once: a client of a server that failed to start only sees a refused
+            // connection.
+            if let Err(e) = &ended {
+                eprintln!("the test server ended with an error: {e:?}");
+            }
+            ended
+        });
         let client = Client::new(&base);
         TestServer {
             base,
