@@ -170,14 +170,27 @@ pub async fn run(
         )
     };
 
-    // Schedules read their operation as submit reads its body (docs/schedules.md).
-    let scheduler = longrun_engine::schedules::Scheduler::new(
+    // Schedules read their operation as submit reads its body (docs/schedules.md), and
+    // each firing passes the registration gate as a submit does.
+    let projects = Arc::new(config.projects.clone());
+    let scheduler = longrun_engine::schedules::Scheduler::admitting(
         engine.clone(),
         store.clone(),
         Arc::new(|operation: &serde_json::Value| {
             let bytes = serde_json::to_vec(operation).map_err(|e| e.to_string())?;
             rest::submission(&bytes).map_err(|e| e.message)
         }),
+        {
+            let (projects, store) = (projects.clone(), store.clone());
+            Arc::new(move |project| {
+                let (projects, store) = (projects.clone(), store.clone());
+                Box::pin(async move {
+                    projects::gate(&projects, &*store, projects::Gate::Start, &project)
+                        .await
+                        .map_err(|e| e.message)
+                })
+            })
+        },
     );
     let outputs_dir = config.data_dir.join(config::OUTPUTS);
     let state = calls::App {
@@ -188,7 +201,7 @@ pub async fn run(
         emulator,
         hub,
         metrics,
-        projects: std::sync::Arc::new(config.projects.clone()),
+        projects,
         types,
         schedules: scheduler.clone(),
     };

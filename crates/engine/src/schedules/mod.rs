@@ -27,6 +27,18 @@ use tokio::sync::Notify;
 pub type Decode =
     Arc<dyn Fn(&serde_json::Value) -> std::result::Result<Submission, String> + Send + Sync>;
 
+/// Whether a project may start work now, asked before each firing's submit as a submit is
+/// asked (the server's registration gate, docs/projects.md#registration-gate): `Err` with
+/// the reason refuses the firing, and its fire time passes.
+pub type Admit = Arc<
+    dyn Fn(
+            Project,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 /// What a create sets.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -81,6 +93,7 @@ struct Inner {
     engine: Engine,
     store: Arc<dyn longrun_store::Schedules>,
     decode: Decode,
+    admit: Option<Admit>,
     /// Woken when a schedule is created or changed here: its next fire time may be sooner.
     wake: Notify,
 }
@@ -99,11 +112,31 @@ impl Scheduler {
         store: Arc<dyn longrun_store::Schedules>,
         decode: Decode,
     ) -> Scheduler {
+        Scheduler::build(engine, store, decode, None)
+    }
+
+    /// The scheduler with `admit` asked before each firing's submit (see [`Admit`]).
+    pub fn admitting(
+        engine: Engine,
+        store: Arc<dyn longrun_store::Schedules>,
+        decode: Decode,
+        admit: Admit,
+    ) -> Scheduler {
+        Scheduler::build(engine, store, decode, Some(admit))
+    }
+
+    fn build(
+        engine: Engine,
+        store: Arc<dyn longrun_store::Schedules>,
+        decode: Decode,
+        admit: Option<Admit>,
+    ) -> Scheduler {
         Scheduler {
             inner: Arc::new(Inner {
                 engine,
                 store,
                 decode,
+                admit,
                 wake: Notify::new(),
             }),
         }
@@ -409,6 +442,11 @@ impl Scheduler {
         project: &Project,
         fire: Timestamp,
     ) -> Result<longrun_types::Operation> {
+        if let Some(admit) = &self.inner.admit {
+            admit(project.clone())
+                .await
+                .map_err(|reason| Error::invalid("FIRING_REFUSED", reason))?;
+        }
         let mut submission = (self.inner.decode)(&s.operation).map_err(invalid)?;
         submission.request_id = Some(s.request_id(fire));
         submission.operation_id = Some(operation_id(s.id(), fire));
