@@ -54,7 +54,10 @@ async fn queues_commands_and_exit_codes() {
     let (code, out, _) = run(&["list"]).await;
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("TYPE") && lines[0].contains("OLDEST PENDING"), "{out}");
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("OLDEST PENDING"),
+        "{out}"
+    );
     assert!(lines[1].starts_with("EXPORT IMAGE  PAUSED  2"), "{out}");
 
     let (code, out, _) = run(&["describe", "projects/p/queues/-", "--format", "json"]).await;
