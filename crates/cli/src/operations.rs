@@ -145,6 +145,16 @@ pub enum Command {
         #[arg(long)]
         changes_only: bool,
     },
+    /// Create operations from submit bodies, one JSON object a line (blank lines
+    /// skipped), in batches of 1,000, each written whole or not at all; prints each
+    /// operation's name as it is created.
+    BatchSubmit {
+        #[command(flatten)]
+        target: Target,
+        /// The JSON lines file; standard input when absent or `-`.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
     /// Create an operation.
     Submit {
         #[command(flatten)]
@@ -183,6 +193,9 @@ pub enum Command {
         start_timeout: Option<humantime::Duration>,
     },
 }
+
+/// Submit bodies read as JSON lines, sent in batches of this many (the server's most).
+const BATCH_SUBMIT: usize = 1000;
 
 /// A failure with its exit code.
 pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
@@ -464,7 +477,60 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::BatchSubmit { target, file } => batch_submit(&target, file).await,
     }
+}
+
+/// `operations batch-submit`: the lines of `file` (or standard input) in batches of
+/// [`BATCH_SUBMIT`]. A line that is not a JSON object fails before anything is sent; a
+/// batch the server refuses stops there, and says how many earlier batches created.
+async fn batch_submit(target: &Target, file: Option<std::path::PathBuf>) -> Result<u8, Failure> {
+    let text = match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| Failure(2, format!("cannot read {}: {e}", path.display())))?,
+        None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure(2, format!("cannot read standard input: {e}")))?,
+    };
+    let mut bodies = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let body: Value = serde_json::from_str(line)
+            .map_err(|e| Failure(3, format!("line {}: not JSON: {e}", i + 1)))?;
+        if !body.is_object() {
+            return Err(Failure(3, format!("line {}: not a JSON object", i + 1)));
+        }
+        bodies.push(body);
+    }
+    let (client, project) = (target.client(), target.project()?);
+    let path = format!("/v1/projects/{project}/operations:batchSubmit");
+    let mut created = 0;
+    for chunk in bodies.chunks(BATCH_SUBMIT) {
+        let answer = client
+            .call(
+                http::Method::POST,
+                &path,
+                Some(&json!({ "requests": chunk })),
+            )
+            .await
+            .map_err(|e| {
+                let Failure(code, message) = Failure::from(e);
+                Failure(
+                    code,
+                    format!("{message} ({created} submitted in earlier batches)"),
+                )
+            })?;
+        for op in answer["operations"].as_array().into_iter().flatten() {
+            if target.format == Format::Json {
+                println!("{op}");
+            } else {
+                println!("{}", op["name"].as_str().unwrap_or_default());
+            }
+        }
+        created += chunk.len();
+    }
+    Ok(0)
 }
 
 /// Prints the watch stream: a line per event (`--format json`: the event as one JSON

@@ -19,7 +19,7 @@ pub use error::Error;
 pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
 pub use retry::{Retry, retry_request_id};
-pub use submit::Submission;
+pub use submit::{MAX_BATCH_SUBMIT, Submission};
 pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};

@@ -160,8 +160,16 @@ impl Engine {
         if let Ok(Inserted::Created(op) | Inserted::Existing(op)) = &inserted {
             tracing::Span::current().record("longrun.operation.name", op.name.as_str());
         }
+        let mut op = self.inserted(inserted.map_err(|e| insert_error(project, e))?);
+        self.explain(std::slice::from_mut(&mut op)).await;
+        Ok(op)
+    }
+
+    /// The operation of an insert's outcome; a created one is announced and wakes the
+    /// lease requests waiting for work.
+    fn inserted(&self, inserted: Inserted) -> Operation {
         match inserted {
-            Ok(Inserted::Created(mut op)) => {
+            Inserted::Created(op) => {
                 self.committed(Change::Created(op.clone()));
                 self.inner.demand.queued(&op);
                 let now = self.now();
@@ -175,18 +183,68 @@ impl Engine {
                     });
                 }
                 self.inner.work.notify_waiters();
-                self.explain(std::slice::from_mut(&mut op)).await;
-                Ok(op)
+                op
             }
-            Ok(Inserted::Existing(mut op)) => {
-                self.explain(std::slice::from_mut(&mut op)).await;
-                Ok(op)
-            }
-            Err(longrun_store::Error::QueueFull { limit }) => Err(Error::QueueFull {
-                project: project.to_string(),
-                limit,
-            }),
-            Err(e) => Err(e.into()),
+            Inserted::Existing(op) => op,
         }
     }
+
+    /// Queues every submission of `batch` (1 to [`MAX_BATCH_SUBMIT`]) in one durable write
+    /// (docs/operations.md#batch-submit), each as [`Engine::submit`] would, or none: an
+    /// invalid submission is `InvalidArgument` naming its index (`requests[i]: …`), a taken
+    /// `operationId` `AlreadyExists`, and the queue limit counts the whole batch
+    /// (`QueueFull`). The operations are in `batch`'s order; a repeated `requestId` gives
+    /// the operation it first created.
+    #[tracing::instrument(
+        name = "engine.batch_submit",
+        skip_all,
+        fields(longrun.project = project.as_str(), longrun.batch.size = batch.len())
+    )]
+    pub async fn submit_batch(
+        &self,
+        project: &Project,
+        batch: Vec<Submission>,
+    ) -> Result<Vec<Operation>> {
+        if !(1..=MAX_BATCH_SUBMIT).contains(&batch.len()) {
+            return Err(Error::invalid(
+                "INVALID_SUBMISSION",
+                format!(
+                    "requests must hold 1 to {MAX_BATCH_SUBMIT} submit bodies, not {}",
+                    batch.len()
+                ),
+            ));
+        }
+        let news = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                self.prepare(project, s)
+                    .map_err(|e| Error::InvalidArgument {
+                        reason: e.reason(),
+                        message: format!("requests[{i}]: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let inserted = self
+            .write(Write::Insert, self.inner.store.insert_batch(news))
+            .await
+            .map_err(|e| insert_error(project, e))?;
+        let mut ops: Vec<Operation> = inserted.into_iter().map(|i| self.inserted(i)).collect();
+        self.explain(&mut ops).await;
+        Ok(ops)
+    }
 }
+
+/// A store's refusal of an insert as the API gives it.
+fn insert_error(project: &Project, e: longrun_store::Error) -> Error {
+    match e {
+        longrun_store::Error::QueueFull { limit } => Error::QueueFull {
+            project: project.to_string(),
+            limit,
+        },
+        e => e.into(),
+    }
+}
+
+/// The most submissions one batch submit takes.
+pub const MAX_BATCH_SUBMIT: usize = 1000;

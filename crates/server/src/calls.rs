@@ -50,6 +50,8 @@ pub enum Route {
     /// `POST …/operations:batchCancel`: a bulk cancel job.
     BatchCancel(Project),
     Submit(Project),
+    /// `POST …/operations:batchSubmit`: up to 1,000 submits in one durable write.
+    BatchSubmit(Project),
     /// `POST …:retry`: a done operation queued again as a new one.
     Retry(Name),
     /// `POST …/operations:batchRetry`: a bulk retry job.
@@ -151,6 +153,12 @@ impl Route {
             }
             Route::Submit(p) => on_project(
                 "operations.submit",
+                p,
+                P::OperationsCreate,
+                Some(Gate::Start),
+            ),
+            Route::BatchSubmit(p) => on_project(
+                "operations.batchSubmit",
                 p,
                 P::OperationsCreate,
                 Some(Gate::Start),

@@ -35,7 +35,7 @@ pub trait Batch: Sized + Send + Sync + 'static {
 
     /// Writes `batch` in one statement: the outcome of each write, in order.
     fn write(
-        client: &deadpool_postgres::Object,
+        client: &impl GenericClient,
         batch: &[Self],
     ) -> impl Future<Output = Result<Vec<Result<Self::Output>>>> + Send;
 }
@@ -120,7 +120,7 @@ impl Batch for NewOperation {
     /// One call of `longrun_insert` (see the schema), which takes each project's lock and
     /// applies the rules of an insert row by row, in the order of the batch.
     async fn write(
-        client: &deadpool_postgres::Object,
+        client: &impl GenericClient,
         batch: &[NewOperation],
     ) -> Result<Vec<Result<Inserted>>> {
         let mut rows = Rows::default();
@@ -186,7 +186,7 @@ impl Batch for Operation {
     /// other. An operation changed twice in one batch is written once: the second change is
     /// a conflict (the caller re-reads and decides again).
     async fn write(
-        client: &deadpool_postgres::Object,
+        client: &impl GenericClient,
         batch: &[Operation],
     ) -> Result<Vec<Result<Operation>>> {
         let mut order: Vec<usize> = (0..batch.len()).collect();

@@ -361,6 +361,21 @@ impl Operations for PostgresStore {
         self.writes.insert(new).await
     }
 
+    /// One `longrun_insert` call in a transaction of its own, committed only when every
+    /// item was inserted or found by its request id.
+    async fn insert_batch(&self, batch: Vec<NewOperation>) -> Result<Vec<Inserted>> {
+        use batch::Batch;
+        let mut client = self.client().await?;
+        // Rolled back when dropped: an error, or a caller gone, writes nothing.
+        let tx = client.transaction().await.map_err(pg)?;
+        let inserted = NewOperation::write(&tx, &batch)
+            .await?
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(pg)?;
+        Ok(inserted)
+    }
+
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
         let client = self.client().await?;
         let statement = client

@@ -207,6 +207,42 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
 /// How many of [`row`]'s last values only an insert writes.
 const INSERT_ONLY: usize = 7;
 
+/// Inserts `new` on the writer's connection with the request-id dedup and the queue limit
+/// (see [`Operations::insert`]).
+fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Inserted> {
+    let mut op = new.operation;
+    let project = op.name.project();
+    if let Some(request_id) = &op.request_id {
+        let sql = "SELECT record FROM operations WHERE project = ?1 AND request_id = ?2";
+        if let Some(existing) = get_record(conn, sql, params![project.as_str(), request_id])? {
+            return Ok(Inserted::Existing(existing));
+        }
+    }
+    let taken: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE name = ?1)")
+        .and_then(|mut s| s.query_row([op.name.as_str()], |r| r.get(0)))
+        .map_err(backend)?;
+    if taken {
+        return Err(Error::AlreadyExists(op.name));
+    }
+    let pending: u64 = conn
+        .prepare_cached("SELECT pending FROM project_queue WHERE project = ?1")
+        .and_then(|mut s| s.query_row([project.as_str()], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .unwrap_or(0);
+    if pending >= new.max_queued {
+        return Err(Error::QueueFull {
+            limit: new.max_queued,
+        });
+    }
+    op.version = 1;
+    let values = row(&op, payload)?;
+    conn.prepare_cached(INSERT)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+        .map_err(backend)?;
+    Ok(Inserted::Created(op))
+}
+
 fn record(text: String) -> Result<Operation> {
     serde_json::from_str(&text).map_err(|e| Error::Backend(format!("corrupt record: {e}")))
 }
@@ -229,41 +265,24 @@ impl Operations for SqliteStore {
         let payload = serde_json::to_string(&new.payload).map_err(backend)?;
         self.inner
             .writer
+            .write(move |conn| insert_one(conn, new, &payload))
+            .await
+    }
+
+    async fn insert_batch(&self, batch: Vec<NewOperation>) -> Result<Vec<Inserted>> {
+        let payloads = batch
+            .iter()
+            .map(|new| serde_json::to_string(&new.payload).map_err(backend))
+            .collect::<Result<Vec<_>>>()?;
+        // One savepoint: an error rolls back every insert before it.
+        self.inner
+            .writer
             .write(move |conn| {
-                let mut op = new.operation;
-                let project = op.name.project();
-                if let Some(request_id) = &op.request_id {
-                    let sql =
-                        "SELECT record FROM operations WHERE project = ?1 AND request_id = ?2";
-                    if let Some(existing) =
-                        get_record(conn, sql, params![project.as_str(), request_id])?
-                    {
-                        return Ok(Inserted::Existing(existing));
-                    }
-                }
-                let taken: bool = conn
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM operations WHERE name = ?1)")
-                    .and_then(|mut s| s.query_row([op.name.as_str()], |r| r.get(0)))
-                    .map_err(backend)?;
-                if taken {
-                    return Err(Error::AlreadyExists(op.name));
-                }
-                let pending: u64 = conn
-                    .prepare_cached("SELECT pending FROM project_queue WHERE project = ?1")
-                    .and_then(|mut s| s.query_row([project.as_str()], |r| r.get(0)).optional())
-                    .map_err(backend)?
-                    .unwrap_or(0);
-                if pending >= new.max_queued {
-                    return Err(Error::QueueFull {
-                        limit: new.max_queued,
-                    });
-                }
-                op.version = 1;
-                let values = row(&op, &payload)?;
-                conn.prepare_cached(INSERT)
-                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
-                    .map_err(backend)?;
-                Ok(Inserted::Created(op))
+                batch
+                    .into_iter()
+                    .zip(&payloads)
+                    .map(|(new, payload)| insert_one(conn, new, payload))
+                    .collect()
             })
             .await
     }

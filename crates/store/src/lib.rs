@@ -358,6 +358,13 @@ pub trait Operations: Send + Sync + 'static {
     /// when the name is taken and `QueueFull` when the project is at its limit.
     async fn insert(&self, new: NewOperation) -> Result<Inserted>;
 
+    /// Inserts every operation of `batch` in one durable write, each as [`Operations::insert`]
+    /// would (a repeated request id answers `Existing`, earlier items of the batch
+    /// included), or none: the first item whose name is taken (`AlreadyExists`) or that
+    /// passes its project's queue limit (`QueueFull`, the items before it counted) ends the
+    /// call with that error and nothing written. The outcomes are in `batch`'s order.
+    async fn insert_batch(&self, batch: Vec<NewOperation>) -> Result<Vec<Inserted>>;
+
     async fn get(&self, name: &Name) -> Result<Option<Operation>>;
 
     /// One page of a project's operations in list order, filtered.

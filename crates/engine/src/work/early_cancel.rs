@@ -37,6 +37,9 @@ impl Operations for Gated {
     async fn insert(&self, new: NewOperation) -> Result<Inserted> {
         self.inner.insert(new).await
     }
+    async fn insert_batch(&self, batch: Vec<NewOperation>) -> Result<Vec<Inserted>> {
+        self.inner.insert_batch(batch).await
+    }
     async fn get(&self, name: &Name) -> Result<Option<Operation>> {
         if self.hold_reads.load(SeqCst) {
             self.reads.acquire().await.expect("open").forget();

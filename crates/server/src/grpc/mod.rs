@@ -47,6 +47,27 @@ fn project(text: &str) -> Result<Project, Status> {
     project_of(id).map_err(convert::error)
 }
 
+/// A submit request as the engine takes it (its `parent` is the caller's to check).
+fn submission(r: pb::SubmitOperationRequest) -> Result<Submission, ApiError> {
+    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+    Ok(Submission {
+        op_type: r.r#type,
+        description: r.description,
+        priority: r.priority.map(i64::from),
+        request_id: nonempty(r.request_id),
+        operation_id: nonempty(r.operation_id),
+        payload: r.payload.as_ref().map(convert::from_value),
+        script_uri: r.script_uri,
+        destination_uris: r.destination_uris,
+        max_attempts: r.max_attempts.map(i64::from),
+        timeout: convert::duration("timeout", r.timeout)?,
+        concurrency_key: nonempty(r.concurrency_key),
+        schedule_time: r.schedule_time.map(convert::time),
+        start_timeout: convert::duration("startTimeout", r.start_timeout)?,
+        ..Default::default()
+    })
+}
+
 /// What is left of the caller's deadline (`grpc-timeout`), less a margin for the answer
 /// to travel back.
 fn budget(metadata: &MetadataMap) -> Option<Duration> {
@@ -344,31 +365,53 @@ impl Submissions for Grpc {
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::Submit(project.clone()))
             .await?;
-        let nonempty = |s: String| (!s.is_empty()).then_some(s);
-        let submission = Submission {
-            op_type: r.r#type,
-            description: r.description,
-            priority: r.priority.map(i64::from),
-            request_id: nonempty(r.request_id),
-            operation_id: nonempty(r.operation_id),
-            payload: r.payload.as_ref().map(convert::from_value),
-            script_uri: r.script_uri,
-            destination_uris: r.destination_uris,
-            max_attempts: r.max_attempts.map(i64::from),
-            timeout: convert::duration("timeout", r.timeout).map_err(convert::error)?,
-            concurrency_key: nonempty(r.concurrency_key),
-            schedule_time: r.schedule_time.map(convert::time),
-            start_timeout: convert::duration("startTimeout", r.start_timeout)
-                .map_err(convert::error)?,
-            ..Default::default()
-        };
         let op = self
             .app
             .engine
-            .submit(&project, submission)
+            .submit(&project, submission(r).map_err(convert::error)?)
             .await
             .map_err(convert::engine_error)?;
         Ok(Response::new(convert::operation(&self.app.types, &op)))
+    }
+
+    async fn batch_submit_operations(
+        &self,
+        request: Request<pb::BatchSubmitOperationsRequest>,
+    ) -> Result<Response<pb::BatchSubmitOperationsResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let project = project(&r.parent)?;
+        self.authorize(&metadata, &Route::BatchSubmit(project.clone()))
+            .await?;
+        let submissions = r
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, one)| {
+                let named = |mut e: ApiError| {
+                    e.message = format!("requests[{i}]: {}", e.message);
+                    convert::error(e.with("index", i.to_string()))
+                };
+                if !one.parent.is_empty() && one.parent != r.parent {
+                    return Err(named(ApiError::invalid(
+                        "INVALID_SUBMISSION",
+                        format!("parent must be empty or {}", r.parent),
+                    )));
+                }
+                submission(one).map_err(named)
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let ops = self
+            .app
+            .engine
+            .submit_batch(&project, submissions)
+            .await
+            .map_err(convert::engine_error)?;
+        Ok(Response::new(pb::BatchSubmitOperationsResponse {
+            operations: ops
+                .iter()
+                .map(|op| convert::operation(&self.app.types, op))
+                .collect(),
+        }))
     }
 
     async fn retry_operation(

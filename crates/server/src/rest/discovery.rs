@@ -104,6 +104,18 @@ pub const METHODS: &[Method] = &[
     },
     Method {
         resource: &["projects", "operations"],
+        name: "batchSubmit",
+        http: "POST",
+        path: "{+parent}/operations:batchSubmit",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: Some("BatchSubmitOperationsRequest"),
+        response: "BatchSubmitOperationsResponse",
+        description: "Starts up to 1,000 operations in one durable write, all or none (a longrun extension).",
+        example: "projects/p/operations:batchSubmit",
+    },
+    Method {
+        resource: &["projects", "operations"],
         name: "batchRetry",
         http: "POST",
         path: "{+parent}/operations:batchRetry",
@@ -502,6 +514,12 @@ fn schemas() -> Value {
         })),
         "BatchRetryOperationsRequest": object("BatchRetryOperationsRequest", json!({
             "filter": s("string"),
+        })),
+        "BatchSubmitOperationsRequest": object("BatchSubmitOperationsRequest", json!({
+            "requests": array(r("SubmitOperationRequest")),
+        })),
+        "BatchSubmitOperationsResponse": object("BatchSubmitOperationsResponse", json!({
+            "operations": array(r("Operation")),
         })),
         "LeaseRequest": object("LeaseRequest", json!({
             "types": array(s("string")),

@@ -125,6 +125,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
         return match (method, verb) {
             (&Method::GET, None) => Ok((version, Route::List(project()?))),
             (&Method::POST, Some("submit")) => Ok((version, Route::Submit(project()?))),
+            (&Method::POST, Some("batchSubmit")) => Ok((version, Route::BatchSubmit(project()?))),
             (&Method::POST, Some("batchCancel")) => Ok((version, Route::BatchCancel(project()?))),
             (&Method::POST, Some("batchRetry")) => Ok((version, Route::BatchRetry(project()?))),
             (&Method::POST, Some(_)) => Err(not_found()),
@@ -441,7 +442,43 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             let op = engine.submit(&project, submission(&bytes)?).await?;
             Ok(json_body(&render::operation(&op, version)))
         }
+        Route::BatchSubmit(project) => {
+            let ops = engine.submit_batch(&project, submissions(&bytes)?).await?;
+            #[derive(serde::Serialize)]
+            struct Answer<'a> {
+                operations: Vec<render::OperationJson<'a>>,
+            }
+            let operations = ops
+                .iter()
+                .map(|op| render::operation(op, version))
+                .collect();
+            Ok(json_body(&Answer { operations }))
+        }
     }
+}
+
+/// A batch submit body (docs/operations.md#batch-submit), `{"requests": [submit bodies]}`,
+/// each read as submit reads its body; one that does not read is 400 naming its index
+/// (`requests[i]: …`, ErrorInfo `index`).
+fn submissions(bytes: &[u8]) -> Result<Vec<Submission>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        requests: Option<Vec<serde_json::Value>>,
+    }
+    let Body { requests } = body::json(bytes)?;
+    requests
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let bytes = serde_json::to_vec(&request).expect("a JSON value serializes");
+            submission(&bytes).map_err(|mut e| {
+                e.message = format!("requests[{i}]: {}", e.message);
+                e.with("index", i.to_string())
+            })
+        })
+        .collect()
 }
 
 /// A submit body as submit reads it; a schedule's `operation` is read by it too

@@ -361,7 +361,10 @@ async fn schedule_firings_pass_the_gate() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while started().await == 0 {
-        assert!(std::time::Instant::now() < deadline, "the schedule never fired");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule never fired"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (status, _) = s
@@ -388,7 +391,10 @@ async fn schedule_firings_pass_the_gate() {
             })
             .collect();
         let after = times.iter().filter(|t| **t > gap_to).count();
-        let within = times.iter().filter(|t| **t > gap_from && **t <= gap_to).count();
+        let within = times
+            .iter()
+            .filter(|t| **t > gap_from && **t <= gap_to)
+            .count();
         (within, after)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -398,7 +404,10 @@ async fn schedule_firings_pass_the_gate() {
         if after > 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the schedule did not fire again");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule did not fire again"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     s.stop().await;

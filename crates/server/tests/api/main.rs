@@ -2,6 +2,7 @@
 
 mod auth;
 mod batch_cancel;
+mod batch_submit;
 mod command;
 mod common;
 mod connections;

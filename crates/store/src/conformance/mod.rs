@@ -20,6 +20,7 @@ macro_rules! conformance_suite {
     (@cases [$($then:tt)*]) => {
         $crate::conformance_suite!($($then)*;
             insert_then_get_returns_the_whole_record,
+            insert_batch_is_all_or_nothing,
             request_ids_deduplicate_per_project,
             names_are_unique,
             queue_limit_counts_pending_operations,

@@ -128,3 +128,42 @@ async fn wait_outlasts_the_servers_cap() {
         "{waited:?}"
     );
 }
+
+/// `operations batch-submit`: JSON lines from a file in batches of 1,000, each whole or not
+/// at all; a bad line fails before anything is sent.
+#[test]
+fn batch_submit_reads_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+    let lines: Vec<String> = (0..1500)
+        .map(|i| {
+            format!(r#"{{"type": "LINE", "operationId": "l{i:04}", "payload": {{"i": {i}}}}}"#)
+        })
+        .collect();
+    let file = dir.path().join("work.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n\n").unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, err) = operations(base, &["batch-submit", "--file", file]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(names.len(), 1500);
+    assert_eq!(names[0], "projects/p/operations/l0000");
+    assert_eq!(names[1499], "projects/p/operations/l1499");
+    // Again: every id is taken, the first batch is refused whole (exit 5).
+    let (code, _, err) = operations(base, &["batch-submit", "--file", file]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("0 submitted in earlier batches"), "{err}");
+    // A line that is not JSON: nothing is sent (exit 3).
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"type\": \"LINE\", \"operationId\": \"x\"}\nnot json\n",
+    )
+    .unwrap();
+    let (code, _, err) = operations(base, &["batch-submit", "--file", bad.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    let (code, _, _) = operations(base, &["describe", "x"]);
+    assert_eq!(code, 4);
+}

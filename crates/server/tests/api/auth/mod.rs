@@ -195,6 +195,12 @@ fn methods(project: &str) -> Vec<(&'static str, &'static str, String, Option<Str
             Some(r#"{"type":"T"}"#.into()),
         ),
         (
+            "batch submit",
+            "POST",
+            format!("/v1/projects/{project}/operations:batchSubmit"),
+            Some(r#"{"requests":[{"type":"T"}]}"#.into()),
+        ),
+        (
             "lease",
             "POST",
             "/v1/workers/w:lease".into(),
