@@ -358,3 +358,42 @@ command = ["sh", "-c", "echo out {payload.word}; echo err >&2"]
         asyncio.run(scenario())
     finally:
         server.kill()
+
+
+def test_submit_batch_is_all_or_nothing(server: Server) -> None:
+    """`submit_batch` queues the whole batch in order, or none of it."""
+    with longrun.Client(server.url) as client:
+        ops = client.submit_batch(
+            "p",
+            [
+                {"type": "PY_BATCH", "operationId": "b1", "requestId": "r1"},
+                {"type": "PY_BATCH", "operationId": "b2", "payload": {"n": 2}},
+                {"type": "PY_BATCH", "requestId": "r1"},
+            ],
+        )
+        assert [op["name"] for op in ops] == [
+            "projects/p/operations/b1",
+            "projects/p/operations/b2",
+            "projects/p/operations/b1",
+        ]
+        with pytest.raises(ApiError) as e:
+            client.submit_batch("p", [{"type": "PY_BATCH"}, {"type": ""}])
+        assert e.value.http_status == 400
+        assert e.value.message.startswith("requests[1]: ")
+        with pytest.raises(ApiError) as e:
+            client.submit_batch(
+                "p",
+                [
+                    {"type": "PY_BATCH", "operationId": "b3"},
+                    {"type": "PY_BATCH", "operationId": "b2"},
+                ],
+            )
+        assert e.value.http_status == 409
+        assert len(list(client.list("p"))) == 2
+
+    async def main() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            ops = await client.submit_batch("p", [{"type": "PY_BATCH", "operationId": "a1"}])
+            assert [op["name"] for op in ops] == ["projects/p/operations/a1"]
+
+    asyncio.run(main())
