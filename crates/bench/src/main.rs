@@ -86,6 +86,8 @@ enum Scenario {
     Get,
     GrpcGet,
     Submit,
+    /// Batches of 1,000 submits from 8 clients, beside plain submit on the same server.
+    BatchSubmit,
     Cancel,
     List,
     Rss,
@@ -164,14 +166,19 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         Scenario::Get,
         Scenario::GrpcGet,
         Scenario::Submit,
+        Scenario::BatchSubmit,
         Scenario::Cancel,
     ];
     if args.scenario.includes(&basic) {
         let server = start(&bin, server::data_dir()?, &[])?;
         let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(async {
-            if args.scenario.includes(&[Scenario::Submit]) {
-                scenarios::submit(&setup, &mut summary).await?;
+            let mut plain = None;
+            if args.scenario.includes(&[Scenario::Submit, Scenario::BatchSubmit]) {
+                plain = Some(scenarios::submit(&setup, &mut summary).await?);
+            }
+            if args.scenario.includes(&[Scenario::BatchSubmit]) {
+                scenarios::batch_submit(&setup, plain, &mut summary).await?;
             }
             if args.scenario.includes(&[Scenario::Get]) {
                 scenarios::get(&setup, &mut summary).await?;
@@ -330,7 +337,8 @@ fn on_postgres(
         Duration::from_secs(args.seconds),
     );
     runtime.block_on(async {
-        scenarios::submit(&setup, summary).await?;
+        let plain = scenarios::submit(&setup, summary).await?;
+        scenarios::batch_submit(&setup, Some(plain), summary).await?;
         workers::cancel_running(&setup, args.rounds, false, summary).await?;
         workers::throughput(&setup, args.drain, summary).await
     })?;
