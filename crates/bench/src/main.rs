@@ -174,7 +174,10 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(async {
             let mut plain = None;
-            if args.scenario.includes(&[Scenario::Submit, Scenario::BatchSubmit]) {
+            if args
+                .scenario
+                .includes(&[Scenario::Submit, Scenario::BatchSubmit])
+            {
                 plain = Some(scenarios::submit(&setup, &mut summary).await?);
             }
             if args.scenario.includes(&[Scenario::BatchSubmit]) {
