@@ -179,8 +179,8 @@ impl Engine {
         let project = op.name.project();
         let project = project.as_str();
         if !counts.pauses.contains_key(project) {
-            let read = match self.inner.store.paused_queues(Some(project)).await {
-                Ok(paused) => Some(paused.into_iter().map(|(_, t)| t).collect()),
+            let read = match self.paused_types(project).await {
+                Ok(paused) => Some(paused),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the paused queues");
                     None

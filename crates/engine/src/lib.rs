@@ -237,6 +237,8 @@ struct Inner {
     /// The earliest `scheduleTime` still to come that the engine knows of: waiting leases
     /// are woken then (`run_background`).
     next_due: tokio::sync::watch::Sender<Option<Timestamp>>,
+    /// Each project's paused queues as last read, for why work waits (see `queues`).
+    pauses: queues::Pauses,
 }
 
 /// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
@@ -299,6 +301,7 @@ impl Engine {
                 delivered: std::sync::Mutex::default(),
                 demand: Arc::new(demand::Demand::new()),
                 next_due: tokio::sync::watch::Sender::new(None),
+                pauses: queues::Pauses::default(),
             }),
         }
     }

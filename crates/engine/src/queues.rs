@@ -6,6 +6,28 @@
 use crate::{Engine, Error, Result};
 use longrun_store::{EVERY_TYPE, QueueCounts};
 use longrun_types::{Project, limits};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a project's pauses, as read, are used for why work waits on a store other
+/// servers share (a pause made through another server shows this much later at most). On a
+/// store of its own, every pause goes through this engine, which forgets what it read.
+const PAUSES_SHARED_TTL: Duration = Duration::from_secs(1);
+
+/// Each project's paused queues as last read, so that why work waits reads them once per
+/// project rather than once per operation served. Leasing never uses it: every lease reads
+/// the pauses in its own transaction.
+#[derive(Default)]
+pub(crate) struct Pauses(Mutex<Read>);
+
+/// What [`Pauses`] holds: when each project's pauses were read and what they were, and how
+/// many pauses and resumes this engine made, so that a read that raced one is not kept.
+#[derive(Default)]
+struct Read {
+    changes: u64,
+    projects: HashMap<String, (Instant, Vec<String>)>,
+}
 
 /// One queue as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +154,11 @@ impl Engine {
         store
             .set_queue_paused(project.as_str(), op_type, paused)
             .await?;
+        {
+            let mut read = self.inner.pauses.0.lock().expect("pauses lock");
+            read.changes += 1;
+            read.projects.remove(project.as_str());
+        }
         if !paused {
             self.inner.work.notify_waiters();
         }
@@ -141,5 +168,36 @@ impl Engine {
             "queue {}", if paused { "paused" } else { "resumed" }
         );
         self.queue(project, op_type).await
+    }
+}
+
+impl Engine {
+    /// The paused queue types of `project` (`-` among them when it is paused whole), from
+    /// [`Pauses`] when fresh enough, else read from the store.
+    pub(crate) async fn paused_types(&self, project: &str) -> Result<Vec<String>> {
+        let fresh = |at: Instant| !self.inner.shared || at.elapsed() < PAUSES_SHARED_TTL;
+        let changes = {
+            let read = self.inner.pauses.0.lock().expect("pauses lock");
+            if let Some((at, types)) = read.projects.get(project)
+                && fresh(*at)
+            {
+                return Ok(types.clone());
+            }
+            read.changes
+        };
+        let types: Vec<String> = self
+            .inner
+            .store
+            .paused_queues(Some(project))
+            .await?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let mut read = self.inner.pauses.0.lock().expect("pauses lock");
+        if read.changes == changes {
+            read.projects
+                .insert(project.to_string(), (Instant::now(), types.clone()));
+        }
+        Ok(types)
     }
 }
