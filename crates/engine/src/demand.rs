@@ -87,22 +87,19 @@ impl Demand {
             .is_some_and(|(last, waiting)| *waiting > 0 || last.plus_millis(ASKED_WITHIN_MS) >= now)
     }
 
-    /// Why `op` waits if nobody asked for its type.
-    fn unasked(&self, op: &Operation) -> Option<String> {
-        if self.was_asked(&op.op_type) {
-            return None;
-        }
+    /// Why `op` waits, in words, when nobody asked for its type.
+    fn unasked(&self, op: &Operation) -> String {
         let a_minute_ago = Timestamp::now().plus_millis(-ASKED_WITHIN_MS);
         let since = if a_minute_ago > self.since {
             format!("{a_minute_ago} (a minute ago)")
         } else {
             format!("{} (when this server started)", self.since)
         };
-        Some(format!(
+        format!(
             "no executor or worker has asked for operations of type {} since {since}; \
              configure a [[task_type]] executor for it or start a worker that serves it",
             op.op_type
-        ))
+        )
     }
 
     /// An operation entered the queue: logs once per type that nobody has asked for.
@@ -148,7 +145,7 @@ impl Engine {
     /// its export cap, its key's `key_concurrency` (the `x-longrun-waiting` header). `None`
     /// when it is not PENDING or only waits its turn (`QUEUED`).
     pub async fn why_waiting(&self, op: &Operation) -> Option<String> {
-        self.waiting(op, &mut Counts::new()).await.1
+        self.waiting(op, &mut Counts::new(), true).await.1
     }
 
     /// Sets `waiting_reason` of each operation: its reason when PENDING, `None` otherwise.
@@ -156,16 +153,17 @@ impl Engine {
     pub async fn explain(&self, ops: &mut [Operation]) {
         let mut counts = Counts::new();
         for op in ops {
-            op.waiting_reason = self.waiting(op, &mut counts).await.0;
+            op.waiting_reason = self.waiting(op, &mut counts, false).await.0;
         }
     }
 
-    /// The reason `op` waits and the words for it (see [`Engine::why_waiting`]), with the
-    /// counts already read in `counts`.
+    /// The reason `op` waits and, when `words`, the words for it (see
+    /// [`Engine::why_waiting`]), with the counts already read in `counts`.
     pub(crate) async fn waiting(
         &self,
         op: &Operation,
         counts: &mut Counts,
+        words: bool,
     ) -> (Option<Reason>, Option<String>) {
         if op.state != State::Pending {
             return (None, None);
@@ -173,7 +171,7 @@ impl Engine {
         if let Some(at) = op.schedule_time.filter(|t| *t > self.now()) {
             return (
                 Some(Reason::Scheduled),
-                Some(format!("scheduled to start at {at} (scheduleTime)")),
+                words.then(|| format!("scheduled to start at {at} (scheduleTime)")),
             );
         }
         let project = op.name.project();
@@ -195,14 +193,19 @@ impl Engine {
         {
             return (
                 Some(Reason::Paused),
-                Some(format!(
-                    "queue projects/{project}/queues/{which} is paused; resume it to lease \
+                words.then(|| {
+                    format!(
+                        "queue projects/{project}/queues/{which} is paused; resume it to lease \
                      its operations"
-                )),
+                    )
+                }),
             );
         }
-        if let Some(why) = self.inner.demand.unasked(op) {
-            return (Some(Reason::NoWorker), Some(why));
+        if !self.inner.demand.was_asked(&op.op_type) {
+            return (
+                Some(Reason::NoWorker),
+                words.then(|| self.inner.demand.unasked(op)),
+            );
         }
         let options = &self.inner.options;
         let export =
@@ -237,30 +240,36 @@ impl Engine {
         if options.max_running > 0 && running.all >= options.max_running {
             return (
                 Some(Reason::ProjectRunningLimit),
-                Some(format!(
-                    "project {project} is at its limit of {} running operations",
-                    options.max_running
-                )),
+                words.then(|| {
+                    format!(
+                        "project {project} is at its limit of {} running operations",
+                        options.max_running
+                    )
+                }),
             );
         }
         let cap = longrun_store::export_cap(running.own_export_cap, options.max_exports);
         if export && running.exports >= cap {
             return (
                 Some(Reason::ExportLimit),
-                Some(format!(
-                    "project {project} is at its limit of {cap} running exports \
+                words.then(|| {
+                    format!(
+                        "project {project} is at its limit of {cap} running exports \
                      (maxConcurrentExports)"
-                )),
+                    )
+                }),
             );
         }
         match key {
             Some(key) if running.keyed >= key_limit => (
                 Some(Reason::KeyLimit),
-                Some(format!(
-                    "concurrencyKey {key} of type {} in project {project} is at its limit of \
+                words.then(|| {
+                    format!(
+                        "concurrencyKey {key} of type {} in project {project} is at its limit of \
                      {key_limit} running operations (key_concurrency)",
-                    op.op_type
-                )),
+                        op.op_type
+                    )
+                }),
             ),
             _ => (Some(Reason::Queued), None),
         }

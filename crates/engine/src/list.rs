@@ -119,7 +119,7 @@ impl Engine {
                     create_time: op.create_time,
                     name: op.name.clone(),
                 });
-                op.waiting_reason = self.waiting(&op, &mut counts).await.0;
+                op.waiting_reason = self.waiting(&op, &mut counts, false).await.0;
                 let reason = op.waiting_reason.map_or("", |r| r.as_str());
                 if !self.expired(&op) && expr.matches_waiting(&op, reason) {
                     operations.push(op);
