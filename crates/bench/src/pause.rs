@@ -8,6 +8,7 @@
 
 use crate::scenarios::Setup;
 use crate::summary::{Summary, Target};
+use crate::workers::Latencies;
 use anyhow::Context;
 use longrun_types::Timestamp;
 use longrun_worker::{HttpBackend, Worker};
@@ -132,23 +133,17 @@ pub async fn pause(setup: &Setup, rounds: usize, summary: &mut Summary) -> anyho
             "pause: {during} of {started} operations started while their queue was paused"
         ));
     }
-    trips.sort_unstable();
-    let ms = |percent: f64| {
-        let rank = (percent / 100.0 * trips.len() as f64).ceil() as usize;
-        trips[rank.clamp(1, trips.len()) - 1].as_secs_f64() * 1000.0
-    };
+    let trips = Latencies::new(trips);
     println!(
         "pause: {rounds} pauses, each through the next of {} servers while workers on every \
          one drained the queue ({started} operations started, {during} while paused): round \
-         trip p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+         trip {}",
         setup.servers.len(),
-        ms(50.0),
-        ms(99.0),
-        ms(100.0)
+        trips.line()
     );
     summary.figure(
         "pause in effect on every server, p99",
-        ms(99.0),
+        trips.percentile_ms(99.0),
         "ms",
         Target::AtMost(PAUSE_P99_TARGET_MS),
     );

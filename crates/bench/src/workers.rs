@@ -255,16 +255,16 @@ async fn wait_for_state(
 }
 
 /// Durations of one measured step, sorted.
-struct Latencies(Vec<Duration>);
+pub struct Latencies(Vec<Duration>);
 
 impl Latencies {
-    fn new(mut all: Vec<Duration>) -> Latencies {
+    pub fn new(mut all: Vec<Duration>) -> Latencies {
         all.sort_unstable();
         Latencies(all)
     }
 
     /// The duration below which `percent` of them fall, in ms.
-    fn percentile_ms(&self, percent: f64) -> f64 {
+    pub fn percentile_ms(&self, percent: f64) -> f64 {
         if self.0.is_empty() {
             return f64::NAN;
         }
@@ -272,7 +272,7 @@ impl Latencies {
         self.0[rank.clamp(1, self.0.len()) - 1].as_secs_f64() * 1000.0
     }
 
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         format!(
             "p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
             self.percentile_ms(50.0),

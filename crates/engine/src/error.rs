@@ -41,6 +41,10 @@ pub enum Error {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The error one submission of a batch submit gives (docs/operations.md#batch-submit),
+    /// with its index: the code and reason are its own, the metadata gains `index`.
+    #[error("requests[{index}]: {source}")]
+    InBatch { index: usize, source: Box<Error> },
 }
 
 impl Error {
@@ -64,6 +68,7 @@ impl Error {
             Error::LeaseNotHeld { .. } => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
+            Error::InBatch { source, .. } => source.code(),
         }
     }
 
@@ -83,6 +88,7 @@ impl Error {
             Error::LeaseNotHeld { .. } => "LEASE_NOT_HELD",
             Error::Unavailable(_) => "STORAGE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
+            Error::InBatch { source, .. } => source.reason(),
         }
     }
 
@@ -102,6 +108,11 @@ impl Error {
                 vec![("name", name.clone())]
             }
             Error::ProjectPaused(project) => vec![("project", project.clone())],
+            Error::InBatch { index, source } => {
+                let mut metadata = source.metadata();
+                metadata.push(("index", index.to_string()));
+                metadata
+            }
             Error::TooLong(too_long) => vec![
                 ("field", too_long.field.clone()),
                 ("limit", too_long.limit.to_string()),

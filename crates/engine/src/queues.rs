@@ -4,7 +4,7 @@
 //! it honours a pause once [`Engine::pause_queue`] returns.
 
 use crate::{Engine, Error, Result};
-use longrun_store::{EVERY_TYPE, QueueCounts};
+use longrun_store::{EVERY_TYPE, QueueCounts, QueueStat};
 use longrun_types::{Project, limits};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,6 +48,21 @@ impl Queue {
     }
 }
 
+/// The counts of a project's queues together (`-`): their sums, and the oldest of their
+/// oldest PENDING times.
+fn total(queues: &[QueueStat]) -> QueueCounts {
+    queues
+        .iter()
+        .fold(QueueCounts::default(), |sum, q| QueueCounts {
+            pending: sum.pending + q.counts.pending,
+            running: sum.running + q.counts.running,
+            oldest_pending: match (sum.oldest_pending, q.counts.oldest_pending) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        })
+}
+
 /// Checks a queue's type as a path names it: `-`, or an operation type.
 fn check_type(op_type: &str) -> Result<()> {
     if op_type.is_empty() {
@@ -67,16 +82,7 @@ impl Engine {
         let pauses = store.paused_queues(Some(project.as_str())).await?;
         let paused = pauses.iter().any(|(_, t)| t == EVERY_TYPE || t == op_type);
         let counts = if op_type == EVERY_TYPE {
-            let all = store.queues(Some(project.as_str()), self.now()).await?;
-            all.iter()
-                .fold(QueueCounts::default(), |sum, q| QueueCounts {
-                    pending: sum.pending + q.counts.pending,
-                    running: sum.running + q.counts.running,
-                    oldest_pending: match (sum.oldest_pending, q.counts.oldest_pending) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    },
-                })
+            total(&store.queues(Some(project.as_str()), self.now()).await?)
         } else {
             store
                 .queue_counts(project.as_str(), op_type, self.now())
@@ -113,10 +119,11 @@ impl Engine {
                 (t.clone(), queue)
             })
             .collect();
-        if all_paused {
-            queues.insert(EVERY_TYPE.into(), self.queue(project, EVERY_TYPE).await?);
+        let with_work = store.queues(Some(project.as_str()), self.now()).await?;
+        if let Some(every) = queues.get_mut(EVERY_TYPE) {
+            every.counts = total(&with_work);
         }
-        for q in store.queues(Some(project.as_str()), self.now()).await? {
+        for q in with_work {
             let paused = all_paused || pauses.contains(&q.op_type);
             queues.insert(
                 q.op_type.clone(),

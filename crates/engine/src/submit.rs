@@ -191,7 +191,7 @@ impl Engine {
 
     /// Queues every submission of `batch` (1 to [`MAX_BATCH_SUBMIT`]) in one durable write
     /// (docs/operations.md#batch-submit), each as [`Engine::submit`] would, or none: an
-    /// invalid submission is `InvalidArgument` naming its index (`requests[i]: …`), a taken
+    /// invalid submission is `InBatch` (its own error and its index), a taken
     /// `operationId` `AlreadyExists`, and the queue limit counts the whole batch
     /// (`QueueFull`). The operations are in `batch`'s order; a repeated `requestId` gives
     /// the operation it first created.
@@ -218,11 +218,10 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, s)| {
-                self.prepare(project, s)
-                    .map_err(|e| Error::InvalidArgument {
-                        reason: e.reason(),
-                        message: format!("requests[{i}]: {e}"),
-                    })
+                self.prepare(project, s).map_err(|e| Error::InBatch {
+                    index: i,
+                    source: Box::new(e),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let inserted = self

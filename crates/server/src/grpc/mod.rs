@@ -387,10 +387,7 @@ impl Submissions for Grpc {
             .into_iter()
             .enumerate()
             .map(|(i, one)| {
-                let named = |mut e: ApiError| {
-                    e.message = format!("requests[{i}]: {}", e.message);
-                    convert::error(e.with("index", i.to_string()))
-                };
+                let named = |e: ApiError| convert::error(e.in_batch(i));
                 if !one.parent.is_empty() && one.parent != r.parent {
                     return Err(named(ApiError::invalid(
                         "INVALID_SUBMISSION",

@@ -63,6 +63,13 @@ impl ApiError {
         self
     }
 
+    /// The error of request `index` of a batch submit: its message starts `requests[i]: `
+    /// and its metadata gains `index`, as the engine's `Error::InBatch` gives them.
+    pub fn in_batch(mut self, index: usize) -> ApiError {
+        self.message = format!("requests[{index}]: {}", self.message);
+        self.with("index", index.to_string())
+    }
+
     pub fn not_found_path(path: &str) -> ApiError {
         ApiError::new(
             Code::NotFound,

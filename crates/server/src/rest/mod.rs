@@ -473,10 +473,7 @@ fn submissions(bytes: &[u8]) -> Result<Vec<Submission>, ApiError> {
         .enumerate()
         .map(|(i, request)| {
             let bytes = serde_json::to_vec(&request).expect("a JSON value serializes");
-            submission(&bytes).map_err(|mut e| {
-                e.message = format!("requests[{i}]: {}", e.message);
-                e.with("index", i.to_string())
-            })
+            submission(&bytes).map_err(|e| e.in_batch(i))
         })
         .collect()
 }

@@ -75,6 +75,14 @@ async fn all_or_nothing(s: &TestServer) {
             .starts_with("requests[1]: priority must be between"),
         "{error}"
     );
+    assert_eq!(
+        error["error"]["details"][0]["reason"], "INVALID_SUBMISSION",
+        "{error}"
+    );
+    assert_eq!(
+        error["error"]["details"][0]["metadata"]["index"], "1",
+        "{error}"
+    );
     let (status, error) = batch(s, json!([{"type": "T"}, {"type": "T", "timeout": "soon"}])).await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(

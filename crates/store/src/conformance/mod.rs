@@ -119,6 +119,7 @@ pub fn check_cases(listed: &[&str]) {
 }
 
 mod assets;
+mod batch;
 mod leasing;
 mod operations;
 mod projects;
@@ -127,6 +128,7 @@ mod schedule;
 mod schedules;
 
 pub use assets::*;
+pub use batch::*;
 pub use leasing::*;
 pub use operations::*;
 pub use projects::*;
