@@ -139,7 +139,7 @@ impl Batch for NewOperation {
             .prepare_cached(
                 "SELECT outcome, existing FROM longrun_insert($1, $2, $3, $4, $5, $6, $7, $8, \
                  $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-                 $25, $26)",
+                 $25, $26, $27, $28)",
             )
             .await
             .map_err(pg)?;
@@ -152,6 +152,7 @@ impl Batch for NewOperation {
         params.push(&rows.start_timeout);
         params.push(&rows.start_deadline);
         params.push(&rows.schedule);
+        params.push(&rows.parent);
         let outcomes = client.query(&statement, &params).await.map_err(pg)?;
         if outcomes.len() != batch.len() {
             return Err(Error::Backend(format!(
@@ -172,6 +173,9 @@ impl Batch for NewOperation {
                     "full" => Err(Error::QueueFull {
                         limit: new.max_queued,
                     }),
+                    "parent_closed" => Err(Error::ParentClosed(
+                        op.parent.clone().unwrap_or_else(|| op.name.clone()),
+                    )),
                     other => return Err(Error::Backend(format!("unknown outcome {other}"))),
                 })
             })
@@ -213,13 +217,14 @@ impl Batch for Operation {
                  start_time = u.start_time, end_time = u.end_time, error_code = u.error_code, \
                  request_id = u.request_id, lease_expire = u.lease_expire, \
                  deadline = u.deadline, cancel_time = u.cancel_time, version = u.version, \
-                 record = u.record \
+                 record = u.record, has_children = u.has_children \
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], \
                  $12::int8[], $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], \
-                 $18::text[], $19::int8[]) AS u(name, project, state, op_type, description, \
-                 priority, attempt, create_time, update_time, start_time, end_time, error_code, \
-                 request_id, lease_expire, deadline, cancel_time, version, record, expected) \
+                 $18::text[], $19::bool[], $20::int8[]) AS u(name, project, state, op_type, \
+                 description, priority, attempt, create_time, update_time, start_time, end_time, \
+                 error_code, request_id, lease_expire, deadline, cancel_time, version, record, \
+                 has_children, expected) \
                  WHERE o.name = u.name AND o.version = u.expected RETURNING o.name",
             )
             .await
@@ -267,13 +272,15 @@ struct Rows {
     cancel_time: Vec<Option<i64>>,
     version: Vec<i64>,
     record: Vec<String>,
-    /// Not among `params`: only inserts write it (and the five below).
+    has_children: Vec<bool>,
+    /// Not among `params`: only inserts write it (and the six below).
     concurrency_key: Vec<Option<String>>,
     retry_of: Vec<Option<String>>,
     schedule_time: Vec<Option<i64>>,
     start_timeout: Vec<Option<i64>>,
     start_deadline: Vec<Option<i64>>,
     schedule: Vec<Option<String>>,
+    parent: Vec<String>,
 }
 
 impl Rows {
@@ -297,12 +304,14 @@ impl Rows {
         self.cancel_time.push(c.cancel_time);
         self.version.push(c.version);
         self.record.push(c.record);
+        self.has_children.push(c.has_children);
         self.concurrency_key.push(c.concurrency_key);
         self.retry_of.push(c.retry_of);
         self.schedule_time.push(c.schedule_time);
         self.start_timeout.push(c.start_timeout);
         self.start_deadline.push(c.start_deadline);
         self.schedule.push(c.schedule);
+        self.parent.push(c.parent);
         Ok(())
     }
 
@@ -326,6 +335,7 @@ impl Rows {
             &self.cancel_time,
             &self.version,
             &self.record,
+            &self.has_children,
         ]
     }
 }

@@ -33,8 +33,11 @@ pub(crate) async fn lease(
     // `operations_fair` each for operations without a scheduleTime, one of
     // `operations_scheduled` for scheduled ones that are due), then the first of those;
     // rows other leases hold, paused queues, capped exports ($3), keys at their limit (the
-    // (type, key) pairs of $4 and $5) and operations past their start deadline at $6 are
-    // passed over.
+    // (type, key) pairs of $4 and $5), operations past their start deadline at $6 and
+    // children whose parent is not RUNNING are passed over. A child's parent is read `FOR
+    // SHARE` until the lease commits, so the parent's end or cancel waits for it (and the
+    // cascade then sees the child RUNNING); a parent locked by a write in flight is passed
+    // over (`SKIP LOCKED`) rather than waited for, so a lease never waits on a row.
     let heads = [
         tx.prepare_cached(&head_query("schedule_time IS NULL"))
             .await
@@ -159,6 +162,8 @@ fn head_query(which: &str) -> String {
          AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(op_type, k) \
          WHERE h.op_type = t.op_type AND h.k = q.concurrency_key) \
          AND (start_deadline IS NULL OR start_deadline >= $6::bigint OR start_time IS NOT NULL) \
+         AND (q.parent = '' OR EXISTS (SELECT 1 FROM operations AS pa \
+         WHERE pa.name = q.parent AND pa.state = 'RUNNING' FOR SHARE SKIP LOCKED)) \
          ORDER BY priority DESC, create_time ASC, name ASC \
          LIMIT 1 FOR UPDATE SKIP LOCKED) AS o \
          ORDER BY o.priority DESC, o.create_time ASC, o.name ASC LIMIT 1"

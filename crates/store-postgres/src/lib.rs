@@ -12,6 +12,7 @@ mod schedules;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod trees;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -146,20 +147,21 @@ impl PostgresStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
-    schedule_time, start_timeout, start_deadline, schedule) \
+    lease_expire, deadline, cancel_time, version, record, has_children, payload, concurrency_key, \
+    retry_of, schedule_time, start_timeout, start_deadline, schedule, parent) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22, $23, $24, $25)";
+    $20, $21, $22, $23, $24, $25, $26, $27)";
 
 const UPDATE: &str = "UPDATE operations SET project = $2, state = $3, op_type = $4, description = $5, \
     priority = $6, attempt = $7, create_time = $8, update_time = $9, start_time = $10, \
     end_time = $11, error_code = $12, request_id = $13, lease_expire = $14, deadline = $15, \
-    cancel_time = $16, version = $17, record = $18 WHERE name = $1 AND version = $19";
+    cancel_time = $16, version = $17, record = $18, has_children = $19 \
+    WHERE name = $1 AND version = $20";
 
 /// The indexed copies of an operation's fields and its record, in the table's column order.
 /// They are derived here and nowhere else: single writes box them (`row`), batches gather
 /// them into arrays (`batch::Rows`). `concurrency_key`, `retry_of`, the delayed start's
-/// columns and `schedule` are written by inserts only: no update changes them.
+/// columns, `schedule` and `parent` are written by inserts only: no update changes them.
 pub(crate) struct Columns {
     pub name: String,
     pub project: String,
@@ -179,12 +181,15 @@ pub(crate) struct Columns {
     pub cancel_time: Option<i64>,
     pub version: i64,
     pub record: String,
+    pub has_children: bool,
     pub concurrency_key: Option<String>,
     pub retry_of: Option<String>,
     pub schedule_time: Option<i64>,
     pub start_timeout: Option<i64>,
     pub start_deadline: Option<i64>,
     pub schedule: Option<String>,
+    /// `""` for an operation without a parent.
+    pub parent: String,
 }
 
 impl Columns {
@@ -210,19 +215,24 @@ impl Columns {
             cancel_time: opt(op.cancel.as_ref().map(|c| c.time)),
             version: op.version,
             record: serde_json::to_string(op).map_err(backend)?,
+            has_children: op.has_children,
             concurrency_key: op.concurrency_key.clone(),
             retry_of: op.retry_of.as_ref().map(|n| n.as_str().to_string()),
             schedule_time: opt(op.schedule_time),
             start_timeout: op.start_timeout_ms,
             start_deadline: opt(op.start_deadline()),
             schedule: op.schedule.clone(),
+            parent: op
+                .parent
+                .as_ref()
+                .map_or_else(String::new, |p| p.as_str().to_string()),
         })
     }
 }
 
 /// The parameters of `INSERT`: the columns of one operation, then its payload, its
-/// concurrency key, the operation it retries, its delayed start's columns and its schedule
-/// (the last [`INSERT_ONLY`], which `UPDATE` leaves out: none ever changes).
+/// concurrency key, the operation it retries, its delayed start's columns, its schedule and
+/// its parent (the last [`INSERT_ONLY`], which `UPDATE` leaves out: none ever changes).
 fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
     let c = Columns::of(op)?;
     Ok(vec![
@@ -244,6 +254,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.cancel_time),
         Box::new(c.version),
         Box::new(c.record),
+        Box::new(c.has_children),
         Box::new(payload.to_string()),
         Box::new(c.concurrency_key),
         Box::new(c.retry_of),
@@ -251,11 +262,12 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Param>> {
         Box::new(c.start_timeout),
         Box::new(c.start_deadline),
         Box::new(c.schedule),
+        Box::new(c.parent),
     ])
 }
 
 /// How many of [`row`]'s last parameters only an insert writes.
-const INSERT_ONLY: usize = 7;
+const INSERT_ONLY: usize = 8;
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params

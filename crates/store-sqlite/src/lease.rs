@@ -11,13 +11,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Mutex;
 
 /// The conditions of a queue head of (project ?1, type ?2) at time ?5: no capped export
-/// (?3), no key at its limit (?4, a JSON list), not past its start deadline.
+/// (?3), no key at its limit (?4, a JSON list), not past its start deadline, no parent or a
+/// RUNNING one.
 macro_rules! head_conditions {
     () => {
         "project = ?1 AND op_type = ?2 AND (?3 = 0 OR op_type NOT GLOB 'EXPORT_*') \
          AND (?4 IS NULL OR concurrency_key IS NULL \
          OR concurrency_key NOT IN (SELECT value FROM json_each(?4))) \
-         AND (start_deadline IS NULL OR start_deadline >= ?5 OR start_time IS NOT NULL)"
+         AND (start_deadline IS NULL OR start_deadline >= ?5 OR start_time IS NOT NULL) \
+         AND (operations.parent = '' OR EXISTS (SELECT 1 FROM operations AS p \
+         WHERE p.name = operations.parent AND p.state = 'RUNNING'))"
     };
 }
 

@@ -26,6 +26,7 @@ mod lease;
 mod lock;
 mod queues;
 mod schedules;
+mod trees;
 
 pub use lock::{DirLock, LOCK_FILE};
 
@@ -155,19 +156,21 @@ impl SqliteStore {
 
 const INSERT: &str = "INSERT INTO operations (name, project, state, op_type, description, \
     priority, attempt, create_time, update_time, start_time, end_time, error_code, request_id, \
-    lease_expire, deadline, cancel_time, version, record, payload, concurrency_key, retry_of, \
-    schedule_time, start_timeout, start_deadline, schedule) \
+    lease_expire, deadline, cancel_time, version, record, has_children, payload, \
+    concurrency_key, retry_of, schedule_time, start_timeout, start_deadline, schedule, parent) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21, ?22, ?23, ?24, ?25)";
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 const UPDATE: &str = "UPDATE operations SET state = ?3, op_type = ?4, description = ?5, \
     priority = ?6, attempt = ?7, create_time = ?8, update_time = ?9, start_time = ?10, \
     end_time = ?11, error_code = ?12, request_id = ?13, lease_expire = ?14, deadline = ?15, \
-    cancel_time = ?16, version = ?17, record = ?18 WHERE name = ?1 AND version = ?19";
+    cancel_time = ?16, version = ?17, record = ?18, has_children = ?19 \
+    WHERE name = ?1 AND version = ?20";
 
 /// The indexed columns and the record of one operation, in `INSERT` order. The payload, the
-/// concurrency key, the operation retried, the delayed start's columns and the schedule (the
-/// last [`INSERT_ONLY`]) never change after the insert, so `UPDATE` leaves them out.
+/// concurrency key, the operation retried, the delayed start's columns, the schedule and
+/// the parent (the last [`INSERT_ONLY`]) never change after the insert, so `UPDATE` leaves
+/// them out.
 fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
     longrun_store::storable(op)?;
     let opt = |t: Option<Timestamp>| t.map_or(Sql::Null, |t| Sql::Integer(t.millis()));
@@ -192,6 +195,7 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         opt(op.cancel.as_ref().map(|c| c.time)),
         Sql::Integer(op.version),
         Sql::Text(record),
+        Sql::Integer(op.has_children.into()),
         Sql::Text(payload.to_string()),
         op.concurrency_key.clone().map_or(Sql::Null, Sql::Text),
         op.retry_of
@@ -201,11 +205,16 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
         op.start_timeout_ms.map_or(Sql::Null, Sql::Integer),
         opt(op.start_deadline()),
         op.schedule.clone().map_or(Sql::Null, Sql::Text),
+        Sql::Text(
+            op.parent
+                .as_ref()
+                .map_or_else(String::new, |p| p.as_str().to_string()),
+        ),
     ])
 }
 
 /// How many of [`row`]'s last values only an insert writes.
-const INSERT_ONLY: usize = 7;
+const INSERT_ONLY: usize = 8;
 
 /// Inserts `new` on the writer's connection with the request-id dedup and the queue limit
 /// (see [`Operations::insert`]).
@@ -234,6 +243,9 @@ fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Ins
         return Err(Error::QueueFull {
             limit: new.max_queued,
         });
+    }
+    if let Some(parent) = &op.parent {
+        trees::adopt(conn, parent)?;
     }
     op.version = 1;
     let values = row(&op, payload)?;

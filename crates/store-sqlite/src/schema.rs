@@ -212,6 +212,22 @@ CREATE TABLE queue_pauses (
     PRIMARY KEY (project, op_type)
 ) STRICT, WITHOUT ROWID;
 "#,
+    r#"
+-- Parents and children (docs/operations.md#parents-and-children): each operation's parent
+-- ('' for none), set by the insert and never changed, and whether it ever had a child.
+-- The move of an operation with children out of PENDING or RUNNING records its cascade in
+-- the same transaction; the cascade's row stays until every descendant is done.
+ALTER TABLE operations ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+ALTER TABLE operations ADD COLUMN has_children INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX operations_children ON operations (parent, state);
+CREATE TABLE cascades (name TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
+CREATE TRIGGER operations_cascade AFTER UPDATE OF state ON operations
+    WHEN NEW.has_children AND OLD.state IN ('PENDING', 'RUNNING')
+        AND NEW.state NOT IN ('PENDING', 'RUNNING')
+BEGIN
+    INSERT OR IGNORE INTO cascades (name) VALUES (NEW.name);
+END;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

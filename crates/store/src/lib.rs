@@ -11,6 +11,7 @@ pub mod fair;
 mod queues;
 mod schedules;
 pub mod sql;
+mod trees;
 
 use async_trait::async_trait;
 use longrun_types::filter::Expr;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 
 pub use queues::{EVERY_TYPE, QueueCounts, QueueStat, Queues};
 pub use schedules::{Schedules, storable_schedule};
+pub use trees::Trees;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -32,6 +34,10 @@ pub enum Error {
     AlreadyExists(Name),
     #[error("project queue is full ({limit} pending operations)")]
     QueueFull { limit: u64 },
+    /// The parent named by an insert does not exist or is not PENDING or RUNNING
+    /// (docs/operations.md#parents-and-children); nothing was written.
+    #[error("parent {0} is not PENDING or RUNNING")]
+    ParentClosed(Name),
     /// A value no backend can hold (see [`storable_text`]); nothing was written or read.
     #[error("{0}")]
     InvalidArgument(String),
@@ -84,6 +90,9 @@ pub fn storable(op: &Operation) -> Result<()> {
     }
     if let Some(lease) = &op.lease {
         within("worker", &lease.worker, limits::WORKER_ID)?;
+    }
+    if let Some(parent) = &op.parent {
+        within("metadata.parent", parent.as_str(), limits::OPERATION_NAME)?;
     }
     if let Some(schedule) = &op.schedule {
         storable_text("metadata.schedule", schedule)?;
@@ -355,7 +364,8 @@ pub trait Operations: Send + Sync + 'static {
 
     /// Inserts a PENDING operation with version 1, unless the project already has one
     /// with the same request id (then returns it untouched). Fails with `AlreadyExists`
-    /// when the name is taken and `QueueFull` when the project is at its limit.
+    /// when the name is taken, `QueueFull` when the project is at its limit and
+    /// `ParentClosed` when it has a parent that is not PENDING or RUNNING (see [`Trees`]).
     async fn insert(&self, new: NewOperation) -> Result<Inserted>;
 
     /// Inserts every operation of `batch` in one durable write, each as [`Operations::insert`]
@@ -411,8 +421,9 @@ pub trait Operations: Send + Sync + 'static {
 pub trait Leasing: Send + Sync + 'static {
     /// Leases PENDING operations of the given types round-robin across the projects that
     /// have some (see [`fair`]), within a project highest priority first, then oldest,
-    /// skipping projects at their running limit: each is passed through `start` and written
-    /// in one transaction. Returns them with their payloads.
+    /// skipping projects at their running limit and children whose parent is not RUNNING:
+    /// each is passed through `start` and written in one transaction. Returns them with
+    /// their payloads.
     async fn lease(&self, query: LeaseQuery) -> Result<Vec<(Operation, serde_json::Value)>>;
 
     /// What a lease of a PENDING operation of `project`, of type `op_type` and with
@@ -432,11 +443,11 @@ pub trait Leasing: Send + Sync + 'static {
     }
 }
 
-/// What the engine holds: operations, their leasing and the queues' counts and pauses.
-/// Every store is one.
-pub trait Queue: Operations + Leasing + Queues {}
+/// What the engine holds: operations, their leasing, the queues' counts and pauses, and
+/// the trees of operations. Every store is one.
+pub trait Queue: Operations + Leasing + Queues + Trees {}
 
-impl<T: Operations + Leasing + Queues + ?Sized> Queue for T {}
+impl<T: Operations + Leasing + Queues + Trees + ?Sized> Queue for T {}
 
 /// Service accounts, kept in the store so that every server sharing it knows them.
 #[async_trait]

@@ -32,6 +32,8 @@ fn column(field: Field) -> (&'static str, bool) {
         Field::ConcurrencyKey => ("coalesce(concurrency_key, '')", false),
         // An operation that retries none has "".
         Field::RetryOf => ("coalesce(retry_of, '')", false),
+        // Stored as "" for an operation without a parent, so `=` uses the index on it.
+        Field::Parent => ("parent", false),
         Field::ScheduleTime => ("schedule_time", true),
         Field::StartTimeout => ("start_timeout", true),
         // Not stored: storage sees every operation without one (`Expr::matches`); the
@@ -101,6 +103,7 @@ pub fn condition(expr: &Expr, sql: &mut String, params: &mut Vec<Sql>) {
                         | Field::Description
                         | Field::ConcurrencyKey
                         | Field::RetryOf
+                        | Field::Parent
                         | Field::WaitingReason
                         | Field::Schedule => format!("({col} != '')"),
                         _ if nullable => format!("({col} IS NOT NULL)"),

@@ -9,7 +9,7 @@
 //! - A comparison with a field that is absent (no `startTime`, no error) is false, for `!=`
 //!   too; `NOT` / `-` negate the whole comparison.
 //! - Text `=`, `!=` and `:` accept a leading and/or trailing `*` wildcard; `\` escapes.
-//! - A `name` or `metadata.retryOf` literal (whole or around a wildcard) is taken in the
+//! - A `name`, `metadata.retryOf` or `metadata.parent` literal (whole or around a wildcard) is taken in the
 //!   canonical form of names (`Name`): `café` and `caf%c3%a9` both mean `caf%C3%A9`.
 
 use crate::{Operation, State, Timestamp};
@@ -39,6 +39,9 @@ pub enum Field {
     /// `metadata.retryOf`, a name (canonicalised as `name` is); `""` on an operation that
     /// retries none.
     RetryOf,
+    /// `metadata.parent`, a name (canonicalised as `name` is); `""` on an operation without
+    /// a parent.
+    Parent,
     /// `metadata.scheduleTime`; absent without one.
     ScheduleTime,
     /// `metadata.startTimeout`, compared with a duration literal (`"30s"`); absent without
@@ -65,7 +68,7 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 18] = [
+    const PATHS: [(&'static str, Field); 19] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
@@ -80,6 +83,7 @@ impl Field {
         ("error.code", Field::ErrorCode),
         ("metadata.concurrencyKey", Field::ConcurrencyKey),
         ("metadata.retryOf", Field::RetryOf),
+        ("metadata.parent", Field::Parent),
         ("metadata.scheduleTime", Field::ScheduleTime),
         ("metadata.startTimeout", Field::StartTimeout),
         ("metadata.waitingReason", Field::WaitingReason),
@@ -94,6 +98,7 @@ impl Field {
             | Field::Description
             | Field::ConcurrencyKey
             | Field::RetryOf
+            | Field::Parent
             | Field::Schedule => Kind::Text,
             Field::State => Kind::State,
             Field::Priority | Field::Attempt | Field::ErrorCode => Kind::Int,
@@ -585,7 +590,7 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
             if ordering && (pattern.any_prefix || pattern.any_suffix) {
                 return Err(format!("wildcards work only with =, != and : on `{path}`"));
             }
-            if matches!(field, Field::Name | Field::RetryOf) {
+            if matches!(field, Field::Name | Field::RetryOf | Field::Parent) {
                 // Names are compared in their canonical form, whatever the user typed
                 // (`café` for the name that holds `caf%C3%A9`).
                 pattern.text = crate::name::canonical_text(&pattern.text);
@@ -628,6 +633,7 @@ fn actual<'a>(field: Field, op: &'a Operation, reason: &'a str) -> Actual<'a> {
         Field::EndTime => Actual::Time(op.end_time),
         Field::ConcurrencyKey => Actual::Text(op.concurrency_key.as_deref().unwrap_or("")),
         Field::RetryOf => Actual::Text(op.retry_of.as_ref().map_or("", |n| n.as_str())),
+        Field::Parent => Actual::Text(op.parent.as_ref().map_or("", |n| n.as_str())),
         Field::ScheduleTime => Actual::Time(op.schedule_time),
         Field::StartTimeout => Actual::Int(op.start_timeout_ms),
         Field::WaitingReason => Actual::Text(reason),

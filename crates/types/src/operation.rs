@@ -55,6 +55,10 @@ pub struct CancelRequest {
     pub time: Timestamp,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub principal: String,
+    /// Made by the cascade of a parent that ended or was cancelled (docs/operations.md#parents-and-children),
+    /// not by a call: such cancels are what the parent's `cancelledDescendants` counts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cascade: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +111,21 @@ pub struct Operation {
     /// docs/schedules.md). Set at submit, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The operation this one is a child of (`metadata.parent`,
+    /// docs/operations.md#parents-and-children), of the same project. Set at submit, never
+    /// changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Name>,
+    /// How many ancestors it has: 0 for an operation without a parent, at most
+    /// [`MAX_DEPTH`] − 1. Set at submit, never changed.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub ancestors: u32,
+    /// Whether a child was ever submitted under it. Set by the store in the write that
+    /// inserts the first child (which also bumps `version`), never cleared: an operation
+    /// with children that is cancelled stays CANCELLING until the cascade has ended every
+    /// descendant ([`Event::ChildrenDone`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub has_children: bool,
     pub lease: Option<Lease>,
     pub cancel: Option<CancelRequest>,
     /// Why it waits, while PENDING (`metadata.waitingReason`): computed by the engine when it
@@ -120,6 +139,18 @@ pub struct Operation {
 fn is_zero(n: &i32) -> bool {
     *n == 0
 }
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Most levels of a tree of operations, the root counted as 1
+/// (docs/operations.md#parents-and-children).
+pub const MAX_DEPTH: u32 = 8;
 
 /// Priority bounds and default (docs/operations.md#metadata-fields).
 pub const MIN_PRIORITY: i32 = 0;
@@ -157,6 +188,9 @@ impl Operation {
             schedule_time: None,
             start_timeout_ms: None,
             schedule: None,
+            parent: None,
+            ancestors: 0,
+            has_children: false,
             lease: None,
             cancel: None,
             waiting_reason: None,
@@ -200,13 +234,40 @@ impl Operation {
     }
 
     /// Applies `event` through the state machine; when it moves, does the bookkeeping of
-    /// [`Operation::move_to`]. Returns what the state machine said.
+    /// [`Operation::move_to`]. Returns what the state machine said, except that an
+    /// operation that has had children does not end CANCELLED on any event but
+    /// [`Event::ChildrenDone`]: it is held CANCELLING, its lease and timeout ended
+    /// (`Move(Cancelling)`), until the cascade has ended every descendant
+    /// ([`Operation::held`]).
     pub fn apply(&mut self, event: Event, outcome: Option<Outcome>, now: Timestamp) -> Transition {
         let transition = self.state.apply(event);
-        if let Transition::Move(to) = transition {
-            self.move_to(to, outcome, now);
+        match transition {
+            Transition::Move(State::Cancelled)
+                if self.has_children && event != Event::ChildrenDone =>
+            {
+                self.state = State::Cancelling;
+                self.update_time = now.max(self.update_time);
+                self.lease = None;
+                self.deadline = None;
+                Transition::Move(State::Cancelling)
+            }
+            Transition::Move(to) => {
+                self.move_to(to, outcome, now);
+                transition
+            }
+            _ => transition,
         }
-        transition
+    }
+
+    /// Whether it is CANCELLING with no worker left on it: a cancelled parent waiting for
+    /// the cascade to end its descendants.
+    pub fn held(&self) -> bool {
+        self.state == State::Cancelling && self.lease.is_none()
+    }
+
+    /// Its depth in its tree, the root counted as 1.
+    pub fn depth(&self) -> u32 {
+        self.ancestors + 1
     }
 
     /// Moves to `to`, keeping the bookkeeping that goes with every move: `update_time`,

@@ -34,6 +34,9 @@ pub enum Event {
     Timeout,
     /// A cancelling operation's worker did not stop within the cancel grace.
     GraceExpired,
+    /// Every descendant of a cancelled parent is done: the parent, held CANCELLING until
+    /// then, ends CANCELLED.
+    ChildrenDone,
 }
 
 /// What an event does to a state.
@@ -109,12 +112,15 @@ impl State {
 
             (S::Cancelling, E::GraceExpired) => Move(S::Cancelled),
             (_, E::GraceExpired) => Reject,
+
+            (S::Cancelling, E::ChildrenDone) => Move(S::Cancelled),
+            (_, E::ChildrenDone) => Reject,
         }
     }
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::Cancel,
         Event::Lease,
         Event::Succeed,
@@ -123,6 +129,7 @@ impl Event {
         Event::Release,
         Event::Timeout,
         Event::GraceExpired,
+        Event::ChildrenDone,
     ];
 }
 
@@ -151,8 +158,9 @@ mod tests {
 
     /// The whole table, written out by hand from docs/operations.md#lifecycle: every state ×
     /// every event.
-    const TABLE: [(State, [Transition; 8]); 6] = [
-        // Cancel, Lease, Succeed, Fail, AckCancel, Release, Timeout, GraceExpired
+    const TABLE: [(State, [Transition; 9]); 6] = [
+        // Cancel, Lease, Succeed, Fail, AckCancel, Release, Timeout, GraceExpired,
+        // ChildrenDone
         (
             S::Pending,
             [
@@ -163,6 +171,7 @@ mod tests {
                 Reject,
                 Reject,
                 Move(S::Failed),
+                Reject,
                 Reject,
             ],
         ),
@@ -177,6 +186,7 @@ mod tests {
                 Move(S::Pending),
                 Move(S::Failed),
                 Reject,
+                Reject,
             ],
         ),
         (
@@ -190,19 +200,26 @@ mod tests {
                 Move(S::Cancelled),
                 Move(S::Cancelled),
                 Move(S::Cancelled),
+                Move(S::Cancelled),
             ],
         ),
         (
             S::Succeeded,
-            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+            [
+                Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject, Reject,
+            ],
         ),
         (
             S::Failed,
-            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+            [
+                Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject, Reject,
+            ],
         ),
         (
             S::Cancelled,
-            [Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject],
+            [
+                Stay, Reject, Reject, Reject, Reject, Reject, Reject, Reject, Reject,
+            ],
         ),
     ];
 

@@ -11,9 +11,9 @@ use std::str::FromStr;
 pub enum Reason {
     /// Its `scheduleTime` has not come.
     Scheduled,
-    /// Its queue is paused. Reserved: not produced yet.
+    /// Its queue is paused.
     Paused,
-    /// Its parent is not RUNNING. Reserved: not produced yet.
+    /// Its parent is not RUNNING.
     Parent,
     /// No lease request named its type in the last minute.
     NoWorker,

@@ -4,7 +4,9 @@
 //! prints why); the guard (a temporary directory, a database schema) lives as long as the
 //! test.
 
-use crate::{Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, ServiceAccount, Store};
+use crate::{
+    Cursor, Error, Inserted, LeaseQuery, ListQuery, NewOperation, ServiceAccount, Start, Store,
+};
 use longrun_types::filter;
 use longrun_types::operation::{Outcome, Status};
 use longrun_types::{Code, Event, Lease, Name, Operation, Project, State, Timestamp};
@@ -63,7 +65,10 @@ macro_rules! conformance_suite {
             operations_keep_their_schedule_and_filter_by_it,
             queue_counts_follow_every_change,
             queue_counts_are_exact_under_concurrent_changes,
-            paused_queues_are_not_leased
+            paused_queues_are_not_leased,
+            children_need_an_open_parent_and_mark_it,
+            children_are_leased_only_under_a_running_parent,
+            a_parent_that_closes_records_its_cascade
         );
     };
     (@each $make:expr; $($test:ident),*) => {
@@ -126,6 +131,7 @@ mod projects;
 mod queues;
 mod schedule;
 mod schedules;
+mod trees;
 
 pub use assets::*;
 pub use batch::*;
@@ -135,6 +141,7 @@ pub use projects::*;
 pub use queues::*;
 pub use schedule::*;
 pub use schedules::*;
+pub use trees::*;
 
 fn project(p: &str) -> Project {
     Project::parse(p).unwrap()
