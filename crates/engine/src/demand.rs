@@ -131,6 +131,8 @@ pub(crate) struct Counts {
     running: HashMap<(String, String, Option<String>), Option<Running>>,
     /// The paused queues of each project (`Queues::paused_queues`).
     pauses: HashMap<String, Option<Vec<String>>>,
+    /// The state of each parent read (`None`: gone, or the read failed).
+    parents: HashMap<longrun_types::Name, Option<State>>,
 }
 
 impl Counts {
@@ -200,6 +202,28 @@ impl Engine {
                     )
                 }),
             );
+        }
+        if let Some(parent) = &op.parent {
+            if !counts.parents.contains_key(parent) {
+                let state = match self.inner.store.get(parent).await {
+                    Ok(found) => found.map(|p| p.state),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read a parent");
+                        None
+                    }
+                };
+                counts.parents.insert(parent.clone(), state);
+            }
+            if let Some(Some(state)) = counts.parents.get(parent)
+                && *state != State::Running
+            {
+                return (
+                    Some(Reason::Parent),
+                    words.then(|| {
+                        format!("its parent {parent} is {state}: children start while their parent is RUNNING")
+                    }),
+                );
+            }
         }
         if !self.inner.demand.was_asked(&op.op_type) {
             return (

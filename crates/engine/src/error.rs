@@ -19,6 +19,15 @@ pub enum Error {
     TooLong(TooLong),
     #[error("operation {0} is not done; cancel it first or wait for it to finish")]
     NotDone(Name),
+    /// A submit under a parent that does not exist, is CANCELLING or is done
+    /// (docs/operations.md#parents-and-children).
+    #[error(
+        "parent {0} does not exist or is not PENDING or RUNNING; children can be submitted only under a parent that is"
+    )]
+    ParentClosed(Name),
+    /// A delete of a parent whose children are not all done.
+    #[error("operation {name} has {open} children that are not done; wait for them, or cancel it")]
+    ChildrenNotDone { name: Name, open: u64 },
     #[error("operation {0} already exists")]
     AlreadyExists(Name),
     #[error("project {project} has {limit} pending operations, its queue limit")]
@@ -59,7 +68,10 @@ impl Error {
         match self {
             Error::NotFound(_) => Code::NotFound,
             Error::InvalidArgument { .. } | Error::TooLong(_) => Code::InvalidArgument,
-            Error::NotDone(_) | Error::ProjectPaused(_) => Code::FailedPrecondition,
+            Error::NotDone(_)
+            | Error::ProjectPaused(_)
+            | Error::ParentClosed(_)
+            | Error::ChildrenNotDone { .. } => Code::FailedPrecondition,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
@@ -79,6 +91,8 @@ impl Error {
             Error::InvalidArgument { reason, .. } => reason,
             Error::TooLong(_) => "TOO_LONG",
             Error::NotDone(_) => "OPERATION_NOT_DONE",
+            Error::ParentClosed(_) => "PARENT_NOT_OPEN",
+            Error::ChildrenNotDone { .. } => "CHILDREN_NOT_DONE",
             Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
             Error::QueueFull { .. } => "QUEUE_FULL",
             Error::Unimplemented(_) => "NOT_SUPPORTED",
@@ -97,6 +111,13 @@ impl Error {
         match self {
             Error::NotFound(name) | Error::NotDone(name) | Error::AlreadyExists(name) => {
                 vec![("name", name.to_string())]
+            }
+            Error::ParentClosed(parent) => vec![("parent", parent.to_string())],
+            Error::ChildrenNotDone { name, open } => {
+                vec![
+                    ("name", name.to_string()),
+                    ("openChildren", open.to_string()),
+                ]
             }
             Error::QueueFull { project, limit } => {
                 vec![("project", project.clone()), ("limit", limit.to_string())]
@@ -135,6 +156,7 @@ impl From<longrun_store::Error> for Error {
     fn from(e: longrun_store::Error) -> Error {
         match e {
             longrun_store::Error::AlreadyExists(name) => Error::AlreadyExists(name),
+            longrun_store::Error::ParentClosed(parent) => Error::ParentClosed(parent),
             longrun_store::Error::Unavailable(detail) => Error::Unavailable(detail),
             longrun_store::Error::InvalidArgument(message) => {
                 Error::invalid("INVALID_CHARACTER", message)

@@ -12,6 +12,7 @@ pub mod queues;
 mod retry;
 pub mod schedules;
 mod submit;
+mod trees;
 mod waiters;
 mod work;
 
@@ -20,12 +21,15 @@ pub use observer::{Change, Observer, Unobserved, Write};
 pub use page_token::PageTokens;
 pub use retry::{Retry, retry_request_id};
 pub use submit::{MAX_BATCH_SUBMIT, Submission};
+pub use trees::{CANCELLED_BY_PARENT, CHILDREN_CANCELLED};
 pub use work::{Beat, LeaseRequest, Report};
 
 use longrun_store::{Cursor, Inserted, ListQuery, NewOperation, Queue};
 use longrun_types::filter::{self, Field};
 use longrun_types::limits;
-use longrun_types::operation::{CancelRequest, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status};
+use longrun_types::operation::{
+    CancelRequest, MAX_DEPTH, MAX_PRIORITY, MIN_PRIORITY, Outcome, Status,
+};
 use longrun_types::{
     Code, Event, Name, NameError, Operation, Project, State, Timestamp, Transition,
 };
@@ -239,6 +243,8 @@ struct Inner {
     next_due: tokio::sync::watch::Sender<Option<Timestamp>>,
     /// Each project's paused queues as last read, for why work waits (see `queues`).
     pauses: queues::Pauses,
+    /// The cascades of ended or cancelled parents (see `trees`).
+    cascades: trees::Cascades,
 }
 
 /// The last [`DELIVERED_KEPT`] cancels told to their workers, by operation and cancel time.
@@ -302,6 +308,7 @@ impl Engine {
                 demand: Arc::new(demand::Demand::new()),
                 next_due: tokio::sync::watch::Sender::new(None),
                 pauses: queues::Pauses::default(),
+                cascades: trees::Cascades::default(),
             }),
         }
     }
@@ -407,6 +414,7 @@ impl Engine {
             match self.write(Write::Update, self.inner.store.update(op)).await {
                 Ok(stored) => {
                     self.committed(Change::Updated(stored.clone()));
+                    self.tree_changed(before, &stored);
                     if stored.state != before {
                         self.inner.options.observer.transition(
                             &stored.op_type,
@@ -449,6 +457,7 @@ impl Engine {
         let request = CancelRequest {
             time: self.now(),
             principal: principal.to_string(),
+            cascade: false,
         };
         let announced = self.inner.waiters.announce_cancel(name.as_str(), request);
         let op = self
@@ -470,6 +479,7 @@ impl Engine {
                 op.cancel = Some(CancelRequest {
                     time: now,
                     principal: principal.to_string(),
+                    cascade: false,
                 });
                 // A worker has the cancel grace to stop: its lease cannot outlive it.
                 let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
@@ -486,13 +496,24 @@ impl Engine {
         Ok(op)
     }
 
-    /// Deletes a done operation. Operations still queued or running are refused: delete
-    /// never cancels and never loses track of work.
+    /// Deletes a done operation. Operations still queued or running are refused, and so is
+    /// a parent with children that are not done (whose cascade is still under way): delete
+    /// never cancels and never loses track of work. A done operation gains no children, so
+    /// the count read here holds.
     pub async fn delete(&self, name: &Name) -> Result<()> {
         for _ in 0..MAX_RACE_RETRIES {
             let op = self.load(name).await?;
             if !op.done() {
                 return Err(Error::NotDone(name.clone()));
+            }
+            if op.has_children {
+                let open = self.inner.store.open_children(name).await?;
+                if open > 0 {
+                    return Err(Error::ChildrenNotDone {
+                        name: name.clone(),
+                        open,
+                    });
+                }
             }
             match self
                 .write(Write::Delete, self.inner.store.delete(&op))

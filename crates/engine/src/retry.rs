@@ -59,6 +59,8 @@ fn resubmission(original: &Operation, payload: serde_json::Value, r: Retry) -> S
         start_timeout: None,
         // Its own run, not a firing of the original's schedule.
         schedule: None,
+        // Under the same parent, which must still be PENDING or RUNNING.
+        parent: original.parent.clone(),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Submission {
     pub start_timeout: Option<Duration>,
     /// The schedule whose firing submits it (docs/schedules.md); set by the scheduler only.
     pub schedule: Option<String>,
+    /// The operation it is a child of (docs/operations.md#parents-and-children): of the same
+    /// project, PENDING or RUNNING, at depth below `MAX_DEPTH`.
+    pub parent: Option<Name>,
 }
 
 impl Engine {
@@ -54,6 +57,7 @@ impl Engine {
     ) -> Result<Operation> {
         let mut new = self.prepare(project, s)?;
         new.operation.retry_of = retry_of;
+        self.place(std::slice::from_mut(&mut new)).await?;
         self.insert(project, new).await
     }
 
@@ -117,6 +121,13 @@ impl Engine {
             limits::check("concurrencyKey", key, MAX_CONCURRENCY_KEY)?;
             longrun_store::storable_text("concurrencyKey", key)?;
         }
+        if let Some(parent) = &s.parent
+            && parent.project() != *project
+        {
+            return Err(invalid(format!(
+                "parent {parent} is not an operation of project {project}"
+            )));
+        }
         let name = match &s.operation_id {
             Some(id) => Name::new(project, id).map_err(|e| match e {
                 NameError::TooLong(too_long) => Error::TooLong(too_long.of("operationId")),
@@ -136,6 +147,7 @@ impl Engine {
             .start_timeout
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
         op.schedule = s.schedule;
+        op.parent = s.parent;
         op.script_uri = s.script_uri;
         op.destination_uris = s.destination_uris;
         let timeout = match (s.timeout, task_type.timeout) {
@@ -150,6 +162,40 @@ impl Engine {
                 .unwrap_or(serde_json::Value::Object(Default::default())),
             max_queued: self.inner.options.max_queued,
         })
+    }
+
+    /// Places each new operation that names a parent in its tree: the parent must exist and
+    /// be PENDING or RUNNING (`ParentClosed`; the store checks it again in the insert's
+    /// transaction), and the child's depth at most `MAX_DEPTH`. Each parent is read once.
+    async fn place(&self, news: &mut [NewOperation]) -> Result<()> {
+        let mut parents: HashMap<Name, Operation> = HashMap::new();
+        for new in news.iter_mut() {
+            let Some(name) = new.operation.parent.clone() else {
+                continue;
+            };
+            let parent = match parents.get(&name) {
+                Some(parent) => parent,
+                None => {
+                    let parent = match self.inner.store.get(&name).await? {
+                        Some(op) if matches!(op.state, State::Pending | State::Running) => op,
+                        _ => return Err(Error::ParentClosed(name)),
+                    };
+                    parents.entry(name).or_insert(parent)
+                }
+            };
+            if parent.depth() >= MAX_DEPTH {
+                return Err(Error::invalid(
+                    "TREE_TOO_DEEP",
+                    format!(
+                        "parent {} is at depth {}: a tree holds at most {MAX_DEPTH} levels",
+                        parent.name,
+                        parent.depth()
+                    ),
+                ));
+            }
+            new.operation.ancestors = parent.ancestors + 1;
+        }
+        Ok(())
     }
 
     /// Inserts what [`Engine::prepare`] made and announces it.
@@ -224,6 +270,8 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut news = news;
+        self.place(&mut news).await?;
         let inserted = self
             .write(Write::Insert, self.inner.store.insert_batch(news))
             .await

@@ -158,6 +158,7 @@ impl Engine {
                 observer.store_write(Write::Lease, started.elapsed());
                 for (op, _) in &leased {
                     self.committed(Change::Leased(op.clone()));
+                    self.tree_changed(State::Pending, op);
                 }
                 observer.leases_granted(leased.len());
                 for (op, _) in &leased {

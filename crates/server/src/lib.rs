@@ -264,6 +264,17 @@ pub async fn run(
                 .await
         })
     };
+    let cascades = {
+        let engine = engine.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            engine
+                .run_cascades(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
     let outputs_sweep = tokio::spawn(outputs::run(engine.clone(), outputs_dir, stopped.clone()));
     let firing = {
         let mut stopped = stopped.clone();
@@ -293,6 +304,7 @@ pub async fn run(
     background.await?;
     let _ = outputs_sweep.await;
     let _ = firing.await;
+    let _ = cascades.await;
     following.abort();
     let _ = following.await;
     if let Some(clock_sync) = clock_sync {

@@ -120,6 +120,27 @@ impl longrun_store::Queues for Gated {
     }
 }
 
+#[async_trait]
+impl longrun_store::Trees for Gated {
+    async fn open_children(&self, parent: &Name) -> Result<u64> {
+        self.inner.open_children(parent).await
+    }
+    async fn cascade(
+        &self,
+        parent: &Name,
+        limit: usize,
+        cancel: longrun_store::Start,
+    ) -> Result<Vec<Operation>> {
+        self.inner.cascade(parent, limit, cancel).await
+    }
+    async fn cascades(&self, limit: usize) -> Result<Vec<Name>> {
+        self.inner.cascades(limit).await
+    }
+    async fn end_cascade(&self, parent: &Name) -> Result<()> {
+        self.inner.end_cascade(parent).await
+    }
+}
+
 async fn running(store: Arc<Gated>) -> (Engine, Name, String) {
     running_with(store, Options::new(b"key".to_vec())).await
 }
@@ -328,6 +349,7 @@ async fn a_watcher_whose_operation_changed_reads_it_again_before_acting_on_an_an
         longrun_types::operation::CancelRequest {
             time: Timestamp(0),
             principal: String::new(),
+            cascade: false,
         },
     );
     engine.inner.waiters.wake(name.as_str());

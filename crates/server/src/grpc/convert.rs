@@ -116,6 +116,10 @@ pub fn metadata(op: &Operation) -> ee::OperationMetadata {
         }),
         waiting_reason: op.waiting_reason.map_or(0, |r| waiting_reason(r) as i32),
         schedule: op.schedule.clone().unwrap_or_default(),
+        parent: op
+            .parent
+            .as_ref()
+            .map_or_else(String::new, |n| n.to_string()),
     }
 }
 

@@ -13,7 +13,7 @@ mod work;
 use crate::auth::Caller;
 use crate::calls::{App, Route};
 use crate::kit::error::ApiError;
-use crate::kit::names::{invalid_name, project_of};
+use crate::kit::names::{invalid_name, operation_name, project_of};
 use crate::workers::{self, completion};
 use longrun_engine::{Report, Submission};
 use longrun_proto::google::longrunning as lro;
@@ -64,6 +64,9 @@ fn submission(r: pb::SubmitOperationRequest) -> Result<Submission, ApiError> {
         concurrency_key: nonempty(r.concurrency_key),
         schedule_time: r.schedule_time.map(convert::time),
         start_timeout: convert::duration("startTimeout", r.start_timeout)?,
+        parent: nonempty(r.parent_operation)
+            .map(|p| operation_name("parentOperation", &p))
+            .transpose()?,
         ..Default::default()
     })
 }

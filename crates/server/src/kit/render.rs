@@ -99,6 +99,10 @@ struct Metadata<'a> {
     /// longrun's own: the operation this one retries (docs/operations.md#retry).
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_of: Option<&'a str>,
+    /// longrun's own: the operation this one is a child of
+    /// (docs/operations.md#parents-and-children).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<&'a str>,
     /// longrun's own: the submit's `scheduleTime` and `startTimeout`, and why a PENDING
     /// operation waits (docs/operations.md#delayed-start).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +181,7 @@ pub fn operation(op: &Operation, version: Version) -> OperationJson<'_> {
             batch_eecu_usage_seconds: op.batch_eecu_usage_seconds,
             concurrency_key: op.concurrency_key.as_deref(),
             retry_of: op.retry_of.as_ref().map(|n| n.as_str()),
+            parent: op.parent.as_ref().map(|n| n.as_str()),
             schedule_time: op.schedule_time.map(Time),
             start_timeout: op.start_timeout_ms.map(|ms| {
                 longrun_types::duration::format(std::time::Duration::from_millis(ms.max(0) as u64))

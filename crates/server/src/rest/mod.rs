@@ -13,7 +13,7 @@ use crate::calls::{App, Resolved, Route};
 use crate::kit::body::{self, parse_duration};
 use crate::kit::error::ApiError;
 use crate::kit::json::{empty, json_body};
-use crate::kit::names::{invalid_name, project_of};
+use crate::kit::names::{invalid_name, operation_name, project_of};
 use crate::kit::render::{self, Version};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -218,6 +218,7 @@ struct SubmitBody {
     schedule_time: Option<String>,
     #[serde(alias = "start_timeout")]
     start_timeout: Option<String>,
+    parent: Option<String>,
 }
 
 /// `GET /$discovery/rest?version=v1|v1beta|v1alpha`: the discovery document, public like
@@ -506,6 +507,7 @@ pub(crate) fn submission(bytes: &[u8]) -> Result<Submission, ApiError> {
             .map(|t| parse_duration("startTimeout", &t))
             .transpose()?,
         schedule: None,
+        parent: b.parent.map(|p| operation_name("parent", &p)).transpose()?,
     })
 }
 
