@@ -48,6 +48,9 @@ pub enum Command {
         /// AIP-160 filter, e.g. 'metadata.state = RUNNING'.
         #[arg(long, default_value = "")]
         filter: String,
+        /// Only the children of this operation (its id, or a full name), with --filter.
+        #[arg(long)]
+        parent: Option<String>,
         /// Stop after this many operations (0 = all).
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -191,6 +194,11 @@ pub enum Command {
         /// its creation), e.g. 10m.
         #[arg(long)]
         start_timeout: Option<humantime::Duration>,
+        /// Submit it as a child of this operation (its id, or a full name), which must be
+        /// PENDING or RUNNING: it starts once the parent runs, and ends when the parent ends
+        /// or is cancelled.
+        #[arg(long)]
+        parent: Option<String>,
     },
 }
 
@@ -270,10 +278,22 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         Command::List {
             target,
             filter,
+            parent,
             limit,
         } => {
             let client = target.client();
             let project = target.project()?;
+            let filter = match parent {
+                Some(parent) => {
+                    let children = format!("metadata.parent = \"{}\"", target.name(&parent)?);
+                    if filter.is_empty() {
+                        children
+                    } else {
+                        format!("({filter}) AND {children}")
+                    }
+                }
+                None => filter,
+            };
             let mut operations = Vec::new();
             let mut token = String::new();
             loop {
@@ -441,7 +461,9 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             concurrency_key,
             schedule_time,
             start_timeout,
+            parent,
         } => {
+            let parent = parent.map(|p| target.name(&p)).transpose()?;
             let payload: Value = match payload {
                 Some(text) => serde_json::from_str(&text)
                     .map_err(|e| Failure(3, format!("--payload is not JSON: {e}")))?,
@@ -463,6 +485,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                     "startTimeout",
                     start_timeout.map(|t| Value::from(longrun_types::duration::format(*t))),
                 ),
+                ("parent", parent.map(|p| Value::from(p.to_string()))),
             ];
             for (key, value) in fields {
                 if let Some(value) = value {

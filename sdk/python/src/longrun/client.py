@@ -116,6 +116,7 @@ def _submission(
     concurrency_key: str | None,
     schedule_time: datetime.datetime | str | None,
     start_timeout: float | None,
+    parent: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type, "description": description}
     optional = {
@@ -130,6 +131,7 @@ def _submission(
         "concurrencyKey": concurrency_key,
         "scheduleTime": None if schedule_time is None else _time(schedule_time),
         "startTimeout": None if start_timeout is None else duration(start_timeout),
+        "parent": parent,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
@@ -198,6 +200,7 @@ class Client:
         concurrency_key: str | None = None,
         schedule_time: datetime.datetime | str | None = None,
         start_timeout: float | None = None,
+        parent: str | None = None,
     ) -> Operation:
         """Queues an operation of `type` in `project`; returns it PENDING. `payload` is any
         JSON value, handed to the worker; `timeout` is in seconds (then FAILED with code 4).
@@ -209,11 +212,15 @@ class Client:
         RFC 3339 string) holds the operation back until then; `start_timeout` (seconds, more
         than zero) fails it with code 4 if it has not started that long after
         `schedule_time` (or its creation). While PENDING, `metadata.waitingReason` says why
-        it waits (`longrun.WaitingReason`)."""
+        it waits (`longrun.WaitingReason`). `parent` (an operation name of the same
+        project, PENDING or RUNNING) submits it as that operation's child: it waits while
+        the parent is PENDING and is cancelled when the parent ends or is cancelled; it is
+        read back as `metadata.parent` (400 FAILED_PRECONDITION `PARENT_NOT_OPEN` when the
+        parent is CANCELLING, done or missing)."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
             max_attempts, timeout, script_uri, destination_uris, concurrency_key,
-            schedule_time, start_timeout,
+            schedule_time, start_timeout, parent,
         )  # fmt: skip
         result: Operation = self._rest.call(
             "POST", path(f"projects/{project}/operations:submit"), body
@@ -494,12 +501,13 @@ class AsyncClient:
         concurrency_key: str | None = None,
         schedule_time: datetime.datetime | str | None = None,
         start_timeout: float | None = None,
+        parent: str | None = None,
     ) -> Operation:
         """See `Client.submit`."""
         body = _submission(
             type, payload, description, priority, request_id, operation_id,
             max_attempts, timeout, script_uri, destination_uris, concurrency_key,
-            schedule_time, start_timeout,
+            schedule_time, start_timeout, parent,
         )  # fmt: skip
         url = path(f"projects/{project}/operations:submit")
         result: Operation = await self._rest.call("POST", url, body)

@@ -103,6 +103,8 @@ class OperationMetadata(_MetadataRequired, total=False):
     concurrencyKey: str
     # The operation this one retries (`Client.retry`).
     retryOf: str
+    # The operation this one is a child of (`parent` on submit).
+    parent: str
     scheduleTime: str
     # A duration, e.g. "90s".
     startTimeout: str
