@@ -3,6 +3,7 @@
 //! servers sharing a PostgreSQL store. Missed targets are reported, not failed: the exit code
 //! is non-zero only when something went wrong.
 
+mod cascade;
 mod fairness;
 mod listing;
 mod load;
@@ -68,6 +69,9 @@ struct Args {
     /// Schedules created for the `schedules` scenario.
     #[arg(long, default_value_t = 10_000)]
     schedules: usize,
+    /// Children of the parent the `cascade` scenario cancels.
+    #[arg(long, default_value_t = 10_000)]
+    children: usize,
     /// Operations scheduled for later in the `scheduled` scenario.
     #[arg(long, default_value_t = 100_000)]
     scheduled: usize,
@@ -113,6 +117,10 @@ enum Scenario {
     /// Three servers sharing a PostgreSQL store: `--rounds` (at most 50) pauses of a queue
     /// that workers on each drain, timed until in effect; not part of `all`.
     Pause,
+    /// `--rounds` (at most 20) cancels of a parent with `--children` PENDING children, each
+    /// timed until the parent is CANCELLED; on SQLite, and on PostgreSQL too with
+    /// `--database-url`; not part of `all`.
+    Cascade,
 }
 
 impl Scenario {
@@ -284,6 +292,19 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(waiting, &mut summary);
     }
 
+    if args.scenario == Scenario::Cascade {
+        let server = start(&bin, server::data_dir()?, &[])?;
+        let setup = Setup::new(&[&server], args.concurrency, duration);
+        runtime.block_on(cascade::cascade(
+            &setup,
+            args.children,
+            args.rounds,
+            CASCADE_SQLITE_TARGET_MS,
+            &mut summary,
+        ))?;
+        stop(server, &mut summary);
+    }
+
     if args.scenario == Scenario::Soak {
         let top = format!("retention = \"{}\"", soak::RETENTION);
         let server = Server::start_with(&bin, server::data_dir()?, &[], &top)?;
@@ -299,7 +320,8 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(server, &mut summary);
     }
 
-    if matches!(args.scenario, Scenario::Postgres | Scenario::Pause) {
+    let needs_database = matches!(args.scenario, Scenario::Postgres | Scenario::Pause);
+    if needs_database || (args.scenario == Scenario::Cascade && args.database_url.is_some()) {
         let url = args.database_url.as_deref().context(
             "the postgres and pause scenarios need a database: pass --database-url or set \
              LONGRUN_TEST_DATABASE_URL",
@@ -312,6 +334,8 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         println!("PostgreSQL schema {}", schema.name());
         let measured = if args.scenario == Scenario::Pause {
             pause_on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
+        } else if args.scenario == Scenario::Cascade {
+            cascade_on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
         } else {
             on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
         };
@@ -347,6 +371,36 @@ fn on_postgres(
     })?;
     stop(a, summary);
     stop(b, summary);
+    Ok(())
+}
+
+/// The cascade's targets (docs/operations.md#parents-and-children), p99 in ms.
+const CASCADE_SQLITE_TARGET_MS: f64 = 1000.0;
+const CASCADE_POSTGRES_TARGET_MS: f64 = 3000.0;
+
+/// Starts a server on the PostgreSQL store at `url` and times cascades on it.
+fn cascade_on_postgres(
+    bin: &Path,
+    url: &str,
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let store = ["--store", "postgres", "--database-url", url];
+    let server = start(bin, server::data_dir()?, &store)?;
+    let setup = Setup::new(
+        &[&server],
+        args.concurrency,
+        Duration::from_secs(args.seconds),
+    );
+    runtime.block_on(cascade::cascade(
+        &setup,
+        args.children,
+        args.rounds,
+        CASCADE_POSTGRES_TARGET_MS,
+        summary,
+    ))?;
+    stop(server, summary);
     Ok(())
 }
 
