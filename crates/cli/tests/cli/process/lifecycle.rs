@@ -139,3 +139,74 @@ async fn sigterm_ends_waits_and_exits_cleanly() {
     assert!(dir.path().join("longrun.db").exists());
     assert!(dir.path().join("secret").exists());
 }
+
+/// A parent cancelled with 5,000 PENDING children, the server killed (kill -9) as the
+/// cancel answers, with its cascade under way: the cascade is on disk with the cancel, so
+/// the next start finishes it; the parent ends CANCELLED counting every child, and no
+/// child is left PENDING (docs/operations.md#parents-and-children).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_cascade_resumes_it() {
+    const CHILDREN: usize = 5000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[project_defaults]\nmax_queued = 100000\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    client
+        .submit("p", &json!({"type": "JOB", "operationId": "job"}))
+        .await
+        .unwrap();
+    for chunk in (0..CHILDREN).collect::<Vec<_>>().chunks(1000) {
+        let requests: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                json!({"type": "PART", "operationId": format!("part-{i}"),
+                       "parent": "projects/p/operations/job"})
+            })
+            .collect();
+        client
+            .call(
+                http::Method::POST,
+                "/v1/projects/p/operations:batchSubmit",
+                Some(&json!({ "requests": requests })),
+            )
+            .await
+            .unwrap();
+    }
+    client.cancel(&name("job")).await.unwrap();
+    server.signal(libc::SIGKILL);
+    server.wait_exit(Duration::from_secs(10));
+
+    let server = Server::start_with(&data, &args);
+    let client = Client::new(&server.base);
+    let first = client.get(&name("job")).await.unwrap();
+    assert_ne!(first["metadata"]["state"], "PENDING", "the cancel was acknowledged");
+    let job = client
+        .wait(&name("job"), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(job["metadata"]["state"], "CANCELLED", "{job}");
+    let info = job["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["reason"] == "CHILDREN_CANCELLED")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        info["metadata"]["cancelledDescendants"],
+        CHILDREN.to_string(),
+        "{job}"
+    );
+    let open = client
+        .list("p", "metadata.type = PART AND done = false", 10, "")
+        .await
+        .unwrap();
+    assert!(
+        open["operations"].as_array().is_none_or(Vec::is_empty),
+        "{open}"
+    );
+    let _ = server;
+}
