@@ -397,3 +397,30 @@ def test_submit_batch_is_all_or_nothing(server: Server) -> None:
             assert [op["name"] for op in ops] == ["projects/p/operations/a1"]
 
     asyncio.run(main())
+
+
+def test_children_of_a_parent(server: Server) -> None:
+    with longrun.Client(server.url) as client:
+        parent = client.submit("tree", "JOB")
+        child = client.submit("tree", "PART", parent=parent["name"])
+        assert child["metadata"]["parent"] == parent["name"]
+        assert child["metadata"]["waitingReason"] == "PARENT"
+        client.cancel(parent["name"])
+        with pytest.raises(longrun.ApiError) as refused:
+            client.submit("tree", "PART", parent=parent["name"])
+        assert (refused.value.status, refused.value.reason) == (
+            "FAILED_PRECONDITION",
+            "PARENT_NOT_OPEN",
+        )
+        done = client.wait(parent["name"], timeout=20)
+        assert done["metadata"]["state"] == "CANCELLED", done
+        assert client.get(child["name"])["metadata"]["state"] == "CANCELLED"
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            root = await client.submit("tree", "JOB")
+            await client.submit("tree", "PART", parent=root["name"])
+            children = [o async for o in client.list("tree", f'metadata.parent = "{root["name"]}"')]
+            assert len(children) == 1, children
+
+    asyncio.run(scenario())
