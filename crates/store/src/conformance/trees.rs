@@ -109,7 +109,10 @@ pub async fn a_parent_that_closes_records_its_cascade<S: Store>(store: Arc<S>) {
     );
     let parent = store.get(&parent.name).await.unwrap().unwrap();
     let ended = store.update(done(parent, State::Failed, 10)).await.unwrap();
-    assert_eq!(store.cascades(10).await.unwrap(), std::slice::from_ref(&ended.name));
+    assert_eq!(
+        store.cascades(10).await.unwrap(),
+        std::slice::from_ref(&ended.name)
+    );
     // The cascade's writes: each open child through `cancel`, `limit` at a time.
     let cancel: Start = Arc::new(|op: Operation| done(op, State::Cancelled, 11));
     let first = store.cascade(&ended.name, 2, cancel.clone()).await.unwrap();
@@ -131,7 +134,10 @@ pub async fn a_parent_that_closes_records_its_cascade<S: Store>(store: Arc<S>) {
     );
     assert_eq!(store.open_children(&ended.name).await.unwrap(), 0);
     // Recorded until ended, once.
-    assert_eq!(store.cascades(10).await.unwrap(), std::slice::from_ref(&ended.name));
+    assert_eq!(
+        store.cascades(10).await.unwrap(),
+        std::slice::from_ref(&ended.name)
+    );
     store.end_cascade(&ended.name).await.unwrap();
     store.end_cascade(&ended.name).await.unwrap();
     assert!(store.cascades(10).await.unwrap().is_empty());
