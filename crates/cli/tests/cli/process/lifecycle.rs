@@ -182,7 +182,10 @@ async fn kill_9_in_a_cascade_resumes_it() {
     let server = Server::start_with(&data, &args);
     let client = Client::new(&server.base);
     let first = client.get(&name("job")).await.unwrap();
-    assert_ne!(first["metadata"]["state"], "PENDING", "the cancel was acknowledged");
+    assert_ne!(
+        first["metadata"]["state"], "PENDING",
+        "the cancel was acknowledged"
+    );
     let job = client
         .wait(&name("job"), Some(Duration::from_secs(60)))
         .await
