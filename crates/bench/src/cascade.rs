@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 const PROJECT: &str = "bench-cascade";
 
+/// `store` names the store in the figure (`SQLite`, `PostgreSQL`).
 pub async fn cascade(
     setup: &Setup,
+    store: &str,
     children: usize,
     rounds: usize,
     target_ms: f64,
@@ -73,11 +75,12 @@ pub async fn cascade(
     }
     let times = Latencies::new(times);
     println!(
-        "cascade: cancel of a parent with {children} PENDING children until it is CANCELLED: {}",
+        "cascade on {store}: cancel of a parent with {children} PENDING children until it is \
+         CANCELLED: {}",
         times.line()
     );
     summary.figure(
-        &format!("cascade of {children} children{}, p99", setup.across()),
+        &format!("cascade of {children} children on {store}, p99"),
         times.percentile_ms(99.0),
         "ms",
         Target::AtMost(target_ms),

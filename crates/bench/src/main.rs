@@ -297,6 +297,7 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         let setup = Setup::new(&[&server], args.concurrency, duration);
         runtime.block_on(cascade::cascade(
             &setup,
+            "SQLite",
             args.children,
             args.rounds,
             CASCADE_SQLITE_TARGET_MS,
@@ -395,6 +396,7 @@ fn cascade_on_postgres(
     );
     runtime.block_on(cascade::cascade(
         &setup,
+        "PostgreSQL",
         args.children,
         args.rounds,
         CASCADE_POSTGRES_TARGET_MS,
