@@ -304,3 +304,107 @@ async fn trees_on_postgres() {
     many_pending_children(&s, 1000).await;
     crate::postgres::finish(schema, [s]).await;
 }
+
+/// Submits `ids` as children of `parent` (type `t`) in one batch submit through `s`.
+async fn batch_under(s: &TestServer, t: &str, parent: &str, ids: &[String]) {
+    let requests: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"type": t, "operationId": id, "parent": format!("{P}{parent}")}))
+        .collect();
+    let (status, answer) = s
+        .request(
+            "POST",
+            "/v1/projects/p/operations:batchSubmit",
+            Some(&json!({ "requests": requests }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A tree three levels deep spread over three servers sharing PostgreSQL: a root, 10
+/// children (8 RUNNING, 2 PENDING) and 100 grandchildren under each (300 RUNNING, 100 of
+/// those cancelled by a call, the rest PENDING). The root cancelled through another server:
+/// no child is leased or submitted after the answer, on any server; every PENDING
+/// descendant ends, every RUNNING one is told; the root stays CANCELLING until the last
+/// worker stops, then counts the 910 descendants its cascades cancelled (not the 100
+/// cancelled by a call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_over_three_servers_on_postgres() {
+    let Some(schema) = Schema::create("trees3").await else {
+        return;
+    };
+    let _turn = crate::postgres::several_servers().await;
+    let servers = crate::postgres::three_servers(schema.url(), |c| {
+        c.project_defaults.max_queued = 20_000;
+    })
+    .await;
+    let [a, b, c] = &servers[..] else {
+        unreachable!()
+    };
+    a.submit("p", json!({"type": "ROOT3", "operationId": "root"}))
+        .await;
+    let root = a.lease_now("w", &["ROOT3"], 1).await.remove(0);
+    let mids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    batch_under(b, "MID3", "root", &mids).await;
+    let mut leased_mids = Vec::new();
+    while leased_mids.len() < 8 {
+        let want = 8 - leased_mids.len();
+        leased_mids.extend(b.lease_now("w", &["MID3"], want).await);
+    }
+    for mid in &mids {
+        let leaves: Vec<String> = (0..100).map(|i| format!("{mid}-{i}")).collect();
+        batch_under(c, "LEAF3", mid, &leaves).await;
+    }
+    let mut leased_leaves = Vec::new();
+    while leased_leaves.len() < 300 {
+        let got = c.lease_now("w", &["LEAF3"], 100).await;
+        assert!(!got.is_empty(), "leaves of running children lease");
+        leased_leaves.extend(got);
+    }
+    leased_leaves.truncate(300);
+    for leaf in &leased_leaves[..100] {
+        let name = leaf["operation"]["name"].as_str().unwrap();
+        let (status, _) = a.request("POST", &format!("/v1/{name}:cancel"), None).await;
+        assert_eq!(status, 200);
+    }
+
+    cancel(c, "root").await;
+    for s in [a, b, c] {
+        assert!(s.lease_now("w", &["MID3"], 10).await.is_empty());
+        let (status, _) = submit_under(s, "MID3", "late", "root").await;
+        assert_eq!(status, 400);
+    }
+    // Every PENDING descendant ends; the running ones are CANCELLING.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(a, "metadata.type = LEAF3 AND metadata.state = PENDING").await > 0 {
+        assert!(Instant::now() < deadline, "PENDING leaves left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        count(a, "metadata.type = LEAF3 AND metadata.state = CANCELLED").await,
+        700
+    );
+    assert_eq!(
+        count(b, "metadata.type = LEAF3 AND metadata.state = CANCELLING").await,
+        300
+    );
+    // The workers stop, the root's last; it stays CANCELLING until the last leaf stops.
+    acknowledge_cancel(a, &root).await;
+    for mid in &leased_mids {
+        acknowledge_cancel(b, mid).await;
+    }
+    for (i, leaf) in leased_leaves.iter().enumerate() {
+        if i == 299 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(state(&get(a, "root").await), "CANCELLING", "a leaf runs on");
+        }
+        acknowledge_cancel(&servers[i % 3], leaf).await;
+    }
+    let root = wait_state(b, "root", "CANCELLED", Duration::from_secs(30)).await;
+    assert_eq!(cancelled_descendants(&root), "910", "{root}");
+    for mid in &mids {
+        assert_eq!(state(&get(c, mid).await), "CANCELLED", "{mid}");
+    }
+    assert_eq!(count(a, "done = false").await, 0);
+    crate::postgres::finish(schema, servers).await;
+}
