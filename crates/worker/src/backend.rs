@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use longrun_client::Client;
-use longrun_engine::{Engine, LeaseRequest, Report};
+use longrun_engine::{Engine, LeaseRequest, Report, Submission};
 use longrun_types::operation::Status;
-use longrun_types::{Name, duration};
+use longrun_types::{Name, State, duration};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -25,6 +25,58 @@ pub enum BackendError {
     LeaseLost,
     /// Anything worth retrying (connection refused, server restarting).
     Transient(String),
+    /// The server refused the call for good (a child under a parent that is no longer
+    /// PENDING or RUNNING, an invalid submission): its google.rpc code and message.
+    Refused { code: i32, message: String },
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::LeaseLost => f.write_str("the lease is no longer held"),
+            BackendError::Transient(why) => write!(f, "{why}"),
+            BackendError::Refused { code, message } => write!(f, "refused ({code}): {message}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// An operation a handler submits under the one it runs
+/// (docs/operations.md#parents-and-children; `Context::submit_child`).
+#[derive(Debug, Clone, Default)]
+pub struct Child {
+    pub op_type: String,
+    /// Handed to the child's worker; `null` is sent as `{}`.
+    pub payload: Value,
+    pub description: String,
+    /// The child's id (one or more segments); `None`: a generated one.
+    pub operation_id: Option<String>,
+}
+
+impl Child {
+    /// A child of type `op_type` with `payload`.
+    pub fn new(op_type: &str, payload: Value) -> Child {
+        Child {
+            op_type: op_type.to_string(),
+            payload,
+            ..Child::default()
+        }
+    }
+
+    /// The child's submit body (docs/operations.md#submit) under `parent`.
+    fn body(&self, parent: &Name) -> Value {
+        let mut body = json!({
+            "type": self.op_type,
+            "description": self.description,
+            "payload": if self.payload.is_null() { json!({}) } else { self.payload.clone() },
+            "parent": parent.as_str(),
+        });
+        if let Some(id) = &self.operation_id {
+            body["operationId"] = json!(id);
+        }
+        body
+    }
 }
 
 #[async_trait]
@@ -56,6 +108,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Hands the operation back unfinished (the worker stops): it returns to the queue
     /// without spending an attempt.
     async fn release(&self, assignment: &Assignment) -> Result<(), BackendError>;
+
+    /// Submits `child` under `parent` (docs/operations.md#parents-and-children); its name.
+    /// `Refused` when the parent is no longer PENDING or RUNNING or the child is invalid.
+    async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError>;
+
+    /// The state of `name` once it is done, or as it stands after `timeout`.
+    async fn wait(&self, name: &Name, timeout: Duration) -> Result<State, BackendError>;
+}
+
+/// An engine error that is not a lapsed lease: `Unavailable` is transient, the rest refusals.
+fn refused(e: longrun_engine::Error) -> BackendError {
+    match e {
+        longrun_engine::Error::Unavailable(why) => BackendError::Transient(why),
+        other => BackendError::Refused {
+            code: other.code() as i32,
+            message: other.to_string(),
+        },
+    }
 }
 
 fn engine_error(e: longrun_engine::Error) -> BackendError {
@@ -127,6 +197,56 @@ impl Backend for Engine {
             .await
             .map_err(engine_error)?;
         Ok(())
+    }
+
+    async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError> {
+        let submission = Submission {
+            op_type: child.op_type.clone(),
+            description: child.description.clone(),
+            operation_id: child.operation_id.clone(),
+            payload: Some(child.body(parent)["payload"].take()),
+            parent: Some(parent.clone()),
+            ..Submission::default()
+        };
+        let op = Engine::submit(self, &parent.project(), submission)
+            .await
+            .map_err(refused)?;
+        Ok(op.name)
+    }
+
+    async fn wait(&self, name: &Name, timeout: Duration) -> Result<State, BackendError> {
+        let op = Engine::wait(self, name, Some(timeout))
+            .await
+            .map_err(refused)?;
+        Ok(op.state)
+    }
+}
+
+/// The state in a wire Operation's metadata.
+fn wire_state(op: &Value) -> Result<State, BackendError> {
+    op["metadata"]["state"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| BackendError::Transient(format!("an operation without a state: {op}")))
+}
+
+/// A REST error as a child call sees it: 5xx, 429 and transport errors are worth retrying.
+fn api_refused(e: longrun_client::Error) -> BackendError {
+    match e {
+        longrun_client::Error::Api {
+            http_status,
+            status_name,
+            message,
+            ..
+        } if http_status < 500 && http_status != 429 => BackendError::Refused {
+            // The envelope's `code` is the HTTP status; `status` names the google.rpc code.
+            code: longrun_types::Code::ALL
+                .into_iter()
+                .find(|c| c.name() == status_name)
+                .map_or(longrun_types::Code::Unknown as i32, |c| c as i32),
+            message,
+        },
+        other => BackendError::Transient(other.to_string()),
     }
 }
 
@@ -267,6 +387,27 @@ impl Backend for HttpBackend {
         )
         .await?;
         Ok(())
+    }
+
+    async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError> {
+        let op = self
+            .client
+            .submit(parent.project().as_str(), &child.body(parent))
+            .await
+            .map_err(api_refused)?;
+        op["name"]
+            .as_str()
+            .and_then(|n| Name::parse(n).ok())
+            .ok_or_else(|| BackendError::Transient(format!("a submit answered {op}")))
+    }
+
+    async fn wait(&self, name: &Name, timeout: Duration) -> Result<State, BackendError> {
+        let op = self
+            .client
+            .wait(name, Some(timeout))
+            .await
+            .map_err(api_refused)?;
+        wire_state(&op)
     }
 }
 

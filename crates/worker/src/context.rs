@@ -2,9 +2,10 @@
 //! cancellation signal.
 
 use crate::Assignment;
+use crate::backend::{Backend, BackendError, Child};
 use longrun_engine::Report;
-use longrun_types::Name;
 use longrun_types::operation::Stage;
+use longrun_types::{Name, State};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -17,16 +18,23 @@ pub struct Context {
     pending: Arc<Mutex<Report>>,
     stages: Arc<Mutex<Vec<Stage>>>,
     destinations: Arc<Mutex<Vec<String>>>,
+    /// Where children are submitted and waited for.
+    backend: Arc<dyn Backend>,
 }
 
 impl Context {
-    pub(crate) fn new(assignment: Arc<Assignment>, cancelled: watch::Receiver<bool>) -> Context {
+    pub(crate) fn new(
+        assignment: Arc<Assignment>,
+        cancelled: watch::Receiver<bool>,
+        backend: Arc<dyn Backend>,
+    ) -> Context {
         Context {
             assignment,
             cancelled,
             pending: Arc::default(),
             stages: Arc::default(),
             destinations: Arc::default(),
+            backend,
         }
     }
 
@@ -94,6 +102,30 @@ impl Context {
 
     pub fn is_cancelled(&self) -> bool {
         *self.cancelled.borrow()
+    }
+
+    /// Submits `child` as a child of this operation (docs/operations.md#parents-and-children):
+    /// it may run while this one runs, and it is cancelled when this one ends or is
+    /// cancelled. Its name; `Refused` once this operation is cancelled or done. The worker's
+    /// credentials need submit's permission.
+    pub async fn submit_child(&self, child: &Child) -> Result<Name, BackendError> {
+        self.backend.submit_child(self.name(), child).await
+    }
+
+    /// Waits until each of `children` is done, up to `timeout` in all; the states they
+    /// stand in then, in order (a child not done by then is in its current state).
+    pub async fn wait_children(
+        &self,
+        children: &[Name],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<State>, BackendError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut states = Vec::with_capacity(children.len());
+        for child in children {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            states.push(self.backend.wait(child, left).await?);
+        }
+        Ok(states)
     }
 
     /// Takes what changed since the last call, for a heartbeat.

@@ -2,7 +2,7 @@
 //! cancellation the moment it is requested, so `ctx.cancelled()` fires without waiting
 //! for the next heartbeat. A broken stream is reopened on the next call; leases survive it.
 
-use crate::backend::{Assignment, Backend, BackendError};
+use crate::backend::{Assignment, Backend, BackendError, Child};
 use async_trait::async_trait;
 use longrun_engine::Report;
 use longrun_proto::google::earthengine::v1 as ee;
@@ -11,8 +11,8 @@ use longrun_proto::json::{from_value, to_struct, to_value};
 use longrun_proto::longrun::v1 as pb;
 use longrun_proto::longrun::v1::workers_client::WorkersClient;
 use longrun_proto::report as messages;
-use longrun_types::Name;
 use longrun_types::operation::Status;
+use longrun_types::{Name, State};
 use pb::work_request::Call;
 use pb::work_response::Answer;
 use prost::Message;
@@ -52,6 +52,17 @@ fn transient(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl GrpcBackend {
+    /// `message` as a request with this backend's credentials.
+    fn authorized<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
+    }
+
     /// `base` is the server URL, e.g. `http://127.0.0.1:8080` (gRPC shares the REST port).
     /// Connects on first use.
     pub fn new(base: &str) -> Result<GrpcBackend, BackendError> {
@@ -314,5 +325,67 @@ impl Backend for GrpcBackend {
         let (link, _) = self.call(call).await?;
         link.shared.cancelled.lock().unwrap().remove(&a.lease_id);
         Ok(())
+    }
+
+    /// `longrun.v1.Submissions/SubmitOperation`, beside the `Work` stream.
+    async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError> {
+        let payload = if child.payload.is_null() {
+            serde_json::json!({})
+        } else {
+            child.payload.clone()
+        };
+        let request = self.authorized(pb::SubmitOperationRequest {
+            parent: format!("projects/{}", parent.project()),
+            r#type: child.op_type.clone(),
+            description: child.description.clone(),
+            operation_id: child.operation_id.clone().unwrap_or_default(),
+            payload: Some(to_value(&payload)),
+            parent_operation: parent.to_string(),
+            ..Default::default()
+        });
+        let op = pb::submissions_client::SubmissionsClient::new(self.channel.clone())
+            .submit_operation(request)
+            .await
+            .map_err(status_refused)?
+            .into_inner();
+        Name::parse(&op.name).map_err(|e| transient(format!("{e:?}")))
+    }
+
+    /// `google.longrunning.Operations/WaitOperation`.
+    async fn wait(&self, name: &Name, timeout: Duration) -> Result<State, BackendError> {
+        use longrun_proto::google::longrunning as lro;
+        let request = self.authorized(lro::WaitOperationRequest {
+            name: name.to_string(),
+            timeout: prost_types::Duration::try_from(timeout).ok(),
+        });
+        let op = lro::operations_client::OperationsClient::new(self.channel.clone())
+            .wait_operation(request)
+            .await
+            .map_err(status_refused)?
+            .into_inner();
+        let metadata = op
+            .metadata
+            .ok_or_else(|| transient("an operation without metadata"))?;
+        let metadata =
+            ee::OperationMetadata::decode(metadata.value.as_slice()).map_err(transient)?;
+        ee::operation_metadata::State::try_from(metadata.state)
+            .ok()
+            .and_then(|s| s.as_str_name().parse().ok())
+            .ok_or_else(|| transient(format!("an operation in state {}", metadata.state)))
+    }
+}
+
+/// A gRPC error as a child call sees it: `UNAVAILABLE`, `RESOURCE_EXHAUSTED` and the like
+/// are worth retrying, the rest are refusals.
+fn status_refused(status: tonic::Status) -> BackendError {
+    use tonic::Code as C;
+    match status.code() {
+        C::Unavailable | C::ResourceExhausted | C::DeadlineExceeded | C::Internal | C::Unknown => {
+            transient(status.message())
+        }
+        code => BackendError::Refused {
+            code: code as i32,
+            message: status.message().to_string(),
+        },
     }
 }

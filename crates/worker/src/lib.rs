@@ -11,7 +11,7 @@ mod grpc;
 mod runner;
 pub mod simulate;
 
-pub use backend::{Assignment, Backend, BackendError, HttpBackend};
+pub use backend::{Assignment, Backend, BackendError, Child, HttpBackend};
 pub use context::Context;
 pub use grpc::GrpcBackend;
 pub use longrun_types::operation::Status;

@@ -167,7 +167,7 @@ async fn execute<B: Backend>(
     grace: Duration,
 ) {
     let (cancel, cancelled) = watch::channel(false);
-    let ctx = Context::new(assignment.clone(), cancelled);
+    let ctx = Context::new(assignment.clone(), cancelled, backend.clone());
     let beating = tokio::spawn(heartbeat(backend.clone(), ctx.clone(), cancel, lease));
     // Boxed so that it can be dropped (the handler stopped) before its lease is released.
     let mut run = handler(ctx.clone());
@@ -214,7 +214,7 @@ where
     for attempt in 0..5 {
         match report().await {
             Ok(()) | Err(BackendError::LeaseLost) => return,
-            Err(BackendError::Transient(e)) => {
+            Err(e) => {
                 tracing::warn!(operation = %assignment.name, error = %e, attempt, "{what} failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
@@ -257,7 +257,7 @@ async fn heartbeat<B: Backend>(
                 let _ = cancel.send(true);
                 return true;
             }
-            Err(BackendError::Transient(e)) => {
+            Err(e) => {
                 tracing::warn!(operation = %ctx.name(), error = %e, "heartbeat failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

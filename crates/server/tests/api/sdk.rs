@@ -255,3 +255,102 @@ async fn releases_on_shutdown_and_fails_results_over_the_limit<B: Backend>(
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rest_a_handler_submits_children_and_waits_for_them() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(HttpBackend::new(&s.base));
+    submits_children_and_waits_for_them(s, backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_grpc_a_handler_submits_children_and_waits_for_them() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(GrpcBackend::new(&s.base).unwrap());
+    submits_children_and_waits_for_them(s, backend).await;
+}
+
+/// A handler submits three children of the operation it runs (docs/operations.md#parents-and-children),
+/// which the same worker runs while their parent runs, waits for them, and answers with
+/// their states; a child asked for after its parent was cancelled is refused.
+async fn submits_children_and_waits_for_them<B: Backend>(s: TestServer, backend: Arc<B>) {
+    use longrun_worker::{BackendError, Child};
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new("sdk-children")
+        .concurrency(4)
+        .handle("FANOUT", |ctx| async move {
+            let mut children = Vec::new();
+            for i in 0..3 {
+                let mut child = Child::new("LEAF", json!({"i": i}));
+                child.operation_id = Some(format!("{}-{i}", ctx.name().id()));
+                let name = ctx
+                    .submit_child(&child)
+                    .await
+                    .map_err(|e| Status::new(longrun_types::Code::Internal, e.to_string()))?;
+                children.push(name);
+            }
+            let states = ctx
+                .wait_children(&children, Duration::from_secs(20))
+                .await
+                .map_err(|e| Status::new(longrun_types::Code::Internal, e.to_string()))?;
+            let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+            Ok(json!({"children": states}))
+        })
+        .handle("LEAF", |ctx| async move { Ok(ctx.payload().clone()) })
+        .handle("LATE", |ctx| async move {
+            ctx.cancelled().await;
+            let refused = ctx.submit_child(&Child::new("LEAF", json!({}))).await;
+            let code = match refused {
+                Err(BackendError::Refused { code, .. }) => code,
+                other => panic!("a child under a cancelled parent: {other:?}"),
+            };
+            Err(Status::new(
+                longrun_types::Code::Cancelled,
+                format!("refused with code {code}"),
+            ))
+        });
+    let running = tokio::spawn(worker.run(backend, async {
+        let _ = stopped.await;
+    }));
+    s.submit("p", json!({"type": "FANOUT", "operationId": "fan"}))
+        .await;
+    let name = longrun_types::Name::parse("projects/p/operations/fan").unwrap();
+    let done = s
+        .client
+        .wait(&name, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(done["metadata"]["state"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["response"]["value"]["children"],
+        json!(["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]),
+        "{done}"
+    );
+    let child = s
+        .client
+        .get(&longrun_types::Name::parse("projects/p/operations/fan-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(child["metadata"]["parent"], "projects/p/operations/fan");
+    assert_eq!(child["response"]["value"]["i"], 1, "{child}");
+
+    s.submit("p", json!({"type": "LATE", "operationId": "late"}))
+        .await;
+    let late = longrun_types::Name::parse("projects/p/operations/late").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.client.get(&late).await.unwrap()["metadata"]["state"] != "RUNNING" {
+        assert!(Instant::now() < deadline, "never leased");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.client.cancel(&late).await.unwrap();
+    let done = s
+        .client
+        .wait(&late, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(done["metadata"]["state"], "CANCELLED", "{done}");
+    assert_eq!(done["error"]["message"], "refused with code 9", "{done}");
+    let _ = stop.send(());
+    running.await.unwrap();
+    s.stop().await;
+}
