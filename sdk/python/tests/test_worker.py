@@ -364,3 +364,54 @@ def test_a_cancel_pushed_before_the_lease_is_read_is_kept(server: Server) -> Non
             assert ran == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_handler_submits_children_and_waits_for_them(server: Server, transport: str) -> None:
+    worker = make_worker(server, transport, concurrency=4)
+
+    @worker.handler("FANOUT")
+    async def fanout(ctx: longrun.Context) -> dict[str, Any]:
+        children = [
+            await ctx.submit_child("LEAF", {"i": i}, operation_id=f"{ctx.name.split('/')[-1]}-{i}")
+            for i in range(3)
+        ]
+        assert all(c["metadata"]["parent"] == ctx.name for c in children)
+        done = await ctx.wait_children([c["name"] for c in children], timeout=20)
+        return {"states": [state(op) for op in done]}
+
+    @worker.handler("LEAF")
+    async def leaf(ctx: longrun.Context) -> dict[str, Any]:
+        return {"i": ctx.payload["i"]}
+
+    @worker.handler("LATE")
+    async def late(ctx: longrun.Context) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            with pytest.raises(longrun.ApiError) as refused:
+                await ctx.submit_child("LEAF", {"i": 0})
+            assert refused.value.reason == "PARENT_NOT_OPEN"
+            raise
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client, running(worker):
+            op = await client.submit("kids", "FANOUT", operation_id="fan")
+            done = await client.wait(op["name"], timeout=30)
+            assert state(done) == "SUCCEEDED", done
+            assert done["response"]["value"]["states"] == ["SUCCEEDED"] * 3, done
+            leaf_op = await client.get("projects/kids/operations/fan-1")
+            assert leaf_op["response"]["value"] == {"i": 1}, leaf_op
+            late_op = await client.submit("kids", "LATE")
+            await eventually(
+                lambda: _state_is(client, late_op["name"], "RUNNING"), timeout=10, every=0.02
+            )
+            await client.cancel(late_op["name"])
+            done = await client.wait(late_op["name"], timeout=20)
+            assert state(done) == "CANCELLED", done
+
+    asyncio.run(scenario())
+
+
+async def _state_is(client: longrun.AsyncClient, name: str, want: str) -> bool:
+    return state(await client.get(name)) == want

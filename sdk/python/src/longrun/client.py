@@ -481,8 +481,11 @@ class AsyncClient:
         *,
         credentials_file: str | None = None,
         timeout: float = 60.0,
+        _authorizer: Authorizer | None = None,
     ) -> None:
-        self._rest = AsyncRest(url, Authorizer(token, credentials_file), timeout)
+        # `_authorizer`: the credentials of a worker whose handlers submit children.
+        auth = _authorizer or Authorizer(token, credentials_file)
+        self._rest = AsyncRest(url, auth, timeout)
 
     async def submit(
         self,

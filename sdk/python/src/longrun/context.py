@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from .client import AsyncClient
     from .operation import Operation
 
 
@@ -85,8 +86,11 @@ class Context:
         assignment: Assignment,
         loop: asyncio.AbstractEventLoop,
         on_report: Callable[[], None] | None = None,
+        client: Callable[[], AsyncClient] | None = None,
     ) -> None:
         self._assignment = assignment
+        # The worker's client for children, made on first use.
+        self._client = client
         self._loop = loop
         # Called on the loop when a report is made after the last one was taken.
         self._on_report = on_report
@@ -133,6 +137,46 @@ class Context:
     def operation(self) -> Operation:
         """The operation as leased, in its wire JSON form."""
         return self._assignment.operation
+
+    def _children(self) -> AsyncClient:
+        if self._client is None:
+            raise RuntimeError("this context has no server to submit children to")
+        return self._client()
+
+    async def submit_child(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        description: str = "",
+        operation_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Operation:
+        """Submits an operation of `type` as a child of this one (its `metadata.parent`
+        names this operation): it may run while this one runs, and it is cancelled when
+        this one ends or is cancelled. Returns it PENDING. After this operation was
+        cancelled, `ApiError` (400 `FAILED_PRECONDITION`, reason `PARENT_NOT_OPEN`). Sent
+        with the worker's credentials, which need submit's permission. For `async def`
+        handlers (on the worker's loop)."""
+        project = self.name.split("/")[1]
+        return await self._children().submit(
+            project,
+            type,
+            payload,
+            description=description,
+            operation_id=operation_id,
+            request_id=request_id,
+            parent=self.name,
+        )
+
+    async def wait_children(self, names: Sequence[str], timeout: float = 3600.0) -> list[Operation]:
+        """Waits until each operation of `names` (children it submitted) is done, up to
+        `timeout` seconds in all; returns them in order, as they stand (one not done by
+        then is returned as it is)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        client = self._children()
+        return [await client.wait(name, timeout=max(deadline - loop.time(), 0.0)) for name in names]
 
     def progress(self, fraction: float) -> None:
         """Reports progress, 0.0..1.0 (clamped)."""

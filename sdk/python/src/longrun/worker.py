@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _outcome
 from ._auth import Authorizer, Token
@@ -37,6 +37,9 @@ from ._transport.backend import (
 from ._transport.stream import StreamBackend
 from .context import Assignment, Context
 from .errors import ApiError, Code, Failed
+
+if TYPE_CHECKING:
+    from .client import AsyncClient
 
 log = logging.getLogger("longrun.worker")
 
@@ -110,6 +113,7 @@ class Worker:
         self._jobs: dict[str, Job] = {}
         self._threads: DaemonThreads | None = None
         self._background: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+        self._children: AsyncClient | None = None
 
     def handler(self, type: str) -> Callable[[Handler], Handler]:
         """Decorator: `fn(ctx)` runs operations of `type`. An `async def` runs on the
@@ -225,13 +229,28 @@ class Worker:
             self.transport,
         )
         try:
-            await self._lease_loop(stop)
-        except BaseException:  # cancelled, or a bug: stop at once, releasing what is held
-            stop.set()
-            force.set()
+            try:
+                await self._lease_loop(stop)
+            except BaseException:  # cancelled, or a bug: stop at once, releasing what is held
+                stop.set()
+                force.set()
+                await self._shut_down(force)
+                raise
             await self._shut_down(force)
-            raise
-        await self._shut_down(force)
+        finally:
+            if self._children is not None:
+                children, self._children = self._children, None
+                with contextlib.suppress(Exception):
+                    await children.close()
+
+    def _child_client(self) -> AsyncClient:
+        """The client handlers submit children and wait through (`Context.submit_child`),
+        with the worker's credentials; made on first use, closed when the worker stops."""
+        if self._children is None:
+            from .client import AsyncClient  # httpx only when it is used
+
+            self._children = AsyncClient(self.url, _authorizer=self._auth)
+        return self._children
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         """Leases for free slots as they free up: the slots free at the time go in one
@@ -303,7 +322,7 @@ class Worker:
         handler = self._handlers.get(assignment.type)
         loop = asyncio.get_running_loop()
         job: Job
-        ctx = Context(assignment, loop, lambda: self._beats.reported(job))
+        ctx = Context(assignment, loop, lambda: self._beats.reported(job), self._child_client)
         job = Job(assignment, ctx, self._is_async.get(assignment.type, False))
         self._jobs[assignment.lease_id] = job
         self._beats.add(job)
