@@ -160,6 +160,22 @@ await page.waitForFunction(() => document.querySelector("#schedules tbody")?.tex
 assert.match(await page.locator("#schedules tbody").textContent(), /0 3 \* \* \*.*Europe\/Paris.*EXPORT/);
 await step(6, "schedules");
 
+// 6c. A parent's detail shows how far its children have come, each a link to its own.
+await api("POST", `/v1/projects/${project}/operations:submit`, { type: "RENDER", operationId: "film", description: "A film" });
+for (const n of [1, 2, 3]) {
+  await api("POST", `/v1/projects/${project}/operations:submit`, { type: "FRAME", operationId: `film-${n}`, parent: `projects/${project}/operations/film` });
+}
+await api("POST", `/v1/projects/${project}/operations/film-3:cancel`, {});
+const tree = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+tree.on("pageerror", (e) => errors.push(String(e)));
+await tree.goto(`${base}/?project=${project}&operation=film`);
+await tree.locator("#detail[open] #detail-children h3").waitFor();
+assert.match(await tree.locator("#detail-children").textContent(), /1 of 3 done: 1 cancelled, 2 pending/);
+await tree.screenshot({ path: `${shots}/6c-tree.png`, fullPage: true });
+await tree.locator("#detail-children a", { hasText: "film-2" }).click();
+await tree.waitForFunction(() => /Parent\s*film/.test(document.querySelector("#detail-body dl")?.textContent || ""));
+await tree.close();
+
 // 7. Phone width: the table still reads (some columns hidden).
 await page.setViewportSize({ width: 390, height: 844 });
 await page.fill("#f-type", "");

@@ -349,6 +349,7 @@ async function detail(name) {
   add("Attempt", m.attempt ? String(m.attempt) : ""); add("Progress", percent(m) + "%");
   add("Concurrency key", m.concurrencyKey);
   if (m.retryOf) add("Retry of", el("a", { href: link(m.retryOf), onclick: (e) => { e.preventDefault(); detail(m.retryOf); } }, idOf(m.retryOf)));
+  if (m.parent) add("Parent", el("a", { href: link(m.parent), onclick: (e) => { e.preventDefault(); detail(m.parent); } }, idOf(m.parent)));
   add("Schedule", m.schedule);
   add("Scheduled for", m.scheduleTime); add("Start timeout", m.startTimeout);
   add("Created", m.createTime); add("Started", m.startTime); add("Updated", m.updateTime); add("Ended", m.endTime);
@@ -357,7 +358,8 @@ async function detail(name) {
     ...(op.done ? [el("button", { type: "button", onclick: () => retry(name) }, "Retry"),
                    el("button", { type: "button", class: "danger", onclick: () => remove(name) }, "Delete")]
                 : [el("button", { type: "button", onclick: () => cancel(name) }, "Cancel")]));
-  const parts = [dl, actions];
+  const kids = el("div", { id: "detail-children" });
+  const parts = [dl, actions, kids];
   if (op.error) parts.push(el("h3", {}, "Error"), el("pre", {}, JSON.stringify(op.error, null, 2)));
   if (op.response) parts.push(el("h3", {}, "Response"), el("pre", {}, JSON.stringify(op.response, null, 2)));
   parts.push(el("h3", {}, "Metadata"), el("pre", {}, JSON.stringify(m, null, 2)));
@@ -366,7 +368,32 @@ async function detail(name) {
   $("detail-body").replaceChildren(...parts);
   showInAddress(name);
   if (!d.open) d.showModal();
+  children(name, kids);
   api("GET", "/v1/operationOutputs/" + name).then((o) => { out.textContent = o.output || "(none)"; }).catch(() => { out.textContent = "(none)"; });
+}
+
+// An operation's children (docs/operations.md#parents-and-children): how far the tree has
+// come (its children by state) and the first 100, each a link to its own detail.
+async function children(name, into) {
+  const project = name.split("/")[1];
+  const filter = 'metadata.parent = "' + name + '"';
+  let page;
+  try {
+    page = await api("GET", "/v1/projects/" + encodeURIComponent(project) + "/operations?pageSize=100&filter=" + encodeURIComponent(filter));
+  } catch (e) { return; }
+  const list = page.operations || [];
+  if (!list.length) return;
+  const counts = {};
+  for (const c of list) { const st = (c.metadata || {}).state; counts[st] = (counts[st] || 0) + 1; }
+  const done = list.filter((c) => c.done).length;
+  const more = page.nextPageToken ? " (the first 100)" : "";
+  const summary = done + " of " + list.length + " done" + more + ": " +
+    Object.keys(counts).sort().map((st) => counts[st] + " " + st.toLowerCase()).join(", ");
+  const bar = el("div", { class: "bar", title: summary }, el("span", { style: "width:" + Math.round(100 * done / list.length) + "%" }));
+  into.replaceChildren(el("h3", {}, "Children"), el("p", { class: "tree" }, summary), bar,
+    el("ul", { class: "children" }, ...list.map((c) => el("li", {},
+      el("span", { class: "badge " + (c.metadata || {}).state }, (c.metadata || {}).state), " ",
+      el("a", { href: link(c.name), onclick: (e) => { e.preventDefault(); detail(c.name); } }, idOf(c.name))))));
 }
 
 function open(project) {
