@@ -1,8 +1,8 @@
 //! The `pause` scenario (docs/queues.md#pause): three servers sharing a PostgreSQL store, an
 //! SDK worker on each draining one queue, and `--rounds` (at most 50) pauses of that queue,
 //! each through the next server, held 100 ms, then resumed. A pause takes effect once no
-//! server leases from the queue; it waits for the leases reading the queue when it commits,
-//! so it has taken effect when its answer comes back. The figure is the pause's round trip
+//! server leases from the queue; it waits for the leases committing when it commits (each
+//! re-reads the pauses as it ends), so it has taken effect when its answer comes back. The figure is the pause's round trip
 //! (target: p99 ≤ 50 ms); an operation whose `startTime` falls between a pause's answer and
 //! its resume is a problem.
 

@@ -10,21 +10,37 @@ use longrun_types::Operation;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+/// How many times a lease starts again after a pause landed in the middle of it.
+const PAUSED_RETRIES: usize = 3;
+
 /// Leases up to `query.limit` PENDING operations in one transaction on `client`, starting
-/// after the project in `cursor`, which it moves when it took something.
+/// after the project in `cursor`, which it moves when it took something. A lease that
+/// finds, as it ends, that a queue it took from was paused meanwhile writes nothing and
+/// starts again (the queue heads pass over paused queues).
 pub(crate) async fn lease(
     client: &mut deadpool_postgres::Object,
     query: &LeaseQuery,
     cursor: &Mutex<String>,
 ) -> Result<Vec<(Operation, serde_json::Value)>> {
+    for _ in 0..PAUSED_RETRIES {
+        if let Some(leased) = lease_once(client, query, cursor).await? {
+            return Ok(leased);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// One lease transaction; `None` when a queue it took from was paused before it could
+/// commit (nothing written).
+async fn lease_once(
+    client: &mut deadpool_postgres::Object,
+    query: &LeaseQuery,
+    cursor: &Mutex<String>,
+) -> Result<Option<Vec<(Operation, serde_json::Value)>>> {
     let tx = client.transaction().await.map_err(pg)?;
     let next = tx
         .prepare_cached(
-            // The project's queue lock, shared, is taken for the row returned only (a
-            // volatile function is evaluated after ORDER BY and LIMIT), before its queue
-            // heads are read: a pause waits for this lease to end (see `queues`).
-            "SELECT project, pg_advisory_xact_lock_shared($3, hashtext(project)) IS NULL \
-             FROM operations WHERE state = 'PENDING' AND project > $1 \
+            "SELECT project FROM operations WHERE state = 'PENDING' AND project > $1 \
              AND ($2::text[] IS NULL OR project = ANY($2)) ORDER BY project LIMIT 1",
         )
         .await
@@ -56,10 +72,7 @@ pub(crate) async fn lease(
     let mut locked = HashSet::new();
     while leased.len() < query.limit {
         let row = tx
-            .query_opt(
-                &next,
-                &[&fair.after(), &query.projects, &crate::queues::QUEUE_LOCK],
-            )
+            .query_opt(&next, &[&fair.after(), &query.projects])
             .await
             .map_err(pg)?;
         let Some(project) = fair.visit(row.map(|r| r.get::<_, String>(0))) else {
@@ -139,13 +152,62 @@ pub(crate) async fn lease(
         leased.push((started, serde_json::from_str(&payload).map_err(backend)?));
         fair.took(&project);
     }
+    if paused_meanwhile(&tx, &leased).await? {
+        return Ok(None); // rolled back as `tx` drops
+    }
     tx.commit().await.map_err(pg)?;
     // Only a lease that took something moves the rotation: a concurrent empty lease
     // (another worker's types) must not put back the cursor it started from.
     if !leased.is_empty() {
         *cursor.lock().expect("cursor") = fair.into_cursor();
     }
-    Ok(leased)
+    Ok(Some(leased))
+}
+
+/// Whether a queue that `leased` took from is paused now, read under each of its projects'
+/// queue locks (shared, in project order, held until the transaction ends; see `queues`):
+/// a pause takes the lock exclusively, so one that commits before this read is seen here,
+/// and one that comes after waits for this lease's commit. Its answer then comes after
+/// every lease that did not see it, and the locks are held only for this read and the
+/// commit, not for the whole lease.
+async fn paused_meanwhile(
+    tx: &impl GenericClient,
+    leased: &[(Operation, serde_json::Value)],
+) -> Result<bool> {
+    if leased.is_empty() {
+        return Ok(false);
+    }
+    let mut queues: Vec<(String, String)> = leased
+        .iter()
+        .map(|(op, _)| (op.name.project().as_str().to_string(), op.op_type.clone()))
+        .collect();
+    queues.sort();
+    queues.dedup();
+    let mut projects: Vec<&str> = queues.iter().map(|(p, _)| p.as_str()).collect();
+    projects.dedup();
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))")
+        .await
+        .map_err(pg)?;
+    for project in projects {
+        tx.execute(&lock, &[&crate::queues::QUEUE_LOCK, &project])
+            .await
+            .map_err(pg)?;
+    }
+    let (projects, types): (Vec<String>, Vec<String>) = queues.into_iter().unzip();
+    let paused = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM queue_pauses AS p \
+             JOIN unnest($1::text[], $2::text[]) AS l(project, op_type) \
+             ON p.project = l.project AND p.op_type IN (l.op_type, '-'))",
+        )
+        .await
+        .map_err(pg)?;
+    Ok(tx
+        .query_one(&paused, &[&projects, &types])
+        .await
+        .map_err(pg)?
+        .get(0))
 }
 
 /// The queue head of (project $1, types $2) among the rows that meet `which` (see

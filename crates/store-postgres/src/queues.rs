@@ -1,6 +1,7 @@
 //! Queues (docs/queues.md): counts summed from the rows the `operations` triggers append to
 //! `queue_counts` (folded every second by [`fold`]), and pauses in `queue_pauses`, taken
-//! under the project's queue lock (see the schema's comment and `lease::lease`).
+//! under the project's queue lock, which every lease that took something holds shared while
+//! it reads the pauses again and commits (`lease::paused_meanwhile`).
 
 use crate::{PostgresStore, pg};
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::Sender;
 
 /// The class of the advisory locks on a project's queues (two-key form: apart from every
-/// one-key lock): leases take `(QUEUE_LOCK, hashtext(project))` shared, a pause
+/// one-key lock): leases take `(QUEUE_LOCK, hashtext(project))` shared as they end, a pause
 /// exclusively.
 pub(crate) const QUEUE_LOCK: i32 = 7;
 /// The class of the lock that lets one server at a time fold `queue_counts`.
@@ -96,7 +97,7 @@ impl Queues for PostgresStore {
     async fn set_queue_paused(&self, project: &str, op_type: &str, paused: bool) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        // Waits for the leases that read this project's queues to end.
+        // Waits for the leases that are reading this project's pauses as they end.
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
             &[&QUEUE_LOCK, &project],
