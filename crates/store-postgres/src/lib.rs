@@ -528,6 +528,14 @@ impl Operations for PostgresStore {
                 }
                 return Err(pg(e));
             }
+            if op.cascades() {
+                tx.execute(
+                    "INSERT INTO cascades (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[&op.name.as_str()],
+                )
+                .await
+                .map_err(pg)?;
+            }
         }
         tx.commit().await.map_err(pg)
     }

@@ -465,6 +465,11 @@ impl Operations for SqliteStore {
                         }
                         Err(e) => return Err(backend(e)),
                     }
+                    if op.cascades() {
+                        conn.prepare_cached("INSERT OR IGNORE INTO cascades (name) VALUES (?1)")
+                            .and_then(|mut s| s.execute([op.name.as_str()]))
+                            .map_err(backend)?;
+                    }
                 }
                 Ok(())
             })

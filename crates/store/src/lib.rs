@@ -411,7 +411,8 @@ pub trait Operations: Send + Sync + 'static {
     ) -> Result<Vec<(Operation, serde_json::Value)>>;
 
     /// Writes operations exactly as given (version, times and leases included), in one
-    /// transaction. Fails with `AlreadyExists` if any name is taken. For copying a store.
+    /// transaction, recording the cascade of each that `Operation::cascades` (see [`Trees`]).
+    /// Fails with `AlreadyExists` if any name is taken. For copying a store.
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()>;
 }
 

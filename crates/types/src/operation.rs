@@ -265,6 +265,12 @@ impl Operation {
         self.state == State::Cancelling && self.lease.is_none()
     }
 
+    /// Whether its children are to be ended by a cascade: it has had children and is no
+    /// longer PENDING or RUNNING (it ended, or was cancelled).
+    pub fn cascades(&self) -> bool {
+        self.has_children && !matches!(self.state, State::Pending | State::Running)
+    }
+
     /// Its depth in its tree, the root counted as 1.
     pub fn depth(&self) -> u32 {
         self.ancestors + 1

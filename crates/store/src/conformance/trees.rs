@@ -141,4 +141,17 @@ pub async fn a_parent_that_closes_records_its_cascade<S: Store>(store: Arc<S>) {
     store.end_cascade(&ended.name).await.unwrap();
     store.end_cascade(&ended.name).await.unwrap();
     assert!(store.cascades(10).await.unwrap().is_empty());
+    // A copy of a store brings the cascades under way with it.
+    let copied = Operation {
+        name: Name::new(&project("p"), "copied").unwrap(),
+        ..ended
+    };
+    store
+        .import(vec![(copied.clone(), serde_json::json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cascades(10).await.unwrap(),
+        std::slice::from_ref(&copied.name)
+    );
 }

@@ -167,3 +167,70 @@ fn batch_submit_reads_json_lines() {
     let (code, _, _) = operations(base, &["describe", "x"]);
     assert_eq!(code, 4);
 }
+
+/// `submit --parent` and `list --parent` (docs/operations.md#parents-and-children): the
+/// parent by id or full name; a cancelled parent takes its children with it and takes no
+/// more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_are_submitted_and_listed_under_their_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+    let submit = |args: &[&str]| {
+        let mut all = vec!["submit"];
+        all.extend_from_slice(args);
+        operations(base, &all)
+    };
+    let (code, _, err) = submit(&["--type", "RENDER", "--operation-id", "film"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = submit(&["--type", "FRAME", "--parent", "film", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let child: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(child["metadata"]["parent"], "projects/p/operations/film");
+    assert_eq!(child["metadata"]["waitingReason"], "PARENT");
+    let (code, _, err) = submit(&["--type", "FRAME", "--parent", "projects/p/operations/film"]);
+    assert_eq!(code, 0, "{err}");
+    submit(&["--type", "OTHER"]);
+
+    let (code, out, _) = operations(base, &["list", "--parent", "film", "--format", "json"]);
+    assert_eq!(code, 0);
+    let children: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(children.as_array().unwrap().len(), 2, "{out}");
+    let (code, out, _) = operations(
+        base,
+        &[
+            "list",
+            "--parent",
+            "film",
+            "--filter",
+            "metadata.type = OTHER",
+        ],
+    );
+    assert_eq!(
+        (code, out.lines().count()),
+        (0, 1),
+        "the header only: {out}"
+    );
+
+    let (code, _, _) = operations(base, &["cancel", "film"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = operations(base, &["wait", "film", "--timeout", "20s"]);
+    assert_eq!(code, 11, "cancelled");
+    let (code, out, _) = operations(
+        base,
+        &[
+            "list",
+            "--parent",
+            "film",
+            "--filter",
+            "metadata.state = CANCELLED",
+        ],
+    );
+    assert_eq!((code, out.lines().count()), (0, 3), "{out}");
+    let (code, _, err) = submit(&["--type", "FRAME", "--parent", "film"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("PARENT_NOT_OPEN") || err.contains("FAILED_PRECONDITION"),
+        "{err}"
+    );
+}
