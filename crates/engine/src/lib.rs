@@ -413,23 +413,7 @@ impl Engine {
             record_canceller(&mut op);
             match self.write(Write::Update, self.inner.store.update(op)).await {
                 Ok(stored) => {
-                    self.committed(Change::Updated(stored.clone()));
-                    self.tree_changed(before, &stored);
-                    if stored.state != before {
-                        self.inner.options.observer.transition(
-                            &stored.op_type,
-                            before,
-                            stored.state,
-                        );
-                        self.inner.waiters.wake(stored.name.as_str());
-                        if stored.state == State::Pending
-                            || (before.is_leased()
-                                && !stored.state.is_leased()
-                                && self.frees_limited_place(&stored))
-                        {
-                            self.inner.work.notify_waiters();
-                        }
-                    }
+                    self.updated(before, &stored);
                     return Ok(stored);
                 }
                 Err(longrun_store::Error::Conflict) => continue,
@@ -440,6 +424,51 @@ impl Engine {
         Err(Error::Internal(format!(
             "{name} kept changing; gave up after {MAX_RACE_RETRIES} tries"
         )))
+    }
+
+    /// Tells of an update the store acknowledged (`stored`, which was in `before`): the
+    /// observer, the operation's waiters, the cascades, and the waiting leases when it
+    /// makes work leasable or frees a limited place.
+    fn updated(&self, before: State, stored: &Operation) {
+        self.committed(Change::Updated(stored.clone()));
+        self.tree_changed(before, stored);
+        if stored.state != before {
+            self.inner
+                .options
+                .observer
+                .transition(&stored.op_type, before, stored.state);
+            self.inner.waiters.wake(stored.name.as_str());
+            if stored.state == State::Pending
+                || (before.is_leased()
+                    && !stored.state.is_leased()
+                    && self.frees_limited_place(stored))
+            {
+                self.inner.work.notify_waiters();
+            }
+        }
+    }
+
+    /// Applies a cancel to `op` as of `cancel.time`: PENDING ends CANCELLED (or is held
+    /// CANCELLING when it has had children), RUNNING becomes CANCELLING with its lease
+    /// capped at the end of its type's cancel grace, and `cancel` is recorded. False when
+    /// the cancel changes nothing (CANCELLING or done already).
+    fn apply_cancel(&self, op: &mut Operation, cancel: CancelRequest, message: &str) -> bool {
+        let now = cancel.time;
+        let cancelled = Outcome::Error(Status::new(Code::Cancelled, message));
+        if !matches!(
+            op.apply(Event::Cancel, Some(cancelled), now),
+            Transition::Move(_)
+        ) {
+            return false;
+        }
+        op.cancel = Some(cancel);
+        // A worker has the cancel grace to stop: its lease cannot outlive it.
+        let grace = self.task_type(&op.op_type).cancel_grace;
+        let grace_end = now.plus_millis(grace.as_millis() as i64);
+        if let Some(lease) = &mut op.lease {
+            lease.expire_time = lease.expire_time.min(grace_end);
+        }
+        true
     }
 
     /// Cancels: PENDING ends CANCELLED at once, RUNNING becomes CANCELLING; CANCELLING and
@@ -469,24 +498,12 @@ impl Engine {
                         op.op_type
                     )));
                 }
-                let cancelled = Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_USER));
-                if !matches!(
-                    op.apply(Event::Cancel, Some(cancelled), now),
-                    Transition::Move(_)
-                ) {
-                    return Ok(false);
-                }
-                op.cancel = Some(CancelRequest {
+                let cancel = CancelRequest {
                     time: now,
                     principal: principal.to_string(),
                     cascade: false,
-                });
-                // A worker has the cancel grace to stop: its lease cannot outlive it.
-                let grace_end = now.plus_millis(task_type.cancel_grace.as_millis() as i64);
-                if let Some(lease) = &mut op.lease {
-                    lease.expire_time = lease.expire_time.min(grace_end);
-                }
-                Ok(true)
+                };
+                Ok(self.apply_cancel(op, cancel, CANCELLED_BY_USER))
             })
             .await?;
         // Workers told ahead of the commit were told as the cancel was accepted.

@@ -120,7 +120,7 @@ impl Engine {
                 )
                 .await?;
             let count = written.len();
-            for stored in written {
+            for stored in &written {
                 self.announce_cascaded(stored);
             }
             if count < CASCADE_BATCH {
@@ -169,46 +169,30 @@ impl Engine {
     }
 
     /// What a cascade does to a child that is PENDING or RUNNING: the cancel of a call
-    /// ([`Engine::cancel`]'s transition), marked as the cascade's.
+    /// ([`Engine::cancel`]'s transition, whatever the type's `cancellable`), marked as the
+    /// cascade's.
     fn cascade_cancel(&self) -> longrun_store::Start {
         let engine = self.clone();
         Arc::new(move |mut op: Operation| {
-            let now = engine.now();
-            let grace = engine.task_type(&op.op_type).cancel_grace;
-            let cancelled = Outcome::Error(Status::new(Code::Cancelled, CANCELLED_BY_PARENT));
-            if matches!(
-                op.apply(Event::Cancel, Some(cancelled), now),
-                Transition::Move(_)
-            ) {
-                op.cancel = Some(CancelRequest {
-                    time: now,
-                    principal: String::new(),
-                    cascade: true,
-                });
-                let grace_end = now.plus_millis(grace.as_millis() as i64);
-                if let Some(lease) = &mut op.lease {
-                    lease.expire_time = lease.expire_time.min(grace_end);
-                }
-            }
+            let cancel = CancelRequest {
+                time: engine.now(),
+                principal: String::new(),
+                cascade: true,
+            };
+            engine.apply_cancel(&mut op, cancel, CANCELLED_BY_PARENT);
             op
         })
     }
 
     /// Tells of a child the cascade wrote, as [`Engine::change`] tells of its writes.
-    fn announce_cascaded(&self, stored: Operation) {
+    fn announce_cascaded(&self, stored: &Operation) {
+        // Ended or held from PENDING (a held child never had a lease), else told to stop.
         let before = if stored.state == State::Cancelled || stored.held() {
-            // Ended from PENDING, or held from PENDING (a held child never had a lease).
             State::Pending
         } else {
             State::Running
         };
-        self.committed(Change::Updated(stored.clone()));
-        self.inner
-            .options
-            .observer
-            .transition(&stored.op_type, before, stored.state);
-        self.inner.waiters.wake(stored.name.as_str());
-        self.tree_changed(before, &stored);
+        self.updated(before, stored);
     }
 
     /// How many descendants of `parent` the cascades cancelled: each child the cascade
