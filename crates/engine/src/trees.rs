@@ -47,10 +47,7 @@ impl Engine {
     /// looked at again.
     pub(crate) fn tree_changed(&self, before: State, stored: &Operation) {
         let cascades = &self.inner.cascades;
-        if stored.has_children
-            && matches!(before, State::Pending | State::Running)
-            && !matches!(stored.state, State::Pending | State::Running)
-        {
+        if stored.cascades() && matches!(before, State::Pending | State::Running) {
             cascades
                 .active
                 .lock()
