@@ -779,6 +779,7 @@ fn print_details(op: &Value) {
         "updateTime",
         "startTime",
         "endTime",
+        "parent",
     ] {
         if let Some(value) = m[key].as_str() {
             println!("{:<12} {value}", format!("{key}:"));

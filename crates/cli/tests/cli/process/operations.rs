@@ -212,6 +212,14 @@ async fn children_are_submitted_and_listed_under_their_parent() {
         "the header only: {out}"
     );
 
+    let id = child["name"].as_str().unwrap();
+    let (code, out, _) = operations(base, &["describe", id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("parent:      projects/p/operations/film"),
+        "{out}"
+    );
+
     let (code, _, _) = operations(base, &["cancel", "film"]);
     assert_eq!(code, 0);
     let (code, _, _) = operations(base, &["wait", "film", "--timeout", "20s"]);
