@@ -51,9 +51,13 @@ pub enum Command {
         /// Only the children of this operation (its id, or a full name), with --filter.
         #[arg(long)]
         parent: Option<String>,
-        /// Stop after this many operations (0 = all).
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        /// Stop after this many operations (0 = all) [default: 100 on a terminal, else all,
+        /// so that scripts get every page].
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Operations asked for per request (1 to 1000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page_size: u32,
     },
     /// Show one operation.
     Describe {
@@ -280,7 +284,14 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             filter,
             parent,
             limit,
+            page_size,
         } => {
+            use std::io::IsTerminal;
+            let limit = limit.unwrap_or(if std::io::stdout().is_terminal() {
+                100
+            } else {
+                0
+            });
             let client = target.client();
             let project = target.project()?;
             let filter = match parent {
@@ -296,27 +307,32 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             };
             let mut operations = Vec::new();
             let mut token = String::new();
-            loop {
+            let more = loop {
                 let want = if limit == 0 {
-                    1000
+                    page_size
                 } else {
-                    (limit - operations.len()).min(1000)
+                    (limit - operations.len()).min(page_size as usize) as u32
                 };
-                let page = client.list(project, &filter, want as u32, &token).await?;
+                let page = client.list(project, &filter, want, &token).await?;
                 if let Some(ops) = page["operations"].as_array() {
                     operations.extend(ops.iter().cloned());
                 }
-                match page["nextPageToken"].as_str() {
+                match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
                     Some(next) if limit == 0 || operations.len() < limit => {
                         token = next.to_string()
                     }
-                    _ => break,
+                    next => break next.is_some(),
                 }
-            }
+            };
             if target.format == Format::Json {
                 target.print(&Value::Array(operations));
             } else {
                 print_table(&operations);
+            }
+            if more {
+                eprintln!(
+                    "(the first {limit} shown; more exist: --limit N for more, --limit 0 for all)"
+                );
             }
             Ok(0)
         }

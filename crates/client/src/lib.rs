@@ -52,13 +52,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the server at `base` (`http://127.0.0.1:8080`), speaking `/v1`.
+    /// A client for the server at `base` (`http://127.0.0.1:8080`; without a scheme,
+    /// `127.0.0.1:8080`, it is `http://`), speaking `/v1`.
     pub fn new(base: &str) -> Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        let base = base.trim_end_matches('/');
+        let base = if base.contains("://") {
+            base.to_string()
+        } else {
+            format!("http://{base}")
+        };
         Client {
             http: Hyper::builder(TokioExecutor::new()).build(connector),
-            base: base.trim_end_matches('/').to_string(),
+            base,
             version: "v1".into(),
             authorization: None,
         }

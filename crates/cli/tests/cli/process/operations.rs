@@ -242,3 +242,26 @@ async fn children_are_submitted_and_listed_under_their_parent() {
         "{err}"
     );
 }
+
+/// `list` gives scripts every page (stdout is not a terminal here), `--limit` stops early
+/// with a note on stderr, `--page-size` sets the requests' size, and `--server` takes an
+/// address without a scheme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_limits_and_a_server_without_a_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let bare = server.base.trim_start_matches("http://").to_string();
+    for i in 0..5 {
+        let id = format!("op{i}");
+        let (code, _, err) = operations(&bare, &["submit", "--type", "T", "--operation-id", &id]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = operations(&server.base, &["list", "--page-size", "2"]);
+    assert_eq!((code, out.lines().count()), (0, 6), "every page: {out}");
+    assert!(!err.contains("more exist"), "{err}");
+    let (code, out, err) = operations(&server.base, &["list", "--limit", "3", "--page-size", "2"]);
+    assert_eq!((code, out.lines().count()), (0, 4), "{out}");
+    assert!(err.contains("more exist"), "{err}");
+    let (code, _, err) = operations(&server.base, &["list", "--page-size", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
