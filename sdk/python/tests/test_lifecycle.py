@@ -49,7 +49,10 @@ def test_server_restart_under_a_running_worker(
         async with longrun.AsyncClient(server.url) as client, running(worker):
             held = await client.submit("p", "NAP", {"until_released": True})
             endless = await client.submit("p", "NAP", {})
+            # The handlers run (a lease answer lost in the restart would leave an operation
+            # RUNNING with no handler until its lease lapses).
             await eventually(lambda: _running(client, [held["name"], endless["name"]]))
+            await eventually(lambda: _started(runs, [held["name"], endless["name"]]))
             server.restart()
             release.set()
             done = await client.wait(held["name"], timeout=30)
@@ -68,6 +71,10 @@ def test_server_restart_under_a_running_worker(
 
 async def _running(client: longrun.AsyncClient, names: list[str]) -> bool:
     return all([state(await client.get(n)) == "RUNNING" for n in names])
+
+
+async def _started(runs: dict[str, int], names: list[str]) -> bool:
+    return all(n in runs for n in names)
 
 
 def test_shutdown_lets_handlers_finish_within_the_grace(server: Server) -> None:
