@@ -2,6 +2,7 @@
 
 mod accounts;
 mod operations;
+mod output;
 mod projects;
 mod queues;
 mod schedules;

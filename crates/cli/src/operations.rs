@@ -7,6 +7,7 @@
 //! do `batch-cancel --wait` and `batch-retry --wait`, for their BATCH_CANCEL and BATCH_RETRY
 //! operations.
 
+use crate::output::{finish_progress, id, print_details, print_table, show_progress};
 use longrun_client::{Client, Error};
 use longrun_types::{Name, Project};
 use serde_json::{Value, json};
@@ -629,69 +630,6 @@ async fn watch(target: &Target, filter: &str, changes_only: bool) -> Result<u8, 
     }
 }
 
-/// The bar of `show_progress`, cleared by `finish_progress`.
-static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
-
-/// Follows the operation on the watch stream while `wait` waits, on stderr: a progress bar
-/// (indicatif) on a terminal, otherwise a plain line whenever state, progress or stage
-/// changes. Without a stream (an old server, a transport error) it shows nothing.
-async fn show_progress(client: &Client, name: &Name) {
-    use std::io::IsTerminal;
-    let terminal = std::io::stderr().is_terminal();
-    let filter = format!("name = \"{name}\"");
-    let project = name.project();
-    if let Ok(mut stream) = client.watch(project.as_str(), &filter, None, "").await {
-        let mut last = String::new();
-        while let Ok(Some(event)) = stream.next().await {
-            if event.event != "operation" {
-                continue;
-            }
-            let op = event.json();
-            let m = &op["metadata"];
-            let state = m["state"].as_str().unwrap_or_default().to_string();
-            let progress = m["progress"].as_f64().unwrap_or(0.0);
-            let stage = m["stages"]
-                .as_array()
-                .and_then(|s| s.last())
-                .and_then(|s| s["displayName"].as_str())
-                .unwrap_or_default()
-                .to_string();
-            let line = format!("{state} {:.0}% {stage}", progress * 100.0);
-            if terminal {
-                {
-                    let mut bar = BAR.lock().expect("progress bar lock");
-                    let bar = bar.get_or_insert_with(|| {
-                        let bar = indicatif::ProgressBar::new(100);
-                        bar.set_style(
-                            indicatif::ProgressStyle::with_template(
-                                "{spinner} [{bar:30}] {pos:>3}% {msg}",
-                            )
-                            .expect("a valid template")
-                            .progress_chars("=> "),
-                        );
-                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-                        bar
-                    });
-                    bar.set_position((progress * 100.0).round() as u64);
-                    bar.set_message(format!("{state} {stage}"));
-                }
-            } else if line != last {
-                eprintln!("{line}");
-            }
-            last = line;
-        }
-    }
-    std::future::pending::<()>().await
-}
-
-/// Clears the progress bar, if one was shown.
-fn finish_progress() {
-    if let Some(bar) = BAR.lock().expect("progress bar lock").take() {
-        bar.finish_and_clear();
-    }
-}
-
-/// The exit code after a wait: 0 SUCCEEDED, 10 FAILED, 11 CANCELLED, 12 not done.
 /// A bulk job `op` just created: waited for up to `wait` when given, then printed (its
 /// name while not done, its error, or its `counts`: (label, response field)).
 async fn bulk_job(
@@ -729,89 +667,12 @@ async fn bulk_job(
     Ok(if wait.is_some() { waited(&op) } else { 0 })
 }
 
+/// The exit code after a wait: 0 SUCCEEDED, 10 FAILED, 11 CANCELLED, 12 not done.
 fn waited(op: &Value) -> u8 {
     match op["metadata"]["state"].as_str() {
         Some("SUCCEEDED") => 0,
         Some("FAILED") => 10,
         Some("CANCELLED") => 11,
         _ => 12,
-    }
-}
-
-fn id(op: &Value) -> &str {
-    let name = op["name"].as_str().unwrap_or_default();
-    name.split_once("/operations/").map_or(name, |(_, id)| id)
-}
-
-fn print_table(operations: &[Value]) {
-    let rows: Vec<[String; 6]> = operations
-        .iter()
-        .map(|op| {
-            let m = &op["metadata"];
-            let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
-            [
-                id(op).to_string(),
-                s("type"),
-                s("state"),
-                m["priority"].to_string(),
-                s("createTime"),
-                s("description"),
-            ]
-        })
-        .collect();
-    print_columns(
-        ["ID", "TYPE", "STATE", "PRIORITY", "CREATED", "DESCRIPTION"],
-        &rows,
-    );
-}
-
-/// Prints `rows` under `header` in columns as wide as their widest cell.
-pub(crate) fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let header = header.map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-}
-
-fn print_details(op: &Value) {
-    let m = &op["metadata"];
-    println!("name:        {}", op["name"].as_str().unwrap_or_default());
-    for key in [
-        "state",
-        "type",
-        "description",
-        "createTime",
-        "updateTime",
-        "startTime",
-        "endTime",
-        "parent",
-    ] {
-        if let Some(value) = m[key].as_str() {
-            println!("{:<12} {value}", format!("{key}:"));
-        }
-    }
-    println!("priority:    {}", m["priority"]);
-    println!("attempt:     {}", m["attempt"]);
-    if let Some(progress) = m["progress"].as_f64() {
-        println!("progress:    {:.0}%", progress * 100.0);
-    }
-    println!("done:        {}", op["done"]);
-    if let Some(error) = op.get("error") {
-        println!(
-            "error:       code {} {}",
-            error["code"],
-            error["message"].as_str().unwrap_or_default()
-        );
     }
 }

@@ -3,7 +3,8 @@
 //! failure; 2 usage; 3 invalid argument or failed precondition; 4 not found; 6 permission
 //! denied).
 
-use crate::operations::{Failure, Target, print_columns};
+use crate::operations::{Failure, Target};
+use crate::output::print_columns;
 use http::Method;
 use serde_json::{Value, json};
 use std::process::ExitCode;

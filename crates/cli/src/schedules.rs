@@ -340,5 +340,5 @@ fn print_table(schedules: &[Value]) {
             ]
         })
         .collect();
-    crate::operations::print_columns(["ID", "CRON", "TIME ZONE", "NEXT FIRE", "OVERLAP"], &rows);
+    crate::output::print_columns(["ID", "CRON", "TIME ZONE", "NEXT FIRE", "OVERLAP"], &rows);
 }
