@@ -25,6 +25,9 @@ pub enum Error {
         "parent {0} does not exist or is not PENDING or RUNNING; children can be submitted only under a parent that is"
     )]
     ParentClosed(Name),
+    /// A submit under an operation of another project.
+    #[error("parent {parent} is not an operation of project {project}")]
+    ParentElsewhere { parent: Name, project: String },
     /// A delete of a parent whose children are not all done.
     #[error("operation {name} has {open} children that are not done; wait for them, or cancel it")]
     ChildrenNotDone { name: Name, open: u64 },
@@ -71,6 +74,7 @@ impl Error {
             Error::NotDone(_)
             | Error::ProjectPaused(_)
             | Error::ParentClosed(_)
+            | Error::ParentElsewhere { .. }
             | Error::ChildrenNotDone { .. } => Code::FailedPrecondition,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::QueueFull { .. } => Code::ResourceExhausted,
@@ -92,6 +96,7 @@ impl Error {
             Error::TooLong(_) => "TOO_LONG",
             Error::NotDone(_) => "OPERATION_NOT_DONE",
             Error::ParentClosed(_) => "PARENT_NOT_OPEN",
+            Error::ParentElsewhere { .. } => "PARENT_OF_ANOTHER_PROJECT",
             Error::ChildrenNotDone { .. } => "CHILDREN_NOT_DONE",
             Error::AlreadyExists(_) => "OPERATION_ALREADY_EXISTS",
             Error::QueueFull { .. } => "QUEUE_FULL",
@@ -113,6 +118,9 @@ impl Error {
                 vec![("name", name.to_string())]
             }
             Error::ParentClosed(parent) => vec![("parent", parent.to_string())],
+            Error::ParentElsewhere { parent, project } => {
+                vec![("parent", parent.to_string()), ("project", project.clone())]
+            }
             Error::ChildrenNotDone { name, open } => {
                 vec![
                     ("name", name.to_string()),

@@ -124,9 +124,10 @@ impl Engine {
         if let Some(parent) = &s.parent
             && parent.project() != *project
         {
-            return Err(invalid(format!(
-                "parent {parent} is not an operation of project {project}"
-            )));
+            return Err(Error::ParentElsewhere {
+                parent: parent.clone(),
+                project: project.to_string(),
+            });
         }
         let name = match &s.operation_id {
             Some(id) => Name::new(project, id).map_err(|e| match e {

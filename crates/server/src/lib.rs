@@ -255,36 +255,18 @@ pub async fn run(
     executors.push(bulk::start(&engine, &stopped));
     let background = {
         let engine = engine.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            engine
-                .run_background(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let stopped = until_stopped(&stopped);
+        tokio::spawn(async move { engine.run_background(stopped).await })
     };
     let cascades = {
         let engine = engine.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            engine
-                .run_cascades(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let stopped = until_stopped(&stopped);
+        tokio::spawn(async move { engine.run_cascades(stopped).await })
     };
     let outputs_sweep = tokio::spawn(outputs::run(engine.clone(), outputs_dir, stopped.clone()));
     let firing = {
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            scheduler
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let stopped = until_stopped(&stopped);
+        tokio::spawn(async move { scheduler.run(stopped).await })
     };
     let draining = {
         let engine = engine.clone();
@@ -381,6 +363,16 @@ const CLOCK_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 /// Lease duration of the built-in executors.
 const BUILTIN_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Resolves once `stopped` says the server stops (the shutdown of a background loop).
+fn until_stopped(
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut stopped = stopped.clone();
+    async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+}
+
 /// Starts the built-in executors of the configured task types. On shutdown they stop
 /// leasing and release what they run at once (it is retried on the next start).
 fn start_executors(
@@ -422,15 +414,9 @@ fn start_executors(
             Some(worker)
         })
         .map(|worker| {
-            let mut stopped = stopped.clone();
+            let stopped = until_stopped(stopped);
             let engine = Arc::new(engine.clone());
-            tokio::spawn(async move {
-                worker
-                    .run(engine, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
+            tokio::spawn(async move { worker.run(engine, stopped).await })
         })
         .collect()
 }

@@ -76,22 +76,8 @@ fn cancelled_descendants(op: &Value) -> Value {
 }
 
 async fn count(s: &TestServer, filter: &str) -> usize {
-    let path = format!(
-        "/v1/projects/p/operations?pageSize=1000&filter={}",
-        urlencode(filter)
-    );
-    let (status, page) = s.request("GET", &path, None).await;
-    assert_eq!(status, 200, "{page}");
+    let page = s.client.list("p", filter, 1000, "").await.unwrap();
     page["operations"].as_array().map_or(0, Vec::len)
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Submit under a parent, waiting, leasing, filters, depth and the refusals.
@@ -125,7 +111,11 @@ async fn children_wait_for_their_parent(s: &TestServer) {
         .await;
     assert_eq!(
         (status, &answer["error"]["status"]),
-        (400, &json!("INVALID_ARGUMENT")),
+        (400, &json!("FAILED_PRECONDITION")),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["error"]["details"][0]["reason"], "PARENT_OF_ANOTHER_PROJECT",
         "{answer}"
     );
     let (status, answer) = submit_under(s, "CHILD", "orphan", "missing").await;
