@@ -169,7 +169,8 @@ async fn lease_once(
 /// a pause takes the lock exclusively, so one that commits before this read is seen here,
 /// and one that comes after waits for this lease's commit. Its answer then comes after
 /// every lease that did not see it, and the locks are held only for this read and the
-/// commit, not for the whole lease.
+/// commit, not for the whole lease. The read is a statement after the locks', so that its
+/// snapshot is taken once they are held (a pause that committed meanwhile is seen).
 async fn paused_meanwhile(
     tx: &impl GenericClient,
     leased: &[(Operation, serde_json::Value)],
