@@ -125,7 +125,13 @@ pub struct Options {
     /// The plan maximum of concurrent exports per project (`[projects]
     /// plan_max_concurrent_exports`, docs/projects.md); 0 = exports are not capped.
     pub max_exports: u64,
+    /// Most rows one list page examines (`[list] scan_budget`, docs/operations.md#filter);
+    /// at least 1.
+    pub scan_budget: usize,
 }
+
+/// The default of [`Options::scan_budget`].
+pub const SCAN_BUDGET: usize = 100_000;
 
 /// How operations of one type are run.
 #[derive(Debug, Clone)]
@@ -202,6 +208,7 @@ impl Options {
             max_running: 0,
             observer: Arc::new(Unobserved),
             max_exports: 100,
+            scan_budget: SCAN_BUDGET,
         }
     }
 }

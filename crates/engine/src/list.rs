@@ -44,7 +44,7 @@ impl Engine {
                 .await;
         }
         // One extra row tells whether another page follows, so the last page has no token.
-        let mut operations = self
+        let page = self
             .inner
             .store
             .list(ListQuery {
@@ -52,22 +52,23 @@ impl Engine {
                 filter,
                 after,
                 limit: limit + 1,
+                scan_budget: self.inner.options.scan_budget,
             })
             .await?;
-        let next_page_token = if operations.len() > limit {
+        let mut operations = page.operations;
+        let cursor = if operations.len() > limit {
             operations.truncate(limit);
             let last = operations.last().expect("limit is at least 1");
-            Some(self.inner.tokens.encode(
-                &parent,
-                filter_text,
-                &Cursor {
-                    create_time: last.create_time,
-                    name: last.name.clone(),
-                },
-            ))
+            Some(Cursor {
+                create_time: last.create_time,
+                name: last.name.clone(),
+            })
         } else {
-            None
+            // The scan budget ran out first: the page is short and goes on after the last
+            // row examined.
+            page.resume
         };
+        let next_page_token = cursor.map(|c| self.inner.tokens.encode(&parent, filter_text, &c));
         // Expired operations not yet swept are hidden; a page may then be short.
         operations.retain(|op| !self.expired(op));
         self.explain(&mut operations).await;
@@ -102,7 +103,7 @@ impl Engine {
             if examined >= WAITING_SCAN {
                 break;
             }
-            let ops = self
+            let page = self
                 .inner
                 .store
                 .list(ListQuery {
@@ -110,10 +111,12 @@ impl Engine {
                     filter: asked.clone(),
                     after: after.clone(),
                     limit: batch,
+                    scan_budget: self.inner.options.scan_budget,
                 })
                 .await?;
-            more = ops.len() == batch;
-            for mut op in ops {
+            let resume = page.resume;
+            more = resume.is_some() || page.operations.len() == batch;
+            for mut op in page.operations {
                 examined += 1;
                 after = Some(Cursor {
                     create_time: op.create_time,
@@ -127,6 +130,11 @@ impl Engine {
                         break 'pages;
                     }
                 }
+            }
+            if let Some(resume) = resume {
+                // The store's own scan ran out within this batch.
+                examined += self.inner.options.scan_budget;
+                after = Some(resume);
             }
             if !more {
                 break;

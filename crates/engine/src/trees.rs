@@ -211,8 +211,10 @@ impl Engine {
                     filter: Some(filter.clone()),
                     after: after.take(),
                     limit: CASCADE_BATCH,
+                    scan_budget: usize::MAX,
                 })
-                .await?;
+                .await?
+                .operations;
             for child in &page {
                 if child.state == State::Cancelled
                     && child.cancel.as_ref().is_some_and(|c| c.cascade)

@@ -57,6 +57,25 @@ pub struct Config {
     pub tracing: crate::observe::telemetry::TracingConfig,
     /// `[api]`: what the API accepts beyond its own messages.
     pub api: ApiConfig,
+    /// `[list]`: what one list page may cost.
+    pub list: ListConfig,
+}
+
+/// `[list]` (docs/operations.md#filter).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListConfig {
+    /// Most rows one list page examines before it answers short with a `nextPageToken`
+    /// (default 100,000; at least 1).
+    pub scan_budget: usize,
+}
+
+impl Default for ListConfig {
+    fn default() -> ListConfig {
+        ListConfig {
+            scan_budget: longrun_engine::SCAN_BUDGET,
+        }
+    }
 }
 
 /// `[api]`.
@@ -317,6 +336,7 @@ impl Default for Config {
             log: Default::default(),
             tracing: Default::default(),
             api: ApiConfig::default(),
+            list: ListConfig::default(),
         }
     }
 }

@@ -132,6 +132,7 @@ pub async fn run(
     options.max_running = config.project_defaults.max_running;
     config.projects.check()?;
     options.max_exports = config.projects.plan_max_concurrent_exports;
+    options.scan_budget = config.list.scan_budget.max(1);
     options.task_types = config
         .task_types
         .iter()

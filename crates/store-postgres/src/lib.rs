@@ -17,8 +17,9 @@ mod trees;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use longrun_store::{
-    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
-    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount, sql,
+    Accounts, Asset, AssetWrite, Assets, Cursor, Error, Inserted, LeaseQuery, Leasing, ListPage,
+    ListQuery, NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
+    sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -332,6 +333,24 @@ async fn missing_or_conflict(client: &impl GenericClient, name: &Name) -> Result
     })
 }
 
+/// The rows `statement` answers.
+async fn run(client: &impl GenericClient, statement: &sql::Statement) -> Result<Vec<Row>> {
+    let params: Vec<Param> = statement
+        .params
+        .iter()
+        .map(|v| -> Param {
+            match v {
+                sql::Sql::Integer(i) => Box::new(*i),
+                sql::Sql::Text(t) => Box::new(t.clone()),
+            }
+        })
+        .collect();
+    client
+        .query(&numbered(&statement.sql, 1), &refs(&params))
+        .await
+        .map_err(pg)
+}
+
 /// Rewrites the `?` placeholders of the shared filter translation as `$first`, `$first+1`, …
 fn numbered(sql: &str, first: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
@@ -401,35 +420,43 @@ impl Operations for PostgresStore {
         row.as_ref().map(record).transpose()
     }
 
-    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
-        let mut text = String::from("SELECT record FROM operations WHERE project = $1");
-        let mut params: Vec<Param> = vec![Box::new(query.project.as_str().to_string())];
-        if let Some(after) = &query.after {
-            text.push_str(" AND create_time <= $2 AND (create_time < $2 OR name > $3)");
-            params.push(Box::new(after.create_time.millis()));
-            params.push(Box::new(after.name.as_str().to_string()));
+    async fn list(&self, query: ListQuery) -> Result<ListPage> {
+        let limit = query.limit;
+        let mut plan = sql::PagePlan::new(&query, sql::Dialect::Postgres);
+        let mut client = self.client().await?;
+        // The statements of one page read one snapshot (docs/operations.md#filter).
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        if let Some(count) = plan.count() {
+            let counted: i64 = run(&tx, &count).await?.first().map_or(0, |r| r.get(0));
+            if counted as usize > query.scan_budget {
+                plan.walk_list_index();
+            }
         }
-        if let Some(filter) = &query.filter {
-            let mut condition = String::new();
-            let mut values = Vec::new();
-            sql::condition(filter, &mut condition, &mut values);
-            text.push_str(" AND ");
-            text.push_str(&numbered(&condition, params.len() + 1));
-            params.extend(values.into_iter().map(|v| -> Param {
-                match v {
-                    sql::Sql::Integer(i) => Box::new(i),
-                    sql::Sql::Text(t) => Box::new(t),
-                }
-            }));
+        let mut operations = run(&tx, &plan.page())
+            .await?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>>>()?;
+        sql::in_list_order(&mut operations);
+        let mut resume = None;
+        if operations.len() < limit
+            && let Some(statement) = plan.resume()
+            && let Some(row) = run(&tx, &statement).await?.first()
+        {
+            resume = Some(Cursor {
+                create_time: Timestamp(row.get(0)),
+                name: Name::parse(row.get::<_, &str>(1))
+                    .map_err(|e| Error::Backend(e.to_string()))?,
+            });
         }
-        text.push_str(&format!(
-            " ORDER BY create_time DESC, name ASC LIMIT ${}",
-            params.len() + 1
-        ));
-        params.push(Box::new(query.limit as i64));
-        let client = self.client().await?;
-        let rows = client.query(&text, &refs(&params)).await.map_err(pg)?;
-        rows.iter().map(record).collect()
+        tx.commit().await.map_err(pg)?;
+        Ok(ListPage { operations, resume })
     }
 
     async fn update(&self, operation: Operation) -> Result<Operation> {

@@ -671,6 +671,26 @@ BEGIN
     END LOOP;
 END $$;
 "#,
+    r#"
+-- List filters answered from indexes at any size (docs/operations.md#filter): one index per
+-- filterable column in list order, the end time, and the words of descriptions (a GIN index
+-- of their tsvector: the runs of letters and digits, lowercased).
+CREATE INDEX operations_by_state ON operations (project, state, create_time DESC, name);
+CREATE INDEX operations_by_type ON operations (project, op_type, create_time DESC, name);
+CREATE INDEX operations_by_parent ON operations (project, parent, create_time DESC, name);
+CREATE INDEX operations_by_key ON operations (project, concurrency_key, create_time DESC, name)
+    WHERE concurrency_key IS NOT NULL;
+CREATE INDEX operations_by_retry ON operations (project, retry_of, create_time DESC, name)
+    WHERE retry_of IS NOT NULL;
+CREATE INDEX operations_by_schedule ON operations (project, schedule, create_time DESC, name)
+    WHERE schedule IS NOT NULL;
+CREATE INDEX operations_by_end ON operations (project, end_time) WHERE end_time IS NOT NULL;
+CREATE FUNCTION longrun_words(description TEXT) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN to_tsvector('simple'::regconfig,
+        regexp_replace(lower(description), '[^[:alnum:]]+', ' ', 'g'));
+CREATE INDEX operations_words ON operations USING gin (longrun_words(description));
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -11,8 +11,9 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListQuery,
-    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
+    Accounts, Asset, AssetWrite, Assets, Cursor, Error, Inserted, LeaseQuery, Leasing, ListPage,
+    ListQuery, NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
+    sql,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
@@ -65,6 +66,23 @@ fn backend<E: std::fmt::Display + 'static>(e: E) -> Error {
         }
         _ => Error::Backend(e.to_string()),
     }
+}
+
+/// The rows `statement` answers, each through `row`.
+fn run<T>(
+    conn: &Connection,
+    statement: &sql::Statement,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let params = statement.params.iter().map(|p| match p {
+        sql::Sql::Integer(i) => Sql::Integer(*i),
+        sql::Sql::Text(t) => Sql::Text(t.clone()),
+    });
+    let mut stmt = conn.prepare_cached(&statement.sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), row)
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend)).collect()
 }
 
 fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
@@ -311,34 +329,40 @@ impl Operations for SqliteStore {
         .await
     }
 
-    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+    async fn list(&self, query: ListQuery) -> Result<ListPage> {
         self.read(move |conn| {
-            let mut sql = String::from("SELECT record FROM operations WHERE project = ?");
-            let mut params = vec![Sql::Text(query.project.as_str().to_string())];
-            if let Some(after) = &query.after {
-                sql.push_str(" AND create_time <= ? AND (create_time < ? OR name > ?)");
-                params.push(Sql::Integer(after.create_time.millis()));
-                params.push(Sql::Integer(after.create_time.millis()));
-                params.push(Sql::Text(after.name.as_str().to_string()));
+            let limit = query.limit;
+            let mut plan = sql::PagePlan::new(&query, sql::Dialect::Sqlite);
+            // The statements of one page read one snapshot (docs/operations.md#filter).
+            let tx = conn.unchecked_transaction().map_err(backend)?;
+            if let Some(count) = plan.count() {
+                let counted: i64 = run(&tx, &count, |r| r.get(0))?.pop().unwrap_or_default();
+                if counted as usize > query.scan_budget {
+                    plan.walk_list_index();
+                }
             }
-            if let Some(filter) = &query.filter {
-                sql.push_str(" AND ");
-                let mut filter_params = Vec::new();
-                longrun_store::sql::condition(filter, &mut sql, &mut filter_params);
-                params.extend(filter_params.into_iter().map(|p| match p {
-                    longrun_store::sql::Sql::Integer(i) => Sql::Integer(i),
-                    longrun_store::sql::Sql::Text(t) => Sql::Text(t),
-                }));
-            }
-            sql.push_str(" ORDER BY create_time DESC, name ASC LIMIT ?");
-            params.push(Sql::Integer(query.limit as i64));
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| {
-                    r.get::<_, String>(0)
+            let mut operations = run(&tx, &plan.page(), |r| r.get::<_, String>(0))?
+                .into_iter()
+                .map(record)
+                .collect::<Result<Vec<_>>>()?;
+            sql::in_list_order(&mut operations);
+            let mut resume = None;
+            if operations.len() < limit
+                && let Some(statement) = plan.resume()
+            {
+                resume = run(&tx, &statement, |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .pop()
+                .map(|(time, name)| -> Result<Cursor> {
+                    Ok(Cursor {
+                        create_time: Timestamp(time),
+                        name: Name::parse(&name).map_err(|e| Error::Backend(e.to_string()))?,
+                    })
                 })
-                .map_err(backend)?;
-            rows.map(|r| record(r.map_err(backend)?)).collect()
+                .transpose()?;
+            }
+            Ok(ListPage { operations, resume })
         })
         .await
     }

@@ -228,6 +228,40 @@ BEGIN
     INSERT OR IGNORE INTO cascades (name) VALUES (NEW.name);
 END;
 "#,
+    r#"
+-- List filters answered from indexes at any size (docs/operations.md#filter): one index per
+-- filterable column in list order, the end time, and the words of descriptions (FTS5 over
+-- the table's own rows, kept by triggers).
+CREATE INDEX operations_by_state ON operations (project, state, create_time DESC, name);
+CREATE INDEX operations_by_type ON operations (project, op_type, create_time DESC, name);
+CREATE INDEX operations_by_parent ON operations (project, parent, create_time DESC, name);
+CREATE INDEX operations_by_key ON operations (project, concurrency_key, create_time DESC, name)
+    WHERE concurrency_key IS NOT NULL;
+CREATE INDEX operations_by_retry ON operations (project, retry_of, create_time DESC, name)
+    WHERE retry_of IS NOT NULL;
+CREATE INDEX operations_by_schedule ON operations (project, schedule, create_time DESC, name)
+    WHERE schedule IS NOT NULL;
+CREATE INDEX operations_by_end ON operations (project, end_time) WHERE end_time IS NOT NULL;
+CREATE VIRTUAL TABLE operations_words USING fts5(
+    description, content = 'operations', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 0'
+);
+INSERT INTO operations_words (operations_words) VALUES ('rebuild');
+CREATE TRIGGER operations_words_insert AFTER INSERT ON operations BEGIN
+    INSERT INTO operations_words (rowid, description) VALUES (NEW.rowid, NEW.description);
+END;
+CREATE TRIGGER operations_words_delete AFTER DELETE ON operations BEGIN
+    INSERT INTO operations_words (operations_words, rowid, description)
+        VALUES ('delete', OLD.rowid, OLD.description);
+END;
+CREATE TRIGGER operations_words_update AFTER UPDATE OF description ON operations
+    WHEN OLD.description IS NOT NEW.description
+BEGIN
+    INSERT INTO operations_words (operations_words, rowid, description)
+        VALUES ('delete', OLD.rowid, OLD.description);
+    INSERT INTO operations_words (rowid, description) VALUES (NEW.rowid, NEW.description);
+END;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -253,6 +253,32 @@ pub struct ListQuery {
     pub filter: Option<Expr>,
     pub after: Option<Cursor>,
     pub limit: usize,
+    /// Most rows the page examines (docs/operations.md#filter): the rows of the index the
+    /// store walks for the filter, in list order. `usize::MAX`: no bound.
+    pub scan_budget: usize,
+}
+
+impl ListQuery {
+    /// A query of every operation `filter` keeps, `limit` at a time, without a scan budget.
+    pub fn unbounded(project: Project, filter: Option<Expr>, limit: usize) -> Self {
+        ListQuery {
+            project,
+            filter,
+            after: None,
+            limit,
+            scan_budget: usize::MAX,
+        }
+    }
+}
+
+/// One page of [`Operations::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// At most `limit` operations, in list order.
+    pub operations: Vec<Operation>,
+    /// Set when the scan budget ran out before `limit` operations were found: the page is
+    /// short, and the next one starts after this position (the last row examined).
+    pub resume: Option<Cursor>,
 }
 
 /// Turns a PENDING operation into its leased form (the engine's transition).
@@ -377,8 +403,9 @@ pub trait Operations: Send + Sync + 'static {
 
     async fn get(&self, name: &Name) -> Result<Option<Operation>>;
 
-    /// One page of a project's operations in list order, filtered.
-    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>>;
+    /// One page of a project's operations in list order, filtered, examining at most
+    /// `query.scan_budget` rows (the page is then short and says where to resume).
+    async fn list(&self, query: ListQuery) -> Result<ListPage>;
 
     /// Compare-and-set: writes `operation` if the stored version equals
     /// `operation.version`, and returns it as stored (version + 1).

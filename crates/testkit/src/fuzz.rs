@@ -6,6 +6,8 @@
 use longrun_client::Client;
 use longrun_engine::PageTokens;
 use longrun_store::Cursor;
+use longrun_store::ListQuery;
+use longrun_store::sql::{Dialect, PagePlan};
 use longrun_types::{Name, Operation, Project, Timestamp, filter};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -169,9 +171,26 @@ pub fn filter(text: &str) {
     let mut op = Operation::new(name, "EXPORT_IMAGE".into(), Timestamp(1_000));
     op.description = "nightly export".into();
     let _ = expr.matches(&op);
-    let (mut sql, mut params) = (String::new(), Vec::new());
-    longrun_store::sql::condition(&expr, &mut sql, &mut params);
-    assert!(!sql.is_empty());
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let (mut sql, mut params) = (String::new(), Vec::new());
+        longrun_store::sql::condition(&expr, dialect, &mut sql, &mut params);
+        assert!(!sql.is_empty());
+        let query = ListQuery {
+            project: Project::parse("p").unwrap(),
+            filter: Some(expr.clone()),
+            after: None,
+            limit: 10,
+            scan_budget: 100,
+        };
+        let plan = PagePlan::new(&query, dialect);
+        let page = plan.page();
+        assert_eq!(
+            page.sql.matches('?').count(),
+            page.params.len(),
+            "{}",
+            page.sql
+        );
+    }
 }
 
 /// Page tokens: decoding arbitrary text never panics and yields nothing unless it is a

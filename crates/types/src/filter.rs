@@ -151,6 +151,43 @@ pub enum Value {
     Time(Timestamp),
     /// `field:*`
     Present,
+    /// `metadata.description:WORDS`: the description holds each word (see [`Words`]).
+    Words(Words),
+}
+
+/// The words a `metadata.description:` term asks for: each must be one of the
+/// description's words ([`words`]); with `prefix` (a trailing `*`), the last one need
+/// only begin one. Stores answer it from a full-text index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    /// Lowercased, in the order written; never empty.
+    pub words: Vec<String>,
+    pub prefix: bool,
+}
+
+/// The words of `text`: its runs of letters and digits (Unicode `Alphabetic` and `Numeric`),
+/// lowercased. What `metadata.description:` matches on.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+impl Words {
+    /// Whether `text` holds every word (the last as a prefix when `prefix`).
+    pub fn matches(&self, text: &str) -> bool {
+        let have: Vec<String> = words(text).collect();
+        let last = self.words.len() - 1;
+        self.words.iter().enumerate().all(|(i, want)| {
+            have.iter().any(|w| {
+                if self.prefix && i == last {
+                    w.starts_with(want.as_str())
+                } else {
+                    w == want
+                }
+            })
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -585,6 +622,24 @@ fn typed_value(field: Field, op: Op, literal: Literal) -> Result<Value, String> 
                 any_suffix: false,
             }))
         }
+        Kind::Text if field == Field::Description && op == Op::Has => {
+            let pattern = literal.pattern();
+            if pattern.any_prefix {
+                return Err(format!(
+                    "`{path}:` matches words; a leading * cannot be used (use = \"*text*\" for any text)"
+                ));
+            }
+            let words: Vec<String> = words(&pattern.text).collect();
+            if words.is_empty() {
+                return Err(format!(
+                    "`{path}:` takes words (letters and digits), not `{text}`"
+                ));
+            }
+            Ok(Value::Words(Words {
+                words,
+                prefix: pattern.any_suffix,
+            }))
+        }
         Kind::Text => {
             let mut pattern = literal.pattern();
             if ordering && (pattern.any_prefix || pattern.any_suffix) {
@@ -687,6 +742,7 @@ impl Expr {
                 (Actual::Int(v), Value::Present) => v.is_some(),
                 (Actual::Time(v), Value::Present) => v.is_some(),
                 (_, Value::Present) => true,
+                (Actual::Text(a), Value::Words(w)) => w.matches(a),
                 (Actual::Bool(a), Value::Bool(b)) => compare(a, *cmp, *b),
                 (Actual::State(a), Value::State(b)) => compare(a.as_str(), *cmp, b.as_str()),
                 (Actual::Int(Some(a)), Value::Int(b)) => compare(a, *cmp, *b),

@@ -6,7 +6,8 @@ use crate::tests::{project, submission};
 use crate::{Engine, LeaseRequest, Options};
 use async_trait::async_trait;
 use longrun_store::{
-    Inserted, LeaseQuery, Leasing, ListQuery, NewOperation, Operations, Result, Running, Signal,
+    Inserted, LeaseQuery, Leasing, ListPage, ListQuery, NewOperation, Operations, Result, Running,
+    Signal,
 };
 use longrun_store_sqlite::SqliteStore;
 use longrun_types::operation::{Outcome, Status};
@@ -46,7 +47,7 @@ impl Operations for Gated {
         }
         self.inner.get(name).await
     }
-    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+    async fn list(&self, query: ListQuery) -> Result<ListPage> {
         self.inner.list(query).await
     }
     async fn update(&self, operation: Operation) -> Result<Operation> {

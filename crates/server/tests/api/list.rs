@@ -353,3 +353,108 @@ async fn name_filters_take_ids_as_typed_on_postgres() {
     name_filters_take_ids_as_typed(&s).await;
     crate::postgres::finish(schema, [s]).await;
 }
+
+/// Every page of `filter` over REST, `page_size` at a time: the operations' names in the
+/// order served, and how many pages were short of `page_size` with a token after them.
+async fn walk(s: &TestServer, filter: &str, page_size: usize) -> (Vec<String>, usize) {
+    let filter: String = form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+    let (mut all, mut short, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let (status, page) = s
+            .request(
+                "GET",
+                &format!(
+                    "/v1/projects/p/operations?filter={filter}&pageSize={page_size}&pageToken={token}"
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let served = names(&page);
+        match page["nextPageToken"].as_str() {
+            Some(next) => {
+                short += usize::from(served.len() < page_size);
+                all.extend(served);
+                token = next.to_string();
+            }
+            None => {
+                all.extend(served);
+                return (all, short);
+            }
+        }
+    }
+}
+
+/// With `[list] scan_budget = 50`, a filter no index answers examines 50 operations a page:
+/// its pages are short and go on where they stopped, and walking them all gives every match
+/// once, in order. Filters an index answers (a type, words of the description) find their
+/// few operations among 600 in one page.
+async fn pages_stay_within_the_scan_budget(s: &TestServer) {
+    for i in 0..600 {
+        let rare = i % 200 == 0;
+        let body = json!({
+            "type": if rare { "RARE" } else { "T" },
+            "operationId": format!("op{i:04}"),
+            "priority": i % 50,
+            "description": if rare { format!("nightly needle {i}") } else { format!("plain {i}") },
+        });
+        s.submit("p", body).await;
+    }
+    let expected = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..600)
+            .rev()
+            .filter(|i| keep(*i))
+            .map(|i| format!("projects/p/operations/op{i:04}"))
+            .collect()
+    };
+    // Not indexed: 12 of 600 match, at most 50 examined a page.
+    let (served, short) = walk(s, "metadata.priority = 7", 100).await;
+    assert_eq!(served, expected(&|i| i % 50 == 7));
+    assert!(short >= 10, "{short} short pages");
+    // Indexed: one page each, nothing else examined.
+    for filter in [
+        "metadata.type = RARE",
+        "metadata.description:needle",
+        "metadata.description:\"NIGHTLY need*\"",
+        "metadata.description:needle AND metadata.priority = 0",
+    ] {
+        let (served, short) = walk(s, filter, 100).await;
+        assert_eq!(served, expected(&|i| i % 200 == 0), "{filter}");
+        assert_eq!(short, 0, "{filter}");
+    }
+    // A word is a whole word: `need` is no word of `needle`.
+    assert_eq!(
+        walk(s, "metadata.description:need", 100).await.0,
+        Vec::<String>::new()
+    );
+    // An indexed term with a filter of its own: the budget counts the index's rows.
+    let (served, _) = walk(s, "metadata.type = T AND metadata.priority = 7", 5).await;
+    assert_eq!(served, expected(&|i| i % 50 == 7 && i % 200 != 0));
+    // A leading wildcard cannot be looked up by words.
+    let (status, body) = s
+        .request(
+            "GET",
+            "/v1/projects/p/operations?filter=metadata.description%3A%22*dle%22",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"][0]["reason"], "INVALID_FILTER");
+}
+
+#[tokio::test]
+async fn pages_stay_within_the_scan_budget_on_sqlite() {
+    let s = TestServer::with(|c| c.list.scan_budget = 50).await;
+    pages_stay_within_the_scan_budget(&s).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pages_stay_within_the_scan_budget_on_postgres() {
+    let Some(schema) = Schema::create("scanbudget").await else {
+        return;
+    };
+    let s = crate::postgres::server_with(schema.url(), |c| c.list.scan_budget = 50).await;
+    pages_stay_within_the_scan_budget(&s).await;
+    crate::postgres::finish(schema, [s]).await;
+}

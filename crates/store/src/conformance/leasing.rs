@@ -316,11 +316,13 @@ pub async fn concurrency_keys_are_kept_and_filtered<S: Store>(store: Arc<S>) {
                 filter,
                 after: None,
                 limit: 10,
+                scan_budget: usize::MAX,
             };
             let mut ids: Vec<String> = store
                 .list(query)
                 .await
                 .unwrap()
+                .operations
                 .iter()
                 .map(|op| op.name.id().to_string())
                 .collect();

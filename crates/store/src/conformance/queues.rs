@@ -173,9 +173,11 @@ pub async fn queue_counts_are_exact_under_concurrent_changes<S: Store>(store: Ar
             filter: None,
             after: None,
             limit: 1_000,
+            scan_budget: usize::MAX,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .operations;
     assert_eq!(all.len(), 200);
     for t in ["A", "B"] {
         let of = |state: State| {

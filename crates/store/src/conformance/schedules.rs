@@ -238,11 +238,13 @@ pub async fn operations_keep_their_schedule_and_filter_by_it<S: Store>(store: Ar
                 filter,
                 after: None,
                 limit: 10,
+                scan_budget: usize::MAX,
             };
             let mut ids: Vec<String> = store
                 .list(query)
                 .await
                 .unwrap()
+                .operations
                 .iter()
                 .map(|op| op.name.id().to_string())
                 .collect();

@@ -37,9 +37,11 @@ pub async fn children_need_an_open_parent_and_mark_it<S: Store>(store: Arc<S>) {
             filter: filter::parse(r#"metadata.parent = "projects/p/operations/root""#).unwrap(),
             after: None,
             limit: 10,
+            scan_budget: usize::MAX,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .operations;
     assert_eq!(listed.len(), 2);
     // A missing parent, and a done one: refused, nothing written, in a batch too.
     let ghost = Operation {

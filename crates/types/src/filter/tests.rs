@@ -274,3 +274,49 @@ fn storage_gets_a_superset_of_a_waiting_reason_filter() {
         None
     );
 }
+
+#[test]
+fn description_has_matches_whole_words_case_insensitively() {
+    let e = parse("metadata.description:\"Nightly EXPORT*\"")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e,
+        cmp(
+            Field::Description,
+            Op::Has,
+            Value::Words(Words {
+                words: vec!["nightly".into(), "export".into()],
+                prefix: true,
+            })
+        )
+    );
+    let matches = |filter: &str, desc: &str| {
+        parse(filter)
+            .unwrap()
+            .unwrap()
+            .matches(&op(State::Pending, "T", desc, 0))
+    };
+    assert!(matches("metadata.description:needle", "a Needle, in hay"));
+    assert!(matches(
+        "metadata.description:\"hay needle\"",
+        "needle in the hay"
+    ));
+    assert!(matches("metadata.description:\"été\"", "l'été_2026"));
+    assert!(matches("metadata.description:\"nee*\"", "needle"));
+    assert!(!matches("metadata.description:need", "needle"));
+    assert!(!matches(
+        "metadata.description:\"hay straw\"",
+        "needle in the hay"
+    ));
+    // `=` keeps comparing the whole text.
+    assert!(!matches("metadata.description = needle", "a needle"));
+    assert!(matches("metadata.description:*", "a needle"));
+    for bad in [
+        "metadata.description:\"*dle\"",
+        "metadata.description:\"--\"",
+    ] {
+        let error = parse(bad).unwrap_err();
+        assert!(error.message.contains("metadata.description"), "{error}");
+    }
+}
