@@ -9,6 +9,7 @@ mod listing;
 mod load;
 mod pause;
 mod procfs;
+mod scale;
 mod scenarios;
 mod scheduled;
 mod schedules;
@@ -69,6 +70,9 @@ struct Args {
     /// Schedules created for the `schedules` scenario.
     #[arg(long, default_value_t = 10_000)]
     schedules: usize,
+    /// Operations seeded into one project for the `scale` scenario.
+    #[arg(long, default_value_t = 10_000_000)]
+    scale: usize,
     /// Children of the parent the `cascade` scenario cancels.
     #[arg(long, default_value_t = 10_000)]
     children: usize,
@@ -121,6 +125,11 @@ enum Scenario {
     /// timed until the parent is CANCELLED; on SQLite, and on PostgreSQL too with
     /// `--database-url`; not part of `all`.
     Cascade,
+    /// `--scale` operations in one project (docs/operations.md#what-a-page-costs): gets,
+    /// list pages and filters, submit, cancel and lease beside an empty store, memory, and
+    /// submit while a million expire; on SQLite, and on PostgreSQL too with
+    /// `--database-url`; not part of `all`.
+    Scale,
 }
 
 impl Scenario {
@@ -321,8 +330,28 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(server, &mut summary);
     }
 
+    if args.scenario == Scenario::Scale {
+        let mut seeded = server::data_dir()?;
+        let path = seeded.path().to_path_buf();
+        let seeding = scale::Seeding::Sqlite(&path);
+        scale_on(
+            &bin,
+            "SQLite",
+            &[],
+            seeding,
+            args,
+            &runtime,
+            &mut summary,
+            || {
+                let fresh = server::data_dir()?;
+                Ok(std::mem::replace(&mut seeded, fresh))
+            },
+        )?;
+    }
+
     let needs_database = matches!(args.scenario, Scenario::Postgres | Scenario::Pause);
-    if needs_database || (args.scenario == Scenario::Cascade && args.database_url.is_some()) {
+    let optional_database = matches!(args.scenario, Scenario::Cascade | Scenario::Scale);
+    if needs_database || (optional_database && args.database_url.is_some()) {
         let url = args.database_url.as_deref().context(
             "the postgres and pause scenarios need a database: pass --database-url or set \
              LONGRUN_TEST_DATABASE_URL",
@@ -337,6 +366,29 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
             pause_on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
         } else if args.scenario == Scenario::Cascade {
             cascade_on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
+        } else if args.scenario == Scenario::Scale {
+            let url = schema.url().to_string();
+            let store = ["--store", "postgres", "--database-url", url.as_str()];
+            let seeding = scale::Seeding::Postgres(&url);
+            // The empty store's run leaves its operations behind: the schema is made anew
+            // before the seeding.
+            let mut emptied = false;
+            scale_on(
+                &bin,
+                "PostgreSQL",
+                &store,
+                seeding,
+                args,
+                &runtime,
+                &mut summary,
+                || {
+                    if !emptied {
+                        emptied = true;
+                        runtime.block_on(Schema::create_in(&url_of(args), schema.name()))?;
+                    }
+                    server::data_dir()
+                },
+            )
         } else {
             on_postgres(&bin, schema.url(), args, &runtime, &mut summary)
         };
@@ -372,6 +424,63 @@ fn on_postgres(
     })?;
     stop(a, summary);
     stop(b, summary);
+    Ok(())
+}
+
+fn url_of(args: &Args) -> String {
+    args.database_url.clone().unwrap_or_default()
+}
+
+/// The `scale` scenario on one store: submit, cancel and lease on an empty store, then
+/// `--scale` operations seeded (`seeded_dir` gives the data directory of the seeded
+/// server, called after the empty store's run), the reads and the calls again beside the
+/// empty store's, and the expiry of a million at a retention that puts them past it.
+#[allow(clippy::too_many_arguments)]
+fn scale_on(
+    bin: &Path,
+    label: &str,
+    store: &[&str],
+    seeding: scale::Seeding<'_>,
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    summary: &mut Summary,
+    mut seeded_dir: impl FnMut() -> anyhow::Result<tempfile::TempDir>,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let empty = start(bin, server::data_dir()?, store)?;
+    let setup = Setup::new(&[&empty], args.list_clients, duration);
+    let alone = runtime.block_on(scale::core(&setup, &format!("{label}, empty"), true))?;
+    stop(empty, summary);
+    let dir = seeded_dir()?;
+    println!("{label}: seeding {} operations", args.scale);
+    let base = runtime.block_on(scale::seed(seeding, args.scale))?;
+    println!(
+        "{label}: data directory {:.0} MB",
+        server::directory_mb(dir.path())
+    );
+    let server = start(bin, dir, store)?;
+    let setup = Setup::new(&[&server], args.list_clients, duration);
+    let at_scale = runtime.block_on(async {
+        scale::reads(&setup, label, args.scale, summary).await?;
+        scale::core(&setup, &format!("{label}, {} stored", args.scale), false).await
+    })?;
+    scale::compare(label, args.scale, at_scale, alone, summary);
+    let expiring = scale::expiring(args.scale);
+    let retention = scale::retention_expiring(base, expiring);
+    let server = server.restart(bin, store, &format!("retention = \"{retention}s\""))?;
+    println!(
+        "{label}: restarted with retention {retention} s (pid {})",
+        server.pid()
+    );
+    let setup = Setup::new(&[&server], args.list_clients, duration);
+    runtime.block_on(scale::expiry(
+        &setup,
+        label,
+        expiring,
+        at_scale.submit,
+        summary,
+    ))?;
+    stop(server, summary);
     Ok(())
 }
 

@@ -128,6 +128,23 @@ impl Server {
         Ok(took)
     }
 
+    /// Stops the server as [`Server::stop`] does and starts it again on the same data
+    /// directory, with `config_top` in its config.
+    pub fn restart(
+        mut self,
+        bin: &Path,
+        extra: &[&str],
+        config_top: &str,
+    ) -> anyhow::Result<Server> {
+        self.stopped = true;
+        anyhow::ensure!(
+            self.terminate()?,
+            "the server did not stop within the grace"
+        );
+        let dir = std::mem::replace(&mut self.dir, data_dir()?);
+        Server::start_with(bin, dir, extra, config_top)
+    }
+
     /// Sends SIGTERM and waits; kills the server if it outlives the grace. True when it
     /// stopped by itself.
     fn terminate(&mut self) -> anyhow::Result<bool> {

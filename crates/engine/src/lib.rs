@@ -294,6 +294,11 @@ pub const WAITING_SCAN: usize = 10_000;
 /// How many operations such a page reads from storage at a time.
 const WAITING_BATCH: usize = 500;
 
+/// Operations one retention write deletes: each removes its rows from every index, so a
+/// small batch keeps the writer free for submits between batches however large the store
+/// (a million expire in 10,000 writes).
+const EXPIRE_BATCH: usize = 100;
+
 /// How many times a read-transition-write is retried when another writer wins the race.
 const MAX_RACE_RETRIES: usize = 100;
 
@@ -608,21 +613,23 @@ impl Engine {
         let _ = closing.wait_for(|closed| *closed).await;
     }
 
-    /// Deletes done operations past retention. Returns how many went.
+    /// Deletes done operations past retention, [`EXPIRE_BATCH`] per store write, letting
+    /// the writes queued meanwhile go between them. Returns how many went.
     pub async fn expire(&self) -> Result<usize> {
         let retention = self.inner.options.retention.as_millis() as i64;
         let cutoff = self.now().plus_millis(-retention);
         let mut total = 0;
         loop {
-            let expired = self.inner.store.expire(cutoff, 1000).await?;
+            let expired = self.inner.store.expire(cutoff, EXPIRE_BATCH).await?;
             let n = expired.len();
             for op in expired {
                 self.committed(Change::Expired(op));
             }
             total += n;
-            if n < 1000 {
+            if n < EXPIRE_BATCH {
                 return Ok(total);
             }
+            tokio::task::yield_now().await;
         }
     }
 

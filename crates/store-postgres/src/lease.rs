@@ -90,20 +90,23 @@ async fn lease_once(
         }
         let taken = loop {
             let no_exports = fair.exports_capped(&project);
+            // Capped types are not asked for: their queries would find nothing after
+            // reading every PENDING operation of the type.
+            let types: Vec<&String> = query
+                .types
+                .iter()
+                .filter(|t| !(no_exports && t.starts_with(longrun_store::EXPORT_PREFIX)))
+                .collect();
+            if types.is_empty() {
+                break None;
+            }
             let (held_types, held_keys) = fair.held(&project);
             let mut best: Option<tokio_postgres::Row> = None;
             for head in &heads {
                 let found = tx
                     .query_opt(
                         head,
-                        &[
-                            &project,
-                            &query.types,
-                            &no_exports,
-                            &held_types,
-                            &held_keys,
-                            &now,
-                        ],
+                        &[&project, &types, &no_exports, &held_types, &held_keys, &now],
                     )
                     .await
                     .map_err(pg)?;

@@ -61,7 +61,10 @@ pub(crate) fn lease(
             let no_exports = fair.exports_capped(project);
             let mut best: Option<(Rank, (String, String))> = None;
             for op_type in &query.types {
-                if paused(conn, project, op_type)? {
+                // A capped type is passed over without reading its queue: its queries
+                // would find nothing after reading every PENDING operation of the type.
+                let capped = no_exports && op_type.starts_with(longrun_store::EXPORT_PREFIX);
+                if capped || paused(conn, project, op_type)? {
                     continue;
                 }
                 let held = match fair.held_keys(project, op_type) {

@@ -388,7 +388,8 @@ fn done_driver(done: bool) -> Driver {
 ///
 /// 1. [`PagePlan::count`], if any: the rows of a driver whose index is not in list order,
 ///    counted up to the budget + 1; more than the budget, and [`PagePlan::walk_list_index`]
-///    drops the driver (the walk then follows the list index, bounded by the budget);
+///    drops the driver (the walk then follows the next driver in list order, or the list
+///    index, bounded by the budget);
 /// 2. [`PagePlan::page`]: the records of at most `limit` rows the filter keeps among those
 ///    the walk examines, in no particular order ([`in_list_order`] sorts them);
 /// 3. when that page is short, [`PagePlan::resume`], if any: the position of the last row
@@ -404,6 +405,9 @@ pub struct PagePlan {
     budget: Option<usize>,
     dialect: Dialect,
     driver: Option<Driver>,
+    /// The best driver in list order after `driver`, walked instead when `driver` holds
+    /// more rows than the budget.
+    fallback: Option<Driver>,
 }
 
 impl PagePlan {
@@ -415,14 +419,16 @@ impl PagePlan {
                 other => out.push(other),
             }
         }
-        let driver = query.filter.as_ref().and_then(|filter| {
+        let mut offered = Vec::new();
+        if let Some(filter) = &query.filter {
             let mut all = Vec::new();
             terms(filter, &mut all);
-            all.into_iter()
-                .filter_map(|t| drive(t, dialect))
-                .min_by_key(|(rank, _)| *rank)
-                .map(|(_, d)| d)
-        });
+            offered.extend(all.into_iter().filter_map(|t| drive(t, dialect)));
+        }
+        offered.sort_by_key(|(rank, _)| *rank);
+        let mut offered = offered.into_iter().map(|(_, d)| d);
+        let driver = offered.next();
+        let fallback = offered.find(|d| d.ordered);
         PagePlan {
             project: query.project.as_str().to_string(),
             after: query.after.clone(),
@@ -431,6 +437,7 @@ impl PagePlan {
             budget: (query.scan_budget < i64::MAX as usize).then_some(query.scan_budget.max(1)),
             dialect,
             driver,
+            fallback,
         }
     }
 
@@ -472,9 +479,10 @@ impl PagePlan {
         Some(walk)
     }
 
-    /// After step 1 counted more rows than the budget.
+    /// After step 1 counted more rows than the budget: the walk follows the next driver in
+    /// list order the filter offers, or the list index.
     pub fn walk_list_index(&mut self) {
-        self.driver = None;
+        self.driver = self.fallback.take();
     }
 
     /// Whether the walk is bounded by the budget (not a driver counted within it).

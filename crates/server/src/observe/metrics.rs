@@ -47,6 +47,7 @@ pub struct Metrics {
     grpc_requests: Family<Labels, Counter>,
     leases_granted: Counter,
     leases_expired: Counter,
+    operations_expired: Counter,
     store_commit: Histogram,
     counted: tokio::sync::Mutex<Option<Instant>>,
     queue_pending: Family<Labels, Gauge>,
@@ -111,6 +112,12 @@ impl Metrics {
             "Leases that lapsed",
             leases_expired.clone(),
         );
+        let operations_expired = Counter::default();
+        registry.register(
+            "longrun_operations_expired",
+            "Done operations removed at retention by this server",
+            operations_expired.clone(),
+        );
         let queue_pending = Family::<Labels, Gauge>::default();
         registry.register(
             "longrun_queue_pending",
@@ -151,6 +158,7 @@ impl Metrics {
             grpc_requests,
             leases_granted,
             leases_expired,
+            operations_expired,
             store_commit,
             queue_pending,
             queue_running,
@@ -320,6 +328,11 @@ impl Observer for EngineMetrics {
     }
     fn lease_expired(&self) {
         self.0.leases_expired.inc();
+    }
+    fn committed(&self, change: &longrun_engine::Change) {
+        if let longrun_engine::Change::Expired(_) = change {
+            self.0.operations_expired.inc();
+        }
     }
     fn store_write(&self, _write: longrun_engine::Write, elapsed: Duration) {
         self.0.store_commit(elapsed);
