@@ -206,7 +206,7 @@ pub async fn run(
         types,
         schedules: scheduler.clone(),
     };
-    let (metrics_public, retention) = (config.metrics.public, config.retention);
+    let metrics_public = config.metrics.public;
     // REST and gRPC share the listener: gRPC calls go to their services' paths.
     let app = grpc::routes(
         Router::new()
@@ -219,10 +219,15 @@ pub async fn run(
             .route(
                 "/metrics",
                 get(move |State(app): State<calls::App>, request| async move {
-                    let settings = (metrics_public, retention);
                     let metrics = &app.metrics;
-                    observe::endpoints::metrics(&app.auth, metrics, settings, &*app.store, request)
-                        .await
+                    observe::endpoints::metrics(
+                        &app.auth,
+                        metrics,
+                        metrics_public,
+                        &*app.store,
+                        request,
+                    )
+                    .await
                 })
                 .fallback(only("GET")),
             )

@@ -6,7 +6,7 @@
 use crate::{PostgresStore, pg};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Pool};
-use longrun_store::{EVERY_TYPE, QueueCounts, QueueStat, Queues, Result, Signal};
+use longrun_store::{EVERY_TYPE, QueueCounts, QueueStat, Queues, Result, Signal, StateCount};
 use longrun_types::Timestamp;
 use std::sync::Weak;
 use std::time::Duration;
@@ -21,8 +21,9 @@ const FOLD_LOCK: i32 = 8;
 /// How often each server folds `queue_counts`.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
 
-/// Folds the rows of each queue in `queue_counts` into one, every [`FOLD_EVERY`], while the
-/// store that `alive` belongs to exists; a server that finds another folding skips its turn.
+/// Folds the rows of each queue in `queue_counts`, and of each count in `state_counts`,
+/// into one, every [`FOLD_EVERY`], while the store that `alive` belongs to exists; a
+/// server that finds another folding skips its turn.
 pub(crate) async fn fold(pool: Pool, alive: Weak<Sender<Signal>>) {
     while alive.upgrade().is_some() {
         tokio::time::sleep(FOLD_EVERY).await;
@@ -45,7 +46,11 @@ async fn fold_once(pool: &Pool) -> Result<()> {
             "WITH gone AS (DELETE FROM queue_counts RETURNING project, op_type, pending, running) \
              INSERT INTO queue_counts (project, op_type, pending, running) \
              SELECT project, op_type, sum(pending), sum(running) FROM gone \
-             GROUP BY project, op_type HAVING sum(pending) <> 0 OR sum(running) <> 0",
+             GROUP BY project, op_type HAVING sum(pending) <> 0 OR sum(running) <> 0; \
+             WITH gone AS (DELETE FROM state_counts RETURNING project, op_type, state, n) \
+             INSERT INTO state_counts (project, op_type, state, n) \
+             SELECT project, op_type, state, sum(n) FROM gone \
+             GROUP BY project, op_type, state HAVING sum(n) <> 0",
         )
         .await
         .map_err(pg)?;
@@ -193,5 +198,31 @@ impl Queues for PostgresStore {
         }
         tx.commit().await.map_err(pg)?;
         Ok(queues)
+    }
+
+    async fn state_counts(&self) -> Result<Vec<StateCount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT project, op_type, state, sum(n)::bigint FROM state_counts \
+                 GROUP BY project, op_type, state HAVING sum(n) > 0 \
+                 ORDER BY project, op_type, state",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                let state: &str = r.get(2);
+                Ok(StateCount {
+                    project: r.get(0),
+                    op_type: r.get(1),
+                    state: state.parse().map_err(|_| {
+                        longrun_store::Error::Backend(format!("unknown state {state}"))
+                    })?,
+                    count: r.get::<_, i64>(3) as u64,
+                })
+            })
+            .collect()
     }
 }

@@ -691,6 +691,47 @@ CREATE FUNCTION longrun_words(description TEXT) RETURNS tsvector
         regexp_replace(lower(description), '[^[:alnum:]]+', ' ', 'g'));
 CREATE INDEX operations_words ON operations USING gin (longrun_words(description));
 "#,
+    r#"
+-- How many operations each (project, type) holds in each state: the triggers append each
+-- statement's changes as rows, in its own transaction (appends never wait for each other);
+-- a count is the sum of its rows, and the servers fold them with queue_counts.
+CREATE TABLE state_counts (
+    project TEXT COLLATE "C" NOT NULL,
+    op_type TEXT COLLATE "C" NOT NULL,
+    state   TEXT COLLATE "C" NOT NULL,
+    n       BIGINT NOT NULL
+);
+INSERT INTO state_counts (project, op_type, state, n)
+    SELECT project, op_type, state, count(*) FROM operations GROUP BY project, op_type, state;
+CREATE FUNCTION longrun_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO state_counts (project, op_type, state, n)
+            SELECT project, op_type, state, count(*) FROM new_rows
+            GROUP BY project, op_type, state;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO state_counts (project, op_type, state, n)
+            SELECT project, op_type, state, -count(*) FROM old_rows
+            GROUP BY project, op_type, state;
+    ELSE
+        INSERT INTO state_counts (project, op_type, state, n)
+            SELECT project, op_type, state, sum(n) FROM (
+                SELECT project, op_type, state, 1 AS n FROM new_rows
+                UNION ALL
+                SELECT project, op_type, state, -1 FROM old_rows
+            ) AS change
+            GROUP BY project, op_type, state HAVING sum(n) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER operations_state_count_insert AFTER INSERT ON operations
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION longrun_count_states();
+CREATE TRIGGER operations_state_count_update AFTER UPDATE ON operations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION longrun_count_states();
+CREATE TRIGGER operations_state_count_delete AFTER DELETE ON operations
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION longrun_count_states();
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -4,7 +4,7 @@
 
 use crate::{SqliteStore, backend};
 use async_trait::async_trait;
-use longrun_store::{EVERY_TYPE, QueueCounts, QueueStat, Queues, Result};
+use longrun_store::{EVERY_TYPE, QueueCounts, QueueStat, Queues, Result, StateCount};
 use longrun_types::Timestamp;
 use rusqlite::{Connection, params};
 
@@ -116,6 +116,40 @@ impl Queues for SqliteStore {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn state_counts(&self) -> Result<Vec<StateCount>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT project, op_type, state, n FROM state_counts WHERE n > 0 \
+                     ORDER BY project, op_type, state",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (project, op_type, state, n) = row.map_err(backend)?;
+                Ok(StateCount {
+                    project,
+                    op_type,
+                    state: state.parse().map_err(|_| {
+                        longrun_store::Error::Backend(format!("unknown state {state}"))
+                    })?,
+                    count: n as u64,
+                })
+            })
+            .collect()
         })
         .await
     }

@@ -262,6 +262,35 @@ BEGIN
     INSERT INTO operations_words (rowid, description) VALUES (NEW.rowid, NEW.description);
 END;
 "#,
+    r#"
+-- How many operations each (project, type) holds in each state, kept by the triggers below
+-- in the transaction of every change, so that the metrics read them without a scan.
+CREATE TABLE state_counts (
+    project TEXT NOT NULL,
+    op_type TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (project, op_type, state)
+) STRICT, WITHOUT ROWID;
+INSERT INTO state_counts (project, op_type, state, n)
+    SELECT project, op_type, state, count(*) FROM operations GROUP BY project, op_type, state;
+CREATE TRIGGER operations_state_count_insert AFTER INSERT ON operations BEGIN
+    INSERT INTO state_counts (project, op_type, state, n) VALUES (NEW.project, NEW.op_type, NEW.state, 1)
+        ON CONFLICT (project, op_type, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER operations_state_count_update AFTER UPDATE OF state ON operations
+    WHEN OLD.state IS NOT NEW.state
+BEGIN
+    UPDATE state_counts SET n = n - 1
+        WHERE project = OLD.project AND op_type = OLD.op_type AND state = OLD.state;
+    INSERT INTO state_counts (project, op_type, state, n) VALUES (NEW.project, NEW.op_type, NEW.state, 1)
+        ON CONFLICT (project, op_type, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER operations_state_count_delete AFTER DELETE ON operations BEGIN
+    UPDATE state_counts SET n = n - 1
+        WHERE project = OLD.project AND op_type = OLD.op_type AND state = OLD.state;
+END;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -19,7 +19,7 @@ use longrun_types::limits::{self, TooLong};
 use longrun_types::{Name, Operation, Project, Timestamp};
 use std::collections::HashMap;
 
-pub use queues::{EVERY_TYPE, QueueCounts, QueueStat, Queues};
+pub use queues::{EVERY_TYPE, QueueCounts, QueueStat, Queues, StateCount};
 pub use schedules::{Schedules, storable_schedule};
 pub use trees::Trees;
 

@@ -4,7 +4,7 @@
 
 use crate::Result;
 use async_trait::async_trait;
-use longrun_types::Timestamp;
+use longrun_types::{State, Timestamp};
 
 /// The type that names every type of a project in a pause (`projects/p/queues/-`).
 pub const EVERY_TYPE: &str = "-";
@@ -57,4 +57,18 @@ pub trait Queues: Send + Sync + 'static {
     /// Every queue with PENDING or RUNNING work, of `project` or of every project, by
     /// (project, type) bytewise, with its counts at `now`.
     async fn queues(&self, project: Option<&str>, now: Timestamp) -> Result<Vec<QueueStat>>;
+
+    /// How many operations each (project, type) holds in each state, every stored one
+    /// counted (done ones until retention removes them), kept by the store as operations
+    /// change: the read scans no operations. Only counts above zero.
+    async fn state_counts(&self) -> Result<Vec<StateCount>>;
+}
+
+/// One (project, type, state)'s count of [`Queues::state_counts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub project: String,
+    pub op_type: String,
+    pub state: State,
+    pub count: u64,
 }

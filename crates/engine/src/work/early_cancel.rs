@@ -119,6 +119,9 @@ impl longrun_store::Queues for Gated {
     ) -> Result<Vec<longrun_store::QueueStat>> {
         self.inner.queues(project, now).await
     }
+    async fn state_counts(&self) -> Result<Vec<longrun_store::StateCount>> {
+        self.inner.state_counts().await
+    }
 }
 
 #[async_trait]

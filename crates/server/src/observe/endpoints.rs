@@ -14,11 +14,11 @@ use std::time::Duration;
 
 /// `GET /metrics`: the Prometheus text format. With auth on, the caller needs
 /// `longrun.metrics.get` on every project (a binding on `*`), unless `public` (`[metrics]
-/// public`). The operations gauge leaves out done operations older than `retention`.
+/// public`).
 pub async fn metrics(
     auth: &Auth,
     metrics: &Metrics,
-    (public, retention): (bool, Duration),
+    public: bool,
     store: &dyn longrun_store::Queue,
     request: Request,
 ) -> Response {
@@ -29,7 +29,7 @@ pub async fn metrics(
             auth.check(&caller, Permission::MetricsGet, "*")?;
         }
         let text = metrics
-            .render(store, retention)
+            .render(store)
             .await
             .map_err(longrun_engine::Error::from)?;
         Ok::<_, ApiError>(text)

@@ -3,9 +3,9 @@
 //! the HTTP layer), `GET /metrics` in the Prometheus text format (encoded by
 //! `prometheus-client`), and `GET /readyz`.
 //!
-//! `longrun_operations{project,type,state}` is counted from the store when scraped (one
-//! scan, at most every [`GAUGE_TTL`]), so it holds for every server sharing a store;
-//! operations past retention that are not yet removed are left out, as the API hides them.
+//! `longrun_operations{project,type,state}` is read from the counts the store keeps as
+//! operations change (at most every [`GAUGE_TTL`], scanning no operations), so it holds for
+//! every server sharing a store; done operations count until retention removes them.
 //! The queue gauges (`longrun_queue_pending`, `longrun_queue_running`,
 //! `longrun_queue_oldest_pending_seconds`, `longrun_queue_paused`, by project and type;
 //! docs/queues.md) are read from the store's queue counts at each scrape, scanning no
@@ -17,7 +17,7 @@
 //! ends (for a stream, when it closes).
 
 use longrun_engine::Observer;
-use longrun_store::{Operations, Queue};
+use longrun_store::Queue;
 use longrun_types::{State, Timestamp};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -25,7 +25,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +66,7 @@ impl Metrics {
         let operations = Family::<Labels, Gauge>::default();
         registry.register(
             "longrun_operations",
-            "Operations by project, type and state (done ones within retention)",
+            "Operations by project, type and state (done ones until removed at retention)",
             operations.clone(),
         );
         let transitions = Family::<Labels, Counter>::default();
@@ -195,47 +194,23 @@ impl Metrics {
         self.store_commit.observe(elapsed.as_secs_f64());
     }
 
-    /// Counts operations by project, type and state from `store`, unless counted within
+    /// Sets `longrun_operations` from the store's kept counts, unless set within
     /// [`GAUGE_TTL`].
-    async fn count(
-        &self,
-        store: &dyn Operations,
-        retention: Duration,
-    ) -> longrun_store::Result<()> {
+    async fn count(&self, store: &dyn Queue) -> longrun_store::Result<()> {
         let mut counted = self.counted.lock().await;
         if counted.is_some_and(|at| at.elapsed() < GAUGE_TTL) {
             return Ok(());
         }
-        let cutoff = Timestamp::now().plus_millis(-(retention.as_millis() as i64));
-        let mut counts: HashMap<(String, String, State), i64> = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = store.scan(after.as_ref(), 1000).await?;
-            for (op, _) in &page {
-                if op.end_time.is_some_and(|end| end < cutoff) {
-                    continue;
-                }
-                let key = (
-                    op.name.project().as_str().to_string(),
-                    op.op_type.clone(),
-                    op.state,
-                );
-                *counts.entry(key).or_default() += 1;
-            }
-            match page.last() {
-                Some((op, _)) if page.len() == 1000 => after = Some(op.name.clone()),
-                _ => break,
-            }
-        }
+        let counts = store.state_counts().await?;
         self.operations.clear();
-        for ((project, op_type, state), n) in counts {
+        for count in counts {
             self.operations
                 .get_or_create(&vec![
-                    ("project", project),
-                    ("type", op_type),
-                    ("state", state.as_str().to_string()),
+                    ("project", count.project),
+                    ("type", count.op_type),
+                    ("state", count.state.as_str().to_string()),
                 ])
-                .set(n);
+                .set(count.count as i64);
         }
         *counted = Some(Instant::now());
         Ok(())
@@ -287,12 +262,8 @@ impl Metrics {
     }
 
     /// The exposition: every series in the Prometheus text format.
-    pub async fn render(
-        &self,
-        store: &dyn Queue,
-        retention: Duration,
-    ) -> longrun_store::Result<String> {
-        self.count(store, retention).await?;
+    pub async fn render(&self, store: &dyn Queue) -> longrun_store::Result<String> {
+        self.count(store).await?;
         self.count_queues(store).await?;
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");

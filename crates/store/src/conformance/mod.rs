@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             operations_keep_their_schedule_and_filter_by_it,
             queue_counts_follow_every_change,
             queue_counts_are_exact_under_concurrent_changes,
+            state_counts_follow_every_change,
             paused_queues_are_not_leased,
             children_need_an_open_parent_and_mark_it,
             children_are_leased_only_under_a_running_parent,

@@ -241,3 +241,80 @@ pub async fn paused_queues_are_not_leased<S: Store>(store: Arc<S>) {
         ["projects/p/operations/a", "projects/p/operations/b2"]
     );
 }
+
+/// The counts by (project, type, state) the store keeps: what every stored operation is,
+/// through inserts (batches and imports too), updates that change the state or not, and
+/// deletes.
+pub async fn state_counts_follow_every_change<S: Store>(store: Arc<S>) {
+    async fn expected<S: Store>(store: &S) -> Vec<(String, String, State, u64)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for p in ["p", "q"] {
+            let all = store
+                .list(ListQuery::unbounded(project(p), None, 1_000))
+                .await
+                .unwrap()
+                .operations;
+            for op in all {
+                *counts
+                    .entry((p.to_string(), op.op_type.clone(), op.state.as_str()))
+                    .or_insert(0u64) += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((p, t, s), n)| (p, t, s.parse().unwrap(), n))
+            .collect()
+    }
+    async fn kept<S: Store>(store: &S) -> Vec<(String, String, State, u64)> {
+        let mut kept: Vec<_> = store
+            .state_counts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.project, c.op_type, c.state, c.count))
+            .collect();
+        kept.sort_by(|a, b| (&a.0, &a.1, a.2.as_str()).cmp(&(&b.0, &b.1, b.2.as_str())));
+        kept
+    }
+    assert_eq!(kept(&*store).await, []);
+    let mut ops = Vec::new();
+    for i in 0..12 {
+        let t = ["A", "B"][i % 2];
+        ops.push(
+            created(
+                &*store,
+                typed(["p", "q"][i % 3 / 2], &format!("o{i}"), t, i as i64),
+            )
+            .await,
+        );
+    }
+    // A batch, and an import of a done operation.
+    store
+        .insert_batch(vec![
+            new(typed("p", "batch1", "C", 50)),
+            new(typed("p", "batch2", "C", 51)),
+        ])
+        .await
+        .unwrap();
+    let imported = done(typed("q", "imported", "A", 60), State::Succeeded, 70);
+    store
+        .import(vec![(imported, serde_json::json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(kept(&*store).await, expected(&*store).await);
+    // Through RUNNING to each end, a heartbeat-like write that keeps the state, a delete.
+    for (i, op) in ops.iter_mut().enumerate().take(8) {
+        let mut running = op.clone();
+        running.move_to(State::Running, None, Timestamp(100));
+        *op = store.update(running).await.unwrap();
+        let same = op.clone();
+        *op = store.update(same).await.unwrap();
+        if i % 4 != 0 {
+            let end = [State::Succeeded, State::Failed, State::Cancelled][i % 3];
+            *op = store.update(done(op.clone(), end, 200)).await.unwrap();
+        }
+    }
+    store.delete(&ops[1]).await.unwrap();
+    assert_eq!(kept(&*store).await, expected(&*store).await);
+    assert!(kept(&*store).await.len() >= 6);
+}
