@@ -73,6 +73,9 @@ struct Args {
     /// Operations seeded into one project for the `scale` scenario.
     #[arg(long, default_value_t = 10_000_000)]
     scale: usize,
+    /// The `scale` scenario on PostgreSQL only (with `--database-url`), not on SQLite.
+    #[arg(long)]
+    postgres_only: bool,
     /// Children of the parent the `cascade` scenario cancels.
     #[arg(long, default_value_t = 10_000)]
     children: usize,
@@ -330,7 +333,7 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
         stop(server, &mut summary);
     }
 
-    if args.scenario == Scenario::Scale {
+    if args.scenario == Scenario::Scale && !args.postgres_only {
         let mut seeded = server::data_dir()?;
         let path = seeded.path().to_path_buf();
         let seeding = scale::Seeding::Sqlite(&path);
@@ -384,7 +387,10 @@ fn run(args: &Args) -> anyhow::Result<Summary> {
                 || {
                     if !emptied {
                         emptied = true;
-                        runtime.block_on(Schema::create_in(&url_of(args), schema.name()))?;
+                        let name = schema.name();
+                        runtime.block_on(schema.admin().batch_execute(&format!(
+                            "DROP SCHEMA {name} CASCADE; CREATE SCHEMA {name}"
+                        )))?;
                     }
                     server::data_dir()
                 },
@@ -425,10 +431,6 @@ fn on_postgres(
     stop(a, summary);
     stop(b, summary);
     Ok(())
-}
-
-fn url_of(args: &Args) -> String {
-    args.database_url.clone().unwrap_or_default()
 }
 
 /// The `scale` scenario on one store: submit, cancel and lease on an empty store, then

@@ -435,7 +435,7 @@ impl Operations for PostgresStore {
         if let Some(count) = plan.count() {
             let counted: i64 = run(&tx, &count).await?.first().map_or(0, |r| r.get(0));
             if counted as usize > query.scan_budget {
-                plan.walk_list_index();
+                plan.walk_in_list_order();
             }
         }
         let mut operations = run(&tx, &plan.page())

@@ -338,7 +338,7 @@ impl Operations for SqliteStore {
             if let Some(count) = plan.count() {
                 let counted: i64 = run(&tx, &count, |r| r.get(0))?.pop().unwrap_or_default();
                 if counted as usize > query.scan_budget {
-                    plan.walk_list_index();
+                    plan.walk_in_list_order();
                 }
             }
             let mut operations = run(&tx, &plan.page(), |r| r.get::<_, String>(0))?

@@ -383,13 +383,13 @@ fn done_driver(done: bool) -> Driver {
     }
 }
 
-/// One list page as statements (docs/operations.md#filter): the store runs them in one
+/// One list page as statements (docs/operations.md#what-a-page-costs): the store runs them in one
 /// snapshot, in this order:
 ///
 /// 1. [`PagePlan::count`], if any: the rows of a driver whose index is not in list order,
-///    counted up to the budget + 1; more than the budget, and [`PagePlan::walk_list_index`]
-///    drops the driver (the walk then follows the next driver in list order, or the list
-///    index, bounded by the budget);
+///    counted up to the budget + 1; more than the budget, and
+///    [`PagePlan::walk_in_list_order`] drops the driver (the walk then follows the next
+///    driver in list order, or the list index, bounded by the budget);
 /// 2. [`PagePlan::page`]: the records of at most `limit` rows the filter keeps among those
 ///    the walk examines, in no particular order ([`in_list_order`] sorts them);
 /// 3. when that page is short, [`PagePlan::resume`], if any: the position of the last row
@@ -481,7 +481,7 @@ impl PagePlan {
 
     /// After step 1 counted more rows than the budget: the walk follows the next driver in
     /// list order the filter offers, or the list index.
-    pub fn walk_list_index(&mut self) {
+    pub fn walk_in_list_order(&mut self) {
         self.driver = self.fallback.take();
     }
 
