@@ -615,7 +615,8 @@ impl Engine {
 
     /// Deletes done operations past retention, [`EXPIRE_BATCH`] per store write, resting
     /// after each write as long as it took: the writes queued meanwhile go between them and
-    /// the sweep holds the writer at most half the time. Returns how many went.
+    /// the sweep holds the writer at most half the time. Stops between writes once the
+    /// engine is closed. Returns how many went.
     pub async fn expire(&self) -> Result<usize> {
         let retention = self.inner.options.retention.as_millis() as i64;
         let cutoff = self.now().plus_millis(-retention);
@@ -631,7 +632,12 @@ impl Engine {
             if n < EXPIRE_BATCH {
                 return Ok(total);
             }
-            tokio::time::sleep(started.elapsed()).await;
+            // A server shutting down stops here; the next sweep goes on.
+            let mut closing = self.inner.closing.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(started.elapsed()) => {}
+                _ = closing.wait_for(|closed| *closed) => return Ok(total),
+            }
         }
     }
 

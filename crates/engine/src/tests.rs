@@ -186,6 +186,31 @@ async fn delete_refuses_unfinished_work() {
     ));
 }
 
+/// Many operations past retention expire a few per write, with rests between, in every
+/// write; a close (the server shutting down) stops the sweep between writes, and the next
+/// sweep finishes.
+#[tokio::test]
+async fn expiry_goes_in_small_writes_and_stops_at_a_close() {
+    let f = fixture(|o| o.retention = Duration::from_secs(10));
+    for i in 0..(EXPIRE_BATCH * 4) {
+        let op = f.submit(&format!("old{i}")).await;
+        f.engine.cancel(&op.name, "").await.unwrap();
+    }
+    f.clock.0.fetch_add(10_001, Ordering::SeqCst);
+    f.engine.close();
+    assert_eq!(f.engine.expire().await.unwrap(), EXPIRE_BATCH);
+    let left = f.engine.list(&project(), "", 0, "").await.unwrap();
+    assert_eq!(left.operations.len(), 0, "past retention: hidden");
+    // The next server's sweep.
+    let again = Engine::new(f.store.clone(), {
+        let mut o = Options::new(b"key".to_vec());
+        o.clock = f.clock.clone();
+        o.retention = Duration::from_secs(10);
+        o
+    });
+    assert_eq!(again.expire().await.unwrap(), EXPIRE_BATCH * 3);
+}
+
 #[tokio::test]
 async fn done_operations_expire_after_retention() {
     let f = fixture(|o| o.retention = Duration::from_secs(10));
