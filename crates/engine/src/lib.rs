@@ -125,8 +125,8 @@ pub struct Options {
     /// The plan maximum of concurrent exports per project (`[projects]
     /// plan_max_concurrent_exports`, docs/projects.md); 0 = exports are not capped.
     pub max_exports: u64,
-    /// Most rows one list page examines (`[list] scan_budget`, docs/operations.md#filter);
-    /// at least 1.
+    /// Most rows one list page examines, at least 1 (`[list] scan_budget`,
+    /// docs/operations.md#what-a-page-costs).
     pub scan_budget: usize,
 }
 

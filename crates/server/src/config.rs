@@ -61,7 +61,7 @@ pub struct Config {
     pub list: ListConfig,
 }
 
-/// `[list]` (docs/operations.md#filter).
+/// `[list]` (docs/operations.md#what-a-page-costs).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListConfig {

@@ -424,7 +424,7 @@ impl Operations for PostgresStore {
         let limit = query.limit;
         let mut plan = sql::PagePlan::new(&query, sql::Dialect::Postgres);
         let mut client = self.client().await?;
-        // The statements of one page read one snapshot (docs/operations.md#filter).
+        // The statements of one page read one snapshot (docs/operations.md#what-a-page-costs).
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

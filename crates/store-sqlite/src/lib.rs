@@ -333,7 +333,7 @@ impl Operations for SqliteStore {
         self.read(move |conn| {
             let limit = query.limit;
             let mut plan = sql::PagePlan::new(&query, sql::Dialect::Sqlite);
-            // The statements of one page read one snapshot (docs/operations.md#filter).
+            // The statements of one page read one snapshot (docs/operations.md#what-a-page-costs).
             let tx = conn.unchecked_transaction().map_err(backend)?;
             if let Some(count) = plan.count() {
                 let counted: i64 = run(&tx, &count, |r| r.get(0))?.pop().unwrap_or_default();

@@ -253,8 +253,8 @@ pub struct ListQuery {
     pub filter: Option<Expr>,
     pub after: Option<Cursor>,
     pub limit: usize,
-    /// Most rows the page examines (docs/operations.md#filter): the rows of the index the
-    /// store walks for the filter, in list order. `usize::MAX`: no bound.
+    /// Most rows the page examines (docs/operations.md#what-a-page-costs): the rows of the
+    /// index the store walks for the filter, in list order. `usize::MAX`: no bound.
     pub scan_budget: usize,
 }
 
