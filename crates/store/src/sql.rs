@@ -229,10 +229,45 @@ pub struct Driver {
 /// The index of list order, walked when no term of the filter has an index of its own.
 const LIST_INDEX: &str = "operations_list";
 
-/// The columns a filter's condition reads, as the walk hands them on.
-const SCANNED: &str = "name, state, op_type, description, priority, attempt, create_time, \
-    update_time, start_time, end_time, error_code, concurrency_key, retry_of, parent, \
-    schedule_time, start_timeout, schedule";
+/// The stored column a field's condition reads (`None`: the waiting reason, not stored).
+fn stored(field: Field) -> Option<&'static str> {
+    Some(match field {
+        Field::Done | Field::State => "state",
+        Field::Name => "name",
+        Field::Type => "op_type",
+        Field::Description => "description",
+        Field::Priority => "priority",
+        Field::Attempt => "attempt",
+        Field::CreateTime => "create_time",
+        Field::UpdateTime => "update_time",
+        Field::StartTime => "start_time",
+        Field::EndTime => "end_time",
+        Field::ErrorCode => "error_code",
+        Field::ConcurrencyKey => "concurrency_key",
+        Field::RetryOf => "retry_of",
+        Field::Parent => "parent",
+        Field::ScheduleTime => "schedule_time",
+        Field::StartTimeout => "start_timeout",
+        Field::Schedule => "schedule",
+        Field::WaitingReason => return None,
+    })
+}
+
+/// The columns the walk hands on to `filter`: the keys of list order and what the filter
+/// reads, no more. Every column read costs each row examined, and some sit past the
+/// record in the row, where reading them means reading the record's pages too.
+fn scanned(filter: &Expr) -> String {
+    let mut columns = vec!["name", "create_time"];
+    for (_, field) in Field::PATHS {
+        if let Some(column) = stored(field)
+            && filter.mentions(field)
+            && !columns.contains(&column)
+        {
+            columns.push(column);
+        }
+    }
+    columns.join(", ")
+}
 
 /// The column and index of an equality the stores index in list order, with its rank.
 fn equality(field: Field, value: &Value) -> Option<(u8, &'static str, &'static str, Sql)> {
@@ -510,8 +545,9 @@ impl PagePlan {
             Dialect::Postgres => "",
         };
         let mut sql = format!(
-            "SELECT o.record FROM (SELECT name AS hit FROM (SELECT {row_id}{SCANNED} FROM {} \
+            "SELECT o.record FROM (SELECT name AS hit FROM (SELECT {row_id}{} FROM {} \
              ORDER BY create_time DESC, name",
+            scanned(filter),
             walk.sql
         );
         let mut params = walk.params;

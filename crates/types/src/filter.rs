@@ -68,7 +68,8 @@ enum Kind {
 }
 
 impl Field {
-    const PATHS: [(&'static str, Field); 19] = [
+    /// Every field, with the path a filter names it by.
+    pub const PATHS: [(&'static str, Field); 19] = [
         ("done", Field::Done),
         ("name", Field::Name),
         ("metadata.state", Field::State),
