@@ -6,6 +6,7 @@
 mod assets;
 mod batch;
 mod lease;
+mod list;
 mod listen;
 mod queues;
 mod schedules;
@@ -17,9 +18,8 @@ mod trees;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use longrun_store::{
-    Accounts, Asset, AssetWrite, Assets, Cursor, Error, Inserted, LeaseQuery, Leasing, ListPage,
-    ListQuery, NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
-    sql,
+    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListPage, ListQuery,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -333,20 +333,15 @@ async fn missing_or_conflict(client: &impl GenericClient, name: &Name) -> Result
     })
 }
 
-/// The rows `statement` answers.
-async fn run(client: &impl GenericClient, statement: &sql::Statement) -> Result<Vec<Row>> {
-    let params: Vec<Param> = statement
-        .params
-        .iter()
-        .map(|v| -> Param {
-            match v {
-                sql::Sql::Integer(i) => Box::new(*i),
-                sql::Sql::Text(t) => Box::new(t.clone()),
-            }
-        })
-        .collect();
+/// A read-only transaction whose reads all see one snapshot (REPEATABLE READ).
+pub(crate) async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>> {
     client
-        .query(&numbered(&statement.sql, 1), &refs(&params))
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
         .await
         .map_err(pg)
 }
@@ -421,42 +416,7 @@ impl Operations for PostgresStore {
     }
 
     async fn list(&self, query: ListQuery) -> Result<ListPage> {
-        let limit = query.limit;
-        let mut plan = sql::PagePlan::new(&query, sql::Dialect::Postgres);
-        let mut client = self.client().await?;
-        // The statements of one page read one snapshot (docs/operations.md#what-a-page-costs).
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
-        if let Some(count) = plan.count() {
-            let counted: i64 = run(&tx, &count).await?.first().map_or(0, |r| r.get(0));
-            if counted as usize > query.scan_budget {
-                plan.walk_in_list_order();
-            }
-        }
-        let mut operations = run(&tx, &plan.page())
-            .await?
-            .iter()
-            .map(record)
-            .collect::<Result<Vec<_>>>()?;
-        sql::in_list_order(&mut operations);
-        let mut resume = None;
-        if operations.len() < limit
-            && let Some(statement) = plan.resume()
-            && let Some(row) = run(&tx, &statement).await?.first()
-        {
-            resume = Some(Cursor {
-                create_time: Timestamp(row.get(0)),
-                name: Name::parse(row.get::<_, &str>(1))
-                    .map_err(|e| Error::Backend(e.to_string()))?,
-            });
-        }
-        tx.commit().await.map_err(pg)?;
-        Ok(ListPage { operations, resume })
+        list::page(&mut self.client().await?, query).await
     }
 
     async fn update(&self, operation: Operation) -> Result<Operation> {

@@ -156,13 +156,7 @@ impl Queues for PostgresStore {
     ) -> Result<QueueCounts> {
         let mut client = self.client().await?;
         // One snapshot for the counts and the oldest.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = crate::snapshot(&mut client).await?;
         let counts = counts(&tx, project, op_type, now).await?;
         tx.commit().await.map_err(pg)?;
         Ok(counts)
@@ -170,13 +164,7 @@ impl Queues for PostgresStore {
 
     async fn queues(&self, project: Option<&str>, now: Timestamp) -> Result<Vec<QueueStat>> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = crate::snapshot(&mut client).await?;
         let rows = tx
             .query(
                 "SELECT project, op_type FROM queue_counts WHERE $1::text IS NULL OR project = $1 \

@@ -11,9 +11,8 @@ mod writer;
 
 use async_trait::async_trait;
 use longrun_store::{
-    Accounts, Asset, AssetWrite, Assets, Cursor, Error, Inserted, LeaseQuery, Leasing, ListPage,
-    ListQuery, NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
-    sql,
+    Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListPage, ListQuery,
+    NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
 };
 use longrun_types::{Name, Operation, Timestamp};
 use rusqlite::types::Value as Sql;
@@ -24,6 +23,7 @@ use writer::Writer;
 
 mod assets;
 mod lease;
+mod list;
 mod lock;
 mod queues;
 mod schedules;
@@ -66,23 +66,6 @@ fn backend<E: std::fmt::Display + 'static>(e: E) -> Error {
         }
         _ => Error::Backend(e.to_string()),
     }
-}
-
-/// The rows `statement` answers, each through `row`.
-fn run<T>(
-    conn: &Connection,
-    statement: &sql::Statement,
-    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
-    let params = statement.params.iter().map(|p| match p {
-        sql::Sql::Integer(i) => Sql::Integer(*i),
-        sql::Sql::Text(t) => Sql::Text(t.clone()),
-    });
-    let mut stmt = conn.prepare_cached(&statement.sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(params), row)
-        .map_err(backend)?;
-    rows.map(|r| r.map_err(backend)).collect()
 }
 
 fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
@@ -330,41 +313,7 @@ impl Operations for SqliteStore {
     }
 
     async fn list(&self, query: ListQuery) -> Result<ListPage> {
-        self.read(move |conn| {
-            let limit = query.limit;
-            let mut plan = sql::PagePlan::new(&query, sql::Dialect::Sqlite);
-            // The statements of one page read one snapshot (docs/operations.md#what-a-page-costs).
-            let tx = conn.unchecked_transaction().map_err(backend)?;
-            if let Some(count) = plan.count() {
-                let counted: i64 = run(&tx, &count, |r| r.get(0))?.pop().unwrap_or_default();
-                if counted as usize > query.scan_budget {
-                    plan.walk_in_list_order();
-                }
-            }
-            let mut operations = run(&tx, &plan.page(), |r| r.get::<_, String>(0))?
-                .into_iter()
-                .map(record)
-                .collect::<Result<Vec<_>>>()?;
-            sql::in_list_order(&mut operations);
-            let mut resume = None;
-            if operations.len() < limit
-                && let Some(statement) = plan.resume()
-            {
-                resume = run(&tx, &statement, |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })?
-                .pop()
-                .map(|(time, name)| -> Result<Cursor> {
-                    Ok(Cursor {
-                        create_time: Timestamp(time),
-                        name: Name::parse(&name).map_err(|e| Error::Backend(e.to_string()))?,
-                    })
-                })
-                .transpose()?;
-            }
-            Ok(ListPage { operations, resume })
-        })
-        .await
+        list::page(self, query).await
     }
 
     async fn update(&self, operation: Operation) -> Result<Operation> {
