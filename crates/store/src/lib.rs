@@ -408,7 +408,10 @@ pub trait Operations: Send + Sync + 'static {
     async fn list(&self, query: ListQuery) -> Result<ListPage>;
 
     /// Compare-and-set: writes `operation` if the stored version equals
-    /// `operation.version`, and returns it as stored (version + 1).
+    /// `operation.version`, and returns it as stored (version + 1). What a submission
+    /// fixed (the name, type, description, priority, create time, request id, payload,
+    /// concurrency key, retried operation, delayed start, schedule and parent) must be as
+    /// inserted: a store keeps its indexed copies of them from the insert.
     async fn update(&self, operation: Operation) -> Result<Operation>;
 
     /// Removes `operation` if its stored version still equals `operation.version`: the
