@@ -201,6 +201,8 @@ await authed.goto(`${authBase}/?project=${project}`);
 await authed.locator("#message:not([hidden])").waitFor();
 assert.match(await authed.locator("#message").textContent(), /The server rejected the token: .+/);
 assert.equal(await authed.locator("#token-box").isHidden(), false);
+// It says where a token comes from.
+assert.match(await authed.locator("#token-box").textContent(), /longrun auth print-access-token --key-file/);
 await authed.screenshot({ path: `${shots}/8-token-rejected.png`, fullPage: true });
 await authed.close();
 

@@ -1,9 +1,9 @@
 //! `longrun service-accounts`: registers service accounts and writes their key files. It
 //! works on a server's store directly (the embedded one in a data directory, or
 //! PostgreSQL), needing no running server (a running one sees changes within a second), or
-//! remotely with `--server URL` and a token in `LONGRUN_TOKEN` of a member holding
-//! `roles/longrun.serviceAccountAdmin` on the project. Either way the key pair is made
-//! here: the private key goes only into the key file.
+//! remotely with `--server URL` and the credentials (`--token`, `--key-file`) of a member
+//! holding `roles/longrun.serviceAccountAdmin` on the project. Either way the key pair is
+//! made here: the private key goes only into the key file.
 
 use clap::Subcommand;
 use http::Method;
@@ -36,9 +36,9 @@ pub struct Store {
     /// A running server to manage accounts through, instead of its store.
     #[arg(long, global = true)]
     pub(crate) server: Option<String>,
-    /// Bearer token for `--server`.
-    #[arg(long, env = "LONGRUN_TOKEN", hide_env_values = true, global = true)]
-    pub(crate) token: Option<String>,
+    /// The credentials sent to `--server`.
+    #[command(flatten)]
+    pub(crate) credentials: crate::auth::Credentials,
 }
 
 #[derive(Subcommand)]
@@ -49,9 +49,9 @@ pub enum Command {
         name: String,
         #[arg(long)]
         project: String,
-        /// Where to write the key file [default: NAME.json].
+        /// Where to write the new account's key file [default: NAME.json].
         #[arg(long)]
-        key_file: Option<PathBuf>,
+        output_file: Option<PathBuf>,
         /// The server's token endpoint as clients reach it.
         #[arg(long, default_value = "http://127.0.0.1:8080/token")]
         token_uri: String,
@@ -97,10 +97,9 @@ impl Store {
     pub(crate) async fn open(&self) -> anyhow::Result<Target> {
         if let Some(server) = &self.server {
             let client = longrun_client::Client::new(server);
-            return Ok(Target::Server(Box::new(match &self.token {
-                Some(token) => client.with_token(token),
-                None => client,
-            })));
+            return Ok(Target::Server(Box::new(
+                self.credentials.apply(client).await?,
+            )));
         }
         let location = match &self.database_url {
             Some(url) => Location::Database(url.clone()),
@@ -230,7 +229,7 @@ pub async fn run(command: Command) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::operations::exit_code_of(&e))
         }
     }
 }
@@ -240,13 +239,13 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Create {
             name,
             project,
-            key_file,
+            output_file,
             token_uri,
             store,
         } => {
             let (account, file) =
                 longrun_server::auth::create_key(&name, &project, &token_uri, Timestamp::now())?;
-            let path = key_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
+            let path = output_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
             // The key file is claimed first, so that an account is never registered
             // without the only copy of its private key.
             let mut options = std::fs::OpenOptions::new();

@@ -1,6 +1,7 @@
 //! The `longrun` binary: `serve` runs the server, `operations` talks to one.
 
 mod accounts;
+mod auth;
 mod operations;
 mod output;
 mod projects;
@@ -29,6 +30,9 @@ enum Command {
     /// Inspect and manage operations on a running server.
     #[command(subcommand)]
     Operations(operations::Command),
+    /// Credentials: an access token from a service account's key file.
+    #[command(subcommand)]
+    Auth(auth::Command),
     /// Manage service accounts and their key files.
     #[command(subcommand)]
     ServiceAccounts(accounts::Command),
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Operations(command) => runtime.block_on(operations::run(command)),
+        Command::Auth(command) => runtime.block_on(auth::run(command)),
         Command::ServiceAccounts(command) => runtime.block_on(accounts::run(command)),
         Command::Projects(command) => runtime.block_on(projects::run(command)),
         Command::Schedules(command) => runtime.block_on(schedules::run(command)),

@@ -23,9 +23,11 @@ pub struct Target {
         global = true
     )]
     server: String,
-    /// Bearer token sent with every request (for a server in auth mode `oauth`).
-    #[arg(long, env = "LONGRUN_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    credentials: crate::auth::Credentials,
+    /// The client, made on first use (once a key file's token is got).
+    #[arg(skip)]
+    made: tokio::sync::OnceCell<Client>,
     /// Project of the operations.
     #[arg(long, env = "LONGRUN_PROJECT", global = true)]
     project: Option<String>,
@@ -215,20 +217,31 @@ pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        let code = match &e {
-            Error::Transport(_) => 1,
-            Error::Api { status_name, .. } => match status_name.as_str() {
-                "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 3,
-                "NOT_FOUND" => 4,
-                "ALREADY_EXISTS" | "ABORTED" => 5,
-                "PERMISSION_DENIED" | "UNAUTHENTICATED" => 6,
-                "RESOURCE_EXHAUSTED" => 7,
-                "UNIMPLEMENTED" => 8,
-                _ => 1,
-            },
-        };
-        Failure(code, e.to_string())
+        Failure(exit_code(&e), e.to_string())
     }
+}
+
+/// The exit code of a client error (README, "CLI exit codes").
+pub(crate) fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Transport(_) => 1,
+        // A key file that cannot be used, or its token refused.
+        Error::Credentials(_) => 6,
+        Error::Api { status_name, .. } => match status_name.as_str() {
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 3,
+            "NOT_FOUND" => 4,
+            "ALREADY_EXISTS" | "ABORTED" => 5,
+            "PERMISSION_DENIED" | "UNAUTHENTICATED" => 6,
+            "RESOURCE_EXHAUSTED" => 7,
+            "UNIMPLEMENTED" => 8,
+            _ => 1,
+        },
+    }
+}
+
+/// The exit code of a command that failed with `e`: a client error's own, else 1.
+pub(crate) fn exit_code_of(e: &anyhow::Error) -> u8 {
+    e.downcast_ref::<Error>().map_or(1, exit_code)
 }
 
 pub async fn run(command: Command) -> ExitCode {
@@ -242,12 +255,13 @@ pub async fn run(command: Command) -> ExitCode {
 }
 
 impl Target {
-    pub(crate) fn client(&self) -> Client {
-        let client = Client::new(&self.server);
-        match &self.token {
-            Some(token) => client.with_token(token),
-            None => client,
-        }
+    /// A client for `--server` with the credentials given (a key file is exchanged for a
+    /// token here).
+    pub(crate) async fn client(&self) -> Result<Client, Failure> {
+        let made = self
+            .made
+            .get_or_try_init(|| self.credentials.apply(Client::new(&self.server)));
+        Ok(made.await?.clone())
     }
 
     pub(crate) fn project(&self) -> Result<&str, Failure> {
@@ -293,7 +307,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             } else {
                 0
             });
-            let client = target.client();
+            let client = target.client().await?;
             let project = target.project()?;
             let filter = match parent {
                 Some(parent) => {
@@ -344,7 +358,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         } => watch(&target, &filter, changes_only).await,
         Command::Describe { target, operation } => {
             let name = target.name(&operation)?;
-            let client = target.client();
+            let client = target.client().await?;
             let response = client
                 .send(http::Method::GET, &format!("/v1/{name}"), None)
                 .await?;
@@ -370,7 +384,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         }
         Command::Cancel { target, operation } => {
             let name = target.name(&operation)?;
-            let response = target.client().cancel(&name).await?;
+            let response = target.client().await?.cancel(&name).await?;
             if target.format == Format::Json {
                 target.print(&response);
             } else {
@@ -384,7 +398,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             wait,
             timeout,
         } => {
-            let client = target.client();
+            let client = target.client().await?;
             let op = client.batch_cancel(target.project()?, &filter).await?;
             let counts = [
                 ("matched", "matchedCount"),
@@ -399,7 +413,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             wait,
             timeout,
         } => {
-            let client = target.client();
+            let client = target.client().await?;
             let op = client.batch_retry(target.project()?, &filter).await?;
             let counts = [
                 ("matched", "matchedCount"),
@@ -417,6 +431,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             let name = target.name(&operation)?;
             let op = target
                 .client()
+                .await?
                 .retry(&name, operation_id.as_deref(), request_id.as_deref())
                 .await?;
             if target.format == Format::Json {
@@ -427,7 +442,11 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Output { target, operation } => {
-            let output = target.client().output(&target.name(&operation)?).await?;
+            let output = target
+                .client()
+                .await?
+                .output(&target.name(&operation)?)
+                .await?;
             if target.format == Format::Json {
                 target.print(&output);
             } else {
@@ -437,7 +456,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
         }
         Command::Delete { target, operation } => {
             let name = target.name(&operation)?;
-            let response = target.client().delete(&name).await?;
+            let response = target.client().await?.delete(&name).await?;
             if target.format == Format::Json {
                 target.print(&response);
             } else {
@@ -451,7 +470,7 @@ async fn execute(command: Command) -> Result<u8, Failure> {
             timeout,
         } => {
             let name = target.name(&operation)?;
-            let client = target.client();
+            let client = target.client().await?;
             let op = tokio::select! {
                 op = client.wait(&name, Some(*timeout)) => op?,
                 // Shows progress until the wait answers; never ends by itself.
@@ -509,7 +528,11 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                     body[key] = value;
                 }
             }
-            let op = target.client().submit(target.project()?, &body).await?;
+            let op = target
+                .client()
+                .await?
+                .submit(target.project()?, &body)
+                .await?;
             if target.format == Format::Json {
                 target.print(&op);
             } else {
@@ -543,7 +566,7 @@ async fn batch_submit(target: &Target, file: Option<std::path::PathBuf>) -> Resu
         }
         bodies.push(body);
     }
-    let (client, project) = (target.client(), target.project()?);
+    let (client, project) = (target.client().await?, target.project()?);
     let path = format!("/v1/projects/{project}/operations:batchSubmit");
     let mut created = 0;
     for chunk in bodies.chunks(BATCH_SUBMIT) {
@@ -577,7 +600,7 @@ async fn batch_submit(target: &Target, file: Option<std::path::PathBuf>) -> Resu
 /// object per line). When the server ends the stream (a restart), it reconnects with the
 /// last cursor, so nothing is missed or, after a `reset`, the snapshot is printed again.
 async fn watch(target: &Target, filter: &str, changes_only: bool) -> Result<u8, Failure> {
-    let client = target.client();
+    let client = target.client().await?;
     let project = target.project()?;
     let extra = if changes_only { "snapshot=false" } else { "" };
     let mut last: Option<String> = None;
@@ -641,7 +664,7 @@ async fn bulk_job(
     if let Some(timeout) = wait {
         let name = Name::parse(op["name"].as_str().unwrap_or_default())
             .map_err(|e| Failure(1, format!("the server named no operation: {e}")))?;
-        op = target.client().wait(&name, Some(timeout)).await?;
+        op = target.client().await?.wait(&name, Some(timeout)).await?;
     }
     if target.format == Format::Json {
         target.print(&op);

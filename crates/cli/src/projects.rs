@@ -1,7 +1,8 @@
 //! `longrun projects`: the project registry (docs/projects.md#registry), on a server's store
 //! (`--data-dir`, `--database-url`; no server needed, running ones see changes at once) or
-//! through a server (`--server URL`, a token in `LONGRUN_TOKEN` of a member holding
-//! `roles/longrun.projectAdmin`; on `*` for `list`). Entries print as the API's JSON.
+//! through a server (`--server URL`, the credentials (`--token`, `--key-file`) of a member
+//! holding `roles/longrun.projectAdmin`; on `*` for `list`). Entries print as the API's
+//! JSON.
 
 use crate::accounts::{Store, Target};
 use clap::Subcommand;
@@ -64,7 +65,7 @@ pub async fn run(command: Command) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::operations::exit_code_of(&e))
         }
     }
 }

@@ -75,7 +75,11 @@ async fn execute(command: Command) -> Result<(), Failure> {
     let (target, method, path) = match command {
         Command::List { target } => {
             let path = format!("/v1/projects/{}/queues", target.project()?);
-            let page = target.client().call(Method::GET, &path, None).await?;
+            let page = target
+                .client()
+                .await?
+                .call(Method::GET, &path, None)
+                .await?;
             let queues = page["queues"].as_array().cloned().unwrap_or_default();
             if target.table() {
                 print_table(&queues);
@@ -97,7 +101,7 @@ async fn execute(command: Command) -> Result<(), Failure> {
             (target, Method::POST, path)
         }
     };
-    let queue = target.client().call(method, &path, None).await?;
+    let queue = target.client().await?.call(method, &path, None).await?;
     if target.table() {
         print_table(std::slice::from_ref(&queue));
     } else {

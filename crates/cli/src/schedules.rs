@@ -172,7 +172,7 @@ async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, Failure> {
-    Ok(target.client().call(method, path, body).await?)
+    Ok(target.client().await?.call(method, path, body).await?)
 }
 
 /// Sends a PATCH of the fields in `body`, with their mask.

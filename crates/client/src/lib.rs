@@ -11,7 +11,9 @@ use hyper_util::rt::TokioExecutor;
 use longrun_types::Name;
 use serde_json::Value;
 
+mod key_file;
 mod watch;
+pub use key_file::{AccessToken, DEFAULT_SCOPE, KeyFile};
 pub use watch::{Event, Watcher};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum Error {
         message: String,
         body: Value,
     },
+    /// A key file that cannot be used, or a token endpoint that refused it.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// A raw HTTP response.

@@ -138,14 +138,21 @@ pub fn listening(child: &mut Child) -> String {
 
 /// Runs `longrun ARGS` with extra environment; returns (success, stdout, stderr).
 pub fn longrun(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let (code, out, err) = longrun_exit(args, env);
+    (code == 0, out, err)
+}
+
+/// `longrun`, with the exit code (-1 when a signal ended it).
+pub fn longrun_exit(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env_remove("LONGRUN_TOKEN")
+        .env_remove("LONGRUN_KEY_FILE")
         .envs(env.iter().copied())
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )

@@ -2,7 +2,7 @@
 //! token, and `operations` with `LONGRUN_TOKEN`.
 
 use longrun_testkit::auth::{access_token, create_account, point_at};
-use longrun_testkit::process::{Server, longrun, longrun_ok};
+use longrun_testkit::process::{Server, longrun, longrun_exit, longrun_ok};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -41,7 +41,7 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
         "ci-runner",
         "--project",
         "p",
-        "--key-file",
+        "--output-file",
         key.to_str().unwrap(),
         "--token-uri",
         &token_uri,
@@ -126,4 +126,146 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
     );
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed[0]["name"], "projects/p/operations/authed");
+}
+
+/// `--key-file` (and `LONGRUN_KEY_FILE`) on the commands that talk to a server, and `longrun
+/// auth print-access-token`: the key is exchanged at its `token_uri` as Google's libraries
+/// do; a key the server refuses, or none at all, ends the command with exit code 6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_files_authenticate_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin_key = create_account(&data, "keys-admin", "p", dir.path());
+    // An account with no role on the project.
+    let idle_key = create_account(&data, "no-roles", "p", dir.path());
+    let server = Server::start_with_config(&data, CONFIG);
+    let base = server.base.as_str();
+    point_at(&admin_key, base);
+    point_at(&idle_key, base);
+    let admin = admin_key.to_str().unwrap();
+
+    // The printed token is the server's, and opens the API to any client.
+    let printed = longrun_ok(&["auth", "print-access-token", "--key-file", admin], &[]);
+    let token = printed.trim();
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    let client = longrun_client::Client::new(base).with_token(token);
+    client.list("p", "", 10, "").await.unwrap();
+    let from_env = longrun_ok(
+        &["auth", "print-access-token"],
+        &[("LONGRUN_KEY_FILE", admin)],
+    );
+    assert!(!from_env.trim().is_empty());
+
+    // Every command that talks to a server takes the key file, as an option or from the
+    // environment.
+    let submit = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec![
+            "operations",
+            "submit",
+            "--server",
+            base,
+            "--project",
+            "p",
+            "--type",
+            "T",
+        ];
+        args.extend(extra);
+        longrun_exit(&args, env)
+    };
+    let (code, out, err) = submit(&[], &["--key-file", admin]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("projects/p/operations/"), "{out}");
+    let (code, _, err) = submit(&[("LONGRUN_KEY_FILE", admin)], &[]);
+    assert_eq!(code, 0, "{err}");
+    // An option wins over the environment.
+    let (code, _, err) = submit(&[("LONGRUN_TOKEN", "stale")], &["--key-file", admin]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = submit(&[("LONGRUN_KEY_FILE", admin)], &["--token", token]);
+    assert_eq!(code, 0, "{err}");
+    let listed = longrun_ok(
+        &[
+            "queues",
+            "list",
+            "--server",
+            base,
+            "--project",
+            "p",
+            "--key-file",
+            admin,
+        ],
+        &[],
+    );
+    assert!(listed.contains('T'), "{listed}");
+    let accounts = longrun_ok(
+        &[
+            "service-accounts",
+            "list",
+            "--project",
+            "p",
+            "--server",
+            base,
+            "--key-file",
+            admin,
+        ],
+        &[],
+    );
+    assert!(accounts.contains("no-roles@p.iam.longrun"), "{accounts}");
+
+    // An account without the role: the server's refusal is exit code 6, for the account
+    // commands too.
+    let idle = idle_key.to_str().unwrap();
+    let (code, _, err) = submit(&[], &["--key-file", idle]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
+    let (code, _, err) = longrun_exit(
+        &[
+            "service-accounts",
+            "list",
+            "--project",
+            "p",
+            "--server",
+            base,
+            "--key-file",
+            idle,
+        ],
+        &[],
+    );
+    assert_eq!(code, 6, "{err}");
+
+    // A disabled account's key is refused at the token endpoint: exit code 6, with the
+    // endpoint's OAuth error.
+    longrun_ok(
+        &[
+            "service-accounts",
+            "disable",
+            "no-roles@p.iam.longrun",
+            "--server",
+            base,
+            "--key-file",
+            admin,
+        ],
+        &[],
+    );
+    let (code, _, err) = longrun_exit(&["auth", "print-access-token", "--key-file", idle], &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("invalid_grant") && err.contains("disabled"),
+        "{err}"
+    );
+    let (code, _, err) = submit(&[], &["--key-file", idle]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("invalid_grant"), "{err}");
+
+    // Files that are not keys, and both credentials at once.
+    let missing = dir.path().join("missing.json");
+    let (code, _, err) = submit(&[], &["--key-file", missing.to_str().unwrap()]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("cannot be read"), "{err}");
+    let not_a_key = dir.path().join("user.json");
+    std::fs::write(&not_a_key, r#"{"type": "authorized_user"}"#).unwrap();
+    let (code, _, err) = submit(&[], &["--key-file", not_a_key.to_str().unwrap()]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("service account"), "{err}");
+    let (code, _, err) = submit(&[], &["--key-file", admin, "--token", token]);
+    assert_eq!(code, 2, "{err}");
 }
