@@ -15,8 +15,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Where the accounts are: a store, or a server.
 #[derive(clap::Args)]
-pub struct Store {
+pub struct Place {
     /// The server's data directory (its embedded store).
     #[arg(
         long,
@@ -36,7 +37,13 @@ pub struct Store {
     /// A running server to manage accounts through, instead of its store.
     #[arg(long, global = true)]
     pub(crate) server: Option<String>,
-    /// The credentials sent to `--server`.
+}
+
+/// A place, and the credentials sent to `--server`.
+#[derive(clap::Args)]
+pub struct Store {
+    #[command(flatten)]
+    pub(crate) place: Place,
     #[command(flatten)]
     pub(crate) credentials: crate::auth::Credentials,
 }
@@ -49,14 +56,18 @@ pub enum Command {
         name: String,
         #[arg(long)]
         project: String,
-        /// Where to write the new account's key file [default: NAME.json].
+        /// Where to write the new account's key file [default: NAME.json]. (With
+        /// `--server`, a key file to authenticate with is named by LONGRUN_KEY_FILE.)
         #[arg(long)]
-        output_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
         /// The server's token endpoint as clients reach it.
         #[arg(long, default_value = "http://127.0.0.1:8080/token")]
         token_uri: String,
         #[command(flatten)]
-        store: Store,
+        place: Place,
+        /// Bearer token for `--server` [env: LONGRUN_TOKEN].
+        #[arg(long)]
+        token: Option<String>,
     },
     /// List the accounts.
     List {
@@ -95,11 +106,19 @@ pub(crate) enum Target {
 
 impl Store {
     pub(crate) async fn open(&self) -> anyhow::Result<Target> {
+        self.place.open(&self.credentials).await
+    }
+}
+
+impl Place {
+    /// The store, or the server with `credentials`.
+    pub(crate) async fn open(
+        &self,
+        credentials: &crate::auth::Credentials,
+    ) -> anyhow::Result<Target> {
         if let Some(server) = &self.server {
             let client = longrun_client::Client::new(server);
-            return Ok(Target::Server(Box::new(
-                self.credentials.apply(client).await?,
-            )));
+            return Ok(Target::Server(Box::new(credentials.apply(client).await?)));
         }
         let location = match &self.database_url {
             Some(url) => Location::Database(url.clone()),
@@ -239,13 +258,14 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Create {
             name,
             project,
-            output_file,
+            key_file,
             token_uri,
-            store,
+            place,
+            token,
         } => {
             let (account, file) =
                 longrun_server::auth::create_key(&name, &project, &token_uri, Timestamp::now())?;
-            let path = output_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
+            let path = key_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
             // The key file is claimed first, so that an account is never registered
             // without the only copy of its private key.
             let mut options = std::fs::OpenOptions::new();
@@ -254,7 +274,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let mut out = options
                 .open(&path)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            let registered = match store.open().await {
+            let credentials = crate::auth::Credentials {
+                token,
+                key_file: None,
+            };
+            let registered = match place.open(&credentials).await {
                 Ok(registry) => registry.create(&account, &name).await,
                 Err(e) => Err(e),
             };

@@ -70,7 +70,7 @@ pub fn create_account(data: &Path, name: &str, project: &str, dir: &Path) -> Pat
             name,
             "--project",
             project,
-            "--output-file",
+            "--key-file",
             key.to_str().unwrap(),
             "--token-uri",
             "http://127.0.0.1:9/token",

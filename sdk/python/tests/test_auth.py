@@ -45,7 +45,7 @@ def account(server: Server, name: str) -> Path:
         server.kill()
     try:
         server.cli(
-            "service-accounts", "create", name, "--project", "p", "--output-file", str(key),
+            "service-accounts", "create", name, "--project", "p", "--key-file", str(key),
             "--token-uri", f"{server.url}/token", *store,
         )  # fmt: skip
     finally:

@@ -41,7 +41,7 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
         "ci-runner",
         "--project",
         "p",
-        "--output-file",
+        "--key-file",
         key.to_str().unwrap(),
         "--token-uri",
         &token_uri,
@@ -210,6 +210,24 @@ async fn key_files_authenticate_the_cli() {
         &[],
     );
     assert!(accounts.contains("no-roles@p.iam.longrun"), "{accounts}");
+    // In `create`, `--key-file` is the file written: the variable authenticates.
+    let written = dir.path().join("made.json");
+    longrun_ok(
+        &[
+            "service-accounts",
+            "create",
+            "made-by-key",
+            "--project",
+            "p",
+            "--key-file",
+            written.to_str().unwrap(),
+            "--server",
+            base,
+        ],
+        &[("LONGRUN_KEY_FILE", admin)],
+    );
+    let made: Value = serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+    assert_eq!(made["client_email"], "made-by-key@p.iam.longrun");
 
     // An account without the role: the server's refusal is exit code 6, for the account
     // commands too.
