@@ -28,6 +28,15 @@ pub struct Args {
     /// Log format on stderr: text (the default) or json (one object per line).
     #[arg(long, env = "LONGRUN_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Serve HTTPS and gRPC over TLS with this certificate chain (PEM); with --tls-key-file.
+    #[arg(long, env = "LONGRUN_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, env = "LONGRUN_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mTLS.
+    #[arg(long, env = "LONGRUN_TLS_CLIENT_CA_FILE")]
+    tls_client_ca_file: Option<PathBuf>,
     /// OTLP/gRPC collector to export traces to, http://HOST:PORT (off when unset).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
@@ -85,6 +94,15 @@ fn configure(args: Args) -> anyhow::Result<Config> {
         Some("json") => config.log.format = longrun_server::telemetry::LogFormat::Json,
         Some(_) => config.log.format = longrun_server::telemetry::LogFormat::Text,
         None => {}
+    }
+    for (flag, setting) in [
+        (args.tls_cert_file, &mut config.tls.cert_file),
+        (args.tls_key_file, &mut config.tls.key_file),
+        (args.tls_client_ca_file, &mut config.tls.client_ca_file),
+    ] {
+        if flag.is_some() {
+            *setting = flag;
+        }
     }
     if let Some(endpoint) = args.otlp_endpoint.filter(|e| !e.is_empty()) {
         config.tracing.otlp_endpoint = Some(endpoint);

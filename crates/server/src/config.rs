@@ -51,6 +51,8 @@ pub struct Config {
     /// `[connections]`: the cap on open connections, and the timeouts that close slow and
     /// idle ones.
     pub connections: crate::connections::Settings,
+    /// `[tls]`: HTTPS and gRPC over TLS, and client certificates (mTLS).
+    pub tls: crate::tls::Settings,
     /// `[log]`: the log's format (text or JSON lines).
     pub log: crate::observe::telemetry::LogConfig,
     /// `[tracing]`: OTLP trace export (off unless `otlp_endpoint` is set).
@@ -333,6 +335,7 @@ impl Default for Config {
             faults: Default::default(),
             metrics: MetricsConfig::default(),
             connections: Default::default(),
+            tls: Default::default(),
             log: Default::default(),
             tracing: Default::default(),
             api: ApiConfig::default(),
@@ -385,6 +388,7 @@ impl Config {
             task_type.validate()?;
         }
         self.connections.validate()?;
+        self.tls.validate()?;
         anyhow::ensure!(
             self.project_defaults.max_queued >= 1,
             "project_defaults.max_queued must be at least 1"

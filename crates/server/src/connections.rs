@@ -1,5 +1,5 @@
-//! Accepting connections (HTTP/1.1 and h2c on one listener): a cap on how many are open at
-//! once, a deadline for a request's headers, an idle timeout, HTTP/2 keep-alive pings, an
+//! Accepting connections (HTTP/1.1 and HTTP/2 on one listener, in clear (h2c) or over TLS):
+//! a cap on how many are open at once, a deadline for a request's headers, an idle timeout, HTTP/2 keep-alive pings, an
 //! accept loop that backs off and goes on when accepting fails (out of file descriptors),
 //! and a drain on shutdown that waits for every connection to close.
 
@@ -124,6 +124,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: Settings,
+    tls: Option<crate::tls::Tls>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(fit_to_open_files(settings.max)));
@@ -161,10 +162,22 @@ pub async fn serve(
         // Small writes (a pushed cancel on a gRPC stream, say) go out at once, not after
         // the peer's delayed acknowledgement.
         let _ = stream.set_nodelay(true);
-        let connection = connection(stream, app.clone(), settings.clone(), closed.clone());
+        let (app, settings, closed) = (app.clone(), settings.clone(), closed.clone());
+        let tls = tls.as_ref().map(crate::tls::Tls::config);
         let open = open.clone();
         tokio::spawn(async move {
-            connection.await;
+            match tls {
+                None => connection(stream, None, app, settings, closed).await,
+                // The handshake counts against the time to send a request's headers.
+                Some(config) => {
+                    match crate::tls::accept(config, stream, settings.header_read_timeout).await {
+                        Ok((stream, peer)) => {
+                            connection(stream, peer, app, settings, closed).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    }
+                }
+            }
             // The connection (and the app it held) is gone before its slot and its
             // sender are.
             drop(slot);
@@ -241,20 +254,26 @@ impl axum::body::HttpBody for Counted {
 
 /// Serves one connection until it ends: the peer closes it, a timeout closes it, or the
 /// server shuts down (`closed` turns true) and it has finished its requests.
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S>(
+    stream: S,
+    peer: Option<crate::tls::PeerCertificate>,
     app: Router,
     settings: Arc<Settings>,
     mut closed: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Mutex::new(Activity {
         in_flight: 0,
         idle_since: Instant::now(),
     }));
     let service = {
         let activity = activity.clone();
-        tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let in_flight = InFlight::start(&activity);
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
             let answer = tower::ServiceExt::oneshot(app.clone(), request.map(Body::new));
             async move {
                 let response = answer.await?;

@@ -23,6 +23,7 @@ mod queues;
 mod rest;
 mod schedules;
 mod secret;
+pub mod tls;
 mod workers;
 
 pub use config::Config;
@@ -287,8 +288,14 @@ pub async fn run(
         }
     };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), store = ?config.store, "serving");
-    println!("listening on http://{addr}");
-    connections::serve(listener, app, config.connections.clone(), draining).await;
+    let tls = tls::Tls::load(&config.tls)?;
+    let reloading = tls.clone().map(|tls| tokio::spawn(tls.reload_on_change()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    connections::serve(listener, app, config.connections.clone(), tls, draining).await;
+    if let Some(reloading) = reloading {
+        reloading.abort();
+    }
     background.await?;
     let _ = outputs_sweep.await;
     let _ = firing.await;

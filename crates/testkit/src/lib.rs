@@ -19,6 +19,7 @@ pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod server;
+pub mod tls;
 
 pub use server::TestServer;
 

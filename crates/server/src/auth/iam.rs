@@ -135,6 +135,8 @@ pub enum Principal {
     ServiceAccount(String),
     /// Someone an external identity provider vouches for: their email, or else the subject.
     User(String),
+    /// The holder of a verified client certificate (mTLS): its SAN URI, else its SAN email.
+    Certificate(String),
 }
 
 impl Principal {
@@ -143,6 +145,7 @@ impl Principal {
         match self {
             Principal::ServiceAccount(email) => format!("serviceAccount:{email}"),
             Principal::User(id) => format!("user:{id}"),
+            Principal::Certificate(id) => format!("cert:{id}"),
         }
     }
 }
@@ -166,9 +169,10 @@ impl Iam {
                     m == "allAuthenticatedUsers"
                         || m.strip_prefix("serviceAccount:")
                             .or_else(|| m.strip_prefix("user:"))
+                            .or_else(|| m.strip_prefix("cert:"))
                             .is_some_and(|id| !id.is_empty()),
-                    "iam.binding: member `{m}` is not serviceAccount:EMAIL, user:EMAIL or \
-                     allAuthenticatedUsers"
+                    "iam.binding: member `{m}` is not serviceAccount:EMAIL, user:EMAIL, \
+                     cert:URI_OR_EMAIL or allAuthenticatedUsers"
                 );
             }
         }

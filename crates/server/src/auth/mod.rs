@@ -148,11 +148,14 @@ impl Auth {
     }
 
     /// Checks the request's bearer token (the `Authorization` header, or the
-    /// `access_token` query parameter). With auth off, everyone is let in.
+    /// `access_token` query parameter); without one, a verified client certificate that
+    /// names an identity (`peer`) is the caller, as the member `cert:IDENTITY`, with every
+    /// scope of the API. With auth off, everyone is let in.
     pub async fn authenticate(
         &self,
         headers: &http::HeaderMap,
         query: Option<&str>,
+        peer: Option<&crate::tls::PeerCertificate>,
     ) -> Result<Caller, ApiError> {
         if !self.enabled() {
             return Ok(Caller {
@@ -161,7 +164,21 @@ impl Auth {
                 token: None,
             });
         }
-        self.verify(bearer(headers, query)?).await
+        match (
+            bearer(headers, query)?,
+            peer.and_then(|p| p.identity.as_ref()),
+        ) {
+            (Some(token), _) => self.verify(token).await,
+            (None, Some(identity)) => Ok(Caller {
+                principal: Some(Principal::Certificate(identity.clone())),
+                scopes: SCOPES.iter().map(|s| s.to_string()).collect(),
+                token: None,
+            }),
+            (None, None) => Err(unauthenticated(
+                "CREDENTIALS_MISSING",
+                "the request has no access token",
+            )),
+        }
     }
 
     /// Checks a bearer token: its signature, issuer, audience and times, and for the
@@ -305,13 +322,17 @@ pub fn unauthenticated(reason: &'static str, message: &str) -> ApiError {
 }
 
 /// The token of `Authorization: Bearer …`, or of `access_token=…`.
-fn bearer<'a>(headers: &'a http::HeaderMap, query: Option<&'a str>) -> Result<&'a str, ApiError> {
-    let missing = || unauthenticated("CREDENTIALS_MISSING", "the request has no access token");
+fn bearer<'a>(
+    headers: &'a http::HeaderMap,
+    query: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| {
             unauthenticated("ACCESS_TOKEN_INVALID", "the access token is malformed")
         })?;
-        let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
+        let Some((scheme, token)) = value.trim().split_once(' ') else {
+            return Ok(None);
+        };
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(unauthenticated(
                 "ACCESS_TOKEN_TYPE_UNSUPPORTED",
@@ -319,18 +340,14 @@ fn bearer<'a>(headers: &'a http::HeaderMap, query: Option<&'a str>) -> Result<&'
             ));
         }
         let token = token.trim();
-        return if token.is_empty() {
-            Err(missing())
-        } else {
-            Ok(token)
-        };
+        return Ok((!token.is_empty()).then_some(token));
     }
-    let query = query.ok_or_else(missing)?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("access_token="))
-        .filter(|t| !t.is_empty())
-        .ok_or_else(missing)
+    Ok(query.and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .filter(|t| !t.is_empty())
+    }))
 }
 
 /// What a verified token says, whoever issued it.

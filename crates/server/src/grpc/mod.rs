@@ -90,14 +90,18 @@ fn budget(metadata: &MetadataMap) -> Option<Duration> {
     Some(timeout.saturating_sub(margin))
 }
 
+/// What a call carries beside its message: its metadata, and its connection's extensions
+/// (a verified client certificate, `tls::PeerCertificate`).
+pub(crate) type Sent = (MetadataMap, tonic::Extensions);
+
 impl Grpc {
     pub fn new(app: App) -> Grpc {
         Grpc { app }
     }
 
     /// The caller, once their token holds and they may do what `route` does.
-    async fn authorize(&self, metadata: &MetadataMap, route: &Route) -> Result<Caller, Status> {
-        let caller = self.authenticate(metadata).await?;
+    async fn authorize(&self, sent: &Sent, route: &Route) -> Result<Caller, Status> {
+        let caller = self.authenticate(sent).await?;
         self.app
             .authorize(&caller, &route.meta())
             .await
@@ -105,16 +109,17 @@ impl Grpc {
         Ok(caller)
     }
 
-    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+    async fn authenticate(&self, (metadata, extensions): &Sent) -> Result<Caller, Status> {
         // With auth off nothing is read: spare the copy of the metadata.
         let headers = if self.app.auth.enabled() {
             metadata.clone().into_headers()
         } else {
             http::HeaderMap::new()
         };
+        let peer = extensions.get::<crate::tls::PeerCertificate>();
         self.app
             .auth
-            .authenticate(&headers, None)
+            .authenticate(&headers, None, peer)
             .await
             .map_err(convert::error)
     }
@@ -262,7 +267,8 @@ impl Operations for Grpc {
         &self,
         request: Request<lro::ListOperationsRequest>,
     ) -> Result<Response<lro::ListOperationsResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.name)?;
         self.authorize(&metadata, &Route::List(project.clone()))
             .await?;
@@ -290,7 +296,8 @@ impl Operations for Grpc {
         &self,
         request: Request<lro::GetOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let name = name(&r.name)?;
         self.authorize(&metadata, &Route::Get(name.clone())).await?;
         let op = self
@@ -306,7 +313,8 @@ impl Operations for Grpc {
         &self,
         request: Request<lro::DeleteOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let name = name(&r.name)?;
         let caller = self
             .authorize(&metadata, &Route::Delete(name.clone()))
@@ -326,7 +334,8 @@ impl Operations for Grpc {
         &self,
         request: Request<lro::CancelOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let name = name(&r.name)?;
         let caller = self
             .authorize(&metadata, &Route::Cancel(name.clone()))
@@ -343,7 +352,8 @@ impl Operations for Grpc {
         &self,
         request: Request<lro::WaitOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let name = name(&r.name)?;
         self.authorize(&metadata, &Route::Wait(name.clone()))
             .await?;
@@ -351,7 +361,7 @@ impl Operations for Grpc {
         let op = self
             .app
             .engine
-            .wait_within(&name, timeout, budget(&metadata))
+            .wait_within(&name, timeout, budget(&metadata.0))
             .await
             .map_err(convert::engine_error)?;
         Ok(Response::new(convert::operation(&self.app.types, &op)))
@@ -364,7 +374,8 @@ impl Submissions for Grpc {
         &self,
         request: Request<pb::SubmitOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::Submit(project.clone()))
             .await?;
@@ -381,7 +392,8 @@ impl Submissions for Grpc {
         &self,
         request: Request<pb::BatchSubmitOperationsRequest>,
     ) -> Result<Response<pb::BatchSubmitOperationsResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::BatchSubmit(project.clone()))
             .await?;
@@ -418,7 +430,8 @@ impl Submissions for Grpc {
         &self,
         request: Request<pb::RetryOperationRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let name = name(&r.name)?;
         self.authorize(&metadata, &Route::Retry(name.clone()))
             .await?;
@@ -440,7 +453,8 @@ impl Submissions for Grpc {
         &self,
         request: Request<pb::BatchRetryOperationsRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::BatchRetry(project.clone()))
             .await?;
@@ -457,7 +471,8 @@ impl Workers for Grpc {
         &self,
         request: Request<pb::LeaseRequest>,
     ) -> Result<Response<pb::LeaseResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
         Ok(Response::new(Grpc::lease(self, &caller, r).await?))
     }
@@ -466,7 +481,8 @@ impl Workers for Grpc {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
         Ok(Response::new(
             Grpc::heartbeat(self, &caller, r, true).await?,
@@ -477,7 +493,8 @@ impl Workers for Grpc {
         &self,
         request: Request<pb::CompleteRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
         Ok(Response::new(Grpc::complete(self, &caller, r).await?))
     }
@@ -486,7 +503,8 @@ impl Workers for Grpc {
         &self,
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<lro::Operation>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
         Ok(Response::new(Grpc::release(self, &caller, r).await?))
     }
@@ -497,7 +515,8 @@ impl Workers for Grpc {
         &self,
         request: Request<tonic::Streaming<pb::WorkRequest>>,
     ) -> Result<Response<Self::WorkStream>, Status> {
-        let (metadata, _, inbound) = request.into_parts();
+        let (metadata, extensions, inbound) = request.into_parts();
+        let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
         let mut response = Response::new(work::serve(self.clone(), caller, inbound));
         response.metadata_mut().insert(

@@ -42,7 +42,7 @@ impl Grpc {
     /// Authorizes `call` on the queue `name` names, then serves it.
     async fn queue_call(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        metadata: &super::Sent,
         name: &str,
         call: impl FnOnce(String) -> Call,
         paused: Option<bool>,
@@ -70,7 +70,8 @@ impl pb::queues_server::Queues for Grpc {
         &self,
         request: Request<pb::GetQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         self.queue_call(&metadata, &r.name, Call::Get, None).await
     }
 
@@ -78,7 +79,8 @@ impl pb::queues_server::Queues for Grpc {
         &self,
         request: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::Queues(project.clone(), Call::List))
             .await?;
@@ -97,7 +99,8 @@ impl pb::queues_server::Queues for Grpc {
         &self,
         request: Request<pb::PauseQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         self.queue_call(&metadata, &r.name, Call::Pause, Some(true))
             .await
     }
@@ -106,7 +109,8 @@ impl pb::queues_server::Queues for Grpc {
         &self,
         request: Request<pb::ResumeQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         self.queue_call(&metadata, &r.name, Call::Resume, Some(false))
             .await
     }

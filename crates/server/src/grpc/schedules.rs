@@ -63,7 +63,8 @@ impl pb::schedules_server::Schedules for Grpc {
         &self,
         request: Request<pb::CreateScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::Schedules(project.clone(), Call::Create))
             .await?;
@@ -82,7 +83,8 @@ impl pb::schedules_server::Schedules for Grpc {
         &self,
         request: Request<pb::GetScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let (project, id) = feature::split(&r.name).map_err(convert::error)?;
         let name = Schedule::name_of(&project, &id);
         self.authorize(&metadata, &Route::Schedules(project, Call::Get(id)))
@@ -95,7 +97,8 @@ impl pb::schedules_server::Schedules for Grpc {
         &self,
         request: Request<pb::ListSchedulesRequest>,
     ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         self.authorize(&metadata, &Route::Schedules(project.clone(), Call::List))
             .await?;
@@ -115,7 +118,8 @@ impl pb::schedules_server::Schedules for Grpc {
         &self,
         request: Request<pb::UpdateScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let schedule = r.schedule.unwrap_or_default();
         let (project, id) = feature::split(&schedule.name).map_err(convert::error)?;
         let name = Schedule::name_of(&project, &id);
@@ -137,7 +141,8 @@ impl pb::schedules_server::Schedules for Grpc {
         &self,
         request: Request<pb::DeleteScheduleRequest>,
     ) -> Result<Response<()>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let (project, id) = feature::split(&r.name).map_err(convert::error)?;
         let name = Schedule::name_of(&project, &id);
         self.authorize(&metadata, &Route::Schedules(project, Call::Delete(id)))

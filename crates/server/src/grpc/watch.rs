@@ -22,7 +22,8 @@ impl pb::operations_server::Operations for Grpc {
         &self,
         request: Request<pb::WatchOperationsRequest>,
     ) -> Result<Response<Outbound>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let (metadata, extensions, r) = request.into_parts();
+        let metadata = (metadata, extensions);
         let project = project(&r.parent)?;
         let caller = self
             .authorize(&metadata, &Route::Watch(project.clone()))

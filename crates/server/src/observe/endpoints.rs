@@ -25,7 +25,13 @@ pub async fn metrics(
     let (parts, _) = request.into_parts();
     let answer = async {
         if !public {
-            let caller = auth.authenticate(&parts.headers, parts.uri.query()).await?;
+            let caller = auth
+                .authenticate(
+                    &parts.headers,
+                    parts.uri.query(),
+                    parts.extensions.get::<crate::tls::PeerCertificate>(),
+                )
+                .await?;
             auth.check(&caller, Permission::MetricsGet, "*")?;
         }
         let text = metrics

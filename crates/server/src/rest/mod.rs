@@ -293,7 +293,11 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
     }
     let caller = app
         .auth
-        .authenticate(&parts.headers, parts.uri.query())
+        .authenticate(
+            &parts.headers,
+            parts.uri.query(),
+            parts.extensions.get::<crate::tls::PeerCertificate>(),
+        )
         .await?;
     app.authorize(&caller, &meta).await?;
     // Methods not emulated answer at once, whatever their parameters and body.

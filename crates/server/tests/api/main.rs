@@ -29,6 +29,7 @@ mod retry;
 mod schedules;
 mod sdk;
 mod simulate;
+mod tls;
 mod trees;
 mod waiting;
 mod watch;
