@@ -68,6 +68,8 @@ pub enum Command {
         /// Bearer token for `--server` [env: LONGRUN_TOKEN].
         #[arg(long)]
         token: Option<String>,
+        #[command(flatten)]
+        tls: crate::auth::TlsArgs,
     },
     /// List the accounts.
     List {
@@ -117,8 +119,7 @@ impl Place {
         credentials: &crate::auth::Credentials,
     ) -> anyhow::Result<Target> {
         if let Some(server) = &self.server {
-            let client = longrun_client::Client::new(server);
-            return Ok(Target::Server(Box::new(credentials.apply(client).await?)));
+            return Ok(Target::Server(Box::new(credentials.client(server).await?)));
         }
         let location = match &self.database_url {
             Some(url) => Location::Database(url.clone()),
@@ -262,6 +263,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             token_uri,
             place,
             token,
+            tls,
         } => {
             let (account, file) =
                 longrun_server::auth::create_key(&name, &project, &token_uri, Timestamp::now())?;
@@ -277,6 +279,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let credentials = crate::auth::Credentials {
                 token,
                 key_file: None,
+                tls,
             };
             let registered = match place.open(&credentials).await {
                 Ok(registry) => registry.create(&account, &name).await,

@@ -227,6 +227,8 @@ pub(crate) fn exit_code(e: &Error) -> u8 {
         Error::Transport(_) => 1,
         // A key file that cannot be used, or its token refused.
         Error::Credentials(_) => 6,
+        // A CA file or client certificate that cannot be used.
+        Error::Tls(_) => 2,
         Error::Api { status_name, .. } => match status_name.as_str() {
             "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 3,
             "NOT_FOUND" => 4,
@@ -260,7 +262,7 @@ impl Target {
     pub(crate) async fn client(&self) -> Result<Client, Failure> {
         let made = self
             .made
-            .get_or_try_init(|| self.credentials.apply(Client::new(&self.server)));
+            .get_or_try_init(|| self.credentials.client(&self.server));
         Ok(made.await?.clone())
     }
 

@@ -93,10 +93,11 @@ impl KeyFile {
             .map_err(|e| Error::Credentials(format!("cannot sign the assertion: {e}")))
     }
 
-    /// Exchanges a fresh assertion for an access token at `token_uri`. Errors:
-    /// `Error::Transport` when the endpoint cannot be reached, `Error::Credentials` with the
-    /// endpoint's OAuth error (RFC 6749 section 5.2) when it refuses.
-    pub async fn access_token(&self, scope: &str) -> Result<AccessToken, Error> {
+    /// Exchanges a fresh assertion for an access token at `token_uri` (over `https://`,
+    /// trusting what `tls` says). Errors: `Error::Transport` when the endpoint cannot be
+    /// reached, `Error::Credentials` with the endpoint's OAuth error (RFC 6749 section 5.2)
+    /// when it refuses, `Error::Tls`.
+    pub async fn access_token(&self, scope: &str, tls: &crate::Tls) -> Result<AccessToken, Error> {
         let assertion = self.assertion(scope)?;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", JWT_BEARER)
@@ -116,16 +117,8 @@ impl KeyFile {
                 self.token_uri
             )));
         };
-        if scheme != "http" {
-            return Err(Error::Credentials(format!(
-                "the key file {}: token_uri {:?}: only http:// token endpoints can be reached \
-                 from this client",
-                self.path.display(),
-                self.token_uri
-            )));
-        }
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let response = Client::new(&format!("{scheme}://{authority}"))
+        let response = Client::with_tls(&format!("{scheme}://{authority}"), tls)?
             .send_as(
                 Method::POST,
                 path,

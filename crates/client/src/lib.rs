@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -31,6 +32,77 @@ pub enum Error {
     /// A key file that cannot be used, or a token endpoint that refused it.
     #[error("{0}")]
     Credentials(String),
+    /// A CA file or client certificate that cannot be used.
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// How a client trusts a server over `https://` and shows itself to one that asks for a
+/// certificate (mTLS). The default trusts the public roots and shows nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// CA certificates (PEM) trusted beside the public roots: a server's private CA.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate chain and its private key (both PEM).
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Tls {
+    /// The rustls configuration. Errors (`Error::Tls`): a file that cannot be read or holds
+    /// no certificate or key.
+    fn config(&self) -> Result<rustls::ClientConfig, Error> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, Error> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    Error::Tls(format!(
+                        "cannot read certificates from {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(Error::Tls(format!(
+                    "{} holds no certificate",
+                    path.display()
+                )));
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &self.ca_file {
+            for cert in certs(path)? {
+                roots.add(cert).map_err(|e| {
+                    Error::Tls(format!(
+                        "a certificate in {} is unusable: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+        match &self.client_cert {
+            None => Ok(builder.with_no_client_auth()),
+            Some((cert, key)) => {
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    Error::Tls(format!(
+                        "cannot read a private key from {}: {e}",
+                        key.display()
+                    ))
+                })?;
+                builder
+                    .with_client_auth_cert(certs(cert)?, key)
+                    .map_err(|e| Error::Tls(format!("the client certificate is unusable: {e}")))
+            }
+        }
+    }
 }
 
 /// A raw HTTP response.
@@ -49,7 +121,7 @@ impl Response {
 
 #[derive(Clone)]
 pub struct Client {
-    http: Hyper<HttpConnector, Full<Bytes>>,
+    http: Hyper<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     version: String,
     /// The `Authorization` header sent with every request.
@@ -57,23 +129,34 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the server at `base` (`http://127.0.0.1:8080`; without a scheme,
-    /// `127.0.0.1:8080`, it is `http://`), speaking `/v1`.
+    /// A client for the server at `base` (`http://127.0.0.1:8080`, or `https://` trusting
+    /// the public roots; without a scheme, `127.0.0.1:8080`, it is `http://`), speaking `/v1`.
     pub fn new(base: &str) -> Client {
+        Client::with_tls(base, &Tls::default()).expect("the public roots make a configuration")
+    }
+
+    /// `new`, trusting and showing what `tls` says over `https://`. Errors: `Error::Tls`.
+    pub fn with_tls(base: &str, tls: &Tls) -> Result<Client, Error> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.config()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let base = base.trim_end_matches('/');
         let base = if base.contains("://") {
             base.to_string()
         } else {
             format!("http://{base}")
         };
-        Client {
+        Ok(Client {
             http: Hyper::builder(TokioExecutor::new()).build(connector),
             base,
             version: "v1".into(),
             authorization: None,
-        }
+        })
     }
 
     /// Sends `Authorization: Bearer TOKEN` with every request.

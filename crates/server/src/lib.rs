@@ -88,11 +88,14 @@ pub async fn run(
                 .await?
         }
     };
-    let token_uri = config
-        .auth
-        .token_uri
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}/token"));
+    let token_uri = config.auth.token_uri.clone().unwrap_or_else(|| {
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}/token")
+    });
     let auth = Auth::new(
         &config.auth,
         config.iam.clone(),

@@ -87,13 +87,20 @@ impl Server {
             .spawn()
             .unwrap();
         let base = listening(&mut child);
+        // Held before anything is checked, so that a failed check still ends the child.
+        let server = Server { child, base };
         // The real port, on the address asked for.
         let host = listen.trim_end_matches('0');
+        let address = server
+            .base
+            .strip_prefix("http://")
+            .or_else(|| server.base.strip_prefix("https://"));
         assert!(
-            base.starts_with(&format!("http://{host}")) && !base.ends_with(":0"),
-            "{base}"
+            address.is_some_and(|a| a.starts_with(host) && !a.ends_with(":0")),
+            "{}",
+            server.base
         );
-        Server { child, base }
+        server
     }
 
     pub fn signal(&self, signal: i32) {

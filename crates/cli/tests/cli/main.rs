@@ -13,3 +13,4 @@ mod remote_auth;
 mod schedules;
 mod storage_faults;
 mod telemetry;
+mod tls;

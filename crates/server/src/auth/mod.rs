@@ -45,7 +45,7 @@ pub struct AuthConfig {
     #[serde(with = "crate::kit::config_duration")]
     pub token_ttl: Duration,
     /// The token endpoint's URL as clients reach it: the audience that assertions must name.
-    /// Default: `http://LISTEN/token`.
+    /// Default: `http://LISTEN/token` (`https://` with TLS).
     pub token_uri: Option<String>,
     /// A file holding the server secret (at least 32 bytes), instead of the one generated
     /// into the data directory.
