@@ -57,7 +57,7 @@ class Server:
         line = self.process.stdout.readline().strip()
         assert line.startswith("listening on "), f"unexpected first line {line!r}"
         self.url = line.removeprefix("listening on ")
-        self.listen = self.url.removeprefix("http://")
+        self.listen = self.url.split("://", 1)[-1]
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

@@ -4,6 +4,7 @@
   a command operation's output, schedules (`Schedule`) and queues (`Queue`).
 - `Worker`: runs `async def` or plain `def` handlers for the operations it leases.
 - `Operation` (a TypedDict of the wire JSON), `State`, `WaitingReason` and `Code` (enums).
+- `Tls`: an `https://` server's CA and this side's client certificate.
 - `ApiError`: an error answer; `Failed` / `Retry`: raised by handlers.
 - `longrun.testing`: runs a handler without a server.
 
@@ -21,6 +22,7 @@ from .errors import ApiError, Code, Failed, LongrunError, Retry
 from .operation import Operation, OperationMetadata, Stage, State, Status, WaitingReason
 from .queue import Queue, QueueState
 from .schedule import OverlapPolicy, Schedule
+from .tls import Tls
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client, WatchEvent
@@ -44,6 +46,7 @@ __all__ = [
     "Stage",
     "State",
     "Status",
+    "Tls",
     "WaitingReason",
     "WatchEvent",
     "Worker",

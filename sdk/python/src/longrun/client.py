@@ -28,6 +28,7 @@ from ._transport.sse import Parser, Raw
 from .operation import Operation
 from .queue import Queue, queue_path, queues_path
 from .schedule import OverlapPolicy, Schedule, schedule_body
+from .tls import Tls
 
 log = logging.getLogger("longrun.client")
 
@@ -166,6 +167,7 @@ class Client:
         token: a bearer token, or a callable returning one, for auth mode `oauth`.
         credentials_file: instead of `token`, a service-account key file (needs google-auth).
         timeout: seconds for one HTTP call (a wait's call gets its own timeout on top).
+        tls: for an `https://` server: its CA and this client's certificate (`longrun.Tls`).
 
     Every method raises `longrun.ApiError` for an error answer (its `.code` is the
     google.rpc code as a `longrun.Code`, `.reason` the ErrorInfo reason), and `ApiError`
@@ -180,8 +182,9 @@ class Client:
         *,
         credentials_file: str | None = None,
         timeout: float = 60.0,
+        tls: Tls | None = None,
     ) -> None:
-        self._rest = Rest(url, Authorizer(token, credentials_file), timeout)
+        self._rest = Rest(url, Authorizer(token, credentials_file), timeout, tls)
 
     def submit(
         self,
@@ -481,11 +484,12 @@ class AsyncClient:
         *,
         credentials_file: str | None = None,
         timeout: float = 60.0,
+        tls: Tls | None = None,
         _authorizer: Authorizer | None = None,
     ) -> None:
         # `_authorizer`: the credentials of a worker whose handlers submit children.
         auth = _authorizer or Authorizer(token, credentials_file)
-        self._rest = AsyncRest(url, auth, timeout)
+        self._rest = AsyncRest(url, auth, timeout, tls=tls)
 
     async def submit(
         self,

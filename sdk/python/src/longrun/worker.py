@@ -37,6 +37,7 @@ from ._transport.backend import (
 from ._transport.stream import StreamBackend
 from .context import Assignment, Context
 from .errors import ApiError, Code, Failed
+from .tls import Tls
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -95,6 +96,7 @@ class Worker:
         shutdown_grace: float = 30.0,
         report_interval: float = 1.0,
         prefetch: int = 0,
+        tls: Tls | None = None,
     ) -> None:
         if transport not in ("grpc", "rest"):
             raise ValueError(f"transport is 'grpc' or 'rest', not {transport!r}")
@@ -107,6 +109,7 @@ class Worker:
         self.shutdown_grace = max(float(shutdown_grace), 0.0)
         self.report_interval = max(float(report_interval), 0.01)
         self.prefetch = min(max(int(prefetch), 0), 100)
+        self.tls = tls
         self._auth = Authorizer(token, credentials_file)
         self._handlers: dict[str, Handler] = {}
         self._is_async: dict[str, bool] = {}
@@ -207,11 +210,15 @@ class Worker:
         self._types = sorted(self._handlers)
         self._backend: Backend
         if self.transport == "grpc":
-            self._backend = StreamBackend(self.url, self._auth, self._pushed, self._reopened)
+            self._backend = StreamBackend(
+                self.url, self._auth, self._pushed, self._reopened, self.tls
+            )
         else:
             from ._transport.rest_worker import RestBackend  # httpx only when it is used
 
-            self._backend = RestBackend(self.url, self._auth, self.concurrency + self.prefetch)
+            self._backend = RestBackend(
+                self.url, self._auth, self.concurrency + self.prefetch, self.tls
+            )
         self._beats = Heartbeats(
             self._backend,
             self.lease_duration,
@@ -249,7 +256,7 @@ class Worker:
         if self._children is None:
             from .client import AsyncClient  # httpx only when it is used
 
-            self._children = AsyncClient(self.url, _authorizer=self._auth)
+            self._children = AsyncClient(self.url, tls=self.tls, _authorizer=self._auth)
         return self._children
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:

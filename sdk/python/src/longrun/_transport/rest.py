@@ -4,6 +4,7 @@ an answer (or Google's error envelope) is read."""
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ import httpx
 
 from .._auth import Authorizer
 from ..errors import ApiError
+from ..tls import Tls
 
 API = "/v1"
 # The largest request body the server accepts (413 beyond).
@@ -57,12 +59,21 @@ def _timeout(seconds: float | None) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=10.0)
 
 
+def _verify(tls: Tls | None) -> ssl.SSLContext | bool:
+    """httpx's `verify`: the context of `tls`, else the system's roots."""
+    return True if tls is None else tls.ssl_context()
+
+
 class Rest:
     """Blocking calls to one server."""
 
-    def __init__(self, base: str, auth: Authorizer, timeout: float = 60.0) -> None:
+    def __init__(
+        self, base: str, auth: Authorizer, timeout: float = 60.0, tls: Tls | None = None
+    ) -> None:
         self.auth = auth
-        self.http = httpx.Client(base_url=base.rstrip("/"), timeout=_timeout(timeout))
+        self.http = httpx.Client(
+            base_url=base.rstrip("/"), timeout=_timeout(timeout), verify=_verify(tls)
+        )
 
     def call(
         self,
@@ -92,13 +103,19 @@ class AsyncRest:
     """Awaitable calls to one server."""
 
     def __init__(
-        self, base: str, auth: Authorizer, timeout: float = 60.0, connections: int = 100
+        self,
+        base: str,
+        auth: Authorizer,
+        timeout: float = 60.0,
+        connections: int = 100,
+        tls: Tls | None = None,
     ) -> None:
         self.auth = auth
         self.http = httpx.AsyncClient(
             base_url=base.rstrip("/"),
             timeout=_timeout(timeout),
             limits=httpx.Limits(max_connections=connections),
+            verify=_verify(tls),
         )
 
     async def call(

@@ -10,6 +10,7 @@ from .._auth import Authorizer
 from ..client import duration
 from ..context import Assignment, Report
 from ..errors import ApiError
+from ..tls import Tls
 from .backend import Failure, LeaseLost, Reconnects, not_json, too_large, unreachable
 from .rest import MAX_BODY, UNREACHABLE, AsyncRest, encode, path
 
@@ -23,8 +24,8 @@ class RestBackend:
 
     pushes_cancels = False
 
-    def __init__(self, url: str, auth: Authorizer, operations: int) -> None:
-        self._rest = AsyncRest(url, auth, timeout=90.0, connections=operations * 2 + 4)
+    def __init__(self, url: str, auth: Authorizer, operations: int, tls: Tls | None = None) -> None:
+        self._rest = AsyncRest(url, auth, timeout=90.0, connections=operations * 2 + 4, tls=tls)
         self._reconnects = Reconnects(url)
 
     @property

@@ -23,6 +23,7 @@ from .._proto.google.earthengine.v1 import operation_metadata_pb2 as ee
 from .._proto.longrun.v1 import longrun_pb2 as pb
 from ..context import Assignment, Report
 from ..errors import CODE_NAMES, ApiError
+from ..tls import Tls
 from .backend import Failure, LeaseLost, OnCancel, Reconnects, brief, not_json, too_large
 
 log = logging.getLogger("longrun.worker")
@@ -168,20 +169,26 @@ def _unanswered(link: _Link, timeout: float) -> None:
 
 class StreamBackend:
     """Worker calls on the `Work` stream of the server at `url` (`http://host:port`;
-    `https://` uses TLS with the system roots). `on_cancel(name, lease_id)` is called on the
-    event loop for each pushed cancellation; `on_reopen()` after a new stream opens, so that
-    the worker reports its running operations on it (the server watches for cancellation
-    the operations leased or reported on a stream)."""
+    `https://` uses TLS: the system roots, or what `tls` says). `on_cancel(name, lease_id)`
+    is called on the event loop for each pushed cancellation; `on_reopen()` after a new
+    stream opens, so that the worker reports its running operations on it (the server
+    watches for cancellation the operations leased or reported on a stream)."""
 
     pushes_cancels = True
 
-    def __init__(self, url: str, auth: Authorizer, on_cancel: OnCancel, on_reopen: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth: Authorizer,
+        on_cancel: OnCancel,
+        on_reopen: Any,
+        tls: Tls | None = None,
+    ) -> None:
         parts = urlsplit(url)
         target = parts.netloc or parts.path
         if parts.scheme == "https":
-            self._channel = grpc.aio.secure_channel(
-                target, grpc.ssl_channel_credentials(), options=CHANNEL_OPTIONS
-            )
+            credentials = (tls or Tls()).grpc_credentials()
+            self._channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         else:
             self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._method = self._channel.stream_stream(
