@@ -263,6 +263,17 @@ impl HttpBackend {
         }
     }
 
+    /// `new`, over `https://` trusting and showing what `tls` says (a private CA, a client
+    /// certificate). Errors: a file of `tls` that cannot be used.
+    pub fn with_tls(
+        base: &str,
+        tls: &longrun_client::Tls,
+    ) -> Result<HttpBackend, longrun_client::Error> {
+        Ok(HttpBackend {
+            client: Client::with_tls(base, tls)?,
+        })
+    }
+
     /// Sends `Authorization: Bearer TOKEN` with every call, for a server in auth mode
     /// `oauth` (the token's member needs `roles/longrun.worker`).
     pub fn with_token(self, token: &str) -> HttpBackend {

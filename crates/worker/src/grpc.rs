@@ -66,10 +66,39 @@ impl GrpcBackend {
     /// `base` is the server URL, e.g. `http://127.0.0.1:8080` (gRPC shares the REST port).
     /// Connects on first use.
     pub fn new(base: &str) -> Result<GrpcBackend, BackendError> {
-        let channel = Endpoint::from_shared(base.to_string())
+        GrpcBackend::with_tls(base, &longrun_client::Tls::default())
+    }
+
+    /// `new`; over `https://` trusting the public roots and `tls.ca_file`, and showing
+    /// `tls.client_cert` to a server that requires one. Errors: `Refused` (code 3) for a
+    /// file of `tls` that cannot be read.
+    pub fn with_tls(base: &str, tls: &longrun_client::Tls) -> Result<GrpcBackend, BackendError> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut endpoint = Endpoint::from_shared(base.to_string())
             .map_err(transient)?
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if base.starts_with("https://") {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| BackendError::Refused {
+                    code: 3,
+                    message: format!("cannot read {}: {e}", path.display()),
+                })
+            };
+            let mut config = ClientTlsConfig::new().with_webpki_roots();
+            if let Some(ca) = &tls.ca_file {
+                config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            if let Some((cert, key)) = &tls.client_cert {
+                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| BackendError::Refused {
+                    code: 3,
+                    message: format!("the TLS settings are unusable: {e}"),
+                })?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(GrpcBackend {
             channel,
             authorization: None,

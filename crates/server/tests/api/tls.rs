@@ -301,3 +301,80 @@ async fn client_certificates_are_required_and_name_members() {
     assert_eq!(bad_token.status, 401, "{}", bad_token.body);
     server.stop().await;
 }
+
+/// The Rust worker SDK over TLS with a client certificate, on both of its backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_workers_show_their_certificate() {
+    use longrun_worker::{Backend, GrpcBackend, HttpBackend, Worker};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test ca");
+    let ca_file = ca.write(&dir.path().join("ca.crt"));
+    let clients = Ca::new("client ca");
+    let clients_file = clients.write(&dir.path().join("clients.crt"));
+    let server = tls_server(dir.path(), &ca, |config| {
+        config.tls.client_ca_file = Some(clients_file.clone());
+        config.auth.mode = longrun_server::auth::Mode::Oauth;
+        config.iam = toml::from_str(
+            r#"
+            [[binding]]
+            project = "p"
+            role = "roles/earthengine.admin"
+            members = ["cert:spiffe://example.org/ci"]
+            [[binding]]
+            project = "p"
+            role = "roles/longrun.worker"
+            members = ["cert:spiffe://example.org/ci"]
+            "#,
+        )
+        .unwrap();
+    })
+    .await;
+    let port = port(&server);
+    let ci = clients.client(dir.path(), "ci", "spiffe://example.org/ci");
+    let tls = longrun_client::Tls {
+        ca_file: Some(ca_file.clone()),
+        client_cert: Some((ci.cert_file.clone(), ci.key_file.clone())),
+    };
+
+    async fn drain<B: Backend>(backend: Arc<B>, port: u16, ca_file: &Path, ci: &Issued, id: &str) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = Worker::new("tls-worker")
+            .handle("ECHO", |ctx| async move { Ok(ctx.payload().clone()) });
+        let running = tokio::spawn(worker.run(backend, async {
+            let _ = stopped.await;
+        }));
+        let body =
+            format!(r#"{{"type": "ECHO", "operationId": "{id}", "payload": {{"id": "{id}"}}}}"#);
+        let made = request(
+            port,
+            "POST",
+            "/v1/projects/p/operations:submit",
+            Some(&body),
+            ca_file,
+            Some(ci),
+        )
+        .await
+        .unwrap();
+        assert_eq!(made.status, 200, "{}", made.body);
+        let wait = format!("/v1/projects/p/operations/{id}:wait");
+        let done = request(
+            port,
+            "POST",
+            &wait,
+            Some(r#"{"timeout": "20s"}"#),
+            ca_file,
+            Some(ci),
+        )
+        .await
+        .unwrap();
+        let done: Value = serde_json::from_str(&done.body).unwrap();
+        assert_eq!(done["metadata"]["state"], "SUCCEEDED", "{done}");
+        let _ = stop.send(());
+        running.await.unwrap();
+    }
+    let grpc = Arc::new(GrpcBackend::with_tls(&server.base, &tls).unwrap());
+    drain(grpc, port, &ca_file, &ci, "over-grpc").await;
+    let rest = Arc::new(HttpBackend::with_tls(&server.base, &tls).unwrap());
+    drain(rest, port, &ca_file, &ci, "over-rest").await;
+    server.stop().await;
+}
