@@ -53,6 +53,7 @@ fn resolve_rest(method: &Method, path: &str) -> Resolved {
         "/token" => "token",
         "/batch" => "batch",
         "/$discovery/rest" => "discovery",
+        "/openapi.json" => "openapi",
         _ if path.starts_with("/assets/") => "page",
         _ => {
             let route = crate::rest::route(method, path).ok();

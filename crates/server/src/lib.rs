@@ -248,6 +248,7 @@ pub async fn run(
                 "/$discovery/rest",
                 get(rest::discovery).fallback(only("GET")),
             )
+            .route("/openapi.json", get(rest::openapi).fallback(only("GET")))
             .route("/batch", post(rest::batch::handle).fallback(only("POST")))
             .fallback(fallback)
             .with_state(state.clone()),

@@ -6,6 +6,7 @@ mod earthengine;
 mod ee_emulator;
 mod google_auth;
 mod grpc_client;
+mod openapi;
 mod process;
 mod projects;
 mod queues;

@@ -265,7 +265,23 @@ impl Method {
 }
 
 /// The flat path discovery also lists: each `{+param}` spelled out segment by segment.
-fn flat_path(method: &Method) -> String {
+pub(crate) fn flat_path(method: &Method) -> String {
+    let param = format!("{{+{}}}", method.param.0);
+    method
+        .path
+        .replace(&param, &name_segments(method).join("/"))
+}
+
+/// The `{collectionId}` parameters of the flat path, in order: `projectsId`, `operationsId`.
+pub(crate) fn flat_params(method: &Method) -> Vec<String> {
+    name_segments(method)
+        .iter()
+        .filter_map(|s| Some(s.split_once("/{")?.1.trim_end_matches('}').to_string()))
+        .collect()
+}
+
+/// The resource name's pattern as segments: `projects/{projectsId}`, `operations`, ….
+fn name_segments(method: &Method) -> Vec<String> {
     let pattern = method
         .param
         .1
@@ -273,7 +289,7 @@ fn flat_path(method: &Method) -> String {
         .trim_end_matches('$')
         .replace("[^/]+", "*")
         .replace(".+", "*");
-    let segments: Vec<String> = pattern
+    pattern
         .split('/')
         .collect::<Vec<_>>()
         .chunks(2)
@@ -282,9 +298,7 @@ fn flat_path(method: &Method) -> String {
             [single] => single.to_string(),
             _ => unreachable!("chunks of two"),
         })
-        .collect();
-    let param = format!("{{+{}}}", method.param.0);
-    method.path.replace(&param, &segments.join("/"))
+        .collect()
 }
 
 /// The simple `{name}` path parameters of a path template (not the `{+name}` one).
@@ -440,7 +454,7 @@ fn start_request(id: &str) -> Value {
     schema
 }
 
-fn schemas() -> Value {
+pub(crate) fn schemas() -> Value {
     let s = |t: &str| json!({"type": t});
     let r = |id: &str| json!({"$ref": id});
     let array = |items: Value| json!({"type": "array", "items": items});

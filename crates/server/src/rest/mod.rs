@@ -5,6 +5,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod discovery;
+mod openapi;
 pub(crate) mod workers;
 
 use crate::accounts;
@@ -219,6 +220,12 @@ struct SubmitBody {
     #[serde(alias = "start_timeout")]
     start_timeout: Option<String>,
     parent: Option<String>,
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of the REST methods, public as discovery
+/// is.
+pub async fn openapi() -> Response {
+    json_body(&openapi::document())
 }
 
 /// `GET /$discovery/rest?version=v1|v1beta|v1alpha`: the discovery document, public like
