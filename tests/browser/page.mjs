@@ -36,7 +36,7 @@ await api("POST", `/v1/projects/${project}/operations:submit`, { type: "REPORT",
 const leased = await api("POST", "/v1/workers/browser-test:lease", { types: ["REPORT"], waitTimeout: "5s" });
 assert.equal(leased.leases.length, 1);
 await api("POST", `/v1/projects/${project}/operations/report:complete`, { leaseId: leased.leases[0].leaseId, response: { rows: 3 } });
-await api("POST", `/v1/projects/${project}/operations:submit`, { type: "SIMULATE", operationId: "long-run", description: "A long simulation" });
+await api("POST", `/v1/projects/${project}/operations:submit`, { type: "SIMULATE", operationId: "long-run", description: "A long simulation", payload: { region: "alps", scale: 30 } });
 await api("POST", `/v1/projects/${project}/schedules`, { scheduleId: "nightly", cron: "0 3 * * *", timeZone: "Europe/Paris", operation: { type: "EXPORT", description: "Nightly export" } });
 for (let i = 0; ; i++) {
   const op = await api("GET", `/v1/projects/${project}/operations/long-run`);
@@ -106,6 +106,9 @@ await page.locator(`tr[data-name="projects/${project}/operations/long-run"] td.o
 await page.locator("#detail[open]").waitFor();
 await page.locator("#detail-body dl").waitFor();
 assert.match(await page.locator("#detail-body").textContent(), /A long simulation/);
+// The payload it was submitted with, read on its own.
+await page.waitForFunction(() => document.querySelector("#detail-payload").textContent.includes("alps"));
+assert.match(await page.locator("#detail-payload").textContent(), /"scale": 30/);
 await step(4, "detail");
 await page.keyboard.press("Escape");
 // A queued export says why it waits: nothing serves its type.

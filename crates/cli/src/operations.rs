@@ -7,7 +7,9 @@
 //! do `batch-cancel --wait` and `batch-retry --wait`, for their BATCH_CANCEL and BATCH_RETRY
 //! operations.
 
-use crate::output::{finish_progress, id, print_details, print_table, show_progress};
+use crate::output::{
+    finish_progress, id, print_details, print_payload, print_table, show_progress,
+};
 use longrun_client::{Client, Error};
 use longrun_types::{Name, Project};
 use serde_json::{Value, json};
@@ -381,6 +383,8 @@ async fn execute(command: Command) -> Result<u8, Failure> {
                 {
                     println!("waiting:     {why}");
                 }
+                let payload = client.payload(&name).await?;
+                print_payload(&payload["payload"]);
             }
             Ok(0)
         }

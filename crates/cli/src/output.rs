@@ -135,6 +135,45 @@ pub(crate) fn print_details(op: &Value) {
     if let Some(progress) = m["progress"].as_f64() {
         println!("progress:    {:.0}%", progress * 100.0);
     }
+    for key in ["concurrencyKey", "retryOf", "scheduleTime", "scriptUri"] {
+        if let Some(value) = m[key].as_str() {
+            println!("{:<12} {value}", format!("{key}:"));
+        }
+    }
+    if let Some(stages) = m["stages"].as_array().filter(|s| !s.is_empty()) {
+        println!("stages:");
+        for stage in stages {
+            let units = |k: &str| match &stage[k] {
+                Value::String(n) => n.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => "0".into(),
+            };
+            println!(
+                "  {}  {}/{}  {}",
+                stage["displayName"].as_str().unwrap_or_default(),
+                units("completeWorkUnits"),
+                units("totalWorkUnits"),
+                stage["description"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    if let Some(uris) = m["destinationUris"].as_array().filter(|u| !u.is_empty()) {
+        println!("destinations:");
+        for uri in uris {
+            println!("  {}", uri.as_str().unwrap_or_default());
+        }
+    }
+    if let Some(notes) = m["notifications"].as_array().filter(|n| !n.is_empty()) {
+        println!("notifications:");
+        for note in notes {
+            println!(
+                "  {} {}: {}",
+                note["severity"].as_str().unwrap_or_default(),
+                note["topic"].as_str().unwrap_or_default(),
+                note["detail"].as_str().unwrap_or_default()
+            );
+        }
+    }
     println!("done:        {}", op["done"]);
     if let Some(error) = op.get("error") {
         println!(
@@ -142,5 +181,27 @@ pub(crate) fn print_details(op: &Value) {
             error["code"],
             error["message"].as_str().unwrap_or_default()
         );
+        for detail in error["details"].as_array().into_iter().flatten() {
+            println!("  {detail}");
+        }
+    }
+    if let Some(response) = op.get("response") {
+        print_json("response:", response);
+    }
+}
+
+/// An operation's payload, as `describe` shows it (nothing when it had none).
+pub(crate) fn print_payload(payload: &Value) {
+    if !payload.is_null() {
+        print_json("payload:", payload);
+    }
+}
+
+/// `label`, then `value` as indented JSON.
+fn print_json(label: &str, value: &Value) {
+    println!("{label}");
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    for line in text.lines() {
+        println!("  {line}");
     }
 }

@@ -367,6 +367,12 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// `{"name", "payload"}`: what the operation was submitted with.
+    pub async fn payload(&self, name: &Name) -> Result<Value, Error> {
+        let path = format!("/{}/operationPayloads/{name}", self.version);
+        self.call(Method::GET, &path, None).await
+    }
+
     /// `body` is a SubmitOperationRequest.
     pub async fn submit(&self, project: &str, body: &Value) -> Result<Value, Error> {
         let path = format!("/{}/projects/{project}/operations:submit", self.version);

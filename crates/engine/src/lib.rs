@@ -408,6 +408,16 @@ impl Engine {
         Ok(op)
     }
 
+    /// What the operation was submitted with: its payload (JSON `null` when it had none).
+    /// Errors: `NotFound`.
+    pub async fn payload(&self, name: &Name) -> Result<serde_json::Value> {
+        self.inner
+            .store
+            .payload(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(name.clone()))
+    }
+
     /// Reads the operation, lets `decide` change it (through `Operation::apply`) and writes
     /// it back with a compare-and-set, retrying from a fresh read when another writer won.
     /// `decide` returns whether to write. Returns the operation as it stands afterwards.

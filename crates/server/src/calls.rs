@@ -63,6 +63,8 @@ pub enum Route {
     /// `POST …:release`: a worker hands a leased operation back.
     Release(Name),
     Output(Name),
+    /// `GET /v1/operationPayloads/{name}`: what the operation was submitted with.
+    Payload(Name),
     /// An Earth Engine emulator method (algorithms, task starting, assets, not emulated).
     Emulator(Project, crate::emulator::Call),
     /// A projects method (the project config, the project's registry entry).
@@ -133,6 +135,7 @@ impl Route {
             Route::Get(n) => on_operation("operations.get", n, P::OperationsGet, other),
             Route::Wait(n) => on_operation("operations.wait", n, P::OperationsGet, other),
             Route::Output(n) => on_operation("operationOutputs.get", n, P::OperationsGet, other),
+            Route::Payload(n) => on_operation("operationPayloads.get", n, P::OperationsGet, other),
             Route::Delete(n) => on_operation("operations.delete", n, P::OperationsDelete, other),
             // Cancel stops work: never gated. So do the worker calls, which finish or give
             // back work already started.

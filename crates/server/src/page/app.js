@@ -363,6 +363,8 @@ async function detail(name) {
   if (op.error) parts.push(el("h3", {}, "Error"), el("pre", {}, JSON.stringify(op.error, null, 2)));
   if (op.response) parts.push(el("h3", {}, "Response"), el("pre", {}, JSON.stringify(op.response, null, 2)));
   parts.push(el("h3", {}, "Metadata"), el("pre", {}, JSON.stringify(m, null, 2)));
+  const payload = el("pre", { id: "detail-payload" }, "…");
+  parts.push(el("h3", {}, "Payload"), payload);
   const out = el("pre", {}, "…");
   parts.push(el("h3", {}, "Command output"), out);
   $("detail-body").replaceChildren(...parts);
@@ -370,6 +372,10 @@ async function detail(name) {
   if (!d.open) d.showModal();
   children(name, kids);
   api("GET", "/v1/operationOutputs/" + name).then((o) => { out.textContent = o.output || "(none)"; }).catch(() => { out.textContent = "(none)"; });
+  // What it was submitted with: its own read, never in a get or a list.
+  api("GET", "/v1/operationPayloads/" + name).then((p) => {
+    payload.textContent = p.payload === null || p.payload === undefined ? "(none)" : JSON.stringify(p.payload, null, 2);
+  }).catch(() => { payload.textContent = "(none)"; });
 }
 
 // An operation's children (docs/operations.md#parents-and-children): how far the tree has

@@ -175,6 +175,18 @@ pub const METHODS: &[Method] = &[
         example: "workers/w:lease",
     },
     Method {
+        resource: &["operationPayloads"],
+        name: "get",
+        http: "GET",
+        path: "operationPayloads/{+name}",
+        param: ("name", OPERATION),
+        query: &[],
+        request: None,
+        response: "OperationPayload",
+        description: "What the operation was submitted with: its payload (never in list or get answers).",
+        example: "operationPayloads/projects/p/operations/a",
+    },
+    Method {
         resource: &["operationOutputs"],
         name: "get",
         http: "GET",
@@ -565,6 +577,7 @@ pub(crate) fn schemas() -> Value {
         })),
         "ReleaseRequest": object("ReleaseRequest", json!({"leaseId": s("string")})),
         "OperationOutput": object("OperationOutput", json!({"name": s("string"), "output": s("string")})),
+        "OperationPayload": object("OperationPayload", json!({"name": s("string"), "payload": {"type": "any"}})),
         "AlgorithmArgument": object("AlgorithmArgument", json!({
             "argumentName": s("string"), "type": s("string"), "description": s("string"),
             "optional": s("boolean"), "defaultValue": {"type": "any"},

@@ -31,14 +31,16 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<(Version, Route), Api
     let rest = path.strip_prefix('/').ok_or_else(not_found)?;
     let (version, rest) = rest.split_once('/').ok_or_else(not_found)?;
     let version = Version::from_prefix(version).ok_or_else(not_found)?;
-    if let Some(name) = rest.strip_prefix("operationOutputs/") {
-        if method != Method::GET {
-            return Err(ApiError::method_not_allowed(method, "GET"));
+    for (prefix, read) in [
+        ("operationOutputs/", Route::Output as fn(Name) -> Route),
+        ("operationPayloads/", Route::Payload),
+    ] {
+        if let Some(name) = rest.strip_prefix(prefix) {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(method, "GET"));
+            }
+            return Ok((version, read(Name::parse(name).map_err(invalid_name)?)));
         }
-        return Ok((
-            version,
-            Route::Output(Name::parse(name).map_err(invalid_name)?),
-        ));
     }
     if let Some(worker) = rest.strip_prefix("workers/") {
         return match (method, worker.rsplit_once(':')) {
@@ -335,6 +337,13 @@ async fn dispatch(app: &App, request: Request) -> Result<Response, ApiError> {
             Ok(json_body(&serde_json::json!({
                 "name": name.as_str(),
                 "output": output,
+            })))
+        }
+        Route::Payload(name) => {
+            let payload = engine.payload(&name).await?;
+            Ok(json_body(&serde_json::json!({
+                "name": name.as_str(),
+                "payload": payload,
             })))
         }
         Route::Cancel(name) => {

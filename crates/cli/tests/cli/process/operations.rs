@@ -265,3 +265,86 @@ async fn list_pages_limits_and_a_server_without_a_scheme() {
     let (code, _, err) = operations(&server.base, &["list", "--page-size", "0"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `describe` shows what a worker reported (stages, destinations), the response, and the
+/// payload, which only `operationPayloads.get` answers: never a get or a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_reports_the_response_and_the_payload() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.base.as_str();
+    let (code, _, err) = operations(
+        base,
+        &[
+            "submit",
+            "--type",
+            "T",
+            "--operation-id",
+            "shown",
+            "--payload",
+            r#"{"table": "trips", "year": 2026}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let client = longrun_client::Client::new(base);
+    let call = |path: &str, body: Value| {
+        let client = client.clone();
+        let path = path.to_string();
+        async move {
+            client
+                .call(http::Method::POST, &path, Some(&body))
+                .await
+                .unwrap()
+        }
+    };
+    let leased = call(
+        "/v1/workers/w:lease",
+        json!({"types": ["T"], "maxOperations": 1, "waitTimeout": "5s"}),
+    )
+    .await;
+    let lease_id = leased["leases"][0]["leaseId"].as_str().unwrap().to_string();
+    call(
+        "/v1/projects/p/operations/shown:heartbeat",
+        json!({"leaseId": lease_id, "stages": [{"displayName": "Copy", "completeWorkUnits": 1,
+            "totalWorkUnits": 2, "description": "rows"}], "destinationUris": ["gs://b/out"]}),
+    )
+    .await;
+    call(
+        "/v1/projects/p/operations/shown:complete",
+        json!({"leaseId": lease_id, "response": {"rows": 3}}),
+    )
+    .await;
+
+    let (code, out, err) = operations(base, &["describe", "shown"]);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "state:       SUCCEEDED",
+        "stages:\n  Copy  1/2  rows",
+        "destinations:\n  gs://b/out",
+        "response:",
+        "\"rows\": 3",
+        "payload:",
+        "\"table\": \"trips\"",
+        "\"year\": 2026",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+    // The payload is its own read; a get and a list never carry it.
+    let payload = client
+        .payload(&longrun_types::Name::parse("projects/p/operations/shown").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(payload["payload"], json!({"table": "trips", "year": 2026}));
+    let (_, listed, _) = operations(base, &["list", "--format", "json"]);
+    let (_, got, _) = operations(base, &["describe", "shown", "--format", "json"]);
+    assert!(
+        !listed.contains("trips") && !got.contains("trips"),
+        "{listed}\n{got}"
+    );
+    let missing = client
+        .payload(&longrun_types::Name::parse("projects/p/operations/none").unwrap())
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("NOT_FOUND"), "{missing}");
+}
