@@ -81,22 +81,57 @@ pub enum Command {
     },
     /// Stop an account getting tokens; the tokens it holds stop working.
     Disable {
-        email: String,
+        #[command(flatten)]
+        account: Account,
         #[command(flatten)]
         store: Store,
     },
     /// Let a disabled account get tokens again.
     Enable {
-        email: String,
+        #[command(flatten)]
+        account: Account,
         #[command(flatten)]
         store: Store,
     },
     /// Remove an account; its tokens stop working.
     Delete {
-        email: String,
+        #[command(flatten)]
+        account: Account,
         #[command(flatten)]
         store: Store,
     },
+}
+
+/// An existing account: its email, or, as `create` takes it, its name and `--project`.
+#[derive(clap::Args)]
+pub struct Account {
+    /// The account: NAME@PROJECT.iam.longrun, or NAME with --project.
+    account: String,
+    /// The account's project, when it is given by name.
+    #[arg(long)]
+    project: Option<String>,
+}
+
+impl Account {
+    /// The account's email.
+    fn email(&self) -> anyhow::Result<String> {
+        match (&self.project, self.account.contains('@')) {
+            (None, true) => Ok(self.account.clone()),
+            (Some(project), false) => longrun_server::auth::email(&self.account, project),
+            (Some(project), true) => {
+                anyhow::ensure!(
+                    project_of(&self.account)? == project,
+                    "{} is not an account of project {project}",
+                    self.account
+                );
+                Ok(self.account.clone())
+            }
+            (None, false) => anyhow::bail!(
+                "{} is an account name: give its project with --project, or its email",
+                self.account
+            ),
+        }
+    }
 }
 
 /// What a `--data-dir`/`--database-url`/`--server` choice opened: a store opened here, or a
@@ -307,9 +342,14 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 println!("{}\t{}\t{state}\t{}", a.email, a.key_id, a.create_time);
             }
         }
-        Command::Disable { email, store } => set_disabled(&store, &email, true).await?,
-        Command::Enable { email, store } => set_disabled(&store, &email, false).await?,
-        Command::Delete { email, store } => {
+        Command::Disable { account, store } => {
+            set_disabled(&store, &account.email()?, true).await?;
+        }
+        Command::Enable { account, store } => {
+            set_disabled(&store, &account.email()?, false).await?;
+        }
+        Command::Delete { account, store } => {
+            let email = account.email()?;
             anyhow::ensure!(
                 store.open().await?.delete(&email).await?,
                 "no service account {email}"

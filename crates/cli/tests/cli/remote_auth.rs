@@ -75,8 +75,15 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
     let listed = list(&[]);
     assert!(listed.contains("ci-runner@p.iam.longrun\t"), "{listed}");
     assert!(listed.contains("keys-admin@p.iam.longrun\t"), "{listed}");
-    for (verb, state) in [("disable", "DISABLED"), ("enable", "ENABLED")] {
-        let mut args = vec!["service-accounts", verb, "ci-runner@p.iam.longrun"];
+    // By email, or by name and project as `create` takes it.
+    let by_email: &[&str] = &["ci-runner@p.iam.longrun"];
+    let by_name: &[&str] = &["ci-runner", "--project", "p"];
+    for (verb, account, state) in [
+        ("disable", by_email, "DISABLED"),
+        ("enable", by_name, "ENABLED"),
+    ] {
+        let mut args = vec!["service-accounts", verb];
+        args.extend(account);
         args.extend(remote);
         longrun_ok(&args, &with_token);
         assert!(
@@ -87,6 +94,25 @@ async fn service_accounts_and_operations_through_a_server_with_a_token() {
             "{verb}"
         );
     }
+    // A name alone, or an email of another project, is refused before anything is sent.
+    let (ok, _, err) = longrun(
+        &["service-accounts", "disable", "ci-runner", "--server", base],
+        &with_token,
+    );
+    assert!(!ok && err.contains("--project"), "{err}");
+    let (ok, _, err) = longrun(
+        &[
+            "service-accounts",
+            "disable",
+            "ci-runner@p.iam.longrun",
+            "--project",
+            "q",
+            "--server",
+            base,
+        ],
+        &with_token,
+    );
+    assert!(!ok && err.contains("not an account of project q"), "{err}");
     let mut delete = vec!["service-accounts", "delete", "ci-runner@p.iam.longrun"];
     delete.extend(remote);
     longrun_ok(&delete, &with_token);
