@@ -194,25 +194,53 @@ async fn a_changed_certificate_is_used_by_new_connections_and_no_request_fails()
     server.stop().await;
 }
 
-const IAM: &str = r#"
-[[binding]]
-project = "p"
-role = "roles/earthengine.writer"
-members = ["cert:spiffe://example.org/ci"]
-"#;
+/// A server with auth on that requires client certificates `clients` signed, with `iam`'s
+/// bindings; the CA of its own certificate in `ca_file`.
+struct Mtls {
+    server: TestServer,
+    ca: Ca,
+    ca_file: std::path::PathBuf,
+    clients: Ca,
+    dir: tempfile::TempDir,
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_certificates_are_required_and_name_members() {
+async fn mtls_server(iam: &str) -> Mtls {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("test ca");
     let ca_file = ca.write(&dir.path().join("ca.crt"));
-    let client_ca = Ca::new("client ca");
-    let client_ca_file = client_ca.write(&dir.path().join("clients.crt"));
+    let clients = Ca::new("client ca");
+    let clients_file = clients.write(&dir.path().join("clients.crt"));
     let server = tls_server(dir.path(), &ca, |config| {
-        config.tls.client_ca_file = Some(client_ca_file.clone());
+        config.tls.client_ca_file = Some(clients_file);
         config.auth.mode = longrun_server::auth::Mode::Oauth;
-        config.iam = toml::from_str(IAM).unwrap();
+        config.iam = toml::from_str(iam).unwrap();
     })
+    .await;
+    Mtls {
+        server,
+        ca,
+        ca_file,
+        clients,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_and_name_members() {
+    let Mtls {
+        server,
+        ca,
+        ca_file,
+        clients: client_ca,
+        dir,
+    } = mtls_server(
+        r#"
+        [[binding]]
+        project = "p"
+        role = "roles/earthengine.writer"
+        members = ["cert:spiffe://example.org/ci"]
+        "#,
+    )
     .await;
     let port = port(&server);
     let ci = client_ca.client(dir.path(), "ci", "spiffe://example.org/ci");
@@ -306,28 +334,24 @@ async fn client_certificates_are_required_and_name_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_workers_show_their_certificate() {
     use longrun_worker::{Backend, GrpcBackend, HttpBackend, Worker};
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    let ca_file = ca.write(&dir.path().join("ca.crt"));
-    let clients = Ca::new("client ca");
-    let clients_file = clients.write(&dir.path().join("clients.crt"));
-    let server = tls_server(dir.path(), &ca, |config| {
-        config.tls.client_ca_file = Some(clients_file.clone());
-        config.auth.mode = longrun_server::auth::Mode::Oauth;
-        config.iam = toml::from_str(
-            r#"
-            [[binding]]
-            project = "p"
-            role = "roles/earthengine.admin"
-            members = ["cert:spiffe://example.org/ci"]
-            [[binding]]
-            project = "p"
-            role = "roles/longrun.worker"
-            members = ["cert:spiffe://example.org/ci"]
-            "#,
-        )
-        .unwrap();
-    })
+    let Mtls {
+        server,
+        ca_file,
+        clients,
+        dir,
+        ..
+    } = mtls_server(
+        r#"
+        [[binding]]
+        project = "p"
+        role = "roles/earthengine.admin"
+        members = ["cert:spiffe://example.org/ci"]
+        [[binding]]
+        project = "p"
+        role = "roles/longrun.worker"
+        members = ["cert:spiffe://example.org/ci"]
+        "#,
+    )
     .await;
     let port = port(&server);
     let ci = clients.client(dir.path(), "ci", "spiffe://example.org/ci");
