@@ -34,8 +34,23 @@ impl Python {
     /// Runs tests/python/SCRIPT with ARGS: whether it succeeded, and what it printed
     /// (stdout, then stderr).
     pub fn run(&self, script: &str, args: &[&str]) -> (bool, String) {
+        self.run_with_env(script, args, &[])
+    }
+
+    /// `run`, with extra environment variables.
+    pub fn run_with_env(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (bool, String) {
         let path = crate::repo_root().join("tests/python").join(script);
-        let out = Command::new(&self.0).arg(path).args(args).output().unwrap();
+        let out = Command::new(&self.0)
+            .arg(path)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -46,7 +61,12 @@ impl Python {
 
     /// Runs tests/python/SCRIPT, which must succeed and print a line `ok`; what it printed.
     pub fn run_ok(&self, script: &str, args: &[&str]) -> String {
-        let (ok, text) = self.run(script, args);
+        self.run_ok_with_env(script, args, &[])
+    }
+
+    /// `run_ok`, with extra environment variables.
+    pub fn run_ok_with_env(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+        let (ok, text) = self.run_with_env(script, args, env);
         assert!(ok, "{script} failed:\n{text}");
         assert!(text.lines().any(|l| l.trim() == "ok"), "{script}:\n{text}");
         text

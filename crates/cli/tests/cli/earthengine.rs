@@ -11,8 +11,9 @@ use longrun_testkit::python::Python;
 const PROJECT: &str = "ee-project";
 
 /// Runs tests/python/SCRIPT against a fresh emulator, with a key holding
-/// `roles/earthengine.admin` on `PROJECT`.
-fn run(script: &str) {
+/// `roles/earthengine.admin` on `PROJECT`; with `tls`, over https (the client trusts the
+/// server's CA through the variables its HTTP libraries read).
+fn run(script: &str, tls: bool) {
     let Some(python) = Python::from_env(script) else {
         return;
     };
@@ -22,25 +23,52 @@ fn run(script: &str) {
     let example = std::fs::read_to_string(root.join("examples/ee-emulator.toml")).unwrap();
     // The account is made before the server holds the data directory.
     let key = create_account(&data, "ee-tester", PROJECT, dir.path());
+    let ca = longrun_testkit::tls::Ca::new("ee ca");
+    let ca_file = ca.write(&dir.path().join("ca.crt"));
+    let tls_config = if tls {
+        let served = ca.server(dir.path(), "server");
+        format!(
+            "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            served.cert_file, served.key_file
+        )
+    } else {
+        String::new()
+    };
     let server = Server::start_with_config(
         &data,
         &format!(
-            "{example}\n[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
+            "{example}\n{tls_config}[auth]\nmode = \"oauth\"\n\n[[iam.binding]]\nproject = \"{PROJECT}\"\n\
              role = \"roles/earthengine.admin\"\nmembers = [\"serviceAccount:ee-tester@{PROJECT}.iam.longrun\"]\n"
         ),
     );
     point_at(&key, &server.base);
-    python.run_ok(script, &[&server.base, key.to_str().unwrap(), PROJECT]);
+    let ca_file = ca_file.to_str().unwrap();
+    let env: &[(&str, &str)] = if tls {
+        // httplib2 (the API calls), requests (google-auth's token exchange), ssl's defaults.
+        &[
+            ("HTTPLIB2_CA_CERTS", ca_file),
+            ("REQUESTS_CA_BUNDLE", ca_file),
+            ("SSL_CERT_FILE", ca_file),
+        ]
+    } else {
+        &[]
+    };
+    python.run_ok_with_env(script, &[&server.base, key.to_str().unwrap(), PROJECT], env);
 }
 
 #[test]
 fn the_python_client() {
-    run("ee_client.py");
+    run("ee_client.py", false);
+}
+
+#[test]
+fn the_python_client_over_https() {
+    run("ee_client.py", true);
 }
 
 #[test]
 fn the_earthengine_cli() {
-    run("ee_cli.py");
+    run("ee_cli.py", false);
 }
 
 /// The keys of Google's service-account key files, which `service-accounts create` writes,
