@@ -62,10 +62,11 @@ impl TlsArgs {
 }
 
 impl Credentials {
-    /// A client for `server` sending these credentials. A key file is exchanged for a token here, once:
-    /// a token lives an hour (the server's `[auth] token_ttl`). Errors: the key file's
-    /// (`Error::Credentials`, also for both variables set), or the token endpoint
-    /// unreachable.
+    /// A client for `server` (over https, trusting and showing what the TLS options say)
+    /// sending these credentials. A key file is exchanged for a token here, once: a token
+    /// lives an hour (the server's `[auth] token_ttl`). Errors: the key file's
+    /// (`Error::Credentials`, also for both variables set), the TLS files'
+    /// (`Error::Tls`), or the token endpoint unreachable.
     pub(crate) async fn client(&self, server: &str) -> Result<Client, Error> {
         let tls = self.tls.tls();
         let client = Client::with_tls(server, &tls)?;

@@ -1,7 +1,8 @@
 //! Accepting connections (HTTP/1.1 and HTTP/2 on one listener, in clear (h2c) or over TLS):
-//! a cap on how many are open at once, a deadline for a request's headers, an idle timeout, HTTP/2 keep-alive pings, an
-//! accept loop that backs off and goes on when accepting fails (out of file descriptors),
-//! and a drain on shutdown that waits for every connection to close.
+//! a cap on how many are open at once, a deadline for a request's headers (and the TLS
+//! handshake), an idle timeout, HTTP/2 keep-alive pings, an accept loop that backs off and
+//! goes on when accepting fails (out of file descriptors), and a drain on shutdown that waits
+//! for every connection to close.
 
 use crate::kit::config_duration;
 use axum::Router;

@@ -154,7 +154,10 @@ impl Tls {
                     tracing::info!("tls: certificate files changed; new connections use them");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "tls: the changed certificate files do not load; the previous ones stay in use");
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        "tls: the changed certificate files do not load; the previous ones stay in use"
+                    );
                     failed = Some(now);
                 }
             }
