@@ -14,6 +14,7 @@ a request the schema rules out may be answered anything in Google's envelope (a
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import requests
@@ -45,14 +46,16 @@ def main(argv):
     check(document["openapi"].startswith("3.1"), f"not OpenAPI 3.1: {document['openapi']}")
 
     schemathesis = Path(sys.executable).with_name("schemathesis")
-    run = subprocess.run(
-        [
-            str(schemathesis), "run", f"{base}/openapi.json", "--max-examples", EXAMPLES,
-            "--seed", "1", "--mode", "positive", "--checks", CHECKS, "--no-color",
-        ],
-        capture_output=True, text=True, check=False, timeout=600,
-        env={**os.environ, "NO_PROXY": "*"},
-    )  # fmt: skip
+    # Run in a directory of its own: schemathesis keeps a cache where it runs.
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run(
+            [
+                str(schemathesis), "run", f"{base}/openapi.json", "--max-examples", EXAMPLES,
+                "--seed", "1", "--mode", "positive", "--checks", CHECKS, "--no-color",
+            ],
+            capture_output=True, text=True, check=False, timeout=600,
+            env={**os.environ, "NO_PROXY": "*"}, cwd=scratch,
+        )  # fmt: skip
     check(run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-6000:]}{run.stderr}")
     print("ok")
 
