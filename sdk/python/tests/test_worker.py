@@ -389,6 +389,10 @@ def test_a_handler_submits_children_and_waits_for_them(server: Server, transport
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
+            # The cancel reaches the handler as it is asked, ahead of its commit: once the
+            # operation reads CANCELLING, it is no longer open for children.
+            async with longrun.AsyncClient(server.url) as reader:
+                await eventually(lambda: _state_is(reader, ctx.name, "CANCELLING"), timeout=10)
             with pytest.raises(longrun.ApiError) as refused:
                 await ctx.submit_child("LEAF", {"i": 0})
             assert refused.value.reason == "PARENT_NOT_OPEN"
