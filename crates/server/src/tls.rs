@@ -131,11 +131,6 @@ impl Tls {
         self.current.read().expect("tls lock").config.clone()
     }
 
-    /// Whether clients must present a certificate.
-    pub fn mutual(&self) -> bool {
-        self.settings.client_ca_file.is_some()
-    }
-
     /// Looks at the files every second and reads them again when one changed; a set that
     /// does not load (a certificate written before its key, say) is logged and the
     /// configuration in use kept, until the files change again. Runs until dropped.

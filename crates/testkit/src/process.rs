@@ -175,17 +175,10 @@ pub fn longrun_ok(args: &[&str], env: &[(&str, &str)]) -> String {
 /// Runs `longrun operations ARGS` against `base` for project `p`: (exit code, stdout,
 /// stderr).
 pub fn operations(base: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin())
-        .arg("operations")
-        .args(args)
-        .args(["--server", base, "--project", "p"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let mut all = vec!["operations"];
+    all.extend(args);
+    all.extend(["--server", base, "--project", "p"]);
+    longrun_exit(&all, &[])
 }
 
 /// The command lines (NULs as spaces) of the processes whose command line contains `needle`.

@@ -4,7 +4,7 @@
 //! (tests/python/tls_clients.py, when `LONGRUN_TEST_PYTHON` is set).
 
 use longrun_testkit::auth::{create_account, point_at};
-use longrun_testkit::process::{Server, longrun_exit};
+use longrun_testkit::process::{Server, longrun_exit, operations};
 use longrun_testkit::python::Python;
 use longrun_testkit::tls::Ca;
 use std::process::Command;
@@ -53,20 +53,7 @@ async fn clients_over_tls_with_client_certificates() {
     ];
 
     // The CLI, authenticated by its certificate alone.
-    let submit = |extra: &[&str]| {
-        let mut args = vec![
-            "operations",
-            "submit",
-            "--server",
-            base,
-            "--project",
-            "p",
-            "--type",
-            "T",
-        ];
-        args.extend(extra);
-        longrun_exit(&args, &[])
-    };
+    let submit = |extra: &[&str]| operations(base, &[&["submit", "--type", "T"], extra].concat());
     let (code, out, err) = submit(&tls);
     assert_eq!(code, 0, "{err}");
     let name = out.trim().to_string();
