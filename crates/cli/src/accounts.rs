@@ -63,6 +63,10 @@ pub enum Command {
         /// The server's token endpoint as clients reach it.
         #[arg(long, default_value = "http://127.0.0.1:8080/token")]
         token_uri: String,
+        /// Do nothing, successfully, when the key file exists already: a first start's
+        /// bootstrap that runs before every start (a container's init step).
+        #[arg(long)]
+        if_missing: bool,
         #[command(flatten)]
         place: Place,
         /// Bearer token for `--server` [env: LONGRUN_TOKEN].
@@ -296,13 +300,18 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             project,
             key_file,
             token_uri,
+            if_missing,
             place,
             token,
             tls,
         } => {
+            let path = key_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
+            if if_missing && path.exists() {
+                println!("{} exists: nothing created", path.display());
+                return Ok(());
+            }
             let (account, file) =
                 longrun_server::auth::create_key(&name, &project, &token_uri, Timestamp::now())?;
-            let path = key_file.unwrap_or_else(|| PathBuf::from(format!("{name}.json")));
             // The key file is claimed first, so that an account is never registered
             // without the only copy of its private key.
             let mut options = std::fs::OpenOptions::new();

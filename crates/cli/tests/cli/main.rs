@@ -2,6 +2,7 @@
 //! port 0, the CLI's commands, and Google's own Python clients (tests/python) against it.
 
 mod console;
+mod container;
 mod earthengine;
 mod ee_emulator;
 mod google_auth;
