@@ -69,13 +69,16 @@ impl TestServer {
         self.task.take().unwrap().await.unwrap().unwrap();
     }
 
+    /// Sends a request; the answer's status and JSON body (`null` when it is not JSON). The
+    /// answer is recorded when `LONGRUN_TEST_RESPONSES` is set ([`record`]).
     pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let verb = http::Method::from_bytes(method.as_bytes()).unwrap();
         let response = self
             .client
-            .send(method, path, body.map(str::as_bytes))
+            .send(verb, path, body.map(str::as_bytes))
             .await
             .unwrap();
+        record(method, path, &response);
         (response.status, response.json())
     }
 
@@ -121,4 +124,46 @@ pub fn shared(cell: &'static std::sync::OnceLock<String>, configure: fn(&mut Con
         rx.recv().unwrap()
     })
     .clone()
+}
+
+/// The variable naming a directory where [`TestServer::request`] records every answer, for
+/// scripts/test to check each against the server's OpenAPI document
+/// (tests/python/openapi_responses.py).
+pub const RESPONSES: &str = "LONGRUN_TEST_RESPONSES";
+
+/// Appends one answer to `$LONGRUN_TEST_RESPONSES/PID.jsonl` as a JSON line: `{"method",
+/// "path", "status", "contentType", "body"}` (`body` the text as sent). Nothing when the
+/// variable is unset.
+fn record(method: &str, path: &str, response: &longrun_client::Response) {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+    static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let dir = std::path::PathBuf::from(std::env::var_os(RESPONSES)?);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.jsonl", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        Some(Mutex::new(file))
+    });
+    let Some(file) = file else {
+        return;
+    };
+    let content_type = response
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut line = serde_json::json!({
+        "method": method,
+        "path": path,
+        "status": response.status,
+        "contentType": content_type,
+        "body": String::from_utf8_lossy(&response.body),
+    })
+    .to_string();
+    line.push('\n');
+    file.lock().unwrap().write_all(line.as_bytes()).unwrap();
 }

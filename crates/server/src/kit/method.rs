@@ -10,7 +10,8 @@ pub struct Method {
     pub http: &'static str,
     /// The path after `{version}/`, in URI-template form: `{+name}:cancel`.
     pub path: &'static str,
-    /// The path parameter and the pattern its value must match.
+    /// The path parameter and the pattern its value must match; `("", "")` for a path
+    /// with none (`projectRegistrations`).
     pub param: (&'static str, &'static str),
     /// Query parameters: (name, discovery type, format).
     pub query: &'static [(&'static str, &'static str, Option<&'static str>)],

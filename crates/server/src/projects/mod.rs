@@ -147,6 +147,7 @@ pub fn route(http: &http::Method, path: &str) -> Option<Result<Call, ApiError>> 
 }
 
 const CONFIG: &str = "^projects/[^/]+/config$";
+const REGISTRATION: &str = "^projects/[^/]+/registration$";
 
 /// The discovery entries of the projects methods (the Earth Engine client's names).
 pub const METHODS: &[Method] = &[
@@ -175,6 +176,66 @@ pub const METHODS: &[Method] = &[
         description: "Sets maxConcurrentExports (updateMask=max_concurrent_exports); \
                       0 means the plan maximum.",
         example: "projects/p/config",
+    },
+    Method {
+        resource: &["projects"],
+        name: "getRegistration",
+        http: "GET",
+        path: "{+name}",
+        param: ("name", REGISTRATION),
+        query: &[],
+        request: None,
+        response: "ProjectRegistration",
+        description: "The project's registry entry: plan, registration day, eligibility (a longrun extension).",
+        example: "projects/p/registration",
+    },
+    Method {
+        resource: &["projects"],
+        name: "register",
+        http: "POST",
+        path: "{+name}",
+        param: ("name", REGISTRATION),
+        query: &[],
+        request: Some("ProjectRegistration"),
+        response: "ProjectRegistration",
+        description: "Registers the project (plan required; registeredOn defaults to today, eligibility to unverified).",
+        example: "projects/p/registration",
+    },
+    Method {
+        resource: &["projects"],
+        name: "updateRegistration",
+        http: "PATCH",
+        path: "{+name}",
+        param: ("name", REGISTRATION),
+        query: &[],
+        request: Some("ProjectRegistration"),
+        response: "ProjectRegistration",
+        description: "Changes the fields given of the project's registry entry.",
+        example: "projects/p/registration",
+    },
+    Method {
+        resource: &["projects"],
+        name: "unregister",
+        http: "DELETE",
+        path: "{+name}",
+        param: ("name", REGISTRATION),
+        query: &[],
+        request: None,
+        response: "Empty",
+        description: "Removes the project's registry entry.",
+        example: "projects/p/registration",
+    },
+    Method {
+        resource: &["projectRegistrations"],
+        name: "list",
+        http: "GET",
+        path: "projectRegistrations",
+        param: ("", ""),
+        query: &[],
+        request: None,
+        response: "ListProjectRegistrationsResponse",
+        description: "Every project's registry entry, by project id (needs the permission on every project).",
+        example: "projectRegistrations",
     },
 ];
 

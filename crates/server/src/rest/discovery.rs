@@ -116,6 +116,18 @@ pub const METHODS: &[Method] = &[
     },
     Method {
         resource: &["projects", "operations"],
+        name: "batchCancel",
+        http: "POST",
+        path: "{+parent}/operations:batchCancel",
+        param: ("parent", PROJECT),
+        query: &[],
+        request: Some("BatchCancelOperationsRequest"),
+        response: "Operation",
+        description: "Cancels every operation not yet done that matches a filter, as one BATCH_CANCEL operation (a longrun extension).",
+        example: "projects/p/operations:batchCancel",
+    },
+    Method {
+        resource: &["projects", "operations"],
         name: "batchRetry",
         http: "POST",
         path: "{+parent}/operations:batchRetry",
@@ -322,13 +334,15 @@ pub fn segment_params(path: &str) -> impl Iterator<Item = &str> {
 
 fn method_json(version: Version, method: &Method) -> Value {
     let mut parameters = Map::new();
-    parameters.insert(
-        method.param.0.into(),
-        json!({
-            "location": "path", "type": "string", "required": true, "pattern": method.param.1,
-            "description": "The resource name.",
-        }),
-    );
+    if !method.param.0.is_empty() {
+        parameters.insert(
+            method.param.0.into(),
+            json!({
+                "location": "path", "type": "string", "required": true, "pattern": method.param.1,
+                "description": "The resource name.",
+            }),
+        );
+    }
     // `{name}` segments after the resource (a map tile's `{zoom}/{x}/{y}`).
     let segments: Vec<&str> = segment_params(method.path).collect();
     for name in &segments {
@@ -351,7 +365,7 @@ fn method_json(version: Version, method: &Method) -> Value {
         "path": format!("{v}/{}", method.path),
         "flatPath": format!("{v}/{}", flat_path(method)),
         "parameters": parameters,
-        "parameterOrder": std::iter::once(method.param.0).chain(segments.iter().copied()).collect::<Vec<_>>(),
+        "parameterOrder": std::iter::once(method.param.0).filter(|p| !p.is_empty()).chain(segments.iter().copied()).collect::<Vec<_>>(),
         "response": {"$ref": method.response},
         "scopes": SCOPES,
         "description": method.description,
@@ -538,9 +552,13 @@ pub(crate) fn schemas() -> Value {
         "RetryOperationRequest": object("RetryOperationRequest", json!({
             "operationId": s("string"), "requestId": s("string"),
         })),
+        "BatchCancelOperationsRequest": object("BatchCancelOperationsRequest", json!({
+            "filter": s("string"),
+        })),
         "BatchRetryOperationsRequest": object("BatchRetryOperationsRequest", json!({
             "filter": s("string"),
         })),
+
         "BatchSubmitOperationsRequest": object("BatchSubmitOperationsRequest", json!({
             "requests": array(r("SubmitOperationRequest")),
         })),
@@ -620,5 +638,20 @@ pub(crate) fn schemas() -> Value {
     ] {
         schemas[id] = start_request(id);
     }
+    // The project registry's (docs/projects.md#registry); apart from the literal above,
+    // which is as large as `json!` expands.
+    schemas["ProjectRegistration"] = object(
+        "ProjectRegistration",
+        json!({
+            "project": s("string"),
+            "plan": {"type": "string", "enum": ["commercial", "noncommercial"]},
+            "registeredOn": {"type": "string", "description": "YYYY-MM-DD"},
+            "eligibility": {"type": "string", "enum": ["verified", "unverified"]},
+        }),
+    );
+    schemas["ListProjectRegistrationsResponse"] = object(
+        "ListProjectRegistrationsResponse",
+        json!({"registrations": array(r("ProjectRegistration"))}),
+    );
     schemas
 }
