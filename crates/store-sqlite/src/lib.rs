@@ -41,9 +41,12 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    path: PathBuf,
+    path: Arc<PathBuf>,
     writer: Writer,
-    readers: Mutex<Vec<Connection>>,
+    /// Reader connections. A read on a blocking thread holds this pool and the path, never
+    /// the store: a read whose caller went away (a request ended by shutdown) cannot keep
+    /// the directory's lock past the store's last holder.
+    readers: Arc<Mutex<Vec<Connection>>>,
     /// One permit per reader connection.
     reader_permits: tokio::sync::Semaphore,
     /// The project the last lease took from: the next starts after it (fair leasing).
@@ -102,9 +105,9 @@ impl SqliteStore {
         schema::migrate(&mut conn).map_err(backend)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
+                path: Arc::new(path.to_path_buf()),
                 writer: Writer::start(conn),
-                readers: Mutex::new(Vec::new()),
+                readers: Arc::new(Mutex::new(Vec::new())),
                 reader_permits: tokio::sync::Semaphore::new(READERS),
                 fair_cursor: Arc::default(),
                 _lock: lock,
@@ -119,20 +122,20 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let permit = self.inner.reader_permits.acquire().await.map_err(backend)?;
-        let inner = self.inner.clone();
+        let (readers, path) = (self.inner.readers.clone(), self.inner.path.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().expect("reader pool lock").pop();
+            let pooled = readers.lock().expect("reader pool lock").pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => {
                     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    let conn = Connection::open_with_flags(&inner.path, flags).map_err(backend)?;
+                    let conn = Connection::open_with_flags(&*path, flags).map_err(backend)?;
                     configure(&conn, 4 * 1024).map_err(backend)?;
                     conn
                 }
             };
             let result = f(&conn);
-            inner.readers.lock().expect("reader pool lock").push(conn);
+            readers.lock().expect("reader pool lock").push(conn);
             result
         })
         .await
