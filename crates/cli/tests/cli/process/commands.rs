@@ -75,8 +75,10 @@ async fn a_killed_server_takes_its_commands_along_and_retries_them_after_restart
     let client = Client::new(&server.base);
     let op = client.get(&name("job")).await.unwrap();
     assert_eq!(op["metadata"]["state"], "RUNNING");
+    // The dead lease lapses 30 s after the first start, then the second run ends at once:
+    // waits until then, with room for a loaded machine.
     let op = client
-        .wait(&name("job"), Some(Duration::from_secs(30)))
+        .wait(&name("job"), Some(Duration::from_secs(60)))
         .await
         .unwrap();
     assert_eq!(op["metadata"]["state"], "SUCCEEDED", "{op}");
