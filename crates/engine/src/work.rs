@@ -76,6 +76,17 @@ fn response_any(response: serde_json::Value) -> serde_json::Value {
 
 impl Engine {
     /// Leases queued operations of the requested types, waiting up to `wait` for some.
+    pub async fn lease(
+        &self,
+        request: LeaseRequest,
+    ) -> Result<Vec<(Operation, serde_json::Value)>> {
+        self.lease_until(request, std::future::pending()).await
+    }
+
+    /// [`Engine::lease`], whose wait for work also ends when `stop` resolves (a worker
+    /// stopping: the gRPC `Work` stream's `stop_leasing`). Only the wait ends: a lease being
+    /// written finishes and is answered, so no operation is leased to a caller that never
+    /// hears of it.
     #[tracing::instrument(
         name = "engine.lease",
         skip_all,
@@ -85,9 +96,10 @@ impl Engine {
             longrun.leased = tracing::field::Empty,
         )
     )]
-    pub async fn lease(
+    pub async fn lease_until(
         &self,
         request: LeaseRequest,
+        stop: impl std::future::Future<Output = ()>,
     ) -> Result<Vec<(Operation, serde_json::Value)>> {
         let invalid = |m: String| Error::invalid("INVALID_LEASE_REQUEST", m);
         if request.types.is_empty() || request.types.iter().any(|t| t.is_empty()) {
@@ -115,6 +127,8 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + request.wait.min(MAX_LEASE_WAIT);
         let duration_ms = request.lease_duration.as_millis() as i64;
         let mut closing = self.inner.closing.subscribe();
+        tokio::pin!(stop);
+        let mut stopped = false;
         loop {
             // Registered before the attempt, so work queued during it still wakes us.
             let work = self.inner.work.notified();
@@ -168,6 +182,7 @@ impl Engine {
             if !leased.is_empty()
                 || tokio::time::Instant::now() >= deadline
                 || *closing.borrow_and_update()
+                || stopped
             {
                 tracing::Span::current().record("longrun.leased", leased.len() as i64);
                 return Ok(leased);
@@ -176,6 +191,7 @@ impl Engine {
                 _ = work => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = closing.changed() => {}
+                _ = &mut stop => stopped = true,
                 _ = self.recheck() => {}
             }
         }

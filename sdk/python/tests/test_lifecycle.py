@@ -104,6 +104,39 @@ def test_shutdown_lets_handlers_finish_within_the_grace(server: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_an_idle_worker_stops_without_waiting_out_its_lease_poll(server: Server) -> None:
+    """Over gRPC the stop tells the server to end the lease wait in flight (`stop_leasing`):
+    an idle worker whose lease request waits 20 s for work stops in well under that, and
+    work submitted after the stop stays queued."""
+    worker = longrun.Worker(server.url, lease_poll=20.0, shutdown_grace=60.0)
+
+    @worker.handler("NAP")
+    async def nap(ctx: longrun.Context) -> None:
+        raise AssertionError("nothing is leased after the stop")
+
+    async def scenario() -> None:
+        async with longrun.AsyncClient(server.url) as client:
+            stop = asyncio.Event()
+            run = asyncio.create_task(worker.run_async(stop))
+            # Leasing: the worker's lease request is out, waiting on the server.
+            await eventually(lambda: _leasing(worker))
+            await asyncio.sleep(0.5)
+            began = time.monotonic()
+            stop.set()
+            await asyncio.wait_for(run, 30)
+            took = time.monotonic() - began
+            assert took < 5, f"the stop took {took:.1f} s"
+            queued = await client.submit("p", "NAP")
+            await asyncio.sleep(0.2)
+            assert state(await client.get(queued["name"])) == "PENDING"
+
+    asyncio.run(scenario())
+
+
+async def _leasing(worker: longrun.Worker) -> bool:
+    return bool(getattr(worker, "_leasing", None))
+
+
 def test_shutdown_past_the_grace_releases_the_operation(server: Server) -> None:
     worker = longrun.Worker(server.url, lease_poll=0.5, shutdown_grace=0.3)
     started = asyncio.Event()

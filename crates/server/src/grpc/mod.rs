@@ -124,10 +124,14 @@ impl Grpc {
             .map_err(convert::error)
     }
 
+    /// A lease; its wait for work also ends when `stop` resolves ([`Engine::lease_until`]).
+    ///
+    /// [`Engine::lease_until`]: longrun_engine::Engine::lease_until
     pub(crate) async fn lease(
         &self,
         caller: &Caller,
         r: pb::LeaseRequest,
+        stop: impl std::future::Future<Output = ()>,
     ) -> Result<pb::LeaseResponse, Status> {
         let projects = self.app.auth.lease_scope(caller).map_err(convert::error)?;
         let wait = convert::duration("waitTimeout", r.wait_timeout).map_err(convert::error)?;
@@ -145,7 +149,7 @@ impl Grpc {
         let leased = self
             .app
             .engine
-            .lease(request)
+            .lease_until(request, stop)
             .await
             .map_err(convert::engine_error)?;
         Ok(pb::LeaseResponse {
@@ -474,7 +478,9 @@ impl Workers for Grpc {
         let (metadata, extensions, r) = request.into_parts();
         let metadata = (metadata, extensions);
         let caller = self.authenticate(&metadata).await?;
-        Ok(Response::new(Grpc::lease(self, &caller, r).await?))
+        Ok(Response::new(
+            Grpc::lease(self, &caller, r, std::future::pending()).await?,
+        ))
     }
 
     async fn heartbeat(

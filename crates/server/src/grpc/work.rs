@@ -1,6 +1,7 @@
 //! The `Work` stream: a worker's lease, heartbeat, complete (one, or a batch) and release calls on one stream,
 //! answered in any order (each answer carries its call's id), and cancellations pushed the
-//! moment they are requested for any operation this stream leased or reported on.
+//! moment they are requested for any operation this stream leased or reported on. A
+//! `stop_leasing` call ends the stream's waits for work (a worker stopping).
 
 use super::{Grpc, convert};
 use crate::auth::Caller;
@@ -10,7 +11,8 @@ use pb::work_request::Call;
 use pb::work_response::Answer;
 use std::collections::HashMap;
 use std::pin::Pin;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tonic::Status;
 
@@ -42,6 +44,8 @@ pub fn serve(
 ) -> Outbound {
     let (tx, rx) = mpsc::channel(OUTBOX);
     let (leased_tx, mut leased_rx) = mpsc::unbounded_channel::<(String, String)>();
+    // Set by `stop_leasing`: the stream's lease waits end.
+    let stop_leasing = Arc::new(watch::channel(false).0);
     tokio::spawn(async move {
         let revoked = grpc.app.auth.revoked(&caller, None);
         tokio::pin!(revoked);
@@ -62,10 +66,15 @@ pub fn serve(
                             break;
                         }
                     };
-                    let (grpc, caller, tx, leased) =
-                        (grpc.clone(), caller.clone(), tx.clone(), leased_tx.clone());
+                    let (grpc, caller, tx, leased, stop) = (
+                        grpc.clone(),
+                        caller.clone(),
+                        tx.clone(),
+                        leased_tx.clone(),
+                        stop_leasing.clone(),
+                    );
                     calls.spawn(async move {
-                        let answer = answer(&grpc, &caller, request.call, &leased).await;
+                        let answer = answer(&grpc, &caller, request.call, &leased, &stop).await;
                         let _ = tx.send(Ok(pb::WorkResponse { id: request.id, answer: Some(answer) })).await;
                     });
                 }
@@ -124,22 +133,34 @@ fn too_large_as_exhausted(status: Status) -> Status {
     }
 }
 
-/// One call's answer. Leases and heartbeats also start watching their operations.
+/// One call's answer. Leases and heartbeats also start watching their operations; a lease
+/// waits for work until `stop_leasing` is set.
 async fn answer(
     grpc: &Grpc,
     caller: &Caller,
     call: Option<Call>,
     leased: &mpsc::UnboundedSender<(String, String)>,
+    stop_leasing: &watch::Sender<bool>,
 ) -> Answer {
     let result = match call {
-        Some(Call::Lease(r)) => grpc.lease(caller, r).await.map(|response| {
-            for lease in &response.leases {
-                if let Some(op) = &lease.operation {
-                    let _ = leased.send((op.name.clone(), lease.lease_id.clone()));
+        Some(Call::Lease(r)) => {
+            let mut stop = stop_leasing.subscribe();
+            let stop = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            grpc.lease(caller, r, stop).await.map(|response| {
+                for lease in &response.leases {
+                    if let Some(op) = &lease.operation {
+                        let _ = leased.send((op.name.clone(), lease.lease_id.clone()));
+                    }
                 }
-            }
-            Answer::Lease(response)
-        }),
+                Answer::Lease(response)
+            })
+        }
+        Some(Call::StopLeasing(stop)) => {
+            stop_leasing.send_replace(true);
+            Ok(Answer::StoppedLeasing(stop))
+        }
         Some(Call::Heartbeat(r)) => {
             let watch = (r.name.clone(), r.lease_id.clone());
             grpc.heartbeat(caller, r, false).await.map(|beat| {

@@ -263,6 +263,76 @@ async fn a_batch_of_completions_is_answered_one_by_one() {
     }
 }
 
+/// `StopLeasing` on the Work stream answers the lease waiting there at once (empty), and a
+/// later lease on the stream does not wait; the stream goes on serving other calls.
+#[tokio::test]
+async fn stop_leasing_ends_the_streams_lease_waits() {
+    use longrun_proto::longrun::v1 as pb;
+    use pb::work_request::Call;
+    use pb::work_response::Answer;
+
+    let s = TestServer::start().await;
+    let (calls, outbound) = tokio::sync::mpsc::channel(8);
+    let mut inbound = pb::workers_client::WorkersClient::new(channel(&s).await)
+        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap()
+        .into_inner();
+    let lease = |id| pb::WorkRequest {
+        id,
+        call: Some(Call::Lease(pb::LeaseRequest {
+            worker: "w".into(),
+            types: vec!["IDLE".into()],
+            max_operations: 1,
+            wait_timeout: Some(prost_types::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })),
+    };
+    calls.send(lease(1)).await.unwrap();
+    // The lease waits (nothing of its type is queued) until the stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = Instant::now();
+    calls
+        .send(pb::WorkRequest {
+            id: 2,
+            call: Some(Call::StopLeasing(pb::StopLeasing {})),
+        })
+        .await
+        .unwrap();
+    let mut answers = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let answer = inbound.message().await.unwrap().unwrap();
+        answers.insert(answer.id, answer.answer.unwrap());
+    }
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        matches!(&answers[&1], Answer::Lease(l) if l.leases.is_empty()),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[&2], Answer::StoppedLeasing(_)),
+        "{answers:?}"
+    );
+    // A later lease on the stream does not wait either.
+    let again = Instant::now();
+    calls.send(lease(3)).await.unwrap();
+    let answer = inbound.message().await.unwrap().unwrap();
+    assert_eq!(answer.id, 3);
+    assert!(matches!(answer.answer, Some(Answer::Lease(l)) if l.leases.is_empty()));
+    assert!(
+        again.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        again.elapsed()
+    );
+}
+
 /// The Work stream states its message limit, and a message over it ends the stream with
 /// RESOURCE_EXHAUSTED naming the size and the limit (never a silent close).
 #[tokio::test]

@@ -65,8 +65,9 @@ class Worker:
         transport: `"grpc"` (the Work stream: cancellations pushed, calls multiplexed) or
             `"rest"` (a waiting heartbeat per leased operation).
         lease_poll: seconds one lease request waits for work (at most half of
-            `shutdown_grace`): a shutdown waits for the request in flight, since what it
-            brings must be handed back.
+            `shutdown_grace`). A shutdown waits for the request in flight, since what it
+            brings must be handed back; over gRPC it first tells the server to stop the
+            wait, so an idle worker stops at once.
         shutdown_grace: the longest a shutdown takes, in seconds. Running handlers may
             finish until shortly before its end (a tenth of it, at most 1 s, is kept for
             handing back); then they are cancelled and their operations released: PENDING
@@ -504,10 +505,13 @@ class Worker:
                 _count(held, "operation"),
                 max(self.shutdown_grace - reserve, 0.0),
             )
-        # A lease request that cannot reach the server has brought nothing to hand back.
+        # A lease request that cannot reach the server has brought nothing to hand back;
+        # one that can is told to stop waiting for work.
         if not self._backend.connected:
             for task in self._leasing:
                 task.cancel()
+        elif self._leasing:
+            await self._backend.stop_leasing()
         forced = asyncio.ensure_future(force.wait())
         try:
             # Lease requests in flight first (they end within half the grace); then what

@@ -163,6 +163,11 @@ class Backend(Protocol):
         """Hands the operation back unfinished: PENDING again, no attempt spent."""
         ...
 
+    async def stop_leasing(self) -> None:
+        """Ends the waits of the leases in flight (a stopping worker), where the transport
+        can: they are answered at once with what they have."""
+        ...
+
     async def close(self, timeout: float) -> None:
         """Ends the connection, giving calls in flight at most `timeout` seconds."""
         ...

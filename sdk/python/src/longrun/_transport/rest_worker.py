@@ -112,5 +112,9 @@ class RestBackend:
                 raise LeaseLost(str(e)) from e
             raise
 
+    async def stop_leasing(self) -> None:
+        # A lease over REST is a request of its own, which ends with its wait.
+        return
+
     async def close(self, timeout: float) -> None:
         await self._rest.close()

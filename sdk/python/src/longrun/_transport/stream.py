@@ -7,6 +7,7 @@ message passes the limit the server states when the stream opens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -490,6 +491,12 @@ class StreamBackend:
             await self._call(release=pb.ReleaseRequest(name=a.name, lease_id=a.lease_id))
         except ApiError as e:
             raise _fenced(e) from e
+
+    async def stop_leasing(self) -> None:
+        # The server answers at once; a server without the call answers an error, and the
+        # leases in flight then end with their waits.
+        with contextlib.suppress(ApiError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._call(stop_leasing=pb.StopLeasing()), 5.0)
 
     async def close(self, timeout: float) -> None:
         """Half-closes the stream (the server answers what is in flight, then ends it),
