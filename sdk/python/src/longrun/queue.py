@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 from urllib.parse import quote
 
-from ._transport.rest import API
+from ._transport import API
 
 QueueState = Literal["RUNNING", "PAUSED"]
 

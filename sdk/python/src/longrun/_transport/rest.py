@@ -13,8 +13,8 @@ import httpx
 from .._auth import Authorizer
 from ..errors import ApiError
 from ..tls import Tls
+from . import API
 
-API = "/v1"
 # The largest request body the server accepts (413 beyond).
 MAX_BODY = 1 << 20
 
