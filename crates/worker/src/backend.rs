@@ -109,6 +109,11 @@ pub trait Backend: Send + Sync + 'static {
     /// without spending an attempt.
     async fn release(&self, assignment: &Assignment) -> Result<(), BackendError>;
 
+    /// Ends the waits of the leases in flight (the worker stops), where the transport can:
+    /// they are answered at once with what they have. By default nothing: the lease ends
+    /// with its wait.
+    async fn stop_leasing(&self) {}
+
     /// Submits `child` under `parent` (docs/operations.md#parents-and-children); its name.
     /// `Refused` when the parent is no longer PENDING or RUNNING or the child is invalid.
     async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError>;

@@ -356,6 +356,13 @@ impl Backend for GrpcBackend {
         Ok(())
     }
 
+    /// `StopLeasing` on the stream: the lease in flight is answered at once. A server that
+    /// does not know the call answers an error, and the lease then ends with its wait.
+    async fn stop_leasing(&self) {
+        let stop = self.call(Call::StopLeasing(pb::StopLeasing {}));
+        let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+    }
+
     /// `longrun.v1.Submissions/SubmitOperation`, beside the `Work` stream.
     async fn submit_child(&self, parent: &Name, child: &Child) -> Result<Name, BackendError> {
         let payload = if child.payload.is_null() {

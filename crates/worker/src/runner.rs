@@ -65,8 +65,9 @@ impl Worker {
         self
     }
 
-    /// How long one lease request waits for work (default 5 s); a shutdown waits for the
-    /// request in flight, so this also bounds how long stopping takes.
+    /// How long one lease request waits for work (default 5 s). A shutdown waits for the
+    /// request in flight; over gRPC the server is told to end that wait first
+    /// (`StopLeasing`), over REST it bounds how long stopping takes.
     pub fn lease_poll(mut self, d: Duration) -> Worker {
         self.lease_poll = d;
         self
@@ -97,8 +98,9 @@ impl Worker {
             while let Ok(permit) = slots.clone().try_acquire_owned() {
                 permits.push(permit);
             }
-            // A lease request in flight is awaited even when shutdown comes: dropping it
-            // could leave operations leased to nobody until their lease lapsed.
+            // A lease request in flight is awaited even when shutdown comes (dropping it
+            // could leave operations leased to nobody until their lease lapsed), once the
+            // server is told to end its wait.
             let lease = backend.lease(
                 &self.id,
                 &types,
@@ -111,7 +113,8 @@ impl Worker {
                 leased = &mut lease => leased,
                 _ = &mut shutdown => {
                     shutting_down = true;
-                    lease.await
+                    let (leased, ()) = tokio::join!(lease, backend.stop_leasing());
+                    leased
                 }
             };
             let assignments = match leased {

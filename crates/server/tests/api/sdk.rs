@@ -129,6 +129,34 @@ async fn over_the_grpc_stream_a_stopping_worker_releases_and_large_results_fail_
     .await;
 }
 
+/// Over gRPC an idle worker stops at once: the server is told to end the wait of the
+/// lease in flight (`StopLeasing`), 20 s long here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_grpc_stream_an_idle_worker_stops_without_waiting_out_its_lease_poll() {
+    let s = TestServer::start().await;
+    let backend = Arc::new(GrpcBackend::new(&s.base).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new("idle-test")
+        .lease_poll(Duration::from_secs(20))
+        .handle("IDLE", |_ctx| async move { Ok(json!({})) });
+    let running = tokio::spawn(worker.run(backend, async {
+        let _ = stopped.await;
+    }));
+    // The lease request is out and waiting on the server.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+}
+
 async fn state_of(s: &TestServer, id: &str) -> serde_json::Value {
     let (status, op) = s
         .request("GET", &format!("/v1/projects/p/operations/{id}"), None)
