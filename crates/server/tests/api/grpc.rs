@@ -22,6 +22,23 @@ async fn channel(s: &TestServer) -> Channel {
         .unwrap()
 }
 
+/// A `Work` stream on `s`: where to send calls, and the answers.
+async fn work_stream(
+    s: &TestServer,
+) -> (
+    tokio::sync::mpsc::Sender<longrun_proto::longrun::v1::WorkRequest>,
+    tonic::Streaming<longrun_proto::longrun::v1::WorkResponse>,
+) {
+    use longrun_proto::longrun::v1::workers_client::WorkersClient;
+    let (calls, outbound) = tokio::sync::mpsc::channel(8);
+    let inbound = WorkersClient::new(channel(s).await)
+        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap()
+        .into_inner();
+    (calls, inbound)
+}
+
 #[tokio::test]
 async fn health_and_reflection() {
     let s = TestServer::start().await;
@@ -165,12 +182,7 @@ async fn a_batch_of_completions_is_answered_one_by_one() {
         s.submit("p", json!({"type": "BATCH", "operationId": id}))
             .await;
     }
-    let (calls, outbound) = tokio::sync::mpsc::channel(8);
-    let mut inbound = pb::workers_client::WorkersClient::new(channel(&s).await)
-        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
-        .await
-        .unwrap()
-        .into_inner();
+    let (calls, mut inbound) = work_stream(&s).await;
     let lease = pb::LeaseRequest {
         worker: "w".into(),
         types: vec!["BATCH".into()],
@@ -272,12 +284,7 @@ async fn stop_leasing_ends_the_streams_lease_waits() {
     use pb::work_response::Answer;
 
     let s = TestServer::start().await;
-    let (calls, outbound) = tokio::sync::mpsc::channel(8);
-    let mut inbound = pb::workers_client::WorkersClient::new(channel(&s).await)
-        .work(tokio_stream::wrappers::ReceiverStream::new(outbound))
-        .await
-        .unwrap()
-        .into_inner();
+    let (calls, mut inbound) = work_stream(&s).await;
     let lease = |id| pb::WorkRequest {
         id,
         call: Some(Call::Lease(pb::LeaseRequest {
