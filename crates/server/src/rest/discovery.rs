@@ -638,8 +638,8 @@ pub(crate) fn schemas() -> Value {
     ] {
         schemas[id] = start_request(id);
     }
-    // The project registry's (docs/projects.md#registry); apart from the literal above,
-    // which is as large as `json!` expands.
+    // Apart from the literal above, which is as large as `json!` expands: the project
+    // registry's (docs/projects.md#registry), and more of EarthEngineAsset.
     schemas["ProjectRegistration"] = object(
         "ProjectRegistration",
         json!({
@@ -649,6 +649,9 @@ pub(crate) fn schemas() -> Value {
             "eligibility": {"type": "string", "enum": ["verified", "unverified"]},
         }),
     );
+    // An int64 as a JSON string, as Google writes it (the size its task recorded).
+    schemas["EarthEngineAsset"]["properties"]["sizeBytes"] =
+        json!({"type": "string", "format": "int64"});
     schemas["ListProjectRegistrationsResponse"] = object(
         "ListProjectRegistrationsResponse",
         json!({"registrations": array(r("ProjectRegistration"))}),

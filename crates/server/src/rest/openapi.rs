@@ -149,6 +149,10 @@ fn schema_of(discovery: &Value) -> Value {
                     }
                 }
             }
+            // Closed: a field the table does not list is a mistake, in an answer or a request.
+            if out.contains_key("properties") && !out.contains_key("additionalProperties") {
+                out.insert("additionalProperties".into(), json!(false));
+            }
             Value::Object(out)
         }
         other => other.clone(),
