@@ -511,7 +511,7 @@ class Worker:
             for task in self._leasing:
                 task.cancel()
         elif self._leasing:
-            await self._backend.stop_leasing()
+            await self._backend.stop_leasing(min(5.0, max(end - reserve - time.monotonic(), 0.1)))
         forced = asyncio.ensure_future(force.wait())
         try:
             # Lease requests in flight first (they end within half the grace); then what

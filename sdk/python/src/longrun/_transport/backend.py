@@ -163,9 +163,10 @@ class Backend(Protocol):
         """Hands the operation back unfinished: PENDING again, no attempt spent."""
         ...
 
-    async def stop_leasing(self) -> None:
+    async def stop_leasing(self, timeout: float) -> None:
         """Ends the waits of the leases in flight (a stopping worker), where the transport
-        can: they are answered at once with what they have."""
+        can: they are answered at once with what they have. Gives up after `timeout`
+        seconds."""
         ...
 
     async def close(self, timeout: float) -> None:

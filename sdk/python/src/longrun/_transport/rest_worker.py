@@ -112,7 +112,7 @@ class RestBackend:
                 raise LeaseLost(str(e)) from e
             raise
 
-    async def stop_leasing(self) -> None:
+    async def stop_leasing(self, timeout: float) -> None:
         # A lease over REST is a request of its own, which ends with its wait.
         return
 

@@ -492,11 +492,11 @@ class StreamBackend:
         except ApiError as e:
             raise _fenced(e) from e
 
-    async def stop_leasing(self) -> None:
+    async def stop_leasing(self, timeout: float) -> None:
         # The server answers at once; a server without the call answers an error, and the
         # leases in flight then end with their waits.
         with contextlib.suppress(ApiError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._call(stop_leasing=pb.StopLeasing()), 5.0)
+            await asyncio.wait_for(self._call(stop_leasing=pb.StopLeasing()), timeout)
 
     async def close(self, timeout: float) -> None:
         """Half-closes the stream (the server answers what is in flight, then ends it),
