@@ -10,7 +10,12 @@ use tokio_postgres::NoTls;
 pub const DATABASE_URL: &str = "LONGRUN_TEST_DATABASE_URL";
 
 /// A schema of its own in a database, dropped with everything in it when the value is
-/// dropped (or by [`Schema::remove`], which reports a failure).
+/// dropped (or by [`Schema::remove`], which reports a failure). Every connection made
+/// through [`Schema::url`] or [`Schema::config`] carries the schema's name as its
+/// `application_name`, so that the drop can end the ones still open first: a test that
+/// panics drops the schema while its servers' connections may be inside a transaction on
+/// the test's (now blocked) runtime, and a `DROP SCHEMA` waiting on their locks would hang
+/// the test binary for good.
 pub struct Schema {
     admin: tokio_postgres::Client,
     database_url: String,
@@ -54,7 +59,9 @@ impl Schema {
             admin,
             database_url: database_url.to_string(),
             name: name.to_string(),
-            url: format!("{database_url}{separator}options=-c%20search_path%3D{name}"),
+            url: format!(
+                "{database_url}{separator}options=-c%20search_path%3D{name}&application_name={name}"
+            ),
             removed: false,
         })
     }
@@ -74,6 +81,7 @@ impl Schema {
     pub fn config(&self) -> tokio_postgres::Config {
         let mut config: tokio_postgres::Config = self.database_url.parse().unwrap();
         config.options(format!("-c search_path={}", self.name));
+        config.application_name(&self.name);
         config
     }
 
@@ -83,12 +91,10 @@ impl Schema {
         &self.admin
     }
 
-    /// Drops the schema and everything in it.
+    /// Drops the schema and everything in it ([`drop_schema`]).
     pub async fn remove(mut self) -> Result<(), tokio_postgres::Error> {
         self.removed = true;
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
+        drop_schema(&self.admin, &self.name).await
     }
 }
 
@@ -108,12 +114,32 @@ impl Drop for Schema {
             runtime.block_on(async {
                 if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
                     tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .await;
+                    if let Err(e) = drop_schema(&client, &name).await {
+                        eprintln!("schema {name} left in the test database: {e}");
+                    }
                 }
             });
         })
         .join();
     }
+}
+
+/// Ends the connections still open on schema `name` (by their `application_name`), then
+/// drops it, waiting at most 10 s for a lock: never forever.
+async fn drop_schema(
+    client: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await?;
+    client
+        .batch_execute(&format!(
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE; RESET lock_timeout"
+        ))
+        .await
 }

@@ -5,6 +5,13 @@ use longrun_client::Client;
 use longrun_server::Config;
 use serde_json::Value;
 
+/// The longest a test waits for an answer: twice the longest wait the API allows (60 s), so
+/// that a hang fails the test that met it, naming the request, instead of stalling the run.
+pub const REQUEST_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The longest [`TestServer::stop`] waits for a server to drain.
+pub const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct TestServer {
     pub base: String,
     pub client: Client,
@@ -63,20 +70,27 @@ impl TestServer {
         }
     }
 
-    /// Stops the server and waits for it to drain.
+    /// Stops the server and waits for it to drain (a panic after [`STOP_BOUND`]).
     pub async fn stop(mut self) {
         self.shutdown.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap().await.unwrap().unwrap();
+        let task = self.task.take().unwrap();
+        let ended = tokio::time::timeout(STOP_BOUND, task)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the server at {} did not stop in {STOP_BOUND:?}", self.base)
+            });
+        ended.unwrap().unwrap();
     }
 
     /// Sends a request; the answer's status and JSON body (`null` when it is not JSON). The
-    /// answer is recorded when `LONGRUN_TEST_RESPONSES` is set ([`record`]).
+    /// answer is recorded when `LONGRUN_TEST_RESPONSES` is set ([`record`]). A panic when
+    /// no answer comes in [`REQUEST_BOUND`].
     pub async fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let verb = http::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = self
-            .client
-            .send(verb, path, body.map(str::as_bytes))
+        let send = self.client.send(verb, path, body.map(str::as_bytes));
+        let response = tokio::time::timeout(REQUEST_BOUND, send)
             .await
+            .unwrap_or_else(|_| panic!("no answer to {method} {path} in {REQUEST_BOUND:?}"))
             .unwrap();
         record(method, path, &response);
         (response.status, response.json())

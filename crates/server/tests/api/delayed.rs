@@ -62,7 +62,7 @@ fn millis(v: &Value) -> i64 {
 }
 
 /// An operation scheduled 2 s ahead is not leased before its time, and a worker that
-/// waits in a long lease gets it within 300 ms after.
+/// waits in a long lease gets it within 700 ms after.
 async fn scheduled_work_starts_on_time(store: Store) {
     let s = store.server(|_| {}).await;
     let at = Timestamp::now().plus_millis(2_000);
@@ -89,8 +89,10 @@ async fn scheduled_work_starts_on_time(store: Store) {
     assert_eq!(op["name"], "projects/p/operations/a", "{leased}");
     let started = millis(&op["metadata"]["startTime"]);
     assert!(started >= at.millis(), "started {started}, scheduled {at}");
+    // Woken by the server's own timer: well before the once-a-second recheck a shared
+    // store's waiting leases make could have found it (with room for a loaded machine).
     assert!(
-        got - at.millis() <= 300,
+        got - at.millis() <= 700,
         "the waiting worker got it {} ms after its time",
         got - at.millis()
     );
