@@ -121,7 +121,7 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(backend)?;
-        let mut client = pool.get().await.map_err(backend)?;
+        let mut client = connection(&pool).await?;
         schema::migrate(&mut client).await.map_err(pg)?;
         let signals = std::sync::Arc::new(tokio::sync::broadcast::channel(4096).0);
         tokio::spawn(listen::run(

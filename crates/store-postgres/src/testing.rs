@@ -47,7 +47,7 @@ impl Schema {
         database_url: &str,
         name: &str,
     ) -> Result<Schema, tokio_postgres::Error> {
-        let (admin, connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        let (admin, connection) = connect(database_url).await?;
         tokio::spawn(connection);
         admin
             .batch_execute(&format!(
@@ -112,7 +112,7 @@ impl Drop for Schema {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+                if let Ok((client, connection)) = connect(&url).await {
                     tokio::spawn(connection);
                     if let Err(e) = drop_schema(&client, &name).await {
                         eprintln!("schema {name} left in the test database: {e}");
@@ -142,4 +142,30 @@ async fn drop_schema(
             "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE; RESET lock_timeout"
         ))
         .await
+}
+
+/// A connection to `database_url`, waiting up to a minute while the database refuses new
+/// ones for having too many (SQLSTATE 53300): the suites' servers, side by side, may hold
+/// most of its `max_connections` for a while.
+async fn connect(
+    database_url: &str,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    tokio_postgres::Error,
+> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match tokio_postgres::connect(database_url, NoTls).await {
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            connected => return connected,
+        }
+    }
 }

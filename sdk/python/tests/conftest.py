@@ -91,17 +91,19 @@ class Server:
 def _schema(url: str) -> str:
     """A fresh schema in the test database, and a URL whose search_path is it."""
     schema = f"longrun_sdk_{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        [
-            "psql",
-            url,
-            "-q",
-            "-c",
-            f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    create = f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    # The Rust suites' servers, running beside these tests, may hold most of the database's
+    # connections for a while: a refusal for too many clients is waited out (up to 60 s).
+    deadline = time.monotonic() + 60
+    while True:
+        out = subprocess.run(
+            ["psql", url, "-q", "-c", create], capture_output=True, text=True, check=False
+        )
+        if out.returncode == 0:
+            break
+        if "too many clients" not in out.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"psql could not create {schema}: {out.stderr}")
+        time.sleep(0.1)
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-c%20search_path%3D{schema}"
 
