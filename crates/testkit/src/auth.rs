@@ -41,17 +41,8 @@ pub async fn exchange(base: &str, assertion: &str) -> (u16, Value) {
 
 /// An access token for the key file's account, from the server at `base`.
 pub async fn access_token(base: &str, key_file: &Path) -> String {
-    let key: Value = serde_json::from_slice(&std::fs::read(key_file).unwrap()).unwrap();
-    let now = now();
-    let claims = json!({
-        "iss": key["client_email"], "aud": key["token_uri"], "iat": now, "exp": now + 600,
-        "scope": EARTHENGINE_SCOPE,
-    });
-    let signed = assertion(
-        key["private_key"].as_str().unwrap(),
-        key["private_key_id"].as_str().unwrap(),
-        &claims,
-    );
+    let key = longrun_client::KeyFile::read(key_file).unwrap();
+    let signed = key.assertion(EARTHENGINE_SCOPE).unwrap();
     let (status, answer) = exchange(base, &signed).await;
     assert_eq!(status, 200, "{answer}");
     answer["access_token"].as_str().unwrap().to_string()
