@@ -127,6 +127,7 @@ pub fn check_cases(listed: &[&str]) {
 mod assets;
 mod batch;
 mod leasing;
+mod list;
 mod operations;
 mod projects;
 mod queues;
@@ -137,6 +138,7 @@ mod trees;
 pub use assets::*;
 pub use batch::*;
 pub use leasing::*;
+pub use list::*;
 pub use operations::*;
 pub use projects::*;
 pub use queues::*;

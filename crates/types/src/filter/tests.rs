@@ -1,7 +1,7 @@
 //! Parser tests: the accepted language, the errors, and fuzzing with arbitrary input.
 
 use super::*;
-use crate::{Name, Project};
+use crate::{Name, Operation, Project};
 use proptest::prelude::*;
 
 fn op(state: State, ty: &str, desc: &str, priority: i32) -> Operation {
