@@ -732,6 +732,78 @@ CREATE TRIGGER operations_state_count_update AFTER UPDATE ON operations
 CREATE TRIGGER operations_state_count_delete AFTER DELETE ON operations
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION longrun_count_states();
 "#,
+    r#"
+-- The queue limit's exact figure, when the bound in queue_bounds is missing or reached, is
+-- the sum of the project's rows in queue_counts (a few rows a type, as of this
+-- transaction) instead of a count of its PENDING operations: with a million of them that
+-- count read the table for seconds while holding the project's lock.
+CREATE OR REPLACE FUNCTION longrun_insert(
+    names TEXT[], projects TEXT[], states TEXT[], op_types TEXT[], descriptions TEXT[],
+    priorities BIGINT[], attempts BIGINT[], create_times BIGINT[], update_times BIGINT[],
+    start_times BIGINT[], end_times BIGINT[], error_codes BIGINT[], request_ids TEXT[],
+    lease_expires BIGINT[], deadlines BIGINT[], cancel_times BIGINT[], versions BIGINT[],
+    records TEXT[], has_childrens BOOLEAN[], payloads TEXT[], limits BIGINT[],
+    concurrency_keys TEXT[], retry_ofs TEXT[], schedule_times BIGINT[],
+    start_timeouts BIGINT[], start_deadlines BIGINT[], schedules TEXT[], parents TEXT[]
+) RETURNS TABLE (outcome TEXT, existing TEXT) LANGUAGE plpgsql AS $$
+DECLARE
+    locked TEXT;
+    queued BIGINT;
+BEGIN
+    FOR locked IN SELECT DISTINCT p FROM unnest(projects) AS p ORDER BY p LOOP
+        PERFORM pg_advisory_xact_lock(hashtext(locked));
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
+        existing := NULL;
+        IF request_ids[i] IS NOT NULL THEN
+            SELECT o.record INTO existing FROM operations AS o
+                WHERE o.project = projects[i] AND o.request_id = request_ids[i];
+            IF FOUND THEN
+                outcome := 'existing';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF EXISTS (SELECT 1 FROM operations AS o WHERE o.name = names[i]) THEN
+            outcome := 'taken';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        SELECT b.pending INTO queued FROM queue_bounds AS b WHERE b.project = projects[i];
+        IF queued IS NULL OR queued >= limits[i] THEN
+            SELECT coalesce(sum(c.pending), 0) INTO queued FROM queue_counts AS c
+                WHERE c.project = projects[i];
+        END IF;
+        IF queued >= limits[i] THEN
+            outcome := 'full';
+        ELSIF parents[i] <> '' AND NOT EXISTS (SELECT 1 FROM operations AS o
+                WHERE o.name = parents[i] AND o.state IN ('PENDING', 'RUNNING') FOR SHARE) THEN
+            outcome := 'parent_closed';
+        ELSE
+            UPDATE operations AS o SET has_children = true, version = o.version + 1,
+                record = jsonb_set(jsonb_set(o.record::jsonb, '{has_children}', 'true'),
+                    '{version}', to_jsonb(o.version + 1))::text
+                WHERE o.name = parents[i] AND NOT o.has_children;
+            INSERT INTO operations (name, project, state, op_type, description, priority,
+                attempt, create_time, update_time, start_time, end_time, error_code,
+                request_id, lease_expire, deadline, cancel_time, version, record, has_children,
+                payload, concurrency_key, retry_of, schedule_time, start_timeout,
+                start_deadline, schedule, parent)
+            VALUES (names[i], projects[i], states[i], op_types[i], descriptions[i],
+                priorities[i], attempts[i], create_times[i], update_times[i], start_times[i],
+                end_times[i], error_codes[i], request_ids[i], lease_expires[i], deadlines[i],
+                cancel_times[i], versions[i], records[i], has_childrens[i], payloads[i],
+                concurrency_keys[i], retry_ofs[i], schedule_times[i], start_timeouts[i],
+                start_deadlines[i], schedules[i], parents[i]);
+            queued := queued + 1;
+            outcome := 'created';
+        END IF;
+        INSERT INTO queue_bounds (project, pending) VALUES (projects[i], queued)
+            ON CONFLICT (project) DO UPDATE SET pending = excluded.pending;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"#,
 ];
 
 pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
