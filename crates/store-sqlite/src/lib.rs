@@ -76,9 +76,6 @@ fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "case_sensitive_like", true)?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
-    // Statement journals and transient indexes in memory: on files, every write's savepoint
-    // and many reads opened, unlinked and closed a temporary file.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
