@@ -296,7 +296,7 @@ impl Operations for SqliteStore {
         // One savepoint: an error rolls back every insert before it.
         self.inner
             .writer
-            .write(move |conn| {
+            .write_bulk(move |conn| {
                 batch
                     .into_iter()
                     .zip(&payloads)
@@ -361,7 +361,7 @@ impl Operations for SqliteStore {
     async fn expire(&self, ended_before: Timestamp, limit: usize) -> Result<Vec<Operation>> {
         self.inner
             .writer
-            .write(move |conn| {
+            .write_bulk(move |conn| {
                 let mut delete = conn
                     .prepare_cached(
                         "DELETE FROM operations WHERE name IN (SELECT name FROM operations \
@@ -431,7 +431,7 @@ impl Operations for SqliteStore {
     async fn import(&self, operations: Vec<(Operation, serde_json::Value)>) -> Result<()> {
         self.inner
             .writer
-            .write(move |conn| {
+            .write_bulk(move |conn| {
                 let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
                 for (op, payload) in operations {
                     let payload = serde_json::to_string(&payload).map_err(backend)?;
@@ -600,7 +600,7 @@ impl Assets for SqliteStore {
         let (from, to, to_parent) = (from.to_string(), to.to_string(), to_parent.to_string());
         self.inner
             .writer
-            .write(move |conn| assets::rename(conn, &from, &to, &to_parent))
+            .write_bulk(move |conn| assets::rename(conn, &from, &to, &to_parent))
             .await
     }
 

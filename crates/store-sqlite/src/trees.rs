@@ -48,7 +48,7 @@ impl Trees for SqliteStore {
         let parent = parent.as_str().to_string();
         self.inner
             .writer
-            .write(move |conn| {
+            .write_bulk(move |conn| {
                 let records = conn
                     .prepare_cached(
                         "SELECT record FROM operations WHERE parent = ?1 \
