@@ -14,7 +14,7 @@ use longrun_store::{
     Accounts, Asset, AssetWrite, Assets, Error, Inserted, LeaseQuery, Leasing, ListPage, ListQuery,
     NewOperation, Operations, Projects, Registration, Result, Running, ServiceAccount,
 };
-use longrun_types::{Name, Operation, Timestamp};
+use longrun_types::{Name, Operation, State, Timestamp};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -259,7 +259,53 @@ fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Ins
     conn.prepare_cached(INSERT)
         .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
         .map_err(backend)?;
+    insert_counted(conn, &op)?;
     Ok(Inserted::Created(op))
+}
+
+/// What goes with the row of `op` just inserted (the connection's last insert): its words in
+/// the full-text index, its project's PENDING count (`project_queue`, the queue limit's),
+/// its queue's PENDING and RUNNING counts (`queue_counts`) and its state's count
+/// (`state_counts`). Updates and deletes keep them by triggers; inserts, which are most of
+/// a bulk write, by these statements (migration 17 says why).
+fn insert_counted(conn: &Connection, op: &Operation) -> Result<()> {
+    let rowid = conn.last_insert_rowid();
+    let project = op.name.project();
+    let (project, op_type, state) = (project.as_str(), &op.op_type, op.state.as_str());
+    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map_err(backend)
+    };
+    run(
+        "INSERT INTO operations_words (rowid, description) VALUES (?1, ?2)",
+        &[&rowid, &op.description],
+    )?;
+    if op.state == State::Pending {
+        run(
+            "INSERT INTO project_queue (project, pending) VALUES (?1, 1) \
+             ON CONFLICT (project) DO UPDATE SET pending = pending + 1",
+            &[&project],
+        )?;
+    }
+    if matches!(
+        op.state,
+        State::Pending | State::Running | State::Cancelling
+    ) {
+        let pending = op.state == State::Pending;
+        run(
+            "INSERT INTO queue_counts (project, op_type, pending, running) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (project, op_type) DO UPDATE SET pending = pending + excluded.pending, \
+             running = running + excluded.running",
+            &[&project, op_type, &i64::from(pending), &i64::from(!pending)],
+        )?;
+    }
+    run(
+        "INSERT INTO state_counts (project, op_type, state, n) VALUES (?1, ?2, ?3, 1) \
+         ON CONFLICT (project, op_type, state) DO UPDATE SET n = n + 1",
+        &[&project, op_type, &state],
+    )?;
+    Ok(())
 }
 
 fn record(text: String) -> Result<Operation> {
@@ -436,7 +482,7 @@ impl Operations for SqliteStore {
                 for (op, payload) in operations {
                     let payload = serde_json::to_string(&payload).map_err(backend)?;
                     match stmt.execute(rusqlite::params_from_iter(row(&op, &payload)?)) {
-                        Ok(_) => {}
+                        Ok(_) => insert_counted(conn, &op)?,
                         Err(rusqlite::Error::SqliteFailure(e, _))
                             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                         {
