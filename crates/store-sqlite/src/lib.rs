@@ -224,8 +224,14 @@ fn row(op: &Operation, payload: &str) -> Result<Vec<Sql>> {
 const INSERT_ONLY: usize = 8;
 
 /// Inserts `new` on the writer's connection with the request-id dedup and the queue limit
-/// (see [`Operations::insert`]).
-fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Inserted> {
+/// (see [`Operations::insert`]), adding what it counts to `counts` (which the caller writes
+/// once its inserts are done).
+fn insert_one(
+    conn: &Connection,
+    new: NewOperation,
+    payload: &str,
+    counts: &mut Counts,
+) -> Result<Inserted> {
     let mut op = new.operation;
     let project = op.name.project();
     if let Some(request_id) = &op.request_id {
@@ -241,12 +247,7 @@ fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Ins
     if taken {
         return Err(Error::AlreadyExists(op.name));
     }
-    let pending: u64 = conn
-        .prepare_cached("SELECT pending FROM project_queue WHERE project = ?1")
-        .and_then(|mut s| s.query_row([project.as_str()], |r| r.get(0)).optional())
-        .map_err(backend)?
-        .unwrap_or(0);
-    if pending >= new.max_queued {
+    if counts.pending(conn, project.as_str())? >= new.max_queued {
         return Err(Error::QueueFull {
             limit: new.max_queued,
         });
@@ -259,53 +260,106 @@ fn insert_one(conn: &Connection, new: NewOperation, payload: &str) -> Result<Ins
     conn.prepare_cached(INSERT)
         .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
         .map_err(backend)?;
-    insert_counted(conn, &op)?;
+    counts.inserted(conn, &op)?;
     Ok(Inserted::Created(op))
 }
 
-/// What goes with the row of `op` just inserted (the connection's last insert): its words in
-/// the full-text index, its project's PENDING count (`project_queue`, the queue limit's),
-/// its queue's PENDING and RUNNING counts (`queue_counts`) and its state's count
-/// (`state_counts`). Updates and deletes keep them by triggers; inserts, which are most of
-/// a bulk write, by these statements (migration 17 says why).
-fn insert_counted(conn: &Connection, op: &Operation) -> Result<()> {
-    let rowid = conn.last_insert_rowid();
-    let project = op.name.project();
-    let (project, op_type, state) = (project.as_str(), &op.op_type, op.state.as_str());
-    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute(params))
-            .map_err(backend)
-    };
-    run(
-        "INSERT INTO operations_words (rowid, description) VALUES (?1, ?2)",
-        &[&rowid, &op.description],
-    )?;
-    if op.state == State::Pending {
-        run(
-            "INSERT INTO project_queue (project, pending) VALUES (?1, 1) \
-             ON CONFLICT (project) DO UPDATE SET pending = pending + 1",
-            &[&project],
-        )?;
+/// What a write's inserts add beside their rows: the words of each in the full-text index
+/// (written at once, by row id), and the counts, gathered and written once at the end of
+/// the write ([`Counts::write`]): each project's PENDING count (`project_queue`, what the
+/// queue limit reads), each queue's PENDING and RUNNING counts (`queue_counts`) and each
+/// state's count (`state_counts`). Updates and deletes keep them by triggers; inserts,
+/// which are most of a bulk write, by these statements (migration 17 says why).
+#[derive(Default)]
+struct Counts {
+    /// Project → its PENDING count as stored before this write, and what this write added.
+    pending: std::collections::HashMap<String, (u64, u64)>,
+    /// (project, type) → PENDING and RUNNING added.
+    queues: std::collections::HashMap<(String, String), (i64, i64)>,
+    /// (project, type, state) → operations added.
+    states: std::collections::HashMap<(String, String, State), i64>,
+}
+
+impl Counts {
+    /// The project's PENDING operations, with this write's inserts.
+    fn pending(&mut self, conn: &Connection, project: &str) -> Result<u64> {
+        if let Some((stored, added)) = self.pending.get(project) {
+            return Ok(stored + added);
+        }
+        let stored: u64 = conn
+            .prepare_cached("SELECT pending FROM project_queue WHERE project = ?1")
+            .and_then(|mut s| s.query_row([project], |r| r.get(0)).optional())
+            .map_err(backend)?
+            .unwrap_or(0);
+        self.pending.insert(project.to_string(), (stored, 0));
+        Ok(stored)
     }
-    if matches!(
-        op.state,
-        State::Pending | State::Running | State::Cancelling
-    ) {
-        let pending = op.state == State::Pending;
-        run(
-            "INSERT INTO queue_counts (project, op_type, pending, running) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (project, op_type) DO UPDATE SET pending = pending + excluded.pending, \
-             running = running + excluded.running",
-            &[&project, op_type, &i64::from(pending), &i64::from(!pending)],
-        )?;
+
+    /// `op`'s row was just inserted (the connection's last insert).
+    fn inserted(&mut self, conn: &Connection, op: &Operation) -> Result<()> {
+        conn.prepare_cached("INSERT INTO operations_words (rowid, description) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![conn.last_insert_rowid(), op.description]))
+            .map_err(backend)?;
+        let project = op.name.project().as_str().to_string();
+        let (pending, running) = match op.state {
+            State::Pending => (1, 0),
+            State::Running | State::Cancelling => (0, 1),
+            _ => (0, 0),
+        };
+        if pending > 0 {
+            self.pending(conn, &project)?;
+            if let Some((_, added)) = self.pending.get_mut(&project) {
+                *added += 1;
+            }
+        }
+        if pending + running > 0 {
+            let queue = self
+                .queues
+                .entry((project.clone(), op.op_type.clone()))
+                .or_default();
+            queue.0 += pending;
+            queue.1 += running;
+        }
+        *self
+            .states
+            .entry((project, op.op_type.clone(), op.state))
+            .or_default() += 1;
+        Ok(())
     }
-    run(
-        "INSERT INTO state_counts (project, op_type, state, n) VALUES (?1, ?2, ?3, 1) \
-         ON CONFLICT (project, op_type, state) DO UPDATE SET n = n + 1",
-        &[&project, op_type, &state],
-    )?;
-    Ok(())
+
+    /// Writes the counts gathered, one statement per project, queue and state.
+    fn write(self, conn: &Connection) -> Result<()> {
+        let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute(params))
+                .map_err(backend)
+        };
+        for (project, (_, added)) in self.pending {
+            if added > 0 {
+                run(
+                    "INSERT INTO project_queue (project, pending) VALUES (?1, ?2) \
+                     ON CONFLICT (project) DO UPDATE SET pending = pending + excluded.pending",
+                    &[&project, &added],
+                )?;
+            }
+        }
+        for ((project, op_type), (pending, running)) in self.queues {
+            run(
+                "INSERT INTO queue_counts (project, op_type, pending, running) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (project, op_type) DO UPDATE \
+                 SET pending = pending + excluded.pending, running = running + excluded.running",
+                &[&project, &op_type, &pending, &running],
+            )?;
+        }
+        for ((project, op_type, state), n) in self.states {
+            run(
+                "INSERT INTO state_counts (project, op_type, state, n) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (project, op_type, state) DO UPDATE SET n = n + excluded.n",
+                &[&project, &op_type, &state.as_str(), &n],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn record(text: String) -> Result<Operation> {
@@ -330,7 +384,12 @@ impl Operations for SqliteStore {
         let payload = serde_json::to_string(&new.payload).map_err(backend)?;
         self.inner
             .writer
-            .write(move |conn| insert_one(conn, new, &payload))
+            .write(move |conn| {
+                let mut counts = Counts::default();
+                let inserted = insert_one(conn, new, &payload, &mut counts)?;
+                counts.write(conn)?;
+                Ok(inserted)
+            })
             .await
     }
 
@@ -343,11 +402,14 @@ impl Operations for SqliteStore {
         self.inner
             .writer
             .write_bulk(move |conn| {
-                batch
+                let mut counts = Counts::default();
+                let inserted = batch
                     .into_iter()
                     .zip(&payloads)
-                    .map(|(new, payload)| insert_one(conn, new, payload))
-                    .collect()
+                    .map(|(new, payload)| insert_one(conn, new, payload, &mut counts))
+                    .collect::<Result<Vec<_>>>()?;
+                counts.write(conn)?;
+                Ok(inserted)
             })
             .await
     }
@@ -479,10 +541,11 @@ impl Operations for SqliteStore {
             .writer
             .write_bulk(move |conn| {
                 let mut stmt = conn.prepare_cached(INSERT).map_err(backend)?;
+                let mut counts = Counts::default();
                 for (op, payload) in operations {
                     let payload = serde_json::to_string(&payload).map_err(backend)?;
                     match stmt.execute(rusqlite::params_from_iter(row(&op, &payload)?)) {
-                        Ok(_) => insert_counted(conn, &op)?,
+                        Ok(_) => counts.inserted(conn, &op)?,
                         Err(rusqlite::Error::SqliteFailure(e, _))
                             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                         {
@@ -496,7 +559,7 @@ impl Operations for SqliteStore {
                             .map_err(backend)?;
                     }
                 }
-                Ok(())
+                counts.write(conn)
             })
             .await
     }
