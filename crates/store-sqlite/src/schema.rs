@@ -292,7 +292,7 @@ CREATE TRIGGER operations_state_count_delete AFTER DELETE ON operations BEGIN
 END;
 "#,
     r#"
--- An insert's words and counts are written by the statements of `Counts` (lib.rs),
+-- An insert's words and counts are written by the statements of `Counts` (insert.rs),
 -- not by triggers: SQLite journals every page a statement that fires a trigger changes, and
 -- with these four a write of 1,000 submits inserted about a third as many rows a second.
 DROP TRIGGER queue_insert;
